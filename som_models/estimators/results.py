@@ -1,0 +1,118 @@
+"""Immutable result objects of the realised-effect estimators and the tidy estimates table (DESIGN §3.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+#: Column order and types of the tidy estimates table.
+ESTIMATES_SCHEMA: dict[str, Any] = {
+    "outcome": pl.Utf8,
+    "estimand": pl.Utf8,
+    "group": pl.Int64,
+    "time": pl.Int64,
+    "event_time": pl.Int64,
+    "estimate": pl.Float64,
+    "se": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "n_treated": pl.Int64,
+    "n_control": pl.Int64,
+}
+
+
+@dataclass(frozen=True)
+class AttCell:
+    """One group-time average treatment effect ATT(g, t)."""
+
+    group: int
+    time: int
+    event_time: int
+    estimate: float
+    se: float
+    n_treated: int
+    n_control: int
+
+
+@dataclass(frozen=True)
+class PreTrendTest:
+    """Wald test of zero pre-treatment effects: statistic ~ χ²(df) under parallel pre-trends."""
+
+    statistic: float
+    df: int
+    p_value: float
+
+
+@dataclass(frozen=True, eq=False)
+class DidResult:
+    """All ATT(g, t) cells of one outcome with their unit-level influence functions (units × cells)."""
+
+    outcome: str
+    cells: tuple[AttCell, ...]
+    influence: np.ndarray
+    unit_groups: np.ndarray
+    group_shares: Mapping[int, float]
+    n_units: int
+    control: str
+    base_period: str
+
+
+@dataclass(frozen=True, eq=False)
+class AggregateEffect:
+    """An aggregation of ATT(g, t): estimates by level (event time, group or period) and overall."""
+
+    outcome: str
+    kind: str
+    estimates: Mapping[int, float]
+    ses: Mapping[int, float]
+    counts: Mapping[int, tuple[int, int]]
+    overall: float
+    overall_se: float
+    influence: Mapping[int, np.ndarray] = field(repr=False, default_factory=dict)
+
+
+def z_value(alpha: float) -> float:
+    """Two-sided normal critical value z_{1−α/2}."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
+    return float(stats.norm.ppf(1 - alpha / 2))
+
+
+def estimates_table(
+    result: DidResult, dynamic: AggregateEffect, *, alpha: float = 0.05
+) -> pl.DataFrame:
+    """Tidy rows: every ATT(g,t) cell (``att_gt``), each event time (``event``) and the dynamic overall.
+
+    Confidence intervals are pointwise: estimate ± z_{1−α/2} · se.
+    """
+    z = z_value(alpha)
+    rows = [
+        {
+            "outcome": result.outcome, "estimand": "att_gt", "group": c.group, "time": c.time,
+            "event_time": c.event_time, "estimate": c.estimate, "se": c.se,
+            "ci_low": c.estimate - z * c.se, "ci_high": c.estimate + z * c.se,
+            "n_treated": c.n_treated, "n_control": c.n_control,
+        }
+        for c in result.cells
+    ]
+    for e, est in dynamic.estimates.items():
+        se = dynamic.ses[e]
+        nt, nc = dynamic.counts[e]
+        rows.append({
+            "outcome": result.outcome, "estimand": "event", "group": None, "time": None, "event_time": e,
+            "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
+            "n_treated": nt, "n_control": nc,
+        })
+    nt = max((c.n_treated for c in result.cells), default=0)
+    rows.append({
+        "outcome": result.outcome, "estimand": "overall", "group": None, "time": None, "event_time": None,
+        "estimate": dynamic.overall, "se": dynamic.overall_se,
+        "ci_low": dynamic.overall - z * dynamic.overall_se, "ci_high": dynamic.overall + z * dynamic.overall_se,
+        "n_treated": sum({c.group: c.n_treated for c in result.cells if c.time == c.group}.values()) or nt,
+        "n_control": max((c.n_control for c in result.cells), default=0),
+    })
+    return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)
