@@ -168,8 +168,13 @@ def _opt_int(value: Any, key: str) -> int | None:
     return int(value)
 
 
-def _check_keys(row: Mapping[str, Any], allowed: tuple[str, ...], required: tuple[str, ...],
-                what: str, index: int) -> None:
+def _check_keys(
+    row: Mapping[str, Any],
+    allowed: tuple[str, ...],
+    required: tuple[str, ...],
+    what: str,
+    index: int,
+) -> None:
     """Raise ``ValueError`` naming unknown or missing keys of an input row."""
     unknown = sorted(set(row) - set(allowed))
     if unknown:
@@ -420,7 +425,9 @@ class ParameterStore:
             with self._transaction(write=True) as session:
                 if self._lock_set(session, intervention) is None:
                     now = utcnow()
-                    session.add(ParameterSet(intervention=intervention, title=title, created_at=now))
+                    session.add(
+                        ParameterSet(intervention=intervention, title=title, created_at=now)
+                    )
                     row = ParameterVersion(
                         intervention=intervention, version=1, parent_version=None,
                         status="approved", content=doc, content_hash=digest,

@@ -1,0 +1,1 @@
+"""Dagster definitions building blocks (IO managers, resources, assets)."""

@@ -1,0 +1,112 @@
+"""Turning realised estimates into a proposed new parameter document.
+
+Policies (named in the evaluation spec):
+
+* ``precision_weighted`` — normal–normal update of a prior ``(a, σ_a)`` with a realised estimate ``(r, σ_r)``::
+
+      posterior = (a/σ_a² + r/σ_r²) / (1/σ_a² + 1/σ_r²),   σ_post = (1/σ_a² + 1/σ_r²)^(−1/2)
+
+  A prior without an SE gets ``σ_a = prior_cv · |a|`` (the spec's ``prior_cv``).
+* ``replace`` — the realised estimate replaces the prior where observed.
+
+Success rate: realised = ATT on the success indicator in consequence year 1. Consequence profile of item
+``i`` in consequence year ``j`` (event time ``e = course_years − 1 + j``): realised units per successful
+person ``c_j = ATT_i(e) / r_s`` with the delta-method SE ``|c_j| · √((σ_ATT/ATT)² + (σ_s/r_s)²)``
+(ignoring the covariance of the two estimates). Consequences are only re-estimated when the realised
+success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``); years without data keep the prior.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import polars as pl
+
+from som_models.estimators.results import z_value
+from som_models.parameters.schema import ParameterSet
+
+POLICIES = ("precision_weighted", "replace")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed parameter document and what changed, with the reason for each change."""
+
+    document: Mapping[str, Any]
+    changes: tuple[dict, ...]
+    reason: str
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def combine(prior: float, prior_se: float | None, realised: float, realised_se: float, policy: str,
+            prior_cv: float) -> tuple[float, float]:
+    """Updated value and SE under ``policy`` (see module docstring)."""
+    if policy == "replace":
+        return realised, realised_se
+    if policy != "precision_weighted":
+        raise ValueError(f"unknown update policy {policy!r}; use one of {POLICIES}")
+    sa = prior_se if prior_se else prior_cv * abs(prior)
+    if not sa or sa <= 0:
+        return realised, realised_se
+    if realised_se <= 0:
+        return realised, 0.0
+    wa, wr = 1 / sa**2, 1 / realised_se**2
+    return (wa * prior + wr * realised) / (wa + wr), math.sqrt(1 / (wa + wr))
+
+
+def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "precision_weighted",
+            prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation") -> Proposal:
+    """A new parameter document updated with the realised estimates (the input is never modified)."""
+    doc = params.to_dict()
+    changes: list[dict] = []
+    k0 = params.course_years
+    events = {
+        (r["outcome"], int(r["event_time"])): r
+        for r in estimates.filter(pl.col("estimand") == "event").to_dicts()
+    }
+    sm = events.get((params.success_measure.name, k0))
+    if sm is None or not sm["se"] or sm["se"] <= 0:
+        return Proposal(doc, (), "no realised success rate: parameters unchanged")
+    prior = params.success_rate
+    value, se = combine(prior.value, prior.se, sm["estimate"], sm["se"], policy, prior_cv)
+    value = min(max(value, 0.0), 1.0)
+    doc["success_rate"] = {
+        "value": _round(value), "se": _round(se),
+        "source": f"{policy} update of {prior.value:g} (se {prior.se if prior.se is not None else 'n/a'}) with the "
+                  f"realised {sm['estimate']:.4g} (se {sm['se']:.3g}) from {evidence_label}",
+    }
+    changes.append({"parameter": "success_rate", "from": prior.value, "to": _round(value), "realised": sm["estimate"]})
+
+    z = z_value(alpha)
+    if sm["estimate"] / sm["se"] <= z:
+        return Proposal(doc, tuple(changes), "success rate updated; consequences kept (realised success rate not significantly positive)")
+    r_s, se_s = sm["estimate"], sm["se"]
+    for cons in params.consequences:
+        units, ses = list(cons.units), list(cons.se) if cons.se else [None] * len(cons.units)
+        touched = []
+        for j in range(1, len(units) + 1):
+            row = events.get((cons.item, k0 - 1 + j))
+            if row is None:
+                continue
+            c = row["estimate"] / r_s
+            rel = (row["se"] / row["estimate"]) ** 2 if row["estimate"] else 0.0
+            se_c = abs(c) * math.sqrt(rel + (se_s / r_s) ** 2) if row["estimate"] else row["se"] / r_s
+            new, new_se = combine(units[j - 1], ses[j - 1], c, se_c, policy, prior_cv)
+            touched.append({"consequence_year": j, "from": units[j - 1], "to": _round(new), "realised": _round(c)})
+            units[j - 1], ses[j - 1] = _round(new), _round(new_se)
+        if not touched:
+            continue
+        prior_se = [s if s is not None else _round(prior_cv * abs(u)) for s, u in zip(ses, cons.units)]
+        doc["consequences"][cons.item] = {
+            "units": units,
+            "se": [s if s is not None else prior_se[k] for k, s in enumerate(ses)],
+            "source": f"{policy} update of consequence years {touched[0]['consequence_year']}–"
+                      f"{touched[-1]['consequence_year']} from {evidence_label}; later years unchanged ({cons.source})",
+        }
+        changes.append({"parameter": f"consequences.{cons.item}", "years": touched})
+    return Proposal(doc, tuple(changes), f"{policy} update of the success rate and {len(changes) - 1} consequence profile(s) from {evidence_label}")
