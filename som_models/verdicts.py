@@ -11,7 +11,8 @@ Assumptions of a parameter set:
 Test: ``z = (realised − assumed) / se``, two-sided p-value, Holm-adjusted across all assumptions of the
 evaluation. Labels, in order of precedence:
 
-1. ``inconclusive`` — fewer than ``min_persons`` treated persons, or the pre-trend test rejects at ``alpha``;
+1. ``inconclusive`` — fewer than ``min_persons`` treated persons, or the pre-trend test of the outcome rejects
+   at ``alpha`` (pre-trend p-values Holm-adjusted across the evaluation's outcomes);
 2. ``refuted-overestimated`` / ``refuted-underestimated`` — Holm-adjusted p < ``alpha``; *overestimated*
    when the realised effect is smaller in magnitude than assumed or of the opposite sign;
 3. ``inconclusive`` — too little power: the (1−α) interval contains both 0 and the assumption, or its
@@ -135,7 +136,9 @@ def comparisons(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mappi
 def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
           settings: VerdictSettings = VerdictSettings()) -> tuple[Verdict, ...]:
     """Verdicts on every assumption (Holm-adjusted across them)."""
-    comps = comparisons(params, estimates, pretrend_p)
+    outcomes = [k for k, v in pretrend_p.items() if v == v]
+    adjusted_pre = dict(zip(outcomes, holm([pretrend_p[k] for k in outcomes]))) if outcomes else {}
+    comps = comparisons(params, estimates, adjusted_pre)
     tested = [c for c in comps if c.realised is not None and c.se is not None and c.se > 0]
     stats_ = {c.assumption: (c.realised - c.assumed) / c.se for c in tested}
     pvals = {a: float(2 * stats.norm.sf(abs(z))) for a, z in stats_.items()}
@@ -164,7 +167,7 @@ def _label(c: _Comparison, stat, p, p_adj, z, st: VerdictSettings) -> Verdict:
         return Verdict(**base, label="inconclusive", sentence=f"{fact}: inconclusive, only {c.n_treated} treated persons (minimum {st.min_persons}).")
     if c.pretrend_p is not None and c.pretrend_p == c.pretrend_p and c.pretrend_p < st.alpha:
         return Verdict(**base, label="inconclusive",
-                       sentence=f"{fact}: inconclusive, the pre-trend test rejects parallel trends (p = {c.pretrend_p:.3g}).")
+                       sentence=f"{fact}: inconclusive, the pre-trend test rejects parallel trends (Holm-adjusted p = {c.pretrend_p:.3g}).")
     if p_adj is not None and p_adj < st.alpha:
         smaller = np.sign(c.realised) != np.sign(c.assumed) or abs(c.realised) < abs(c.assumed)
         label = "refuted-overestimated" if smaller else "refuted-underestimated"

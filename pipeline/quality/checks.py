@@ -8,8 +8,6 @@ failure stops downstream assets), the others with WARN. Metadata holds counts an
 numbers only, never cell values.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from collections.abc import Iterable, Iterator
