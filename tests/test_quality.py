@@ -486,3 +486,26 @@ def test_io_manager_replaces_stale_file_of_other_kind(tmp_path):
     assert (tmp_path / "thing.parquet").exists() and not (tmp_path / "thing.pkl").exists()
     pdf = pd.read_parquet(tmp_path / "thing.parquet")
     assert pdf["a"].tolist() == [1]
+
+
+def test_partitioned_asset_is_checked_per_partition(tmp_path):
+    parts = dg.StaticPartitionsDefinition(["good", "bad"])
+
+    @dg.asset(name="panel", partitions_def=parts)
+    def panel_asset(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        df = golden_panel()
+        return set_cell(df, 3, "shelter_nights", -1.0) if context.partition_key == "bad" else df
+
+    checks = [c for c in build_gx_asset_checks(partitions_defs={"panel": parts}) if c.node_def.name == "gx_panel"]
+    io = PolarsParquetIOManager(base_dir=str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    good = dg.materialize([panel_asset, *checks], partition_key="good", resources={"io_manager": io}, instance=instance)
+    assert good.success and all(e.passed for e in good.get_asset_check_evaluations())
+    bad = dg.materialize(
+        [panel_asset, *checks], partition_key="bad", resources={"io_manager": io}, instance=instance, raise_on_error=False
+    )
+    assert not bad.success
+    (failed,) = [e for e in bad.get_asset_check_evaluations() if not e.passed]
+    assert failed.check_name == "between__shelter_nights" and failed.partition == "bad"
+    assert "partition bad" in failed.description
+    assert failed.metadata["sample_rows"].value == [3]

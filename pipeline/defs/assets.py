@@ -1,0 +1,160 @@
+"""The evaluation loop as Dagster assets (thin wrappers over ``pipeline.evaluation`` and ``som_models``).
+
+delivery → panel, treatments → realised_effects, pretrend_tests → verdicts → parameter_proposal →
+projections → audit_report; ``assumptions`` is the approved parameter version under evaluation. No
+materialisation records person-level data: metadata holds counts, hashes and summary tables only.
+"""
+
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from pipeline import evaluation as ev
+from pipeline.defs.resources import SomSettings
+from pipeline.registers import build_panel, delivery_hash, load_key, read_manifest
+from pipeline.version import code_version
+from som_models.parameters import parse_parameter_set
+
+
+def _md(df: pl.DataFrame, digits: int = 4) -> dg.MetadataValue:
+    """A small summary table as markdown metadata."""
+    cols = df.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.iter_rows():
+        cells = [f"{v:.{digits}g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(group_name="ingest", description="A register delivery: manifest, period, vintage and content hash.")
+def delivery(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
+    manifest = read_manifest(som.delivery_path())
+    info = {
+        "folder": str(manifest.folder),
+        "vintage": manifest.vintage,
+        "period_start": manifest.period_start.isoformat(),
+        "period_end": manifest.period_end.isoformat(),
+        "files": list(manifest.files),
+        "data_hash": delivery_hash(manifest),
+    }
+    context.add_output_metadata({"vintage": info["vintage"], "files": len(info["files"]), "data_hash": info["data_hash"]})
+    return info
+
+
+@dg.multi_asset(
+    group_name="ingest",
+    outs={
+        "panel": dg.AssetOut(description="Canonical person-year panel (pseudonymised person_id, outcomes, covariates)."),
+        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm."),
+    },
+)
+def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict):
+    manifest = read_manifest(delivery["folder"])
+    built = build_panel(manifest, load_key(som.workdir_path()))
+    years = built.panel.group_by("year").len().sort("year")
+    yield dg.Output(built.panel, output_name="panel", metadata={
+        "rows": built.panel.height, "persons": built.panel.get_column("person_id").n_unique(),
+        "person_years_by_year": _md(years.rename({"len": "person_years"})),
+    })
+    yield dg.Output(built.treatments, output_name="treatments", metadata={
+        "rows": built.treatments.height,
+        "by_start_year": _md(built.treatments.group_by("start_year").len().sort("start_year").rename({"len": "persons"})),
+    })
+
+
+@dg.asset(group_name="evaluate", description="The approved parameter version whose assumptions are evaluated.")
+def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
+    loaded = ev.load_spec(som.spec_path())
+    with som.store() as store:
+        record = store.ensure_parameter_set(loaded.spec.intervention, loaded.seed.to_dict(), title=loaded.seed.title,
+                                            source=loaded.seed_path.name)
+    context.add_output_metadata({"intervention": record.intervention, "version": record.version, "content_hash": record.content_hash})
+    return {"intervention": record.intervention, "version": record.version, "content": record.content,
+            "content_hash": record.content_hash}
+
+
+@dg.multi_asset(
+    group_name="evaluate",
+    outs={
+        "realised_effects": dg.AssetOut(description="Tidy estimates (DESIGN §3.3): ATT(g,t), event-time and overall effects."),
+        "pretrend_tests": dg.AssetOut(description="Wald pre-trend test per outcome."),
+    },
+)
+def effects(context: dg.AssetExecutionContext, som: SomSettings, panel: pl.DataFrame, treatments: pl.DataFrame, assumptions: dict):
+    loaded = ev.load_spec(som.spec_path())
+    params = parse_parameter_set(assumptions["content"])
+    result = ev.realised_effects(panel, treatments, loaded.spec, params)
+    summary = result.table.filter(pl.col("estimand") != "att_gt").select(
+        "outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated")
+    yield dg.Output(result.table, output_name="realised_effects", metadata={
+        "rows": result.table.height, "summary": _md(summary), "method": result.metadata["design"],
+    })
+    pre = ev.pretrend_frame(result)
+    yield dg.Output(pre, output_name="pretrend_tests", metadata={"tests": _md(pre)})
+
+
+@dg.asset(group_name="evaluate", description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
+def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
+             pretrend_tests: pl.DataFrame) -> pl.DataFrame:
+    loaded = ev.load_spec(som.spec_path())
+    params = parse_parameter_set(assumptions["content"])
+    frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec))
+    context.add_output_metadata({"verdicts": _md(frame.select("assumption", "label", "assumed", "realised", "ci_low", "ci_high"))})
+    return frame
+
+
+@dg.asset(group_name="evaluate", description="A proposed parameter version, written to the store with its evidence.")
+def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame) -> dict:
+    loaded = ev.load_spec(som.spec_path())
+    params = parse_parameter_set(assumptions["content"])
+    version = code_version()
+    with som.store() as store:
+        run = store.record_run(evaluation_id=loaded.spec.evaluation, intervention=params.intervention,
+                               data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
+                               code_version=version, spec=dict(loaded.spec.document))
+        label = f"evaluation {loaded.spec.evaluation}, run {run.id}, vintage {delivery['vintage']}"
+        doc, reason, changes = ev.proposal_document(params, realised_effects, loaded.spec, run_label=label)
+        verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
+        record = store.propose_version(
+            intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
+            run_id=run.id, data_vintage=delivery["vintage"], data_hash=delivery["data_hash"], code_version=version,
+            evidence={"changes": list(changes), "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
+            estimates=realised_effects.to_dicts(), verdicts=verdict_rows,
+        )
+    context.add_output_metadata({"version": record.version, "status": record.status, "parent_version": record.parent_version,
+                                 "reused": record.reused, "run_id": run.id, "reason": reason})
+    return {"intervention": record.intervention, "version": record.version, "status": record.status,
+            "parent_version": record.parent_version, "content": record.content, "reason": record.reason,
+            "run_id": run.id, "reused": record.reused, "code_version": version}
+
+
+@dg.asset(group_name="project", description="SØM projection of budget consequences: original vs proposed parameters.")
+def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_proposal: dict) -> dict:
+    result = ev.projections(parse_parameter_set(assumptions["content"]), parse_parameter_set(parameter_proposal["content"]))
+    table = pl.DataFrame([{"parameters": k, **{p: v for p, v in proj.npv.items()}, "payback_year": proj.payback_year}
+                          for k, proj in result.items()])
+    context.add_output_metadata({"npv": _md(table, digits=8)})
+    return {k: v.to_dict() for k, v in result.items()}
+
+
+@dg.asset(group_name="report", description="Self-contained HTML audit report of the evaluation.")
+def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+                 realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame, verdicts: pl.DataFrame,
+                 parameter_proposal: dict, projections: dict) -> str:
+    from pipeline.report import collect_check_results, write_report
+
+    loaded = ev.load_spec(som.spec_path())
+    checks = collect_check_results(context.instance, context.run_id)
+    with som.store() as store:
+        history = [v for v in store.versions(assumptions["intervention"])]
+    path = write_report(
+        som.workdir_path() / "reports" / f"{loaded.spec.evaluation}-{delivery['vintage']}.html",
+        spec=loaded.spec, delivery=delivery, assumptions=assumptions, estimates=realised_effects,
+        pretrends=pretrend_tests, verdicts=verdicts, proposal=parameter_proposal, projections=projections,
+        checks=checks, versions=history,
+    )
+    context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
+    return str(path)

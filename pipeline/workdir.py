@@ -1,0 +1,54 @@
+"""Where a `som` command reads and writes: ``--workdir``, else ``SOM_HOME``, else ``.som/`` in the current folder.
+
+Layout under the workdir: ``som.db`` (SQLite store, unless ``SOM_DATABASE_URL`` is set), ``dagster/``
+(the Dagster instance, telemetry off), ``storage/`` (asset values: Parquet for frames), ``deliveries/``,
+``reports/`` and ``secrets/`` (the pseudonymisation key).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SPEC = REPO_ROOT / "assets" / "evaluations" / "housing_first_demo.yaml"
+
+DAGSTER_YAML = """\
+# Dagster instance for this som workdir (written by `som`); telemetry is off.
+telemetry:
+  enabled: false
+"""
+
+
+class WorkdirError(ValueError):
+    """The workdir cannot be used (not creatable or not writable)."""
+
+
+def resolve_workdir(workdir: str | os.PathLike | None = None) -> Path:
+    """The workdir path (not created): explicit argument, else ``SOM_HOME``, else ``./.som``."""
+    if workdir:
+        return Path(workdir).expanduser().resolve()
+    env = os.environ.get("SOM_HOME", "").strip()
+    return Path(env).expanduser().resolve() if env else (Path.cwd() / ".som").resolve()
+
+
+def prepare_workdir(workdir: str | os.PathLike | None = None) -> Path:
+    """Create the workdir and its Dagster instance folder; raise :class:`WorkdirError` if not writable."""
+    path = resolve_workdir(workdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+        dagster_home = path / "dagster"
+        dagster_home.mkdir(exist_ok=True)
+        cfg = dagster_home / "dagster.yaml"
+        if not cfg.exists():
+            cfg.write_text(DAGSTER_YAML)
+    except OSError as exc:
+        raise WorkdirError(f"workdir {path} is not writable ({exc.strerror or exc})") from None
+    return path
+
+
+def dagster_home(workdir: Path) -> Path:
+    return workdir / "dagster"
