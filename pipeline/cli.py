@@ -35,7 +35,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 def demo(
     workdir: Optional[Path] = WorkdirOpt,
     persons: int = typer.Option(3000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
-    seed: int = typer.Option(20260601, "--seed", "-s", help="Random seed of the synthetic world."),
+    seed: int = typer.Option(2, "--seed", "-s", help="Random seed of the synthetic world."),
 ) -> None:
     """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som"""
     if persons < 200:

@@ -40,7 +40,8 @@ def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str 
     return target
 
 
-def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None) -> RunOutcome:
+def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None,
+                   log_level: str = "WARNING") -> RunOutcome:
     """Materialise every asset and check in-process; ``instance`` defaults to the workdir's Dagster instance."""
     import dagster as dg
 
@@ -54,7 +55,7 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         os.environ["DAGSTER_HOME"] = str(home)
         instance = dg.DagsterInstance.get()
     result = dg.materialize([*ASSETS, *build_gx_asset_checks()], resources=defs.resources, instance=instance,
-                            raise_on_error=False)
+                            raise_on_error=False, run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
     failures = []
     for event in result.all_events:
         if event.is_step_failure:

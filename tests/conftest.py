@@ -1,0 +1,21 @@
+"""Shared fixtures: small synthetic deliveries in temporary folders (never the working directory)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+DEMO_PERSONS = 3000
+DEMO_SEED = 2
+
+
+@pytest.fixture(scope="session")
+def demo_delivery(tmp_path_factory):
+    """The demo world (homelessness, 3000 persons, seed 2) written as Parquet, with its truth."""
+    from som_models.simulate import simulate, write_delivery
+
+    folder = tmp_path_factory.mktemp("delivery") / "demo"
+    sim = simulate("homelessness", DEMO_PERSONS, DEMO_SEED)
+    write_delivery(sim, folder)
+    return folder, sim

@@ -1,0 +1,81 @@
+"""Ingestion: a small hand-made delivery whose every panel number is computed by hand."""
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from pipeline.registers import DeliveryError, build_panel, read_manifest
+from som_models.simulate.calendar import iso_weeks_in_year, week_column
+
+KEY = b"k" * 32
+A, B = "0101901234", "0202855678"
+
+
+def _delivery(tmp_path, shelter_start_a="2019-12-30"):
+    d = tmp_path / "delivery"
+    d.mkdir()
+    pl.DataFrame({"PNR": [A, B], "KOEN": [1, 2], "FOED_DAG": [dt.date(1990, 1, 1), dt.date(1985, 2, 2)], "KOM": [101, 751]}
+                 ).write_parquet(d / "bef201912.parquet")
+    # 2020 as a Danish-dialect CSV with lower-case names and SAS date text.
+    (d / "bef202012.csv").write_text("pnr;koen;foed_dag;kom\n" + f"{A};1;01JAN1990;101\n", encoding="latin-1")
+    pl.DataFrame({
+        "PNR": [A, A, A, B],
+        "START_DATO": [shelter_start_a, "2019-12-31", "2020-12-25", "2019-03-01"],
+        "SLUT_DATO": ["2020-01-03", "2020-01-02", "9999-12-31", None],
+    }).write_parquet(d / "shelter.parquet")
+    cols = {"PNR": [A]}
+    for year in (2019, 2020):
+        for w in range(1, iso_weeks_in_year(year) + 1):
+            cols[week_column(year, w)] = [None]
+    for c in ("y_1901", "y_1902", "y_1903"):
+        cols[c] = ["701"]
+    cols["y_2053"] = ["783"]
+    pl.DataFrame(cols, schema={k: pl.Utf8 for k in cols}).write_parquet(d / "dream.parquet")
+    pl.DataFrame({"PNR": [A], "INDSATS": ["HF"], "START_DATO": [dt.date(2019, 6, 1)], "SLUT_DATO": [None]},
+                 schema={"PNR": pl.Utf8, "INDSATS": pl.Utf8, "START_DATO": pl.Date, "SLUT_DATO": pl.Date}).write_parquet(d / "indsats.parquet")
+    files = ["bef201912.parquet", "bef202012.csv", "shelter.parquet", "dream.parquet", "indsats.parquet"]
+    (d / "manifest.json").write_text(json.dumps({"vintage": "2021-06", "period_start": "2019-01-01", "period_end": "2020-12-31", "files": files}))
+    return d
+
+
+def test_panel_numbers_by_hand(tmp_path):
+    built = build_panel(read_manifest(_delivery(tmp_path)), KEY)
+    panel = built.panel
+    assert panel.height == 3  # A 2019, A 2020, B 2019 (B left BEF in 2020)
+    rows = {(r["year"], r["sex"]): r for r in panel.to_dicts()}
+    a19, a20, b19 = rows[(2019, 1)], rows[(2020, 1)], rows[(2019, 2)]
+    # A: stays 30 Dec–3 Jan and 31 Dec–2 Jan overlap → 30, 31 Dec in 2019; 1, 2 Jan in 2020; open stay 25–31 Dec 2020.
+    assert a19["shelter_nights"] == 2
+    assert a20["shelter_nights"] == 2 + 7
+    # B: open-ended stay from 1 March 2019 → 306 nights in 2019.
+    assert b19["shelter_nights"] == 306
+    assert a19["kontanthjaelp_weeks"] == 3 and a19["self_support_weeks"] == 52 - 3
+    assert a20["foertidspension_weeks"] == 1 and a20["self_support_weeks"] == 53 - 1
+    assert b19["self_support_weeks"] == 52 and b19["kontanthjaelp_weeks"] == 0  # absent from DREAM
+    assert a19["birth_year"] == 1990 and a19["age"] == 29 and a19["municipality"] == 101
+    assert built.treatments.to_dicts() == [{"person_id": a19["person_id"], "intervention": "HF", "start_year": 2019, "end_year": None, "arm": None}]
+
+
+def test_person_ids_are_keyed_pseudonyms(tmp_path):
+    panel = build_panel(read_manifest(_delivery(tmp_path)), KEY).panel
+    ids = set(panel.get_column("person_id"))
+    assert all(len(i) == 16 for i in ids) and not ids & {A, B}
+    other = build_panel(read_manifest(tmp_path / "delivery"), b"x" * 32).panel
+    assert set(other.get_column("person_id")).isdisjoint(ids)
+
+
+def test_bad_date_names_file_column_and_row_not_pnr(tmp_path):
+    with pytest.raises(DeliveryError) as exc:
+        build_panel(read_manifest(_delivery(tmp_path, shelter_start_a="30-12-2019x")), KEY)
+    msg = str(exc.value)
+    assert "shelter.parquet" in msg and "START_DATO" in msg and "rows [0]" in msg
+    assert A not in msg and B not in msg
+
+
+def test_manifest_listing_a_missing_file_is_refused(tmp_path):
+    d = _delivery(tmp_path)
+    (d / "dream.parquet").unlink()
+    with pytest.raises(DeliveryError, match="dream.parquet"):
+        read_manifest(d)
