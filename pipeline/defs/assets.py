@@ -115,7 +115,8 @@ def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, deli
         run = store.record_run(evaluation_id=loaded.spec.evaluation, intervention=params.intervention,
                                data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
                                code_version=version, spec=dict(loaded.spec.document))
-        label = f"evaluation {loaded.spec.evaluation}, run {run.id}, vintage {delivery['vintage']}"
+        # The label goes into the proposed content: it names the data, not the run, so reruns are idempotent.
+        label = f"evaluation {loaded.spec.evaluation} on vintage {delivery['vintage']} (data sha256 {delivery['data_hash'][:12]})"
         doc, reason, changes = ev.proposal_document(params, realised_effects, loaded.spec, run_label=label)
         verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
         record = store.propose_version(

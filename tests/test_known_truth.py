@@ -1,0 +1,69 @@
+"""Known truth: plant effects in the synthetic world, recover them through ingestion and estimation."""
+
+import tempfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline import evaluation as ev
+from pipeline.registers import build_panel, read_manifest
+from som_models.simulate import simulate, write_delivery
+
+SPEC = Path(__file__).resolve().parents[1] / "assets" / "evaluations" / "housing_first_demo.yaml"
+OUTCOMES = ("no_shelter_stay", "shelter_nights", "kontanthjaelp_weeks")
+
+
+def _evaluate(folder):
+    loaded = ev.load_spec(SPEC)
+    built = build_panel(read_manifest(folder), b"k" * 32)
+    effects = ev.realised_effects(built.panel, built.treatments, loaded.spec, loaded.seed)
+    return loaded, effects
+
+
+def _coverage(effects, truth):
+    hits = []
+    events = effects.table.filter(pl.col("estimand") == "event")
+    for row in truth["att_by_event_time"]:
+        for outcome in OUTCOMES:
+            est = events.filter((pl.col("outcome") == outcome) & (pl.col("event_time") == row["event_time"])).to_dicts()[0]
+            hits.append(est["ci_low"] <= row[outcome] <= est["ci_high"])
+    return hits
+
+
+def test_demo_world_effects_fall_inside_their_confidence_intervals(demo_delivery):
+    folder, sim = demo_delivery
+    _, effects = _evaluate(folder)
+    hits = _coverage(effects, sim.truth)
+    assert len(hits) == 15 and all(hits)
+
+
+def test_coverage_over_several_worlds_is_near_nominal():
+    hits = []
+    for seed in (11, 12, 13, 14):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = write_delivery(simulate("homelessness", 2000, seed), Path(tmp) / "d")
+            hits += _coverage(_evaluate(folder)[1], simulate("homelessness", 2000, seed).truth)
+    share = sum(hits) / len(hits)
+    assert share >= 0.85, f"95 % intervals covered the planted effect in only {share:.0%} of {len(hits)} cells"
+
+
+def test_planted_verdicts_are_recovered(demo_delivery):
+    folder, _ = demo_delivery
+    loaded, effects = _evaluate(folder)
+    verdicts = {v.assumption: v for v in ev.verdicts(loaded.seed, effects.table, ev.pretrend_frame(effects), loaded.spec)}
+    assert verdicts["success_rate"].label == "consistent"
+    assert verdicts["effect_path:shelter_nights"].label == "consistent"
+    assert verdicts["effect_path:kontanthjaelp_weeks"].label == "refuted-overestimated"
+
+
+def test_without_an_effect_nothing_is_found():
+    from som_models.simulate.homelessness import HomelessnessWorld, simulate_homelessness
+
+    world = HomelessnessWorld(responder_share=0.0, kh_effect_per_responder=0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_delivery(simulate_homelessness(3000, 5, world), Path(tmp) / "d")
+        _, effects = _evaluate(folder)
+    overall = effects.table.filter(pl.col("estimand") == "overall")
+    for row in overall.to_dicts():
+        assert row["ci_low"] <= 0 <= row["ci_high"], row["outcome"]

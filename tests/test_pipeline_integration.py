@@ -1,0 +1,95 @@
+"""The whole Dagster graph materialised in-process in temporary storage (never the working directory)."""
+
+import re
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from pipeline.runner import run_evaluation
+from pipeline.store import ParameterStore, database_url
+
+
+@pytest.fixture(scope="module")
+def run(demo_delivery, tmp_path_factory, monkeypatch_module):
+    folder, sim = demo_delivery
+    workdir = tmp_path_factory.mktemp("som")
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = run_evaluation(workdir, delivery=folder, instance=instance)
+    return workdir, folder, sim, outcome, instance
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    mp.delenv("SOM_DATABASE_URL", raising=False)
+    mp.setenv("SOM_PSEUDONYM_KEY", "ab" * 32)
+    yield mp
+    mp.undo()
+
+
+def test_run_succeeds_with_the_planted_verdicts(run):
+    _, _, _, outcome, _ = run
+    assert outcome.success, outcome.failures
+    labels = {v["assumption"]: v["label"] for v in outcome.verdicts}
+    assert labels == {"success_rate": "consistent", "effect_path:shelter_nights": "consistent",
+                      "effect_path:kontanthjaelp_weeks": "refuted-overestimated"}
+
+
+def test_planted_effects_inside_reported_intervals(run):
+    workdir, _, sim, _, _ = run
+    table = pl.read_parquet(workdir / "storage" / "realised_effects.parquet").filter(pl.col("estimand") == "event")
+    for truth in sim.truth["att_by_event_time"]:
+        for outcome in ("no_shelter_stay", "shelter_nights", "kontanthjaelp_weeks"):
+            row = table.filter((pl.col("outcome") == outcome) & (pl.col("event_time") == truth["event_time"])).to_dicts()[0]
+            assert row["ci_low"] <= truth[outcome] <= row["ci_high"], (outcome, truth["event_time"])
+
+
+def test_every_gx_check_ran_and_passed(run):
+    from pipeline.report import collect_check_results
+
+    _, _, _, outcome, instance = run
+    checks = collect_check_results(instance, outcome.run_id)
+    assert {c["asset"] for c in checks} == {"panel", "treatments", "realised_effects"}
+    assert len(checks) > 40 and all(c["passed"] for c in checks)
+
+
+def test_proposed_version_stored_with_evidence_and_rerun_is_idempotent(run):
+    workdir, folder, _, outcome, _ = run
+    with ParameterStore(database_url(workdir)) as store:
+        versions = store.versions("housing_first_demo")
+        assert [(v.version, v.status, v.parent_version) for v in versions] == [(1, "approved", None), (2, "proposed", 1)]
+        proposed = versions[1]
+        assert proposed.content["success_rate"]["value"] != versions[0].content["success_rate"]["value"]
+        assert proposed.data_vintage == "2023-06" and len(proposed.data_hash) == 64
+        assert {v["label"] for v in store.verdicts_for_run(proposed.evaluation_run_id)} >= {"consistent", "refuted-overestimated"}
+        assert store.estimates_for_run(proposed.evaluation_run_id)
+    again = run_evaluation(workdir, delivery=folder, instance=dg.DagsterInstance.ephemeral())
+    assert again.success and again.versions == {"before": 1, "after": 2}
+    with ParameterStore(database_url(workdir)) as store:
+        assert len(store.versions("housing_first_demo")) == 2
+
+
+def test_report_is_self_contained_and_has_no_person_numbers(run):
+    _, folder, _, outcome, _ = run
+    html = open(outcome.report, encoding="utf-8").read()
+    assert "refuted-overestimated" in html and "data:image/png;base64," in html
+    assert not re.search(r"<script|<link|https?://", html)
+    pnrs = set(pl.read_parquet(folder / "bef201512.parquet").get_column("PNR"))
+    assert not any(p in html for p in pnrs)
+    assert not re.search(r"\b\d{10}\b", html)
+
+
+def test_bad_delivery_is_stopped_before_the_parameters(tmp_path, demo_delivery, monkeypatch_module):
+    import shutil
+
+    folder, _ = demo_delivery
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    bef = pl.read_parquet(bad / "bef201812.parquet")
+    bef.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(3).otherwise(pl.col("KOEN")).alias("KOEN")).write_parquet(bad / "bef201812.parquet")
+    outcome = run_evaluation(tmp_path / "som", delivery=bad, instance=dg.DagsterInstance.ephemeral())
+    assert not outcome.success
+    assert any("in_set__sex" in f for f in outcome.failures)
+    with ParameterStore(database_url(tmp_path / "som")) as store:
+        assert [v.version for v in store.versions("housing_first_demo")] in ([], [1])
