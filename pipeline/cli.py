@@ -27,7 +27,7 @@ WorkdirOpt = typer.Option(None, "--workdir", "-w", help="Work folder (default: $
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
