@@ -17,7 +17,8 @@ from rich.table import Table
 
 app = typer.Typer(help="SØM evaluation pipeline: register data → realised effects → verdicts → parameter versions → projections.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
+# Piped output (CI logs, files) gets a wide fixed width so tables are not cut; terminals use their own width.
+console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
@@ -53,7 +54,7 @@ def demo(
 
     with console.status("Generating a synthetic register delivery…"):
         folder = generate_demo_delivery(home, persons=persons, seed=seed)
-    console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)")
+    console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
     with console.status("Materialising the Dagster asset graph (in-process)…"):
         outcome = run_evaluation(home, delivery=folder)
     if not outcome.success:
@@ -66,8 +67,10 @@ def demo(
 
 def _print_outcome(outcome) -> None:
     table = Table(title="Verdicts on the original assumptions")
-    for col in ("assumption", "verdict", "assumed", "realised", "95 % CI"):
-        table.add_column(col)
+    table.add_column("assumption", overflow="fold", min_width=20)
+    table.add_column("verdict", no_wrap=True)
+    for col in ("assumed", "realised", "95 % CI"):
+        table.add_column(col, justify="right")
     colours = {"consistent": "green", "inconclusive": "yellow"}
     for v in outcome.verdicts:
         ci = "" if v["ci_low"] is None else f"{v['ci_low']:.3g} to {v['ci_high']:.3g}"
@@ -82,8 +85,8 @@ def _print_outcome(outcome) -> None:
         label = f"{name} (v{outcome.versions[name]})"
         npv.add_row(label, *(f"{p['npv'][k]:,.0f}" for k in ("kommune", "region", "stat", "total")), str(p["payback_year"] or "none"))
     console.print(npv)
-    console.print(f"Proposed parameter version {outcome.versions['after']} (status proposed) stored in {outcome.database}")
-    console.print(f"Report: {outcome.report}")
+    console.print(f"Proposed parameter version {outcome.versions['after']} (status proposed) stored in {outcome.database}", soft_wrap=True)
+    console.print(f"Report: {outcome.report}", soft_wrap=True)
 
 
 @app.command()
