@@ -1,19 +1,17 @@
 """The ``som`` command (typer + rich). Heavy libraries are imported inside commands so ``--help`` is fast.
 
+Commands live in ``pipeline/commands/<name>.py``; each module defines ``register(app)`` and is discovered
+here, so adding a command means adding a module (import heavy libraries inside the command functions).
+
 Exit codes: 0 success; 2 bad input or usage; 3 a delivery or data check refused the run; 1 anything else.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="SØM evaluation pipeline: register data → realised effects → verdicts → parameter versions → projections.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -27,82 +25,23 @@ EXIT_REFUSED = 3
 WorkdirOpt = typer.Option(None, "--workdir", "-w", help="Work folder (default: $SOM_HOME, else ./.som).")
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    """Print one clear error line (never a traceback) and exit with ``code``."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-@app.command()
-def demo(
-    workdir: Optional[Path] = WorkdirOpt,
-    persons: int = typer.Option(3000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
-    seed: int = typer.Option(2, "--seed", "-s", help="Random seed of the synthetic world."),
-) -> None:
-    """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som"""
-    if persons < 200:
-        _fail(f"--persons must be at least 200 (got {persons})")
-    if seed < 0:
-        _fail(f"--seed must be non-negative (got {seed})")
-    from pipeline.workdir import WorkdirError, prepare_workdir
+def _register_commands() -> None:
+    import importlib
+    import pkgutil
 
-    try:
-        home = prepare_workdir(workdir)
-    except WorkdirError as exc:
-        _fail(str(exc))
-    started = time.perf_counter()
-    from pipeline.runner import generate_demo_delivery, run_evaluation
+    from pipeline import commands
 
-    with console.status("Generating a synthetic register delivery…"):
-        folder = generate_demo_delivery(home, persons=persons, seed=seed)
-    console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
-    with console.status("Materialising the Dagster asset graph (in-process)…"):
-        outcome = run_evaluation(home, delivery=folder)
-    if not outcome.success:
-        for line in outcome.failures:
-            err.print(f"[red]•[/] {line}", highlight=False)
-        _fail("the evaluation run did not complete (see above)", EXIT_REFUSED)
-    _print_outcome(outcome)
-    console.print(f"Finished in {time.perf_counter() - started:.1f} s.")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"pipeline.commands.{info.name}").register(app)
 
 
-def _print_outcome(outcome) -> None:
-    table = Table(title="Verdicts on the original assumptions")
-    table.add_column("assumption", overflow="fold", min_width=20)
-    table.add_column("verdict", no_wrap=True)
-    for col in ("assumed", "realised", "95 % CI"):
-        table.add_column(col, justify="right")
-    colours = {"consistent": "green", "inconclusive": "yellow"}
-    for v in outcome.verdicts:
-        ci = "" if v["ci_low"] is None else f"{v['ci_low']:.3g} to {v['ci_high']:.3g}"
-        colour = colours.get(v["label"], "red")
-        table.add_row(v["assumption"], f"[{colour}]{v['label']}[/]", f"{v['assumed']:.3g}",
-                      "" if v["realised"] is None else f"{v['realised']:.3g}", ci)
-    console.print(table)
-    npv = Table(title="Projection (NPV, kr, discounted)")
-    for col in ("parameters", "kommune", "region", "stat", "total", "payback year"):
-        npv.add_column(col, justify="right" if col not in ("parameters",) else "left")
-    for name, p in outcome.projections.items():
-        label = f"{name} (v{outcome.versions[name]})"
-        npv.add_row(label, *(f"{p['npv'][k]:,.0f}" for k in ("kommune", "region", "stat", "total")), str(p["payback_year"] or "none"))
-    console.print(npv)
-    console.print(f"Proposed parameter version {outcome.versions['after']} (status proposed) stored in {outcome.database}", soft_wrap=True)
-    console.print(f"Report: {outcome.report}", soft_wrap=True)
-
-
-@app.command()
-def ui(workdir: Optional[Path] = WorkdirOpt, port: int = typer.Option(3000, help="Port of the web UI.")) -> None:
-    """Serve the Dagster UI for this workdir (dagster dev). Example: som ui --port 3000"""
-    from pipeline.workdir import WorkdirError, dagster_home, prepare_workdir
-
-    try:
-        home = prepare_workdir(workdir)
-    except WorkdirError as exc:
-        _fail(str(exc))
-    env = dict(os.environ, DAGSTER_HOME=str(dagster_home(home)), SOM_HOME=str(home))
-    from pipeline.workdir import REPO_ROOT
-
-    os.chdir(REPO_ROOT)
-    os.execvpe(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(port)], env)
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point
