@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline.defs import assets
+from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule
+from pipeline.defs.checks import build_extra_checks
 from pipeline.defs.io_managers import PolarsParquetIOManager
 from pipeline.defs.resources import SomSettings
 from pipeline.quality.checks import build_gx_asset_checks, validate_suite_assets
@@ -20,18 +22,29 @@ def asset_keys() -> set[str]:
     return {key.to_user_string() for a in ASSETS for key in a.keys}
 
 
+def all_checks() -> list[dg.AssetChecksDefinition]:
+    partitions = {key: assets.PARTITIONS for key in asset_keys()}
+    return [*build_gx_asset_checks(partitions_defs=partitions), *build_extra_checks(assets.PARTITIONS)]
+
+
+def build_resources(workdir: str = "", **settings: str) -> dict:
+    base = resolve_workdir(workdir or None)
+    return {
+        "som": SomSettings(workdir=str(base), **settings),
+        "io_manager": PolarsParquetIOManager(base_dir=str(base / "storage")),
+    }
+
+
 def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     """Definitions with resources bound to ``workdir`` (default: ``SOM_HOME`` or ``./.som``)."""
     validate_suite_assets(asset_keys())
-    base = resolve_workdir(workdir or None)
     return dg.Definitions(
         assets=ASSETS,
-        asset_checks=build_gx_asset_checks(),
-        jobs=[dg.define_asset_job("evaluation_job", selection=dg.AssetSelection.all(), description="The whole evaluation loop.")],
-        resources={
-            "som": SomSettings(workdir=str(base), **settings),
-            "io_manager": PolarsParquetIOManager(base_dir=str(base / "storage")),
-        },
+        asset_checks=all_checks(),
+        jobs=[evaluation_job],
+        sensors=[landing_sensor],
+        schedules=[rerun_schedule],
+        resources=build_resources(workdir, **settings),
     )
 
 

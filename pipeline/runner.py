@@ -24,10 +24,10 @@ class RunOutcome:
 
 
 def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str = "demo") -> Path:
-    """Write a synthetic homelessness delivery to ``{workdir}/deliveries/{name}`` (replacing an old one whole)."""
+    """Write a synthetic homelessness delivery to ``{workdir}/landing/{name}`` (replacing an old one whole)."""
     from som_models.simulate import simulate, write_delivery
 
-    target = Path(workdir) / "deliveries" / name
+    target = Path(workdir) / "landing" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
@@ -42,20 +42,35 @@ def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str 
 
 def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None,
                    log_level: str = "WARNING") -> RunOutcome:
-    """Materialise every asset and check in-process; ``instance`` defaults to the workdir's Dagster instance."""
+    """Materialise every asset and check in-process for one evaluation × vintage partition.
+
+    ``evaluation_spec`` defaults to the demo spec; its folder becomes the evaluations folder. The delivery's
+    vintage is registered as a dynamic partition. ``instance`` defaults to the workdir's Dagster instance.
+    """
     import dagster as dg
 
-    from pipeline.definitions import ASSETS, build_definitions
-    from pipeline.quality.checks import build_gx_asset_checks
+    from pipeline.definitions import ASSETS, all_checks, build_resources
+    from pipeline.defs.partitions import VINTAGES
+    from pipeline.evaluation import load_spec
+    from pipeline.registers import read_manifest
     from pipeline.store import database_url
+    from pipeline.workdir import DEFAULT_SPEC
 
-    defs = build_definitions(str(workdir), delivery=str(delivery), evaluation_spec=evaluation_spec)
+    spec_path = Path(evaluation_spec or DEFAULT_SPEC).resolve()
+    evaluation = load_spec(spec_path).spec.evaluation
+    vintage = read_manifest(Path(delivery)).vintage
+    resources = build_resources(str(workdir), delivery=str(delivery), evaluations_dir=str(spec_path.parent))
     if instance is None:
         home = dagster_home(Path(workdir))
         os.environ["DAGSTER_HOME"] = str(home)
         instance = dg.DagsterInstance.get()
-    result = dg.materialize([*ASSETS, *build_gx_asset_checks()], resources=defs.resources, instance=instance,
-                            raise_on_error=False, run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+    if not instance.has_dynamic_partition(VINTAGES.name, vintage):
+        instance.add_dynamic_partitions(VINTAGES.name, [vintage])
+    result = dg.materialize(
+        [*ASSETS, *all_checks()], resources=resources, instance=instance, raise_on_error=False,
+        partition_key=dg.MultiPartitionKey({"evaluation": evaluation, "vintage": vintage}),
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     failures = []
     for event in result.all_events:
         if event.is_step_failure:
@@ -67,6 +82,7 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
             failures.append(f"check {check.asset_key.to_user_string()}:{check.check_name} failed ({sev})")
     if not result.success:
         return RunOutcome(False, tuple(failures), (), {}, {}, None, database_url(workdir), result.run_id)
+    # The evaluation assets are partitioned: read this partition's outputs.
     verdicts = result.output_for_node("verdicts")
     proposal = result.output_for_node("parameter_proposal")
     assumptions = result.output_for_node("assumptions")
@@ -77,6 +93,6 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         projections=result.output_for_node("projections"),
         versions={"before": assumptions["version"], "after": proposal["version"]},
         report=result.output_for_node("audit_report"),
-        database=defs.resources["som"].database_url or database_url(workdir),
+        database=resources["som"].database_url or database_url(workdir),
         run_id=result.run_id,
     )

@@ -12,7 +12,7 @@ from som_models.verdicts import VerdictSettings
 _ALLOWED = {
     "evaluation": True, "intervention": True, "title": False, "parameters": True, "design": False,
     "control": False, "base_period": False, "alpha": False, "equivalence_margin": False, "min_persons": False,
-    "update_policy": False, "prior_cv": False, "min_cell": False, "notes": False,
+    "update_policy": False, "prior_cv": False, "min_cell": False, "notes": False, "intervention_code": False,
 }
 
 
@@ -30,6 +30,7 @@ class EvaluationSpec:
     prior_cv: float
     min_cell: int
     document: Mapping[str, Any]
+    intervention_code: str | None = None
 
 
 def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
@@ -64,4 +65,5 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         prior_cv=_num(doc.get("prior_cv", 0.5), "prior_cv", minimum=0),
         min_cell=_num(doc.get("min_cell", 5), "min_cell", integer=True, minimum=1),
         document=dict(doc),
+        intervention_code=_str(doc["intervention_code"], "intervention_code") if doc.get("intervention_code") is not None else None,
     )

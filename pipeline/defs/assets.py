@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from pipeline import evaluation as ev
+from pipeline.defs.partitions import evaluation_partitions, partition_parts
 from pipeline.defs.resources import SomSettings
 from pipeline.registers import build_panel, delivery_hash, load_key, read_manifest
 from pipeline.version import code_version
@@ -28,9 +29,21 @@ def _md(df: pl.DataFrame, digits: int = 4) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@dg.asset(group_name="ingest", description="A register delivery: manifest, period, vintage and content hash.")
+PARTITIONS = evaluation_partitions()
+
+
+def _spec(context: dg.AssetExecutionContext, som: SomSettings):
+    evaluation, _ = partition_parts(context)
+    return ev.load_spec(som.spec_path(evaluation))
+
+
+@dg.asset(group_name="ingest", partitions_def=PARTITIONS,
+          description="A register delivery: manifest, period, vintage and content hash.")
 def delivery(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
-    manifest = read_manifest(som.delivery_path())
+    _, vintage = partition_parts(context)
+    manifest = read_manifest(som.delivery_path(vintage))
+    if manifest.vintage != vintage:
+        raise ValueError(f"delivery {manifest.folder} has vintage {manifest.vintage!r}, not the partition's {vintage!r}")
     info = {
         "folder": str(manifest.folder),
         "vintage": manifest.vintage,
@@ -45,6 +58,7 @@ def delivery(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
 
 @dg.multi_asset(
     group_name="ingest",
+    partitions_def=PARTITIONS,
     outs={
         "panel": dg.AssetOut(description="Canonical person-year panel (pseudonymised person_id, outcomes, covariates)."),
         "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm."),
@@ -64,9 +78,10 @@ def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dic
     })
 
 
-@dg.asset(group_name="evaluate", description="The approved parameter version whose assumptions are evaluated.")
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS,
+          description="The approved parameter version whose assumptions are evaluated.")
 def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
-    loaded = ev.load_spec(som.spec_path())
+    loaded = _spec(context, som)
     with som.store() as store:
         record = store.ensure_parameter_set(loaded.spec.intervention, loaded.seed.to_dict(), title=loaded.seed.title,
                                             source=loaded.seed_path.name)
@@ -77,13 +92,14 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
 
 @dg.multi_asset(
     group_name="evaluate",
+    partitions_def=PARTITIONS,
     outs={
         "realised_effects": dg.AssetOut(description="Tidy estimates (DESIGN §3.3): ATT(g,t), event-time and overall effects."),
         "pretrend_tests": dg.AssetOut(description="Wald pre-trend test per outcome."),
     },
 )
 def effects(context: dg.AssetExecutionContext, som: SomSettings, panel: pl.DataFrame, treatments: pl.DataFrame, assumptions: dict):
-    loaded = ev.load_spec(som.spec_path())
+    loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     result = ev.realised_effects(panel, treatments, loaded.spec, params)
     summary = result.table.filter(pl.col("estimand") != "att_gt").select(
@@ -95,20 +111,22 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, panel: pl.DataF
     yield dg.Output(pre, output_name="pretrend_tests", metadata={"tests": _md(pre)})
 
 
-@dg.asset(group_name="evaluate", description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS,
+          description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
 def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
              pretrend_tests: pl.DataFrame) -> pl.DataFrame:
-    loaded = ev.load_spec(som.spec_path())
+    loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec))
     context.add_output_metadata({"verdicts": _md(frame.select("assumption", "label", "assumed", "realised", "ci_low", "ci_high"))})
     return frame
 
 
-@dg.asset(group_name="evaluate", description="A proposed parameter version, written to the store with its evidence.")
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS,
+          description="A proposed parameter version, written to the store with its evidence.")
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
                        realised_effects: pl.DataFrame, verdicts: pl.DataFrame) -> dict:
-    loaded = ev.load_spec(som.spec_path())
+    loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     version = code_version()
     with som.store() as store:
@@ -132,7 +150,7 @@ def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, deli
             "run_id": run.id, "reused": record.reused, "code_version": version}
 
 
-@dg.asset(group_name="project", description="SØM projection of budget consequences: original vs proposed parameters.")
+@dg.asset(group_name="project", partitions_def=PARTITIONS, description="SØM projection of budget consequences: original vs proposed parameters.")
 def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_proposal: dict) -> dict:
     result = ev.projections(parse_parameter_set(assumptions["content"]), parse_parameter_set(parameter_proposal["content"]))
     table = pl.DataFrame([{"parameters": k, **{p: v for p, v in proj.npv.items()}, "payback_year": proj.payback_year}
@@ -141,13 +159,13 @@ def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_
     return {k: v.to_dict() for k, v in result.items()}
 
 
-@dg.asset(group_name="report", description="Self-contained HTML audit report of the evaluation.")
+@dg.asset(group_name="report", partitions_def=PARTITIONS, description="Self-contained HTML audit report of the evaluation.")
 def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
                  realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame, verdicts: pl.DataFrame,
                  parameter_proposal: dict, projections: dict) -> str:
     from pipeline.report import collect_check_results, write_report
 
-    loaded = ev.load_spec(som.spec_path())
+    loaded = _spec(context, som)
     checks = collect_check_results(context.instance, context.run_id)
     with som.store() as store:
         history = [v for v in store.versions(assumptions["intervention"])]

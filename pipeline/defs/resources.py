@@ -1,4 +1,4 @@
-"""Dagster resources: where the workdir, the store, the evaluation spec and the delivery are."""
+"""Dagster resources: where the workdir, the store, the evaluation specs and the deliveries are."""
 
 from __future__ import annotations
 
@@ -7,31 +7,49 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.workdir import DEFAULT_SPEC, resolve_workdir
+from pipeline.workdir import resolve_workdir
 
 
 class SomSettings(dg.ConfigurableResource):
-    """Settings of one evaluation run; empty strings fall back to the environment and defaults.
+    """Settings of the evaluation runs; empty strings fall back to the environment and defaults.
 
     * ``workdir`` — ``SOM_HOME`` or ``./.som``;
     * ``database_url`` — ``SOM_DATABASE_URL`` or SQLite ``{workdir}/som.db``;
-    * ``evaluation_spec`` — ``SOM_EVALUATION_SPEC`` or the demo spec in ``assets/evaluations``;
-    * ``delivery`` — ``SOM_DELIVERY`` or ``{workdir}/deliveries/demo``.
+    * ``evaluations_dir`` — ``SOM_EVALUATIONS_DIR`` or ``assets/evaluations`` (one spec file per evaluation);
+    * ``landing`` — ``SOM_LANDING`` or ``{workdir}/landing`` (one sub-folder per delivery);
+    * ``delivery`` — an explicit delivery folder that overrides the landing lookup (``SOM_DELIVERY``).
     """
 
     workdir: str = ""
     database_url: str = ""
-    evaluation_spec: str = ""
+    evaluations_dir: str = ""
+    landing: str = ""
     delivery: str = ""
 
     def workdir_path(self) -> Path:
         return resolve_workdir(self.workdir or None)
 
-    def spec_path(self) -> Path:
-        return Path(self.evaluation_spec or os.environ.get("SOM_EVALUATION_SPEC", "") or DEFAULT_SPEC)
+    def landing_path(self) -> Path:
+        return Path(self.landing or os.environ.get("SOM_LANDING", "") or self.workdir_path() / "landing")
 
-    def delivery_path(self) -> Path:
-        return Path(self.delivery or os.environ.get("SOM_DELIVERY", "") or self.workdir_path() / "deliveries" / "demo")
+    def evaluations_path(self) -> Path:
+        from pipeline.defs.partitions import evaluations_dir
+
+        return Path(self.evaluations_dir) if self.evaluations_dir else evaluations_dir()
+
+    def spec_path(self, evaluation: str) -> Path:
+        from pipeline.defs.partitions import evaluation_specs
+
+        specs = evaluation_specs(self.evaluations_path())
+        if evaluation not in specs:
+            raise ValueError(f"no evaluation spec with evaluation id {evaluation!r} in {self.evaluations_path()}")
+        return specs[evaluation]
+
+    def delivery_path(self, vintage: str) -> Path:
+        from pipeline.landing import find_delivery
+
+        explicit = self.delivery or os.environ.get("SOM_DELIVERY", "")
+        return Path(explicit) if explicit else find_delivery(self.landing_path(), vintage)
 
     def store(self):
         from pipeline.store import ParameterStore, database_url

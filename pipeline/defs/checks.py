@@ -1,0 +1,98 @@
+"""Asset checks beyond the GX suites: pre-trends, comparison-group balance, plausibility of proposals.
+
+* ``pretrends_hold`` (WARN): every outcome's pre-trend Wald test has p ≥ 0.05 (Holm-adjusted across
+  outcomes); failures make the affected verdicts ``inconclusive`` anyway, the check makes them visible.
+* ``baseline_balance`` (WARN): standardised mean differences ``(m_T − m_C) / √((s_T² + s_C²)/2)`` of sex,
+  age and every outcome in the first panel year between ever-treated and never-treated persons;
+  |SMD| > 0.1 is flagged (a common rule of thumb, Austin 2009).
+* ``proposal_plausible`` (ERROR): the proposed success rate lies in [0, 1] and no consequence value
+  changes sign or grows more than tenfold against its parent — such a proposal needs a human look.
+"""
+
+import math
+import warnings
+
+import dagster as dg
+import polars as pl
+
+from som_models.verdicts import holm
+
+SMD_LIMIT = 0.1
+
+
+def _pretrends_hold(pretrend_tests: pl.DataFrame) -> dg.AssetCheckResult:
+    rows = [r for r in pretrend_tests.to_dicts() if r["p_value"] == r["p_value"]]
+    adjusted = holm([r["p_value"] for r in rows]) if rows else []
+    failing = [r["outcome"] for r, p in zip(rows, adjusted) if p < 0.05]
+    return dg.AssetCheckResult(
+        passed=not failing, severity=dg.AssetCheckSeverity.WARN,
+        description=None if not failing else f"pre-trends rejected for {', '.join(failing)}",
+        metadata={"holm_p": dg.MetadataValue.json({r["outcome"]: round(p, 6) for r, p in zip(rows, adjusted)})},
+    )
+
+
+def standardised_differences(panel: pl.DataFrame, treatments: pl.DataFrame) -> dict[str, float]:
+    """SMD per variable in the first panel year, ever-treated vs never-treated."""
+    first = panel.filter(pl.col("year") == panel.get_column("year").min())
+    treated = set(treatments.get_column("person_id").to_list())
+    flag = pl.col("person_id").is_in(list(treated))
+    out = {}
+    numeric = [c for c, t in first.schema.items() if c not in ("person_id", "year", "birth_year", "municipality") and t.is_numeric()]
+    for col in numeric:
+        a = first.filter(flag).get_column(col).cast(pl.Float64)
+        b = first.filter(~flag).get_column(col).cast(pl.Float64)
+        if a.len() < 2 or b.len() < 2:
+            continue
+        pooled = math.sqrt(((a.var() or 0.0) + (b.var() or 0.0)) / 2)
+        out[col] = 0.0 if pooled == 0 else float((a.mean() - b.mean()) / pooled)
+    return out
+
+
+def _baseline_balance(realised_effects: pl.DataFrame, panel: pl.DataFrame, treatments: pl.DataFrame) -> dg.AssetCheckResult:
+    smd = standardised_differences(panel, treatments)
+    flagged = {k: v for k, v in smd.items() if abs(v) > SMD_LIMIT}
+    return dg.AssetCheckResult(
+        passed=not flagged, severity=dg.AssetCheckSeverity.WARN,
+        description=None if not flagged else f"imbalance at baseline: {', '.join(f'{k} {v:+.2f}' for k, v in flagged.items())}",
+        metadata={"smd": dg.MetadataValue.json({k: round(v, 4) for k, v in smd.items()})},
+    )
+
+
+def implausible_changes(parent: dict, proposed: dict) -> list[str]:
+    problems = []
+    rate = proposed.get("success_rate", {}).get("value")
+    if rate is None or not 0 <= rate <= 1:
+        problems.append(f"success rate {rate!r} outside [0, 1]")
+    for item, new in proposed.get("consequences", {}).items():
+        old = parent.get("consequences", {}).get(item)
+        new_units = new["units"] if isinstance(new, dict) else new
+        old_units = (old["units"] if isinstance(old, dict) else old) or []
+        for k, (a, b) in enumerate(zip(old_units, new_units), start=1):
+            if a and (b * a < 0 or abs(b) > 10 * abs(a)):
+                problems.append(f"{item} year {k}: {a:g} → {b:g}")
+    return problems
+
+
+def _proposal_plausible(parameter_proposal: dict, assumptions: dict) -> dg.AssetCheckResult:
+    problems = implausible_changes(assumptions["content"], parameter_proposal["content"])
+    return dg.AssetCheckResult(
+        passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+        description=None if not problems else "; ".join(problems[:10]),
+        metadata={"problems": len(problems), "version": parameter_proposal["version"]},
+    )
+
+
+def build_extra_checks(partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetChecksDefinition]:
+    """The three checks above, partitioned like the assets they check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks are "preview" in Dagster 1.13
+        return [
+            dg.asset_check(asset="pretrend_tests", name="pretrends_hold", partitions_def=partitions_def,
+                           description="Parallel pre-trends are not rejected (Holm-adjusted, 5 %).")(_pretrends_hold),
+            dg.asset_check(asset="realised_effects", name="baseline_balance", partitions_def=partitions_def,
+                           additional_ins={"panel": dg.AssetIn("panel"), "treatments": dg.AssetIn("treatments")},
+                           description="Treated and comparison persons are balanced at baseline (|SMD| ≤ 0.1).")(_baseline_balance),
+            dg.asset_check(asset="parameter_proposal", name="proposal_plausible", partitions_def=partitions_def,
+                           additional_ins={"assumptions": dg.AssetIn("assumptions")},
+                           description="The proposed values are plausible against their parent version.")(_proposal_plausible),
+        ]
