@@ -1,0 +1,112 @@
+"""Sensor, schedule and partitions: new deliveries start runs once; a verdict changes between vintages."""
+
+import datetime
+import json
+import shutil
+
+import dagster as dg
+import pytest
+
+from pipeline.defs.automation import evaluation_job, landing_requests, landing_sensor, rerun_schedule
+from pipeline.defs.partitions import VINTAGES, evaluation_specs
+from pipeline.landing import inspect_delivery
+
+
+def _copy(delivery, landing, name, *, vintage=None, interventions=None):
+    target = landing / name
+    shutil.copytree(delivery, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    if vintage:
+        manifest["vintage"] = vintage
+    if interventions is not None:
+        manifest["interventions"] = interventions
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def test_new_delivery_requests_one_run_then_none(tmp_path, demo_delivery):
+    folder, _ = demo_delivery
+    landing = tmp_path / "landing"
+    _copy(folder, landing, "d1", interventions=["HOUSING_FIRST"])
+    first = landing_requests(landing, known_vintages=set())
+    assert [r.partition_key.keys_by_dimension for r in first.run_requests] == [
+        {"evaluation": "housing_first_demo_eval", "vintage": "2023-06"}]
+    assert first.dynamic_partitions_requests[0].partition_keys == ["2023-06"]
+    again = landing_requests(landing, known_vintages={"2023-06"}, cursor=first.cursor)
+    assert again.run_requests == [] and again.dynamic_partitions_requests == []
+    assert "no new complete delivery" in again.skip_reason.skip_message
+
+
+def test_delivery_for_another_intervention_requests_nothing(tmp_path, demo_delivery):
+    folder, _ = demo_delivery
+    _copy(folder, tmp_path / "landing", "d1", interventions=["MST"])
+    result = landing_requests(tmp_path / "landing", known_vintages=set())
+    assert result.run_requests == []
+
+
+def test_half_copied_delivery_is_skipped_with_reason(tmp_path, demo_delivery):
+    folder, _ = demo_delivery
+    target = _copy(folder, tmp_path / "landing", "partial")
+    (target / "dream.parquet").unlink()
+    result = landing_requests(tmp_path / "landing", known_vintages=set())
+    assert result.run_requests == []
+    assert "partial: 1 of" in result.skip_reason.skip_message and "dream.parquet" in result.skip_reason.skip_message
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["files"].remove("dream.parquet")
+    manifest["sha256"] = {"indsats.parquet": "0" * 64}
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    assert "checksum mismatch" in inspect_delivery(target).reason
+
+
+def test_sensor_through_dagster_context(tmp_path, demo_delivery, monkeypatch):
+    folder, _ = demo_delivery
+    _copy(folder, tmp_path / "landing", "d1")
+    monkeypatch.setenv("SOM_LANDING", str(tmp_path / "landing"))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = landing_sensor(dg.build_sensor_context(instance=instance))
+        assert len(result.run_requests) == len(evaluation_specs())
+        assert all(r.run_key.endswith(inspect_delivery(tmp_path / "landing" / "d1").fingerprint) for r in result.run_requests)
+
+
+def test_schedule_reruns_every_evaluation_on_the_latest_vintage(tmp_path):
+    assert rerun_schedule.cron_schedule == "0 3 1 * *"
+    assert rerun_schedule.job_name == evaluation_job.name
+    assert evaluation_job.selection == dg.AssetSelection.all()
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        empty = rerun_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 1, 3)))
+        assert isinstance(empty, dg.SkipReason)
+        instance.add_dynamic_partitions(VINTAGES.name, ["2023-06", "2024-06"])
+        tick = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.timezone.utc)
+        requests = rerun_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        assert {r.partition_key.keys_by_dimension["vintage"] for r in requests} == {"2024-06"}
+        assert {r.partition_key.keys_by_dimension["evaluation"] for r in requests} == set(evaluation_specs())
+
+
+def test_two_vintages_and_a_verdict_that_changes(tmp_path, demo_delivery, monkeypatch):
+    """Vintage 2023-06: the demo world (kontanthjælp refuted). Vintage 2024-06: a world where the
+    kontanthjælp effect is as large as assumed, so the verdict on it turns consistent."""
+    from pipeline.runner import run_evaluation
+    from pipeline.store import ParameterStore, database_url
+    from som_models.simulate import write_delivery
+    from som_models.simulate.homelessness import HomelessnessWorld, simulate_homelessness
+
+    monkeypatch.delenv("SOM_DATABASE_URL", raising=False)
+    folder, _ = demo_delivery
+    landing = tmp_path / "landing"
+    first = _copy(folder, landing, "2023")
+    second = write_delivery(simulate_homelessness(3000, 2, HomelessnessWorld(kh_effect_per_responder=0.13)), landing / "2024")
+    manifest = json.loads((second / "manifest.json").read_text())
+    manifest["vintage"] = "2024-06"
+    (second / "manifest.json").write_text(json.dumps(manifest))
+    instance = dg.DagsterInstance.ephemeral()
+    work = tmp_path / "som"
+    labels = {}
+    for delivery in (first, second):
+        outcome = run_evaluation(work, delivery=delivery, instance=instance)
+        assert outcome.success, outcome.failures
+        labels[delivery.name] = {v["assumption"]: v["label"] for v in outcome.verdicts}
+    assert labels["2023"]["effect_path:kontanthjaelp_weeks"] == "refuted-overestimated"
+    assert labels["2024"]["effect_path:kontanthjaelp_weeks"] == "consistent"
+    assert set(instance.get_dynamic_partitions(VINTAGES.name)) == {"2023-06", "2024-06"}
+    with ParameterStore(database_url(work)) as store:
+        assert {v.data_vintage for v in store.versions("housing_first_demo") if v.status == "proposed"} == {"2023-06", "2024-06"}
