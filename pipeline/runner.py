@@ -23,6 +23,16 @@ class RunOutcome:
     run_id: str
 
 
+def _root_message(error) -> str:
+    """The innermost error's one-line message (Dagster wraps user errors in its own)."""
+    if error is None:
+        return "failed"
+    while error.cause is not None:
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    return lines[-1] if lines else error.cls_name or "failed"
+
+
 def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str = "demo") -> Path:
     """Write a synthetic homelessness delivery to ``{workdir}/landing/{name}`` (replacing an old one whole)."""
     from som_models.simulate import simulate, write_delivery
@@ -74,8 +84,7 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
     failures = []
     for event in result.all_events:
         if event.is_step_failure:
-            error = event.step_failure_data.error
-            failures.append(f"{event.step_key}: {error.message.strip().splitlines()[-1] if error else 'failed'}")
+            failures.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
     for check in result.get_asset_check_evaluations():
         if not check.passed:
             sev = getattr(check.severity, "value", check.severity)

@@ -160,20 +160,15 @@ def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_
 
 
 @dg.asset(group_name="report", partitions_def=PARTITIONS, description="Self-contained HTML audit report of the evaluation.")
-def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                 realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame, verdicts: pl.DataFrame,
-                 parameter_proposal: dict, projections: dict) -> str:
-    from pipeline.report import collect_check_results, write_report
+def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, parameter_proposal: dict,
+                 projections: dict) -> str:
+    from pipeline.report import collect_check_results, gather, render_report, save_checks
 
-    loaded = _spec(context, som)
+    evaluation, vintage = partition_parts(context)
     checks = collect_check_results(context.instance, context.run_id)
+    save_checks(som.workdir_path(), parameter_proposal["run_id"], checks)
     with som.store() as store:
-        history = [v for v in store.versions(assumptions["intervention"])]
-    path = write_report(
-        som.workdir_path() / "reports" / f"{loaded.spec.evaluation}-{delivery['vintage']}.html",
-        spec=loaded.spec, delivery=delivery, assumptions=assumptions, estimates=realised_effects,
-        pretrends=pretrend_tests, verdicts=verdicts, proposal=parameter_proposal, projections=projections,
-        checks=checks, versions=history,
-    )
+        data = gather(store, run_id=parameter_proposal["run_id"], checks=checks)
+    path = render_report(data, som.workdir_path() / "reports" / f"{evaluation}-{vintage}.html")
     context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
     return str(path)

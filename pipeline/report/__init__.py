@@ -1,4 +1,9 @@
-"""The HTML audit report: one self-contained file (inline CSS and PNG charts, no scripts, no CDN)."""
+"""The HTML audit report: one self-contained file (inline CSS and PNG charts; no scripts, fonts or CDN).
+
+Output rules as on Statistics Denmark's servers: every count, estimate or chart point based on fewer than
+``min_cell`` persons (the evaluation spec's ``min_cell``, default 5) is suppressed and marked as such; no
+person-level row or person number appears anywhere.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,11 @@ from typing import Any
 import jinja2
 import polars as pl
 
-from pipeline.report.disclosure import suppress_small_cells
-from pipeline.report.plots import cumulative_chart, effect_path_chart
+from pipeline.report.data import ReportData, gather, load_checks, save_checks
+from pipeline.report.disclosure import SUPPRESSED, suppress_small_cells
+from pipeline.report.plots import cumulative_chart, effect_path_chart, history_chart
+
+__all__ = ["ReportData", "collect_check_results", "gather", "load_checks", "render_report", "save_checks"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -22,7 +30,7 @@ _ENV = jinja2.Environment(
 
 
 def collect_check_results(instance: Any, run_id: str) -> list[dict]:
-    """Asset-check evaluations recorded in ``run_id`` (name, asset, passed, severity, counts)."""
+    """Asset-check evaluations recorded in the Dagster run ``run_id`` (name, asset, passed, severity, counts)."""
     from dagster import DagsterEventType
 
     out = []
@@ -45,42 +53,83 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def write_report(path: Path, *, spec, delivery: dict, assumptions: dict, estimates: pl.DataFrame, pretrends: pl.DataFrame,
-                 verdicts: pl.DataFrame, proposal: dict, projections: dict, checks: list[dict], versions: list) -> Path:
-    """Render and atomically write the report; returns its path."""
-    min_cell = spec.min_cell
-    verdict_rows = []
-    charts = []
-    for v in verdicts.to_dicts():
-        evidence = json.loads(v["evidence"])
-        path_rows = [p for p in evidence.get("path", []) if p.get("n_treated", min_cell) >= min_cell]
-        suppressed = len(evidence.get("path", [])) - len(path_rows)
-        small = evidence.get("n_treated", 0) < min_cell
-        verdict_rows.append({**v, "realised_txt": "suppressed (<%d)" % min_cell if small else _fmt(v["realised"]),
-                             "ci_txt": "" if small or v["ci_low"] is None else f"{_fmt(v['ci_low'])} to {_fmt(v['ci_high'])}",
-                             "assumed_txt": _fmt(v["assumed"])})
+def _small(n: Any, min_cell: int) -> bool:
+    return n is not None and n < min_cell
+
+
+def _with_interval(point: dict, z: float) -> dict | None:
+    """A path point with its pointwise interval (from ``se`` when the bounds are not stored); None if unusable."""
+    if point.get("realised") is None:
+        return None
+    if point.get("ci_low") is None:
+        se = point.get("se")
+        if se is None or not se == se:
+            return None
+        point = {**point, "ci_low": point["realised"] - z * se, "ci_high": point["realised"] + z * se}
+    return point
+
+
+def _projection_rows(data: ReportData) -> tuple[list[dict], dict, dict]:
+    from som_models.parameters import parse_parameter_set
+    from som_models.projection import project
+
+    versions = {"before": data.before}
+    if data.after is not None:
+        versions["after"] = data.after
+    projections = {k: project(parse_parameter_set(v.content)) for k, v in versions.items()}
+    rows = [{"parameters": f"{k} (v{versions[k].version}, {versions[k].status})",
+             **{p: _fmt(pr.npv[p]) for p in ("kommune", "region", "stat", "total")},
+             "payback": pr.payback_year or "none", "success_rate": _fmt(pr.success_rate)} for k, pr in projections.items()]
+    series = {k: (pr.cumulative["year"].to_list(), pr.cumulative["cumulative_discounted"].to_list()) for k, pr in projections.items()}
+    return rows, series, {k: pr.payback_year for k, pr in projections.items()}
+
+
+def render_report(data: ReportData, path: Path) -> Path:
+    """Render ``data`` and write the HTML atomically; returns the path."""
+    from som_models.estimators import z_value
+
+    m = data.min_cell
+    mark = SUPPRESSED.format(n=m)
+    z = z_value(float(data.spec.get("alpha", 0.05)))
+    verdict_rows, charts = [], []
+    for v in data.verdicts:
+        evidence = v.get("evidence") or {}
+        small = _small(evidence.get("n_treated", 0), m)
+        verdict_rows.append({**v, "assumed_txt": _fmt(v["assumed"]),
+                             "realised_txt": mark if small else _fmt(v["realised"]),
+                             "ci_txt": "" if small or v["ci_low"] is None else f"{_fmt(v['ci_low'])} to {_fmt(v['ci_high'])}"})
+        path_rows = [_with_interval(p, z) for p in evidence.get("path", []) if not _small(p.get("n_treated"), m)]
+        path_rows = [p for p in path_rows if p is not None]
+        hidden = len(evidence.get("path", [])) - len(path_rows)
         if path_rows and not small:
-            title = "Success rate (consequence year 1)" if v["assumption"] == "success_rate" else f"Effect on {v['outcome']} per treated person"
-            charts.append({"title": title, "img": effect_path_chart(title, evidence.get("unit", ""), path_rows), "suppressed": suppressed})
-    est = estimates.filter(pl.col("estimand") != "att_gt").select(
+            title = ("Success rate (consequence year 1)" if v["assumption"] == "success_rate"
+                     else f"Effect on {v['outcome']} per treated person")
+            charts.append({"title": title, "img": effect_path_chart(title, evidence.get("unit", ""), path_rows), "suppressed": hidden})
+    held = []
+    for assumption in dict.fromkeys(h["assumption"] for h in data.history):
+        rows = [h for h in data.history if h["assumption"] == assumption]
+        shown = [h for h in rows if h["realised"] is not None and h["ci_low"] is not None and not _small(h["n_treated"], m)]
+        held.append({
+            "assumption": assumption,
+            "img": history_chart(f"{assumption}: realised vs assumed by data vintage", shown) if shown else None,
+            "rows": [{"vintage": h["vintage"], "run": h["run_id"][:8], "label": h["label"], "assumed": _fmt(h["assumed"]),
+                      "realised": mark if _small(h["n_treated"], m) else _fmt(h["realised"]),
+                      "ci": "" if _small(h["n_treated"], m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}"}
+                     for h in rows],
+        })
+    est = data.estimates.filter(pl.col("estimand") != "att_gt").select(
         "outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control")
     est_table = suppress_small_cells(est, count_columns=["n_treated", "n_control"],
-                                     value_columns=["estimate", "se", "ci_low", "ci_high"], min_cell=min_cell)
-    npv_rows = [{"parameters": k, **{p: _fmt(v["npv"][p]) for p in ("kommune", "region", "stat", "total")},
-                 "payback": v["payback_year"] or "none", "success_rate": _fmt(v["success_rate"])} for k, v in projections.items()]
-    series = {}
-    for k, v in projections.items():
-        rows = pl.DataFrame(v["rows"], schema={"year": pl.Int64, "payer": pl.Utf8, "item": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64})
-        by_year = rows.group_by("year").agg(pl.col("discounted").sum()).sort("year").with_columns(pl.col("discounted").cum_sum().alias("cum"))
-        series[k] = (by_year["year"].to_list(), by_year["cum"].to_list())
+                                     value_columns=["estimate", "se", "ci_low", "ci_high"], min_cell=m)
+    npv_rows, series, payback = _projection_rows(data)
     html = _ENV.get_template("audit.html.j2").render(
-        title=spec.title or spec.evaluation, spec=spec, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        delivery=delivery, assumptions=assumptions, verdicts=verdict_rows, charts=charts,
+        title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        verdicts=verdict_rows, charts=charts, held=held,
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
-        pretrends=[{k: _fmt(x) for k, x in r.items()} for r in pretrends.to_dicts()], proposal=proposal,
-        npv_rows=npv_rows, cumulative=cumulative_chart(series, {k: v["payback_year"] for k, v in projections.items()}),
-        checks=checks, checks_failed=sum(not c["passed"] for c in checks), versions=versions, min_cell=min_cell,
-        spec_text=json.dumps(dict(spec.document), indent=2, ensure_ascii=False),
+        npv_rows=npv_rows, cumulative=cumulative_chart(series, payback),
+        checks=list(data.checks), checks_failed=sum(not c["passed"] for c in data.checks), min_cell=m,
+        spec_text=json.dumps(data.spec, indent=2, ensure_ascii=False, default=str),
+        alpha=data.spec.get("alpha", 0.05), margin=data.spec.get("equivalence_margin", 0.5),
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,3 +48,21 @@ def cumulative_chart(series: dict[str, tuple[list[int], list[float]]], payback: 
     ax.set_ylabel("cumulative discounted net, mio. kr")
     ax.legend(fontsize=8, frameon=False)
     return _png(fig)
+
+
+def history_chart(title: str, rows: list[dict]) -> str:
+    """Realised estimate (with interval) and the assumption, for every evaluation run / data vintage."""
+    fig, ax = plt.subplots(figsize=(6.2, 2.8))
+    x = list(range(len(rows)))
+    labels = [f"{r['vintage']}\n{r['label']}" for r in rows]
+    real = [r["realised"] for r in rows]
+    lo = [r["realised"] - r["ci_low"] for r in rows]
+    hi = [r["ci_high"] - r["realised"] for r in rows]
+    ax.errorbar(x, real, yerr=[lo, hi], fmt="o", color="#08519c", capsize=4, label="realised (95 % CI)")
+    ax.plot(x, [r["assumed"] for r in rows], "s", color="#d94801", label="assumed")
+    ax.axhline(0, color="#666", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)

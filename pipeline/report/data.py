@@ -1,0 +1,104 @@
+"""What the audit report shows, gathered from the parameter store (and the run's check results).
+
+The same gathering serves the ``audit_report`` asset (right after a run) and ``som report`` (any time later):
+the store holds every run's estimates and verdicts and every parameter version, so the report can show how
+each assumption held over data vintages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from som_models.estimators import ESTIMATES_SCHEMA
+
+
+@dataclass(frozen=True, eq=False)
+class ReportData:
+    intervention: str
+    evaluation: str
+    title: str
+    min_cell: int
+    run: Any
+    verdicts: tuple[dict, ...]
+    estimates: pl.DataFrame
+    history: tuple[dict, ...]
+    versions: tuple[Any, ...]
+    before: Any
+    after: Any | None
+    checks: tuple[dict, ...]
+    spec: dict = field(default_factory=dict)
+
+
+def checks_path(workdir: Path, run_id: str) -> Path:
+    return Path(workdir) / "reports" / "checks" / f"{run_id}.json"
+
+
+def save_checks(workdir: Path, run_id: str, checks: list[dict]) -> None:
+    path = checks_path(workdir, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(checks, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_checks(workdir: Path, run_id: str) -> list[dict]:
+    path = checks_path(workdir, run_id)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def _proposal_of(run, versions):
+    """The version a run proposed (or, when identical content was proposed before, the same data's version)."""
+    own = [v for v in versions if v.evaluation_run_id == run.id]
+    if own:
+        return own[-1]
+    same_data = [v for v in versions if v.data_hash == run.data_hash and v.parent_version is not None]
+    return same_data[-1] if same_data else None
+
+
+def gather(store, *, intervention: str | None = None, evaluation: str | None = None, run_id: str | None = None,
+           workdir: Path | None = None, checks: list[dict] | None = None) -> ReportData:
+    """Collect the report's content; the latest run of the intervention/evaluation unless ``run_id`` is given."""
+    runs = store.runs(intervention)
+    if evaluation:
+        runs = [r for r in runs if r.evaluation_id == evaluation]
+    if run_id:
+        runs_by_id = [r for r in runs if r.id == run_id] or [store.get_run(run_id)]
+        run = runs_by_id[0]
+    else:
+        with_verdicts = [r for r in runs if store.verdicts_for_run(r.id)]
+        if not with_verdicts:
+            what = f"intervention {intervention!r}" if intervention else "any intervention"
+            raise ValueError(f"no evaluation run with verdicts for {what}{f' and evaluation {evaluation!r}' if evaluation else ''}")
+        run = max(with_verdicts, key=lambda r: r.created_at)
+    intervention = run.intervention
+    versions = tuple(store.versions(intervention))
+    after = _proposal_of(run, versions)
+    if after is not None and after.parent_version is not None:
+        before = next(v for v in versions if v.version == after.parent_version)
+    else:
+        before = store.latest_approved(intervention)
+    history = []
+    for r in sorted((r for r in store.runs(intervention) if r.evaluation_id == run.evaluation_id), key=lambda r: r.created_at):
+        for v in store.verdicts_for_run(r.id):
+            evidence = v.get("evidence") or {}
+            history.append({
+                "assumption": v["assumption"], "vintage": r.data_vintage, "run_id": r.id, "created_at": r.created_at,
+                "label": v["label"], "assumed": v["assumed"], "realised": v["realised"], "ci_low": v["ci_low"],
+                "ci_high": v["ci_high"], "n_treated": evidence.get("n_treated"),
+            })
+    rows = store.estimates_for_run(run.id)
+    estimates = pl.DataFrame([{k: r.get(k) for k in ESTIMATES_SCHEMA} for r in rows], schema=ESTIMATES_SCHEMA)
+    spec = dict(run.spec or {})
+    if checks is None:
+        checks = load_checks(workdir, run.id) if workdir else []
+    return ReportData(
+        intervention=intervention, evaluation=run.evaluation_id, title=str(spec.get("title") or run.evaluation_id),
+        min_cell=int(spec.get("min_cell", 5)), run=run, verdicts=tuple(store.verdicts_for_run(run.id)),
+        estimates=estimates, history=tuple(history), versions=versions, before=before, after=after,
+        checks=tuple(checks), spec=spec,
+    )
