@@ -19,3 +19,21 @@ def demo_delivery(tmp_path_factory):
     sim = simulate("homelessness", DEMO_PERSONS, DEMO_SEED)
     write_delivery(sim, folder)
     return folder, sim
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_delivery, tmp_path_factory):
+    """The whole Dagster graph materialised once on the demo delivery in a temporary workdir."""
+    import dagster as dg
+
+    from pipeline.runner import run_evaluation
+
+    mp = pytest.MonkeyPatch()
+    mp.delenv("SOM_DATABASE_URL", raising=False)
+    mp.setenv("SOM_PSEUDONYM_KEY", "ab" * 32)
+    folder, sim = demo_delivery
+    workdir = tmp_path_factory.mktemp("som")
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = run_evaluation(workdir, delivery=folder, instance=instance)
+    yield workdir, folder, sim, outcome, instance
+    mp.undo()

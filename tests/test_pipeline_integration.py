@@ -11,12 +11,8 @@ from pipeline.store import ParameterStore, database_url
 
 
 @pytest.fixture(scope="module")
-def run(demo_delivery, tmp_path_factory, monkeypatch_module):
-    folder, sim = demo_delivery
-    workdir = tmp_path_factory.mktemp("som")
-    instance = dg.DagsterInstance.ephemeral()
-    outcome = run_evaluation(workdir, delivery=folder, instance=instance)
-    return workdir, folder, sim, outcome, instance
+def run(demo_run):
+    return demo_run
 
 
 @pytest.fixture(scope="module")
