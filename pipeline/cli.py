@@ -3,7 +3,8 @@
 Commands live in ``pipeline/commands/<name>.py``; each module defines ``register(app)`` and is discovered
 here, so adding a command means adding a module (import heavy libraries inside the command functions).
 
-Exit codes: 0 success; 2 bad input or usage; 3 a delivery or data check refused the run; 1 anything else.
+Exit codes: 0 success; 2 bad input or usage; 3 a delivery or data check refused the run; 1 an unexpected
+error (one line; ``som --debug …`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import sys
 import typer
 from rich.console import Console
 
+EPILOG = ("Exit codes: 0 success · 2 bad input or usage · 3 a delivery or data check refused the run · "
+          "1 unexpected error (add --debug for the traceback). Workdir: --workdir, else $SOM_HOME, else ./.som.")
+
 app = typer.Typer(help="SØM evaluation pipeline: register data → realised effects → verdicts → parameter versions → projections.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  epilog=EPILOG, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+_state = {"debug": False}
 # Piped output (CI logs, files) gets a wide fixed width so tables are not cut; terminals use their own width.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
@@ -31,6 +36,11 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for unexpected errors.")) -> None:
+    _state["debug"] = debug
+
+
 def _register_commands() -> None:
     import importlib
     import pkgutil
@@ -44,8 +54,20 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """Console entry point: unexpected errors become one line (exit 1) unless ``--debug`` is given."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
