@@ -44,7 +44,8 @@ def standardised_differences(panel: pl.DataFrame, treatments: pl.DataFrame) -> d
         if a.len() < 2 or b.len() < 2:
             continue
         pooled = math.sqrt(((a.var() or 0.0) + (b.var() or 0.0)) / 2)
-        out[col] = 0.0 if pooled == 0 else float((a.mean() - b.mean()) / pooled)
+        diff = a.mean() - b.mean()
+        out[col] = float(diff / pooled) if pooled else (0.0 if diff == 0 else math.copysign(math.inf, diff))
     return out
 
 
@@ -54,7 +55,7 @@ def _baseline_balance(realised_effects: pl.DataFrame, panel: pl.DataFrame, treat
     return dg.AssetCheckResult(
         passed=not flagged, severity=dg.AssetCheckSeverity.WARN,
         description=None if not flagged else f"imbalance at baseline: {', '.join(f'{k} {v:+.2f}' for k, v in flagged.items())}",
-        metadata={"smd": dg.MetadataValue.json({k: round(v, 4) for k, v in smd.items()})},
+        metadata={"smd": dg.MetadataValue.json({k: (round(v, 4) if math.isfinite(v) else str(v)) for k, v in smd.items()})},
     )
 
 
