@@ -13,3 +13,19 @@ __all__ = [
 from som_models.estimators.event_study import RealisedEffects, estimate_realised_effects, success_indicator  # noqa: E402
 
 __all__ += ["RealisedEffects", "estimate_realised_effects", "success_indicator"]
+
+from som_models.estimators.bootstrap import (  # noqa: E402
+    BootstrapInference, bootstrap_aggregate, bootstrap_cells, multiplier_bootstrap,
+)
+from som_models.estimators.consequences import CONSEQUENCE_SCHEMA, som_consequences  # noqa: E402
+from som_models.estimators.drdid import TwoByTwo, drdid_panel  # noqa: E402
+from som_models.estimators.matching import MatchResult, match_comparison, matched_att_gt  # noqa: E402
+from som_models.estimators.panel import Panel, build_panel  # noqa: E402
+from som_models.estimators.rct import RctResult, rct_effects  # noqa: E402
+from som_models.estimators.results import effects_table  # noqa: E402
+
+__all__ += [
+    "BootstrapInference", "bootstrap_aggregate", "bootstrap_cells", "multiplier_bootstrap",
+    "CONSEQUENCE_SCHEMA", "som_consequences", "TwoByTwo", "drdid_panel", "MatchResult", "match_comparison",
+    "matched_att_gt", "Panel", "build_panel", "RctResult", "rct_effects", "effects_table",
+]

@@ -44,14 +44,21 @@ def estimate_realised_effects(
     base_period: str = "varying",
     alpha: float = 0.05,
     min_e: int = 0,
+    covariates: list[str] | tuple[str, ...] = (),
+    method: str | None = None,
 ) -> RealisedEffects:
-    """Staggered DiD for each outcome; returns the tidy table of DESIGN §3.3 and pre-trend tests."""
+    """Staggered DiD for each outcome; returns the tidy table of DESIGN §3.3 and pre-trend tests.
+
+    ``covariates`` (panel columns, taken at each cell's base period) switch on the doubly robust estimator
+    (``method`` ``dr`` by default; ``reg``, ``ipw``, ``dr-imp`` also accepted); without them the estimator is
+    the unconditional one, as before.
+    """
     starts = treatments.select("person_id", pl.col("start_year").cast(pl.Int64)).unique("person_id")
     data = panel.join(starts, on="person_id", how="left").with_columns(pl.col("start_year").fill_null(0))
     tables, pretrends, results = [], {}, {}
     for outcome in outcomes:
         res = att_gt(data, outcome=outcome, id_col="person_id", time_col="year", group_col="start_year",
-                     control=control, base_period=base_period)
+                     control=control, base_period=base_period, covariates=covariates, method=method)
         dyn = aggregate(res, "dynamic", min_e=min_e)
         tables.append(estimates_table(res, dyn, alpha=alpha))
         pretrends[outcome] = pretrend_test(res)
@@ -60,8 +67,10 @@ def estimate_realised_effects(
         "design": "staggered adoption, Callaway & Sant'Anna (2021) unconditional ATT(g,t)",
         "comparison_group": "never treated" if control == "never" else "not yet treated",
         "base_period": base_period,
-        "covariates": [],
-        "method": "difference in means of outcome changes; influence-function SEs clustered by person",
+        "covariates": list(covariates),
+        "method": ("difference in means of outcome changes" if not covariates else
+                   f"{method or 'dr'} (Sant'Anna & Zhao 2020) with covariates from the base period")
+        + "; influence-function SEs clustered by person",
         "overall": f"mean of event-time effects for e >= {min_e}",
         "alpha": alpha,
         "pretrend_p": {k: v.p_value for k, v in pretrends.items()},

@@ -36,6 +36,9 @@ class AttCell:
     se: float
     n_treated: int
     n_control: int
+    #: warnings about this cell, e.g. ``small_group`` (fewer treated units than the minimum cell size),
+    #: ``ps_not_converged`` or ``ps_trimmed:N`` (N comparison units with propensity ≥ 0.995 got weight 0)
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,13 @@ class DidResult:
     n_units: int
     control: str
     base_period: str
+    #: ``unconditional`` (no covariates) or ``reg`` / ``ipw`` / ``dr`` / ``dr-imp`` (see ``drdid``)
+    method: str = "unconditional"
+    covariates: tuple[str, ...] = ()
+    #: unit weights (normalised to mean 1) used for the group shares; None = equal weights
+    unit_weights: np.ndarray | None = field(default=None, repr=False)
+    #: how the data were handled: dropped rows/units, unbalanced panel, skipped cells and why
+    notes: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +83,8 @@ class AggregateEffect:
     overall: float
     overall_se: float
     influence: Mapping[int, np.ndarray] = field(repr=False, default_factory=dict)
+    #: influence function of ``overall`` over the units (for the bootstrap and for combining outcomes)
+    overall_influence: np.ndarray | None = field(default=None, repr=False)
 
 
 def z_value(alpha: float) -> float:
@@ -115,4 +127,58 @@ def estimates_table(
         "n_treated": sum({c.group: c.n_treated for c in result.cells if c.time == c.group}.values()) or nt,
         "n_control": max((c.n_control for c in result.cells), default=0),
     })
+    return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)
+
+
+def effects_table(
+    result: DidResult,
+    aggregates: Mapping[str, AggregateEffect],
+    *,
+    alpha: float = 0.05,
+    bootstrap: Mapping[str, Any] | None = None,
+) -> pl.DataFrame:
+    """All estimands of one outcome in the tidy schema: ``att_gt`` cells, ``event`` (from ``aggregates["dynamic"]``),
+    ``group`` and ``calendar`` levels, and one ``overall`` row (the dynamic aggregation's overall effect, i.e. the
+    mean of the post-treatment event-time effects, as :func:`estimates_table`).
+
+    Without ``bootstrap`` the intervals are pointwise, ``estimate ± z_{1−α/2} se``. With ``bootstrap`` (a mapping
+    ``"cells"`` / ``"dynamic"`` / ``"group"`` / ``"calendar"`` / ``"overall"`` → ``BootstrapInference``) the
+    ``se`` column is the bootstrap SE and ``ci_low``/``ci_high`` the simultaneous band of that family.
+    """
+    z = z_value(alpha)
+    boot = dict(bootstrap or {})
+
+    def band(family: str, label: Any, est: float, se: float) -> tuple[float, float, float]:
+        b = boot.get(family)
+        if b is not None and label in b.labels:
+            k = b.labels.index(label)
+            s = float(b.se[k])
+            return s, est - b.crit * s, est + b.crit * s
+        return se, est - z * se, est + z * se
+
+    rows = []
+    for c in result.cells:
+        se, lo, hi = band("cells", (c.group, c.time), c.estimate, c.se)
+        rows.append({"outcome": result.outcome, "estimand": "att_gt", "group": c.group, "time": c.time,
+                     "event_time": c.event_time, "estimate": c.estimate, "se": se, "ci_low": lo, "ci_high": hi,
+                     "n_treated": c.n_treated, "n_control": c.n_control})
+    spec = (("dynamic", "event", "event_time"), ("group", "group", "group"), ("calendar", "calendar", "time"))
+    for kind, estimand, column in spec:
+        agg = aggregates.get(kind)
+        if agg is None:
+            continue
+        for lvl, est in agg.estimates.items():
+            se, lo, hi = band(kind, lvl, est, agg.ses[lvl])
+            nt, nc = agg.counts[lvl]
+            row = {"outcome": result.outcome, "estimand": estimand, "group": None, "time": None, "event_time": None,
+                   "estimate": est, "se": se, "ci_low": lo, "ci_high": hi, "n_treated": nt, "n_control": nc}
+            row[column] = lvl
+            rows.append(row)
+    dyn = aggregates.get("dynamic")
+    if dyn is not None:
+        se, lo, hi = band("overall", "overall", dyn.overall, dyn.overall_se)
+        rows.append({"outcome": result.outcome, "estimand": "overall", "group": None, "time": None,
+                     "event_time": None, "estimate": dyn.overall, "se": se, "ci_low": lo, "ci_high": hi,
+                     "n_treated": sum({c.group: c.n_treated for c in result.cells if c.time == c.group}.values()),
+                     "n_control": max((c.n_control for c in result.cells), default=0)})
     return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)

@@ -1,41 +1,58 @@
-"""Group-time average treatment effects for staggered adoption (Callaway & Sant'Anna 2021), unconditional.
+"""Group-time average treatment effects for staggered adoption (Callaway & Sant'Anna 2021), with covariates.
 
 For a group ``g`` (units first treated in period ``g``) and a period ``t``, with base period ``b``
 (``b = g − 1`` for post-treatment cells; ``b = t − 1`` for pre-treatment cells under the *varying* base
-period, ``b = g − 1`` under the *universal* one)::
+period, ``b = g − 1`` under the *universal* one), ATT(g, t) is a 2×2 DiD of the units of group ``g`` against
+the comparison group ``C`` — the never-treated units (``control="never"``) or the units not yet treated by
+``max(t, b)`` (``control="notyet"``) — between periods ``b`` and ``t``. Units must be observed in both ``t``
+and ``b`` (unbalanced panels: each cell uses the units it can).
+
+Without covariates (``method="unconditional"``)::
 
     ATT(g, t) = E[Y_t − Y_b | G = g] − E[Y_t − Y_b | C]
 
-where ``C`` is the never-treated units (``control="never"``) or the units not yet treated by
-``max(t, b)`` (``control="notyet"``). Units must be observed in both ``t`` and ``b``.
+With covariates (``covariates=[…]``, taken from the base period ``b``) each cell is one of the two-period
+estimators of :mod:`som_models.estimators.drdid`: ``reg`` (outcome regression), ``ipw`` (normalised inverse
+probability weights) or ``dr`` (Sant'Anna & Zhao 2020 locally efficient doubly robust; the R ``did`` default),
+or ``dr-imp`` (the improved DR of ``DRDID::drdid``). Propensity scores are fitted per cell by logistic
+regression (or inverse probability tilting for ``dr-imp``).
 
-Inference uses the influence function of each cell over all ``n`` units
-(``ATT̂ − ATT ≈ (1/n) Σ_i ψ_i``)::
+Inference uses each cell's influence function over all ``n`` units (``ATT̂ − ATT ≈ (1/n) Σ_i ψ_i``); for the
+unconditional estimator ``ψ_i = (n / n_g) D_i (ΔY_i − μ_g) − (n / n_C) C_i (ΔY_i − μ_C)``; with covariates the
+2×2 influence function (including the estimation effect of the propensity score and outcome regression) is
+scaled by ``n / n_cell``. ``Var(ATT̂) = Σ_i ψ_i² / n²`` clusters by unit (person). Aggregations (simple,
+dynamic/event, group, calendar) weight cells by the group shares ``p_g = Σ_i w_i 1{G_i = g} / n`` and add the
+influence of estimating those weights, as R ``did``'s ``aggte``. The pre-trend test is the Wald statistic on
+the pre-treatment cells, ``W = θ' V⁻¹ θ ~ χ²(k)`` with ``V = Ψ'Ψ / n²``.
 
-    ψ_i = (n / n_g) D_i (ΔY_i − μ_g) − (n / n_C) C_i (ΔY_i − μ_C),      Var(ATT̂) = Σ_i ψ_i² / n²
+Implementation: the panel is a units × periods matrix with units sorted by group, so the treated and
+comparison units of a cell are contiguous row blocks; each cell is a handful of vectorised operations on
+those blocks (no loop over units), and propensity-score fits are reused across cells that share the same
+sample and covariates (e.g. all cells of a group against the never-treated with time-invariant covariates).
 
-which clusters by unit (person). Aggregations (simple, dynamic/event, group, calendar) weight cells by the
-group shares ``p_g = n_g / n`` and add the influence of estimating those weights, as in the R package
-``did`` (Callaway & Sant'Anna, ``aggte``). The pre-trend test is the Wald statistic on the pre-treatment
-cells, ``W = θ' V⁻¹ θ ~ χ²(k)`` with ``V = Ψ'Ψ / n²``.
-
-Reference: Callaway, B. and Sant'Anna, P. H. C. (2021), "Difference-in-Differences with multiple time
-periods", *Journal of Econometrics* 225(2), 200–230.
+References: Callaway, B. and Sant'Anna, P. H. C. (2021), "Difference-in-Differences with multiple time
+periods", *Journal of Econometrics* 225(2), 200–230; Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust
+difference-in-differences estimators", *Journal of Econometrics* 219(1), 101–122.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from som_models.estimators._numerics import NotEstimable
+from som_models.estimators.drdid import METHODS, att_2x2, fit_nuisance
+from som_models.estimators.panel import NEVER_KEY, Panel, build_panel
 from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest
+
+#: Default minimum number of treated units before a cell is flagged ``small_group`` (Statistics Denmark's
+#: output rules use 5 as the minimum cell size).
+MIN_GROUP_SIZE = 5
 
 
 def att_gt(
-    data: pl.DataFrame,
+    data: pl.DataFrame | None,
     *,
     outcome: str,
     id_col: str,
@@ -43,24 +60,50 @@ def att_gt(
     group_col: str,
     control: str = "never",
     base_period: str = "varying",
+    covariates: list[str] | tuple[str, ...] = (),
+    method: str | None = None,
+    weight_col: str | None = None,
+    min_group_size: int = MIN_GROUP_SIZE,
+    panel: Panel | None = None,
 ) -> DidResult:
-    """Estimate every ATT(g, t) of one outcome; ``group_col`` is the first treated period (0/null = never)."""
+    """Estimate every ATT(g, t) of one outcome; ``group_col`` is the first treated period (0/null = never).
+
+    ``covariates`` switch on the conditional estimators (``method`` ``dr`` by default, or ``reg``, ``ipw``,
+    ``dr-imp``); without covariates the estimator is the unconditional difference of mean changes whatever
+    ``method`` says (the four coincide). ``weight_col`` names time-invariant unit weights. Groups with fewer
+    than ``min_group_size`` treated units are estimated but flagged ``small_group``; cells that cannot be
+    estimated (no comparison units, collinear covariates) are skipped and listed in ``result.notes``.
+    ``panel`` may be a prebuilt :class:`~som_models.estimators.panel.Panel` (then ``data`` is not read).
+    """
     if control not in ("never", "notyet"):
         raise ValueError(f"control must be 'never' or 'notyet' (got {control!r})")
     if base_period not in ("varying", "universal"):
         raise ValueError(f"base_period must be 'varying' or 'universal' (got {base_period!r})")
-    for col in (outcome, id_col, time_col, group_col):
-        if col not in data.columns:
-            raise ValueError(f"column {col!r} not found; columns are {data.columns}")
-
-    wide = _wide(data, outcome=outcome, id_col=id_col, time_col=time_col, group_col=group_col)
-    y, periods, groups_of_unit = wide.y, wide.periods, wide.group
-    n = y.shape[0]
-    treated_groups = sorted(int(g) for g in np.unique(groups_of_unit) if g > 0 and g > periods[0])
+    covariates = tuple(covariates)
+    if method is None:
+        method = "dr" if covariates else "unconditional"
+    if method not in (*METHODS, "unconditional"):
+        raise ValueError(f"method must be one of unconditional, {', '.join(METHODS)} (got {method!r})")
+    if not covariates:
+        method = "unconditional"
+    if panel is None:
+        panel = build_panel(data, outcome=outcome, id_col=id_col, time_col=time_col, group_col=group_col,
+                            covariates=covariates, weight_col=weight_col)
+    y, periods, groups_of_unit = panel.y, panel.periods, panel.group
+    n = panel.n
+    treated_groups = sorted(g for g in panel.blocks if g > 0)
+    if not treated_groups:
+        raise ValueError(f"column {group_col!r} has no treated units (first treated period after the first period)")
+    if control == "never" and 0 not in panel.blocks:
+        raise ValueError(f"control='never' needs never-treated units ({group_col!r} = 0 or missing) and there are "
+                         "none; use control='notyet' (not-yet-treated comparison units)")
     period_index = {int(p): k for k, p in enumerate(periods)}
+    sorted_key = np.where(groups_of_unit == 0, NEVER_KEY, groups_of_unit)
+    w_unit = None
+    if panel.weights is not None:
+        w_unit = panel.weights / panel.weights.mean()
 
-    cells: list[AttCell] = []
-    influence: list[np.ndarray] = []
+    plan: list[tuple[int, int, int]] = []
     for g in treated_groups:
         for t in periods:
             t = int(t)
@@ -74,111 +117,212 @@ def att_gt(
                     continue
             if b not in period_index or t not in period_index:
                 continue
-            treat = groups_of_unit == g
-            if control == "never":
-                ctrl = groups_of_unit == 0
-            else:
-                ctrl = (groups_of_unit == 0) | (groups_of_unit > max(t, b))
-                ctrl &= groups_of_unit != g
-            dy = y[:, period_index[t]] - y[:, period_index[b]]
-            seen = ~np.isnan(dy)
-            treat &= seen
-            ctrl &= seen
-            n_g, n_c = int(treat.sum()), int(ctrl.sum())
-            if n_g == 0 or n_c == 0:
-                continue
-            mu_g = dy[treat].mean()
-            mu_c = dy[ctrl].mean()
-            psi = np.zeros(n)
-            psi[treat] = (n / n_g) * (dy[treat] - mu_g)
-            psi[ctrl] -= (n / n_c) * (dy[ctrl] - mu_c)
-            est = float(mu_g - mu_c)
-            se = float(np.sqrt(np.sum(psi**2)) / n)
-            cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=est, se=se, n_treated=n_g, n_control=n_c))
-            influence.append(psi)
+            plan.append((g, t, b))
 
-    psi_matrix = np.column_stack(influence) if influence else np.zeros((n, 0))
+    psi_matrix = np.zeros((n, len(plan)), order="F")
+    cells: list[AttCell] = []
+    kept: list[int] = []
+    skipped: list[str] = []
+    cache_key, cache_nu = None, None
+    warm: dict = {}
+    for j, (g, t, b) in enumerate(plan):
+        ti, bi = period_index[t], period_index[b]
+        treat = [panel.blocks[g]]
+        if control == "never":
+            ctrl = [panel.blocks[0]]
+        else:
+            start = int(np.searchsorted(sorted_key, max(t, b), "right"))
+            gs, ge = panel.blocks[g]
+            ctrl = [(start, n)] if gs < start else [(start, gs), (ge, n)]
+            ctrl = [(s, e) for s, e in ctrl if e > s]
+        if not ctrl:
+            skipped.append(f"({g},{t}): no comparison units not yet treated by {max(t, b)}")
+            continue
+        dy_t = _gather_dy(y, treat, ti, bi)
+        dy_c = _gather_dy(y, ctrl, ti, bi)
+        if panel.balanced:
+            seen_t = seen_c = None
+            n_g, n_c = dy_t.shape[0], dy_c.shape[0]
+        else:
+            seen_t, seen_c = ~np.isnan(dy_t), ~np.isnan(dy_c)
+            n_g, n_c = int(seen_t.sum()), int(seen_c.sum())
+        if n_g == 0 or n_c == 0:
+            skipped.append(f"({g},{t}): no {'treated' if n_g == 0 else 'comparison'} units observed in {b} and {t}")
+            continue
+        flags: list[str] = []
+        if n_g < min_group_size:
+            flags.append("small_group")
+        if method == "unconditional":
+            est = _unconditional_cell(psi_matrix[:, j], treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
+        else:
+            idx = _rows(treat, seen_t), _rows(ctrl, seen_c)
+            rows = np.concatenate(idx)
+            key = (tuple(treat), tuple(ctrl), None if panel.time_invariant_covariates else bi,
+                   None if panel.balanced else (ti, bi))
+            try:
+                if key != cache_key:
+                    cache_key, cache_nu = None, None
+                    x = panel.covariate_matrix(rows, bi)
+                    d = np.concatenate([np.ones(idx[0].shape[0]), np.zeros(idx[1].shape[0])])
+                    cache_nu = fit_nuisance(x, d, None if w_unit is None else w_unit[rows], method,
+                                            start=warm.get((tuple(treat), tuple(ctrl))))
+                    cache_key = key
+                    if cache_nu.beta is not None:
+                        warm[(tuple(treat), tuple(ctrl))] = cache_nu.beta
+                dy = np.concatenate([dy_t if seen_t is None else dy_t[seen_t], dy_c if seen_c is None else dy_c[seen_c]])
+                two = att_2x2(dy, cache_nu)
+            except NotEstimable as exc:
+                skipped.append(f"({g},{t}): {exc}")
+                continue
+            psi_matrix[rows, j] = (n / rows.shape[0]) * two.influence
+            est = two.att
+            if not two.converged:
+                flags.append("ps_not_converged")
+            if two.trimmed:
+                flags.append(f"ps_trimmed:{two.trimmed}")
+        se = float(np.sqrt(psi_matrix[:, j] @ psi_matrix[:, j]) / n)
+        cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=float(est), se=se, n_treated=n_g,
+                             n_control=n_c, flags=tuple(flags)))
+        kept.append(j)
+    if len(kept) < len(plan):
+        psi_matrix = np.asfortranarray(psi_matrix[:, kept])
     psi_matrix.setflags(write=False)
-    shares = {g: float(np.mean(groups_of_unit == g)) for g in treated_groups}
+    w_norm = np.ones(n) if w_unit is None else w_unit
+    shares = {g: float(np.sum(w_norm[slice(*panel.blocks[g])]) / n) for g in treated_groups}
+    notes = dict(panel.notes)
+    small = sorted({c.group for c in cells if "small_group" in c.flags})
+    if small:
+        notes["small_groups"] = {g: int(panel.blocks[g][1] - panel.blocks[g][0]) for g in small}
+    if skipped:
+        notes["skipped_cells"] = skipped
     return DidResult(
         outcome=outcome,
         cells=tuple(cells),
         influence=psi_matrix,
-        unit_groups=wide.group,
+        unit_groups=groups_of_unit,
         group_shares=shares,
         n_units=n,
         control=control,
         base_period=base_period,
+        method=method,
+        covariates=covariates,
+        unit_weights=w_unit,
+        notes=notes,
     )
 
 
-@dataclass(frozen=True)
-class _Wide:
-    y: np.ndarray
-    periods: np.ndarray
-    group: np.ndarray
+def _gather_dy(y: np.ndarray, slices: list[tuple[int, int]], ti: int, bi: int) -> np.ndarray:
+    parts = [y[s:e, ti] - y[s:e, bi] for s, e in slices]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _wide(data: pl.DataFrame, *, outcome: str, id_col: str, time_col: str, group_col: str) -> _Wide:
-    """Units × periods outcome matrix (NaN where a unit is not observed) and each unit's group."""
-    df = data.select(
-        pl.col(id_col).alias("_id"),
-        pl.col(time_col).cast(pl.Int64).alias("_t"),
-        pl.col(group_col).cast(pl.Int64).fill_null(0).alias("_g"),
-        pl.col(outcome).cast(pl.Float64).alias("_y"),
-    ).filter(pl.col("_y").is_not_null() & pl.col("_y").is_not_nan())
-    dup = df.group_by("_id", "_t").len().filter(pl.col("len") > 1)
-    if dup.height:
-        raise ValueError(f"{dup.height} (id, time) pairs occur more than once; the panel must have one row per unit and period")
-    groups = df.group_by("_id").agg(pl.col("_g").n_unique().alias("k"), pl.col("_g").first())
-    if groups.filter(pl.col("k") > 1).height:
-        raise ValueError(f"column {group_col!r} must be constant within each unit")
-    periods = np.sort(df.get_column("_t").unique().to_numpy())
-    ids = groups.sort("_id")
-    unit_index = {u: k for k, u in enumerate(ids.get_column("_id").to_list())}
-    y = np.full((len(unit_index), len(periods)), np.nan)
-    rows = np.fromiter((unit_index[u] for u in df.get_column("_id").to_list()), dtype=np.int64, count=df.height)
-    cols = np.searchsorted(periods, df.get_column("_t").to_numpy())
-    y[rows, cols] = df.get_column("_y").to_numpy()
-    return _Wide(y=y, periods=periods, group=ids.get_column("_g").to_numpy())
+def _rows(slices: list[tuple[int, int]], seen: np.ndarray | None) -> np.ndarray:
+    idx = np.concatenate([np.arange(s, e) for s, e in slices]) if len(slices) > 1 else np.arange(*slices[0])
+    return idx if seen is None else idx[seen]
 
 
-def _weight_influence(keep: list[int], groups_of_cells: list[int], result: DidResult) -> np.ndarray:
-    """Influence of estimating the group-share weights (units × kept cells), as in R ``did``'s ``wif``."""
-    g_unit = result.unit_groups
-    pg = np.array([result.group_shares[groups_of_cells[k]] for k in keep])
-    total = pg.sum()
-    ind = np.column_stack([(g_unit == groups_of_cells[k]).astype(float) for k in keep])
-    dev = ind - pg[None, :]
-    return dev / total - np.outer(dev.sum(axis=1), pg / total**2)
+def _scatter(col: np.ndarray, slices: list[tuple[int, int]], values: np.ndarray) -> None:
+    pos = 0
+    for s, e in slices:
+        col[s:e] = values[pos:pos + e - s]
+        pos += e - s
 
 
-def _weighted(result: DidResult, keep: list[int]) -> tuple[float, np.ndarray]:
-    """Group-share-weighted average of the kept cells and its influence function."""
+def _unconditional_cell(col, treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit) -> float:
+    """Difference of (weighted) mean changes; writes ψ into ``col`` (zeros for units not observed)."""
+    if seen_t is not None:
+        dy_t = np.where(seen_t, dy_t, 0.0)
+        dy_c = np.where(seen_c, dy_c, 0.0)
+    if w_unit is None:
+        wt = None if seen_t is None else seen_t.astype(float)
+        wc = None if seen_c is None else seen_c.astype(float)
+    else:
+        wt = np.concatenate([w_unit[s:e] for s, e in treat])
+        wc = np.concatenate([w_unit[s:e] for s, e in ctrl])
+        if seen_t is not None:
+            wt, wc = wt * seen_t, wc * seen_c
+    if wt is None:
+        mu_t, mu_c = dy_t.mean(), dy_c.mean()
+        _scatter(col, treat, (n / dy_t.shape[0]) * (dy_t - mu_t))
+        _scatter(col, ctrl, -(n / dy_c.shape[0]) * (dy_c - mu_c))
+    else:
+        st, sc = wt.sum(), wc.sum()
+        mu_t, mu_c = (wt @ dy_t) / st, (wc @ dy_c) / sc
+        _scatter(col, treat, (n / st) * wt * (dy_t - mu_t))
+        _scatter(col, ctrl, -(n / sc) * wc * (dy_c - mu_c))
+    return float(mu_t - mu_c)
+
+
+# ----------------------------------------------------------------------------------------------- aggregation
+
+def _unit_group_index(result: DidResult, groups: list[int]) -> np.ndarray:
+    """Position of each unit's group in ``groups`` (len(groups) for units in none of them)."""
+    lookup = {g: k for k, g in enumerate(groups)}
+    ug = result.unit_groups
+    uniq = np.unique(ug)
+    out = np.full(ug.shape[0], len(groups), dtype=np.int64)
+    for g in uniq:
+        if int(g) in lookup:
+            out[ug == g] = lookup[int(g)]
+    return out
+
+
+def _weight_influence_terms(result: DidResult, gidx: np.ndarray, n_groups: int,
+                            members: list[tuple[list[int], np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Influence of estimating the group-share weights, one vector per level (R ``did``'s ``wif`` times ATT).
+
+    For a level averaging items k (group g_k, share p_k, estimate a_k) with weights p_k / Σp:
+    ``wif·a = [w_i A(G_i) − Σ p_k a_k] / Σp − [w_i C(G_i) − Σ p_k] Σ p_k a_k / (Σp)²`` with
+    ``A(g) = Σ_{k: g_k = g} a_k`` and ``C(g) = #{k: g_k = g}`` — the same as the units × items matrix product,
+    without forming it.
+    """
+    w = result.unit_weights
+    out = []
+    for item_groups, pg, att in members:
+        total = pg.sum()
+        a = np.zeros(n_groups + 1)
+        c = np.zeros(n_groups + 1)
+        np.add.at(a, item_groups, att)
+        np.add.at(c, item_groups, 1.0)
+        pa = float(pg @ att)
+        s = a[gidx] if w is None else w * a[gidx]
+        r = c[gidx] if w is None else w * c[gidx]
+        out.append((s - pa) / total - (r - total) * pa / total**2)
+    return out
+
+
+def _levels(result: DidResult, kind_keep: list[tuple[int, list[int]]], with_wif: bool = True):
+    """Group-share-weighted averages of the kept cells, per level, with influence functions (units × levels)."""
     cells = result.cells
-    groups = [c.group for c in cells]
-    pg = np.array([result.group_shares[groups[k]] for k in keep])
-    w = pg / pg.sum()
-    att = np.array([cells[k].estimate for k in keep])
-    psi = result.influence[:, keep] @ w + _weight_influence(keep, groups, result) @ att
-    return float(w @ att), psi
+    groups = sorted(result.group_shares)
+    gpos = {g: k for k, g in enumerate(groups)}
+    k_cells = len(cells)
+    wmat = np.zeros((k_cells, len(kind_keep)))
+    members = []
+    values = []
+    for col, (_, keep) in enumerate(kind_keep):
+        pg = np.array([result.group_shares[cells[k].group] for k in keep])
+        att = np.array([cells[k].estimate for k in keep])
+        wmat[keep, col] = pg / pg.sum()
+        values.append(float(wmat[keep, col] @ att))
+        members.append((np.array([gpos[cells[k].group] for k in keep], dtype=np.int64), pg, att))
+    psi = _times(result.influence, wmat)
+    if with_wif:
+        gidx = _unit_group_index(result, groups)
+        for col, term in enumerate(_weight_influence_terms(result, gidx, len(groups), members)):
+            psi[:, col] += term
+    return values, psi
 
 
-def _finish(result: DidResult, kind: str, levels: list[tuple[int, float, np.ndarray, int, int]], overall: tuple[float, np.ndarray]) -> AggregateEffect:
-    n = result.n_units
-    est = {lvl: e for lvl, e, _, _, _ in levels}
-    se = {lvl: float(np.sqrt(np.sum(p**2)) / n) for lvl, _, p, _, _ in levels}
-    counts = {lvl: (nt, nc) for lvl, _, _, nt, nc in levels}
-    return AggregateEffect(
-        outcome=result.outcome,
-        kind=kind,
-        estimates=est,
-        ses=se,
-        counts=counts,
-        overall=overall[0],
-        overall_se=float(np.sqrt(np.sum(overall[1] ** 2)) / n),
-        influence={lvl: p for lvl, _, p, _, _ in levels},
-    )
+def _times(influence: np.ndarray, wmat: np.ndarray) -> np.ndarray:
+    """``Ψ W`` as a writable units × levels array with contiguous columns (no extra copy)."""
+    if influence.shape[1] == 0:
+        return np.zeros((influence.shape[0], wmat.shape[1]), order="F")
+    return (wmat.T @ influence.T).T
+
+
+def _se(psi: np.ndarray, n: int) -> float:
+    return float(np.sqrt(psi @ psi) / n)
 
 
 def aggregate(result: DidResult, kind: str, *, min_e: int | None = None, max_e: int | None = None) -> AggregateEffect:
@@ -191,51 +335,71 @@ def aggregate(result: DidResult, kind: str, *, min_e: int | None = None, max_e: 
     * simple: ``Σ p_g ATT(g, t) / Σ p_g`` over all post cells.
     """
     cells = result.cells
+    n = result.n_units
     if not cells:
         raise ValueError(f"no ATT(g,t) cells for outcome {result.outcome!r}: no treated group with a comparison group")
     post = [k for k, c in enumerate(cells) if c.time >= c.group]
     if kind == "simple":
-        val, psi = _weighted(result, post)
-        return _finish(result, kind, [], (val, psi))
+        if not post:
+            raise ValueError(f"no post-treatment cells for outcome {result.outcome!r}")
+        (val,), psi = _levels(result, [(0, post)])
+        return _finish(result, kind, [], (val, psi[:, 0]))
     if kind == "dynamic":
-        levels = []
-        for e in sorted({c.event_time for c in cells}):
-            keep = [k for k, c in enumerate(cells) if c.event_time == e]
-            val, psi = _weighted(result, keep)
-            levels.append((e, val, psi, *_counts(cells, keep)))
+        spec = [(e, [k for k, c in enumerate(cells) if c.event_time == e]) for e in sorted({c.event_time for c in cells})]
+        vals, psi = _levels(result, spec)
+        levels = [(e, v, psi[:, i], *_counts(cells, keep)) for i, ((e, keep), v) in enumerate(zip(spec, vals))]
         lo = 0 if min_e is None else max(0, min_e)
-        window = [(e, v, p) for e, v, p, _, _ in levels if e >= lo and (max_e is None or e <= max_e)]
+        window = [i for i, (e, _) in enumerate(spec) if e >= lo and (max_e is None or e <= max_e)]
         if not window:
             raise ValueError(f"no event times in the window [{lo}, {max_e}] for outcome {result.outcome!r}")
-        overall = (float(np.mean([v for _, v, _ in window])), np.mean([p for _, _, p in window], axis=0))
+        avg = np.zeros(psi.shape[1])
+        avg[window] = 1.0 / len(window)
+        overall = (float(np.mean([vals[i] for i in window])), psi @ avg)
         return _finish(result, kind, levels, overall)
     if kind == "group":
-        levels = []
-        for g in sorted({c.group for c in cells}):
-            keep = [k for k in post if cells[k].group == g]
-            if not keep:
-                continue
-            val = float(np.mean([cells[k].estimate for k in keep]))
-            psi = result.influence[:, keep].mean(axis=1)
-            levels.append((g, val, psi, *_counts(cells, keep)))
-        gs = [g for g, *_ in levels]
+        spec = [(g, [k for k in post if cells[k].group == g]) for g in sorted({c.group for c in cells})]
+        spec = [(g, keep) for g, keep in spec if keep]
+        if not spec:
+            raise ValueError(f"no post-treatment cells for outcome {result.outcome!r}")
+        wmat = np.zeros((len(cells), len(spec)))
+        for i, (_, keep) in enumerate(spec):
+            wmat[keep, i] = 1.0 / len(keep)
+        psi = _times(result.influence, wmat)
+        vals = [float(np.mean([cells[k].estimate for k in keep])) for _, keep in spec]
+        levels = [(g, v, psi[:, i], *_counts(cells, keep)) for i, ((g, keep), v) in enumerate(zip(spec, vals))]
+        gs = [g for g, _ in spec]
         pg = np.array([result.group_shares[g] for g in gs])
-        w = pg / pg.sum()
-        att = np.array([v for _, v, *_ in levels])
-        ind = np.column_stack([(result.unit_groups == g).astype(float) for g in gs])
-        dev = ind - pg[None, :]
-        wif = dev / pg.sum() - np.outer(dev.sum(axis=1), pg / pg.sum() ** 2)
-        psi_overall = np.column_stack([p for _, _, p, *_ in levels]) @ w + wif @ att
-        return _finish(result, kind, levels, (float(w @ att), psi_overall))
+        att = np.array(vals)
+        groups = sorted(result.group_shares)
+        gidx = _unit_group_index(result, groups)
+        item_groups = np.array([groups.index(g) for g in gs], dtype=np.int64)
+        (wif,) = _weight_influence_terms(result, gidx, len(groups), [(item_groups, pg, att)])
+        psi_overall = psi @ (pg / pg.sum()) + wif
+        return _finish(result, kind, levels, (float(pg @ att / pg.sum()), psi_overall))
     if kind == "calendar":
-        levels = []
-        for t in sorted({cells[k].time for k in post}):
-            keep = [k for k in post if cells[k].time == t]
-            val, psi = _weighted(result, keep)
-            levels.append((t, val, psi, *_counts(cells, keep)))
-        overall = (float(np.mean([v for _, v, *_ in levels])), np.mean([p for _, _, p, *_ in levels], axis=0))
+        spec = [(t, [k for k in post if cells[k].time == t]) for t in sorted({cells[k].time for k in post})]
+        if not spec:
+            raise ValueError(f"no post-treatment cells for outcome {result.outcome!r}")
+        vals, psi = _levels(result, spec)
+        levels = [(t, v, psi[:, i], *_counts(cells, keep)) for i, ((t, keep), v) in enumerate(zip(spec, vals))]
+        overall = (float(np.mean(vals)), psi.mean(axis=1))
         return _finish(result, kind, levels, overall)
     raise ValueError(f"unknown aggregation {kind!r}; use simple, dynamic, group or calendar")
+
+
+def _finish(result: DidResult, kind: str, levels: list, overall: tuple[float, np.ndarray]) -> AggregateEffect:
+    n = result.n_units
+    return AggregateEffect(
+        outcome=result.outcome,
+        kind=kind,
+        estimates={lvl: e for lvl, e, _, _, _ in levels},
+        ses={lvl: _se(p, n) for lvl, _, p, _, _ in levels},
+        counts={lvl: (nt, nc) for lvl, _, _, nt, nc in levels},
+        overall=overall[0],
+        overall_se=_se(overall[1], n),
+        influence={lvl: p for lvl, _, p, _, _ in levels},
+        overall_influence=overall[1],
+    )
 
 
 def _counts(cells: tuple[AttCell, ...], keep: list[int]) -> tuple[int, int]:
@@ -252,8 +416,8 @@ def pretrend_test(result: DidResult) -> PreTrendTest:
     if not pre:
         return PreTrendTest(statistic=float("nan"), df=0, p_value=float("nan"))
     theta = np.array([result.cells[k].estimate for k in pre])
-    psi = result.influence[:, pre]
-    v = psi.T @ psi / result.n_units**2
+    gram = result.influence.T @ result.influence  # k × k from one pass over Ψ, no n × k_pre copy
+    v = gram[np.ix_(pre, pre)] / result.n_units**2
     w = float(theta @ np.linalg.pinv(v) @ theta)
     df = int(np.linalg.matrix_rank(v))
     return PreTrendTest(statistic=w, df=df, p_value=float(stats.chi2.sf(w, df)))
