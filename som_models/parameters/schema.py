@@ -1,9 +1,31 @@
 """The parameter set of one intervention (DESIGN §3.4) — strict: an unknown key is an error naming it.
 
-A parameter set is also a SØM calculation document: what the projection needs (cohorts, success rate,
-costs, consequence profiles, unit prices, discounting) plus the success measure that ties the success rate
-to a register outcome. Sign conventions: consequences are *units per successful person* (negative = less
-use); amounts in the projection are savings positive, costs negative.
+A parameter set is also a SØM calculation document (``docs/calculation-document.md``): what the
+projection needs (cohorts, success rate, costs, consequence profiles, unit prices, discounting) plus the
+success measure that ties the success rate to a register outcome. Sign conventions: consequences are
+*units per successful person* (negative = less use); amounts in the projection are savings positive, costs
+negative.
+
+Optional sections (all backwards compatible — a document without them means what it meant before):
+
+* ``prices.<item>``: besides ``kommune``/``region``/``stat`` amounts, ``price_year`` (the year the amounts
+  are quoted in; converted to the document's ``price_year`` with the net price index), ``range``
+  (``[low, high]`` *relative* factors for the Monte Carlo, e.g. ``[0.8, 1.25]``), ``source``, ``status``;
+  ``kommune`` may be a mapping ``{committee: kr}`` splitting the municipal price by committee (udvalg);
+  its sum is the kommune price.
+* ``costs[k]`` / ``avoided_costs[k]``: besides ``course_year``, ``payer``, ``amount``, optional ``item``
+  (row label), ``committee`` (kommune only), ``price_year`` and ``range`` (``[low, high]`` in kroner per
+  participant, containing ``amount``).
+* ``refusion``: ``staircase`` (refusion staircase on income support by cumulative weeks) and
+  ``expensive_cases`` (Serviceloven § 176 / Barnets lov § 198), each a mapping or a list of mappings.
+* ``tax``: marginal tax rates by payer on changed taxable income, taxable kroner per unit of each item,
+  optional ``tilbageloeb`` (indirect taxes returning to the state).
+* ``monte_carlo``: ``draws``, ``seed``, ``range_distribution`` (``triangular``/``uniform``),
+  ``consequence_correlation`` (``item``/``independent``), ``tornado_percentiles``.
+* ``price_index``: the index used for price-year conversion — a name in ``assets/price_index``
+  (default ``nettoprisindeks``) or an inline mapping ``{year: value}``.
+
+``success_measure`` is optional for a pure calculation document; the evaluation pipeline needs it.
 """
 
 from __future__ import annotations
@@ -11,11 +33,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 PAYERS = ("kommune", "region", "stat")
 SUCCESS_RULES = ("zero", "positive")
+RANGE_DISTRIBUTIONS = ("triangular", "uniform")
+CORRELATIONS = ("item", "independent")
 
 
 class ParameterError(ValueError):
@@ -43,9 +67,20 @@ class Consequence:
 
 @dataclass(frozen=True)
 class CostLine:
+    """Kroner per participant in course year ``course_year`` paid by ``payer`` (costs negative).
+
+    ``range`` is ``(low, high)`` in kroner per participant for the Monte Carlo; ``price_year`` is the year the
+    amount is quoted in (``None`` = the document's price year); ``item`` labels the projection row.
+    """
+
     course_year: int
     payer: str
     amount: float
+    item: str | None = None
+    committee: str | None = None
+    price_year: int | None = None
+    range: tuple[float, float] | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +91,69 @@ class SuccessMeasure:
     outcome: str
     rule: str
     description: str
+
+
+@dataclass(frozen=True)
+class PriceSpec:
+    """What a price line says besides its amounts: quoted price year, Monte Carlo range, committee split.
+
+    ``committees`` maps municipal committee → kroner per unit (their sum is the kommune price);
+    ``range`` is ``(low, high)`` relative factors applied to all payers' prices of the item.
+    """
+
+    item: str
+    price_year: int
+    range: tuple[float, float] | None
+    committees: Mapping[str, float]
+    source: str
+    status: str
+
+
+@dataclass(frozen=True)
+class RefusionGroup:
+    """One application of a refusion rule to consequence items.
+
+    ``kind`` is ``staircase`` (``weeks_before``: cumulative weeks on public support before the avoided
+    weeks, per consequence year or one value for all) or ``expensive_cases`` (``case_expense``: the
+    municipality's gross annual expense per person in the case without success, in the document's price
+    year, per consequence year or one value for all). ``rule`` is a rule id in ``assets/refusion`` or an
+    inline rule mapping.
+    """
+
+    kind: str
+    items: tuple[str, ...]
+    rule: Any
+    values: tuple[float, ...]
+    version: str | None
+    source: str
+    path: str
+
+    def value_for_year(self, j: int) -> float:
+        """``weeks_before`` / ``case_expense`` in consequence year ``j ≥ 1`` (one value = every year)."""
+        return self.values[0] if len(self.values) == 1 else self.values[min(j, len(self.values)) - 1]
+
+
+@dataclass(frozen=True)
+class TaxSpec:
+    """Income tax on changed taxable income: ``tax_p = rates[p] · Δincome``; ``Δincome = Σ_i units_i · taxable[i]``.
+
+    ``tilbageloeb`` is the share of the net income change (Δincome − Σ_p tax_p) returning to the state as
+    indirect taxes (Finance Ministry principle, shared/research/domain.md §1.9).
+    """
+
+    rates: Mapping[str, float]
+    taxable: Mapping[str, float]
+    tilbageloeb: float
+    source: str
+
+
+@dataclass(frozen=True)
+class MonteCarloSpec:
+    draws: int = 0
+    seed: int = 1
+    range_distribution: str = "triangular"
+    consequence_correlation: str = "item"
+    tornado_percentiles: tuple[float, float] = (5.0, 95.0)
 
 
 @dataclass(frozen=True)
@@ -70,7 +168,7 @@ class ParameterSet:
     price_year: int
     course_years: int
     cohorts: tuple[tuple[int, int], ...]
-    success_measure: SuccessMeasure
+    success_measure: SuccessMeasure | None
     success_rate: Estimate
     costs: tuple[CostLine, ...]
     avoided_costs: tuple[CostLine, ...]
@@ -78,6 +176,11 @@ class ParameterSet:
     prices: Mapping[str, Mapping[str, float]]
     discounting: Any
     document: Mapping[str, Any]
+    price_specs: Mapping[str, PriceSpec] = field(default_factory=dict)
+    refusion: tuple[RefusionGroup, ...] = ()
+    tax: TaxSpec | None = None
+    monte_carlo: MonteCarloSpec = MonteCarloSpec()
+    price_index: Any = None
 
     def consequence(self, item: str) -> Consequence:
         for c in self.consequences:
@@ -102,9 +205,10 @@ def content_hash(doc: Mapping[str, Any]) -> str:
 
 _TOP = {
     "intervention": True, "title": False, "target_group": True, "start_year": True, "horizon_years": True,
-    "price_year": True, "course_years": False, "cohorts": True, "success_measure": True, "success_rate": True,
+    "price_year": True, "course_years": False, "cohorts": True, "success_measure": False, "success_rate": True,
     "costs": True, "avoided_costs": False, "consequences": True, "prices": True, "discounting": False,
     "sources": False, "notes": False, "provenance": False,
+    "refusion": False, "tax": False, "monte_carlo": False, "price_index": False,
 }
 
 
@@ -120,13 +224,15 @@ def _keys(obj: Any, path: str, allowed: dict[str, bool]) -> Mapping[str, Any]:
     return obj
 
 
-def _num(obj: Any, path: str, *, integer: bool = False, minimum: float | None = None) -> float:
+def _num(obj: Any, path: str, *, integer: bool = False, minimum: float | None = None, maximum: float | None = None) -> float:
     if isinstance(obj, bool) or not isinstance(obj, (int, float)) or (integer and not float(obj).is_integer()):
         raise ParameterError(f"{path}: expected {'an integer' if integer else 'a number'}, got {obj!r}")
-    if obj != obj:  # NaN
-        raise ParameterError(f"{path}: NaN is not allowed")
+    if obj != obj or obj in (float("inf"), float("-inf")):  # NaN, ±inf
+        raise ParameterError(f"{path}: {obj!r} is not allowed")
     if minimum is not None and obj < minimum:
         raise ParameterError(f"{path}: must be ≥ {minimum}, got {obj!r}")
+    if maximum is not None and obj > maximum:
+        raise ParameterError(f"{path}: must be ≤ {maximum}, got {obj!r}")
     return int(obj) if integer else float(obj)
 
 
@@ -136,18 +242,52 @@ def _str(obj: Any, path: str) -> str:
     return obj
 
 
-def _lines(obj: Any, path: str) -> tuple[CostLine, ...]:
+def _payer(obj: Any, path: str) -> str:
+    payer = _str(obj, path)
+    if payer not in PAYERS:
+        raise ParameterError(f"{path}: {payer!r} is not a payer (allowed: {', '.join(PAYERS)})")
+    return payer
+
+
+def _pair(obj: Any, path: str) -> tuple[float, float]:
+    if not isinstance(obj, list) or len(obj) != 2:
+        raise ParameterError(f"{path}: expected [low, high], got {obj!r}")
+    low, high = _num(obj[0], f"{path}[0]"), _num(obj[1], f"{path}[1]")
+    if low > high:
+        raise ParameterError(f"{path}: low {low:g} is above high {high:g}")
+    return low, high
+
+
+def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...]:
     if not isinstance(obj, list):
         raise ParameterError(f"{path}: expected a list of {{course_year, payer, amount}}")
     out = []
+    allowed = {"course_year": True, "payer": True, "amount": True, "source": False, "item": False,
+               "committee": False, "price_year": False, "range": False}
     for k, line in enumerate(obj):
         p = f"{path}[{k}]"
-        _keys(line, p, {"course_year": True, "payer": True, "amount": True, "source": False})
-        payer = _str(line["payer"], f"{p}.payer")
-        if payer not in PAYERS:
-            raise ParameterError(f"{p}.payer: {payer!r} is not one of {', '.join(PAYERS)}")
-        out.append(CostLine(_num(line["course_year"], f"{p}.course_year", integer=True, minimum=1), payer,
-                            _num(line["amount"], f"{p}.amount")))
+        _keys(line, p, allowed)
+        payer = _payer(line["payer"], f"{p}.payer")
+        amount = _num(line["amount"], f"{p}.amount")
+        committee = None
+        if line.get("committee") is not None:
+            committee = _str(line["committee"], f"{p}.committee")
+            if payer != "kommune":
+                raise ParameterError(f"{p}.committee: a committee (udvalg) split is only possible for payer kommune")
+        rng = None
+        if line.get("range") is not None:
+            rng = _pair(line["range"], f"{p}.range")
+            if not rng[0] <= amount <= rng[1]:
+                raise ParameterError(f"{p}.range: [{rng[0]:g}, {rng[1]:g}] does not contain the amount {amount:g}")
+            if avoided and rng[0] * rng[1] < 0:
+                raise ParameterError(f"{p}.range: an avoided cost range must not change sign")
+        out.append(CostLine(
+            _num(line["course_year"], f"{p}.course_year", integer=True, minimum=1), payer, amount,
+            item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
+            committee=committee,
+            price_year=_num(line["price_year"], f"{p}.price_year", integer=True) if line.get("price_year") is not None else None,
+            range=rng, source=str(line.get("source", "")),
+        ))
     return tuple(out)
 
 
@@ -183,56 +323,212 @@ def _discounting(obj: Any) -> Any:
     raise ParameterError(f"discounting: expected 'fm2021', 'none' or a list of {{from_year, rate}}, got {obj!r}")
 
 
+def _prices(obj: Any, price_year: int) -> tuple[dict[str, dict[str, float]], dict[str, PriceSpec]]:
+    prices = _keys(obj, "prices", {k: False for k in obj} if isinstance(obj, Mapping) else {})
+    amounts: dict[str, dict[str, float]] = {}
+    specs: dict[str, PriceSpec] = {}
+    allowed = {**{p: False for p in PAYERS}, "price_year": False, "range": False, "source": False, "status": False}
+    for item, line in prices.items():
+        path = f"prices.{item}"
+        _keys(line, path, allowed)
+        by_payer: dict[str, float] = {}
+        committees: dict[str, float] = {}
+        for payer in PAYERS:
+            if payer not in line:
+                continue
+            value = line[payer]
+            if isinstance(value, Mapping):
+                if payer != "kommune":
+                    raise ParameterError(f"{path}.{payer}: a committee (udvalg) split is only possible for kommune")
+                if not value:
+                    raise ParameterError(f"{path}.kommune: a committee split needs at least one committee")
+                for committee, kr in value.items():
+                    _str(committee, f"{path}.kommune (committee name)")
+                    committees[committee] = _num(kr, f"{path}.kommune.{committee}")
+                by_payer[payer] = float(sum(committees.values()))
+            else:
+                by_payer[payer] = _num(value, f"{path}.{payer}")
+        if not by_payer:
+            raise ParameterError(f"{path}: give a price for at least one payer ({', '.join(PAYERS)})")
+        rng = None
+        if line.get("range") is not None:
+            rng = _pair(line["range"], f"{path}.range")
+            if not (0 <= rng[0] <= 1 <= rng[1]):
+                raise ParameterError(f"{path}.range: relative factors [low, high] need 0 ≤ low ≤ 1 ≤ high, got {list(rng)}")
+        own_year = _num(line["price_year"], f"{path}.price_year", integer=True) if line.get("price_year") is not None else price_year
+        amounts[item] = by_payer
+        specs[item] = PriceSpec(item, own_year, rng, committees, str(line.get("source", "")), str(line.get("status", "")))
+    return amounts, specs
+
+
+def _per_year(obj: Any, path: str, minimum: float) -> tuple[float, ...]:
+    if isinstance(obj, list):
+        if not obj:
+            raise ParameterError(f"{path}: expected a number or a non-empty list of numbers (one per consequence year)")
+        return tuple(_num(v, f"{path}[{k}]", minimum=minimum) for k, v in enumerate(obj))
+    return (_num(obj, path, minimum=minimum),)
+
+
+_REFUSION_KINDS = {"staircase": "weeks_before", "expensive_cases": "case_expense"}
+
+
+def _refusion(obj: Any, consequences: tuple[Consequence, ...], prices: Mapping[str, Mapping[str, float]]) -> tuple[RefusionGroup, ...]:
+    _keys(obj, "refusion", {k: False for k in _REFUSION_KINDS})
+    by_item = {c.item: c for c in consequences}
+    groups: list[RefusionGroup] = []
+    seen: dict[str, str] = {}
+    for kind, value_key in _REFUSION_KINDS.items():
+        if kind not in obj:
+            continue
+        entries = obj[kind] if isinstance(obj[kind], list) else [obj[kind]]
+        for k, entry in enumerate(entries):
+            path = f"refusion.{kind}" if not isinstance(obj[kind], list) else f"refusion.{kind}[{k}]"
+            _keys(entry, path, {"items": True, value_key: kind == "expensive_cases", "rule": False, "version": False,
+                                "source": False})
+            items = entry["items"]
+            if not isinstance(items, list) or not items:
+                raise ParameterError(f"{path}.items: expected a non-empty list of consequence items")
+            for n, item in enumerate(items):
+                _str(item, f"{path}.items[{n}]")
+                if item not in by_item:
+                    raise ParameterError(f"{path}.items[{n}]: {item!r} is not a consequence item")
+                if "kommune" not in prices.get(item, {}):
+                    raise ParameterError(f"{path}.items[{n}]: {item!r} has no kommune price for the refusion to split")
+                if item in seen:
+                    raise ParameterError(f"{path}.items[{n}]: {item!r} is already under {seen[item]}")
+                seen[item] = path
+            raw = entry.get(value_key, 0 if kind == "staircase" else None)
+            values = _per_year(raw, f"{path}.{value_key}", 0)
+            longest = max(len(by_item[i].units) for i in items)
+            if len(values) > 1 and len(values) < longest:
+                raise ParameterError(f"{path}.{value_key}: give one value or at least {longest} (one per consequence year)")
+            rule = entry.get("rule")
+            if rule is None:
+                rule = "refusionstrappe" if kind == "staircase" else "serviceloven_176"
+            elif not isinstance(rule, Mapping):
+                rule = _str(rule, f"{path}.rule")
+            version = str(entry["version"]) if entry.get("version") is not None else None
+            groups.append(RefusionGroup(kind, tuple(items), copy.deepcopy(rule), values, version,
+                                        str(entry.get("source", "")), path))
+    return tuple(groups)
+
+
+def _tax(obj: Any, consequences: tuple[Consequence, ...]) -> TaxSpec:
+    _keys(obj, "tax", {"rates": True, "taxable": True, "tilbageloeb": False, "source": False})
+    rates_obj = _keys(obj["rates"], "tax.rates", {p: False for p in PAYERS})
+    rates = {p: _num(v, f"tax.rates.{p}", minimum=0, maximum=1) for p, v in rates_obj.items()}
+    if sum(rates.values()) >= 1:
+        raise ParameterError(f"tax.rates: the rates add up to {sum(rates.values()):g}; they must add up to less than 1")
+    items = {c.item for c in consequences}
+    taxable_obj = obj["taxable"]
+    if not isinstance(taxable_obj, Mapping) or not taxable_obj:
+        raise ParameterError("tax.taxable: expected a mapping {consequence item: taxable kroner per unit}")
+    taxable = {}
+    for item, kr in taxable_obj.items():
+        if item not in items:
+            raise ParameterError(f"tax.taxable.{item}: not a consequence item")
+        taxable[item] = _num(kr, f"tax.taxable.{item}")
+    tl = _num(obj.get("tilbageloeb", 0), "tax.tilbageloeb", minimum=0, maximum=1)
+    return TaxSpec(rates, taxable, tl, str(obj.get("source", "")))
+
+
+def _monte_carlo(obj: Any) -> MonteCarloSpec:
+    _keys(obj, "monte_carlo", {"draws": False, "seed": False, "range_distribution": False,
+                               "consequence_correlation": False, "tornado_percentiles": False})
+    dist = obj.get("range_distribution", "triangular")
+    if dist not in RANGE_DISTRIBUTIONS:
+        raise ParameterError(f"monte_carlo.range_distribution: {dist!r} is not one of {', '.join(RANGE_DISTRIBUTIONS)}")
+    corr = obj.get("consequence_correlation", "item")
+    if corr not in CORRELATIONS:
+        raise ParameterError(f"monte_carlo.consequence_correlation: {corr!r} is not one of {', '.join(CORRELATIONS)}")
+    tp = (5.0, 95.0)
+    if obj.get("tornado_percentiles") is not None:
+        tp = _pair(obj["tornado_percentiles"], "monte_carlo.tornado_percentiles")
+        if not 0 < tp[0] < tp[1] < 100:
+            raise ParameterError("monte_carlo.tornado_percentiles: need 0 < low < high < 100")
+    return MonteCarloSpec(
+        draws=_num(obj.get("draws", 0), "monte_carlo.draws", integer=True, minimum=0, maximum=10_000_000),
+        seed=_num(obj.get("seed", 1), "monte_carlo.seed", integer=True, minimum=0),
+        range_distribution=dist, consequence_correlation=corr, tornado_percentiles=tp,
+    )
+
+
+def _price_index(obj: Any) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, str):
+        return _str(obj, "price_index")
+    if isinstance(obj, Mapping) and obj:
+        out = []
+        for year, value in obj.items():
+            try:
+                y = int(year)
+            except (TypeError, ValueError):
+                raise ParameterError(f"price_index.{year}: expected a year") from None
+            out.append((y, _num(value, f"price_index.{year}", minimum=1e-9)))
+        return tuple(sorted(out))
+    raise ParameterError(f"price_index: expected an index name or a mapping {{year: value}}, got {obj!r}")
+
+
 def parse_parameter_set(doc: Mapping[str, Any]) -> ParameterSet:
     """Validate a parameter document and return the immutable :class:`ParameterSet`."""
     _keys(doc, "", _TOP)
+    start_year = _num(doc["start_year"], "start_year", integer=True)
+    horizon = _num(doc["horizon_years"], "horizon_years", integer=True, minimum=1)
+    if horizon > 200:
+        raise ParameterError(f"horizon_years: {horizon} is more than 200 years")
+    price_year = _num(doc["price_year"], "price_year", integer=True)
     cohorts = doc["cohorts"]
     if not isinstance(cohorts, list) or not cohorts:
         raise ParameterError("cohorts: expected a non-empty list of {year, participants}")
     parsed_cohorts = []
     for k, c in enumerate(cohorts):
         _keys(c, f"cohorts[{k}]", {"year": True, "participants": True})
-        parsed_cohorts.append((_num(c["year"], f"cohorts[{k}].year", integer=True),
-                               _num(c["participants"], f"cohorts[{k}].participants", integer=True, minimum=0)))
-    sm = _keys(doc["success_measure"], "success_measure", {"name": True, "outcome": True, "rule": True, "description": False})
-    rule = _str(sm["rule"], "success_measure.rule")
-    if rule not in SUCCESS_RULES:
-        raise ParameterError(f"success_measure.rule: {rule!r} is not one of {', '.join(SUCCESS_RULES)}")
+        year = _num(c["year"], f"cohorts[{k}].year", integer=True)
+        if not start_year <= year < start_year + horizon:
+            raise ParameterError(f"cohorts[{k}].year: {year} is outside the horizon {start_year}–{start_year + horizon - 1}")
+        parsed_cohorts.append((year, _num(c["participants"], f"cohorts[{k}].participants", integer=True, minimum=0)))
+    measure = None
+    if doc.get("success_measure") is not None:
+        sm = _keys(doc["success_measure"], "success_measure", {"name": True, "outcome": True, "rule": True, "description": False})
+        rule = _str(sm["rule"], "success_measure.rule")
+        if rule not in SUCCESS_RULES:
+            raise ParameterError(f"success_measure.rule: {rule!r} is not one of {', '.join(SUCCESS_RULES)}")
+        measure = SuccessMeasure(_str(sm["name"], "success_measure.name"), _str(sm["outcome"], "success_measure.outcome"),
+                                 rule, str(sm.get("description", "")))
     sr = _keys(doc["success_rate"], "success_rate", {"value": True, "se": False, "source": False})
-    value = _num(sr["value"], "success_rate.value", minimum=0)
-    if value > 1:
-        raise ParameterError(f"success_rate.value: a share must be ≤ 1, got {value}")
+    value = _num(sr["value"], "success_rate.value")
+    if not 0 <= value <= 1:
+        raise ParameterError(f"success_rate.value: a share must be between 0 and 1, got {value:g}")
     consequences = _keys(doc["consequences"], "consequences", {k: False for k in doc["consequences"]} if isinstance(doc["consequences"], Mapping) else {})
     parsed_cons = tuple(_consequence(item, obj, f"consequences.{item}") for item, obj in consequences.items())
-    prices = _keys(doc["prices"], "prices", {k: False for k in doc["prices"]} if isinstance(doc["prices"], Mapping) else {})
-    parsed_prices: dict[str, dict[str, float]] = {}
-    for item, by_payer in prices.items():
-        _keys(by_payer, f"prices.{item}", {p: False for p in PAYERS})
-        parsed_prices[item] = {p: _num(v, f"prices.{item}.{p}") for p, v in by_payer.items()}
+    parsed_prices, price_specs = _prices(doc["prices"], price_year)
+    tax = _tax(doc["tax"], parsed_cons) if doc.get("tax") is not None else None
     for c in parsed_cons:
-        if c.item not in parsed_prices:
+        if c.item not in parsed_prices and not (tax and c.item in tax.taxable):
             raise ParameterError(f"prices.{c.item}: consequence item has no unit prices")
-    start_year = _num(doc["start_year"], "start_year", integer=True)
-    horizon = _num(doc["horizon_years"], "horizon_years", integer=True, minimum=1)
-    if horizon > 200:
-        raise ParameterError(f"horizon_years: {horizon} is more than 200 years")
+    refusion = _refusion(doc["refusion"], parsed_cons, parsed_prices) if doc.get("refusion") is not None else ()
     return ParameterSet(
         intervention=_str(doc["intervention"], "intervention"),
         title=str(doc.get("title", "")),
         target_group=_str(doc["target_group"], "target_group"),
         start_year=start_year,
         horizon_years=horizon,
-        price_year=_num(doc["price_year"], "price_year", integer=True),
+        price_year=price_year,
         course_years=_num(doc.get("course_years", 1), "course_years", integer=True, minimum=1),
         cohorts=tuple(parsed_cohorts),
-        success_measure=SuccessMeasure(_str(sm["name"], "success_measure.name"), _str(sm["outcome"], "success_measure.outcome"),
-                                       rule, str(sm.get("description", ""))),
+        success_measure=measure,
         success_rate=Estimate(value, _num(sr["se"], "success_rate.se", minimum=0) if sr.get("se") is not None else None,
                               str(sr.get("source", ""))),
         costs=_lines(doc["costs"], "costs"),
-        avoided_costs=_lines(doc.get("avoided_costs", []), "avoided_costs"),
+        avoided_costs=_lines(doc.get("avoided_costs", []), "avoided_costs", avoided=True),
         consequences=parsed_cons,
         prices=parsed_prices,
         discounting=_discounting(doc.get("discounting")),
         document=copy.deepcopy(dict(doc)),
+        price_specs=price_specs,
+        refusion=refusion,
+        tax=tax,
+        monte_carlo=_monte_carlo(doc["monte_carlo"]) if doc.get("monte_carlo") is not None else MonteCarloSpec(),
+        price_index=_price_index(doc.get("price_index")),
     )

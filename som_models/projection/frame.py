@@ -3,33 +3,49 @@
 For a cohort starting in year ``c`` with ``N`` participants, a success rate ``s`` and ``K`` course years:
 
 * costs fall in the course years: year ``c + k − 1`` carries ``N · amount(k, payer)`` (amounts negative);
+  ``avoided_costs`` are added the same way as savings (positive);
 * success is reached in the last course year ``c + K − 1``; consequence year ``j ≥ 1`` falls in
   ``c + K − 1 + j`` and carries, per item ``i`` and payer ``p``::
 
       amount = −N · s · units_i[j] · price_i[p]      (less use, negative units → savings, positive)
 
   (SØM: consequences × prices for citizens who achieve success; Socialstyrelsen, vidensdatabasen
-  konsekvenser/priser). ``avoided_costs`` are added like costs with the opposite meaning (positive).
+  konsekvenser/priser). Prices are first converted to the document's price year (``prices.py``);
+* refusion (``rules.py``) moves part of the kommune amount of the items it concerns to the state, shown as
+  the transfer rows ``refusion:<item>`` (staircase: ``−N·s·sign(u)·price_kommune·S(W_j, |u|)`` to stat) and
+  ``refusion:<rule>`` (expensive cases: ``N·s·(R(E_0) − R(E_0 − d_j))`` to stat, ``d_j`` the kommune gross
+  saving per successful person of the group's items) — kommune minus, stat plus, total unchanged;
+* tax (optional): ``tax:<item>`` = ``N · s · rate_p · units_i[j] · taxable_i`` for each payer with a rate, and
+  ``tilbageloeb:<item>`` = ``N · s · tilbageløb · (1 − Σ_p rate_p) · units_i[j] · taxable_i`` to the state.
 
 Discounting: year ``t`` after ``start_year`` has factor ``Π_{s=1..t} 1 / (1 + r(s))``; ``fm2021`` is the
 Danish Finance Ministry schedule since 2021: 3.5 % for years 1–35, 2.5 % for 36–70, 1.5 % after.
-NPV = Σ discounted amounts; payback year = first year the cumulative discounted net (all payers) is ≥ 0
-after some cost has occurred; ROI = NPV / |present value of costs|.
+NPV = Σ discounted amounts; payback year = first year, at or after the first year with a net cost (discounted
+net < 0), in which the cumulative discounted net (all payers, or one payer) is ≥ 0; ROI = NPV / |present value
+of the intervention costs| (``costs`` lines, not avoided costs). Kommune amounts are split by municipal
+committee where the document says so (``prices.<item>.kommune: {committee: kr}``, ``costs[k].committee``);
+the rest is ``unassigned``.
+
+Events outside ``start_year … start_year + horizon_years − 1`` are not counted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterSet
-
-FM2021 = ((1, 0.035), (36, 0.025), (71, 0.015))
+from som_models.projection.engine import FM2021, KOMMUNE, PAYBACK_TOLERANCE, compile_calculation, discount_factors
 
 ROW_SCHEMA = {"year": pl.Int64, "payer": pl.Utf8, "item": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
+COMMITTEE_SCHEMA = {"year": pl.Int64, "committee": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
+UNASSIGNED = "unassigned"
+
+__all__ = ["FM2021", "Projection", "discount_factors", "project"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,75 +59,134 @@ class Projection:
     payback_year: int | None
     roi: float | None
     cumulative: pl.DataFrame
+    payback_by_payer: Mapping[str, int | None] = field(default_factory=dict)
+    pv_costs: float = 0.0
+    price_year: int | None = None
+    committees: pl.DataFrame | None = None
+    npv_by_committee: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "intervention": self.intervention,
             "success_rate": self.success_rate,
+            "price_year": self.price_year,
             "npv": dict(self.npv),
             "payback_year": self.payback_year,
+            "payback_by_payer": dict(self.payback_by_payer),
             "roi": self.roi,
+            "pv_costs": self.pv_costs,
             "rows": self.rows.to_dicts(),
+            "cumulative": self.cumulative.to_dicts(),
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
+        if self.committees is not None:
+            out["committees"] = self.committees.to_dicts()
+            out["npv_by_committee"] = dict(self.npv_by_committee)
+        return out
 
 
-def discount_factors(schedule: Any, years: int) -> np.ndarray:
-    """Factors for t = 0 … years−1 (t = 0 is the start year, factor 1)."""
-    if schedule in (None, "fm2021"):
-        steps = FM2021
-    elif schedule == "none":
-        steps = ((1, 0.0),)
-    else:
-        steps = tuple(schedule)
-    rates = np.zeros(years)
-    for t in range(1, years):
-        rates[t] = [r for start, r in steps if start <= t][-1]
-    return np.cumprod(1.0 / (1.0 + rates))
+def _payback(years: list[int], discounted: list[float]) -> int | None:
+    cum, seen = 0.0, False
+    for year, disc in zip(years, discounted):
+        cum += disc
+        seen = seen or disc < 0
+        if seen and cum >= -PAYBACK_TOLERANCE:
+            return int(year)
+    return None
 
 
 def project(params: ParameterSet, *, success_rate: float | None = None) -> Projection:
     """Project the budget consequences of ``params`` (optionally with another success rate)."""
+    c = compile_calculation(params)
     s = params.success_rate.value if success_rate is None else float(success_rate)
-    first, n_years = params.start_year, params.horizon_years
-    factors = discount_factors(params.discounting, n_years)
-    acc: dict[tuple[int, str, str], float] = {}
+    first, T, K = params.start_year, params.horizon_years, params.course_years
+    factors = c.factors
+    acc: dict[tuple[int, str, str], float] = defaultdict(float)
+    by_committee: dict[tuple[int, str], float] = defaultdict(float)
+    show_committees = bool(c.committees) or any(line.committee for line in c.costs)
+    pv_costs = 0.0
 
-    def add(year: int, payer: str, item: str, amount: float) -> None:
-        if first <= year < first + n_years and amount != 0:
-            acc[(year, payer, item)] = acc.get((year, payer, item), 0.0) + amount
+    def add(t: int, payer: str, item: str, amount: float, shares: Mapping[str, float] | None = None) -> None:
+        if not 0 <= t < T or amount == 0:
+            return
+        acc[(first + t, payer, item)] += amount
+        if payer == "kommune":
+            for committee, share in (shares or {UNASSIGNED: 1.0}).items():
+                by_committee[(first + t, committee)] += amount * share
 
-    for cohort_year, participants in params.cohorts:
-        for line in params.costs:
-            add(cohort_year + line.course_year - 1, line.payer, "intervention_cost", participants * line.amount)
-        for line in params.avoided_costs:
-            add(cohort_year + line.course_year - 1, line.payer, "avoided_cost", participants * abs(line.amount))
-        success_year = cohort_year + params.course_years - 1
-        for cons in params.consequences:
-            for j, units in enumerate(cons.units, start=1):
-                for payer, price in params.prices[cons.item].items():
-                    add(success_year + j, payer, cons.item, -participants * s * units * price)
+    for cohort_year, n in params.cohorts:
+        base = cohort_year - first
+        for line in c.costs:
+            t = base + line.course_year - 1
+            add(t, PAYERS[line.payer], line.item, n * line.amount, {line.committee: 1.0} if line.committee else None)
+            if not line.avoided and 0 <= t < T:
+                pv_costs += n * line.amount * factors[t]
+        t_success = base + K - 1
+        for i, cons in enumerate(params.consequences):
+            for j, u in enumerate(cons.units, start=1):
+                for p, payer in enumerate(PAYERS):
+                    if payer in params.prices.get(cons.item, {}):
+                        add(t_success + j, payer, cons.item, -n * s * u * c.prices[i, p], c.committees.get(cons.item))
+        for st in c.staircase:
+            for i in st.items:
+                item = c.items[i]
+                for j, u in enumerate(params.consequences[i].units, start=1):
+                    x = -np.sign(u) * c.prices[i, KOMMUNE] * float(st.rule.weeks_share(st.weeks_before[j - 1], abs(u)))
+                    add(t_success + j, "kommune", f"refusion:{item}", -n * s * x, c.committees.get(item))
+                    add(t_success + j, "stat", f"refusion:{item}", n * s * x)
+        for ex in c.expensive:
+            for j in range(1, max(c.lengths[i] for i in ex.items) + 1):
+                contrib = {c.items[i]: -params.consequences[i].units[j - 1] * c.prices[i, KOMMUNE]
+                           for i in ex.items if j <= c.lengths[i]}
+                d = sum(contrib.values())
+                e0 = ex.case_expense[j - 1]
+                dr = float(ex.rule.refusion(e0, ex.thresholds) - ex.rule.refusion(e0 - d, ex.thresholds))
+                shares: dict[str, float] = defaultdict(float)
+                for item, g in contrib.items():
+                    for committee, share in c.committees.get(item, {UNASSIGNED: 1.0}).items():
+                        shares[committee] += (g / d if d else 0.0) * share
+                add(t_success + j, "kommune", ex.label, -n * s * dr, shares if d else None)
+                add(t_success + j, "stat", ex.label, n * s * dr)
+        if params.tax is not None:
+            for item, kr in params.tax.taxable.items():
+                for j, u in enumerate(params.consequence(item).units, start=1):
+                    income = u * kr
+                    for payer, rate in params.tax.rates.items():
+                        add(t_success + j, payer, f"tax:{item}", n * s * rate * income)
+                    if params.tax.tilbageloeb:
+                        rest = 1.0 - sum(params.tax.rates.values())
+                        add(t_success + j, "stat", f"tilbageloeb:{item}", n * s * params.tax.tilbageloeb * rest * income)
 
-    rows = [
-        {"year": y, "payer": p, "item": i, "amount": a, "discounted": a * factors[y - first]}
-        for (y, p, i), a in sorted(acc.items())
-    ]
+    rows = [{"year": y, "payer": p, "item": i, "amount": a, "discounted": a * factors[y - first]}
+            for (y, p, i), a in sorted(acc.items())]
     table = pl.DataFrame(rows, schema=ROW_SCHEMA)
     npv = {p: float(table.filter(pl.col("payer") == p)["discounted"].sum()) for p in PAYERS}
     npv["total"] = float(sum(npv[p] for p in PAYERS))
+    years = list(range(first, first + T))
     by_year = (
-        pl.DataFrame({"year": list(range(first, first + n_years))})
+        pl.DataFrame({"year": years}, schema={"year": pl.Int64})
         .join(table.group_by("year").agg(pl.col("amount").sum(), pl.col("discounted").sum()), on="year", how="left")
-        .fill_null(0.0)
+        .with_columns(pl.col("amount", "discounted").fill_null(0.0))
         .sort("year")
         .with_columns(pl.col("amount").cum_sum().alias("cumulative"), pl.col("discounted").cum_sum().alias("cumulative_discounted"))
     )
-    payback = None
-    seen_cost = False
-    for year, disc, cum in by_year.select("year", "discounted", "cumulative_discounted").iter_rows():
-        seen_cost = seen_cost or disc < 0
-        if seen_cost and cum >= 0:
-            payback = int(year)
-            break
-    pv_costs = float(table.filter(pl.col("item") == "intervention_cost")["discounted"].sum())
+    payback = _payback(years, by_year["discounted"].to_list())
+    payback_by_payer = {}
+    for p in PAYERS:
+        per_year = dict(table.filter(pl.col("payer") == p).group_by("year").agg(pl.col("discounted").sum()).iter_rows())
+        payback_by_payer[p] = _payback(years, [per_year.get(y, 0.0) for y in years])
+    committees = None
+    npv_by_committee: dict[str, float] = {}
+    if show_committees:
+        committees = pl.DataFrame(
+            [{"year": y, "committee": k, "amount": a, "discounted": a * factors[y - first]}
+             for (y, k), a in sorted(by_committee.items()) if a != 0],
+            schema=COMMITTEE_SCHEMA,
+        )
+        npv_by_committee = {k: float(v) for k, v in committees.group_by("committee").agg(pl.col("discounted").sum()).sort("committee").iter_rows()}
     roi = npv["total"] / abs(pv_costs) if pv_costs else None
-    return Projection(params.intervention, s, table, npv, payback, roi, by_year)
+    return Projection(params.intervention, s, table, npv, payback, roi, by_year, payback_by_payer, float(pv_costs),
+                      params.price_year, committees, npv_by_committee, c.notes, c.warnings)

@@ -1,0 +1,244 @@
+"""`som kb`: the knowledge base — effect studies, target groups, unit prices, meta-analysis.
+
+Examples::
+
+    som kb search housing --outcome stable_housing
+    som kb show stergiopoulos2015_hf_icm
+    som kb show voksne_i_hjemloeshed
+    som kb pool --outcome stable_housing --method REML
+    som kb pool --outcome employment_or_education --metric cox_d --baseline 0.4
+    som kb template voksne_i_hjemloeshed --participants 100 --start-year 2025 --cost 95000 --success-rate 0.2 --out calc.yaml
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from pipeline.cli import console, fail
+
+kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, meta-analysis.",
+                     no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kb_app, name="kb")
+
+
+def _load():
+    from som_models.knowledge import KnowledgeBase, KnowledgeError
+
+    try:
+        return KnowledgeBase.load()
+    except KnowledgeError as exc:
+        fail(f"knowledge base: {exc}")
+
+
+def _fmt(x) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+@kb_app.command("search")
+def search(
+    text: str = typer.Argument("", help="Words that must all occur (id, title, intervention, population, outcome, country)."),
+    target_group: Optional[str] = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
+    outcome: Optional[str] = typer.Option(None, "--outcome", "-o", help="Only studies of this outcome."),
+    max_level: Optional[int] = typer.Option(None, "--max-level", help="Only evidence levels up to this (1 = meta-study/RCT)."),
+    country: Optional[str] = typer.Option(None, "--country", help="Only studies from this country."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Find effect studies. Example: som kb search housing first --outcome stable_housing"""
+    if max_level is not None and max_level not in (1, 2, 3):
+        fail(f"--max-level must be 1, 2 or 3 (got {max_level})")
+    from som_models.knowledge import KnowledgeError
+
+    kb = _load()
+    try:
+        found = kb.search(text, target_group=target_group, outcome=outcome, max_level=max_level, country=country)
+    except KnowledgeError as exc:
+        fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps([s.to_dict() for s in found], ensure_ascii=False, indent=2))
+        return
+    t = Table(title=f"{len(found)} effect stud{'y' if len(found) == 1 else 'ies'}")
+    for col in ("id", "target group", "outcome", "design", "level", "country", "year", "n", "standardised effect (se)", "status"):
+        t.add_column(col, overflow="fold")
+    for s in found:
+        std = s.standardised
+        t.add_row(s.id, s.target_group, s.outcome, s.design, str(s.evidence_level), s.country, str(s.year), str(s.n or ""),
+                  "" if std is None else f"{std.metric} {std.value:.3f} ({std.se:.3f})", s.status)
+    console.print(t)
+
+
+@kb_app.command("show")
+def show(
+    what: str = typer.Argument(..., help="A study id, a target-group id or a unit-price id."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one study, target group (consequence profile and prices) or unit price. Example: som kb show voksne_i_hjemloeshed"""
+    kb = _load()
+    study = next((s for s in kb.studies if s.id == what), None)
+    if study is not None:
+        if json_out:
+            typer.echo(json.dumps(study.to_dict(), ensure_ascii=False, indent=2))
+            return
+        d = study.to_dict()
+        t = Table(title=f"Study {study.id}", show_header=False)
+        t.add_column("field", style="bold")
+        t.add_column("value", overflow="fold")
+        for key in ("title", "citation", "url", "country", "year", "target_group", "population", "intervention", "comparison",
+                    "design", "evidence_level", "n_treatment", "n_control", "n_total", "outcome", "outcome_definition", "unit",
+                    "desirable", "follow_up_months", "sample", "reported", "status", "notes"):
+            if d[key] not in (None, ""):
+                t.add_row(key, str(d[key]))
+        for metric, e in study.effects.items():
+            t.add_row(f"effect: {metric}", f"{e.value:.4f} (se {e.se:.4f}) — {e.derived_from}")
+        if not study.effects:
+            t.add_row("effects", "none computable (see notes)")
+        console.print(t)
+        return
+    if what in kb.target_groups:
+        tg = kb.target_groups[what]
+        if json_out:
+            typer.echo(json.dumps({"id": tg.id, "name": tg.name, "description": tg.description,
+                                   "success_measure": dict(tg.success_measure),
+                                   "consequences": [{"item": c.item, "units": list(c.units), "se": list(c.se or ()),
+                                                     "price": c.price, "taxable": c.taxable, "status": c.status, "source": c.source}
+                                                    for c in tg.consequences]}, ensure_ascii=False, indent=2))
+            return
+        console.print(f"[bold]{tg.name}[/] ({tg.id})\n{tg.description}", soft_wrap=True)
+        sm = tg.success_measure
+        console.print(f"Success measure: {sm['name']} — {sm.get('description', '')} ({sm['outcome']} {sm['rule']})", soft_wrap=True)
+        t = Table(title="Consequences per successful person by consequence year (negative = less use)")
+        for col in ("item", "units by year", "valued by", "status"):
+            t.add_column(col, overflow="fold")
+        for c in tg.consequences:
+            if c.price is not None:
+                p = kb.prices[c.price]
+                valued = f"{p.id}: " + ", ".join(f"{k} {v:,.0f}" for k, v in p.amounts.items()) + f" kr ({p.price_year}; {p.status})"
+            else:
+                valued = f"tax on {c.taxable:g} kr taxable income per unit"
+            t.add_row(c.item, ", ".join(f"{u:g}" for u in c.units), valued, c.status)
+        console.print(t)
+        studies = kb.search(target_group=tg.id)
+        if studies:
+            console.print(f"Effect studies: {', '.join(s.id for s in studies)}", soft_wrap=True)
+        return
+    if what in kb.prices:
+        p = kb.prices[what]
+        if json_out:
+            typer.echo(json.dumps({"id": p.id, "unit": p.unit, "amounts": dict(p.amounts), "price_year": p.price_year,
+                                   "gross_for": p.gross_for, "status": p.status, "source": p.source}, ensure_ascii=False, indent=2))
+            return
+        console.print(f"[bold]{p.id}[/]: {p.unit}\n" + ", ".join(f"{k} {v:,.2f} kr" for k, v in p.amounts.items())
+                      + f" ({p.price_year} prices; {p.status})\nsource: {p.source}", soft_wrap=True)
+        return
+    fail(f"nothing called {what!r} in the knowledge base (studies: {', '.join(s.id for s in kb.studies)}; "
+         f"target groups: {', '.join(sorted(kb.target_groups))}; unit prices: {', '.join(sorted(kb.prices))})")
+
+
+@kb_app.command("pool")
+def pool(
+    outcome: str = typer.Option(..., "--outcome", "-o", help="The outcome to pool (e.g. stable_housing)."),
+    target_group: Optional[str] = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
+    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="difference, log_odds_ratio, log_risk_ratio, cox_d, hedges_g or smd."),
+    method: str = typer.Option("REML", "--method", help="REML, DL (DerSimonian–Laird) or FE (fixed effect)."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated study ids to pool (default: all of the outcome)."),
+    max_level: Optional[int] = typer.Option(None, "--max-level", help="Only evidence levels up to this."),
+    baseline: Optional[float] = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / log OR into a success-rate prior."),
+    basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Random-effects meta-analysis and the prior it gives. Example: som kb pool --outcome stable_housing --method DL"""
+    from som_models.knowledge import METHODS, METRICS, KnowledgeError
+
+    if method.upper() not in METHODS:
+        fail(f"--method must be one of {', '.join(METHODS)} (got {method})")
+    if metric is not None and metric not in METRICS:
+        fail(f"--metric must be one of {', '.join(METRICS)} (got {metric})")
+    if baseline is not None and not 0 < baseline < 1:
+        fail(f"--baseline must be a share strictly between 0 and 1 (got {baseline})")
+    if basis not in ("predictive", "mean"):
+        fail(f"--basis must be predictive or mean (got {basis})")
+    kb = _load()
+    try:
+        res = kb.pool(outcome=outcome, target_group=target_group, metric=metric, method=method,
+                      ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None, max_level=max_level,
+                      baseline=baseline, basis=basis)
+    except KnowledgeError as exc:
+        fail(str(exc))
+    if json_out:
+        typer.echo(json.dumps(res.to_dict(), ensure_ascii=False, indent=2))
+        return
+    r = res.result
+    t = Table(title=f"{outcome}: {res.metric} ({res.unit}), {r.method}")
+    for col in ("study", "effect", "se", "weight"):
+        t.add_column(col, justify="left" if col == "study" else "right")
+    for s, w in zip(res.studies, r.weights):
+        e = s.effects[res.metric]
+        t.add_row(s.id, f"{e.value:.4f}", f"{e.se:.4f}", f"{w:.1%}")
+    t.add_row("[bold]pooled[/]", f"[bold]{r.estimate:.4f}[/]", f"{r.se:.4f}", "100%")
+    console.print(t)
+    console.print(f"95 % CI {r.ci_low:.4f} to {r.ci_high:.4f}; prediction interval {r.pi_low:.4f} to {r.pi_high:.4f}; "
+                  f"τ² = {r.tau2:.4g} (τ = {r.tau:.4g}); I² = {r.i2:.1%}; Q = {r.q:.3f} on {r.q_df} df"
+                  + (f" (p = {r.q_p:.3g})" if r.q_p is not None else ""), soft_wrap=True)
+    for sid, reason in res.excluded:
+        console.print(f"[dim]excluded {sid}: {reason}[/]", soft_wrap=True, highlight=False)
+    console.print(f"Prior ({res.prior.basis}): {res.prior.metric} {res.prior.value:.4f}, sd {res.prior.se:.4f}", soft_wrap=True)
+    if res.success_rate_prior is not None:
+        p = res.success_rate_prior
+        console.print(f"As a success rate for a calculation document: success_rate: {{value: {p.value:.4f}, se: {p.se:.4f}}}",
+                      soft_wrap=True, highlight=False)
+
+
+@kb_app.command("template")
+def template(
+    target_group: str = typer.Argument(..., help="A target-group id (see `som kb show`)."),
+    participants: int = typer.Option(100, "--participants", help="Participants per cohort."),
+    start_year: int = typer.Option(2025, "--start-year", help="First cohort's year."),
+    cohorts: int = typer.Option(1, "--cohorts", help="Number of yearly cohorts."),
+    cost: float = typer.Option(..., "--cost", help="Intervention cost per participant (kroner, paid by the kommune)."),
+    success_rate: float = typer.Option(..., "--success-rate", help="Assumed success rate (net of what happens anyway)."),
+    success_rate_se: Optional[float] = typer.Option(None, "--success-rate-se", help="Its standard error."),
+    price_year: int = typer.Option(2023, "--price-year", help="Price year of the document."),
+    intervention: Optional[str] = typer.Option(None, "--intervention", help="Intervention id (default: <target group>_calculation)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the YAML document here (default: standard output)."),
+) -> None:
+    """A calculation document from a target group's consequence profile and prices. Example: som kb template voksne_i_hjemloeshed --cost 95000 --success-rate 0.2"""
+    if participants < 0:
+        fail(f"--participants must be non-negative (got {participants})")
+    if cohorts < 1:
+        fail(f"--cohorts must be at least 1 (got {cohorts})")
+    if not 0 <= success_rate <= 1:
+        fail(f"--success-rate must be between 0 and 1 (got {success_rate})")
+    if success_rate_se is not None and success_rate_se < 0:
+        fail(f"--success-rate-se must be non-negative (got {success_rate_se})")
+    import yaml
+
+    from som_models.knowledge import KnowledgeError
+    from som_models.parameters import ParameterError, parse_parameter_set
+
+    kb = _load()
+    try:
+        doc = kb.calculation_template(target_group, intervention=intervention or f"{target_group}_calculation",
+                                      start_year=start_year, participants=participants, cost_per_participant=cost,
+                                      success_rate=success_rate, success_rate_se=success_rate_se, price_year=price_year,
+                                      cohorts=cohorts)
+        parse_parameter_set(doc)
+    except (KnowledgeError, ParameterError) as exc:
+        fail(str(exc))
+    text = ("# Calculation document built by `som kb template` from the knowledge base. Most values are PLACEHOLDERS\n"
+            "# (see each source/status) — check them before using a result. Format: docs/calculation-document.md\n"
+            + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110))
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{out}: cannot write ({exc.strerror or exc})")
+    console.print(f"Calculation document written to {out}; run: som project {out}", soft_wrap=True)

@@ -1,0 +1,205 @@
+"""`som project`: the SØM calculation frame on a calculation document or a stored parameter version.
+
+Examples::
+
+    som project assets/parameters/housing_first_demo.yaml
+    som project calc.yaml --draws 10000 --seed 7 --json result.json
+    som project --intervention housing_first_demo --version 2 --workdir .som
+
+The document format is described in docs/calculation-document.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from pipeline.cli import WorkdirOpt, console, fail
+
+MAX_DRAWS = 1_000_000
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="project")(project_command)
+
+
+def _read_document(path: Path) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{path}: file not found")
+    except IsADirectoryError:
+        fail(f"{path}: is a folder, not a calculation document")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{path}: cannot be read ({exc})")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        fail(f"{path}: not valid YAML{where}")
+
+
+def _stored_document(intervention: str, version: int, workdir: Optional[Path]) -> Any:
+    import os
+
+    from pipeline.store import ParameterStore, StoreError
+    from pipeline.workdir import resolve_workdir
+
+    home = resolve_workdir(workdir)
+    if not os.environ.get("SOM_DATABASE_URL", "").strip() and not (home / "som.db").is_file():
+        fail(f"no parameter store in {home} (run `som demo` there first, or set SOM_DATABASE_URL)")
+    try:
+        with ParameterStore.from_workdir(home) as store:
+            return store.get_version(intervention, version).content
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def _kr(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def project_command(
+    calc: Optional[Path] = typer.Argument(None, help="Calculation document (YAML or JSON)."),
+    intervention: Optional[str] = typer.Option(None, "--intervention", "-i", help="Project a stored parameter version of this intervention."),
+    version: Optional[int] = typer.Option(None, "--version", "-v", help="The stored version (with --intervention)."),
+    workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' = standard output)."),
+    draws: Optional[int] = typer.Option(None, "--draws", "-n", help="Monte Carlo draws (default: the document's monte_carlo.draws, else none)."),
+    seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
+    rows: bool = typer.Option(True, "--rows/--no-rows", help="Print the year × payer × item table."),
+) -> None:
+    """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo. Example: som project calc.yaml --draws 10000 --json out.json
+
+    CALC is a calculation document (docs/calculation-document.md); or project a stored parameter version with
+    --intervention ID --version V.
+    """
+    if (calc is None) == (intervention is None):
+        fail("give either a calculation document CALC or --intervention ID --version V")
+    if intervention is not None and version is None:
+        fail("--intervention needs --version (the stored parameter version to project)")
+    if version is not None and intervention is None:
+        fail("--version needs --intervention")
+    if version is not None and version < 1:
+        fail(f"--version must be at least 1 (got {version})")
+    if draws is not None and not 0 <= draws <= MAX_DRAWS:
+        fail(f"--draws must be between 0 and {MAX_DRAWS:,} (got {draws})")
+    if seed is not None and seed < 0:
+        fail(f"--seed must be non-negative (got {seed})")
+
+    doc = _read_document(calc) if calc is not None else _stored_document(intervention, version, workdir)
+    source = str(calc) if calc is not None else f"{intervention} version {version}"
+
+    from som_models.parameters import ParameterError, parse_parameter_set
+    from som_models.projection import monte_carlo, project
+
+    try:
+        params = parse_parameter_set(doc)
+        result = project(params)
+        n_draws = draws if draws is not None else params.monte_carlo.draws
+        mc = monte_carlo(params, draws=n_draws, seed=seed) if n_draws else None
+    except ParameterError as exc:
+        fail(f"{source}: {exc}")
+
+    out = result.to_dict()
+    out["source"] = source
+    if mc is not None:
+        out["monte_carlo"] = mc.to_dict()
+    if json_out is not None and str(json_out) == "-":
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2, default=float))
+        return
+    _print(result, mc, source, rows)
+    if json_out is not None:
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(out, ensure_ascii=False, indent=2, default=float), encoding="utf-8")
+        except OSError as exc:
+            fail(f"{json_out}: cannot write ({exc.strerror or exc})")
+        console.print(f"JSON written to {json_out}", soft_wrap=True)
+
+
+def _print(result, mc, source: str, show_rows: bool) -> None:
+    import polars as pl
+
+    from som_models.parameters import PAYERS
+
+    console.print(f"[bold]{result.intervention}[/] — {source}; success rate {result.success_rate:.3g}; "
+                  f"kroner at {result.price_year} prices; savings positive, costs negative", soft_wrap=True)
+    if show_rows:
+        t = Table(title="Budget consequences by year, payer and item")
+        for col, just in (("year", "right"), ("payer", "left"), ("item", "left"), ("nominal", "right"), ("discounted", "right")):
+            t.add_column(col, justify=just)
+        for r in result.rows.iter_rows(named=True):
+            t.add_row(str(r["year"]), r["payer"], r["item"], _kr(r["amount"]), _kr(r["discounted"]))
+        console.print(t)
+    by_payer = (result.rows.group_by("year", "payer").agg(pl.col("amount").sum())
+                .pivot(on="payer", index="year", values="amount") if result.rows.height else None)
+    per = {} if by_payer is None else {r["year"]: r for r in by_payer.iter_rows(named=True)}
+    t = Table(title="Net by year (nominal) and cumulative net")
+    t.add_column("year", justify="right")
+    for p in PAYERS:
+        t.add_column(p, justify="right")
+    for col in ("total", "discounted", "cumulative", "cumulative discounted"):
+        t.add_column(col, justify="right")
+    for r in result.cumulative.iter_rows(named=True):
+        row = per.get(r["year"], {})
+        t.add_row(str(r["year"]), *(_kr(row.get(p) or 0.0) for p in PAYERS), _kr(r["amount"]), _kr(r["discounted"]),
+                  _kr(r["cumulative"]), _kr(r["cumulative_discounted"]))
+    console.print(t)
+    if result.committees is not None and result.committees.height:
+        t = Table(title="Kommune by committee (udvalg), NPV")
+        t.add_column("committee")
+        t.add_column("NPV", justify="right")
+        for k, v in result.npv_by_committee.items():
+            t.add_row(k, _kr(v))
+        console.print(t)
+    t = Table(title="Net present value (discounted)")
+    for col in (*PAYERS, "total"):
+        t.add_column(col, justify="right")
+    t.add_row(*(_kr(result.npv[k]) for k in (*PAYERS, "total")))
+    console.print(t)
+    payback = {p: result.payback_by_payer.get(p) for p in PAYERS}
+    yearly = result.rows.group_by("year", "payer").agg(pl.col("discounted").sum())
+    bears_cost = {p: bool((yearly.filter(pl.col("payer") == p)["discounted"] < 0).any()) for p in PAYERS}
+    per_payer = ", ".join(f"{p} {payback[p] or ('never' if bears_cost[p] else 'no net cost')}" for p in PAYERS)
+    console.print(f"Payback year: [bold]{result.payback_year or 'none within the horizon'}[/] (by payer: {per_payer}); "
+                  f"ROI {'n/a' if result.roi is None else f'{result.roi:.2f}'} (NPV per krone of discounted intervention cost)",
+                  soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]", soft_wrap=True, highlight=False)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
+    if mc is None:
+        return
+    t = Table(title=f"Monte Carlo: {mc.draws:,} draws, seed {mc.seed} (NPV, kr)")
+    t.add_column("payer")
+    for col in ("mean", "p5", "p25", "median", "p75", "p95", "P(NPV ≥ 0)"):
+        t.add_column(col, justify="right")
+    for k in (*PAYERS, "total"):
+        q = mc.percentiles[k]
+        t.add_row(k, _kr(mc.mean[k]), _kr(q[5.0]), _kr(q[25.0]), _kr(q[50.0]), _kr(q[75.0]), _kr(q[95.0]),
+                  f"{mc.prob_break_even[k]:.1%}")
+    console.print(t)
+    console.print(f"Probability of at least breaking even: [bold]{mc.prob_break_even['total']:.1%}[/]; paid back within the "
+                  f"horizon in {mc.prob_payback:.1%} of draws (median payback year {mc.median_payback_year or 'none'}).",
+                  soft_wrap=True)
+    if mc.tornado:
+        lo, hi = mc.tornado_percentiles
+        t = Table(title=f"One-way sensitivity (tornado): total NPV with one input at its p{lo:g} / p{hi:g}")
+        for col, just in (("input", "left"), ("low value", "right"), ("high value", "right"), ("NPV at low", "right"),
+                          ("NPV at high", "right"), ("swing", "right")):
+            t.add_column(col, justify=just)
+        for r in mc.tornado:
+            t.add_row(r.input, f"{r.low_value:,.4g}", f"{r.high_value:,.4g}", _kr(r.npv_low), _kr(r.npv_high), _kr(r.swing))
+        console.print(t)

@@ -1,0 +1,290 @@
+"""Compiling a calculation document into arrays, and the vectorised evaluation used by the Monte Carlo.
+
+:func:`compile_calculation` resolves everything that does not vary between draws: price-year conversion
+(``amount · I(P)/I(y)``, :mod:`som_models.projection.prices`), refusion rules and their thresholds in the price
+year (:mod:`som_models.projection.rules`), the discount factors, and the cohort exposure matrices
+
+    E[j, t] = Σ_c N_c · [t = c − start + K − 1 + j]      (participants reaching consequence year j in year t)
+    F[k, t] = Σ_c N_c · [t = c − start + k − 1]          (participants in course year k in year t)
+
+for cohorts ``c`` of ``N_c`` participants, ``K`` course years and ``t = 0 … horizon−1`` years after start.
+
+:func:`evaluate` computes, for ``D`` draws at once, the yearly net amount per payer ``Y[d, p, t]``:
+
+    V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p]                  consequences per successful person
+                 ∓ refusion transfers (staircase, expensive cases; kommune −, stat +)
+                 + rate_p · Σ_i u[d,i,j] · taxable_i (+ tilbageløb to stat)
+    Y[d, p, t] = s[d] · Σ_j V[d,p,j] · E[j,t] + Σ_k C[d,p,k] · F[k,t]
+
+with ``s`` the success rate, ``u`` the consequence units, ``f`` the relative price factors and ``C`` the cost
+per participant by payer and course year. ``NPV[d, p] = Σ_t Y[d,p,t] · δ_t``. :func:`som_models.projection.project`
+computes the same quantities line by line (a separate implementation; a test checks they agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
+from som_models.projection.prices import PriceIndex, load_price_index
+from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
+
+FM2021 = ((1, 0.035), (36, 0.025), (71, 0.015))
+KOMMUNE, REGION, STAT = 0, 1, 2
+PAYBACK_TOLERANCE = 1e-6  # kroner: a cumulative net of −0.000001 kr counts as paid back (rounding noise)
+
+
+def discount_factors(schedule: Any, years: int) -> np.ndarray:
+    """Factors δ_t for t = 0 … years−1: ``δ_t = Π_{s=1..t} 1/(1 + r(s))`` (t = 0 is the start year, δ_0 = 1).
+
+    ``fm2021`` (default): the Finance Ministry schedule since 2021, r = 3.5 % for years 1–35, 2.5 % for 36–70,
+    1.5 % after (shared/research/domain.md §2); ``none``: r = 0; or steps ``((from_year, rate), …)``.
+    """
+    if schedule in (None, "fm2021"):
+        steps = FM2021
+    elif schedule == "none":
+        steps = ((1, 0.0),)
+    else:
+        steps = tuple(schedule)
+    rates = np.zeros(years)
+    for t in range(1, years):
+        rates[t] = [r for start, r in steps if start <= t][-1]
+    return np.cumprod(1.0 / (1.0 + rates))
+
+
+@dataclass(frozen=True)
+class CostSpec:
+    """A cost line in price-year kroner per participant; ``avoided`` lines are positive."""
+
+    course_year: int
+    payer: int
+    amount: float
+    range: tuple[float, float] | None
+    item: str
+    committee: str | None
+    avoided: bool
+    label: str
+
+
+@dataclass(frozen=True, eq=False)
+class StaircaseSpec:
+    group: RefusionGroup
+    rule: StaircaseRule
+    items: tuple[int, ...]
+    weeks_before: np.ndarray  # (J,)
+
+
+@dataclass(frozen=True, eq=False)
+class ExpensiveSpec:
+    group: RefusionGroup
+    rule: ExpensiveCaseRule
+    items: tuple[int, ...]
+    case_expense: np.ndarray  # (J,)
+    thresholds: tuple[float, ...]
+    label: str
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    """Everything about a calculation that does not vary between Monte Carlo draws (arrays documented above)."""
+
+    params: ParameterSet
+    first: int
+    n_years: int
+    factors: np.ndarray         # (T,)
+    items: tuple[str, ...]      # consequence items (I)
+    units: np.ndarray           # (I, J)
+    se: np.ndarray              # (I, J)
+    lengths: tuple[int, ...]    # consequence years per item
+    prices: np.ndarray          # (I, P) price-year kroner per unit
+    price_range: np.ndarray     # (I, 2) relative factors
+    committees: dict            # item -> {committee: share of the kommune price}
+    costs: tuple[CostSpec, ...]
+    staircase: tuple[StaircaseSpec, ...]
+    expensive: tuple[ExpensiveSpec, ...]
+    tax_rates: np.ndarray       # (P,)
+    taxable: np.ndarray         # (I,)
+    tilbageloeb: float
+    exposure: np.ndarray        # (J, T)
+    cost_exposure: np.ndarray   # (K, T)
+    index: PriceIndex | None
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def has_tax(self) -> bool:
+        return bool(np.any(self.taxable)) and bool(np.any(self.tax_rates) or self.tilbageloeb)
+
+
+def _per_year(group: RefusionGroup, J: int) -> np.ndarray:
+    return np.array([group.value_for_year(j) for j in range(1, J + 1)], dtype=float)
+
+
+def compile_calculation(params: ParameterSet) -> Compiled:
+    """Resolve prices, rules, thresholds and exposures of ``params`` (raises ParameterError naming the field)."""
+    first, T, K = params.start_year, params.horizon_years, params.course_years
+    items = tuple(c.item for c in params.consequences)
+    J = max(len(c.units) for c in params.consequences) if params.consequences else 1
+    I = len(items)
+    units = np.zeros((I, J))
+    se = np.zeros((I, J))
+    for i, c in enumerate(params.consequences):
+        units[i, :len(c.units)] = c.units
+        if c.se is not None:
+            se[i, :len(c.se)] = c.se
+    notes: list[str] = []
+    warnings: list[str] = []
+    years_needed = {s.price_year for s in params.price_specs.values()} | {c.price_year for c in params.costs + params.avoided_costs if c.price_year}
+    index = None
+    if years_needed - {params.price_year} or params.price_index is not None or any(g.kind == "expensive_cases" for g in params.refusion):
+        try:
+            index = load_price_index(params.price_index)
+        except ParameterError:
+            if years_needed - {params.price_year} or params.price_index is not None:
+                raise
+    prices = np.zeros((I, len(PAYERS)))
+    price_range = np.ones((I, 2))
+    committees: dict[str, dict[str, float]] = {}
+    for i, item in enumerate(items):
+        if item not in params.prices:
+            continue
+        spec = params.price_specs.get(item)
+        f = 1.0
+        if spec is not None and spec.price_year != params.price_year:
+            f = index.factor(spec.price_year, params.price_year, f"prices.{item}.price_year")
+            notes.append(f"prices.{item}: {spec.price_year} → {params.price_year} prices × {f:.4f} ({index.name})")
+            warnings.extend(index.warnings_for(spec.price_year, params.price_year))
+        for p, payer in enumerate(PAYERS):
+            prices[i, p] = params.prices[item].get(payer, 0.0) * f
+        if spec is not None and spec.range is not None:
+            price_range[i] = spec.range
+        if spec is not None and spec.committees:
+            total = sum(spec.committees.values())
+            if total == 0:
+                raise ParameterError(f"prices.{item}.kommune: a committee split must not add up to 0")
+            committees[item] = {k: v / total for k, v in spec.committees.items()}
+    costs = []
+    for kind, lines in (("costs", params.costs), ("avoided_costs", params.avoided_costs)):
+        avoided = kind == "avoided_costs"
+        for k, line in enumerate(lines):
+            f = 1.0
+            if line.price_year is not None and line.price_year != params.price_year:
+                f = index.factor(line.price_year, params.price_year, f"{kind}[{k}].price_year")
+                notes.append(f"{kind}[{k}]: {line.price_year} → {params.price_year} prices × {f:.4f} ({index.name})")
+                warnings.extend(index.warnings_for(line.price_year, params.price_year))
+            amount = line.amount * f
+            rng = None if line.range is None else (line.range[0] * f, line.range[1] * f)
+            if avoided:
+                amount = abs(amount)
+                rng = None if rng is None else tuple(sorted((abs(rng[0]), abs(rng[1]))))
+            label = line.item or ("avoided_cost" if avoided else "intervention_cost")
+            if label in items:
+                raise ParameterError(f"{kind}[{k}].item: {label!r} is also a consequence item; use another label")
+            costs.append(CostSpec(line.course_year, PAYERS.index(line.payer), amount, rng, label, line.committee, avoided,
+                                  f"{kind}[{k}] {label} (course year {line.course_year}, {line.payer})"))
+    staircase, expensive = [], []
+    for group in params.refusion:
+        idx = tuple(items.index(i) for i in group.items)
+        rule = load_rule(group.kind, group.rule, group.version, path=group.path)
+        notes.append(f"{group.path}: rule {rule.id} v{rule.version} ({rule.status or 'status not stated'}) on {', '.join(group.items)}")
+        if group.kind == "staircase":
+            staircase.append(StaircaseSpec(group, rule, idx, _per_year(group, J)))
+        else:
+            thresholds, note = rule.thresholds(params.price_year, index, group.path)
+            notes.append(note)
+            label = f"refusion:{rule.id}" if rule.id != "inline" else "refusion:expensive_cases"
+            if any(e.label == label for e in expensive):
+                label = f"{label}#{len(expensive) + 1}"
+            expensive.append(ExpensiveSpec(group, rule, idx, _per_year(group, J), thresholds, label))
+    tax_rates = np.zeros(len(PAYERS))
+    taxable = np.zeros(I)
+    tl = 0.0
+    if params.tax is not None:
+        for p, payer in enumerate(PAYERS):
+            tax_rates[p] = params.tax.rates.get(payer, 0.0)
+        for item, kr in params.tax.taxable.items():
+            taxable[items.index(item)] = kr
+        tl = params.tax.tilbageloeb
+    exposure = np.zeros((J, T))
+    kmax = max([K] + [c.course_year for c in costs])
+    cost_exposure = np.zeros((kmax, T))
+    for year, n in params.cohorts:
+        for j in range(1, J + 1):
+            t = year - first + K - 1 + j
+            if 0 <= t < T:
+                exposure[j - 1, t] += n
+        for k in range(1, kmax + 1):
+            t = year - first + k - 1
+            if 0 <= t < T:
+                cost_exposure[k - 1, t] += n
+    return Compiled(params, first, T, discount_factors(params.discounting, T), items, units, se,
+                    tuple(len(c.units) for c in params.consequences), prices, price_range, committees, tuple(costs),
+                    tuple(staircase), tuple(expensive), tax_rates, taxable, tl, exposure, cost_exposure, index,
+                    tuple(notes), tuple(dict.fromkeys(warnings)))
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Draw-wise results: ``yearly[d, p, t]`` (nominal), ``npv[d, p]`` (payers in PAYERS order), totals."""
+
+    yearly: np.ndarray
+    npv: np.ndarray
+
+    @property
+    def npv_total(self) -> np.ndarray:
+        return self.npv.sum(axis=1)
+
+
+def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: np.ndarray,
+             cost_amounts: np.ndarray) -> Evaluation:
+    """Evaluate ``D`` draws: ``success`` (D,), ``units`` (D, I, J), ``price_factor`` (D, I), ``cost_amounts`` (D, L)."""
+    D = success.shape[0]
+    P = len(PAYERS)
+    # consequences per successful person: V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p]
+    saving = -units * price_factor[:, :, None]                      # (D, I, J), units saved × price factor
+    V = np.einsum("dij,ip->dpj", saving, c.prices)                  # (D, P, J)
+    for st in c.staircase:
+        for i in st.items:
+            u = units[:, i, :]
+            share = st.rule.weeks_share(st.weeks_before[None, :], np.abs(u))   # S(W_j, |u|)
+            x = -np.sign(u) * price_factor[:, i, None] * c.prices[i, KOMMUNE] * share
+            V[:, KOMMUNE, :] -= x
+            V[:, STAT, :] += x
+    for ex in c.expensive:
+        d = sum(saving[:, i, :] * c.prices[i, KOMMUNE] for i in ex.items)  # (D, J) kommune gross saving
+        e0 = ex.case_expense[None, :]
+        dr = ex.rule.refusion(e0, ex.thresholds) - ex.rule.refusion(e0 - d, ex.thresholds)
+        V[:, KOMMUNE, :] -= dr
+        V[:, STAT, :] += dr
+    if c.has_tax:
+        dinc = np.einsum("dij,i->dj", units, c.taxable)              # (D, J) change in taxable income
+        V += c.tax_rates[None, :, None] * dinc[:, None, :]
+        V[:, STAT, :] += c.tilbageloeb * (1.0 - c.tax_rates.sum()) * dinc
+    yearly = success[:, None, None] * (V @ c.exposure)               # (D, P, T)
+    if c.costs:
+        kmax = c.cost_exposure.shape[0]
+        C = np.zeros((D, P, kmax))
+        for l, line in enumerate(c.costs):
+            C[:, line.payer, line.course_year - 1] += cost_amounts[:, l]
+        yearly = yearly + C @ c.cost_exposure
+    return Evaluation(yearly, yearly @ c.factors)
+
+
+def base_inputs(c: Compiled) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The deterministic inputs as one draw."""
+    return (np.array([c.params.success_rate.value]), c.units[None, :, :].copy(), np.ones((1, len(c.items))),
+            np.array([[line.amount for line in c.costs]]).reshape(1, len(c.costs)))
+
+
+def payback_years(c: Compiled, yearly_total: np.ndarray) -> np.ndarray:
+    """Per draw: index t of the first year, at or after the first year with a net cost, in which the cumulative
+    discounted net is ≥ 0; −1 if none (``yearly_total`` is (D, T) nominal)."""
+    disc = yearly_total * c.factors[None, :]
+    cum = np.cumsum(disc, axis=1)
+    seen = np.maximum.accumulate(disc < 0, axis=1)
+    ok = seen & (cum >= -PAYBACK_TOLERANCE)
+    first = np.argmax(ok, axis=1)
+    return np.where(ok.any(axis=1), first, -1)

@@ -1,0 +1,226 @@
+"""Monte Carlo over the uncertain inputs of a calculation document, and one-way sensitivities (tornado).
+
+Draws (vectorised with numpy, seeded; draws are generated in fixed chunks of ``CHUNK`` with one
+``SeedSequence(seed).spawn`` child per chunk, so a result depends only on ``seed`` and ``draws``):
+
+* success rate ``s = clip(s₀ + σ_s·z, 0, 1)``, ``z ~ N(0, 1)`` (``success_rate.se``);
+* consequence units ``u[i, j] = u₀[i, j] + σ[i, j]·z`` with one ``z`` per item and draw
+  (``consequence_correlation: item``, default: the year-by-year estimates of one item move together) or one
+  per item, year and draw (``independent``);
+* prices: one relative factor per item and draw from ``prices.<item>.range = [low, high]`` — triangular with
+  mode 1 (default) or uniform; costs: the per-participant amount of each line from ``costs[k].range``,
+  triangular with mode at the amount, or uniform.
+
+Reported as WSIPP reports its risk analysis (shared/research/domain.md §3): percentiles of the NPV per payer
+and in total, and the probability that the intervention at least breaks even (``NPV ≥ 0``) overall and per
+payer. The tornado table sets one uncertain input at a time to its low and high percentile
+(``monte_carlo.tornado_percentiles``, default 5 % and 95 %) with every other input at its point value, and
+sorts by the swing of the total NPV. With no uncertainty every draw equals the deterministic projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any, Mapping
+
+import numpy as np
+
+from som_models.parameters.schema import PAYERS, ParameterSet
+from som_models.projection.engine import Compiled, base_inputs, compile_calculation, evaluate, payback_years
+
+CHUNK = 4096
+PERCENTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
+KEYS = (*PAYERS, "total")
+
+
+@dataclass(frozen=True)
+class TornadoRow:
+    """NPV (total and per payer) with one input at its low / high percentile, the rest at point values."""
+
+    input: str
+    low_value: float
+    high_value: float
+    npv_low: float
+    npv_high: float
+    swing: float
+    npv_low_by_payer: Mapping[str, float] = field(default_factory=dict)
+    npv_high_by_payer: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class MonteCarloResult:
+    """Distribution of the NPV per payer (``npv_draws[:, k]`` for ``KEYS[k]``) and its summaries."""
+
+    intervention: str
+    draws: int
+    seed: int
+    range_distribution: str
+    consequence_correlation: str
+    deterministic_npv: Mapping[str, float]
+    mean: Mapping[str, float]
+    percentiles: Mapping[str, Mapping[float, float]]
+    prob_break_even: Mapping[str, float]
+    prob_payback: float
+    median_payback_year: int | None
+    tornado: tuple[TornadoRow, ...]
+    tornado_percentiles: tuple[float, float]
+    npv_draws: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "draws": self.draws, "seed": self.seed, "range_distribution": self.range_distribution,
+            "consequence_correlation": self.consequence_correlation,
+            "deterministic_npv": dict(self.deterministic_npv), "mean": dict(self.mean),
+            "percentiles": {k: {f"p{q:g}": v for q, v in d.items()} for k, d in self.percentiles.items()},
+            "prob_break_even": dict(self.prob_break_even),
+            "prob_payback_within_horizon": self.prob_payback, "median_payback_year": self.median_payback_year,
+            "tornado_percentiles": list(self.tornado_percentiles),
+            "tornado": [{"input": r.input, "low_value": r.low_value, "high_value": r.high_value, "npv_low": r.npv_low,
+                         "npv_high": r.npv_high, "swing": r.swing, "npv_low_by_payer": dict(r.npv_low_by_payer),
+                         "npv_high_by_payer": dict(r.npv_high_by_payer)} for r in self.tornado],
+        }
+
+
+def _from_uniform(q: np.ndarray, low: np.ndarray, mode: np.ndarray, high: np.ndarray, dist: str) -> np.ndarray:
+    """Inverse CDF of triangular(low, mode, high) or uniform(low, high) at ``q`` (degenerate ranges → mode)."""
+    width = high - low
+    if dist == "uniform":
+        return np.where(width > 0, low + q * width, mode)
+    safe = np.where(width > 0, width, 1.0)
+    fc = (mode - low) / safe
+    left = low + np.sqrt(np.clip(q * safe * (mode - low), 0, None))
+    right = high - np.sqrt(np.clip((1 - q) * safe * (high - mode), 0, None))
+    return np.where(width > 0, np.where(q < fc, left, right), mode)
+
+
+class _Inputs:
+    """The point values and uncertainty of a compiled calculation, as arrays."""
+
+    def __init__(self, c: Compiled, dist: str):
+        self.c = c
+        self.dist = dist
+        self.s0 = c.params.success_rate.value
+        self.s_se = c.params.success_rate.se or 0.0
+        self.lo = c.price_range[:, 0]
+        self.hi = c.price_range[:, 1]
+        self.cost0 = np.array([line.amount for line in c.costs], dtype=float)
+        self.cost_lo = np.array([line.range[0] if line.range else line.amount for line in c.costs], dtype=float)
+        self.cost_hi = np.array([line.range[1] if line.range else line.amount for line in c.costs], dtype=float)
+
+    def draw(self, rng: np.random.Generator, n: int, correlation: str):
+        c = self.c
+        s = np.clip(self.s0 + self.s_se * rng.standard_normal(n), 0.0, 1.0)
+        I, J = c.units.shape
+        z = rng.standard_normal((n, I, 1) if correlation == "item" else (n, I, J))
+        units = c.units[None, :, :] + c.se[None, :, :] * z
+        pf = _from_uniform(rng.random((n, I)), self.lo[None, :], np.ones((1, I)), self.hi[None, :], self.dist)
+        L = len(c.costs)
+        costs = _from_uniform(rng.random((n, L)), self.cost_lo[None, :], self.cost0[None, :], self.cost_hi[None, :], self.dist)
+        return s, units, pf, costs
+
+    def quantile_value(self, kind: str, k: int, q: float):
+        """The value of one input at quantile ``q`` (for the tornado)."""
+        if kind == "success_rate":
+            return float(np.clip(self.s0 + self.s_se * NormalDist().inv_cdf(q), 0, 1))
+        if kind == "consequence":
+            return NormalDist().inv_cdf(q)  # z shift applied to all years of the item
+        if kind == "price":
+            return float(_from_uniform(np.array(q), np.array(self.lo[k]), np.array(1.0), np.array(self.hi[k]), self.dist))
+        return float(_from_uniform(np.array(q), np.array(self.cost_lo[k]), np.array(self.cost0[k]), np.array(self.cost_hi[k]), self.dist))
+
+
+def _summaries(npv: np.ndarray) -> tuple[dict, dict, dict]:
+    mean = {k: float(npv[:, n].mean()) for n, k in enumerate(KEYS)}
+    pct = {k: {q: float(v) for q, v in zip(PERCENTILES, np.percentile(npv[:, n], PERCENTILES))} for n, k in enumerate(KEYS)}
+    prob = {k: float(np.mean(npv[:, n] >= 0)) for n, k in enumerate(KEYS)}
+    return mean, pct, prob
+
+
+def _npv4(ev) -> np.ndarray:
+    return np.column_stack([ev.npv, ev.npv.sum(axis=1)])
+
+
+def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[TornadoRow, ...]:
+    """One-way sensitivities of the NPV, evaluated as one batch of designed draws."""
+    inp = _Inputs(c, dist)
+    s, u, pf, costs = base_inputs(c)
+    specs: list[tuple[str, str, int]] = []
+    if inp.s_se > 0:
+        specs.append(("success_rate", "success_rate", -1))
+    for i, item in enumerate(c.items):
+        if np.any(c.se[i] > 0):
+            specs.append((f"consequence:{item} (total units)", "consequence", i))
+    for i, item in enumerate(c.items):
+        if inp.hi[i] > inp.lo[i] and np.any(c.prices[i]):
+            specs.append((f"price:{item}", "price", i))
+    for l, line in enumerate(c.costs):
+        if inp.cost_hi[l] > inp.cost_lo[l]:
+            specs.append((f"cost:{line.label}", "cost", l))
+    if not specs:
+        return ()
+    n = 2 * len(specs)
+    S = np.repeat(s, n)
+    U = np.repeat(u, n, axis=0)
+    PF = np.repeat(pf, n, axis=0)
+    C = np.repeat(costs, n, axis=0)
+    values = []
+    for r, (name, kind, k) in enumerate(specs):
+        pair = []
+        for side, q in enumerate(percentiles):
+            row = 2 * r + side
+            v = inp.quantile_value(kind, k, q / 100)
+            if kind == "success_rate":
+                S[row] = v
+            elif kind == "consequence":
+                U[row, k, :] = c.units[k] + c.se[k] * v
+                v = float(np.sum(U[row, k, :c.lengths[k]]))  # report the item's total units over its years
+            elif kind == "price":
+                PF[row, k] = v
+            else:
+                C[row, k] = v
+            pair.append(v)
+        values.append(pair)
+    npv = _npv4(evaluate(c, S, U, PF, C))
+    rows = []
+    for r, (name, _, _) in enumerate(specs):
+        lo_row, hi_row = npv[2 * r], npv[2 * r + 1]
+        rows.append(TornadoRow(name, values[r][0], values[r][1], float(lo_row[-1]), float(hi_row[-1]),
+                               float(abs(hi_row[-1] - lo_row[-1])),
+                               {p: float(lo_row[n]) for n, p in enumerate(PAYERS)},
+                               {p: float(hi_row[n]) for n, p in enumerate(PAYERS)}))
+    return tuple(sorted(rows, key=lambda row: -row.swing))
+
+
+def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | None = None,
+                compiled: Compiled | None = None) -> MonteCarloResult:
+    """Run ``draws`` Monte Carlo draws (default ``monte_carlo.draws`` of the document, else 10,000)."""
+    spec = params.monte_carlo
+    draws = int(draws if draws is not None else (spec.draws or 10_000))
+    seed = int(seed if seed is not None else spec.seed)
+    if draws < 1:
+        raise ValueError("draws must be at least 1")
+    c = compiled or compile_calculation(params)
+    inp = _Inputs(c, spec.range_distribution)
+    det = _npv4(evaluate(c, *base_inputs(c)))[0]
+    n_chunks = -(-draws // CHUNK)
+    children = np.random.SeedSequence(seed).spawn(n_chunks)
+    npv = np.empty((draws, len(KEYS)))
+    payback = np.empty(draws, dtype=int)
+    for k, child in enumerate(children):
+        n = min(CHUNK, draws - k * CHUNK)
+        ev = evaluate(c, *inp.draw(np.random.default_rng(child), n, spec.consequence_correlation))
+        npv[k * CHUNK:k * CHUNK + n] = _npv4(ev)
+        payback[k * CHUNK:k * CHUNK + n] = payback_years(c, ev.yearly.sum(axis=1))
+    mean, pct, prob = _summaries(npv)
+    paid = payback >= 0
+    median = None
+    if paid.mean() >= 0.5:
+        # the median over all draws, counting "never" as later than any year
+        order = np.sort(np.where(paid, payback, np.iinfo(int).max))
+        median = int(c.first + order[(draws - 1) // 2])
+    return MonteCarloResult(
+        params.intervention, draws, seed, spec.range_distribution, spec.consequence_correlation,
+        {k: float(det[n]) for n, k in enumerate(KEYS)}, mean, pct, prob, float(paid.mean()), median,
+        tornado(c, spec.range_distribution, spec.tornado_percentiles), spec.tornado_percentiles, npv,
+    )
