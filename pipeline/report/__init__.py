@@ -18,7 +18,10 @@ import polars as pl
 
 from pipeline.report.data import ReportData, gather, load_checks, save_checks
 from pipeline.report.disclosure import SUPPRESSED, suppress_small_cells
-from pipeline.report.plots import cumulative_chart, effect_path_chart, history_chart
+from pipeline.report.plots import cumulative_chart, effect_path_chart, history_chart, monte_carlo_chart
+
+MC_DRAWS = 4000
+MC_SEED = 20260601
 
 __all__ = ["ReportData", "collect_check_results", "gather", "load_checks", "render_report", "save_checks"]
 
@@ -69,19 +72,33 @@ def _with_interval(point: dict, z: float) -> dict | None:
     return point
 
 
-def _projection_rows(data: ReportData) -> tuple[list[dict], dict, dict]:
+def _projection_rows(data: ReportData) -> dict:
+    """NPV table, cumulative curves and the Monte Carlo (seeded) for the evaluated and the proposed version."""
     from som_models.parameters import parse_parameter_set
-    from som_models.projection import project
+    from som_models.projection import monte_carlo, project
 
     versions = {"before": data.before}
     if data.after is not None:
         versions["after"] = data.after
-    projections = {k: project(parse_parameter_set(v.content)) for k, v in versions.items()}
+    params = {k: parse_parameter_set(v.content) for k, v in versions.items()}
+    projections = {k: project(p) for k, p in params.items()}
+    sims = {k: monte_carlo(p, draws=MC_DRAWS, seed=MC_SEED) for k, p in params.items()}
     rows = [{"parameters": f"{k} (v{versions[k].version}, {versions[k].status})",
              **{p: _fmt(pr.npv[p]) for p in ("kommune", "region", "stat", "total")},
              "payback": pr.payback_year or "none", "success_rate": _fmt(pr.success_rate)} for k, pr in projections.items()]
-    series = {k: (pr.cumulative["year"].to_list(), pr.cumulative["cumulative_discounted"].to_list()) for k, pr in projections.items()}
-    return rows, series, {k: pr.payback_year for k, pr in projections.items()}
+    mc_rows = [{"parameters": k, **{p: f"{sims[k].prob_break_even[p]:.0%}" for p in ("kommune", "region", "stat", "total")},
+                "p5": _fmt(sims[k].percentiles["total"][5.0]), "p50": _fmt(sims[k].percentiles["total"][50.0]),
+                "p95": _fmt(sims[k].percentiles["total"][95.0])} for k in sims]
+    return {
+        "npv_rows": rows,
+        "cumulative": cumulative_chart(
+            {k: (pr.cumulative["year"].to_list(), pr.cumulative["cumulative_discounted"].to_list()) for k, pr in projections.items()},
+            {k: pr.payback_year for k, pr in projections.items()}),
+        "mc_rows": mc_rows,
+        "mc_draws": MC_DRAWS,
+        "mc_chart": monte_carlo_chart({k: r.npv_draws[:, -1] for k, r in sims.items()},
+                                      {k: r.prob_break_even["total"] for k, r in sims.items()}),
+    }
 
 
 def render_report(data: ReportData, path: Path) -> Path:
@@ -121,12 +138,12 @@ def render_report(data: ReportData, path: Path) -> Path:
         "outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control")
     est_table = suppress_small_cells(est, count_columns=["n_treated", "n_control"],
                                      value_columns=["estimate", "se", "ci_low", "ci_high"], min_cell=m)
-    npv_rows, series, payback = _projection_rows(data)
+    proj = _projection_rows(data)
     html = _ENV.get_template("audit.html.j2").render(
         title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         verdicts=verdict_rows, charts=charts, held=held,
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
-        npv_rows=npv_rows, cumulative=cumulative_chart(series, payback),
+        **proj,
         checks=list(data.checks), checks_failed=sum(not c["passed"] for c in data.checks), min_cell=m,
         spec_text=json.dumps(data.spec, indent=2, ensure_ascii=False, default=str),
         alpha=data.spec.get("alpha", 0.05), margin=data.spec.get("equivalence_margin", 0.5),
