@@ -17,7 +17,8 @@ counts numpy and polars buffers, unlike tracemalloc):
 Targets at 1 M × 12: unconditional ≤ 3 × the polars group-by and ≤ 2 GB peak; DR with 5 covariates ≤ 60 s.
 
 Usage: ``uv run --frozen python benchmarks/estimators_bench.py [--sizes 10000,100000,1000000]
-[--cache DIR] [--reference-max 100000]``.
+[--cases polars,ours,dr,reference] [--cache DIR] [--reference-max 100000]``; e.g. only the unconditional target at
+1 M: ``--sizes 1000000 --cases polars,ours``.
 """
 
 from __future__ import annotations
@@ -137,27 +138,34 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/som_bench")
     ap.add_argument("--reference-max", type=int, default=100_000,
                     help="largest panel to run the published implementations on (they are much slower)")
+    ap.add_argument("--cases", default="polars,ours,dr,reference",
+                    help="comma-separated subset of: polars (group-by), ours (unconditional), dr (5 covariates), "
+                         "reference (moderndid/csdid)")
     args = ap.parse_args()
+    cases = set(args.cases.split(","))
+    unknown = cases - {"polars", "ours", "dr", "reference"}
+    if unknown:
+        ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cache = Path(args.cache)
-    ref_py = reference_python()
+    ref_py = reference_python() if "reference" in cases else None
     refs = []
     if ref_py:
         refs = [(name, code) for name, code, mod in (("moderndid", CHILD_MODERNDID, "moderndid"),
                                                      ("csdid", CHILD_CSDID, "csdid")) if has_module(ref_py, mod)]
-    if not refs:
+    if not refs and "reference" in cases:
         print("published implementations not installed (moderndid/csdid in /tmp/bench or $SOM_BENCH_PYTHON): comparison skipped")
     print(f"{'persons':>9} {'case':<18} {'wall s':>8} {'peak MB':>9}  notes")
     for n in [int(s) for s in args.sizes.split(",")]:
         path = make_panel(n, cache)
-        pol = run_child(sys.executable, CHILD_POLARS, str(path))
+        pol = run_child(sys.executable, CHILD_POLARS, str(path)) if "polars" in cases else None
         if pol:
             print(f"{n:>9} {'polars group-by':<18} {pol['wall']:>8.2f} {pol['rss_mb']:>9.0f}")
-        ours = run_child(sys.executable, CHILD_OURS, str(path), "unconditional")
+        ours = run_child(sys.executable, CHILD_OURS, str(path), "unconditional") if "ours" in cases else None
         if ours:
             ratio = ours["wall"] / pol["wall"] if pol else float("nan")
             print(f"{n:>9} {'ours unconditional':<18} {ours['wall']:>8.2f} {ours['rss_mb']:>9.0f}  "
                   f"{ratio:.1f}x polars; {len(ours['cells'])} cells")
-        dr = run_child(sys.executable, CHILD_OURS, str(path), "dr")
+        dr = run_child(sys.executable, CHILD_OURS, str(path), "dr") if "dr" in cases else None
         if dr:
             print(f"{n:>9} {'ours DR 5 covs':<18} {dr['wall']:>8.2f} {dr['rss_mb']:>9.0f}")
         if n <= args.reference_max:

@@ -7,6 +7,11 @@ covariates as vectors and time-varying ones as matrices, and optional unit weigh
 (treated groups ascending, never-treated last), so every group is a contiguous block of rows and each 2×2
 comparison is a few slices.
 
+Fast path: a frame already sorted by (id, period) with one row per unit and period, integer id/period/group
+columns and no missing values (the usual register extract) is checked chunk by chunk on the frame's own Arrow
+buffers — no full-length copies — and ``Panel.y`` is then only built when first accessed; the unconditional
+estimator streams the unit rows straight from the buffers instead.
+
 Rules (as R ``did``): units already treated in the first period are dropped (no pre-period); units first
 treated after the last period count as never treated; rows with a missing outcome are dropped (the unit stays
 for the periods it has). Unbalanced panels are kept: each 2×2 comparison uses the units observed in both of
@@ -15,10 +20,13 @@ its periods. Everything dropped or recoded is counted in ``Panel.notes``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+
+from som_models.estimators.results import _Deferrable, stored
 
 NEVER_KEY = np.iinfo(np.int64).max
 
@@ -36,7 +44,11 @@ def check_columns(data: pl.DataFrame, columns: list[str], *, numeric: list[str] 
 
 @dataclass(frozen=True, eq=False)
 class Panel:
-    """Units × periods view of one outcome (rows sorted by group; never-treated units last)."""
+    """Units × periods view of one outcome (rows sorted by group; never-treated units last).
+
+    For a sorted rectangular frame ``y`` is built from the frame's buffers on first access (the unconditional
+    estimator never needs it: it streams the unit rows).
+    """
 
     y: np.ndarray
     periods: np.ndarray
@@ -50,11 +62,24 @@ class Panel:
 
     @property
     def n(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.group.shape[0])
+
+    def _unit_rows(self, chunk: int = 8192) -> Iterator[tuple[np.ndarray | slice, np.ndarray]]:
+        """``(rows, values)`` pieces covering every unit once, ``values[m] = y[rows][m]`` (C-ordered float64): from the
+        frame's buffers while ``y`` has not been built, else contiguous slices of ``y`` within one group block."""
+        src = stored(self, "y")
+        if isinstance(src, _RowSource) and stored(self, "_y_materialised") is None:
+            yield from src.pieces(chunk)
+            return
+        y = self.y
+        for s, e in sorted(self.blocks.values()):
+            for r0 in range(s, e, chunk):
+                rows = slice(r0, min(e, r0 + chunk))
+                yield rows, np.ascontiguousarray(y[rows])
 
     def covariate_matrix(self, rows: np.ndarray | slice, period_index: int) -> np.ndarray:
         """Intercept plus every covariate at ``period_index`` for the given rows."""
-        cols = [np.ones(self.y[rows, 0].shape[0])]
+        cols = [np.ones(self.group[rows].shape[0])]
         for v in self.covariates.values():
             cols.append(v[rows] if v.ndim == 1 else v[rows, period_index])
         return np.column_stack(cols)
@@ -62,6 +87,61 @@ class Panel:
     @property
     def time_invariant_covariates(self) -> bool:
         return all(v.ndim == 1 for v in self.covariates.values())
+
+
+Panel.y = _Deferrable("y")  # type: ignore[assignment]
+
+
+class _RowSource:
+    """The outcome rows of a sorted rectangular long frame (unit ``u`` = rows ``k·u … k·u + k − 1``), kept in the
+    frame's own buffers; ``pos[u]`` is the unit's row in the panel (−1: dropped). ``materialise()`` builds the
+    units × periods matrix (Fortran order)."""
+
+    def __init__(self, series: pl.Series, pos: np.ndarray, n: int, k: int):
+        self.series = series
+        self.pos = pos
+        self.n = n
+        self.k = k
+
+    def pieces(self, chunk: int = 16384) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(panel rows, values)`` of at most ``chunk`` units: each buffer's whole units, then the units split
+        across buffers."""
+        k, pos = self.k, self.pos
+        all_kept = bool(self.n == pos.shape[0] - 1)
+        split_rows, split_vals = [], []
+        carry = np.empty(k)
+        for start, v in _chunks(self.series, pl.Float64):
+            size = v.shape[0]
+            phase = start % k
+            head = min((k - phase) % k, size)
+            u = start // k
+            if head:  # the rest of a unit begun in an earlier chunk
+                carry[phase:phase + head] = v[:head]
+                if phase + head == k and pos[u] >= 0:
+                    split_rows.append(pos[u])
+                    split_vals.append(carry.copy())
+                u += 1
+            whole = (size - head) // k
+            for a in range(0, whole, chunk):
+                b = min(whole, a + chunk)
+                rows = pos[u + a:u + b]
+                vals = v[head + a * k:head + b * k].reshape(b - a, k)
+                if not all_kept:
+                    keep = rows >= 0
+                    rows, vals = rows[keep], vals[keep]
+                yield rows, vals
+            tail = size - head - whole * k
+            if tail:  # the beginning of a unit that continues in the next chunk
+                carry[:tail] = v[size - tail:]
+        if split_rows:
+            yield np.array(split_rows, dtype=np.int64), np.array(split_vals)
+
+    def materialise(self) -> np.ndarray:
+        """The units × periods outcome matrix (Fortran order)."""
+        out = np.empty((self.n, self.k), order="F")
+        for rows, vals in self.pieces():
+            out[rows] = vals
+        return out
 
 
 def build_panel(
@@ -91,74 +171,54 @@ def build_panel(
             raise ValueError(f"covariate {c!r} is also the outcome, id, time or group column")
     notes: dict[str, object] = {"rows_in": data.height}
 
-    t_dtype = data.schema[time_col]
-    t_series = data.get_column(time_col)
-    if t_dtype.is_float() and (t_series != t_series.round(0)).any():
-        raise ValueError(f"column {time_col!r} must hold whole periods (e.g. years)")
-    t_rows = t_series.cast(pl.Int64).to_numpy()
-    g_series = data.get_column(group_col)
-    if g_series.dtype.is_integer() and g_series.null_count() == 0:
-        g_rows = g_series.cast(pl.Int64).to_numpy()
-    else:
-        g_rows = g_series.cast(pl.Float64).to_numpy()  # null -> NaN
-        g_rows = np.where(np.isfinite(g_rows), g_rows, 0.0)
-        if (g_rows != np.round(g_rows)).any():
-            raise ValueError(f"column {group_col!r} must hold the first treated period (a whole number; 0 = never treated)")
-        g_rows = g_rows.astype(np.int64)
-    y_rows = data.get_column(outcome).cast(pl.Float64).to_numpy()
     id_series = data.get_column(id_col)
-    if id_series.dtype.is_integer():
-        id_rows = id_series.to_numpy()
+    fast = _rectangular_frame(data, outcome=outcome, id_col=id_col, time_col=time_col, group_col=group_col)
+    if fast is not None:
+        # the usual register extract — sorted by (id, period), one row per unit and period, no missing values:
+        # checked chunk by chunk on the frame's own buffers, no full-length copies; ``y`` is built on demand
+        periods, g_unit, unit_first_ids = fast
+        starts = codes = pidx = row_sel = y_rows = None  # unit u is rows k·u … k·u + k − 1
     else:
-        id_rows = id_series.rank("dense").cast(pl.Int64).to_numpy()
-    missing_y = np.isnan(y_rows)
-    row_sel = None
-    if missing_y.any():
-        notes["rows_missing_outcome_dropped"] = int(missing_y.sum())
-        row_sel = np.flatnonzero(~missing_y)
-        if row_sel.size == 0:
-            raise ValueError(f"column {outcome!r} has no non-missing values")
-    del missing_y
-    if row_sel is not None:
-        id_rows, t_rows, g_rows, y_rows = id_rows[row_sel], t_rows[row_sel], g_rows[row_sel], y_rows[row_sel]
-    d_id = np.diff(id_rows)
-    ordered = bool(np.all((d_id > 0) | ((d_id == 0) & (np.diff(t_rows) > 0))))
-    if not ordered:
-        perm = np.lexsort((t_rows, id_rows))
-        row_sel = perm if row_sel is None else row_sel[perm]
-        id_rows, t_rows, g_rows, y_rows = id_rows[perm], t_rows[perm], g_rows[perm], y_rows[perm]
-        d_id = np.diff(id_rows)
-        dups = int(np.sum((d_id == 0) & (np.diff(t_rows) == 0)))
-        if dups:
-            raise ValueError(f"{dups} ({id_col}, {time_col}) pairs occur more than once; the panel must have one row "
-                             "per unit and period")
-    new_unit = np.empty(id_rows.shape[0], dtype=bool)
-    new_unit[0] = True
-    np.not_equal(d_id, 0, out=new_unit[1:])
-    del d_id, id_rows
-    starts = np.flatnonzero(new_unit)
-    codes = np.cumsum(new_unit, dtype=np.int64) - 1
-    del new_unit
-    t_min, t_max = int(t_rows.min()), int(t_rows.max())
-    if t_max - t_min < 100_000:
-        present = np.bincount(t_rows - t_min, minlength=t_max - t_min + 1) > 0
-        periods = np.flatnonzero(present).astype(np.int64) + t_min
-        lut = np.full(t_max - t_min + 1, -1, dtype=np.int32)
-        lut[periods - t_min] = np.arange(len(periods), dtype=np.int32)
-        pidx = lut[t_rows - t_min]
-    else:
-        periods = np.sort(pl.Series(t_rows).unique().to_numpy())
-        pidx = np.searchsorted(periods, t_rows).astype(np.int32)
-    del t_rows
-
-    g_unit = g_rows[starts]
-    change = np.flatnonzero(g_rows[1:] != g_rows[:-1]) + 1
-    change = change[codes[change] == codes[change - 1]]
-    if change.size:
-        varying = int(np.unique(codes[change]).size)
-        raise ValueError(f"column {group_col!r} must be constant within each unit (it varies for {varying} units); "
-                         "a treatment that switches off is not staggered adoption")
-    del g_rows
+        t_dtype = data.schema[time_col]
+        t_series = data.get_column(time_col)
+        if t_dtype.is_float() and (t_series != t_series.round(0)).any():
+            raise ValueError(f"column {time_col!r} must hold whole periods (e.g. years)")
+        t_rows = t_series.cast(pl.Int64).to_numpy()
+        g_series = data.get_column(group_col)
+        if g_series.dtype.is_integer() and g_series.null_count() == 0:
+            g_rows = g_series.cast(pl.Int64).to_numpy()
+        else:
+            g_rows = g_series.cast(pl.Float64).to_numpy()  # null -> NaN
+            g_rows = np.where(np.isfinite(g_rows), g_rows, 0.0)
+            if (g_rows != np.round(g_rows)).any():
+                raise ValueError(f"column {group_col!r} must hold the first treated period (a whole number; "
+                                 "0 = never treated)")
+            g_rows = g_rows.astype(np.int64)
+        y_rows = data.get_column(outcome).cast(pl.Float64).to_numpy()
+        if id_series.dtype.is_integer():
+            id_rows = id_series.to_numpy()
+        else:
+            id_rows = id_series.rank("dense").cast(pl.Int64).to_numpy()
+        missing_y = np.isnan(y_rows)
+        row_sel = None
+        if missing_y.any():
+            notes["rows_missing_outcome_dropped"] = int(missing_y.sum())
+            row_sel = np.flatnonzero(~missing_y)
+            if row_sel.size == 0:
+                raise ValueError(f"column {outcome!r} has no non-missing values")
+        del missing_y
+        rect = _rectangular(id_rows, t_rows, g_rows) if row_sel is None else None
+        if rect is not None:
+            # sorted by (id, period), one row per unit and period, but not caught above (e.g. float periods)
+            periods, g_unit = rect
+            starts = codes = pidx = None
+            del id_rows, t_rows, g_rows
+        else:
+            if row_sel is not None:
+                id_rows, t_rows, g_rows, y_rows = id_rows[row_sel], t_rows[row_sel], g_rows[row_sel], y_rows[row_sel]
+            periods, starts, codes, pidx, g_unit, y_rows, row_sel = _general_layout(
+                id_rows, t_rows, g_rows, y_rows, row_sel, id_col=id_col, time_col=time_col, group_col=group_col)
+            del t_rows, g_rows
     if (g_unit < 0).any():
         raise ValueError(f"column {group_col!r} has negative values; use the first treated period, 0 = never treated")
     early = (g_unit > 0) & (g_unit <= periods[0])
@@ -168,22 +228,36 @@ def build_panel(
     if late.any():
         notes["units_treated_after_last_period_as_never_treated"] = int(late.sum())
         g_unit = np.where(late, 0, g_unit)
-    key = np.where(g_unit == 0, NEVER_KEY, g_unit)
-    order = np.argsort(key, kind="stable")
-    order = order[~early[order]]
+    values = _distinct(g_unit)
+    kept_groups = [int(g) for g in values if g > 0 and g > periods[0]] + ([0] if values.size and values[0] == 0 else [])
+    if len(kept_groups) <= 64:
+        # a stable sort by group (never-treated last) without sorting: one pass per group
+        parts = [np.flatnonzero(g_unit == g) for g in kept_groups]
+        order = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        sizes = [p.shape[0] for p in parts]
+        del parts
+    else:
+        key = np.where(g_unit == 0, NEVER_KEY, g_unit)
+        order = np.argsort(key, kind="stable")
+        order = order[~early[order]]
+        sizes = [int(c) for c in np.unique(key[order], return_counts=True)[1]]
+        del key
     n = order.shape[0]
     if n == 0:
         raise ValueError("no units left after dropping those treated in the first period")
     n_t = len(periods)
-    complete = (not early.any()) and len(starts) * n_t == codes.shape[0]
+    n_all = g_unit.shape[0]  # units before dropping those treated in the first period
+    complete = codes is None or n_all * n_t == codes.shape[0]
     if complete:
-        y_c = y_rows.reshape(len(starts), n_t)
-        y = np.empty((n, n_t), order="F")
-        for j in range(n_t):
-            np.take(y_c[:, j], order, out=y[:, j])
+        if y_rows is None:
+            pos = np.full(n_all + 1, -1, dtype=np.int64)
+            pos[order] = np.arange(n)
+            y = _RowSource(data.get_column(outcome), pos, n, n_t)  # built on first access of ``panel.y``
+        else:
+            y = _gather_rows(y_rows.reshape(n_all, n_t), order)
         row_code = pidx_k = keep_rows = None
     else:
-        new_code = np.full(len(starts), -1, dtype=np.int64)
+        new_code = np.full(n_all, -1, dtype=np.int64)
         new_code[order] = np.arange(n)
         row_code = new_code[codes]
         keep_rows = row_code >= 0
@@ -202,9 +276,9 @@ def build_panel(
 
     def to_units(v: np.ndarray, name: str, kind: str) -> np.ndarray:
         """Per-unit vector if constant within units, else a units × periods matrix."""
-        first = v[starts][order]
+        first = (v[::n_t] if starts is None else v[starts])[order]
         if complete:
-            same = np.array_equal(v.reshape(len(starts), n_t)[order], np.repeat(first[:, None], n_t, axis=1))
+            same = np.array_equal(v.reshape(n_all, n_t)[order], np.repeat(first[:, None], n_t, axis=1))
         else:
             vk = v if keep_rows is None else v[keep_rows]
             same = np.array_equal(vk, first[row_code])
@@ -213,10 +287,7 @@ def build_panel(
         if kind == "weight":
             raise ValueError(f"weight column {name!r} must be constant within each unit")
         if complete:
-            m = np.empty((n, n_t), order="F")
-            v_c = v.reshape(len(starts), n_t)
-            for j in range(n_t):
-                np.take(v_c[:, j], order, out=m[:, j])
+            m = _gather_rows(v.reshape(n_all, n_t), order)
         else:
             m = np.full((n, n_t), np.nan, order="F")
             m[row_code, pidx_k] = v if keep_rows is None else v[keep_rows]
@@ -237,14 +308,15 @@ def build_panel(
             raise ValueError(f"weight column {weight_col!r} must be non-negative and not missing")
         weights = to_units(v, weight_col, "weight")
     group = g_unit[order]
-    src_rows = starts[order] if row_sel is None else row_sel[starts[order]]
-    unit_ids = id_series.gather(src_rows).alias(id_col)
-    blocks: dict[int, tuple[int, int]] = {}
-    sorted_key = np.where(group == 0, NEVER_KEY, group)
-    for g in np.unique(group):
-        k = NEVER_KEY if g == 0 else g
-        blocks[int(g)] = (int(np.searchsorted(sorted_key, k, "left")), int(np.searchsorted(sorted_key, k, "right")))
-    balanced = not np.isnan(y).any()
+    if fast is not None:
+        unit_ids = pl.Series(id_col, unit_first_ids[order]).cast(id_series.dtype)
+    else:
+        src_rows = order * n_t if starts is None else starts[order]
+        unit_ids = id_series.gather(src_rows if row_sel is None else row_sel[src_rows]).alias(id_col)
+    bounds = np.cumsum([0, *sizes])
+    spans = {g: (int(bounds[k]), int(bounds[k + 1])) for k, g in enumerate(kept_groups)}
+    blocks: dict[int, tuple[int, int]] = {g: spans[g] for g in sorted(spans)}
+    balanced = (complete and row_sel is None) or not np.isnan(y).any()
     notes["units"] = n
     notes["balanced"] = balanced
     if not balanced:
@@ -252,6 +324,189 @@ def build_panel(
                                      f"({int(np.isnan(y).sum())} unit-periods missing)")
     return Panel(y=y, periods=periods, group=group, unit_ids=unit_ids, covariates=cov, weights=weights,
                  balanced=balanced, blocks=blocks, notes=notes)
+
+
+def _chunks(series: pl.Series, dtype=None):
+    """``(first row, values)`` of each buffer of a column without copying (cast chunk by chunk if ``dtype``)."""
+    start = 0
+    for chunk in series.get_chunks():
+        if dtype is not None and chunk.dtype != dtype:
+            chunk = chunk.cast(dtype)
+        values = chunk.to_numpy()
+        yield start, values
+        start += values.shape[0]
+
+
+def _unit_values(series: pl.Series, k: int, units: int, *, increasing: bool) -> np.ndarray | None:
+    """Each unit's value (rows ``0, k, 2k, …``) if the column is constant within each run of k rows, else None.
+
+    ``increasing``: also require the values to strictly increase from one unit to the next (sorted ids); then
+    "non-decreasing rows and equal first and last row of every unit" is the (cheaper) constancy check.
+    """
+    first = last = None
+    prev = None
+    for start, v in _chunks(series):
+        if first is None:
+            first = np.empty(units, dtype=v.dtype)
+            last = np.empty(units, dtype=v.dtype)
+        size = v.shape[0]
+        if size == 0:
+            continue
+        phase = start % k
+        head = (k - phase) % k  # rows of the unit begun in an earlier chunk
+        u = (start + head) // k
+        own = v[head::k]
+        first[u:u + own.shape[0]] = own
+        tail = (k - 1 - phase) % k  # first row of this chunk that ends a unit
+        ends = v[tail::k]
+        u_end = (start + tail) // k
+        last[u_end:u_end + ends.shape[0]] = ends
+        if increasing:
+            if (prev is not None and v[0] < prev) or not np.all(v[1:] >= v[:-1]):
+                return None
+        else:
+            if prev is not None and phase and v[0] != prev:
+                return None
+            same = v[1:] == v[:-1]
+            same[head - 1 if head else k - 1::k] = True  # unit boundaries inside the chunk
+            if not same.all():
+                return None
+        prev = v[-1]
+    if first is None or not np.array_equal(first, last):
+        return None
+    if increasing and np.any(first[1:] <= first[:-1]):
+        return None
+    return first
+
+
+def _rectangular_frame(data: pl.DataFrame, *, outcome: str, id_col: str, time_col: str, group_col: str):
+    """``(periods, group of each unit)`` when the frame is sorted by (id, period) with exactly one row per unit and
+    period, integer id/period/group columns, no missing values and a group constant within units; else None.
+
+    Works chunk by chunk on the columns' own buffers (a Parquet file arrives in many chunks; a full ``to_numpy``
+    copy of every column costs more than the estimator itself).
+    """
+    cols = [data.get_column(c) for c in (id_col, time_col, group_col, outcome)]
+    ids, ts, gs, ys = cols
+    m = data.height
+    if m == 0 or not (ids.dtype.is_integer() and ts.dtype.is_integer() and gs.dtype.is_integer()):
+        return None
+    if any(c.null_count() for c in cols):
+        return None
+    head = ids.slice(0, 4096).to_numpy()
+    other = np.flatnonzero(head != head[0])
+    k = int(other[0]) if other.size else head.shape[0]
+    if (not other.size and m > k) or m % k:
+        return None
+    periods = ts.slice(0, k).cast(pl.Int64).to_numpy().copy()
+    if np.any(periods[1:] <= periods[:-1]):
+        return None
+    units = m // k
+    pattern = None
+    for start, v in _chunks(ts):
+        phase = start % k
+        if pattern is None or pattern.shape[0] < phase + v.shape[0]:
+            pattern = np.tile(periods, -(-(v.shape[0] + k) // k))
+        if not np.array_equal(v, pattern[phase:phase + v.shape[0]]):
+            return None
+    first = _unit_values(ids, k, units, increasing=True)
+    if first is None:
+        return None
+    g_unit = _unit_values(gs, k, units, increasing=False)
+    if g_unit is None:
+        return None
+    g_unit = g_unit.astype(np.int64, copy=False)
+    for _, v in _chunks(ys, pl.Float64):
+        if not np.isfinite(v.sum()) and np.isnan(v).any():
+            return None
+    return periods, g_unit, first
+
+
+def _rectangular(id_rows: np.ndarray, t_rows: np.ndarray, g_rows: np.ndarray):
+    """``(periods, group of each unit)`` when the rows are sorted by (id, period) with exactly one row per unit and
+    period and a constant group within units (the usual register extract), else None (use the general layout)."""
+    m = id_rows.shape[0]
+    if m == 0:
+        return None
+    head = id_rows[:min(m, 4096)]
+    other = np.flatnonzero(head != head[0])
+    k = int(other[0]) if other.size else head.shape[0]
+    if (not other.size and m > k) or m % k:
+        return None
+    periods = t_rows[:k]
+    if np.any(periods[1:] <= periods[:-1]):
+        return None
+    units = m // k
+    ids = id_rows.reshape(units, k)
+    first = ids[:, 0]
+    if np.any(first[1:] <= first[:-1]) or not np.array_equal(ids[:, -1], first):
+        return None
+    if k > 1 and not (ids[:, 1:-1] == first[:, None]).all():
+        return None
+    if not (t_rows.reshape(units, k) == periods).all():
+        return None
+    g = g_rows.reshape(units, k)
+    if k > 1 and not (g[:, 1:] == g[:, :1]).all():
+        return None
+    return periods.astype(np.int64), g[:, 0].copy()
+
+
+def _general_layout(id_rows, t_rows, g_rows, y_rows, row_sel, *, id_col: str, time_col: str, group_col: str):
+    """Sort rows by (id, period) if needed, refuse duplicates, code units and periods, check the group is constant."""
+    d_id = np.diff(id_rows)
+    ordered = bool(np.all((d_id > 0) | ((d_id == 0) & (np.diff(t_rows) > 0))))
+    if not ordered:
+        perm = np.lexsort((t_rows, id_rows))
+        row_sel = perm if row_sel is None else row_sel[perm]
+        id_rows, t_rows, g_rows, y_rows = id_rows[perm], t_rows[perm], g_rows[perm], y_rows[perm]
+        d_id = np.diff(id_rows)
+        dups = int(np.sum((d_id == 0) & (np.diff(t_rows) == 0)))
+        if dups:
+            raise ValueError(f"{dups} ({id_col}, {time_col}) pairs occur more than once; the panel must have one row "
+                             "per unit and period")
+    new_unit = np.empty(id_rows.shape[0], dtype=bool)
+    new_unit[0] = True
+    np.not_equal(d_id, 0, out=new_unit[1:])
+    del d_id
+    starts = np.flatnonzero(new_unit)
+    codes = np.cumsum(new_unit, dtype=np.int64) - 1
+    del new_unit
+    t_min, t_max = int(t_rows.min()), int(t_rows.max())
+    if t_max - t_min < 100_000:
+        present = np.bincount(t_rows - t_min, minlength=t_max - t_min + 1) > 0
+        periods = np.flatnonzero(present).astype(np.int64) + t_min
+        lut = np.full(t_max - t_min + 1, -1, dtype=np.int32)
+        lut[periods - t_min] = np.arange(len(periods), dtype=np.int32)
+        pidx = lut[t_rows - t_min]
+    else:
+        periods = np.sort(pl.Series(t_rows).unique().to_numpy())
+        pidx = np.searchsorted(periods, t_rows).astype(np.int32)
+
+    g_unit = g_rows[starts]
+    change = np.flatnonzero(g_rows[1:] != g_rows[:-1]) + 1
+    change = change[codes[change] == codes[change - 1]]
+    if change.size:
+        varying = int(np.unique(codes[change]).size)
+        raise ValueError(f"column {group_col!r} must be constant within each unit (it varies for {varying} units); "
+                         "a treatment that switches off is not staggered adoption")
+    return periods, starts, codes, pidx, g_unit, y_rows, row_sel
+
+
+def _distinct(v: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of a non-negative integer vector (a counting pass when the range is small)."""
+    if v.size and 0 <= v.min() and v.max() < 1 << 20:
+        return np.flatnonzero(np.bincount(v)).astype(v.dtype)
+    return np.unique(v)
+
+
+def _gather_rows(src: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``src[order]`` (rows) as a Fortran-ordered array, gathered in cache-sized row chunks (one pass over ``src``)."""
+    k = src.shape[1]
+    out = np.empty((order.shape[0], k), order="F")
+    step = max(1, (1 << 16) // max(k, 1))
+    for s in range(0, order.shape[0], step):
+        out[s:s + step] = src[order[s:s + step]]
+    return out
 
 
 def first_treatment_period(data: pl.DataFrame, *, id_col: str, time_col: str, treat_col: str,

@@ -50,13 +50,56 @@ class PreTrendTest:
     p_value: float
 
 
+class _Deferrable:
+    """Data descriptor for an array field that an estimator may store in a structured, deferred form.
+
+    Reading the attribute always gives the plain numpy array: a stored object with a ``materialise()`` method (e.g.
+    the unconditional estimator's block-structured influence functions) is materialised on first access and the
+    array cached alongside it (``result.__dict__``), so the structured form stays available to the estimators.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, name: str, default: object = _MISSING):
+        self.name = name
+        self.cache = f"_{name}_materialised"
+        self.default = default
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.name, self.default)
+        if value is self._MISSING:
+            raise AttributeError(self.name)
+        if hasattr(value, "materialise"):
+            cached = obj.__dict__.get(self.cache)
+            if cached is None:
+                cached = value.materialise()
+                obj.__dict__[self.cache] = cached
+            return cached
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
+        obj.__dict__.pop(self.cache, None)
+
+
+def stored(obj: object, name: str):
+    """The value stored for a deferrable field (structured form or array), without materialising it."""
+    return obj.__dict__.get(name)
+
+
 @dataclass(frozen=True, eq=False)
 class DidResult:
-    """All ATT(g, t) cells of one outcome with their unit-level influence functions (units × cells)."""
+    """All ATT(g, t) cells of one outcome with their unit-level influence functions (units × cells).
+
+    ``influence`` is the dense units × cells matrix; the unconditional estimator on a balanced panel keeps it in
+    structured form and builds the matrix on first access (then caches it).
+    """
 
     outcome: str
     cells: tuple[AttCell, ...]
-    influence: np.ndarray
+    influence: np.ndarray = field(repr=False)
     unit_groups: np.ndarray
     group_shares: Mapping[int, float]
     n_units: int
@@ -71,6 +114,9 @@ class DidResult:
     notes: Mapping[str, object] = field(default_factory=dict)
 
 
+DidResult.influence = _Deferrable("influence")  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, eq=False)
 class AggregateEffect:
     """An aggregation of ATT(g, t): estimates by level (event time, group or period) and overall."""
@@ -82,9 +128,14 @@ class AggregateEffect:
     counts: Mapping[int, tuple[int, int]]
     overall: float
     overall_se: float
+    #: influence function of each level over the units (may be computed on first lookup)
     influence: Mapping[int, np.ndarray] = field(repr=False, default_factory=dict)
-    #: influence function of ``overall`` over the units (for the bootstrap and for combining outcomes)
+    #: influence function of ``overall`` over the units (for the bootstrap and for combining outcomes; may be
+    #: computed on first access)
     overall_influence: np.ndarray | None = field(default=None, repr=False)
+
+
+AggregateEffect.overall_influence = _Deferrable("overall_influence", default=None)  # type: ignore[assignment]
 
 
 def z_value(alpha: float) -> float:

@@ -29,6 +29,11 @@ Implementation: the panel is a units × periods matrix with units sorted by grou
 comparison units of a cell are contiguous row blocks; each cell is a handful of vectorised operations on
 those blocks (no loop over units), and propensity-score fits are reused across cells that share the same
 sample and covariates (e.g. all cells of a group against the never-treated with time-invariant covariates).
+The unconditional estimator on a balanced panel goes further: one streaming pass computes, per group block,
+the Gram matrix of the units' period-to-period changes; every cell's estimate, every variance, the
+aggregations and the pre-trend test follow from those small matrices, and the units × cells influence matrix
+(``DidResult.influence``) and the aggregations' per-unit influence functions are only built when first read
+(:mod:`som_models.estimators._influence`).
 
 References: Callaway, B. and Sant'Anna, P. H. C. (2021), "Difference-in-Differences with multiple time
 periods", *Journal of Econometrics* 225(2), 200–230; Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust
@@ -37,14 +42,17 @@ difference-in-differences estimators", *Journal of Econometrics* 219(1), 101–1
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from som_models.estimators._influence import BlockInfluence, DeferredColumn, DeferredColumns
 from som_models.estimators._numerics import NotEstimable
 from som_models.estimators.drdid import METHODS, att_2x2, fit_nuisance
 from som_models.estimators.panel import NEVER_KEY, Panel, build_panel
-from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest
+from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest, stored
 
 #: Default minimum number of treated units before a cell is flagged ``small_group`` (Statistics Denmark's
 #: output rules use 5 as the minimum cell size).
@@ -89,7 +97,7 @@ def att_gt(
     if panel is None:
         panel = build_panel(data, outcome=outcome, id_col=id_col, time_col=time_col, group_col=group_col,
                             covariates=covariates, weight_col=weight_col)
-    y, periods, groups_of_unit = panel.y, panel.periods, panel.group
+    periods, groups_of_unit = panel.periods, panel.group
     n = panel.n
     treated_groups = sorted(g for g in panel.blocks if g > 0)
     if not treated_groups:
@@ -119,6 +127,13 @@ def att_gt(
                 continue
             plan.append((g, t, b))
 
+    if method == "unconditional" and panel.balanced and plan:
+        cells, skipped, psi_matrix = _unconditional_structured(panel, plan, control, sorted_key, period_index, w_unit,
+                                                               min_group_size)
+        return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period,
+                       method, covariates)
+
+    y = panel.y
     psi_matrix = np.zeros((n, len(plan)), order="F")
     cells: list[AttCell] = []
     kept: list[int] = []
@@ -187,6 +202,13 @@ def att_gt(
     if len(kept) < len(plan):
         psi_matrix = np.asfortranarray(psi_matrix[:, kept])
     psi_matrix.setflags(write=False)
+    return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period, method,
+                   covariates)
+
+
+def _result(outcome, panel, cells, skipped, influence, treated_groups, w_unit, control, base_period, method,
+            covariates) -> DidResult:
+    n = panel.n
     w_norm = np.ones(n) if w_unit is None else w_unit
     shares = {g: float(np.sum(w_norm[slice(*panel.blocks[g])]) / n) for g in treated_groups}
     notes = dict(panel.notes)
@@ -198,8 +220,8 @@ def att_gt(
     return DidResult(
         outcome=outcome,
         cells=tuple(cells),
-        influence=psi_matrix,
-        unit_groups=groups_of_unit,
+        influence=influence,
+        unit_groups=panel.group,
         group_shares=shares,
         n_units=n,
         control=control,
@@ -209,6 +231,57 @@ def att_gt(
         unit_weights=w_unit,
         notes=notes,
     )
+
+
+def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_index, w_unit, min_group_size):
+    """All unconditional cells of a balanced panel from per-block moments (one pass over the outcomes); the
+    influence functions stay in block form (see :mod:`som_models.estimators._influence`)."""
+    n = panel.n
+    keys = sorted(panel.blocks, key=lambda g: panel.blocks[g][0])
+    spans = [panel.blocks[g] for g in keys]
+    block_of = {g: k for k, g in enumerate(keys)}
+    mom = BlockInfluence.moments(panel, w_unit, spans, keys)
+    size = np.array([e - s for s, e in spans], dtype=np.int64)
+    weight = mom.sums[:, 0]                      # Σ w per block
+    n_t = len(panel.periods)
+    coef = np.zeros((len(spans), n_t, len(plan)))
+    cells: list[AttCell] = []
+    skipped: list[str] = []
+    for g, t, b in plan:
+        ti, bi = period_index[t], period_index[b]
+        tb = block_of[g]
+        if control == "never":
+            cb = [block_of[0]]
+        else:
+            start = int(np.searchsorted(sorted_key, max(t, b), "right"))
+            cb = [k for k, (s, e) in enumerate(spans) if s >= start and k != tb and e > s]
+        if not cb:
+            skipped.append(f"({g},{t}): no comparison units not yet treated by {max(t, b)}")
+            continue
+        a = np.zeros(n_t - 1)
+        if ti > bi:
+            a[bi:ti] = 1.0
+        else:
+            a[ti:bi] = -1.0
+        a_shift = mom.shift @ a                  # per block
+        a_sums = mom.sums[:, 1:] @ a + a_shift * weight   # Σ w ΔY per block
+        j = len(cells)
+        mu = []
+        for sign, blocks in ((1.0, [tb]), (-1.0, cb)):
+            total = weight[blocks].sum()
+            m = a_sums[blocks].sum() / total
+            scale = sign * n / total
+            for k in blocks:  # ψ_i = ±(n / Σw) w_i (ΔY_i − μ) = w_i z_i' coef
+                coef[k, 0, j] = scale * (a_shift[k] - m)
+                coef[k, 1:, j] = scale * a
+            mu.append(m)
+        n_g, n_c = int(size[tb]), int(size[cb].sum())
+        flags = ("small_group",) if n_g < min_group_size else ()
+        cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=float(mu[0] - mu[1]), se=0.0, n_treated=n_g,
+                             n_control=n_c, flags=flags))
+    infl = mom.with_coef(coef[:, :, :len(cells)])
+    se = np.sqrt(infl.sumsq()) / n
+    return [replace(c, se=float(se[k])) for k, c in enumerate(cells)], skipped, infl
 
 
 def _gather_dy(y: np.ndarray, slices: list[tuple[int, int]], ti: int, bi: int) -> np.ndarray:
@@ -267,51 +340,60 @@ def _unit_group_index(result: DidResult, groups: list[int]) -> np.ndarray:
     return out
 
 
-def _weight_influence_terms(result: DidResult, gidx: np.ndarray, n_groups: int,
-                            members: list[tuple[list[int], np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """Influence of estimating the group-share weights, one vector per level (R ``did``'s ``wif`` times ATT).
+def _share_weighted(result: DidResult, keeps: list[list[int]]) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Group-share-weighted averages of the kept cells: values, cell weights ``W`` (cells × levels) and the
+    per-group coefficients ``κ`` ((groups + 1) × levels) of the influence of estimating the shares.
 
-    For a level averaging items k (group g_k, share p_k, estimate a_k) with weights p_k / Σp:
-    ``wif·a = [w_i A(G_i) − Σ p_k a_k] / Σp − [w_i C(G_i) − Σ p_k] Σ p_k a_k / (Σp)²`` with
-    ``A(g) = Σ_{k: g_k = g} a_k`` and ``C(g) = #{k: g_k = g}`` — the same as the units × items matrix product,
-    without forming it.
+    For a level averaging items k (group g_k, share p_k, estimate a_k) with weights p_k / Σp, R ``did``'s
+    ``wif`` times ATT is ``[w_i A(G_i) − Σ p_k a_k] / Σp − [w_i C(G_i) − Σ p_k] Σ p_k a_k / (Σp)²
+    = w_i κ(G_i)`` with ``κ(g) = A(g)/Σp − C(g) Σ p_k a_k / (Σp)²``, ``A(g) = Σ_{k: g_k = g} a_k`` and
+    ``C(g) = #{k: g_k = g}`` (κ = 0 for units in no treated group).
     """
-    w = result.unit_weights
-    out = []
-    for item_groups, pg, att in members:
-        total = pg.sum()
-        a = np.zeros(n_groups + 1)
-        c = np.zeros(n_groups + 1)
-        np.add.at(a, item_groups, att)
-        np.add.at(c, item_groups, 1.0)
-        pa = float(pg @ att)
-        s = a[gidx] if w is None else w * a[gidx]
-        r = c[gidx] if w is None else w * c[gidx]
-        out.append((s - pa) / total - (r - total) * pa / total**2)
-    return out
-
-
-def _levels(result: DidResult, kind_keep: list[tuple[int, list[int]]], with_wif: bool = True):
-    """Group-share-weighted averages of the kept cells, per level, with influence functions (units × levels)."""
     cells = result.cells
     groups = sorted(result.group_shares)
     gpos = {g: k for k, g in enumerate(groups)}
-    k_cells = len(cells)
-    wmat = np.zeros((k_cells, len(kind_keep)))
-    members = []
+    wmat = np.zeros((len(cells), len(keeps)))
+    kap = np.zeros((len(groups) + 1, len(keeps)))
     values = []
-    for col, (_, keep) in enumerate(kind_keep):
+    for col, keep in enumerate(keeps):
         pg = np.array([result.group_shares[cells[k].group] for k in keep])
         att = np.array([cells[k].estimate for k in keep])
         wmat[keep, col] = pg / pg.sum()
         values.append(float(wmat[keep, col] @ att))
-        members.append((np.array([gpos[cells[k].group] for k in keep], dtype=np.int64), pg, att))
+        kap[:, col] = _share_kappa(np.array([gpos[cells[k].group] for k in keep], dtype=np.int64), pg, att,
+                                   len(groups))
+    return values, wmat, kap
+
+
+def _share_kappa(item_groups: np.ndarray, pg: np.ndarray, att: np.ndarray, n_groups: int) -> np.ndarray:
+    total = pg.sum()
+    a = np.zeros(n_groups + 1)
+    c = np.zeros(n_groups + 1)
+    np.add.at(a, item_groups, att)
+    np.add.at(c, item_groups, 1.0)
+    pa = float(pg @ att)
+    return a / total - c * pa / total**2
+
+
+def _combine(result: DidResult, wmat: np.ndarray, kap: np.ndarray):
+    """Influence functions ``ψ_i W + w_i κ(G_i)`` of linear combinations of the cells: (Σ_i ψ_il² per column,
+    the columns — structured when the result's influence functions are, else a dense units × columns array)."""
+    groups = sorted(result.group_shares)
+    infl = stored(result, "influence")
+    if isinstance(infl, BlockInfluence):
+        lookup = {g: k for k, g in enumerate(groups)}
+        comb = infl.combine(wmat, kap[[lookup.get(g, len(groups)) for g in infl.groups]])
+        return comb.sumsq(), comb
     psi = _times(result.influence, wmat)
-    if with_wif:
+    if kap.any():
         gidx = _unit_group_index(result, groups)
-        for col, term in enumerate(_weight_influence_terms(result, gidx, len(groups), members)):
-            psi[:, col] += term
-    return values, psi
+        for col in range(kap.shape[1]):  # column by column: no second units × levels array
+            if kap[:, col].any():
+                term = kap[gidx, col]
+                if result.unit_weights is not None:
+                    term *= result.unit_weights
+                psi[:, col] += term
+    return np.einsum("ij,ij->j", psi, psi), psi
 
 
 def _times(influence: np.ndarray, wmat: np.ndarray) -> np.ndarray:
@@ -319,10 +401,6 @@ def _times(influence: np.ndarray, wmat: np.ndarray) -> np.ndarray:
     if influence.shape[1] == 0:
         return np.zeros((influence.shape[0], wmat.shape[1]), order="F")
     return (wmat.T @ influence.T).T
-
-
-def _se(psi: np.ndarray, n: int) -> float:
-    return float(np.sqrt(psi @ psi) / n)
 
 
 def aggregate(result: DidResult, kind: str, *, min_e: int | None = None, max_e: int | None = None) -> AggregateEffect:
@@ -333,72 +411,84 @@ def aggregate(result: DidResult, kind: str, *, min_e: int | None = None, max_e: 
     * group: ``θ(g)`` = mean of ATT(g, t) over post periods; overall = ``Σ_g p_g θ(g) / Σ p_g``.
     * calendar: ``θ(t) = Σ_{g ≤ t} w_g ATT(g, t)``; overall = mean over t.
     * simple: ``Σ p_g ATT(g, t) / Σ p_g`` over all post cells.
+
+    Standard errors come from the influence functions of the levels, which include the estimation effect of the
+    group shares; for the unconditional estimator they are computed from per-group moments (no units × levels
+    array), and ``influence`` / ``overall_influence`` are built on first access.
     """
     cells = result.cells
-    n = result.n_units
     if not cells:
         raise ValueError(f"no ATT(g,t) cells for outcome {result.outcome!r}: no treated group with a comparison group")
     post = [k for k, c in enumerate(cells) if c.time >= c.group]
     if kind == "simple":
         if not post:
             raise ValueError(f"no post-treatment cells for outcome {result.outcome!r}")
-        (val,), psi = _levels(result, [(0, post)])
-        return _finish(result, kind, [], (val, psi[:, 0]))
+        (val,), wmat, kap = _share_weighted(result, [post])
+        return _finish(result, kind, [], [], [], np.zeros((len(cells), 0)), np.zeros((kap.shape[0], 0)),
+                       (val, wmat[:, 0], kap[:, 0]))
     if kind == "dynamic":
         spec = [(e, [k for k, c in enumerate(cells) if c.event_time == e]) for e in sorted({c.event_time for c in cells})]
-        vals, psi = _levels(result, spec)
-        levels = [(e, v, psi[:, i], *_counts(cells, keep)) for i, ((e, keep), v) in enumerate(zip(spec, vals))]
+        vals, wmat, kap = _share_weighted(result, [keep for _, keep in spec])
         lo = 0 if min_e is None else max(0, min_e)
         window = [i for i, (e, _) in enumerate(spec) if e >= lo and (max_e is None or e <= max_e)]
         if not window:
             raise ValueError(f"no event times in the window [{lo}, {max_e}] for outcome {result.outcome!r}")
-        avg = np.zeros(psi.shape[1])
+        avg = np.zeros(len(spec))
         avg[window] = 1.0 / len(window)
-        overall = (float(np.mean([vals[i] for i in window])), psi @ avg)
-        return _finish(result, kind, levels, overall)
+        overall = (float(np.mean([vals[i] for i in window])), wmat @ avg, kap @ avg)
+        return _finish(result, kind, spec, vals, [_counts(cells, keep) for _, keep in spec], wmat, kap, overall)
     if kind == "group":
         spec = [(g, [k for k in post if cells[k].group == g]) for g in sorted({c.group for c in cells})]
         spec = [(g, keep) for g, keep in spec if keep]
         if not spec:
             raise ValueError(f"no post-treatment cells for outcome {result.outcome!r}")
+        groups = sorted(result.group_shares)
         wmat = np.zeros((len(cells), len(spec)))
         for i, (_, keep) in enumerate(spec):
             wmat[keep, i] = 1.0 / len(keep)
-        psi = _times(result.influence, wmat)
         vals = [float(np.mean([cells[k].estimate for k in keep])) for _, keep in spec]
-        levels = [(g, v, psi[:, i], *_counts(cells, keep)) for i, ((g, keep), v) in enumerate(zip(spec, vals))]
         gs = [g for g, _ in spec]
         pg = np.array([result.group_shares[g] for g in gs])
         att = np.array(vals)
-        groups = sorted(result.group_shares)
-        gidx = _unit_group_index(result, groups)
         item_groups = np.array([groups.index(g) for g in gs], dtype=np.int64)
-        (wif,) = _weight_influence_terms(result, gidx, len(groups), [(item_groups, pg, att)])
-        psi_overall = psi @ (pg / pg.sum()) + wif
-        return _finish(result, kind, levels, (float(pg @ att / pg.sum()), psi_overall))
+        kap_over = _share_kappa(item_groups, pg, att, len(groups))
+        overall = (float(pg @ att / pg.sum()), wmat @ (pg / pg.sum()), kap_over)
+        return _finish(result, kind, spec, vals, [_counts(cells, keep) for _, keep in spec], wmat,
+                       np.zeros((len(groups) + 1, len(spec))), overall)
     if kind == "calendar":
         spec = [(t, [k for k in post if cells[k].time == t]) for t in sorted({cells[k].time for k in post})]
         if not spec:
             raise ValueError(f"no post-treatment cells for outcome {result.outcome!r}")
-        vals, psi = _levels(result, spec)
-        levels = [(t, v, psi[:, i], *_counts(cells, keep)) for i, ((t, keep), v) in enumerate(zip(spec, vals))]
-        overall = (float(np.mean(vals)), psi.mean(axis=1))
-        return _finish(result, kind, levels, overall)
+        vals, wmat, kap = _share_weighted(result, [keep for _, keep in spec])
+        overall = (float(np.mean(vals)), wmat.mean(axis=1), kap.mean(axis=1))
+        return _finish(result, kind, spec, vals, [_counts(cells, keep) for _, keep in spec], wmat, kap, overall)
     raise ValueError(f"unknown aggregation {kind!r}; use simple, dynamic, group or calendar")
 
 
-def _finish(result: DidResult, kind: str, levels: list, overall: tuple[float, np.ndarray]) -> AggregateEffect:
+def _finish(result: DidResult, kind: str, spec: list, vals: list[float], counts: list[tuple[int, int]],
+            wmat: np.ndarray, kap: np.ndarray, overall: tuple[float, np.ndarray, np.ndarray]) -> AggregateEffect:
+    """Levels (``spec`` labels with cell weights ``wmat`` and share terms ``kap``) and the overall effect."""
     n = result.n_units
+    labels = [lvl for lvl, _ in spec]
+    sumsq, comb = _combine(result, np.column_stack([wmat, overall[1]]), np.column_stack([kap, overall[2]]))
+    ses = np.sqrt(sumsq) / n
+    k = len(labels)
+    if isinstance(comb, BlockInfluence):
+        influence = DeferredColumns(labels, comb, list(range(k)))
+        overall_influence = DeferredColumn(comb, k)
+    else:
+        influence = {lvl: comb[:, i] for i, lvl in enumerate(labels)}
+        overall_influence = comb[:, k]
     return AggregateEffect(
         outcome=result.outcome,
         kind=kind,
-        estimates={lvl: e for lvl, e, _, _, _ in levels},
-        ses={lvl: _se(p, n) for lvl, _, p, _, _ in levels},
-        counts={lvl: (nt, nc) for lvl, _, _, nt, nc in levels},
+        estimates=dict(zip(labels, vals)),
+        ses={lvl: float(ses[i]) for i, lvl in enumerate(labels)},
+        counts=dict(zip(labels, counts)),
         overall=overall[0],
-        overall_se=_se(overall[1], n),
-        influence={lvl: p for lvl, _, p, _, _ in levels},
-        overall_influence=overall[1],
+        overall_se=float(ses[k]),
+        influence=influence,
+        overall_influence=overall_influence,
     )
 
 
@@ -416,7 +506,11 @@ def pretrend_test(result: DidResult) -> PreTrendTest:
     if not pre:
         return PreTrendTest(statistic=float("nan"), df=0, p_value=float("nan"))
     theta = np.array([result.cells[k].estimate for k in pre])
-    gram = result.influence.T @ result.influence  # k × k from one pass over Ψ, no n × k_pre copy
+    infl = stored(result, "influence")
+    if isinstance(infl, BlockInfluence):
+        gram = infl.cross()  # Ψ'Ψ from the per-group moments
+    else:
+        gram = result.influence.T @ result.influence  # k × k from one pass over Ψ, no n × k_pre copy
     v = gram[np.ix_(pre, pre)] / result.n_units**2
     w = float(theta @ np.linalg.pinv(v) @ theta)
     df = int(np.linalg.matrix_rank(v))

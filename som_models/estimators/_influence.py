@@ -1,0 +1,210 @@
+"""Influence functions kept in structured form, so the units × cells matrix is only built when asked for.
+
+For the unconditional ATT(g, t) on a balanced panel, a cell's influence function on the units of one group
+block ``b`` (a contiguous run of rows of the units × periods matrix) is a scaled deviation of the outcome change
+``y_t − y_base`` — a linear function of the unit's period-to-period changes. With ``x_i = Δy_i − s_b`` (the
+``T − 1`` changes of unit ``i``, shifted by roughly their block mean ``s_b`` for numerical accuracy),
+``z_i = (1, x_i)`` and the unit's weight ``w_i`` (1 without weights), every column ``k`` of ``Ψ`` is::
+
+    ψ_ik = w_i · z_i' A_b[:, k]          for unit i in block b
+
+so a block is described by a ``T × K`` coefficient matrix ``A_b``, and everything the estimators need follows
+from the per-block Gram matrices ``M_b = Σ_{i∈b} w_i² z_i z_i'`` (``T × T``, one pass over the outcomes):
+
+* ``Ψ'Ψ = Σ_b A_b' M_b A_b`` (cell variances, the pre-trend Wald test, aggregations' variances);
+* linear combinations of columns plus per-group constants (aggregations and the influence of estimating the
+  group shares, ``w_i κ_{G_i}``) are again of this form: ``A_b W + e₁ κ_b'``.
+
+The dense matrix, or one column of it, is materialised on request (bootstrap, combining outcomes, callers of
+``DidResult.influence``) in cache-sized chunks of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+#: rows per chunk when streaming over the outcome matrix (a chunk of changes stays in the CPU cache)
+_CHUNK = 16384
+
+
+def _changes(y: np.ndarray, r0: int, r1: int, shift: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``Δy − shift`` for rows ``r0:r1`` into ``out`` (rows × (T − 1))."""
+    d = out[:r1 - r0]
+    np.subtract(y[r0:r1, 1:], y[r0:r1, :-1], out=d)
+    d -= shift
+    return d
+
+
+class BlockInfluence:
+    """Influence functions (units × columns) given per block of rows as ``ψ_ik = w_i z_i' A_b[:, k]``."""
+
+    def __init__(self, source, weights: np.ndarray | None, spans: list[tuple[int, int]],
+                 groups: list[int], shift: np.ndarray, gram: np.ndarray, sums: np.ndarray, coef: np.ndarray):
+        self.source = source  # anything with the units × periods outcome matrix as ``.y`` (a Panel)
+        self.weights = weights
+        self.spans = spans
+        self.groups = groups
+        self.shift = shift
+        self.gram = gram
+        self.sums = sums
+        self.coef = coef
+
+    # ------------------------------------------------------------------------------------------ construction
+    @classmethod
+    def moments(cls, panel, weights: np.ndarray | None, spans: list[tuple[int, int]],
+                groups: list[int]) -> BlockInfluence:
+        """Shift, Gram matrix ``Σ w² z z'`` and weighted sums ``Σ w z`` of every block (no columns yet), in one
+        streaming pass over the panel's unit rows (``panel._unit_rows()``; the outcome matrix is not needed)."""
+        n_t = len(panel.periods)
+        nb = len(spans)
+        shift = np.zeros((nb, n_t - 1))
+        seen = np.zeros(nb, dtype=bool)
+        gram = np.zeros((nb, n_t, n_t))
+        sums = np.zeros((nb, n_t))
+        starts = np.array([s for s, _ in spans], dtype=np.int64)
+        buf = np.empty((0, n_t - 1))
+        for rows, vals in panel._unit_rows(_CHUNK):
+            m = vals.shape[0]
+            if m == 0:
+                continue
+            if isinstance(rows, slice):  # contiguous rows of one block
+                parts = [(int(np.searchsorted(starts, rows.start, "right")) - 1, None)]
+                rows = np.arange(rows.start, rows.stop) if weights is not None else rows
+            else:  # units of several blocks: group them (one stable counting sort and one gather)
+                blk = np.searchsorted(starts, rows, "right") - 1
+                lo, hi = int(blk.min()), int(blk.max())
+                if lo == hi:
+                    parts = [(lo, None)]
+                else:
+                    perm = np.argsort(blk.astype(np.int16) if nb < 32_000 else blk, kind="stable")
+                    vals, rows = np.take(vals, perm, axis=0), rows[perm]
+                    cut = np.cumsum(np.bincount(blk, minlength=nb))
+                    parts = [(b, slice(cut[b - 1] if b else 0, cut[b])) for b in range(lo, hi + 1)]
+            if buf.shape[0] < m:
+                buf = np.empty((m, n_t - 1))
+            for b, part in parts:
+                v = vals if part is None else vals[part]
+                if v.shape[0] == 0:
+                    continue
+                x = np.subtract(v[:, 1:], v[:, :-1], out=buf[:v.shape[0]])
+                if not seen[b]:
+                    shift[b] = x.mean(axis=0)
+                    seen[b] = True
+                x -= shift[b]
+                g = gram[b]
+                if weights is None:
+                    g[1:, 1:] += x.T @ x
+                    g[0, 1:] += x.sum(axis=0)
+                    g[0, 0] += x.shape[0]
+                else:
+                    w = weights[rows if part is None else rows[part]]
+                    xw = x * w[:, None]
+                    g[1:, 1:] += xw.T @ xw
+                    g[0, 1:] += xw.T @ w
+                    g[0, 0] += w @ w
+                    sums[b, 0] += w.sum()
+                    sums[b, 1:] += x.T @ w
+        for b in range(nb):
+            gram[b, 1:, 0] = gram[b, 0, 1:]
+            if weights is None:
+                sums[b] = gram[b, 0]
+        return cls(panel, weights, list(spans), list(groups), shift, gram, sums, np.zeros((nb, n_t, 0)))
+
+    def with_coef(self, coef: np.ndarray) -> BlockInfluence:
+        return BlockInfluence(self.source, self.weights, self.spans, self.groups, self.shift, self.gram, self.sums,
+                              coef)
+
+    # ------------------------------------------------------------------------------------------ algebra
+    @property
+    def n(self) -> int:
+        return int(self.spans[-1][1]) if self.spans else 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, int(self.coef.shape[2])
+
+    def combine(self, w: np.ndarray, const: np.ndarray) -> BlockInfluence:
+        """Columns ``Ψ W + w_i κ[block]``: ``W`` is columns × L, ``const`` is blocks × L."""
+        coef = np.einsum("btk,kl->btl", self.coef, w)
+        coef[:, 0, :] += const
+        return self.with_coef(coef)
+
+    def cross(self) -> np.ndarray:
+        """``Ψ'Ψ`` (columns × columns)."""
+        k = self.coef.shape[2]
+        out = np.zeros((k, k))
+        for b in range(len(self.spans)):
+            a = self.coef[b]
+            out += a.T @ (self.gram[b] @ a)
+        return (out + out.T) / 2
+
+    def sumsq(self) -> np.ndarray:
+        """``Σ_i ψ_ik²`` of every column (never negative)."""
+        k = self.coef.shape[2]
+        out = np.zeros(k)
+        for b in range(len(self.spans)):
+            a = self.coef[b]
+            out += np.einsum("tk,tk->k", a, self.gram[b] @ a)
+        return np.maximum(out, 0.0)
+
+    # ------------------------------------------------------------------------------------------ dense form
+    def materialise(self, columns: list[int] | None = None) -> np.ndarray:
+        """The dense units × columns matrix (Fortran order, read-only); zeros outside the blocks."""
+        coef = self.coef if columns is None else self.coef[:, :, columns]
+        k = coef.shape[2]
+        out = np.zeros((self.n, k), order="F")
+        if k:
+            y = self.source.y
+            buf = np.empty((_CHUNK, y.shape[1] - 1))
+            for b, (s, e) in enumerate(self.spans):
+                a = coef[b]
+                if not a.any():
+                    continue
+                for r0 in range(s, e, _CHUNK):
+                    r1 = min(e, r0 + _CHUNK)
+                    part = _changes(y, r0, r1, self.shift[b], buf) @ a[1:]
+                    part += a[0]
+                    if self.weights is not None:
+                        part *= self.weights[r0:r1, None]
+                    out[r0:r1] = part
+        out.setflags(write=False)
+        return out
+
+
+class DeferredColumn:
+    """One column of a :class:`BlockInfluence`, materialised on request (a units vector)."""
+
+    def __init__(self, influence: BlockInfluence, column: int):
+        self.influence = influence
+        self.column = column
+
+    def materialise(self) -> np.ndarray:
+        return self.influence.materialise([self.column])[:, 0]
+
+
+class DeferredColumns(Mapping):
+    """``label -> units vector`` for the columns of a :class:`BlockInfluence`; all columns are materialised together
+    on the first lookup (keys, length and iteration do not materialise anything)."""
+
+    def __init__(self, labels: list, influence: BlockInfluence, columns: list[int]):
+        self._index = {lab: k for k, lab in enumerate(labels)}
+        self._influence = influence
+        self._columns = columns
+        self._dense: np.ndarray | None = None
+
+    def __getitem__(self, label) -> np.ndarray:
+        k = self._index[label]
+        if self._dense is None:
+            self._dense = self._influence.materialise(self._columns)
+        return self._dense[:, k]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"DeferredColumns({list(self._index)}, units={self._influence.n})"
