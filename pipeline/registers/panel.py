@@ -1,27 +1,67 @@
 """From a register delivery to the canonical person-year panel and the treatments (DESIGN §3.2).
 
-Rules (shared/reference/register-outcomes.md): one row per person and year in which the person is in BEF
-on 31 December, within the delivery period; ``person_id`` = keyed pseudonym of PNR; day-based outcomes
-count days ``start ≤ d < end`` in each calendar year, open ends run to the day after ``period_end``, and
-overlapping spells count each day once; DREAM weeks are counted per ISO year by code group
-(``assets/registers/dream_codes.csv``), blank = self-supporting, persons absent from DREAM are
-self-supporting every week.
+Rules (shared/reference/register-outcomes.md, to the letter):
+
+* one row per person and calendar year in which the person is in BEF (status 31 December), within the
+  delivery period; ``person_id`` = keyed pseudonym of PNR; ``age = year − birth_year``;
+* day-based outcomes count the days ``d`` with ``start ≤ d < end`` in each calendar year; an open end
+  (missing, 9999-12-31, 31DEC9999) runs to the day after ``period_end``; overlapping spells of one kind count
+  each day once; spells are clipped to the period;
+* ``shelter_nights`` (§110 stays), ``somatic_bed_days`` / ``psychiatric_bed_days`` (LPR contacts with
+  C_PATTYPE of kind *inpatient*, C_PSYK ≠ 1 / = 1), ``prison_days`` (KRIN), ``placement_days`` /
+  ``preventive_days`` (BUA PGF groups); ``outpatient_visits`` / ``emergency_visits`` count LPR contacts by
+  year of D_INDDTO; ``convictions`` count KRAF decisions whose AFG_AFGTYP3 is in the *conviction* group,
+  by year of AFG_ADTO; ``earnings_dkk`` is LOENMV_13 of the year (0 when the person is absent from IND or
+  the value is missing); ``<benefit>_weeks`` count DREAM weeks whose code is in the benefit's group, each ISO
+  week in its ISO year; ``self_support_weeks`` count blank weeks; a person absent from DREAM has 0 benefit
+  weeks and every ISO week of the year self-supporting. Code groups are the CSV files in
+  ``assets/registers/``.
+
+Registers: BEF and the intervention register are always required; the others are required when the
+manifest's ``registers`` list names them, and their outcome columns are left out of the panel when a
+delivery does not contain them (never silently zero). Every register is validated with its GX suite
+(``expectations/registers``) before any outcome is computed; a failure raises :class:`DeliveryError`.
+
+Scale: spells are merged with a grouped running maximum and split over the years they touch; DREAM is read
+in row batches and evaluated wide — per batch the codes become a small integer matrix mapped to code
+groups through a lookup table and counted per ISO year's block of week columns — never as a long
+person × week frame. Persons are joined on an integer index; PNRs are pseudonymised once at the end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from pipeline.registers.files import DeliveryError, Manifest, parse_dates, read_table, require_columns
+from pipeline.registers import config as cfg
+from pipeline.registers.files import (
+    OPEN_END,
+    DeliveryError,
+    Manifest,
+    Table,
+    as_date,
+    as_float,
+    as_int,
+    as_pnr,
+    as_text,
+    read_table,
+)
 from pipeline.registers.pseudonym import pseudonymise
+from pipeline.registers.validate import describe, gx_max_rows, register_suite, validate
 from som_models.simulate.calendar import iso_weeks_in_year, parse_week_column
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "registers"
+ASSETS = cfg.ASSETS
+COVARIATES = ("person_id", "year", "sex", "birth_year", "age", "municipality")
+OTHER_OUTCOMES = {
+    "lpr": ("somatic_bed_days", "psychiatric_bed_days", "outpatient_visits", "emergency_visits"),
+    "krin": ("prison_days",), "kraf": ("convictions",), "bua": ("placement_days", "preventive_days"),
+    "ind": ("earnings_dkk",),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,173 +69,610 @@ class PanelBuild:
     panel: pl.DataFrame
     treatments: pl.DataFrame
     registers: dict[str, int]
+    ignored: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = field(default=())
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def load_code_groups(path: Path = ASSETS / "dream_codes.csv") -> pl.DataFrame:
+    """DREAM code groups as a frame (benefit, code_from, code_to, …); kept for callers of earlier versions."""
     groups = pl.read_csv(path, schema_overrides={"code_from": pl.Int64, "code_to": pl.Int64})
     if groups.filter(pl.col("code_from") > pl.col("code_to")).height:
         raise ValueError(f"{path}: code_from > code_to in some rows")
     return groups
 
 
-def _files(manifest: Manifest, pattern: str) -> list[str]:
-    rx = re.compile(pattern, re.IGNORECASE)
-    return [f for f in manifest.files if rx.fullmatch(f)]
+@dataclass
+class _Ctx:
+    """One build: the manifest, column map, row counts and the GX row limit.
+
+    ``gx_rows``: frames up to this many rows are validated by GX itself. Once BEF is larger than the limit
+    the whole delivery is population-scale and every frame goes to the polars evaluator (this also spares
+    the several seconds it takes to import GX).
+    """
+
+    manifest: Manifest
+    cmap: cfg.ColumnMap
+    gx_rows: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def period_end_next(self) -> dt.date:
+        return self.manifest.period_end + dt.timedelta(days=1)
+
+    @property
+    def params(self) -> dict:
+        m = self.manifest
+        return {"period_start": m.period_start, "period_end": m.period_end, "period_end_next": self.period_end_next}
 
 
-def _person_ids(df: pl.DataFrame, key: bytes, file: str) -> pl.DataFrame:
-    require_columns(df, ["PNR"], file)
-    pnr = df.get_column("PNR").cast(pl.Utf8).str.strip_chars()
-    bad = pnr.is_null() | (pnr == "")
-    if bad.any():
-        raise DeliveryError(f"{file}: column PNR: {int(bad.sum())} row(s) without a person number (rows {bad.arg_true().head(5).to_list()})")
-    return df.with_columns(pseudonymise(pnr, key).alias("person_id")).drop("PNR")
+# --------------------------------------------------------------------------- which files are which register
 
-
-def population(manifest: Manifest, key: bytes) -> pl.DataFrame:
-    """BEF status files → person_id, year, sex, birth_year, age, municipality."""
-    frames = []
-    for name in _files(manifest, r"bef(\d{4})12\.\w+"):
-        year = int(re.search(r"(\d{4})12", name).group(1))
-        if year not in manifest.years:
+def plan(manifest: Manifest, cmap: cfg.ColumnMap) -> tuple[dict[str, list[tuple[str, int | None]]], list[str]]:
+    """Files per register (with their year for yearly registers) and the files ignored (with a reason)."""
+    found: dict[str, list[tuple[str, int | None]]] = {}
+    ignored = []
+    regexes = {name: cmap.regex(name) for name in cfg.REGISTERS}
+    for f in manifest.files:
+        hits = [(name, m) for name, rx in regexes.items() if (m := rx.fullmatch(f))]
+        if not hits:
+            ignored.append(f"{f} (no register of the contract)")
             continue
-        df = read_table(manifest.folder / name)
-        require_columns(df, ["PNR", "KOEN", "FOED_DAG", "KOM"], name)
-        born = parse_dates(df, "FOED_DAG", name)
-        df = _person_ids(df.with_columns(born), key, name)
-        frames.append(df.select(
-            "person_id", pl.lit(year, pl.Int64).alias("year"), pl.col("KOEN").cast(pl.Int64).alias("sex"),
-            pl.col("FOED_DAG").dt.year().cast(pl.Int64).alias("birth_year"), pl.col("KOM").cast(pl.Int64).alias("municipality"),
-        ))
-    if not frames:
-        raise DeliveryError(f"{manifest.folder}: no BEF files (bef{{YYYY}}12.*) for the period {manifest.period_start}–{manifest.period_end}")
-    pop = pl.concat(frames).with_columns((pl.col("year") - pl.col("birth_year")).alias("age"))
-    dup = pop.group_by("person_id", "year").len().filter(pl.col("len") > 1).height
-    if dup:
-        raise DeliveryError(f"BEF: {dup} person-year(s) appear more than once in one year's file")
-    return pop
+        name, m = hits[0]
+        year = int(m.group("year")) if "year" in m.groupdict() else None
+        if year is not None and year not in manifest.years:
+            ignored.append(f"{f} (year {year} outside the period)")
+            continue
+        found.setdefault(name, []).append((f, year))
+    for name, files in found.items():
+        keys = [y for _, y in files]
+        dup = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if dup:
+            raise DeliveryError(f"register {name}: more than one file for {'year ' + ', '.join(dup) if dup != ['None'] else 'the register'} "
+                                f"({', '.join(f for f, _ in files)})")
+    required = set(cfg.ALWAYS_REQUIRED) | {r for r in (manifest.registers or ()) if r in cfg.REGISTERS}
+    for name in cfg.REGISTERS:
+        reg = cfg.REGISTERS[name]
+        pattern = cmap.pattern(name)
+        if name not in found:
+            if name in required:
+                listed = " (listed in the manifest's registers)" if name not in cfg.ALWAYS_REQUIRED else ""
+                raise DeliveryError(f"missing register {name} ({reg.title}){listed}: no file named {pattern}.* "
+                                    f"(.parquet, .csv, .xpt or .sas7bdat) in the manifest")
+            continue
+        if reg.yearly:
+            have = {y for _, y in found[name]}
+            missing = [y for y in manifest.years if y not in have]
+            if missing:
+                raise DeliveryError(f"register {name}: no file for year(s) {', '.join(map(str, missing))} of the period "
+                                    f"({pattern.replace('{year}', str(missing[0]))}.*)")
+        found[name].sort(key=lambda fy: (fy[1] or 0, fy[0]))
+    return found, ignored
 
 
-def days_per_year(spells: pl.DataFrame, manifest: Manifest, name: str) -> pl.DataFrame:
-    """Days covered by (person_id, start, end) spells per calendar year; overlaps merged first."""
-    day_after = manifest.period_end + dt.timedelta(days=1)
-    s = spells.with_columns(
-        pl.max_horizontal(pl.col("start"), pl.lit(manifest.period_start)).alias("start"),
-        pl.min_horizontal(pl.col("end"), pl.lit(day_after)).alias("end"),
-    ).filter(pl.col("end") > pl.col("start")).sort("person_id", "start")
-    # Merge overlapping spells: a new block starts when start > the running max end of earlier spells.
-    s = s.with_columns(pl.col("end").cum_max().shift(1).over("person_id").alias("_prev_end"))
-    s = s.with_columns((pl.col("_prev_end").is_null() | (pl.col("start") > pl.col("_prev_end"))).cum_sum().over("person_id").alias("_block"))
-    blocks = s.group_by("person_id", "_block").agg(pl.col("start").min(), pl.col("end").max())
+# --------------------------------------------------------------------------- typed register frames
+
+def _typed(ctx: _Ctx, name: str, table: Table) -> pl.DataFrame:
+    reg = cfg.REGISTERS[name]
+    df, file = table.frame, table.file
+    out = {}
+    missing = []
+    for col in reg.columns:
+        delivered = ctx.cmap.delivered(name, col.name)
+        if delivered not in df.columns:
+            if col.required:
+                missing.append(col.name + (f" (mapped to {delivered})" if delivered != col.name else ""))
+            continue
+        s = df.get_column(delivered).alias(col.name)
+        if col.kind == "pnr":
+            out[col.name] = as_pnr(s, file, delivered)
+        elif col.kind == "text":
+            out[col.name] = as_text(s, file, delivered)
+        elif col.kind == "int":
+            out[col.name] = as_int(s, file, delivered, table.decimal_comma)
+        elif col.kind == "float":
+            out[col.name] = as_float(s, file, delivered, table.decimal_comma)
+        else:
+            d = as_date(s, file, delivered)
+            if col.kind == "end":  # open ends (empty, 9999-12-31, 31DEC9999) become missing
+                d = pl.select(pl.when(d >= OPEN_END).then(None).otherwise(d)).to_series().alias(col.name)
+            out[col.name] = d.alias(col.name)
+    if missing:
+        raise DeliveryError(f"{file}: required column(s) {', '.join(missing)} missing (has {', '.join(df.columns[:12])}"
+                            f"{', …' if len(df.columns) > 12 else ''})")
+    typed = pl.DataFrame(out, height=df.height) if out else pl.DataFrame(height=df.height)
+    for col in reg.columns:
+        if col.name not in typed.columns:
+            kind = {"text": pl.Utf8, "end": pl.Date, "date": pl.Date, "int": pl.Int64, "float": pl.Float64}.get(col.kind, pl.Utf8)
+            typed = typed.with_columns(pl.lit(None, kind).alias(col.name))
+    return typed.select([c.name for c in reg.columns])
+
+
+def _read(ctx: _Ctx, name: str, file: str) -> Table:
+    cols = [ctx.cmap.delivered(name, c.name) for c in cfg.REGISTERS[name].columns]
+    return read_table(ctx.manifest.folder / file, cols)
+
+
+def _check(ctx: _Ctx, name: str, frame: pl.DataFrame, files: list[tuple[str, int]]) -> None:
+    report = validate(frame, register_suite(name, ctx.params), max_gx_rows=ctx.gx_rows)
+    lines = describe(report, files)
+    if lines:
+        raise DeliveryError(lines[0], lines)
+
+
+def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], derive=None) -> pl.DataFrame:
+    """Typed, validated rows of every file of a register (``YEAR`` added for yearly registers)."""
+    frames, sizes = [], []
+    for file, year in files:
+        typed = _typed(ctx, name, _read(ctx, name, file))
+        if year is not None:
+            typed = typed.with_columns(pl.lit(year, pl.Int32).alias("YEAR"))
+        frames.append(typed)
+        sizes.append((file, typed.height))
+    frame = pl.concat(frames, how="vertical_relaxed", rechunk=False)
+    if derive is not None:
+        frame = derive(frame)
+    _check(ctx, name, frame, sizes)
+    ctx.counts[name] = frame.height
+    return frame
+
+
+def _group_expr(column: str, groups: cfg.CodeGroups) -> pl.Expr:
+    expr = pl.lit(None, pl.Utf8)
+    for lo, hi, g in reversed(groups.ranges):
+        expr = pl.when(pl.col(column).is_between(lo, hi)).then(pl.lit(g)).otherwise(expr)
+    return expr
+
+
+# --------------------------------------------------------------------------- outcome computations
+
+def days_per_year(spells: pl.DataFrame, ctx: _Ctx, name: str) -> pl.DataFrame:
+    """Days covered by (pid, start, end) spells per calendar year: ``start ≤ d < end``, open end → day after the
+    period, clipped to the period, overlaps merged first.
+
+    Merging: after sorting by (pid, start), a spell opens a new block when it starts after the running maximum
+    of the earlier ends of the same person. The running maximum is taken over ``end + pid·2⁴⁰`` (days), which
+    is a per-person running maximum without a window (ends are far below 2⁴⁰ days).
+    """
+    lo, hi = ctx.manifest.period_start, ctx.period_end_next
+    big = 1 << 40
+    s = (spells.lazy()
+         .with_columns(pl.col("end").fill_null(pl.lit(hi)))
+         .with_columns(pl.max_horizontal(pl.col("start"), pl.lit(lo)).alias("start"),
+                       pl.min_horizontal(pl.col("end"), pl.lit(hi)).alias("end"))
+         .filter(pl.col("end") > pl.col("start"))
+         .sort("pid", "start")
+         .with_columns((pl.col("pid").cast(pl.Int64) * big).alias("_off"))
+         .with_columns(((pl.col("end").cast(pl.Int64) + pl.col("_off")).cum_max() - pl.col("_off")).alias("_run"))
+         .with_columns((pl.col("pid") != pl.col("pid").shift(1)).fill_null(True).alias("_first"))
+         .with_columns((pl.col("_first") | (pl.col("start").cast(pl.Int64) > pl.col("_run").shift(1))).cum_sum().alias("_block"))
+         .group_by("_block").agg(pl.col("pid").first(), pl.col("start").min(), pl.col("end").max())
+         .with_columns(pl.int_ranges(pl.col("start").dt.year(), (pl.col("end") - pl.duration(days=1)).dt.year() + 1,
+                                     dtype=pl.Int32).alias("year"))
+         .explode("year")
+         .with_columns((pl.min_horizontal(pl.col("end"), pl.date(pl.col("year") + 1, 1, 1))
+                        - pl.max_horizontal(pl.col("start"), pl.date(pl.col("year"), 1, 1))).dt.total_days().alias(name))
+         .group_by("pid", "year").agg(pl.col(name).sum().cast(pl.Float64)))
+    return s.collect()
+
+
+def _events_per_year(df: pl.DataFrame, date_col: str, ctx: _Ctx, name: str) -> pl.DataFrame:
+    years = list(ctx.manifest.years)
+    return (df.select("pid", pl.col(date_col).dt.year().cast(pl.Int32).alias("year"))
+            .filter(pl.col("year").is_in(years))
+            .group_by("pid", "year").agg(pl.len().cast(pl.Float64).alias(name)))
+
+
+class _Persons:
+    """Every person of the delivery (BEF and the intervention register): PNR → pseudonym and an integer index.
+
+    ``pid`` numbers persons in the order of their pseudonyms (so row order never reveals PNR order). When every
+    PNR is 10 digits (validated lengths; no sign), PNRs are handled as 64-bit integers — unique and joins are
+    several times faster than on text — and turned back into text (zero-padded) only to be pseudonymised.
+    """
+
+    def __init__(self, pnrs: pl.Series, key: bytes) -> None:
+        lengths = pnrs.str.len_bytes()
+        ints = pnrs.cast(pl.Int64, strict=False)
+        self.int_keys = bool(pnrs.len() and lengths.min() == lengths.max() == 10 and ints.null_count() == pnrs.null_count()
+                             and not (pnrs.str.starts_with("+") | pnrs.str.starts_with("-")).any())
+        if self.int_keys:
+            keys = ints.unique()
+            text = keys.cast(pl.Utf8).str.zfill(10)
+        else:
+            keys = text = pnrs.unique()
+        frame = pl.DataFrame({"_k": keys, "person_id": pseudonymise(text, key)}).sort("person_id").with_row_index("pid")
+        self.person_id = frame.get_column("person_id")
+        self.map = frame.select("_k", "pid")
+        self.n = frame.height
+
+    def _key(self, expr: pl.Expr) -> pl.Expr:
+        return expr.cast(pl.Int64, strict=False) if self.int_keys else expr
+
+    def attach(self, df: pl.DataFrame, how: str = "inner") -> pl.DataFrame:
+        """``df`` with its PNR column replaced by ``pid`` (inner: rows of persons outside BEF/indsats dropped)."""
+        out = df.with_columns(self._key(pl.col("PNR")).alias("_k")).drop("PNR")
+        return out.join(self.map, on="_k", how=how, maintain_order="left" if how == "left" else "none").drop("_k")
+
+
+class _Grid:
+    """The panel's rows (person × year in BEF) as a dense lookup ``pid × years → row``, for scattering outcomes."""
+
+    def __init__(self, pid: np.ndarray, year: np.ndarray, n_persons: int, years: range) -> None:
+        """``pid``/``year`` of the BEF rows in any order; ``order`` gives those rows sorted by (pid, year)."""
+        self.y0, self.ny, self.n = years[0], len(years), len(pid)
+        self.lookup = np.full(n_persons * self.ny, -1, dtype=np.int64)
+        self.lookup[pid.astype(np.int64) * self.ny + (year.astype(np.int64) - self.y0)] = np.arange(len(pid))
+        filled = self.lookup >= 0
+        self.order = self.lookup[filled]
+        self.lookup[filled] = np.arange(len(pid))  # from now on: the row in (pid, year) order
+
+    def rows(self, pid: np.ndarray, year: np.ndarray) -> np.ndarray:
+        pid, year = pid.astype(np.int64), year.astype(np.int64)
+        ok = (year >= self.y0) & (year < self.y0 + self.ny)
+        out = np.full(len(pid), -1, dtype=np.int64)
+        out[ok] = self.lookup[pid[ok] * self.ny + (year[ok] - self.y0)]
+        return out
+
+    def scatter(self, frame: pl.DataFrame, column: str) -> np.ndarray:
+        """Values of ``column`` (one row per pid-year) placed on the panel's rows; 0 where absent."""
+        out = np.zeros(self.n, dtype=np.float64)
+        if frame.height:
+            rows = self.rows(frame.get_column("pid").to_numpy(), frame.get_column("year").to_numpy())
+            ok = rows >= 0
+            out[rows[ok]] = frame.get_column(column).to_numpy().astype(np.float64)[ok]
+        return out
+
+
+def _with_pid(df: pl.DataFrame, persons: "_Persons") -> pl.DataFrame:
+    return persons.attach(df)
+
+
+def population(ctx: _Ctx, files) -> pl.DataFrame:
+    """BEF status files → PNR, year, sex, birth_year, municipality (validated)."""
+    derive = lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))  # noqa: E731
+    bef = load_register(ctx, "bef", files, derive)
+    sizes = bef.group_by("YEAR").len()
+    empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
+    if empty:
+        raise DeliveryError(f"{empty[0]}: BEF file without persons (0 rows); every year of the period needs its population")
+    return bef.select("PNR", pl.col("YEAR").alias("year"), pl.col("KOEN").alias("sex"),
+                      pl.col("FOED_DAG").dt.year().cast(pl.Int32).alias("birth_year"),
+                      pl.col("KOM").cast(pl.Int32).alias("municipality"))
+
+
+def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
+    kinds = cfg.lpr_pattypes()
+    derive = lambda f: f.with_columns(_group_expr("C_PATTYPE", kinds).alias("PATTYPE_KIND"))  # noqa: E731
+    lpr = _with_pid(load_register(ctx, "lpr", files, derive), ids)
+    lpr = lpr.with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
+    inpatient = pl.col("PATTYPE_KIND") == "inpatient"
+    psyk = pl.col("C_PSYK").fill_null(0) == 1
+    spells = lambda cond: lpr.filter(cond).select("pid", pl.col("D_INDDTO").alias("start"), pl.col("D_UDDTO").alias("end"))  # noqa: E731
+    years = list(ctx.manifest.years)
+    visits = (lpr.filter(pl.col("PATTYPE_KIND").is_in(["outpatient", "emergency"]))
+              .select("pid", "PATTYPE_KIND", pl.col("D_INDDTO").dt.year().cast(pl.Int32).alias("year"))
+              .filter(pl.col("year").is_in(years))
+              .group_by("pid", "year", "PATTYPE_KIND").agg(pl.len().cast(pl.Float64).alias("n")))
+    per_kind = lambda kind, name: visits.filter(pl.col("PATTYPE_KIND") == kind).select("pid", "year", pl.col("n").alias(name))  # noqa: E731
+    return [
+        days_per_year(spells(inpatient & ~psyk), ctx, "somatic_bed_days"),
+        days_per_year(spells(inpatient & psyk), ctx, "psychiatric_bed_days"),
+        per_kind("outpatient", "outpatient_visits"),
+        per_kind("emergency", "emergency_visits"),
+    ]
+
+
+def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
+    groups = cfg.kraf_groups()
+    derive = lambda f: f.with_columns(_group_expr("AFG_AFGTYP3", groups).alias("SANCTION_GROUP"),  # noqa: E731
+                                      pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"), pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
+    kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids)
+    return [_events_per_year(kraf.filter(pl.col("SANCTION_GROUP") == "conviction"), "AFG_ADTO", ctx, "convictions")]
+
+
+def spell_register(ctx: _Ctx, name: str, files, ids, start: str, end: str, outcome: str) -> list[pl.DataFrame]:
+    df = _with_pid(load_register(ctx, name, files), ids)
+    return [days_per_year(df.select("pid", pl.col(start).alias("start"), pl.col(end).alias("end")), ctx, outcome)]
+
+
+def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
+    groups = cfg.bua_groups()
+    derive = lambda f: f.with_columns(_group_expr("PGF", groups).alias("PGF_GROUP"))  # noqa: E731
+    bua = _with_pid(load_register(ctx, "bua", files, derive), ids)
     out = []
-    for year in manifest.years:
-        lo, hi = dt.date(year, 1, 1), dt.date(year + 1, 1, 1)
-        days = (pl.min_horizontal(pl.col("end"), pl.lit(hi)) - pl.max_horizontal(pl.col("start"), pl.lit(lo))).dt.total_days()
-        out.append(blocks.select("person_id", pl.lit(year, pl.Int64).alias("year"), days.clip(lower_bound=0).alias(name)))
-    return pl.concat(out).group_by("person_id", "year").agg(pl.col(name).sum().cast(pl.Float64))
-
-
-def shelter_nights(manifest: Manifest, key: bytes) -> pl.DataFrame | None:
-    files = _files(manifest, r"shelter\.\w+")
-    if not files:
-        return None
-    name = files[0]
-    df = read_table(manifest.folder / name)
-    require_columns(df, ["PNR", "START_DATO", "SLUT_DATO"], name)
-    open_end = manifest.period_end + dt.timedelta(days=1)
-    start = parse_dates(df, "START_DATO", name)
-    if start.is_null().any():
-        raise DeliveryError(f"{name}: column START_DATO: {int(start.is_null().sum())} row(s) without a start date (rows {start.is_null().arg_true().head(5).to_list()})")
-    end = parse_dates(df, "SLUT_DATO", name, open_end=open_end)
-    bad = end < start
-    if bad.any():
-        raise DeliveryError(f"{name}: column SLUT_DATO: {int(bad.sum())} row(s) end before START_DATO (rows {bad.arg_true().head(5).to_list()})")
-    df = _person_ids(df.with_columns(start.alias("start"), end.alias("end")), key, name)
-    return days_per_year(df.select("person_id", "start", "end"), manifest, "shelter_nights")
-
-
-def dream_weeks(manifest: Manifest, key: bytes, groups: pl.DataFrame) -> tuple[pl.DataFrame | None, list[str]]:
-    """Weeks per ISO year on each benefit group and blank (self-support) weeks, for persons in DREAM."""
-    columns = [f"{b}_weeks" for b in groups.get_column("benefit").unique(maintain_order=True)]
-    files = _files(manifest, r"dream\.\w+")
-    if not files:
-        return None, columns
-    name = files[0]
-    df = read_table(manifest.folder / name)
-    weeks = {c: parse_week_column(c) for c in df.columns}
-    weeks = {c: yw for c, yw in weeks.items() if yw is not None and yw[0] in manifest.years}
-    if not weeks:
-        raise DeliveryError(f"{name}: no y_YYWW week columns for the period {manifest.period_start}–{manifest.period_end}")
-    df = _person_ids(df.select(["PNR", *weeks]).with_columns(pl.col(list(weeks)).cast(pl.Utf8)), key, name)
-    long = df.unpivot(index="person_id", on=list(weeks), variable_name="col", value_name="code")
-    colmap = pl.DataFrame({"col": list(weeks), "year": [yw[0] for yw in weeks.values()]}, schema={"col": pl.Utf8, "year": pl.Int64})
-    long = long.join(colmap, on="col").with_columns(pl.col("code").str.strip_chars())
-    blank = pl.col("code").is_null() | (pl.col("code") == "")
-    code = pl.col("code").cast(pl.Int64, strict=False)
-    bad = long.filter(~blank & code.is_null())
-    if bad.height:
-        raise DeliveryError(f"{name}: {bad.height} week value(s) are not numeric benefit codes (columns {bad.get_column('col').unique().head(5).to_list()})")
-    self_support = long.group_by("person_id", "year").agg(blank.sum().cast(pl.Float64).alias("self_support_weeks"))
-    coded = long.filter(~blank).with_columns(code.alias("code"))
-    counted = []
-    for benefit, lo, hi in groups.select("benefit", "code_from", "code_to").iter_rows():
-        counted.append(coded.filter(pl.col("code").is_between(lo, hi)).group_by("person_id", "year")
-                       .agg(pl.len().cast(pl.Float64).alias("n")).with_columns(pl.lit(f"{benefit}_weeks").alias("benefit")))
-    long_counts = pl.concat(counted)
-    wide = long_counts.pivot(on="benefit", index=["person_id", "year"], values="n", aggregate_function="sum") if long_counts.height else None
-    out = self_support if wide is None else self_support.join(wide, on=["person_id", "year"], how="left")
-    for c in columns:
-        if c not in out.columns:
-            out = out.with_columns(pl.lit(0.0).alias(c))
-    return out.select("person_id", "year", *columns, "self_support_weeks").with_columns(pl.col(columns).fill_null(0.0)), columns
-
-
-def treatments(manifest: Manifest, key: bytes) -> pl.DataFrame:
-    files = _files(manifest, r"indsats\.\w+")
-    if not files:
-        raise DeliveryError(f"{manifest.folder}: no intervention register (indsats.*) in the delivery")
-    name = files[0]
-    df = read_table(manifest.folder / name)
-    require_columns(df, ["PNR", "INDSATS", "START_DATO"], name)
-    start = parse_dates(df, "START_DATO", name)
-    if start.is_null().any():
-        raise DeliveryError(f"{name}: column START_DATO: {int(start.is_null().sum())} row(s) without a start date (rows {start.is_null().arg_true().head(5).to_list()})")
-    end = parse_dates(df, "SLUT_DATO", name) if "SLUT_DATO" in df.columns else pl.Series("SLUT_DATO", [None] * df.height, pl.Date)
-    arm = df.get_column("ARM").cast(pl.Utf8) if "ARM" in df.columns else pl.Series("ARM", [None] * df.height, pl.Utf8)
-    df = _person_ids(df.with_columns(start.alias("START_DATO"), end.alias("SLUT_DATO"), arm.alias("ARM")), key, name)
-    out = df.select(
-        "person_id", pl.col("INDSATS").cast(pl.Utf8).alias("intervention"),
-        pl.col("START_DATO").dt.year().cast(pl.Int64).alias("start_year"),
-        pl.col("SLUT_DATO").dt.year().cast(pl.Int64).alias("end_year"), pl.col("ARM").alias("arm"),
-    ).sort("person_id", "start_year")
-    dup = out.group_by("person_id").len().filter(pl.col("len") > 1).height
-    if dup:
-        raise DeliveryError(f"{name}: {dup} person(s) have more than one intervention record; the first start is used only when deduplicated upstream")
+    for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
+        sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"), pl.col("SAG_VTIL").alias("end"))
+        out.append(days_per_year(sp, ctx, outcome))
     return out
 
 
-def build_panel(manifest: Manifest, key: bytes) -> PanelBuild:
-    """The canonical panel and treatments of one delivery."""
-    pop = population(manifest, key)
-    groups = load_code_groups()
-    panel = pop
-    counts = {"bef": pop.height}
-    shelter = shelter_nights(manifest, key)
-    panel = panel.join(shelter, on=["person_id", "year"], how="left") if shelter is not None else panel.with_columns(pl.lit(None, pl.Float64).alias("shelter_nights"))
-    panel = panel.with_columns(pl.col("shelter_nights").fill_null(0.0))
-    dream, week_cols = dream_weeks(manifest, key, groups)
-    if dream is not None:
-        panel = panel.join(dream, on=["person_id", "year"], how="left")
-        counts["dream_person_years"] = dream.height
+def income(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
+    ind = _with_pid(load_register(ctx, "ind", files), ids)
+    return [ind.select("pid", pl.col("YEAR").alias("year"), pl.col("LOENMV_13").fill_null(0.0).alias("earnings_dkk"))]
+
+
+# --------------------------------------------------------------------------- DREAM, wide
+
+class _DreamSource:
+    """DREAM columns on demand: Parquet is read one ISO year's block of week columns at a time (all rows);
+    other formats are read whole once (they are small in practice)."""
+
+    def __init__(self, ctx: _Ctx, file: str, pnr_col: str, week_cols: list[str]) -> None:
+        self.path = ctx.manifest.folder / file
+        self.file = file
+        self.parquet = self.path.suffix.lower() == ".parquet"
+        if self.parquet:
+            self.actual = {n.strip().upper(): n for n in pl.read_parquet_schema(self.path)}
+        else:
+            self.frame = read_table(self.path, [pnr_col, *week_cols]).frame
+
+    def frame_of(self, names: list[str]) -> pl.DataFrame:
+        if not self.parquet:
+            return self.frame.select(names)
+        try:
+            df = pl.read_parquet(self.path, columns=[self.actual[n] for n in names])
+        except Exception as exc:
+            raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
+        return df.rename(dict(zip(df.columns, names)))
+
+
+def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
+    """Week codes as an int16 matrix (rows × columns): 0 blank, 1–999 a code, −1 anything else.
+
+    Text is cast to integers in one vectorised pass; only columns where the cast lost values (padding, empty
+    strings, non-codes) or produced numbers outside 1–999 are re-examined cell by cell.
+    """
+    def numeric(c: str, t: pl.DataType) -> pl.Expr:
+        x = pl.col(c)
+        if t.is_float():
+            return pl.when(x == x.floor()).then(x).otherwise(-1.0).cast(pl.Int16, strict=False).alias(c)
+        if t in (pl.Utf8, pl.Null) or t.is_integer():
+            return x.cast(pl.Int16, strict=False).alias(c)
+        return pl.when(x.is_null()).then(None).otherwise(-1).cast(pl.Int16).alias(c)
+
+    cast = df.select(numeric(c, t) for c, t in df.schema.items())
+    before = df.null_count().row(0)
+    after = cast.null_count().row(0)
+    odd = cast.select(((pl.col(c) < 1) | (pl.col(c) > 999)).sum().alias(c) for c in cast.columns).row(0)
+    redo = [c for c, b, a, o in zip(df.columns, before, after, odd) if b != a or o]
+    if redo:
+        fixed = []
+        for c in redo:
+            t = df.get_column(c).cast(pl.Utf8).str.strip_chars()
+            v = t.cast(pl.Int32, strict=False)
+            blank = t.is_null() | (t == "")
+            fixed.append(pl.select(pl.when(blank).then(None).when(v.is_between(1, 999)).then(v).otherwise(-1))
+                         .to_series().cast(pl.Int16).alias(c))
+        cast = cast.with_columns(fixed)
+    return cast.fill_null(0).to_numpy()
+
+
+_CODE_TEXT = [str(c) for c in range(1, 1000)]
+
+
+def _group_matrix(df: pl.DataFrame, lut: np.ndarray) -> np.ndarray:
+    """Code group per cell (uint8; 254 blank, 255 not a code of any group) for a block of week columns.
+
+    Categorical columns (dictionary-encoded Parquet text arrives so) are mapped without touching any text:
+    the texts "1"…"999" are cast to the column's categorical type once, which gives the physical id of every
+    code; a lookup table from physical id to group then maps the whole block in one numpy gather. Ids that
+    are no plain code (padding, other text) send their column through the text path. Other columns go
+    through :func:`_codes_matrix` and the code lookup table.
+    """
+    lut2 = lut.copy()  # index code + 1: code −1 (not a code) → 255, code 0 (blank) → 254, 1…999 → group
+    lut2[0], lut2[1] = 255, 254
+    out = None
+    text_cols = [c for c, t in df.schema.items() if not (t == pl.Categorical or isinstance(t, pl.Enum))]
+    for dtype in {t for t in df.dtypes if t == pl.Categorical or isinstance(t, pl.Enum)}:
+        names = [c for c, t in df.schema.items() if t == dtype]
+        probe = pl.Series(_CODE_TEXT).cast(dtype, strict=False).to_physical().to_numpy()
+        ok = ~np.isnan(probe.astype(float)) if probe.dtype.kind == "f" else np.ones(len(probe), bool)
+        code_ids = probe[ok].astype(np.int64)
+        phys = df.select(pl.col(names).to_physical())
+        top = phys.select(pl.max_horizontal(pl.all().max())).item()
+        sentinel = int(max(top if top is not None else 0, code_ids.max(initial=0))) + 1
+        table = np.full(sentinel + 1, 253, dtype=np.uint8)  # 253: an id that is not a plain code
+        table[code_ids] = lut2[np.arange(1, 1000)[ok] + 1]
+        table[sentinel] = 254
+        small = pl.UInt16 if sentinel < 65_535 else pl.UInt32
+        groups = table[phys.select(pl.all().fill_null(sentinel).cast(small)).to_numpy()]
+        odd = (groups == 253).any(axis=0)
+        if odd.any():
+            text_cols += [c for c, o in zip(names, odd) if o]
+            keep = [c for c, o in zip(names, odd) if not o]
+            groups = groups[:, ~odd]
+            names = keep
+        if out is None and len(names) == df.width:
+            return groups
+        out = np.empty((df.height, df.width), dtype=np.uint8) if out is None else out
+        pos = [df.columns.index(c) for c in names]
+        out[:, pos] = groups
+    if text_cols:
+        out = np.empty((df.height, df.width), dtype=np.uint8) if out is None else out
+        pos = [df.columns.index(c) for c in text_cols]
+        block = df.select(pl.col(c).cast(pl.Utf8) if df.schema[c] != pl.Utf8 and not df.schema[c].is_numeric() else pl.col(c)
+                          for c in text_cols)
+        out[:, pos] = lut2[_codes_matrix(block).astype(np.int32) + 1]
+    return out
+
+
+def _dream_columns(ctx: _Ctx, file: str) -> tuple[str, list[str], list[tuple[int, int]]]:
+    path = ctx.manifest.folder / file
+    if path.suffix.lower() == ".parquet":
+        try:
+            names = [n.strip().upper() for n in pl.read_parquet_schema(path)]
+        except Exception:
+            raise DeliveryError(f"{file}: cannot be read as Parquet (truncated or corrupt file?)") from None
     else:
-        panel = panel.with_columns([pl.lit(None, pl.Float64).alias(c) for c in [*week_cols, "self_support_weeks"]])
-    iso = pl.DataFrame({"year": list(manifest.years), "_weeks": [float(iso_weeks_in_year(y)) for y in manifest.years]},
-                       schema={"year": pl.Int64, "_weeks": pl.Float64})
-    panel = panel.join(iso, on="year", how="left").with_columns(
-        [pl.col(c).fill_null(0.0) for c in week_cols] + [pl.col("self_support_weeks").fill_null(pl.col("_weeks"))]
-    ).drop("_weeks")
-    panel = panel.select("person_id", "year", "sex", "birth_year", "age", "municipality", "shelter_nights",
-                         *week_cols, "self_support_weeks").sort("person_id", "year")
-    treat = treatments(manifest, key)
-    counts["indsats"] = treat.height
-    return PanelBuild(panel, treat, counts)
+        names = read_table(path).frame.columns if path.suffix.lower() != ".csv" else _csv_header(path)
+    pnr_col = ctx.cmap.delivered("dream", "PNR")
+    if pnr_col not in names:
+        raise DeliveryError(f"{file}: required column PNR{' (mapped to ' + pnr_col + ')' if pnr_col != 'PNR' else ''} missing")
+    weeks = []
+    for n in names:
+        yw = parse_week_column(n)
+        if yw is not None and yw[0] in ctx.manifest.years:
+            weeks.append((n, yw))
+    weeks.sort(key=lambda x: x[1])
+    have = {yw for _, yw in weeks}
+    need = [(y, w) for y in ctx.manifest.years for w in range(1, iso_weeks_in_year(y) + 1)]
+    lacking = [f"y_{y % 100:02d}{w:02d}" for y, w in need if (y, w) not in have]
+    if lacking:
+        raise DeliveryError(f"{file}: {len(lacking)} week column(s) of the period missing (first: {', '.join(lacking[:5])})")
+    return pnr_col, [n for n, _ in weeks], [yw for _, yw in weeks]
+
+
+def _csv_header(path: Path) -> list[str]:
+    from pipeline.registers.files import decode_text
+
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    text = decode_text(head, path.name)
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
+        raise DeliveryError(f"{path.name}: the file is empty (no header line)")
+    sep = ";" if first.count(";") > first.count(",") else ","
+    return [c.strip().strip('"').upper() for c in first.split(sep)]
+
+
+def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[str, np.ndarray]:
+    """Weeks per ISO year on each benefit group and blank weeks, as arrays over the panel's rows.
+
+    Wide evaluation, one ISO year at a time: the year's week columns are read (dictionary-encoded for
+    Parquet), each distinct code of a column is mapped once to its group through the lookup table of
+    ``dream_codes.csv``, and per column only the non-blank cells are added to a (persons × groups) count
+    matrix; blank weeks are the ISO year's weeks minus the coded ones. Panel rows of persons absent from
+    DREAM keep 0 benefit weeks and every week of the ISO year self-supporting.
+    """
+    groups = cfg.dream_groups()
+    names = list(groups.groups)
+    out_cols = [f"{g}_weeks" for g in names]
+    pnr_col, week_cols, yws = _dream_columns(ctx, file)
+    lut = np.full(1001, 255, dtype=np.uint8)  # index code + 1 (1…999) → group index; 255 = in no group
+    for lo, hi, g in groups.ranges:
+        lut[max(lo, 1) + 1:min(hi, 999) + 2] = names.index(g)
+    src = _DreamSource(ctx, file, pnr_col, week_cols)
+    pnr = as_pnr(src.frame_of([pnr_col]).get_column(pnr_col), file, pnr_col)
+    n = len(pnr)
+    pid = persons.attach(pl.DataFrame({"PNR": pnr}), how="left").get_column("pid")
+    known = pid.is_not_null().to_numpy()
+    pid_np = pid.fill_null(0).to_numpy()
+    outside = np.zeros(n, dtype=np.int32)
+    bad_cols: list[str] = []
+    years = sorted({y for y, _ in yws})
+    arrays = {c: np.zeros(grid.n, dtype=np.float64) for c in out_cols}
+    width = 16  # group slots per row in the count key (groups 0…k−1, 254/255 folded into slots 14/15)
+    slot = np.arange(256, dtype=np.int32)
+    slot[254], slot[255] = 14, 15
+    for y in years:
+        cols = [c for c, (yy, _) in zip(week_cols, yws) if yy == y]
+        g = _group_matrix(src.frame_of(cols), lut)
+        # Only rows with at least one non-blank cell in the year need counting.
+        active = np.flatnonzero((g != 254).any(axis=1))
+        if not len(active):
+            continue
+        g = g[active]
+        m = len(active)
+        key = (np.arange(m, dtype=np.int32 if m * width < 2**31 else np.int64)[:, None] * width + slot[g]).ravel()
+        counts = np.bincount(key, minlength=m * width).reshape(m, width)
+        bad = counts[:, 15]
+        if bad.any():
+            outside[active] += bad.astype(np.int32)
+            bad_cols += [c.lower() for c, b in zip(cols, (g == 255).any(axis=0)) if b]
+        rows = grid.rows(pid_np[active], np.full(m, y))
+        ok = (rows >= 0) & known[active]
+        for k, c in enumerate(out_cols):
+            arrays[c][rows[ok]] = counts[ok, k]
+    check = pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": outside})
+    report = validate(check, register_suite("dream", ctx.params), max_gx_rows=ctx.gx_rows)
+    lines = describe(report, [(file, check.height)])
+    if lines:
+        if bad_cols:
+            lines = [ln + (f" (week columns with codes outside every group: {', '.join(bad_cols[:6])}{' …' if len(bad_cols) > 6 else ''})"
+                           if "CODES_OUTSIDE_GROUPS" in ln else "") for ln in lines]
+        raise DeliveryError(lines[0], lines)
+    ctx.counts["dream"] = n
+    return arrays
+
+
+# --------------------------------------------------------------------------- treatments and the panel
+
+def treatments_frame(ctx: _Ctx, files) -> pl.DataFrame:
+    """The intervention register (validated) → PNR, intervention, start_year, end_year, arm."""
+    df = load_register(ctx, "indsats", files)
+    return df.select(
+        "PNR", pl.col("INDSATS").alias("intervention"), pl.col("START_DATO").dt.year().cast(pl.Int64).alias("start_year"),
+        pl.col("SLUT_DATO").dt.year().cast(pl.Int64).alias("end_year"), pl.col("ARM").alias("arm"))
+
+
+def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = None, *,
+                max_gx_rows: int | None = None) -> PanelBuild:
+    """The canonical panel and treatments of one delivery (validated; raises :class:`DeliveryError`)."""
+    ctx = _Ctx(manifest, columns or cfg.ColumnMap(), gx_max_rows(max_gx_rows))
+    clock = [time.perf_counter()]
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] = round(now - clock[0], 3)
+        clock[0] = now
+
+    files, ignored = plan(manifest, ctx.cmap)
+    pop = population(ctx, files["bef"])
+    if pop.height > ctx.gx_rows:
+        ctx.gx_rows = 0
+    lap("bef")
+    treat = treatments_frame(ctx, files["indsats"])
+    persons = _Persons(pl.concat([pop.get_column("PNR"), treat.get_column("PNR")]), key)
+    base = persons.attach(pop)
+    grid = _Grid(base.get_column("pid").to_numpy(), base.get_column("year").to_numpy(), persons.n, manifest.years)
+    base = base[grid.order]
+    lap("indsats_and_pseudonyms")
+    arrays: dict[str, np.ndarray] = {}
+
+    def attach(frames: list[pl.DataFrame]) -> None:
+        for fr in frames:
+            col = [c for c in fr.columns if c not in ("pid", "year")][0]
+            arrays[col] = grid.scatter(fr, col)
+
+    if "shelter" in files:
+        attach(spell_register(ctx, "shelter", files["shelter"], persons, "START_DATO", "SLUT_DATO", "shelter_nights"))
+        lap("shelter")
+    week_cols: list[str] = []
+    if "dream" in files:
+        weeks = dream_weeks(ctx, files["dream"][0][0], persons, grid)
+        week_cols = list(weeks)
+        iso = {y: float(iso_weeks_in_year(y)) for y in manifest.years}
+        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Float64)).to_series().to_numpy()
+        arrays.update(weeks)
+        arrays["self_support_weeks"] = total - np.sum([weeks[c] for c in week_cols], axis=0) if week_cols else total
+        lap("dream")
+    for name, fn in (("lpr", lambda f: hospital(ctx, f, persons)),
+                     ("krin", lambda f: spell_register(ctx, "krin", f, persons, "IND_FGSLDTO", "IND_LOESDTO", "prison_days")),
+                     ("kraf", lambda f: crime(ctx, f, persons)), ("bua", lambda f: child_measures(ctx, f, persons)),
+                     ("ind", lambda f: income(ctx, f, persons))):
+        if name in files:
+            attach(fn(files[name]))
+            lap(name)
+
+    shelter = ["shelter_nights"] if "shelter_nights" in arrays else []
+    order = [*shelter, *week_cols, *(["self_support_weeks"] if week_cols else []),
+             *[c for c in arrays if c not in shelter and c not in week_cols and c != "self_support_weeks"]]
+    pid = base.get_column("pid")
+    panel = pl.DataFrame({
+        "person_id": persons.person_id.gather(pid),
+        "year": base.get_column("year").cast(pl.Int64),
+        "sex": base.get_column("sex").cast(pl.Int64),
+        "birth_year": base.get_column("birth_year").cast(pl.Int64),
+        "age": (base.get_column("year") - base.get_column("birth_year")).cast(pl.Int64),
+        "municipality": base.get_column("municipality").cast(pl.Int64),
+        **{c: arrays[c] for c in order},
+    })
+    tr = persons.attach(treat, how="left")
+    treatments = (tr.with_columns(persons.person_id.gather(tr.get_column("pid")).alias("person_id"))
+                  .select("person_id", "intervention", "start_year", "end_year", "arm").sort("person_id", "start_year"))
+    counts = {"bef": ctx.counts.get("bef", 0), **{k: v for k, v in ctx.counts.items() if k != "bef"},
+              "person_years": panel.height, "persons": int(base.get_column("pid").n_unique())}
+    lap("assemble")
+    return PanelBuild(panel, treatments, counts, tuple(ignored), tuple(order), seconds)

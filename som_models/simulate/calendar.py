@@ -31,3 +31,14 @@ def parse_week_column(name: str, pivot: int = 50) -> tuple[int, int] | None:
     if not 1 <= ww <= iso_weeks_in_year(year):
         return None
     return year, ww
+
+
+def iso_week1_monday(iso_year: int) -> dt.date:
+    """Monday of ISO week 1: the week containing 4 January."""
+    jan4 = dt.date(iso_year, 1, 4)
+    return jan4 - dt.timedelta(days=jan4.weekday())
+
+
+def week_columns(iso_years) -> list[str]:
+    """Every ``y_YYWW`` column of the given ISO years, in calendar order (ISO weeks are contiguous)."""
+    return [week_column(int(y), w) for y in iso_years for w in range(1, iso_weeks_in_year(int(y)) + 1)]

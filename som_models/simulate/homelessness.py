@@ -1,15 +1,17 @@
 """Known-truth world: adults in homelessness and a Housing First-like intervention.
 
-Every person in the world belongs to the register-defined target group "voksne i hjemløshed": adults with a
-§110 shelter stay in the first year of the delivery period. The intervention is rolled out by municipality
-(staggered adoption): in each adopting municipality a random share of the target group starts the
-intervention in the roll-out year; everyone else is never treated and forms the comparison group.
+The target group "voksne i hjemløshed" (``target_share`` of the persons; all of them by default) are adults
+with a §110 shelter stay in the first year of the delivery period; with ``target_share < 1`` they are drawn
+from a larger population (the background profile of :mod:`world`), which is also in every register. The
+intervention is rolled out by municipality (staggered adoption): in each adopting municipality a random share
+of the target group starts the intervention in the roll-out year; everyone else is never treated.
 
-Outcomes are generated from two potential-outcome paths per person (without and with the intervention), so
-the world knows the true average treatment effect on the treated (ATT) for every outcome and year since start:
+Outcomes of the target group are generated from two potential-outcome paths per person (without and with the
+intervention), so the world knows the true average treatment effect on the treated (ATT) for every outcome
+and year since start:
 
 * homelessness state ``H`` (Markov chain, ``P(H=1 | H=1) = stay``, ``P(H=1 | H=0) = entry``); a homeless year
-  has 1–3 non-overlapping shelter stays inside the calendar year; total nights ~ Gamma;
+  has 1–3 shelter stays (joined across New Year when they touch); total nights ~ Gamma;
 * kontanthjælp (DREAM codes 701–739) weeks ~ Binomial(ISO weeks, p_i) with a person-specific propensity p_i,
   placed as one contiguous spell of ISO weeks; some persons receive førtidspension (code 783) every week;
 * treatment: with probability ``responder_share`` a participant responds; a responder is housed (H = 0) with
@@ -17,10 +19,19 @@ the world knows the true average treatment effect on the treated (ATT) for every
   (probability ``relapse``) returns the person to the untreated chain; responders' kontanthjælp propensity
   falls by ``kh_effect_per_responder`` (in probability points per week).
 
+Hospital contacts, crime, income and (for the background population) the other benefits come from the
+generic profile model of :mod:`world` with the ``target`` profile below (high psychiatric and emergency use);
+no effect is planted on them. The target group's municipality is fixed until the last roll-out year (so
+roll-out assignment matches BEF's KOM), after which persons move with probability ``move`` a year. Exits
+(``mortality``) are deaths or emigrations.
+
 The planted truth is recorded as the sample ATT (mean over treated persons resident in the year of
 ``Y(1) − Y(0)``) for each outcome and event time, and the net success rate
 ``s_e = mean(1{shelter_nights(1) = 0} − 1{shelter_nights(0) = 0})`` — SØM's success rate, net of what would
 have happened anyway (Socialstyrelsen, FAQ vidensdatabasen/effekt).
+
+The draws of the target group come from one ``numpy`` generator in a fixed order (so a seed gives the same
+world as earlier versions of this module); everything added since uses counter-based streams.
 """
 
 from __future__ import annotations
@@ -30,14 +41,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from som_models.simulate.calendar import iso_weeks_in_year, week_column
+from som_models.simulate.calendar import iso_weeks_in_year
 from som_models.simulate.delivery import SimulatedDelivery, make_pnrs
+from som_models.simulate.population import Population, exit_day
+from som_models.simulate.rand import Streams
+from som_models.simulate.world import Fixed, Profile, WorldSpec, simulate_world
 
-#: Municipality codes (kommunekoder) used by the world: København, Aarhus, Odense, Aalborg, Esbjerg,
+#: Municipality codes (kommunekoder) of the target group: København, Aarhus, Odense, Aalborg, Esbjerg,
 #: Randers, Kolding, Horsens, Vejle, Roskilde.
 MUNICIPALITIES = (101, 751, 461, 851, 561, 730, 621, 615, 630, 265)
+
+TARGET_PROFILE = Profile(birth_years=(1958, 1997), male_share=0.7, heterogeneity=2.0, crime=0.25, somatic=0.25,
+                         psychiatric=0.25, outpatient=1.2, emergency=0.6, partday=0.1, shelter=0.0, employment=0.15,
+                         wage=180_000.0, benefits=())
+BACKGROUND_PROFILE = Profile()
 
 
 @dataclass(frozen=True)
@@ -61,26 +79,44 @@ class HomelessnessWorld:
     mortality: float = 0.015
     scenario: str = "homelessness"
     intervention: str = "HOUSING_FIRST"
+    target_share: float = 1.0
+    move: float = 0.03
+    target: Profile = TARGET_PROFILE
+    background: Profile = BACKGROUND_PROFILE
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def simulate_homelessness(persons: int, seed: int, world: HomelessnessWorld | None = None) -> SimulatedDelivery:
-    """Simulate a delivery (BEF per year, DREAM, shelter stays, intervention register) and its truth."""
+def _spec(w: HomelessnessWorld) -> WorldSpec:
+    return WorldSpec(
+        scenario=w.scenario, intervention=w.intervention,
+        description="adults in homelessness; Housing First-like intervention rolled out by municipality",
+        first_year=w.first_year, last_year=w.last_year, target=w.target, background=w.background,
+        target_share=w.target_share, design="staggered", rollout=w.rollout, participation=w.participation,
+        success_rate=w.responder_share, success=("no_shelter_stay", "shelter_nights", "zero"),
+        planted=("shelter_nights", "kontanthjaelp_weeks"), move=w.move)
+
+
+def simulate_homelessness(persons: int, seed: int, world: HomelessnessWorld | None = None, *,
+                          keep_expected: bool | None = None) -> SimulatedDelivery:
+    """Simulate a delivery (every register of the contract) and its truth; see the module docstring."""
     if persons < 20:
         raise ValueError(f"persons must be at least 20 (got {persons})")
     w = world or HomelessnessWorld()
+    spec = _spec(w)
     rng = np.random.default_rng(seed)
+    streams = Streams(seed)
     years = np.arange(w.first_year, w.last_year + 1)
     n_years = len(years)
+    n = max(20, int(round(persons * w.target_share)))
 
-    pnr = make_pnrs(rng, persons)
-    sex = rng.choice([1, 2], size=persons, p=[0.7, 0.3])
-    birth_year = rng.integers(1958, 1998, size=persons)
-    birth_doy = rng.integers(0, 365, size=persons)
-    kom = rng.choice(np.array(MUNICIPALITIES), size=persons)
+    pnr = make_pnrs(rng, n)
+    sex = rng.choice([1, 2], size=n, p=[0.7, 0.3])
+    birth_year = rng.integers(1958, 1998, size=n)
+    birth_doy = rng.integers(0, 365, size=n)
+    kom = rng.choice(np.array(MUNICIPALITIES), size=n)
 
     # Residence: alive until death year (exclusive); first year always resident.
-    death_draw = rng.random((persons, n_years)) < w.mortality
+    death_draw = rng.random((n, n_years)) < w.mortality
     death_draw[:, 0] = False
     dead_from = np.where(death_draw.any(axis=1), death_draw.argmax(axis=1), n_years)
     resident = np.arange(n_years)[None, :] < dead_from[:, None]
@@ -88,178 +124,123 @@ def simulate_homelessness(persons: int, seed: int, world: HomelessnessWorld | No
     # Treatment assignment by municipality roll-out.
     rollout = dict(w.rollout)
     start_year = np.array([rollout.get(int(k), 0) for k in kom])
-    participates = (start_year > 0) & (rng.random(persons) < w.participation)
+    participates = (start_year > 0) & (rng.random(n) < w.participation)
     start_year = np.where(participates, start_year, 0)
-    # Participants must be alive in their start year.
     start_idx = np.where(start_year > 0, start_year - w.first_year, 0)
     participates &= start_idx < dead_from
     start_year = np.where(participates, start_year, 0)
-    responder = participates & (rng.random(persons) < w.responder_share)
+    responder = participates & (rng.random(n) < w.responder_share)
 
     # Untreated homelessness chain H0 and treated chain H1 (shared uniforms → same path unless housed).
-    u = rng.random((persons, n_years))
-    h0 = np.zeros((persons, n_years), dtype=bool)
+    u = rng.random((n, n_years))
+    h0 = np.zeros((n, n_years), dtype=bool)
     h0[:, 0] = True
     for j in range(1, n_years):
         h0[:, j] = np.where(h0[:, j - 1], u[:, j] < w.stay, u[:, j] < w.entry)
-    h1 = h0.copy()
-    housed_course = rng.random(persons) < w.course_year_housed
-    relapse_u = rng.random((persons, n_years))
-    for i in np.flatnonzero(responder):
-        s = start_year[i] - w.first_year
-        if housed_course[i]:
-            h1[i, s] = False
-        housed = True
-        for j in range(s + 1, n_years):
-            if housed and relapse_u[i, j] < w.relapse:
-                housed = False
-                h1[i, j] = True  # relapse year: back to shelter
-                continue
-            if housed:
-                h1[i, j] = False
-            else:
-                prev = h1[i, j - 1]
-                h1[i, j] = u[i, j] < (w.stay if prev else w.entry)
+    housed_course = rng.random(n) < w.course_year_housed
+    relapse_u = rng.random((n, n_years))
+    h1 = _treated_chain(w, h0, u, relapse_u, responder, start_year - w.first_year, housed_course)
 
     # Shelter nights per homeless year (same draw for both paths → effect only through H).
-    nights = np.clip(np.rint(rng.gamma(w.nights_shape, w.nights_mean / w.nights_shape, (persons, n_years))), 1, 330)
+    nights = np.clip(np.rint(rng.gamma(w.nights_shape, w.nights_mean / w.nights_shape, (n, n_years))), 1, 330)
     nights0 = np.where(h0 & resident, nights, 0).astype(int)
     nights1 = np.where(h1 & resident, nights, 0).astype(int)
     treated_path = participates[:, None] & (years[None, :] >= start_year[:, None])
     nights_obs = np.where(treated_path, nights1, nights0)
 
-    # Kontanthjælp weeks.
+    # Kontanthjælp weeks: Binomial(ISO weeks, p) from 53 uniforms per person-year (drawn in person chunks,
+    # which gives the same numbers as one draw of the whole array).
     weeks_in_year = np.array([iso_weeks_in_year(int(y)) for y in years])
-    p_kh = rng.beta(*w.kh_propensity, size=persons)
-    fp = rng.random(persons) < w.foertidspension_share
-    kh_u = rng.random((persons, n_years, 53))
-    week_ok = np.arange(53)[None, None, :] < weeks_in_year[None, :, None]
+    p_kh = rng.beta(*w.kh_propensity, size=n)
+    fp = rng.random(n) < w.foertidspension_share
     p1 = np.clip(p_kh[:, None] - np.where(responder[:, None] & treated_path, w.kh_effect_per_responder, 0.0), 0, 1)
-    kh0 = ((kh_u < p_kh[:, None, None]) & week_ok).sum(axis=2)
-    kh1 = ((kh_u < p1[:, :, None]) & week_ok).sum(axis=2)
+    week_ok = np.arange(53)[None, None, :] < weeks_in_year[None, :, None]
+    kh0 = np.empty((n, n_years), dtype=np.int64)
+    kh1 = np.empty((n, n_years), dtype=np.int64)
+    chunk = max(1, 2_000_000 // (n_years * 53))
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        kh_u = rng.random((hi - lo, n_years, 53))
+        kh0[lo:hi] = ((kh_u < p_kh[lo:hi, None, None]) & week_ok).sum(axis=2)
+        kh1[lo:hi] = ((kh_u < p1[lo:hi, :, None]) & week_ok).sum(axis=2)
     kh0 = np.where(fp[:, None] | ~resident, 0, kh0)
     kh1 = np.where(fp[:, None] | ~resident, 0, kh1)
     kh_obs = np.where(treated_path, kh1, kh0)
 
-    frames: dict[str, pl.DataFrame] = {}
-    period_end = dt.date(w.last_year, 12, 31)
-    for j, year in enumerate(years):
-        alive = resident[:, j]
-        frames[f"bef{year}12"] = pl.DataFrame(
-            {
-                "PNR": pnr[alive],
-                "KOEN": sex[alive].astype(np.int64),
-                "FOED_DAG": [dt.date(int(b), 1, 1) + dt.timedelta(days=int(d)) for b, d in zip(birth_year[alive], birth_doy[alive])],
-                "KOM": kom[alive].astype(np.int64),
-            }
-        )
+    # The target group as a population: municipality fixed until the last roll-out year, then moves.
+    idx = np.arange(n)
+    birth = (birth_year - 1970).astype("datetime64[Y]").astype("datetime64[D]") + birth_doy
+    exit_idx = np.where(dead_from < n_years, dead_from, n_years)
+    exit_year = years[np.minimum(exit_idx, n_years - 1)]
+    exit_date = np.where(exit_idx < n_years, exit_day(exit_year, streams.uniform("exit-day", idx)), np.datetime64("NaT"))
+    exit_kind = np.where(exit_idx < n_years, np.where(streams.uniform("exit-kind", idx) < 0.6, 1, 2), 0).astype(np.int8)
+    komy = np.repeat(kom[:, None].astype(np.int16), n_years, axis=1)
+    last_rollout = max([y for _, y in w.rollout], default=w.first_year)
+    koms = np.array(MUNICIPALITIES, dtype=np.int16)
+    for j in range(1, n_years):
+        if years[j] <= last_rollout:
+            continue
+        moves = streams.uniform("move", idx, j) < w.move
+        new = koms[np.minimum(np.floor(streams.uniform("move-to", idx, j) * len(koms)).astype(np.int64), len(koms) - 1)]
+        komy[:, j] = np.where(moves, new, komy[:, j - 1])
+    target_pop = Population(years, pnr, sex.astype(np.int8), birth.astype("datetime64[D]"), np.zeros(n, np.int16),
+                            exit_idx.astype(np.int16), exit_date.astype("datetime64[D]"), exit_kind, komy)
 
-    frames["shelter"] = _shelter_stays(rng, pnr, nights_obs, years, period_end)
-    frames["dream"] = _dream_wide(rng, pnr, kh_obs, fp, resident, years, weeks_in_year)
-    idx = np.flatnonzero(participates)
-    frames["indsats"] = pl.DataFrame(
-        {
-            "PNR": pnr[idx],
-            "INDSATS": [w.intervention] * len(idx),
-            "START_DATO": [dt.date(int(start_year[i]), 1, 1) + dt.timedelta(days=int(rng.integers(0, 120))) for i in idx],
-            "SLUT_DATO": [dt.date(int(start_year[i]) + 1, 3, 1) if rng.random() < 0.8 else None for i in idx],
-        },
-        schema={"PNR": pl.Utf8, "INDSATS": pl.Utf8, "START_DATO": pl.Date, "SLUT_DATO": pl.Date},
-    )
-
-    truth = _truth(w, seed, persons, years, participates, responder, start_year, resident,
-                   nights0, nights1, kh0, kh1)
-    manifest = {
-        "vintage": f"{w.last_year + 1}-06",
-        "period_start": f"{w.first_year}-01-01",
-        "period_end": period_end.isoformat(),
-        "scenario": w.scenario,
-        "synthetic": True,
-    }
-    return SimulatedDelivery(frames=frames, manifest=manifest, truth=truth)
+    # DREAM for the target group: the kontanthjælp spell of each ISO year and førtidspension every resident week.
+    lb = spec.lookback_years
+    pad = np.zeros((n, lb), dtype=np.int64)
+    weeks_iso = np.concatenate([[iso_weeks_in_year(int(y)) for y in range(w.first_year - lb, w.first_year)], weeks_in_year])
+    res_iso = np.concatenate([np.repeat(resident[:, :1], lb, axis=1), resident], axis=1)
+    fixed = Fixed(shelter_nights=nights_obs.astype(np.int64),
+                  weeks={"kontanthjaelp": np.concatenate([pad, kh_obs], axis=1),
+                         "foertidspension": np.where(fp[:, None] & res_iso, weeks_iso[None, :], 0)},
+                  rows=idx)
+    assignment = (start_year, np.where(participates, "T", ""), responder)
+    truth = lambda: _truth(w, seed, persons, n, years, participates, responder, start_year, resident,  # noqa: E731
+                           nights0, nights1, kh0, kh1)
+    return simulate_world(spec, max(persons, n), seed, target_pop=target_pop, target_assignment=assignment, fixed=fixed,
+                          truth_fn=truth, keep_expected=keep_expected)
 
 
-def _shelter_stays(rng, pnr, nights, years, period_end) -> pl.DataFrame:
-    """Split each person-year's nights into 1–3 non-overlapping stays inside the calendar year.
+def _treated_chain(w, h0, u, relapse_u, responder, start_idx, housed_course) -> np.ndarray:
+    """The homelessness path with the intervention (vectorised over persons, year by year).
 
-    End dates are exclusive (the morning of departure). A stay that reaches the end of the delivery period
-    is left open (missing end), as ongoing stays are delivered.
+    Responders are housed in the start year with probability ``course_year_housed`` and from the next year
+    on; each later year a housed person relapses with probability ``relapse`` (homeless that year, then back
+    on the untreated chain's transition rule with the shared uniforms).
     """
-    rows_pnr, rows_start, rows_end = [], [], []
-    ii, jj = np.nonzero(nights)
-    for i, j in zip(ii, jj):
-        year = int(years[j])
-        total = int(nights[i, j])
-        days = (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
-        k = int(min(total, rng.integers(1, 4)))
-        lengths = rng.multinomial(total - k, np.ones(k) / k) + 1
-        gaps = rng.multinomial(days - total, np.ones(k + 1) / (k + 1))
-        pos = 0
-        for s in range(k):
-            pos += int(gaps[s])
-            start = dt.date(year, 1, 1) + dt.timedelta(days=pos)
-            end = start + dt.timedelta(days=int(lengths[s]))
-            pos += int(lengths[s])
-            rows_pnr.append(pnr[i])
-            rows_start.append(start)
-            rows_end.append(None if end > period_end else end)
-    return pl.DataFrame(
-        {"PNR": rows_pnr, "START_DATO": rows_start, "SLUT_DATO": rows_end},
-        schema={"PNR": pl.Utf8, "START_DATO": pl.Date, "SLUT_DATO": pl.Date},
-    )
+    n, n_years = h0.shape
+    h1 = h0.copy()
+    housed = np.zeros(n, dtype=bool)
+    for j in range(n_years):
+        at_start = responder & (start_idx == j)
+        h1[at_start & housed_course, j] = False
+        housed |= at_start
+        after = responder & (start_idx < j)
+        relapse_now = after & housed & (relapse_u[:, j] < w.relapse)
+        stays_housed = after & housed & ~relapse_now
+        free = after & ~housed
+        chain = np.where(h1[:, j - 1], u[:, j] < w.stay, u[:, j] < w.entry) if j > 0 else h1[:, j]
+        h1[:, j] = np.where(relapse_now, True, np.where(stays_housed, False, np.where(free, chain, h1[:, j])))
+        housed &= ~relapse_now
+    return h1
 
 
-def _dream_wide(rng, pnr, kh_weeks, fp, resident, years, weeks_in_year) -> pl.DataFrame:
-    """DREAM as one wide table: a ``y_YYWW`` column per ISO week, blank (null) = no benefit.
-
-    Kontanthjælp weeks form one contiguous spell at a random position inside the ISO year (code 701 in
-    most weeks, 730 for activation); førtidspension recipients carry code 783 in every resident week.
-    Persons who never received a benefit are absent, as in DREAM.
-    """
-    cols: dict[str, list] = {}
-    in_dream = (kh_weeks.sum(axis=1) > 0) | fp
-    idx = np.flatnonzero(in_dream)
-    codes = np.full((len(idx), int(weeks_in_year.sum())), None, dtype=object)
-    offset = 0
-    names = []
-    for j, year in enumerate(years):
-        nw = int(weeks_in_year[j])
-        names.extend(week_column(int(year), wk) for wk in range(1, nw + 1))
-        for r, i in enumerate(idx):
-            if not resident[i, j]:
-                continue
-            if fp[i]:
-                codes[r, offset:offset + nw] = "783"
-                continue
-            k = int(kh_weeks[i, j])
-            if k:
-                first = int(rng.integers(0, nw - k + 1))
-                spell = np.where(rng.random(k) < 0.8, "701", "730")
-                codes[r, offset + first:offset + first + k] = spell
-        offset += nw
-    cols["PNR"] = list(pnr[idx])
-    for c, name in enumerate(names):
-        cols[name] = codes[:, c].tolist()
-    return pl.DataFrame(cols, schema={"PNR": pl.Utf8, **{n: pl.Utf8 for n in names}})
-
-
-def _truth(w, seed, persons, years, participates, responder, start_year, resident, nights0, nights1, kh0, kh1) -> dict:
+def _truth(w, seed, persons, n_target, years, participates, responder, start_year, resident, nights0, nights1, kh0, kh1) -> dict:
     """Sample ATT per event time from the two potential-outcome paths (treated persons resident that year)."""
     event_rows = []
     max_e = int(years[-1] - start_year[participates].min()) if participates.any() else 0
     for e in range(0, max_e + 1):
-        mask = np.zeros_like(resident)
-        for j, year in enumerate(years):
-            mask[:, j] = participates & (start_year + e == year) & resident[:, j]
-        n = int(mask.sum())
-        if n == 0:
+        mask = participates[:, None] & (start_year[:, None] + e == years[None, :]) & resident
+        k = int(mask.sum())
+        if k == 0:
             continue
         free1 = (nights1 == 0)[mask]
         free0 = (nights0 == 0)[mask]
         event_rows.append(
             {
                 "event_time": e,
-                "n_treated": n,
+                "n_treated": k,
                 "shelter_nights": float((nights1 - nights0)[mask].mean()),
                 "kontanthjaelp_weeks": float((kh1 - kh0)[mask].mean()),
                 "no_shelter_stay": float((free1.astype(float) - free0.astype(float)).mean()),
@@ -271,6 +252,7 @@ def _truth(w, seed, persons, years, participates, responder, start_year, residen
         "persons": persons,
         "intervention": w.intervention,
         "years": [int(years[0]), int(years[-1])],
+        "design": "staggered",
         "rollout": {str(k): v for k, v in w.rollout},
         "participants": int(participates.sum()),
         "responders": int(responder.sum()),
@@ -281,9 +263,10 @@ def _truth(w, seed, persons, years, participates, responder, start_year, residen
             "kh_effect_per_responder_week_probability": w.kh_effect_per_responder,
             "homeless_stay_probability": w.stay,
             "homeless_entry_probability": w.entry,
+            "target_share": w.target_share,
         },
         "success_measure": "no_shelter_stay: no §110 shelter night in the calendar year",
         "att_by_event_time": event_rows,
         "note": "ATT = mean over treated persons resident in the year of Y(1) - Y(0), from the generator's "
-                "potential outcomes; no_shelter_stay ATT is the net success rate.",
+                "potential outcomes; no_shelter_stay ATT is the net success rate. Other registers carry no planted effect.",
     }

@@ -1,0 +1,60 @@
+"""`som ingest`: validate a register delivery and write the canonical panel and treatments (atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+
+
+def ingest(
+    delivery: Path = typer.Argument(..., help="Delivery folder (with manifest.json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for panel.parquet, treatments.parquet and ingest.json."),
+    columns: Optional[Path] = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for deliveries with other column or file names."),
+    workdir: Optional[Path] = WorkdirOpt,
+    gx_rows: Optional[int] = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great Expectations itself, larger ones by the polars evaluator of the same suites (default 50 000)."),
+) -> None:
+    """Validate a delivery (a GX suite per register) and write panel.parquet and treatments.parquet.
+    A refused delivery writes nothing (exit code 3). Example: som ingest /data/delivery --out /data/panel"""
+    delivery = delivery.expanduser()
+    if not delivery.is_dir():
+        fail(f"{delivery} is not a folder (expected a delivery folder with manifest.json)")
+    if gx_rows is not None and gx_rows < 0:
+        fail(f"--gx-rows must be non-negative (got {gx_rows})")
+    out = out.expanduser()
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
+    from pipeline.registers import ConfigError, DeliveryError, load_column_map, load_key
+    from pipeline.registers import ingest as run_ingest
+    from pipeline.workdir import resolve_workdir
+
+    try:
+        cmap = load_column_map(columns)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        key = load_key(resolve_workdir(workdir))
+    except (ValueError, OSError) as exc:
+        fail(f"pseudonym key: {exc}")
+    try:
+        with console.status(f"Ingesting {delivery}…"):
+            result = run_ingest(delivery, out, key, columns=cmap, max_gx_rows=gx_rows)
+    except DeliveryError as exc:
+        for line in exc.lines[1:]:
+            err.print(f"[red]•[/] {line}", highlight=False, soft_wrap=True)
+        fail(f"delivery refused: {exc.lines[0]}", EXIT_REFUSED)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    s = result.summary
+    console.print(f"Panel: {result.panel} — {s['rows']['person_years']:,} person-years of {s['rows']['persons']:,} persons, "
+                  f"{len(s['outcomes'])} outcome columns; treatments: {result.treatments} "
+                  f"({s['rows'].get('indsats', 0):,} records). Vintage {s['vintage']}, {s['seconds']:.1f} s.", soft_wrap=True)
+    if s["ignored_files"]:
+        console.print(f"Ignored files: {', '.join(s['ignored_files'][:5])}{' …' if len(s['ignored_files']) > 5 else ''}", soft_wrap=True)

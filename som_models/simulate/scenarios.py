@@ -1,0 +1,120 @@
+"""Named worlds built on :mod:`world`: youth crime (MST-like), children placed out of home, and a small test world.
+
+All values are illustrative placeholders chosen to produce register patterns of a plausible shape; none is
+an estimate from Danish data. The stories they plant:
+
+* ``youth_crime`` — an MST-like family therapy for 12–17-year-olds with high crime risk, rolled out by
+  municipality (as MST was in Aarhus, Herning and Aalborg, 2007–2011). The business case assumed a large
+  crime reduction; in the world the intervention *raises* court decisions for all participants (e.g. closer
+  contact with the authorities) by 60 % in the start year, decaying by 15 % a year, and only a minority of
+  responders offsets part of it — so convictions and prison days rise, as the register follow-up of MST in
+  Denmark found (KORA 2017, shared/research/domain.md §7).
+* ``children_placed`` — children at risk of placement; a family-based programme rolled out by municipality
+  lowers responders' placement starts by half and shortens placements, with more preventive support.
+* ``small`` — a few hundred persons over four years with a randomised trial (ARM T/C), every register
+  populated; for fast tests of ingestion.
+"""
+
+from __future__ import annotations
+
+from som_models.simulate.delivery import SimulatedDelivery
+from som_models.simulate.world import Effect, Profile, WorldSpec, simulate_world
+
+_ADULT_BENEFITS = (("su", 0.25, 40.0), ("kontanthjaelp", 0.25, 26.0), ("dagpenge", 0.05, 14.0), ("sygedagpenge", 0.12, 10.0),
+                   ("barselsdagpenge", 0.02, 30.0), ("ledighedsydelse", 0.02, 20.0), ("efterloen", 0.2, 52.0),
+                   ("foertidspension", 0.02, 0.0))
+
+YOUTH_CRIME = WorldSpec(
+    scenario="youth_crime",
+    intervention="MST",
+    description="MST-like family therapy for 12-17-year-olds with high crime risk; crime rises instead of falling",
+    first_year=2005,
+    last_year=2016,
+    target=Profile(birth_years=(1991, 1996), male_share=0.8, heterogeneity=3.0, crime=0.55, somatic=0.05,
+                   psychiatric=0.03, outpatient=0.5, emergency=0.25, shelter=0.01, placement=0.03, placement_days=400.0,
+                   placed_at_start=0.05, preventive=0.5, benefits=_ADULT_BENEFITS, employment=0.5, wage=220_000.0),
+    design="staggered",
+    rollout=((751, 2008), (657, 2009), (851, 2010), (461, 2010)),
+    participation=0.7,
+    eligible_ages=(12, 17),
+    course_days=150,
+    success_rate=0.3,
+    effects=(Effect("crime", 0.6, 0.85, "participants"), Effect("crime", -0.2, 0.85, "responders")),
+    success=("no_conviction", "convictions", "zero"),
+    planted=("convictions", "prison_days"),
+    mortality=0.002,
+    emigration=0.004,
+    immigration=0.02,
+    move=0.03,
+    notes=("Crime intensity of participants × (1 + 0.6·0.85^e) (all participants) and × (1 − 0.2·0.85^e) for responders "
+           "(30 % of participants): convictions rise on average.",),
+)
+
+CHILDREN_PLACED = WorldSpec(
+    scenario="children_placed",
+    intervention="FAMILY_FIRST",
+    description="children at risk of placement; a family-based programme lowers placements and adds preventive support",
+    first_year=2012,
+    last_year=2022,
+    target=Profile(birth_years=(2000, 2012), male_share=0.55, heterogeneity=1.5, crime=0.1, psychiatric=0.02,
+                   placement=0.06, placement_days=700.0, placed_at_start=0.3, preventive=0.6, emergency=0.2,
+                   benefits=_ADULT_BENEFITS, employment=0.5, wage=220_000.0),
+    design="staggered",
+    rollout=((101, 2015), (461, 2016), (751, 2017), (561, 2018)),
+    participation=0.7,
+    eligible_ages=(0, 15),
+    course_days=365,
+    success_rate=0.4,
+    effects=(Effect("placement", -0.5, 0.9, "responders"), Effect("placement_duration", -0.3, 1.0, "responders"),
+             Effect("preventive", 0.4, 0.8, "participants")),
+    success=("no_placement", "placement_days", "zero"),
+    planted=("placement_days", "preventive_days"),
+    mortality=0.0005,
+    emigration=0.004,
+    immigration=0.02,
+    move=0.05,
+    notes=("Responders (40 % of participants): placement starts × (1 − 0.5·0.9^e) and placement lengths × 0.7; "
+           "all participants: preventive measures × (1 + 0.4·0.8^e).",),
+)
+
+SMALL = WorldSpec(
+    scenario="small",
+    intervention="SMALL_TRIAL",
+    description="a few hundred persons over four years, a randomised trial, every register populated (for tests)",
+    first_year=2019,
+    last_year=2022,
+    target=Profile(birth_years=(1960, 2000), male_share=0.65, heterogeneity=1.5, crime=0.3, somatic=0.3,
+                   psychiatric=0.3, outpatient=1.0, emergency=0.5, shelter=0.5, shelter_nights=90.0,
+                   benefits=_ADULT_BENEFITS, employment=0.4, wage=250_000.0),
+    background=Profile(birth_years=(1950, 2022), crime=0.1, psychiatric=0.05, shelter=0.02, placement=0.05,
+                       placed_at_start=0.1, preventive=0.3),
+    target_share=0.4,
+    design="randomised",
+    randomisation=(2020,),
+    participation=0.8,
+    eligible_ages=(18, 70),
+    course_days=300,
+    success_rate=0.5,
+    effects=(Effect("shelter", -0.6, 0.9, "responders"), Effect("psychiatric", -0.4, 0.9, "responders")),
+    success=("no_shelter_stay", "shelter_nights", "zero"),
+    planted=("shelter_nights", "psychiatric_bed_days"),
+    mortality=0.01,
+    emigration=0.01,
+    immigration=0.05,
+    move=0.05,
+)
+
+
+def simulate_youth_crime(persons: int, seed: int, world: WorldSpec = YOUTH_CRIME, **kw) -> SimulatedDelivery:
+    """The youth-crime world (MST-like; planted: convictions and prison days rise). See :data:`YOUTH_CRIME`."""
+    return simulate_world(world, persons, seed, **kw)
+
+
+def simulate_children_placed(persons: int, seed: int, world: WorldSpec = CHILDREN_PLACED, **kw) -> SimulatedDelivery:
+    """The children-placed world (planted: fewer placement days, more preventive days). See :data:`CHILDREN_PLACED`."""
+    return simulate_world(world, persons, seed, **kw)
+
+
+def simulate_small(persons: int, seed: int, world: WorldSpec = SMALL, **kw) -> SimulatedDelivery:
+    """A tiny randomised world with every register populated (for tests). See :data:`SMALL`."""
+    return simulate_world(world, persons, seed, **kw)
