@@ -1,28 +1,37 @@
 """Plain functions behind the evaluation assets: spec loading, effects, verdicts, proposal, projections.
 
-Dagster assets in ``pipeline/defs`` are thin wrappers around these; a notebook can call them directly.
+Dagster assets in ``pipeline/defs`` are thin wrappers around these; a notebook (or ``som evaluate --panel``)
+can call them directly — :func:`evaluate_panel` runs one whole evaluation on a panel without Dagster.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+import numpy as np
 import polars as pl
 import yaml
 
 from som_models.calibration import propose
-from som_models.estimators import RealisedEffects, estimate_realised_effects, success_indicator
+from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
 from som_models.evaluation_spec import EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
-from som_models.verdicts import Verdict, judge
+from som_models.verdicts import PathCovariance, Verdict, judge
 
 VERDICT_SCHEMA = {
     "assumption": pl.Utf8, "outcome": pl.Utf8, "label": pl.Utf8, "test": pl.Utf8, "statistic": pl.Float64,
     "p_value": pl.Float64, "p_adjusted": pl.Float64, "margin": pl.Float64, "assumed": pl.Float64,
     "realised": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "sentence": pl.Utf8, "evidence": pl.Utf8,
+}
+PRETREND_SCHEMA = {
+    "outcome": pl.Utf8, "statistic": pl.Float64, "df": pl.Int64, "p_value": pl.Float64,
+    "event_times": pl.List(pl.Int64), "event_cov": pl.List(pl.Float64),
 }
 
 
@@ -33,14 +42,23 @@ class LoadedSpec:
     seed: ParameterSet
     seed_path: Path
 
+    def data_path(self, name: str) -> Path | None:
+        """A ``data.*`` path of the spec (``delivery``, ``panel``, ``treatments``) resolved against the spec file."""
+        value = getattr(self.spec.data, name, None) if self.spec.data is not None else None
+        return None if value is None else (self.path.parent / value).resolve()
+
 
 def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParameterError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ParameterError(f"{path}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML ({exc})") from None
+        raise ParameterError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -57,7 +75,36 @@ def load_spec(path: str | Path) -> LoadedSpec:
         raise ParameterError(f"{seed_path}: {exc}") from None
     if seed.intervention != spec.intervention:
         raise ParameterError(f"{path}: intervention {spec.intervention!r} does not match {seed_path.name}'s {seed.intervention!r}")
+    unknown = sorted(set(spec.outcomes) - set(outcomes_for(seed)) - {seed.success_measure.outcome})
+    if unknown:
+        raise ParameterError(f"{path}: outcomes: {', '.join(unknown)} is not a consequence item or the success outcome of "
+                             f"{seed_path.name}")
+    if spec.reestimate_consequences:
+        bad = sorted(set(spec.reestimate_consequences) - {c.item for c in seed.consequences})
+        if bad:
+            raise ParameterError(f"{path}: reestimate_consequences: {', '.join(bad)} is not a consequence item of {seed_path.name}")
     return LoadedSpec(path, spec, seed, seed_path)
+
+
+def assumptions_version(store, loaded: LoadedSpec):
+    """The parameter version under test, seeding the store from the spec's parameter file the first time.
+
+    ``parameter_version`` in the spec picks a version (any status but ``rejected``); by default it is the
+    latest approved version. Returns the store's ``VersionRecord``.
+    """
+    from pipeline.store import StoreError
+
+    seed = loaded.seed
+    latest = store.ensure_parameter_set(loaded.spec.intervention, seed.to_dict(), title=seed.title,
+                                        source=loaded.seed_path.name)
+    wanted = loaded.spec.parameter_version
+    if wanted is None or wanted == latest.version:
+        return latest
+    record = store.get_version(loaded.spec.intervention, wanted)
+    if record.status == "rejected":
+        raise StoreError(f"parameter_version {wanted} of {loaded.spec.intervention!r} was rejected; evaluate an "
+                         "approved or superseded version")
+    return record
 
 
 def outcomes_for(params: ParameterSet) -> list[str]:
@@ -65,54 +112,288 @@ def outcomes_for(params: ParameterSet) -> list[str]:
     return [params.success_measure.name, *(c.item for c in params.consequences)]
 
 
+def map_outcomes(panel: pl.DataFrame, spec: EvaluationSpec) -> pl.DataFrame:
+    """Rename the panel columns named in the spec's ``outcomes`` mapping to the item names they measure.
+
+    Idempotent: an item already present (and its source column absent) counts as mapped.
+    """
+    renames = {}
+    for item, col in spec.outcomes.items():
+        if col == item:
+            continue
+        if col in panel.columns:
+            if item in panel.columns:
+                raise ParameterError(f"outcomes: the panel has both {col!r} and {item!r}; {item} would be ambiguous")
+            renames[col] = item
+        elif item not in panel.columns:
+            raise ParameterError(f"outcomes: panel column {col!r} (for {item}) not found; panel has {', '.join(panel.columns)}")
+    return panel.rename(renames) if renames else panel
+
+
 def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> RealisedEffects:
     """Event-time effects of the intervention on the success indicator and each consequence item."""
+    panel = map_outcomes(panel, spec)
     missing = [c.item for c in params.consequences if c.item not in panel.columns]
     if missing:
         raise ParameterError(f"consequence item(s) {', '.join(missing)} are not panel outcomes (panel has {', '.join(panel.columns)})")
     sm = params.success_measure
     data = success_indicator(panel, name=sm.name, outcome=sm.outcome, rule=sm.rule)
-    if spec.intervention_code is not None:
-        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
-        if treatments.height == 0:
-            raise ParameterError(f"no persons with intervention code {spec.intervention_code!r} in the intervention register")
     return estimate_realised_effects(data, treatments, outcomes=outcomes_for(params), control=spec.control,
                                      base_period=spec.base_period, alpha=spec.verdict.alpha, min_e=params.course_years)
 
 
+def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
+    """Covariance of each outcome's event-time ATTs: ``V = Ψᵀ Ψ / n²`` from the units' influence functions.
+
+    ``Ψ`` holds, per event time, the influence function of the dynamic aggregation (the same one whose
+    ``Σ ψ² / n²`` is the event-time variance), so the diagonal reproduces the reported standard errors.
+    """
+    out: dict[str, PathCovariance] = {}
+    for outcome, result in (getattr(effects, "results", None) or {}).items():
+        try:
+            dyn = aggregate(result, "dynamic")
+        except ValueError:
+            continue
+        if not dyn.influence:
+            continue
+        times = sorted(dyn.influence)
+        psi = np.column_stack([np.asarray(dyn.influence[e], dtype=float) for e in times])
+        out[outcome] = PathCovariance.from_array(times, psi.T @ psi / float(result.n_units) ** 2)
+    return out
+
+
 def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
-    return pl.DataFrame(
-        [{"outcome": k, "statistic": v.statistic, "df": v.df, "p_value": v.p_value} for k, v in effects.pretrends.items()],
-        schema={"outcome": pl.Utf8, "statistic": pl.Float64, "df": pl.Int64, "p_value": pl.Float64},
-    )
+    """One row per outcome: the Wald pre-trend test and the covariance of its event-time estimates.
+
+    ``event_cov`` is the row-major ``k × k`` matrix over ``event_times`` (used by the joint path test of
+    the verdicts; null when the estimator does not expose influence functions).
+    """
+    cov = event_covariances(effects)
+    rows = []
+    for k, v in effects.pretrends.items():
+        c = cov.get(k)
+        rows.append({"outcome": k, "statistic": v.statistic, "df": v.df, "p_value": v.p_value,
+                     "event_times": list(c.event_times) if c else None,
+                     "event_cov": [x for row in c.matrix for x in row] if c else None})
+    return pl.DataFrame(rows, schema=PRETREND_SCHEMA)
 
 
-def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec) -> tuple[Verdict, ...]:
+def covariance_from_frame(pretrends: pl.DataFrame) -> dict[str, PathCovariance]:
+    """The :class:`PathCovariance` per outcome stored in a :func:`pretrend_frame` (empty if absent)."""
+    if "event_times" not in pretrends.columns or "event_cov" not in pretrends.columns:
+        return {}
+    out = {}
+    for row in pretrends.select("outcome", "event_times", "event_cov").to_dicts():
+        times, flat = row["event_times"], row["event_cov"]
+        if not times or not flat or len(flat) != len(times) ** 2:
+            continue
+        out[row["outcome"]] = PathCovariance.from_array(times, np.asarray(flat, dtype=float).reshape(len(times), len(times)))
+    return out
+
+
+def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec,
+             covariance: Mapping[str, PathCovariance] | None = None) -> tuple[Verdict, ...]:
+    """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings (covariance from ``pretrends``)."""
     pre = dict(pretrends.select("outcome", "p_value").iter_rows())
-    return judge(params, estimates, pre, spec.verdict)
+    if covariance is None:
+        covariance = covariance_from_frame(pretrends)
+    return judge(params, estimates, pre, spec.verdict, covariance=covariance)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return float(x)
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy: NaN and ±inf become None (PostgreSQL's JSON and strict parsers reject them)."""
+    if isinstance(x, Mapping):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
-    import json
-
     rows = []
     for v in items:
         rec = v.to_record()
-        rec["evidence"] = json.dumps(rec["evidence"], default=float)
+        rec["evidence"] = json.dumps(_clean(rec["evidence"]), default=_json_default, ensure_ascii=False)
         rows.append(rec)
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA)
 
 
-def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str) -> tuple[dict, str, tuple]:
+def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str,
+                      consequence_estimates: pl.DataFrame | None = None) -> tuple[dict, str, tuple]:
     """The proposed parameter document, the reason and the list of changes."""
     p = propose(params, estimates, policy=spec.update_policy, prior_cv=spec.prior_cv, alpha=spec.verdict.alpha,
-                evidence_label=run_label)
+                evidence_label=run_label, items=spec.reestimate_consequences, min_persons=spec.verdict.min_persons,
+                consequence_estimates=consequence_estimates)
     doc = dict(p.document)
-    doc.setdefault("provenance", {})
-    doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy, "changes": list(p.changes)}
+    doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy, "changes": _clean(list(p.changes))}
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
     return doc, p.reason, p.changes
 
 
+def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
+                   verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
+                   actor: str = "pipeline") -> dict:
+    """Record the run, then store its estimates, verdicts and the proposed version in one transaction.
+
+    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``). Returns the
+    ``parameter_proposal`` dict of the Dagster asset. The proposed content names the data (vintage and
+    hash), never the run, so a rerun on the same data proposes the same content (no new version).
+    """
+    params = parse_parameter_set(assumptions["content"])
+    spec = loaded.spec
+    run = store.record_run(evaluation_id=spec.evaluation, intervention=params.intervention, data_vintage=data_vintage,
+                           data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
+                           tested_version=assumptions["version"])
+    label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
+    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label)
+    verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
+    record = store.propose_version(
+        intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
+        run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
+        evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"], "changes": _clean(list(changes)),
+                  "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
+        estimates=estimates.to_dicts(), verdicts=verdict_rows, actor=actor,
+    )
+    return {"intervention": record.intervention, "version": record.version, "status": record.status,
+            "parent_version": record.parent_version, "content": record.content, "reason": record.reason,
+            "run_id": run.id, "reused": record.reused, "code_version": code_version}
+
+
 def projections(before: ParameterSet, after: ParameterSet) -> dict[str, Projection]:
     return {"before": project(before), "after": project(after)}
+
+
+# --------------------------------------------------------------------------- panels that are not deliveries
+
+def _read_frame(path: Path, what: str) -> pl.DataFrame:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ParameterError(f"{what} {path}: file not found")
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
+        if suffix == ".csv":
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+            first = text.split("\n", 1)[0]
+            sep = ";" if first.count(";") > first.count(",") else ","
+            return pl.read_csv(text.encode("utf-8"), separator=sep, decimal_comma=(sep == ";"), infer_schema_length=10000)
+    except Exception as exc:  # polars raises several error types; name the file, not the data
+        raise ParameterError(f"{what} {path.name}: cannot be read ({type(exc).__name__})") from None
+    raise ParameterError(f"{what} {path.name}: unsupported file type {suffix!r} (use .parquet or .csv)")
+
+
+def read_panel(panel_path: Path, treatments_path: Path | None, columns: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read a person-year panel (and treatments) and map its columns to ``person_id``, ``year``, ``start_year``.
+
+    Without a treatments file the panel must carry the first treatment year (``start_year``; 0, negative or
+    empty = never treated), constant within a person.
+    """
+    columns = dict(columns or {})
+    pid, year, start = columns.get("person_id", "person_id"), columns.get("year", "year"), columns.get("start_year", "start_year")
+    panel = _read_frame(panel_path, "panel")
+    for col, role in ((pid, "person_id"), (year, "year")):
+        if col not in panel.columns:
+            raise ParameterError(f"panel {panel_path.name}: column {col!r} ({role}) not found; has {', '.join(panel.columns)}")
+    if treatments_path is not None:
+        tr = _read_frame(treatments_path, "treatments")
+        for col, role in ((pid, "person_id"), (start, "start_year")):
+            if col not in tr.columns:
+                raise ParameterError(f"treatments {treatments_path.name}: column {col!r} ({role}) not found; has {', '.join(tr.columns)}")
+        treatments = tr.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"))
+    else:
+        if start not in panel.columns:
+            raise ParameterError(f"panel {panel_path.name}: no treatments file and no column {start!r} (start_year) in the panel")
+        treatments = panel.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"))
+        per_person = treatments.group_by("person_id").agg(pl.col("start_year").n_unique().alias("n"))
+        if per_person.filter(pl.col("n") > 1).height:
+            raise ParameterError(f"panel {panel_path.name}: column {start!r} (start_year) varies within a person")
+        treatments = treatments.unique("person_id")
+    try:
+        treatments = treatments.with_columns(pl.col("start_year").cast(pl.Int64, strict=True))
+    except Exception:
+        raise ParameterError(f"column {start!r} (start_year) is not an integer year") from None
+    treatments = treatments.filter(pl.col("start_year").is_not_null() & (pl.col("start_year") > 0))
+    renames = {pid: "person_id", year: "year"}
+    drop = [start] if treatments_path is None and start not in ("person_id", "year") else []
+    panel = panel.drop(drop).rename({k: v for k, v in renames.items() if k != v})
+    try:
+        panel = panel.with_columns(pl.col("person_id").cast(pl.Utf8), pl.col("year").cast(pl.Int64, strict=True))
+    except Exception:
+        raise ParameterError(f"panel {panel_path.name}: column {year!r} (year) is not an integer year") from None
+    return panel, treatments
+
+
+def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> pl.DataFrame:
+    """Map and check the outcome columns the evaluation needs, cast to float (clear error naming a bad column)."""
+    panel = map_outcomes(panel, spec)
+    needed = [params.success_measure.outcome, *(c.item for c in params.consequences)]
+    for col in dict.fromkeys(needed):
+        if col not in panel.columns:
+            raise ParameterError(f"panel: outcome column {col!r} not found (map it with the spec's outcomes:); "
+                                 f"has {', '.join(panel.columns)}")
+        try:
+            panel = panel.with_columns(pl.col(col).cast(pl.Float64, strict=True))
+        except Exception:
+            raise ParameterError(f"panel: outcome column {col!r} is not numeric") from None
+    return panel
+
+
+def file_hash(*paths: Path | None) -> str:
+    """sha256 over the names and bytes of the given files, in order (the data hash of a panel evaluation)."""
+    h = hashlib.sha256()
+    for path in paths:
+        if path is None:
+            continue
+        h.update(path.name.encode("utf-8"))
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PanelEvaluation:
+    """What :func:`evaluate_panel` produced (plain data, safe to print or dump as JSON)."""
+
+    estimates: pl.DataFrame
+    pretrends: pl.DataFrame
+    verdicts: pl.DataFrame
+    proposal: dict
+    projections: dict
+    tested_version: int
+    data_vintage: str
+    data_hash: str
+
+
+def evaluate_panel(store, loaded: LoadedSpec, panel_path: Path, treatments_path: Path | None, *,
+                   data_vintage: str | None = None, code_version: str = "", actor: str = "pipeline") -> PanelEvaluation:
+    """One evaluation end to end on a panel file, through the plain functions (no Dagster)."""
+    spec = loaded.spec
+    columns = spec.data.columns if spec.data is not None else {}
+    panel, treatments = read_panel(panel_path, treatments_path, columns)
+    record = assumptions_version(store, loaded)
+    params = parse_parameter_set(record.content)
+    panel = prepare_outcomes(panel, spec, params)
+    effects = realised_effects(panel, treatments, spec, params)
+    pre = pretrend_frame(effects)
+    frame = verdict_frame(verdicts(params, effects.table, pre, spec))
+    digest = file_hash(panel_path, treatments_path)
+    vintage = data_vintage or f"panel {panel_path.name}"
+    assumptions = {"intervention": record.intervention, "version": record.version, "content": record.content}
+    proposal = store_proposal(store, loaded, assumptions, effects.table, frame, data_vintage=vintage, data_hash=digest,
+                              code_version=code_version, actor=actor)
+    proj = projections(params, parse_parameter_set(proposal["content"]))
+    return PanelEvaluation(effects.table, pre, frame, proposal, {k: v.to_dict() for k, v in proj.items()},
+                           record.version, vintage, digest)

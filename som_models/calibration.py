@@ -13,7 +13,19 @@ Success rate: realised = ATT on the success indicator in consequence year 1. Con
 ``i`` in consequence year ``j`` (event time ``e = course_years − 1 + j``): realised units per successful
 person ``c_j = ATT_i(e) / r_s`` with the delta-method SE ``|c_j| · √((σ_ATT/ATT)² + (σ_s/r_s)²)``
 (ignoring the covariance of the two estimates). Consequences are only re-estimated when the realised
-success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``); years without data keep the prior.
+success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``); years without data (or with fewer than
+``min_persons`` treated persons) keep the prior.
+
+Which consequence profiles are re-estimated is the evaluation's choice (``items``: None = all, ``()`` =
+none; the spec's ``reestimate_consequences``). Consequences estimated elsewhere — e.g. SØM's own way,
+success vs non-success within the target group, regression-adjusted (DESIGN §4) — can be passed as
+``consequence_estimates`` (columns ``item, consequence_year, estimate, se``: units per successful person);
+for those items they replace the ratio above and enter the same update rule.
+
+Caveat: register vintages are cumulative (a new delivery repeats the earlier years). Updating an already
+updated version with a later vintage by ``precision_weighted`` counts the overlapping years twice; for such
+re-evaluations use ``replace`` or evaluate the seed version (``parameter_version: 1`` in the spec). (The
+store refuses the extreme case — re-updating a version with the very data it came from.)
 """
 
 from __future__ import annotations
@@ -59,18 +71,42 @@ def combine(prior: float, prior_se: float | None, realised: float, realised_se: 
     return (wa * prior + wr * realised) / (wa + wr), math.sqrt(1 / (wa + wr))
 
 
+def _external(consequence_estimates: pl.DataFrame | None) -> dict[tuple[str, int], dict]:
+    if consequence_estimates is None:
+        return {}
+    need = {"item", "consequence_year", "estimate", "se"}
+    missing = sorted(need - set(consequence_estimates.columns))
+    if missing:
+        raise ValueError(f"consequence_estimates: missing column(s) {', '.join(missing)}")
+    return {(str(r["item"]), int(r["consequence_year"])): r for r in consequence_estimates.to_dicts()}
+
+
 def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "precision_weighted",
-            prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation") -> Proposal:
-    """A new parameter document updated with the realised estimates (the input is never modified)."""
+            prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation",
+            items: tuple[str, ...] | None = None, min_persons: int = 1,
+            consequence_estimates: pl.DataFrame | None = None) -> Proposal:
+    """A new parameter document updated with the realised estimates (the input is never modified).
+
+    ``changes`` lists every changed value with its prior, realised and new value; items that were not
+    re-estimated appear with ``"kept"`` and the reason.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown update policy {policy!r}; use one of {POLICIES}")
+    known = {c.item for c in params.consequences}
+    if items is not None and set(items) - known:
+        raise ValueError(f"re-estimation asked for unknown consequence item(s) {sorted(set(items) - known)}; "
+                         f"the parameter set has {sorted(known)}")
+    external = _external(consequence_estimates)
     doc = params.to_dict()
     changes: list[dict] = []
     k0 = params.course_years
     events = {
         (r["outcome"], int(r["event_time"])): r
         for r in estimates.filter(pl.col("estimand") == "event").to_dicts()
+        if r["event_time"] is not None
     }
     sm = events.get((params.success_measure.name, k0))
-    if sm is None or not sm["se"] or sm["se"] <= 0:
+    if sm is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]):
         return Proposal(doc, (), "no realised success rate: parameters unchanged")
     prior = params.success_rate
     value, se = combine(prior.value, prior.se, sm["estimate"], sm["se"], policy, prior_cv)
@@ -80,26 +116,47 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         "source": f"{policy} update of {prior.value:g} (se {prior.se if prior.se is not None else 'n/a'}) with the "
                   f"realised {sm['estimate']:.4g} (se {sm['se']:.3g}) from {evidence_label}",
     }
-    changes.append({"parameter": "success_rate", "from": prior.value, "to": _round(value), "realised": sm["estimate"]})
+    changes.append({"parameter": "success_rate", "from": prior.value, "to": _round(value), "realised": sm["estimate"],
+                    "realised_se": sm["se"]})
 
+    wanted = [c for c in params.consequences if items is None or c.item in items]
+    for cons in params.consequences:
+        if cons not in wanted:
+            changes.append({"parameter": f"consequences.{cons.item}", "kept": "the evaluation does not ask to re-estimate it"})
     z = z_value(alpha)
-    if sm["estimate"] / sm["se"] <= z:
+    if sm["estimate"] / sm["se"] <= z and not external:
+        for cons in wanted:
+            changes.append({"parameter": f"consequences.{cons.item}", "kept": "realised success rate not significantly positive"})
         return Proposal(doc, tuple(changes), "success rate updated; consequences kept (realised success rate not significantly positive)")
     r_s, se_s = sm["estimate"], sm["se"]
-    for cons in params.consequences:
+    updated = 0
+    for cons in wanted:
         units, ses = list(cons.units), list(cons.se) if cons.se else [None] * len(cons.units)
         touched = []
         for j in range(1, len(units) + 1):
-            row = events.get((cons.item, k0 - 1 + j))
-            if row is None:
+            ext = external.get((cons.item, j))
+            if ext is not None:
+                c, se_c, how = float(ext["estimate"]), float(ext["se"]), "external estimate"
+            else:
+                if external and any(k[0] == cons.item for k in external):
+                    continue  # this item is estimated externally; years it lacks keep the prior
+                if r_s / se_s <= z:
+                    continue
+                row = events.get((cons.item, k0 - 1 + j))
+                if row is None or row["se"] is None or row["estimate"] is None or int(row["n_treated"] or 0) < min_persons:
+                    continue
+                c = row["estimate"] / r_s
+                rel = (row["se"] / row["estimate"]) ** 2 if row["estimate"] else 0.0
+                se_c = abs(c) * math.sqrt(rel + (se_s / r_s) ** 2) if row["estimate"] else row["se"] / r_s
+                how = "ATT / realised success rate"
+            if not (math.isfinite(c) and math.isfinite(se_c)):
                 continue
-            c = row["estimate"] / r_s
-            rel = (row["se"] / row["estimate"]) ** 2 if row["estimate"] else 0.0
-            se_c = abs(c) * math.sqrt(rel + (se_s / r_s) ** 2) if row["estimate"] else row["se"] / r_s
             new, new_se = combine(units[j - 1], ses[j - 1], c, se_c, policy, prior_cv)
-            touched.append({"consequence_year": j, "from": units[j - 1], "to": _round(new), "realised": _round(c)})
+            touched.append({"consequence_year": j, "from": units[j - 1], "to": _round(new), "realised": _round(c),
+                            "realised_se": _round(se_c), "method": how})
             units[j - 1], ses[j - 1] = _round(new), _round(new_se)
         if not touched:
+            changes.append({"parameter": f"consequences.{cons.item}", "kept": "no realised consequence year"})
             continue
         prior_se = [s if s is not None else _round(prior_cv * abs(u)) for s, u in zip(ses, cons.units)]
         doc["consequences"][cons.item] = {
@@ -109,4 +166,5 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
                       f"{touched[-1]['consequence_year']} from {evidence_label}; later years unchanged ({cons.source})",
         }
         changes.append({"parameter": f"consequences.{cons.item}", "years": touched})
-    return Proposal(doc, tuple(changes), f"{policy} update of the success rate and {len(changes) - 1} consequence profile(s) from {evidence_label}")
+        updated += 1
+    return Proposal(doc, tuple(changes), f"{policy} update of the success rate and {updated} consequence profile(s) from {evidence_label}")

@@ -83,8 +83,7 @@ def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dic
 def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
     loaded = _spec(context, som)
     with som.store() as store:
-        record = store.ensure_parameter_set(loaded.spec.intervention, loaded.seed.to_dict(), title=loaded.seed.title,
-                                            source=loaded.seed_path.name)
+        record = ev.assumptions_version(store, loaded)  # seeds the store; honours the spec's parameter_version
     context.add_output_metadata({"intervention": record.intervention, "version": record.version, "content_hash": record.content_hash})
     return {"intervention": record.intervention, "version": record.version, "content": record.content,
             "content_hash": record.content_hash}
@@ -108,7 +107,7 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, panel: pl.DataF
         "rows": result.table.height, "summary": _md(summary), "method": result.metadata["design"],
     })
     pre = ev.pretrend_frame(result)
-    yield dg.Output(pre, output_name="pretrend_tests", metadata={"tests": _md(pre)})
+    yield dg.Output(pre, output_name="pretrend_tests", metadata={"tests": _md(pre.select("outcome", "statistic", "df", "p_value"))})
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS,

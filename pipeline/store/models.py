@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -88,11 +89,29 @@ class Base(DeclarativeBase):
 
 
 class ParameterSet(Base):
-    """One parameter set per intervention; its contents live in versions."""
+    """One parameter set per intervention; its contents live in versions.
+
+    ``approved_version`` is the version in force; approvals change it by compare-and-swap
+    (``UPDATE … WHERE approved_version = <the proposal's parent>``): optimistic locking on the
+    parent version. ``revision`` counts those changes.
+    """
 
     __tablename__ = "parameter_sets"
 
     intervention: Mapped[str] = mapped_column(String, primary_key=True)
+    title: Mapped[str] = mapped_column(String, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_version: Mapped[int | None] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Evaluation(Base):
+    """An evaluation (a spec's ``evaluation`` id) of one intervention; its executions are runs."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    intervention: Mapped[str] = mapped_column(String, index=True)
     title: Mapped[str] = mapped_column(String, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -110,6 +129,10 @@ class EvaluationRun(Base):
     code_version: Mapped[str | None] = mapped_column(String)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the parameter version whose assumptions this run evaluated
+    tested_version: Mapped[int | None] = mapped_column(Integer)
+    #: the version this run proposed (new) or re-proposed (same content as an existing version)
+    proposed_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class ParameterVersion(Base):
@@ -119,6 +142,8 @@ class ParameterVersion(Base):
     __table_args__ = (
         UniqueConstraint("intervention", "version"),
         CheckConstraint(_in_list("status", VERSION_STATUSES), name="status"),
+        # Idempotency by content: one version per (intervention, parent, content hash).
+        Index("uq_parameter_versions_content", "intervention", "parent_version", "content_hash", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -3,8 +3,14 @@
 :class:`ParameterStore` is the only writer of the database. Every write runs in
 one transaction; on SQLite that transaction starts with ``BEGIN IMMEDIATE`` (so
 concurrent writers queue on the busy timeout instead of failing half-way), on
-PostgreSQL it locks the intervention's ``parameter_sets`` row
-(``SELECT ... FOR UPDATE``). All SQL goes through the ORM with bound parameters.
+PostgreSQL a proposal locks the intervention's ``parameter_sets`` row
+(``SELECT ... FOR UPDATE``) so version numbers are allocated one at a time. Approvals use optimistic
+locking on the parent version: ``UPDATE parameter_sets SET approved_version = <new> WHERE
+approved_version = <the proposal's parent>`` — if another approval got there first no row matches and
+:class:`ConflictError` is raised. All SQL goes through the ORM / Core with bound parameters.
+
+Every run keeps its estimates and verdicts, also when its proposal has the same content as an existing
+version (then no new version is written; the run is linked to that version and the audit log says so).
 """
 
 from __future__ import annotations
@@ -14,17 +20,21 @@ import hashlib
 import json
 import math
 import os
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.store.models import (
     AuditEntry,
     Estimate,
+    Evaluation,
     EvaluationRun,
     ParameterSet,
     ParameterVersion,
@@ -100,6 +111,8 @@ class RunRecord:
     code_version: str | None
     spec: dict[str, Any]
     created_at: datetime
+    tested_version: int | None = None
+    proposed_version: int | None = None
 
 
 def database_url(workdir: Path | str) -> str:
@@ -147,6 +160,17 @@ def _jsonable(value: Any, *, strict: bool) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable: {value!r}")
 
 
+def _check_text(**fields: Any) -> None:
+    """Refuse text the databases cannot store alike: NUL characters (PostgreSQL text rejects them).
+
+    Everything else — quotes, semicolons, SQL keywords, backslashes, ``%`` — is stored verbatim: all
+    values travel as bound parameters.
+    """
+    for name, value in fields.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise StoreError(f"{name} contains a NUL character, which the store does not accept")
+
+
 def _opt_float(value: Any) -> float | None:
     """``float(value)``, with None and NaN mapped to None (stored as NULL)."""
     if value is None:
@@ -184,30 +208,32 @@ def _check_keys(
         raise ValueError(f"{what} #{index}: missing required key(s) {missing}")
 
 
-def _estimate_rows(run_id: str, estimates: list[Mapping[str, Any]]) -> list[Estimate]:
-    """Validate estimate dicts and turn them into ORM rows."""
+def _estimate_rows(run_id: str, estimates: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate estimate dicts and turn them into rows for an ORM bulk insert (attribute names)."""
     rows = []
     for i, est in enumerate(estimates):
         _check_keys(est, ESTIMATE_KEYS, ("outcome", "estimand"), "estimate", i)
         values: dict[str, Any] = {"outcome": str(est["outcome"]), "estimand": str(est["estimand"])}
+        _check_text(**{f"estimate #{i} outcome": values["outcome"], f"estimate #{i} estimand": values["estimand"]})
         for key in ESTIMATE_KEYS[2:]:
             raw = est.get(key)
             values[key] = _opt_int(raw, key) if key in _ESTIMATE_INTS else _opt_float(raw)
-        rows.append(Estimate(run_id=run_id, **values))
+        rows.append({"run_id": run_id, **values})
     return rows
 
 
-def _verdict_rows(run_id: str, verdicts: list[Mapping[str, Any]]) -> list[Verdict]:
-    """Validate verdict dicts and turn them into ORM rows (labels are checked by the DB)."""
+def _verdict_rows(run_id: str, verdicts: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate verdict dicts and turn them into bulk-insert rows (labels are checked by the DB)."""
     rows = []
     for i, ver in enumerate(verdicts):
         _check_keys(ver, VERDICT_KEYS, ("assumption", "label", "test", "sentence"), "verdict", i)
         values: dict[str, Any] = {k: ver.get(k) for k in VERDICT_KEYS}
+        _check_text(**{f"verdict #{i} {k}": values[k] for k in ("assumption", "outcome", "label", "test", "sentence")})
         for key in _VERDICT_FLOATS:
             values[key] = _opt_float(values[key])
         if values["evidence"] is not None:
             values["evidence"] = _jsonable(values["evidence"], strict=False)
-        rows.append(Verdict(run_id=run_id, **values))
+        rows.append({"run_id": run_id, **values})
     return rows
 
 
@@ -229,6 +255,7 @@ def _run_record(row: EvaluationRun) -> RunRecord:
         id=row.id, evaluation_id=row.evaluation_id, intervention=row.intervention,
         data_vintage=row.data_vintage, data_hash=row.data_hash,
         code_version=row.code_version, spec=copy.deepcopy(row.spec), created_at=row.created_at,
+        tested_version=row.tested_version, proposed_version=row.proposed_version,
     )
 
 
@@ -260,6 +287,15 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+_UPGRADE_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _script_heads() -> frozenset[str]:
+    """The head revision(s) of the migration scripts."""
+    return frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+
+
 def _alembic_config(url: str) -> Config:
     """A programmatic Alembic configuration (no ``alembic.ini`` needed)."""
     config = Config()
@@ -284,9 +320,18 @@ class ParameterStore:
         return cls(database_url(workdir))
 
     def upgrade(self) -> None:
-        """Run ``alembic upgrade head`` in one transaction (a no-op when current)."""
-        config = _alembic_config(self.url)
+        """Run ``alembic upgrade head`` in one transaction (a no-op when current).
+
+        Alembic's ``context`` is a process-wide global, so migrations are serialised across threads
+        here; across processes the migration environment takes a PostgreSQL advisory lock (SQLite:
+        ``BEGIN IMMEDIATE``). A database already at head is detected without running Alembic.
+        """
+        heads = _script_heads()
         with self.engine.connect() as conn:
+            if set(MigrationContext.configure(conn).get_current_heads()) == heads:
+                return
+        config = _alembic_config(self.url)
+        with _UPGRADE_LOCK, self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 config.attributes["connection"] = conn
@@ -407,6 +452,80 @@ class ParameterStore:
         with self._transaction() as session:
             return [{k: getattr(r, k) for k in keys} for r in session.scalars(stmt)]
 
+    def interventions(self) -> list[dict[str, Any]]:
+        """Every parameter set: intervention, title, approved version, latest version, counts."""
+        with self._transaction() as session:
+            counts = dict(session.execute(
+                select(ParameterVersion.intervention, func.count()).group_by(ParameterVersion.intervention)
+            ).all())
+            latest = dict(session.execute(
+                select(ParameterVersion.intervention, func.max(ParameterVersion.version))
+                .group_by(ParameterVersion.intervention)
+            ).all())
+            proposed = dict(session.execute(
+                select(ParameterVersion.intervention, func.count())
+                .where(ParameterVersion.status == "proposed").group_by(ParameterVersion.intervention)
+            ).all())
+            runs = dict(session.execute(
+                select(EvaluationRun.intervention, func.count()).group_by(EvaluationRun.intervention)
+            ).all())
+            return [
+                {"intervention": r.intervention, "title": r.title, "approved_version": r.approved_version,
+                 "latest_version": latest.get(r.intervention), "versions": counts.get(r.intervention, 0),
+                 "proposed": proposed.get(r.intervention, 0), "runs": runs.get(r.intervention, 0),
+                 "created_at": r.created_at}
+                for r in session.scalars(select(ParameterSet).order_by(ParameterSet.intervention))
+            ]
+
+    def evaluations(self, intervention: str | None = None) -> list[dict[str, Any]]:
+        """Registered evaluations (optionally of one intervention), by id."""
+        stmt = select(Evaluation).order_by(Evaluation.id)
+        if intervention is not None:
+            stmt = stmt.where(Evaluation.intervention == intervention)
+        with self._transaction() as session:
+            return [{"id": e.id, "intervention": e.intervention, "title": e.title, "created_at": e.created_at}
+                    for e in session.scalars(stmt)]
+
+    def audit_trail(self, intervention: str) -> list[dict[str, Any]]:
+        """How each assumption held across evaluation runs and data vintages, oldest run first.
+
+        One row per run × verdict: the run (evaluation, vintage, data hash, code version, time), the
+        version it evaluated and the version it proposed (with that version's current status), and the
+        verdict (assumed, realised with interval, label, test, Holm-adjusted p, sentence). Runs that
+        stored no verdicts (e.g. interrupted) appear once with ``assumption`` None.
+        """
+        with self._transaction() as session:
+            if session.get(ParameterSet, intervention) is None:
+                raise StoreError(f"no parameter set for intervention {intervention!r}")
+            runs = session.scalars(
+                select(EvaluationRun).where(EvaluationRun.intervention == intervention)
+                .order_by(EvaluationRun.created_at, EvaluationRun.id)
+            ).all()
+            status = dict(session.execute(
+                select(ParameterVersion.version, ParameterVersion.status)
+                .where(ParameterVersion.intervention == intervention)
+            ).all())
+            ids = [r.id for r in runs]
+            by_run: dict[str, list[Verdict]] = {i: [] for i in ids}
+            if ids:
+                for v in session.scalars(select(Verdict).where(Verdict.run_id.in_(ids)).order_by(Verdict.id)):
+                    by_run[v.run_id].append(v)
+            rows = []
+            for r in runs:
+                head = {"run_id": r.id, "evaluation_id": r.evaluation_id, "data_vintage": r.data_vintage,
+                        "data_hash": r.data_hash, "code_version": r.code_version, "run_at": r.created_at,
+                        "tested_version": r.tested_version, "proposed_version": r.proposed_version,
+                        "proposed_status": status.get(r.proposed_version)}
+                if not by_run[r.id]:
+                    rows.append({**head, **{k: None for k in ("assumption", "outcome", "label", "assumed", "realised",
+                                                              "ci_low", "ci_high", "p_adjusted", "test", "sentence")}})
+                for v in by_run[r.id]:
+                    rows.append({**head, "assumption": v.assumption, "outcome": v.outcome, "label": v.label,
+                                 "assumed": v.assumed, "realised": v.realised, "ci_low": v.ci_low,
+                                 "ci_high": v.ci_high, "p_adjusted": v.p_adjusted, "test": v.test,
+                                 "sentence": v.sentence})
+            return rows
+
     # ----------------------------------------------------------------- writes
 
     def ensure_parameter_set(
@@ -419,15 +538,16 @@ class ParameterStore:
         approved version is returned (compare ``content_hash`` to detect a seed
         file that has drifted from the database).
         """
+        _check_text(intervention=intervention, title=title, source=source, actor=actor)
         doc = _jsonable(content, strict=True)
         digest = content_hash(doc)
         try:
             with self._transaction(write=True) as session:
                 if self._lock_set(session, intervention) is None:
                     now = utcnow()
-                    session.add(
-                        ParameterSet(intervention=intervention, title=title, created_at=now)
-                    )
+                    session.add(ParameterSet(intervention=intervention, title=title, created_at=now,
+                                             approved_version=1, revision=1))
+                    session.flush()
                     row = ParameterVersion(
                         intervention=intervention, version=1, parent_version=None,
                         status="approved", content=doc, content_hash=digest,
@@ -448,17 +568,54 @@ class ParameterStore:
     def record_run(
         self, *, evaluation_id: str, intervention: str, data_vintage: str | None,
         data_hash: str | None, code_version: str | None, spec: dict[str, Any],
+        tested_version: int | None = None, title: str | None = None,
     ) -> RunRecord:
-        """Register an evaluation run and return it with its new id (uuid4 hex)."""
-        row = EvaluationRun(
+        """Register an evaluation run (and its evaluation, the first time); return it with its new id.
+
+        The id is a uuid4 hex. ``tested_version`` is the parameter version whose assumptions the run
+        evaluates.
+        """
+        _check_text(evaluation_id=evaluation_id, intervention=intervention, data_vintage=data_vintage,
+                    data_hash=data_hash, code_version=code_version, title=title)
+        values = dict(
             id=uuid.uuid4().hex, evaluation_id=evaluation_id, intervention=intervention,
             data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
-            spec=_jsonable(spec, strict=False), created_at=utcnow(),
+            spec=_jsonable(spec, strict=False), created_at=utcnow(), tested_version=tested_version,
         )
-        with self._transaction(write=True) as session:
-            session.add(row)
-            session.flush()
-            return _run_record(row)
+        title = title if title is not None else str((spec or {}).get("title", "") or "")
+        for attempt in range(2):
+            try:
+                with self._transaction(write=True) as session:
+                    if session.get(Evaluation, evaluation_id) is None:
+                        session.add(Evaluation(id=evaluation_id, intervention=intervention, title=title,
+                                               created_at=values["created_at"]))
+                        session.flush()
+                    row = EvaluationRun(**values)
+                    session.add(row)
+                    session.flush()
+                    return _run_record(row)
+            except IntegrityError:
+                if attempt:  # not a lost race on the evaluation row: report it
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _insert_evidence(session: Session, estimate_rows: list[dict[str, Any]],
+                         verdict_rows: list[dict[str, Any]]) -> None:
+        """Bulk-insert a run's estimates and verdicts (one executemany each)."""
+        if estimate_rows:
+            session.execute(insert(Estimate), estimate_rows)
+        if verdict_rows:
+            session.execute(insert(Verdict), verdict_rows)
+
+    @staticmethod
+    def _already_incorporated(session: Session, parent: ParameterVersion, run: EvaluationRun,
+                              data_hash: str | None) -> bool:
+        """Whether ``parent`` was itself proposed by the same evaluation from the same data (hash)."""
+        if data_hash is None or parent.data_hash != data_hash or parent.evaluation_run_id is None:
+            return False
+        origin = session.get(EvaluationRun, parent.evaluation_run_id)
+        return origin is not None and origin.evaluation_id == run.evaluation_id
 
     def propose_version(
         self, *, intervention: str, parent_version: int, content: dict[str, Any], reason: str,
@@ -468,10 +625,17 @@ class ParameterStore:
     ) -> VersionRecord:
         """Store a run's estimates and verdicts and a new ``proposed`` version, atomically.
 
-        Idempotent: if a version with the same content hash and the same parent
-        exists already, it is returned unchanged with ``reused=True`` and
-        nothing is written (not even the estimates and verdicts).
+        Idempotent by content: if a version with the same content hash and the same parent exists
+        already, no version is written and that version is returned with ``reused=True`` — but the
+        run's estimates and verdicts are still stored (every run is evidence of how the assumptions
+        held on its data) and the run is linked to the existing version. Likewise when the parent
+        itself was proposed by the same evaluation from the same data (``data_hash``): a rerun after
+        approving that proposal adds no evidence, and updating the parent again would count the
+        same data twice, so the parent is returned (``reused=True``). All of it is one transaction:
+        a failure or a killed process leaves everything or nothing.
         """
+        _check_text(intervention=intervention, reason=reason, run_id=run_id, data_vintage=data_vintage,
+                    data_hash=data_hash, code_version=code_version, actor=actor)
         doc = _jsonable(content, strict=True)
         digest = content_hash(doc)
         estimate_rows = _estimate_rows(run_id, estimates)
@@ -481,6 +645,15 @@ class ParameterStore:
             with self._transaction(write=True) as session:
                 if self._lock_set(session, intervention) is None:
                     raise StoreError(f"no parameter set for intervention {intervention!r}")
+                parent = self._version_row(session, intervention, parent_version)
+                run = session.get(EvaluationRun, run_id)
+                if run is None:
+                    raise StoreError(f"no evaluation run {run_id!r}; call record_run first")
+                if run.intervention != intervention:
+                    raise StoreError(f"evaluation run {run_id!r} belongs to {run.intervention!r}, not {intervention!r}")
+                if run.proposed_version is not None:
+                    raise StoreError(f"evaluation run {run_id!r} already has a proposal (version "
+                                     f"{run.proposed_version}); record a new run")
                 existing = session.scalars(
                     select(ParameterVersion)
                     .where(
@@ -491,17 +664,33 @@ class ParameterStore:
                     .order_by(ParameterVersion.version)
                     .limit(1)
                 ).one_or_none()
+                note = None if existing is None else (
+                    f"same content as version {existing.version} ({existing.status}); no new version")
+                if existing is None and self._already_incorporated(session, parent, run, data_hash):
+                    existing = parent
+                    note = (f"the data (sha256 {data_hash[:12]}) are already incorporated in version "
+                            f"{parent.version} by this evaluation; updating it again would count them twice")
+                now = utcnow()
+                detail = {"parent_version": parent_version, "content_hash": digest, "reason": reason,
+                          "n_estimates": len(estimate_rows), "n_verdicts": len(verdict_rows),
+                          "data_vintage": data_vintage, "data_hash": data_hash}
                 if existing is not None:
+                    self._insert_evidence(session, estimate_rows, verdict_rows)
+                    run.proposed_version = existing.version
+                    if run.tested_version is None:
+                        run.tested_version = parent_version
+                    session.add(AuditEntry(
+                        at=now, actor=actor, action="rerun", intervention=intervention,
+                        version=existing.version, run_id=run_id,
+                        detail={**detail, "note": note},
+                    ))
+                    session.flush()
                     return _version_record(existing, reused=True)
-                self._version_row(session, intervention, parent_version)
-                if session.get(EvaluationRun, run_id) is None:
-                    raise StoreError(f"no evaluation run {run_id!r}; call record_run first")
                 latest = session.scalar(
                     select(func.max(ParameterVersion.version)).where(
                         ParameterVersion.intervention == intervention
                     )
                 )
-                now = utcnow()
                 row = ParameterVersion(
                     intervention=intervention, version=(latest or 0) + 1,
                     parent_version=parent_version, status="proposed", content=doc,
@@ -509,20 +698,22 @@ class ParameterStore:
                     data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
                     evidence=evidence_doc, created_at=now,
                 )
-                session.add_all([*estimate_rows, *verdict_rows, row])
+                session.add(row)
+                session.flush()
+                self._insert_evidence(session, estimate_rows, verdict_rows)
+                run.proposed_version = row.version
+                if run.tested_version is None:
+                    run.tested_version = parent_version
                 session.add(AuditEntry(
                     at=now, actor=actor, action="propose", intervention=intervention,
-                    version=row.version, run_id=run_id,
-                    detail={"parent_version": parent_version, "content_hash": digest,
-                            "reason": reason, "n_estimates": len(estimate_rows),
-                            "n_verdicts": len(verdict_rows)},
+                    version=row.version, run_id=run_id, detail=detail,
                 ))
                 session.flush()
                 return _version_record(row)
         except IntegrityError as exc:
             raise StoreError(
                 f"proposal for {intervention!r} rejected by the database, nothing was written: "
-                f"{exc.orig}"
+                f"{' '.join(str(exc.orig).split())}"
             ) from exc
 
     def decide(
@@ -531,13 +722,20 @@ class ParameterStore:
     ) -> VersionRecord:
         """Approve or reject a proposed version.
 
-        Approving supersedes the currently approved version. It fails with
-        :class:`ConflictError` if the proposal's parent is no longer the latest
-        approved version, or if ``expected_parent`` is given and differs from
-        the proposal's parent or the latest approved version.
+        Approving supersedes the currently approved version. Optimistic locking: the approval swaps
+        ``parameter_sets.approved_version`` from the proposal's parent to the proposal in one
+        conditional ``UPDATE``; if the approved version is no longer the parent (another approval won)
+        it raises :class:`ConflictError` and changes nothing. ``expected_parent``, if given, must equal
+        the proposal's parent. A proposal decided concurrently by someone else is a conflict too.
         """
+        _check_text(intervention=intervention, actor=actor, reason=reason)
+        if not str(actor).strip():
+            raise StoreError("a decision needs an actor (who decided)")
+        if not str(reason).strip():
+            raise StoreError("a decision needs a reason")
         with self._transaction(write=True) as session:
-            if self._lock_set(session, intervention) is None:
+            pset = session.get(ParameterSet, intervention)
+            if pset is None:
                 raise StoreError(f"no parameter set for intervention {intervention!r}")
             row = self._version_row(session, intervention, version)
             if row.status != "proposed":
@@ -545,31 +743,57 @@ class ParameterStore:
                     f"version {version} of {intervention!r} is {row.status!r}, not 'proposed'; "
                     "only proposals can be decided"
                 )
-            current = self._latest_approved_row(session, intervention)
-            current_version = current.version if current is not None else None
+            now = utcnow()
             superseded: list[int] = []
             if approve:
-                if row.parent_version != current_version or (
-                    expected_parent is not None and expected_parent != current_version
-                ):
+                parent = row.parent_version
+                if expected_parent is not None and expected_parent != parent:
                     raise ConflictError(
-                        f"cannot approve version {version} of {intervention!r}: it was proposed "
-                        f"on top of version {row.parent_version}, but the approved version is "
-                        f"now {current_version}"
-                        + (f" (expected {expected_parent})" if expected_parent is not None else "")
-                        + "; re-propose on top of the current version"
+                        f"cannot approve version {version} of {intervention!r}: it was proposed on top of "
+                        f"version {parent}, not the expected {expected_parent}"
                     )
-                for old in session.scalars(
-                    select(ParameterVersion).where(
+                swapped = session.execute(
+                    update(ParameterSet)
+                    .where(ParameterSet.intervention == intervention,
+                           ParameterSet.approved_version == parent)
+                    .values(approved_version=version, revision=ParameterSet.revision + 1)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if swapped != 1:
+                    current = session.scalar(
+                        select(ParameterSet.approved_version)
+                        .where(ParameterSet.intervention == intervention)
+                        .execution_options(populate_existing=True)
+                    )
+                    raise ConflictError(
+                        f"cannot approve version {version} of {intervention!r}: it was proposed on top of "
+                        f"version {parent}, but the approved version is now {current}; re-propose on top "
+                        "of the current version"
+                    )
+                superseded = list(session.scalars(
+                    select(ParameterVersion.version).where(
                         ParameterVersion.intervention == intervention,
                         ParameterVersion.status == "approved",
                     )
-                ):
-                    old.status = "superseded"
-                    superseded.append(old.version)
-            now = utcnow()
-            row.status = "approved" if approve else "rejected"
-            row.decided_by, row.decided_at, row.decision_reason = actor, now, reason
+                ))
+                session.execute(
+                    update(ParameterVersion)
+                    .where(ParameterVersion.intervention == intervention,
+                           ParameterVersion.status == "approved")
+                    .values(status="superseded")
+                    .execution_options(synchronize_session=False)
+                )
+            changed = session.execute(
+                update(ParameterVersion)
+                .where(ParameterVersion.id == row.id, ParameterVersion.status == "proposed")
+                .values(status="approved" if approve else "rejected", decided_by=actor,
+                        decided_at=now, decision_reason=reason)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed != 1:
+                raise ConflictError(
+                    f"version {version} of {intervention!r} was decided by someone else meanwhile"
+                )
             session.add(AuditEntry(
                 at=now, actor=actor, action="approve" if approve else "reject",
                 intervention=intervention, version=version, run_id=row.evaluation_run_id,
@@ -577,4 +801,5 @@ class ParameterStore:
                         "superseded": sorted(superseded)},
             ))
             session.flush()
+            session.refresh(row)
             return _version_record(row)

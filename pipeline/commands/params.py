@@ -1,0 +1,375 @@
+"""`som params list|show|history|diff|approve|reject`: the versioned parameter store.
+
+Examples::
+
+    som params list
+    som params history housing_first_demo
+    som params show housing_first_demo --version 2
+    som params diff housing_first_demo 1 2
+    som params approve housing_first_demo 2 --reason "register follow-up 2023" --by "A. Analyst"
+    som params reject housing_first_demo 3 --reason "pre-trends look off" --json -
+
+The store is found through ``--workdir`` / ``$SOM_HOME`` / ``./.som`` (SQLite ``som.db``) or
+``$SOM_DATABASE_URL``. Every command takes ``--json OUT`` (``-`` = standard output). Bad input — an unknown
+intervention or version, a decision on a version that is not a proposal, an approval that lost the race to
+another approval (conflict) — is one line on standard error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from pipeline.cli import WorkdirOpt, console, fail
+
+JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' = standard output).")
+
+params_app = typer.Typer(help="The versioned parameter store: list, show, history, diff, approve, reject.",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(params_app, name="params")
+
+
+# ----------------------------------------------------------------------------- helpers shared by the store commands
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def write_json(out: Path, doc: Any) -> None:
+    """Write ``doc`` as JSON to ``out`` (``-`` = standard output); a clear error if it cannot be written."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable, allow_nan=False)
+    if str(out) == "-":
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        fail(f"could not write {out}: {exc.strerror or exc}")
+
+
+def store_url(workdir: Optional[Path]) -> str:
+    from pipeline.store import database_url
+    from pipeline.workdir import resolve_workdir
+
+    return database_url(resolve_workdir(workdir))
+
+
+def _display(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
+
+
+@contextmanager
+def open_store(workdir: Optional[Path], *, create: bool = False) -> Iterator[Any]:
+    """The parameter store of ``workdir`` (or ``$SOM_DATABASE_URL``); clear one-line errors.
+
+    Without ``create`` a missing SQLite file is an error (reading commands never create a store).
+    """
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from pipeline.store import ParameterStore
+    from pipeline.workdir import resolve_workdir
+
+    url = store_url(workdir)
+    if url.startswith("sqlite:///") and not create:
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            fail(f"no parameter store at {path} (run `som evaluate` or `som demo` with this workdir first, "
+                 f"or set SOM_DATABASE_URL); workdir {resolve_workdir(workdir)}")
+    try:
+        store = ParameterStore(url)
+    except ArgumentError:
+        fail(f"SOM_DATABASE_URL is not a valid database URL: {_display(url)}")
+    except ModuleNotFoundError as exc:
+        fail(f"no database driver for {_display(url)} ({exc.name} is not installed)")
+    except SQLAlchemyError as exc:
+        fail(f"cannot open the parameter store at {_display(url)}: {' '.join(str(getattr(exc, 'orig', exc)).split())[:300]}")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def store_errors():
+    """The exception types a store call raises for bad requests (caught and shown as one line)."""
+    from pipeline.store import StoreError
+
+    return (StoreError,)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _when(x: datetime | None) -> str:
+    return "" if x is None else x.strftime("%Y-%m-%d %H:%M")
+
+
+def version_dict(v: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(v)
+
+
+def projection_summary(content: dict) -> dict | None:
+    """NPV per payer, payback year and ROI of a parameter document (None if it is not a calculation document)."""
+    from som_models.parameters import ParameterError, parse_parameter_set
+    from som_models.projection import project
+
+    try:
+        p = project(parse_parameter_set(content))
+    except (ParameterError, ValueError, KeyError, TypeError):
+        return None
+    return {"npv": dict(p.npv), "payback_year": p.payback_year, "roi": p.roi, "success_rate": p.success_rate}
+
+
+def npv_table(title: str, rows: dict[str, dict | None]) -> Table:
+    table = Table(title=title)
+    for col in ("parameters", "kommune", "region", "stat", "total", "payback year"):
+        table.add_column(col, justify="left" if col == "parameters" else "right")
+    for name, p in rows.items():
+        if p is None:
+            table.add_row(name, *[""] * 4, "not a calculation document")
+            continue
+        table.add_row(name, *(f"{p['npv'].get(k, 0.0):,.0f}" for k in ("kommune", "region", "stat", "total")),
+                      str(p["payback_year"] or "none"))
+    return table
+
+
+def _actor(by: Optional[str]) -> str:
+    if by and by.strip():
+        return by.strip()
+    env = os.environ.get("SOM_USER", "").strip()
+    if env:
+        return env
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        fail("who decides? give --by NAME (or set SOM_USER)")
+
+
+# ----------------------------------------------------------------------------- commands
+
+@params_app.command("list")
+def list_command(workdir: Optional[Path] = WorkdirOpt, json_out: Optional[Path] = JsonOpt) -> None:
+    """Every parameter set in the store with its approved and latest version. Example: som params list"""
+    with open_store(workdir) as store:
+        rows = store.interventions()
+    if json_out is not None:
+        write_json(json_out, {"interventions": rows})
+        if str(json_out) == "-":
+            return
+    table = Table(title="Parameter sets")
+    for col in ("intervention", "title", "approved", "latest", "versions", "open proposals", "runs"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["intervention"], r["title"], _fmt(r["approved_version"]), _fmt(r["latest_version"]),
+                      str(r["versions"]), str(r["proposed"]), str(r["runs"]))
+    console.print(table if rows else "The store holds no parameter sets yet.")
+
+
+@params_app.command("show")
+def show_command(
+    intervention: str = typer.Argument(..., help="Intervention id."),
+    version: Optional[int] = typer.Option(None, "--version", "-v", help="Version (default: the approved one)."),
+    workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """One parameter version: its status, provenance and content. Example: som params show housing_first_demo -v 2"""
+    import yaml
+
+    if version is not None and version < 1:
+        fail(f"--version must be a positive integer (got {version})")
+    with open_store(workdir) as store:
+        try:
+            record = store.latest_approved(intervention) if version is None else store.get_version(intervention, version)
+        except store_errors() as exc:
+            fail(str(exc))
+    doc = version_dict(record)
+    if json_out is not None:
+        write_json(json_out, doc)
+        if str(json_out) == "-":
+            return
+    console.print(f"[bold]{record.intervention}[/] version {record.version} — {record.status}", highlight=False)
+    for label, value in (("parent", record.parent_version), ("reason", record.reason),
+                         ("created", _when(record.created_at)), ("evaluation run", record.evaluation_run_id),
+                         ("data vintage", record.data_vintage), ("data sha256", record.data_hash),
+                         ("code version", record.code_version), ("decided by", record.decided_by),
+                         ("decided", _when(record.decided_at)), ("decision reason", record.decision_reason),
+                         ("content sha256", record.content_hash)):
+        if value not in (None, ""):
+            console.print(f"  {label}: {value}", highlight=False, soft_wrap=True)
+    console.print(yaml.safe_dump(record.content, sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
+
+
+@params_app.command("history")
+def history_command(
+    intervention: str = typer.Argument(..., help="Intervention id."),
+    workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """Every version of an intervention's parameters, oldest first. Example: som params history housing_first_demo"""
+    with open_store(workdir) as store:
+        try:
+            versions = store.versions(intervention)
+        except store_errors() as exc:
+            fail(str(exc))
+    if json_out is not None:
+        write_json(json_out, {"intervention": intervention,
+                              "versions": [{k: v for k, v in version_dict(x).items() if k != "content"} for x in versions]})
+        if str(json_out) == "-":
+            return
+    table = Table(title=f"Parameter versions of {intervention}")
+    for col in ("version", "status", "parent", "created", "vintage", "reason", "decided by", "decision"):
+        table.add_column(col, overflow="fold")
+    colours = {"approved": "green", "proposed": "yellow", "rejected": "red", "superseded": "dim"}
+    for v in versions:
+        table.add_row(str(v.version), f"[{colours.get(v.status, 'white')}]{v.status}[/]", _fmt(v.parent_version),
+                      _when(v.created_at), v.data_vintage or "", v.reason, v.decided_by or "", v.decision_reason or "")
+    console.print(table)
+
+
+@params_app.command("diff")
+def diff_command(
+    intervention: str = typer.Argument(..., help="Intervention id."),
+    a: int = typer.Argument(..., help="The older version (or the only one: compared with its parent)."),
+    b: Optional[int] = typer.Argument(None, help="The newer version."),
+    workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """What changed between two versions (one version: against its parent). Example: som params diff housing_first_demo 1 2"""
+    from pipeline.store.diff import diff_documents
+
+    with open_store(workdir) as store:
+        try:
+            first = store.get_version(intervention, a)
+            if b is None:
+                if first.parent_version is None:
+                    fail(f"version {a} of {intervention!r} has no parent; give two versions")
+                first, second = store.get_version(intervention, first.parent_version), first
+            else:
+                second = store.get_version(intervention, b)
+        except store_errors() as exc:
+            fail(str(exc))
+    changes = diff_documents(first.content, second.content)
+    before, after = projection_summary(first.content), projection_summary(second.content)
+    if json_out is not None:
+        write_json(json_out, {"intervention": intervention, "from_version": first.version, "to_version": second.version,
+                              "changes": changes, "projection": {"from": before, "to": after}})
+        if str(json_out) == "-":
+            return
+    table = Table(title=f"{intervention}: version {first.version} → {second.version}")
+    for col in ("path", "change", f"v{first.version}", f"v{second.version}"):
+        table.add_column(col, overflow="fold")
+    for c in changes:
+        table.add_row(c["path"], c["change"], _short(c["from"]), _short(c["to"]))
+    console.print(table if changes else f"Versions {first.version} and {second.version} have the same content.")
+    if changes and (before or after):
+        console.print(npv_table("Projection (NPV, kr, discounted)",
+                                {f"v{first.version}": before, f"v{second.version}": after}))
+
+
+def _short(x: Any, width: int = 80) -> str:
+    text = x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: Optional[str],
+            expect_parent: Optional[int], workdir: Optional[Path], json_out: Optional[Path]) -> None:
+    from pipeline.store import ConflictError
+
+    if version < 1:
+        fail(f"VERSION must be a positive integer (got {version})")
+    if not reason or not reason.strip():
+        fail("--reason must say why (it is kept in the audit log)")
+    actor = _actor(by)
+    with open_store(workdir) as store:
+        try:
+            previous = store.latest_approved(intervention) if approve else None
+            record = store.decide(intervention, version, approve=approve, actor=actor, reason=reason.strip(),
+                                  expected_parent=expect_parent)
+        except ConflictError as exc:
+            fail(f"conflict: {exc}")
+        except store_errors() as exc:
+            fail(str(exc))
+    doc: dict[str, Any] = {"intervention": intervention, "version": record.version, "status": record.status,
+                           "decided_by": record.decided_by, "decided_at": record.decided_at,
+                           "reason": record.decision_reason, "parent_version": record.parent_version}
+    if approve:
+        doc["superseded_version"] = previous.version
+        doc["projection"] = {"previous": projection_summary(previous.content), "approved": projection_summary(record.content)}
+    if json_out is not None:
+        write_json(json_out, doc)
+        if str(json_out) == "-":
+            return
+    verb = "Approved" if approve else "Rejected"
+    console.print(f"{verb} version {record.version} of {intervention} (by {actor}).", highlight=False, soft_wrap=True)
+    if approve:
+        console.print(f"Version {previous.version} is superseded; version {record.version} is now in force.", highlight=False)
+        console.print(npv_table("Projection (NPV, kr, discounted)",
+                                {f"v{previous.version} (before)": doc["projection"]["previous"],
+                                 f"v{record.version} (approved)": doc["projection"]["approved"]}))
+
+
+@params_app.command("approve")
+def approve_command(
+    intervention: str = typer.Argument(..., help="Intervention id."),
+    version: int = typer.Argument(..., help="The proposed version to approve."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the audit log)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: $SOM_USER, else the login name)."),
+    expect_parent: Optional[int] = typer.Option(None, "--expect-parent",
+                                                help="Refuse unless the proposal was made on top of this version."),
+    workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """Approve a proposal: it supersedes the approved version (conflict if that moved on). Example: som params approve housing_first_demo 2 -r "ok" """
+    _decide(intervention, version, approve=True, reason=reason, by=by, expect_parent=expect_parent, workdir=workdir,
+            json_out=json_out)
+
+
+@params_app.command("reject")
+def reject_command(
+    intervention: str = typer.Argument(..., help="Intervention id."),
+    version: int = typer.Argument(..., help="The proposed version to reject."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the audit log)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: $SOM_USER, else the login name)."),
+    workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = JsonOpt,
+) -> None:
+    """Reject a proposal (the approved version stays in force). Example: som params reject housing_first_demo 3 -r "weak" """
+    _decide(intervention, version, approve=False, reason=reason, by=by, expect_parent=None, workdir=workdir,
+            json_out=json_out)
