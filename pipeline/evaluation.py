@@ -138,6 +138,10 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
         raise ParameterError(f"consequence item(s) {', '.join(missing)} are not panel outcomes (panel has {', '.join(panel.columns)})")
     sm = params.success_measure
     data = success_indicator(panel, name=sm.name, outcome=sm.outcome, rule=sm.rule)
+    if spec.intervention_code is not None and "intervention" in treatments.columns:
+        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
+        if treatments.height == 0:
+            raise ParameterError(f"no persons with intervention code {spec.intervention_code!r} in the intervention register")
     return estimate_realised_effects(data, treatments, outcomes=outcomes_for(params), control=spec.control,
                                      base_period=spec.base_period, alpha=spec.verdict.alpha, min_e=params.course_years)
 

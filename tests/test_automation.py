@@ -37,11 +37,14 @@ def test_new_delivery_requests_one_run_then_none(tmp_path, demo_delivery):
     assert "no new complete delivery" in again.skip_reason.skip_message
 
 
-def test_delivery_for_another_intervention_requests_nothing(tmp_path, demo_delivery):
+def test_runs_are_requested_only_for_evaluations_of_the_delivered_interventions(tmp_path, demo_delivery):
     folder, _ = demo_delivery
     _copy(folder, tmp_path / "landing", "d1", interventions=["MST"])
-    result = landing_requests(tmp_path / "landing", known_vintages=set())
-    assert result.run_requests == []
+    mst = landing_requests(tmp_path / "landing", known_vintages=set())
+    assert [r.partition_key.keys_by_dimension["evaluation"] for r in mst.run_requests] == ["youth_crime_demo_eval"]
+    shutil.rmtree(tmp_path / "landing")
+    _copy(folder, tmp_path / "landing", "d1", interventions=["SOMETHING_ELSE"])
+    assert landing_requests(tmp_path / "landing", known_vintages=set()).run_requests == []
 
 
 def test_half_copied_delivery_is_skipped_with_reason(tmp_path, demo_delivery):
@@ -64,7 +67,8 @@ def test_sensor_through_dagster_context(tmp_path, demo_delivery, monkeypatch):
     monkeypatch.setenv("SOM_LANDING", str(tmp_path / "landing"))
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         result = landing_sensor(dg.build_sensor_context(instance=instance))
-        assert len(result.run_requests) == len(evaluation_specs())
+        # The demo manifest lists its intervention (HOUSING_FIRST): only that evaluation is requested.
+        assert [r.partition_key.keys_by_dimension["evaluation"] for r in result.run_requests] == ["housing_first_demo_eval"]
         assert all(r.run_key.endswith(inspect_delivery(tmp_path / "landing" / "d1").fingerprint) for r in result.run_requests)
 
 
