@@ -32,3 +32,15 @@ def test_help_lists_commands_without_importing_heavy_libraries():
     assert out.stdout.strip() == ""
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "demo" in result.output and "ui" in result.output
+
+
+def test_every_command_has_a_purpose_and_an_example():
+    from pipeline.cli import app as root
+
+    import typer.main
+
+    group = typer.main.get_group(root)
+    assert {"demo", "generate", "ingest", "estimate", "evaluate", "params", "audit", "project", "kb", "report", "ui"} <= set(group.commands)
+    for name, command in group.commands.items():
+        text = command.help or ""
+        assert text.strip() and "Example:" in text, f"som {name} --help lacks a purpose line or an example"

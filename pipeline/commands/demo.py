@@ -23,6 +23,7 @@ def demo(
     workdir: Optional[Path] = WorkdirOpt,
     persons: int = typer.Option(3000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
     seed: int = typer.Option(2, "--seed", "-s", help="Random seed of the synthetic world."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdicts, NPVs and report path as JSON here ('-' = stdout)."),
 ) -> None:
     """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som"""
     if persons < 200:
@@ -38,15 +39,29 @@ def demo(
     started = time.perf_counter()
     from pipeline.runner import generate_demo_delivery, run_evaluation
 
-    with console.status("Generating a synthetic register delivery…"):
+    from pipeline.progress import stages
+
+    with stages(["Generating a synthetic register delivery", "Materialising the Dagster asset graph (in-process)"]) as step:
+        step("Generating a synthetic register delivery")
         folder = generate_demo_delivery(home, persons=persons, seed=seed)
-    console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
-    with console.status("Materialising the Dagster asset graph (in-process)…"):
+        step("Materialising the Dagster asset graph (in-process)")
         outcome = run_evaluation(home, delivery=folder)
+    console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
     if not outcome.success:
         for line in outcome.failures:
             err.print(f"[red]•[/] {line}", highlight=False)
         fail("the evaluation run did not complete (see above)", EXIT_REFUSED)
+    if json_out is not None:
+        import json
+
+        doc = json.dumps({"verdicts": list(outcome.verdicts), "npv": {k: p["npv"] for k, p in outcome.projections.items()},
+                          "payback_year": {k: p["payback_year"] for k, p in outcome.projections.items()},
+                          "versions": outcome.versions, "report": outcome.report, "run_id": outcome.run_id},
+                         indent=2, default=str)
+        if str(json_out) == "-":
+            print(doc)
+            return
+        json_out.write_text(doc, encoding="utf-8")
     _print_outcome(outcome)
     console.print(f"Finished in {time.perf_counter() - started:.1f} s.")
 

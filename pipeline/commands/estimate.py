@@ -82,9 +82,15 @@ def estimate(
     caliper: float = typer.Option(0.2, "--caliper", help="matched: caliper in SDs of the logit score."),
     ratio: int = typer.Option(1, "--ratio", help="matched: neighbours per treated unit."),
     replace: bool = typer.Option(True, "--replace/--no-replace", help="matched: match with replacement."),
+    treatments: Optional[Path] = typer.Option(None, "--treatments", help="Treatments file (e.g. from som ingest): its "
+                                              "start_year per id becomes the --group column (absent = never treated)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the tidy table and run metadata as JSON."),
 ) -> None:
-    """Estimate realised effects. Example: som estimate mpdta.csv --id countyreal --time year --outcome lemp --group first.treat"""
+    """Estimate realised effects. Example: som estimate mpdta.csv --id countyreal --time year --outcome lemp --group first.treat
+
+    A panel from `som ingest` takes its treatment timing from the treatments file:
+    som estimate panel.parquet --treatments treatments.parquet --id person_id --time year --outcome shelter_nights --group start_year
+    """
     if design not in ("staggered", "rct", "matched"):
         fail(f"--design must be staggered, rct or matched (got {design!r})")
     if control not in ("never", "notyet"):
@@ -114,6 +120,16 @@ def estimate(
 
     data = _read(panel)
     digest = _sha256(panel)
+    if treatments is not None:
+        import polars as pl
+
+        treat = _read(treatments)
+        if id_col not in treat.columns or "start_year" not in treat.columns:
+            fail(f"{treatments}: needs columns {id_col!r} and 'start_year' (has {', '.join(treat.columns)})")
+        if group is None:
+            fail("--treatments needs --group naming the column to create (e.g. --group start_year)")
+        starts = treat.group_by(id_col).agg(pl.col("start_year").cast(pl.Int64).min().alias(group))
+        data = data.drop(group, strict=False).join(starts, on=id_col, how="left").with_columns(pl.col(group).fill_null(0))
     from pipeline.version import code_version
 
     try:
@@ -171,8 +187,11 @@ def _run_did(data, outcomes, id_col, time_col, group, design, control, base_peri
     from som_models.estimators import aggregate, att_gt, effects_table, pretrend_test
     from som_models.estimators.bootstrap import bootstrap_aggregate, bootstrap_cells
 
+    from pipeline.progress import track
+
     tables, pretrends, notes, boot_meta, balance = [], {}, {}, {}, {}
-    for y in outcomes:
+    what = f"Estimating ({draws} bootstrap draws)" if draws else "Estimating"
+    for y in track(outcomes, what):
         if design == "matched":
             from som_models.estimators.matching import match_comparison, matched_att_gt
 

@@ -61,13 +61,16 @@ def generate(
     except OSError as exc:
         fail(f"cannot write to {out.parent}: {exc.strerror or exc}")
     try:
-        with console.status(f"Simulating {persons:,} persons ({scenario}, seed {seed})…"):
+        from pipeline.progress import stages
+
+        with stages([f"Simulating {persons:,} persons ({scenario}, seed {seed})", f"Writing the delivery ({fmt})"]) as step:
+            step(f"Simulating {persons:,} persons ({scenario}, seed {seed})")
             try:
                 sim = simulate(scenario, persons, seed, first_year=first_year, last_year=last_year,
                                target_share=target_share, keep_expected=truth_panel)
             except ValueError as exc:
                 fail(str(exc))
-        with console.status(f"Writing the delivery ({fmt})…"):
+            step(f"Writing the delivery ({fmt})")
             write_delivery(sim, staging, fmt, truth_panel=truth_panel is not False)
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()

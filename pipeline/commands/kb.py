@@ -21,7 +21,7 @@ from rich.table import Table
 
 from pipeline.cli import console, fail
 
-kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, meta-analysis.",
+kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, meta-analysis. Example: som kb pool --outcome stable_housing",
                      no_args_is_help=True)
 
 

@@ -33,7 +33,7 @@ from pipeline.cli import WorkdirOpt, console, fail
 
 JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' = standard output).")
 
-params_app = typer.Typer(help="The versioned parameter store: list, show, history, diff, approve, reject.",
+params_app = typer.Typer(help="The versioned parameter store: list, show, history, diff, approve, reject. Example: som params history housing_first_demo",
                          no_args_is_help=True)
 
 
