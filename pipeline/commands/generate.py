@@ -29,6 +29,7 @@ def generate(
     truth_panel: Optional[bool] = typer.Option(None, "--truth-panel/--no-truth-panel",
                                                help="Write truth_panel.parquet (the expected panel row by row; default up to 200 000 persons)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output folder."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write a summary (folder, files, vintage, world) as JSON here ('-' = stdout)."),
 ) -> None:
     """Write a complete synthetic delivery (every register, manifest.json, truth.json). Example:
     som generate --out /tmp/delivery --persons 5000 --seed 7 --scenario youth_crime --format sas"""
@@ -84,3 +85,11 @@ def generate(
     console.print(f"World: {scenario}, {truth['population']['persons']:,} persons "
                   f"({truth['population']['target_group']:,} in the target group), {truth.get('participants', 0):,} participants; "
                   f"planted truth in truth.json. {time.perf_counter() - started:.1f} s", soft_wrap=True)
+    if json_out is not None:
+        import json
+
+        text = json.dumps({"delivery": str(out), "files": files, "format": fmt, "scenario": scenario, "seed": seed,
+                           "vintage": sim.manifest["vintage"], "period_start": sim.manifest["period_start"],
+                           "period_end": sim.manifest["period_end"], "population": truth["population"],
+                           "participants": truth.get("participants", 0)}, indent=2, default=str)
+        print(text) if str(json_out) == "-" else json_out.write_text(text, encoding="utf-8")

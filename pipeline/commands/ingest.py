@@ -19,6 +19,7 @@ def ingest(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for panel.parquet, treatments.parquet and ingest.json."),
     columns: Optional[Path] = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for deliveries with other column or file names."),
     workdir: Optional[Path] = WorkdirOpt,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the ingestion summary (counts, vintage, hash, seconds) as JSON here ('-' = stdout)."),
     gx_rows: Optional[int] = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great Expectations itself, larger ones by the polars evaluator of the same suites (default 50 000)."),
 ) -> None:
     """Validate a delivery (a GX suite per register) and write panel.parquet and treatments.parquet.
@@ -56,5 +57,10 @@ def ingest(
     console.print(f"Panel: {result.panel} — {s['rows']['person_years']:,} person-years of {s['rows']['persons']:,} persons, "
                   f"{len(s['outcomes'])} outcome columns; treatments: {result.treatments} "
                   f"({s['rows'].get('indsats', 0):,} records). Vintage {s['vintage']}, {s['seconds']:.1f} s.", soft_wrap=True)
+    if json_out is not None:
+        import json
+
+        text = json.dumps({"panel": str(result.panel), "treatments": str(result.treatments), **s}, indent=2, default=str)
+        print(text) if str(json_out) == "-" else json_out.write_text(text, encoding="utf-8")
     if s["ignored_files"]:
         console.print(f"Ignored files: {', '.join(s['ignored_files'][:5])}{' …' if len(s['ignored_files']) > 5 else ''}", soft_wrap=True)
