@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.hashing import file_sha256
+
 
 @dataclass(frozen=True)
 class LandedDelivery:
@@ -21,14 +23,6 @@ class LandedDelivery:
     reason: str
     interventions: tuple[str, ...] | None = None
     fingerprint: str = ""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def inspect_delivery(folder: Path) -> LandedDelivery:
@@ -47,7 +41,7 @@ def inspect_delivery(folder: Path) -> LandedDelivery:
     if missing:
         return LandedDelivery(folder, vintage, False, f"{folder.name}: {len(missing)} of {len(files)} listed file(s) missing or empty ({', '.join(missing[:3])})")
     checksums = doc.get("sha256") or {}
-    bad = [f for f, digest in checksums.items() if f in files and _sha256(folder / f) != str(digest).lower()]
+    bad = [f for f, digest in checksums.items() if f in files and file_sha256(folder / f) != str(digest).lower()]
     if bad:
         return LandedDelivery(folder, vintage, False, f"{folder.name}: checksum mismatch for {', '.join(bad[:3])} (still copying?)")
     stat = [(f, (folder / f).stat().st_size, int((folder / f).stat().st_mtime)) for f in sorted(files)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -36,14 +35,6 @@ def _read(path: Path):
     except Exception as exc:  # polars raises several error types for unreadable files
         fail(f"could not read {path}: {str(exc).splitlines()[0]}")
     fail(f"unsupported panel format {suffix!r}; use .parquet or .csv")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(2**20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fmt(v, digits: int = 4) -> str:
@@ -119,7 +110,9 @@ def estimate(
             fail(f"--method {method} needs --covariates (without covariates the estimator is the unconditional DiD)")
 
     data = _read(panel)
-    digest = _sha256(panel)
+    from pipeline.hashing import file_sha256
+
+    digest = file_sha256(panel)
     if treatments is not None:
         import polars as pl
 

@@ -6,8 +6,6 @@ materialisation records person-level data: metadata holds counts, hashes and sum
 """
 
 
-import json
-
 import dagster as dg
 import polars as pl
 
@@ -126,27 +124,12 @@ def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: d
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
                        realised_effects: pl.DataFrame, verdicts: pl.DataFrame) -> dict:
     loaded = _spec(context, som)
-    params = parse_parameter_set(assumptions["content"])
-    version = code_version()
     with som.store() as store:
-        run = store.record_run(evaluation_id=loaded.spec.evaluation, intervention=params.intervention,
-                               data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
-                               code_version=version, spec=dict(loaded.spec.document))
-        # The label goes into the proposed content: it names the data, not the run, so reruns are idempotent.
-        label = f"evaluation {loaded.spec.evaluation} on vintage {delivery['vintage']} (data sha256 {delivery['data_hash'][:12]})"
-        doc, reason, changes = ev.proposal_document(params, realised_effects, loaded.spec, run_label=label)
-        verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
-        record = store.propose_version(
-            intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
-            run_id=run.id, data_vintage=delivery["vintage"], data_hash=delivery["data_hash"], code_version=version,
-            evidence={"changes": list(changes), "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
-            estimates=realised_effects.to_dicts(), verdicts=verdict_rows,
-        )
-    context.add_output_metadata({"version": record.version, "status": record.status, "parent_version": record.parent_version,
-                                 "reused": record.reused, "run_id": run.id, "reason": reason})
-    return {"intervention": record.intervention, "version": record.version, "status": record.status,
-            "parent_version": record.parent_version, "content": record.content, "reason": record.reason,
-            "run_id": run.id, "reused": record.reused, "code_version": version}
+        proposal = ev.store_proposal(store, loaded, assumptions, realised_effects, verdicts,
+                                     data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
+                                     code_version=code_version())
+    context.add_output_metadata({k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason")})
+    return proposal
 
 
 @dg.asset(group_name="project", partitions_def=PARTITIONS, description="SØM projection of budget consequences: original vs proposed parameters.")

@@ -1,0 +1,14 @@
+"""sha256 of a file, read in 1 MiB blocks (delivery fingerprints, input hashes in run metadata)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
