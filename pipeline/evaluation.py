@@ -1,12 +1,12 @@
 """Plain functions behind the evaluation assets: spec loading, effects, verdicts, proposal, projections.
 
-Dagster assets in ``pipeline/defs`` are thin wrappers around these; a notebook (or ``som evaluate --panel``)
-can call them directly — :func:`evaluate_panel` runs one whole evaluation on a panel without Dagster.
+Dagster assets in ``pipeline/defs`` are thin wrappers around these. There is one evaluation path: every way in
+(``som evaluate`` on a delivery or a handed-over panel, the sensor, the schedule, a backfill) runs the Dagster
+graph (:func:`pipeline.runner.run_evaluation`), so the same checks run and the same report is written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ import yaml
 
 from som_models.calibration import propose
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
+from som_models.estimators.dispatch import EstimationSettings
 from som_models.evaluation_spec import EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
@@ -131,19 +132,21 @@ def map_outcomes(panel: pl.DataFrame, spec: EvaluationSpec) -> pl.DataFrame:
 
 
 def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> RealisedEffects:
-    """Event-time effects of the intervention on the success indicator and each consequence item."""
-    panel = map_outcomes(panel, spec)
-    missing = [c.item for c in params.consequences if c.item not in panel.columns]
-    if missing:
-        raise ParameterError(f"consequence item(s) {', '.join(missing)} are not panel outcomes (panel has {', '.join(panel.columns)})")
+    """Event-time effects of the intervention on the success indicator and each consequence item.
+
+    The estimation is :func:`som_models.estimators.dispatch.estimate` with the spec's design block; the
+    ``overall`` mean starts after the course (``min_e`` = the parameter set's course years).
+    """
+    panel = prepare_outcomes(panel, spec, params)
     sm = params.success_measure
     data = success_indicator(panel, name=sm.name, outcome=sm.outcome, rule=sm.rule)
     if spec.intervention_code is not None and "intervention" in treatments.columns:
         treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
         if treatments.height == 0:
             raise ParameterError(f"no persons with intervention code {spec.intervention_code!r} in the intervention register")
-    return estimate_realised_effects(data, treatments, outcomes=outcomes_for(params), control=spec.control,
-                                     base_period=spec.base_period, alpha=spec.verdict.alpha, min_e=params.course_years)
+    settings = EstimationSettings(design=spec.design, control=spec.control, base_period=spec.base_period,
+                                  alpha=spec.verdict.alpha, min_e=params.course_years, aggregations=("dynamic",))
+    return estimate_realised_effects(data, treatments, outcomes=outcomes_for(params), settings=settings)
 
 
 def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
@@ -275,70 +278,6 @@ def projections(before: ParameterSet, after: ParameterSet) -> dict[str, Projecti
     return {"before": project(before), "after": project(after)}
 
 
-# --------------------------------------------------------------------------- panels that are not deliveries
-
-def _read_frame(path: Path, what: str) -> pl.DataFrame:
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise ParameterError(f"{what} {path}: file not found")
-    try:
-        if suffix == ".parquet":
-            return pl.read_parquet(path)
-        if suffix == ".csv":
-            raw = path.read_bytes()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("latin-1")
-            first = text.split("\n", 1)[0]
-            sep = ";" if first.count(";") > first.count(",") else ","
-            return pl.read_csv(text.encode("utf-8"), separator=sep, decimal_comma=(sep == ";"), infer_schema_length=10000)
-    except Exception as exc:  # polars raises several error types; name the file, not the data
-        raise ParameterError(f"{what} {path.name}: cannot be read ({type(exc).__name__})") from None
-    raise ParameterError(f"{what} {path.name}: unsupported file type {suffix!r} (use .parquet or .csv)")
-
-
-def read_panel(panel_path: Path, treatments_path: Path | None, columns: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read a person-year panel (and treatments) and map its columns to ``person_id``, ``year``, ``start_year``.
-
-    Without a treatments file the panel must carry the first treatment year (``start_year``; 0, negative or
-    empty = never treated), constant within a person.
-    """
-    columns = dict(columns or {})
-    pid, year, start = columns.get("person_id", "person_id"), columns.get("year", "year"), columns.get("start_year", "start_year")
-    panel = _read_frame(panel_path, "panel")
-    for col, role in ((pid, "person_id"), (year, "year")):
-        if col not in panel.columns:
-            raise ParameterError(f"panel {panel_path.name}: column {col!r} ({role}) not found; has {', '.join(panel.columns)}")
-    if treatments_path is not None:
-        tr = _read_frame(treatments_path, "treatments")
-        for col, role in ((pid, "person_id"), (start, "start_year")):
-            if col not in tr.columns:
-                raise ParameterError(f"treatments {treatments_path.name}: column {col!r} ({role}) not found; has {', '.join(tr.columns)}")
-        treatments = tr.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"))
-    else:
-        if start not in panel.columns:
-            raise ParameterError(f"panel {panel_path.name}: no treatments file and no column {start!r} (start_year) in the panel")
-        treatments = panel.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"))
-        per_person = treatments.group_by("person_id").agg(pl.col("start_year").n_unique().alias("n"))
-        if per_person.filter(pl.col("n") > 1).height:
-            raise ParameterError(f"panel {panel_path.name}: column {start!r} (start_year) varies within a person")
-        treatments = treatments.unique("person_id")
-    try:
-        treatments = treatments.with_columns(pl.col("start_year").cast(pl.Int64, strict=True))
-    except Exception:
-        raise ParameterError(f"column {start!r} (start_year) is not an integer year") from None
-    treatments = treatments.filter(pl.col("start_year").is_not_null() & (pl.col("start_year") > 0))
-    renames = {pid: "person_id", year: "year"}
-    drop = [start] if treatments_path is None and start not in ("person_id", "year") else []
-    panel = panel.drop(drop).rename({k: v for k, v in renames.items() if k != v})
-    try:
-        panel = panel.with_columns(pl.col("person_id").cast(pl.Utf8), pl.col("year").cast(pl.Int64, strict=True))
-    except Exception:
-        raise ParameterError(f"panel {panel_path.name}: column {year!r} (year) is not an integer year") from None
-    return panel, treatments
-
-
 def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> pl.DataFrame:
     """Map and check the outcome columns the evaluation needs, cast to float (clear error naming a bad column)."""
     panel = map_outcomes(panel, spec)
@@ -352,52 +291,3 @@ def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: Paramete
         except Exception:
             raise ParameterError(f"panel: outcome column {col!r} is not numeric") from None
     return panel
-
-
-def file_hash(*paths: Path | None) -> str:
-    """sha256 over the names and bytes of the given files, in order (the data hash of a panel evaluation)."""
-    h = hashlib.sha256()
-    for path in paths:
-        if path is None:
-            continue
-        h.update(path.name.encode("utf-8"))
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class PanelEvaluation:
-    """What :func:`evaluate_panel` produced (plain data, safe to print or dump as JSON)."""
-
-    estimates: pl.DataFrame
-    pretrends: pl.DataFrame
-    verdicts: pl.DataFrame
-    proposal: dict
-    projections: dict
-    tested_version: int
-    data_vintage: str
-    data_hash: str
-
-
-def evaluate_panel(store, loaded: LoadedSpec, panel_path: Path, treatments_path: Path | None, *,
-                   data_vintage: str | None = None, code_version: str = "", actor: str = "pipeline") -> PanelEvaluation:
-    """One evaluation end to end on a panel file, through the plain functions (no Dagster)."""
-    spec = loaded.spec
-    columns = spec.data.columns if spec.data is not None else {}
-    panel, treatments = read_panel(panel_path, treatments_path, columns)
-    record = assumptions_version(store, loaded)
-    params = parse_parameter_set(record.content)
-    panel = prepare_outcomes(panel, spec, params)
-    effects = realised_effects(panel, treatments, spec, params)
-    pre = pretrend_frame(effects)
-    frame = verdict_frame(verdicts(params, effects.table, pre, spec))
-    digest = file_hash(panel_path, treatments_path)
-    vintage = data_vintage or f"panel {panel_path.name}"
-    assumptions = {"intervention": record.intervention, "version": record.version, "content": record.content}
-    proposal = store_proposal(store, loaded, assumptions, effects.table, frame, data_vintage=vintage, data_hash=digest,
-                              code_version=code_version, actor=actor)
-    proj = projections(params, parse_parameter_set(proposal["content"]))
-    return PanelEvaluation(effects.table, pre, frame, proposal, {k: v.to_dict() for k, v in proj.items()},
-                           record.version, vintage, digest)

@@ -20,7 +20,18 @@ class RunOutcome:
     versions: dict
     report: str | None
     database: str
+    #: the Dagster run
     run_id: str
+    #: the evaluation run in the parameter store (``parameter_proposal``'s ``run_id``); None if the run failed
+    evaluation_run_id: int | None = None
+    #: the ``parameter_proposal`` output (version, status, parent_version, reused, content, reason, run_id)
+    proposal: dict | None = None
+    #: the evaluated delivery (``delivery`` output: folder, kind, vintage, data_hash, …)
+    delivery: dict | None = None
+
+
+class EvaluationRefused(ValueError):
+    """The evaluation cannot start: a bad spec, delivery or handed-over panel (the message says which)."""
 
 
 def _root_message(error) -> str:
@@ -52,7 +63,8 @@ def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str 
 
 def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None,
                    log_level: str = "WARNING") -> RunOutcome:
-    """Materialise every asset and check in-process for one evaluation × vintage partition.
+    """Materialise every asset and check in-process for one evaluation × vintage partition of ``delivery``
+    (a register delivery or a staged panel delivery — the one evaluation path).
 
     ``evaluation_spec`` defaults to the demo spec; its folder becomes the evaluations folder. The delivery's
     vintage is registered as a dynamic partition. ``instance`` defaults to the workdir's Dagster instance.
@@ -104,4 +116,78 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         report=result.output_for_node("audit_report"),
         database=resources["som"].database_url or database_url(workdir),
         run_id=result.run_id,
+        evaluation_run_id=proposal["run_id"],
+        proposal=proposal,
+        delivery=result.output_for_node("delivery"),
     )
+
+
+def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: str | Path | None = None,
+             panel: str | Path | None = None, treatments: str | Path | None = None, vintage: str | None = None,
+             instance=None, log_level: str = "WARNING") -> RunOutcome:
+    """One evaluation end to end — the function behind ``som evaluate`` and the notebook API.
+
+    The data are a register ``delivery`` folder or a handed-over ``panel`` file (+ ``treatments``), else the
+    spec's ``data:`` section. A panel is staged as a panel delivery under ``{workdir}/handover/`` (checked
+    first: columns, years, the outcomes the spec needs), then the Dagster graph runs on the delivery — the
+    same assets, checks and report either way. Raises :class:`EvaluationRefused` before anything runs when
+    the spec or the data cannot be used; a run refused by a check returns ``success=False`` with the reasons.
+    """
+    from som_models.parameters import ParameterError
+
+    from pipeline import evaluation as ev
+    from pipeline.registers import DeliveryError, read_manifest
+    from pipeline.registers.handover import default_vintage, write_panel_delivery
+    from pipeline.workdir import prepare_workdir
+
+    try:
+        loaded = ev.load_spec(spec)
+    except ParameterError as exc:
+        raise EvaluationRefused(str(exc)) from None
+    if delivery is not None and (panel is not None or treatments is not None):
+        raise EvaluationRefused("give either a delivery or a panel (+ treatments), not both")
+    if treatments is not None and panel is None:
+        raise EvaluationRefused("a treatments file needs a panel")
+    if delivery is None and panel is None:
+        delivery = loaded.data_path("delivery")
+        panel, treatments = loaded.data_path("panel"), loaded.data_path("treatments")
+        if delivery is None and panel is None:
+            raise EvaluationRefused(f"{loaded.path.name}: no data — give a delivery folder or a panel file, or a data: "
+                                    "section in the spec")
+    if delivery is not None and vintage is not None:
+        raise EvaluationRefused("a vintage label applies to panels; a delivery's vintage comes from its manifest")
+    home = prepare_workdir(Path(workdir) if workdir is not None else None)
+    try:
+        if panel is not None:
+            columns = loaded.spec.data.columns if loaded.spec.data is not None else {}
+            delivery = write_panel_delivery(
+                Path(panel), Path(treatments) if treatments is not None else None,
+                vintage=vintage or default_vintage(Path(panel)), columns=columns, root=home / "handover",
+                check=lambda frame: ev.prepare_outcomes(frame, loaded.spec, loaded.seed))
+        read_manifest(Path(delivery))
+    except (DeliveryError, ParameterError) as exc:
+        raise EvaluationRefused(str(exc)) from None
+    _check_partition(loaded.path, loaded.spec.evaluation)
+    return run_evaluation(home, delivery=Path(delivery).resolve(), evaluation_spec=str(loaded.path), instance=instance,
+                          log_level=log_level)
+
+
+def _check_partition(spec_path: Path, evaluation: str) -> None:
+    """The spec's evaluation must be a partition of the loaded definitions, and unique in its folder."""
+    import sys
+
+    if "pipeline.defs.assets" not in sys.modules:
+        # The evaluation partitions are read from the spec folder when the definitions load.
+        os.environ["SOM_EVALUATIONS_DIR"] = str(spec_path.parent)
+    from pipeline.defs.partitions import evaluation_specs
+
+    same_id = evaluation_specs(spec_path.parent).get(evaluation)
+    if same_id is None or same_id.resolve() != spec_path:
+        raise EvaluationRefused(f"another spec in {spec_path.parent} ({same_id.name if same_id else '?'}) has the "
+                                f"evaluation id {evaluation!r}; evaluation ids must be unique within a folder")
+    from pipeline.defs.assets import PARTITIONS
+
+    keys = PARTITIONS.get_partitions_def_for_dimension("evaluation").get_partition_keys()
+    if evaluation not in keys:
+        raise EvaluationRefused(f"evaluation {evaluation!r} is not among the loaded Dagster partitions "
+                                f"({', '.join(keys)}); set SOM_EVALUATIONS_DIR={spec_path.parent} before starting")

@@ -219,8 +219,8 @@ def test_small_cells_are_blanked_in_output():
 
 
 def test_panel_without_a_treatments_file(tmp_path):
-    from pipeline import evaluation as ev
-    from som_models.parameters import ParameterError
+    from pipeline.registers import DeliveryError as ParameterError
+    from pipeline.registers import handover as ev
 
     panel = pl.DataFrame({"id": [1, 1, 2, 2, 3, 3], "yr": [2019, 2020] * 3, "first": [2020, 2020, 0, 0, None, None],
                           "nights": [3.0, 0.0, 1.0, 2.0, 0.0, 1.0]})
@@ -231,7 +231,7 @@ def test_panel_without_a_treatments_file(tmp_path):
     assert data.columns == ["person_id", "year", "nights"] and data["person_id"].dtype == pl.Utf8
     assert treated.to_dicts() == [{"person_id": "1", "start_year": 2020}]  # 0 and empty: never treated
     panel.with_columns(pl.when(pl.col("yr") == 2019).then(2019).otherwise(pl.col("first")).alias("first")).write_parquet(path)
-    with pytest.raises(ParameterError, match="varies within a person"):
+    with pytest.raises(ParameterError, match="varies within 1 person"):
         ev.read_panel(path, None, columns)
     panel.with_columns(pl.lit("soon").alias("first")).write_parquet(path)
     with pytest.raises(ParameterError, match="not an integer year"):

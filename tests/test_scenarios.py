@@ -127,7 +127,13 @@ def test_small_noisy_cohort_is_inconclusive():
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend):
+def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend, monkeypatch):
+    """The panel goes through the one evaluation path (staged as a panel delivery, the Dagster graph)."""
+    from functools import partial
+
+    import dagster as dg
+
+    from pipeline.runner import evaluate
     from pipeline.store.testing import SKIP_REASON, postgres_admin_url, temporary_postgres_database
 
     panel, treatments, _, _ = demo
@@ -136,11 +142,15 @@ def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend):
     treatments.write_parquet(treatments_path)
     other_path = tmp_path / "panel_2024.parquet"  # another delivery: 5 % of the person-years differ
     panel.filter(panel["person_id"].hash(7) % 20 != 0).write_parquet(other_path)
-    loaded = ev.load_spec(HOUSING)
+    work = tmp_path / "work"
 
     def scenario(url: str) -> None:
+        monkeypatch.setenv("SOM_DATABASE_URL", url)
+        instance = dg.DagsterInstance.ephemeral()
+        run = partial(evaluate, HOUSING, workdir=work, treatments=treatments_path, instance=instance)
         with ParameterStore(url) as store:
-            result = ev.evaluate_panel(store, loaded, panel_path, treatments_path, data_vintage="2023-06")
+            result = run(panel=panel_path, vintage="2023-06")
+            assert result.success, result.failures
             assert result.proposal["version"] == 2 and result.proposal["status"] == "proposed"
             before = project(parse_parameter_set(store.latest_approved("housing_first_demo").content))
             store.decide("housing_first_demo", 2, approve=True, actor="analyst", reason="register follow-up")
@@ -154,15 +164,15 @@ def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend):
             assert 0 < kh_after < kh_before
             # A rerun on the same data evaluates version 2, which already holds these data: no new version
             # (updating it again would count the same data twice), but the run's verdicts are kept.
-            again = ev.evaluate_panel(store, loaded, panel_path, treatments_path, data_vintage="2023-06")
-            assert again.tested_version == 2
+            again = run(panel=panel_path, vintage="2023-06")
+            assert again.versions["before"] == 2
             assert (again.proposal["version"], again.proposal["reused"], again.proposal["status"]) == (2, True, "approved")
             assert [v.version for v in store.versions("housing_first_demo")] == [1, 2]
             assert len(store.verdicts_for_run(again.proposal["run_id"])) == 3
             assert "already incorporated in version 2" in store.audit_entries("housing_first_demo")[-1]["detail"]["note"]
             # Other data are new evidence: proposed on top of version 2.
-            newer = ev.evaluate_panel(store, loaded, other_path, treatments_path, data_vintage="2024-06")
-            assert newer.data_hash != again.data_hash
+            newer = run(panel=other_path, vintage="2024-06")
+            assert newer.delivery["data_hash"] != again.delivery["data_hash"]
             assert (newer.proposal["version"], newer.proposal["parent_version"], newer.proposal["reused"]) == (3, 2, False)
 
     if backend == "sqlite":

@@ -82,32 +82,31 @@ def estimate(
     A panel from `som ingest` takes its treatment timing from the treatments file:
     som estimate panel.parquet --treatments treatments.parquet --id person_id --time year --outcome shelter_nights --group start_year
     """
-    if design not in ("staggered", "rct", "matched"):
-        fail(f"--design must be staggered, rct or matched (got {design!r})")
-    if control not in ("never", "notyet"):
-        fail(f"--control must be never or notyet (got {control!r})")
-    if base_period not in ("varying", "universal"):
-        fail(f"--base-period must be varying or universal (got {base_period!r})")
-    if not 0 < alpha < 1:
-        fail(f"--alpha must be between 0 and 1 (got {alpha})")
-    if bootstrap < 0 or bootstrap == 1:
-        fail(f"--bootstrap must be 0 (off) or at least 2 draws (got {bootstrap})")
-    if bootstrap_weights not in ("mammen", "rademacher"):
-        fail(f"--bootstrap-weights must be mammen or rademacher (got {bootstrap_weights!r})")
-    covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
-    rct_methods, did_methods = ("dim", "ancova"), ("reg", "ipw", "dr", "dr-imp")
-    if design == "rct":
-        if method is not None and method not in rct_methods:
-            fail(f"--method for --design rct must be dim or ancova (got {method!r})")
-        if arm is None or start is None:
-            fail("--design rct needs --arm (0/1 column) and --start (randomisation period or column)")
-    else:
-        if method is not None and method not in did_methods:
-            fail(f"--method must be reg, ipw, dr or dr-imp for --design {design} (got {method!r})")
-        if (group is None) == (treatment is None):
-            fail(f"--design {design} needs exactly one of --group (first treated period) or --treatment (0/1 indicator)")
-        if method is not None and not covs:
-            fail(f"--method {method} needs --covariates (without covariates the estimator is the unconditional DiD)")
+    from types import SimpleNamespace
+
+    from som_models.estimators.dispatch import EstimationSettings, settings_problems
+
+    covs = tuple(c.strip() for c in covariates.split(",") if c.strip()) if covariates else ()
+    start_val: int | str | None = start
+    if start is not None:
+        try:
+            start_val = int(start)
+        except ValueError:
+            start_val = start
+    options = dict(
+        design=design, control=control, base_period=base_period, covariates=covs, method=method, alpha=alpha,
+        bootstrap=bootstrap, bootstrap_weights=bootstrap_weights, seed=seed, weight_col=weights,
+        match_on=tuple(c.strip() for c in match_on.split(",") if c.strip()) if match_on else (),
+        exact=tuple(c.strip() for c in exact.split(",") if c.strip()) if exact else (),
+        pre_periods=pre_periods, caliper=caliper, ratio=ratio, replace=replace, arm_col=arm, start=start_val)
+    flags = {f: "--" + f.replace("_", "-") for f in EstimationSettings.__dataclass_fields__}
+    flags.update(arm_col="--arm", weight_col="--weights")
+    problems = settings_problems(SimpleNamespace(**{**EstimationSettings().__dict__, **options}), flags)
+    if problems:
+        fail(problems[0])
+    settings = EstimationSettings(**options)
+    if design != "rct" and (group is None) == (treatment is None):
+        fail(f"--design {design} needs exactly one of --group (first treated period) or --treatment (0/1 indicator)")
 
     data = _read(panel)
     from pipeline.hashing import file_sha256
@@ -123,32 +122,24 @@ def estimate(
             fail("--treatments needs --group naming the column to create (e.g. --group start_year)")
         starts = treat.group_by(id_col).agg(pl.col("start_year").cast(pl.Int64).min().alias(group))
         data = data.drop(group, strict=False).join(starts, on=id_col, how="left").with_columns(pl.col(group).fill_null(0))
+    from som_models.estimators.dispatch import estimate as run_estimator
+
+    from pipeline.progress import track
     from pipeline.version import code_version
 
-    try:
-        if design == "rct":
-            result_tables, meta_design = _run_rct(data, outcome, id_col, time_col, arm, start, method or "dim", covs, alpha)
-        else:
-            if treatment is not None:
-                from som_models.estimators.panel import first_treatment_period
+    if treatment is not None and design != "rct":
+        from som_models.estimators.panel import first_treatment_period
 
-                data = first_treatment_period(data, id_col=id_col, time_col=time_col, treat_col=treatment,
-                                              name="_first_treat")
-                group = "_first_treat"
-            result_tables, meta_design = _run_did(
-                data, outcome, id_col, time_col, group, design, control, base_period, covs, method, alpha, bootstrap,
-                seed, bootstrap_weights, weights,
-                dict(match_on=[c.strip() for c in match_on.split(",") if c.strip()] if match_on else [],
-                     exact=[c.strip() for c in exact.split(",") if c.strip()] if exact else [],
-                     pre_periods=pre_periods, caliper=caliper, ratio=ratio, replace=replace))
+        data = first_treatment_period(data, id_col=id_col, time_col=time_col, treat_col=treatment, name="_first_treat")
+        group = "_first_treat"
+    try:
+        effects = run_estimator(data, outcomes=outcome, id_col=id_col, time_col=time_col, group_col=group,
+                                settings=settings, progress=track)
     except ValueError as exc:
         fail(str(exc).splitlines()[0])
-    import polars as pl
-
-    table = pl.concat(result_tables)
+    table = effects.table
     meta = {
-        **meta_design,
-        "alpha": alpha,
+        **effects.metadata,
         "data": {"path": str(panel), "sha256": digest, "rows": data.height},
         "code_version": code_version(),
     }
@@ -173,103 +164,6 @@ def _jsonable(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return str(v)
-
-
-def _run_did(data, outcomes, id_col, time_col, group, design, control, base_period, covs, method, alpha, draws, seed,
-             boot_weights, weight_col, match):
-    from som_models.estimators import aggregate, att_gt, effects_table, pretrend_test
-    from som_models.estimators.bootstrap import bootstrap_aggregate, bootstrap_cells
-
-    from pipeline.progress import track
-
-    tables, pretrends, notes, boot_meta, balance = [], {}, {}, {}, {}
-    what = f"Estimating ({draws} bootstrap draws)" if draws else "Estimating"
-    for y in track(outcomes, what):
-        if design == "matched":
-            from som_models.estimators.matching import match_comparison, matched_att_gt
-
-            m = match_comparison(data, outcome=y, id_col=id_col, time_col=time_col, group_col=group,
-                                 covariates=match["match_on"], exact=match["exact"], pre_periods=match["pre_periods"],
-                                 method="nearest" if (match["match_on"] or match["pre_periods"]) else "exact",
-                                 ratio=match["ratio"], caliper=match["caliper"], replace=match["replace"], seed=seed)
-            res = matched_att_gt(data, m, outcome=y, id_col=id_col, time_col=time_col, group_col=group,
-                                 base_period=base_period, covariates=covs, method=method)
-            balance[y] = m.balance.to_dicts()
-        else:
-            res = att_gt(data, outcome=y, id_col=id_col, time_col=time_col, group_col=group, control=control,
-                         base_period=base_period, covariates=covs, method=method, weight_col=weight_col)
-        aggs = {k: aggregate(res, k) for k in ("dynamic", "group", "calendar")}
-        boot = None
-        if draws:
-            kw = dict(draws=draws, seed=seed, weights=boot_weights, alpha=alpha)
-            boot = {"cells": bootstrap_cells(res, **kw)}
-            for k, agg in aggs.items():
-                by_level, overall = bootstrap_aggregate(agg, res.n_units, **kw)
-                boot[k] = by_level
-                if k == "dynamic":
-                    boot["overall"] = overall
-            boot_meta[y] = {k: {"critical_value": b.crit, "draws": b.draws} for k, b in boot.items() if b is not None}
-        tables.append(effects_table(res, aggs, alpha=alpha, bootstrap=boot))
-        pt = pretrend_test(res)
-        pretrends[y] = {"statistic": pt.statistic, "df": pt.df, "p_value": pt.p_value}
-        notes[y] = dict(res.notes)
-        notes[y]["simple_att"] = {"estimate": aggregate(res, "simple").overall, "se": aggregate(res, "simple").overall_se}
-        flagged = [f"({c.group},{c.time}): {', '.join(c.flags)}" for c in res.cells if c.flags]
-        if flagged:
-            notes[y]["flagged_cells"] = flagged
-    meth = tables and res.method
-    meta = {
-        "design": {"staggered": "staggered adoption, Callaway & Sant'Anna (2021) ATT(g,t)",
-                   "matched": "matched comparison group from the never-treated population, then ATT(g,t) per cohort"}[design],
-        "comparison_group": {"never": "never treated", "notyet": "not yet treated"}[control] if design == "staggered"
-        else "matched never-treated units",
-        "base_period": base_period,
-        "covariates": covs,
-        "covariates_period": "base period of each ATT(g,t)" if covs else None,
-        "method": meth,
-        "overall": "mean of the post-treatment event-time effects (dynamic aggregation)",
-        "standard_errors": ("multiplier bootstrap (" + boot_weights + "), clustered by unit" if draws
-                            else "analytic influence function, clustered by unit"),
-        "intervals": "simultaneous (uniform) bands per estimand family" if draws else "pointwise",
-        "unbalanced_panels": "kept; each ATT(g,t) uses the units observed in both of its periods",
-        "pretrend_test": pretrends,
-        "notes": notes,
-    }
-    if draws:
-        meta["bootstrap"] = {"draws": draws, "seed": seed, "weights": boot_weights, "critical_values": boot_meta}
-    if balance:
-        meta["balance"] = balance
-    return tables, meta
-
-
-def _run_rct(data, outcomes, id_col, time_col, arm, start, method, covs, alpha):
-    from som_models.estimators.rct import rct_effects
-
-    try:
-        start_val: int | str = int(start)
-    except ValueError:
-        start_val = start
-    tables, details, notes = [], {}, {}
-    for y in outcomes:
-        r = rct_effects(data, outcome=y, id_col=id_col, time_col=time_col, arm_col=arm, start=start_val, method=method,
-                        covariates=covs, alpha=alpha)
-        tables.append(r.table)
-        details[y] = r.details.to_dicts()
-        notes[y] = dict(r.notes)
-    meta = {
-        "design": "randomised: " + ("difference in means" if method == "dim" else "ANCOVA (baseline outcome at e = -1"
-                                    + (", covariates" if covs else "") + ")") + " by period since randomisation",
-        "comparison_group": "control arm",
-        "covariates": covs,
-        "method": method,
-        "standard_errors": "HC2 robust (classical SEs in details)",
-        "intervals": "pointwise",
-        "overall": "mean of the effects at e >= 0; SE from per-person influence functions",
-        "pretrend_test": None,
-        "details": details,
-        "notes": notes,
-    }
-    return tables, meta
 
 
 def _print(table, meta) -> None:

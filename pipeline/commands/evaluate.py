@@ -6,17 +6,16 @@ Examples::
     som evaluate my_eval.yaml --panel panel.parquet --treatments treatments.csv --json result.json
     som evaluate my_eval.yaml                      # data from the spec's data: section
 
-With a register delivery the Dagster asset graph runs in-process (GX checks included; a blocking check
-stops the run before the parameters: exit code 3). With a panel (any CSV/Parquet person-year table, columns
-mapped in the spec) the same plain functions run without Dagster. Either way the run, its estimates and
-verdicts and the proposed parameter version are written to the store (``--workdir`` / ``$SOM_HOME`` /
-``./.som``, or ``$SOM_DATABASE_URL``). The spec format: docs/evaluation-spec.md.
+Either way in — a register delivery, or a panel handed over as a file (any CSV/Parquet person-year table,
+columns mapped in the spec) — the same Dagster asset graph runs in-process: a panel is first staged as a
+*panel delivery* (``{workdir}/handover/``, see ``pipeline.registers.handover``), so the same checks run and the
+same report is written. A blocking check stops the run before the parameters: exit code 3. The run, its
+estimates and verdicts and the proposed parameter version are written to the store (``--workdir`` /
+``$SOM_HOME`` / ``./.som``, or ``$SOM_DATABASE_URL``). The spec format: docs/evaluation-spec.md.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -62,38 +61,6 @@ def suppress_small_cells(verdict: dict[str, Any], min_cell: int) -> dict[str, An
     return out
 
 
-def _delivery_route(spec_path: Path, evaluation: str, delivery: Path, home: Path):
-    from pipeline.registers import DeliveryError, read_manifest
-
-    try:
-        read_manifest(delivery)
-    except DeliveryError as exc:
-        fail(str(exc))
-    if "pipeline.defs.assets" not in sys.modules:
-        # The evaluation partitions are read from the spec folder when the definitions load.
-        os.environ["SOM_EVALUATIONS_DIR"] = str(spec_path.parent)
-    from pipeline.defs.partitions import evaluation_specs
-    from pipeline.runner import run_evaluation
-
-    same_id = evaluation_specs(spec_path.parent).get(evaluation)
-    if same_id is None or same_id.resolve() != spec_path:
-        fail(f"another spec in {spec_path.parent} ({same_id.name if same_id else '?'}) has the evaluation id "
-             f"{evaluation!r}; evaluation ids must be unique within a folder")
-    from pipeline.defs.assets import PARTITIONS
-
-    keys = PARTITIONS.get_partitions_def_for_dimension("evaluation").get_partition_keys()
-    if evaluation not in keys:
-        fail(f"evaluation {evaluation!r} is not among the loaded Dagster partitions ({', '.join(keys)}); "
-             f"set SOM_EVALUATIONS_DIR={spec_path.parent} before starting")
-    with console.status("Materialising the Dagster asset graph (in-process)…"):
-        outcome = run_evaluation(home, delivery=delivery, evaluation_spec=str(spec_path))
-    if not outcome.success:
-        for line in outcome.failures:
-            err.print(f"[red]•[/] {line}", highlight=False, soft_wrap=True)
-        fail("the evaluation run did not complete (see above); nothing was proposed", EXIT_REFUSED)
-    return outcome
-
-
 def evaluate_command(
     spec: Path = typer.Argument(..., help="Evaluation spec (YAML; see docs/evaluation-spec.md)."),
     delivery: Optional[Path] = typer.Option(None, "--delivery", "-d", help="Register delivery folder (with manifest.json)."),
@@ -108,54 +75,29 @@ def evaluate_command(
 
     Example: som evaluate assets/evaluations/housing_first_demo.yaml --delivery .som/landing/demo
     """
-    if delivery is not None and (panel is not None or treatments is not None):
-        fail("give either --delivery or --panel (+ --treatments), not both")
-    if treatments is not None and panel is None:
-        fail("--treatments needs --panel")
     if vintage is not None and not vintage.strip():
         fail("--vintage must not be empty")
-    from som_models.parameters import ParameterError
+    from pipeline.runner import EvaluationRefused, evaluate
+    from pipeline.workdir import WorkdirError
 
+    try:
+        with console.status("Materialising the Dagster asset graph (in-process)…"):
+            outcome = evaluate(spec, workdir=workdir, delivery=delivery, panel=panel, treatments=treatments,
+                               vintage=vintage)
+    except (EvaluationRefused, WorkdirError) as exc:
+        fail(str(exc))
+    if not outcome.success:
+        for line in outcome.failures:
+            err.print(f"[red]•[/] {line}", highlight=False, soft_wrap=True)
+        fail("the evaluation run did not complete (see above); nothing was proposed", EXIT_REFUSED)
     from pipeline import evaluation as ev
-    from pipeline.workdir import WorkdirError, prepare_workdir
 
-    try:
-        loaded = ev.load_spec(spec)
-    except ParameterError as exc:
-        fail(str(exc))
-    if delivery is None and panel is None:
-        delivery = loaded.data_path("delivery")
-        panel, treatments = loaded.data_path("panel"), loaded.data_path("treatments")
-        if delivery is None and panel is None:
-            fail(f"{loaded.path.name}: no data — give --delivery DIR or --panel FILE, or a data: section in the spec")
-    if delivery is not None and vintage is not None:
-        fail("--vintage applies to panels; a delivery's vintage comes from its manifest")
-    try:
-        home = prepare_workdir(workdir)
-    except WorkdirError as exc:
-        fail(str(exc))
-
-    from pipeline.store import StoreError
-    from pipeline.version import code_version
-
-    if delivery is not None:
-        _delivery_route(loaded.path, loaded.spec.evaluation, Path(delivery).resolve(), home)
-        with open_store(home) as store:
-            runs = [r for r in store.runs(loaded.spec.intervention) if r.evaluation_id == loaded.spec.evaluation]
-            run = runs[-1]
-            doc = _result(store, loaded, run, source={"delivery": str(Path(delivery).resolve())})
-    else:
-        with open_store(home, create=True) as store:
-            try:
-                result = ev.evaluate_panel(store, loaded, Path(panel), Path(treatments) if treatments else None,
-                                           data_vintage=vintage, code_version=code_version())
-            except (ParameterError, StoreError) as exc:
-                fail(str(exc))
-            except ValueError as exc:  # estimator refusals (no comparison group, too few periods, …)
-                fail(f"cannot estimate the effects: {' '.join(str(exc).split())}")
-            run = store.get_run(result.proposal["run_id"])
-            doc = _result(store, loaded, run, source={"panel": str(Path(panel).resolve()),
-                                                      "treatments": str(Path(treatments).resolve()) if treatments else None})
+    loaded = ev.load_spec(spec)
+    d = outcome.delivery or {}
+    source = ({"panel": str(Path(panel).resolve()), "treatments": str(Path(treatments).resolve()) if treatments else None}
+              if panel is not None else {"delivery": d.get("folder")})
+    with open_store(workdir) as store:
+        doc = _result(store, loaded, store.get_run(outcome.evaluation_run_id), source=source)
     if json_out is not None:
         write_json(json_out, doc)
         if str(json_out) == "-":

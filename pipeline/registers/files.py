@@ -50,6 +50,11 @@ class Manifest:
     files: tuple[str, ...]
     registers: tuple[str, ...] | None = None
     sha256: dict = field(default_factory=dict, compare=False, hash=False)
+    #: ``registers`` (Statistics Denmark extracts) or ``panel`` (a handed-over person-year panel, see
+    #: :mod:`pipeline.registers.handover`)
+    kind: str = "registers"
+    #: for ``kind: panel``: ``{"panel": file, "treatments": file | None, "columns": {canonical: column}}``
+    handover: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def years(self) -> range:
@@ -81,7 +86,10 @@ def read_manifest(folder: Path) -> Manifest:
         raise DeliveryError(f"{path}: period_start/period_end must be ISO dates (YYYY-MM-DD)") from None
     if end < start:
         raise DeliveryError(f"{path}: period_end {end} is before period_start {start}")
-    if end > dt.date.today():
+    kind = doc.get("kind", "registers")
+    if kind not in ("registers", "panel"):
+        raise DeliveryError(f"{path}: 'kind' must be registers or panel (got {kind!r})")
+    if kind == "registers" and end > dt.date.today():
         raise DeliveryError(f"{path}: period_end {end} is in the future; a delivery covers a period that has ended")
     if not isinstance(doc["files"], list) or not all(isinstance(f, str) for f in doc["files"]) or not doc["files"]:
         raise DeliveryError(f"{path}: 'files' must be a non-empty list of file names")
@@ -100,8 +108,17 @@ def read_manifest(folder: Path) -> Manifest:
     sha = doc.get("sha256") or {}
     if not isinstance(sha, dict):
         raise DeliveryError(f"{path}: 'sha256' must map file names to hex digests")
+    handover = doc.get("handover") or {}
+    if kind == "panel":
+        if not isinstance(handover, dict) or handover.get("panel") not in files or (
+                handover.get("treatments") is not None and handover.get("treatments") not in files):
+            raise DeliveryError(f"{path}: a panel delivery needs 'handover' naming its panel (and treatments) file "
+                                "among 'files'")
+        cols = handover.get("columns") or {}
+        if not isinstance(cols, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in cols.items()):
+            raise DeliveryError(f"{path}: handover.columns must map canonical names to column names")
     return Manifest(folder, str(doc["vintage"]), start, end, files,
-                    None if registers is None else tuple(r.lower() for r in registers), dict(sha))
+                    None if registers is None else tuple(r.lower() for r in registers), dict(sha), kind, dict(handover))
 
 
 def delivery_hash(manifest: Manifest, *, verify: bool = False) -> str:

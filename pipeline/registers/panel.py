@@ -608,7 +608,15 @@ def treatments_frame(ctx: _Ctx, files) -> pl.DataFrame:
 
 def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = None, *,
                 max_gx_rows: int | None = None) -> PanelBuild:
-    """The canonical panel and treatments of one delivery (validated; raises :class:`DeliveryError`)."""
+    """The canonical panel and treatments of one delivery (validated; raises :class:`DeliveryError`).
+
+    A panel delivery (``kind: panel``, a handed-over panel) is read by
+    :func:`pipeline.registers.handover.build_handover` instead of the register readers.
+    """
+    if manifest.kind == "panel":
+        from pipeline.registers.handover import build_handover
+
+        return build_handover(manifest, key)
     ctx = _Ctx(manifest, columns or cfg.ColumnMap(), gx_max_rows(max_gx_rows))
     clock = [time.perf_counter()]
     seconds: dict[str, float] = {}

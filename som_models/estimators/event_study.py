@@ -9,12 +9,14 @@ The ``overall`` row is the mean of the event-time effects over ``min_e ≤ e`` (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import polars as pl
 
-from som_models.estimators.results import DidResult, PreTrendTest, estimates_table
-from som_models.estimators.staggered_did import aggregate, att_gt, pretrend_test
+from som_models.estimators.results import DidResult, PreTrendTest
+
+if TYPE_CHECKING:
+    from som_models.estimators.dispatch import EstimationSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,39 +42,19 @@ def estimate_realised_effects(
     treatments: pl.DataFrame,
     *,
     outcomes: list[str],
-    control: str = "never",
-    base_period: str = "varying",
-    alpha: float = 0.05,
-    min_e: int = 0,
-    covariates: list[str] | tuple[str, ...] = (),
-    method: str | None = None,
+    settings: "EstimationSettings | None" = None,
 ) -> RealisedEffects:
-    """Staggered DiD for each outcome; returns the tidy table of DESIGN §3.3 and pre-trend tests.
+    """Realised effects of the intervention on each outcome of a person-year panel (``person_id``, ``year``).
 
-    ``covariates`` (panel columns, taken at each cell's base period) switch on the doubly robust estimator
-    (``method`` ``dr`` by default; ``reg``, ``ipw``, ``dr-imp`` also accepted); without them the estimator is
-    the unconditional one, as before.
+    The treatments' first ``start_year`` per person becomes the cohort (never treated = absent or null); the
+    estimation itself is :func:`som_models.estimators.dispatch.estimate` with ``settings`` (default: the
+    unconditional staggered design, never-treated comparison, event-time aggregation only).
     """
-    starts = treatments.select("person_id", pl.col("start_year").cast(pl.Int64)).unique("person_id")
+    from som_models.estimators.dispatch import EstimationSettings, estimate
+
+    if settings is None:
+        settings = EstimationSettings(aggregations=("dynamic",))
+    starts = treatments.group_by("person_id").agg(pl.col("start_year").cast(pl.Int64).min())
     data = panel.join(starts, on="person_id", how="left").with_columns(pl.col("start_year").fill_null(0))
-    tables, pretrends, results = [], {}, {}
-    for outcome in outcomes:
-        res = att_gt(data, outcome=outcome, id_col="person_id", time_col="year", group_col="start_year",
-                     control=control, base_period=base_period, covariates=covariates, method=method)
-        dyn = aggregate(res, "dynamic", min_e=min_e)
-        tables.append(estimates_table(res, dyn, alpha=alpha))
-        pretrends[outcome] = pretrend_test(res)
-        results[outcome] = res
-    meta = {
-        "design": "staggered adoption, Callaway & Sant'Anna (2021) unconditional ATT(g,t)",
-        "comparison_group": "never treated" if control == "never" else "not yet treated",
-        "base_period": base_period,
-        "covariates": list(covariates),
-        "method": ("difference in means of outcome changes" if not covariates else
-                   f"{method or 'dr'} (Sant'Anna & Zhao 2020) with covariates from the base period")
-        + "; influence-function SEs clustered by person",
-        "overall": f"mean of event-time effects for e >= {min_e}",
-        "alpha": alpha,
-        "pretrend_p": {k: v.p_value for k, v in pretrends.items()},
-    }
-    return RealisedEffects(pl.concat(tables), pretrends, results, meta)
+    return estimate(data, outcomes=outcomes, id_col="person_id", time_col="year", group_col="start_year",
+                    settings=settings)
