@@ -43,8 +43,10 @@ def check_vintage(vintage: str) -> str:
     return vintage
 
 
-def read_frame(path: Path, what: str) -> pl.DataFrame:
-    """A CSV (``,``, or ``;`` with decimal comma; UTF-8 or Latin-1) or Parquet file as a frame."""
+def read_frame(path: Path, what: str, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
+    """A CSV (``,``, or ``;`` with decimal comma; UTF-8 or Latin-1) or Parquet file as a frame.
+
+    ``text_columns`` of a CSV are read as text (an id such as ``0101801234`` keeps its leading zero)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -61,7 +63,9 @@ def read_frame(path: Path, what: str) -> pl.DataFrame:
             text = raw.decode("latin-1")
         first = text.split("\n", 1)[0]
         sep = ";" if first.count(";") > first.count(",") else ","
-        return pl.read_csv(text.encode("utf-8"), separator=sep, decimal_comma=(sep == ";"), infer_schema_length=10000)
+        header = pl.read_csv(text.encode("utf-8"), separator=sep, n_rows=0).columns
+        return pl.read_csv(text.encode("utf-8"), separator=sep, decimal_comma=(sep == ";"), infer_schema_length=10000,
+                           schema_overrides={c: pl.Utf8 for c in text_columns if c in header} or None)
     except Exception as exc:  # polars raises several error types; name the file, not the data
         raise DeliveryError(f"{what} {path.name}: cannot be read ({type(exc).__name__})") from None
 
@@ -72,13 +76,13 @@ def read_panel(panel_path: Path, treatments_path: Path | None,
     (``person_id``, ``start_year``; never-treated persons dropped), with the file's columns mapped."""
     columns = dict(columns or {})
     pid, year, start = (columns.get(c, c) for c in CANONICAL)
-    panel = read_frame(panel_path, "panel")
+    panel = read_frame(panel_path, "panel", (pid,))
     name = Path(panel_path).name
     for col, role in ((pid, "person_id"), (year, "year")):
         if col not in panel.columns:
             raise DeliveryError(f"panel {name}: column {col!r} ({role}) not found; has {', '.join(panel.columns)}")
     if treatments_path is not None:
-        tr = read_frame(treatments_path, "treatments")
+        tr = read_frame(treatments_path, "treatments", (pid,))
         for col, role in ((pid, "person_id"), (start, "start_year")):
             if col not in tr.columns:
                 raise DeliveryError(f"treatments {Path(treatments_path).name}: column {col!r} ({role}) not found; "
