@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 import polars as pl
@@ -37,6 +38,8 @@ REPR_WIDTH = 160
 #: Default number of table rows a summary shows.
 MAX_ROWS = 40
 NA = "NA"
+#: Text that is a formatted number (right-aligned in tables): ``0.123``, ``-1,234``, ``<0.001``, ``NA``.
+_NUMBER_TEXT = re.compile(r"^(NA|[<>]?-?[\d,]*\.?\d+(e[+-]?\d+)?)$")
 
 
 @runtime_checkable
@@ -101,7 +104,8 @@ def text_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_row
     numeric = []
     for k in range(len(columns)):
         values = [row[k] for row in shown if row[k] is not None]
-        numeric.append(all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+        numeric.append(all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                           or isinstance(v, str) and _NUMBER_TEXT.match(v) is not None for v in values)
                        or columns[k].endswith("CI"))
     widths = [max([len(c)] + [len(row[k]) for row in cells]) for k, c in enumerate(columns)]
 
