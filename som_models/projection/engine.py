@@ -32,7 +32,7 @@ import polars as pl
 from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
 from som_models.projection.prices import PriceIndex, load_price_index
 from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
-from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary, short_repr
+from som_models.results_base import ResultDisplay, frame_lines, render_summary, short_repr
 
 FM2021 = ((1, 0.035), (36, 0.025), (71, 0.015))
 KOMMUNE, REGION, STAT = 0, 1, 2
