@@ -12,7 +12,8 @@ Policies (named in the evaluation spec):
 Success rate: realised = ATT on the success indicator in consequence year 1. Consequence profile of item
 ``i`` in consequence year ``j`` (event time ``e = course_years − 1 + j``): realised units per successful
 person ``c_j = ATT_i(e) / r_s`` with the delta-method SE ``|c_j| · √((σ_ATT/ATT)² + (σ_s/r_s)²)``
-(ignoring the covariance of the two estimates). Consequences are only re-estimated when the realised
+(ignoring the covariance of the two estimates). This mapping is :mod:`som_models.assumptions`, shared with
+the verdicts. Consequences are only re-estimated when the realised
 success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``); years without data (or with fewer than
 ``min_persons`` treated persons) keep the prior.
 
@@ -36,6 +37,7 @@ from typing import Any, Mapping
 
 import polars as pl
 
+from som_models.assumptions import EVENT, AssumptionMap, units_per_success
 from som_models.estimators.results import z_value
 from som_models.parameters.schema import ParameterSet
 
@@ -99,13 +101,14 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     external = _external(consequence_estimates)
     doc = params.to_dict()
     changes: list[dict] = []
-    k0 = params.course_years
+    amap = AssumptionMap.from_params(params)
     events = {
         (r["outcome"], int(r["event_time"])): r
-        for r in estimates.filter(pl.col("estimand") == "event").to_dicts()
+        for r in estimates.filter(pl.col("estimand") == EVENT).to_dicts()
         if r["event_time"] is not None
     }
-    sm = events.get((params.success_measure.name, k0))
+    key = amap.success_estimand
+    sm = events.get((key.outcome, key.event_time))
     if sm is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]):
         return Proposal(doc, (), "no realised success rate: parameters unchanged")
     prior = params.success_rate
@@ -142,12 +145,11 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
                     continue  # this item is estimated externally; years it lacks keep the prior
                 if r_s / se_s <= z:
                     continue
-                row = events.get((cons.item, k0 - 1 + j))
+                key = amap.consequence_estimand(cons.item, j)
+                row = events.get((key.outcome, key.event_time))
                 if row is None or row["se"] is None or row["estimate"] is None or int(row["n_treated"] or 0) < min_persons:
                     continue
-                c = row["estimate"] / r_s
-                rel = (row["se"] / row["estimate"]) ** 2 if row["estimate"] else 0.0
-                se_c = abs(c) * math.sqrt(rel + (se_s / r_s) ** 2) if row["estimate"] else row["se"] / r_s
+                c, se_c = units_per_success(row["estimate"], row["se"], r_s, se_s)
                 how = "ATT / realised success rate"
             if not (math.isfinite(c) and math.isfinite(se_c)):
                 continue

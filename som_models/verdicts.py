@@ -1,6 +1,6 @@
 """Confirm or refute: one verdict per assumption of a parameter set, from the realised estimates.
 
-Assumptions of a parameter set (DESIGN §4):
+Assumptions of a parameter set (DESIGN §4; the mapping to estimates is :mod:`som_models.assumptions`):
 
 * ``success_rate`` — the assumed net success rate ``s``, compared with the realised one: the ATT on the
   success indicator in consequence year 1 (event time ``e = K``, ``K`` = ``course_years``);
@@ -64,6 +64,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from som_models.assumptions import EVENT, AssumptionMap
 from som_models.estimators.results import z_value
 from som_models.parameters.schema import ParameterSet
 
@@ -191,32 +192,33 @@ def _rows(estimates: pl.DataFrame, outcome: str, estimand: str) -> list[dict]:
     return estimates.filter((pl.col("outcome") == outcome) & (pl.col("estimand") == estimand)).to_dicts()
 
 
-def _success_comparison(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float]) -> _Comparison:
-    k0, sm, s = params.course_years, params.success_measure.name, params.success_rate.value
-    row = next((r for r in _rows(estimates, sm, "event") if r["event_time"] == k0), None)
+def _success_comparison(amap: AssumptionMap, estimates: pl.DataFrame, pretrend_p: Mapping[str, float]) -> _Comparison:
+    key, s = amap.success_estimand, amap.success_rate
+    k0, sm = key.event_time, key.outcome
+    row = next((r for r in _rows(estimates, sm, key.estimand) if r["event_time"] == k0), None)
     ok = row is not None and _finite(row["estimate"]) and _finite(row["se"]) and row["se"] > 0
     path = ()
     if row is not None:
-        path = ({"event_time": k0, "consequence_year": 1, "assumed": s, "realised": row["estimate"], "se": row["se"],
-                 "n_treated": int(row["n_treated"] or 0), "used": ok},)
+        path = ({"event_time": k0, "consequence_year": amap.consequence_year(k0), "assumed": s, "realised": row["estimate"],
+                 "se": row["se"], "n_treated": int(row["n_treated"] or 0), "used": ok},)
     return _Comparison("success_rate", sm, s, row["estimate"] if ok else None, row["se"] if ok else None,
                        f"event-time ATT at e = {k0}", 0 if row is None else int(row["n_treated"] or 0),
                        pretrend_p.get(sm), path, "share of participants", None, (1,) if ok else ())
 
 
-def _path_comparison(params: ParameterSet, cons, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
+def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
                      settings: VerdictSettings, cov: PathCovariance | None) -> _Comparison:
-    k0, s, z = params.course_years, params.success_rate.value, z_value(settings.alpha)
-    events = sorted((r for r in _rows(estimates, cons.item, "event") if r["event_time"] is not None and r["event_time"] >= k0),
+    z = z_value(settings.alpha)
+    events = sorted((r for r in _rows(estimates, cons.item, EVENT) if amap.in_consequence_years(r["event_time"])),
                     key=lambda r: r["event_time"])
     path = []
     for r in events:
-        e, j = int(r["event_time"]), int(r["event_time"]) - k0 + 1
-        a = s * cons.units[j - 1] if j <= len(cons.units) else 0.0
+        e = int(r["event_time"])
+        j, a = amap.consequence_year(e), amap.implied_effect(cons.item, e)
         n = int(r["n_treated"] or 0)
         ok = _finite(r["estimate"]) and _finite(r["se"]) and r["se"] > 0 and n >= settings.min_persons
         entry = {"event_time": e, "consequence_year": j, "assumed": a, "realised": r["estimate"], "se": r["se"],
-                 "n_treated": n, "used": ok, "beyond_profile": j > len(cons.units)}
+                 "n_treated": n, "used": ok, "beyond_profile": amap.beyond_profile(cons.item, e)}
         if ok:
             zz = (r["estimate"] - a) / r["se"]
             entry.update(ci_low=r["estimate"] - z * r["se"], ci_high=r["estimate"] + z * r["se"], z=zz, p_value=_p_two_sided(zz))
@@ -225,7 +227,7 @@ def _path_comparison(params: ParameterSet, cons, estimates: pl.DataFrame, pretre
     n_max = max((p["n_treated"] for p in path), default=0)
     unit = "units per treated person and year"
     if not used:
-        assumed = s * cons.units[0]
+        assumed = amap.first_year_effect(cons.item)
         return _Comparison(f"effect_path:{cons.item}", cons.item, assumed, None, None, "", n_max,
                            pretrend_p.get(cons.item), tuple(path), unit, None, ())
     times = [p["event_time"] for p in used]
@@ -265,9 +267,10 @@ def comparisons(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mappi
                 covariance: Mapping[str, PathCovariance] | None = None) -> list[_Comparison]:
     """Pair every assumption of ``params`` with its realised counterpart in the estimates table."""
     covariance = covariance or {}
-    out = [_success_comparison(params, estimates, pretrend_p)]
+    amap = AssumptionMap.from_params(params)
+    out = [_success_comparison(amap, estimates, pretrend_p)]
     for cons in params.consequences:
-        out.append(_path_comparison(params, cons, estimates, pretrend_p, settings, covariance.get(cons.item)))
+        out.append(_path_comparison(amap, cons, estimates, pretrend_p, settings, covariance.get(cons.item)))
     return out
 
 

@@ -1,13 +1,13 @@
 """Realised-effect estimators: plain functions over polars frames returning immutable results."""
 
 from som_models.estimators.results import (
-    ESTIMATES_SCHEMA, AggregateEffect, AttCell, DidResult, PreTrendTest, estimates_table, z_value,
+    ESTIMATES_SCHEMA, AggregateEffect, AttCell, DidResult, PreTrendTest, z_value,
 )
 from som_models.estimators.staggered_did import aggregate, att_gt, pretrend_test
 
 __all__ = [
     "ESTIMATES_SCHEMA", "AggregateEffect", "AttCell", "DidResult", "PreTrendTest",
-    "aggregate", "att_gt", "estimates_table", "pretrend_test", "z_value",
+    "aggregate", "att_gt", "pretrend_test", "z_value",
 ]
 
 from som_models.estimators.event_study import RealisedEffects, estimate_realised_effects, success_indicator  # noqa: E402
@@ -17,7 +17,9 @@ __all__ += ["RealisedEffects", "estimate_realised_effects", "success_indicator"]
 from som_models.estimators.bootstrap import (  # noqa: E402
     BootstrapInference, bootstrap_aggregate, bootstrap_cells, multiplier_bootstrap,
 )
-from som_models.estimators.consequences import CONSEQUENCE_SCHEMA, som_consequences  # noqa: E402
+from som_models.estimators.consequences import (  # noqa: E402
+    CONSEQUENCE_SCHEMA, ConsequenceEstimates, consequence_estimates, som_consequences,
+)
 from som_models.estimators.drdid import TwoByTwo, drdid_panel  # noqa: E402
 from som_models.estimators.matching import MatchResult, match_comparison, matched_att_gt  # noqa: E402
 from som_models.estimators.panel import Panel, build_panel  # noqa: E402
@@ -26,6 +28,6 @@ from som_models.estimators.results import effects_table  # noqa: E402
 
 __all__ += [
     "BootstrapInference", "bootstrap_aggregate", "bootstrap_cells", "multiplier_bootstrap",
-    "CONSEQUENCE_SCHEMA", "som_consequences", "TwoByTwo", "drdid_panel", "MatchResult", "match_comparison",
+    "CONSEQUENCE_SCHEMA", "ConsequenceEstimates", "consequence_estimates", "som_consequences", "TwoByTwo", "drdid_panel", "MatchResult", "match_comparison",
     "matched_att_gt", "Panel", "build_panel", "RctResult", "rct_effects", "effects_table",
 ]

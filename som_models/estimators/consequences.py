@@ -17,9 +17,16 @@ filtered out.
 This is a regression adjustment under selection on observables, not a causal design: it reproduces how SØM
 builds its knowledge base (Socialstyrelsen, *SØM — metode og antagelser*), so that the profiles can be
 re-estimated and compared with the assumed ones.
+
+:func:`som_consequences` returns the table; :func:`consequence_estimates` returns the same table inside a
+:class:`ConsequenceEstimates` result (with the settings, ``summary()``, ``to_polars()``).
 """
 
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,7 +34,8 @@ from scipy import stats
 
 from som_models.estimators._numerics import NotEstimable, ols_hc
 from som_models.estimators.panel import check_columns
-from som_models.estimators.results import ESTIMATES_SCHEMA, z_value
+from som_models.estimators.results import ESTIMATES_SCHEMA, ci_label, tidy_lines, z_value
+from som_models.results_base import MAX_ROWS, ResultDisplay, fmt_p, render_summary
 
 #: The tidy estimates schema plus the p-value and SØM's 5 % significance flag.
 CONSEQUENCE_SCHEMA = {**ESTIMATES_SCHEMA, "p_value": pl.Float64, "significant_5pct": pl.Boolean}
@@ -129,3 +137,57 @@ def som_consequences(
                          "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
                          "n_treated": n1, "n_control": n0, "p_value": p, "significant_5pct": bool(p < 0.05)})
     return pl.DataFrame(rows, schema=CONSEQUENCE_SCHEMA)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ConsequenceEstimates(ResultDisplay):
+    """SØM consequence profiles (``table``, schema ``CONSEQUENCE_SCHEMA``) with the settings that produced them.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` is ``table``; ``summary()`` prints every
+    outcome × year with SE, interval, p-value and SØM's 5 % flag.
+    """
+
+    table: pl.DataFrame
+    reference: int | str
+    covariates: tuple[str, ...]
+    factors: tuple[str, ...]
+    baseline: bool
+    robust: str
+    alpha: float
+
+    def _repr_fields(self) -> dict[str, Any]:
+        outcomes = self.table.get_column("outcome").unique(maintain_order=True).to_list()
+        return {"outcomes": len(outcomes), "rows": self.table.height,
+                "significant_5pct": int(self.table.get_column("significant_5pct").sum()), "robust": self.robust}
+
+    def to_polars(self) -> pl.DataFrame:
+        """The consequence table: one ``consequence`` row per outcome and year since success."""
+        return self.table
+
+    def summary(self, *, max_rows: int | None = MAX_ROWS) -> str:
+        """Design, adjustment, each outcome × year's consequence with SE, interval and p-value."""
+        adjust = [*self.covariates, *(f"{f} (dummies)" for f in self.factors)]
+        if self.baseline:
+            adjust.append("baseline outcome (reference − 1)")
+        ref = f"column {self.reference!r}" if isinstance(self.reference, str) else str(self.reference)
+        info = [("Design", "success vs non-success within the target group, regression-adjusted (descriptive)"),
+                ("Reference period", ref), ("Adjusted for", ", ".join(adjust) or "nothing"),
+                ("Standard errors", f"{self.robust} heteroskedasticity-robust"),
+                ("Intervals", f"pointwise {ci_label(self.alpha)}")]
+        table = self.table.with_columns(
+            pl.Series("p", [fmt_p(x) for x in self.table.get_column("p_value").to_list()], dtype=pl.Utf8),
+            pl.when(pl.col("significant_5pct")).then(pl.lit("*")).otherwise(pl.lit("")).alias("5 %"))
+        body = tidy_lines(table, self.alpha, drop=("estimand", "group"), max_rows=max_rows, extra=("p", "5 %"))
+        footer = ["e = years since success; n_treated = successes, n_control = non-successes.",
+                  "SØM publishes only consequences significant at 5 % (*); here they are flagged, not filtered."]
+        return render_summary("SØM consequence profiles", info, body, footer)
+
+
+def consequence_estimates(data: pl.DataFrame, **kwargs: Any) -> ConsequenceEstimates:
+    """:func:`som_consequences` (same arguments, same numbers) wrapped in a :class:`ConsequenceEstimates` result."""
+    bound = inspect.signature(som_consequences).bind(data, **kwargs)
+    bound.apply_defaults()
+    a = bound.arguments
+    return ConsequenceEstimates(table=som_consequences(data, **kwargs), reference=a["reference"],
+                                covariates=tuple(a["covariates"]), factors=tuple(a["factors"]),
+                                baseline=bool(a["baseline"]), robust=a["robust"], alpha=float(a["alpha"]))

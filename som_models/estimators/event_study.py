@@ -9,24 +9,60 @@ The ``overall`` row is the mean of the event-time effects over ``min_e ≤ e`` (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import polars as pl
 
-from som_models.estimators.results import DidResult, PreTrendTest
+from som_models.estimators.results import DidResult, PreTrendTest, ci_label, pretrend_line, tidy_lines
+from som_models.results_base import MAX_ROWS, ResultDisplay, render_summary
 
 if TYPE_CHECKING:
     from som_models.estimators.dispatch import EstimationSettings
 
 
-@dataclass(frozen=True, eq=False)
-class RealisedEffects:
-    """The tidy estimates table, the pre-trend test per outcome and the full results."""
+@dataclass(frozen=True, eq=False, repr=False)
+class RealisedEffects(ResultDisplay):
+    """The tidy estimates table, the pre-trend test per outcome and the full results.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` is ``table``; ``summary()`` shows the
+    event-time and overall rows of every outcome (the ATT(g, t) cells are in ``to_polars()``) and the pre-trend
+    tests.
+    """
 
     table: pl.DataFrame
     pretrends: Mapping[str, PreTrendTest]
     results: Mapping[str, DidResult]
     metadata: Mapping[str, object]
+
+    def _repr_fields(self) -> dict[str, Any]:
+        units = max((r.n_units for r in self.results.values()), default=0)
+        return {"outcomes": len(self.results), "rows": self.table.height, "units": units,
+                "comparison": str(self.metadata.get("comparison_group", ""))}
+
+    def to_polars(self) -> pl.DataFrame:
+        """The tidy estimates table (DESIGN §3.3): ``att_gt`` cells, ``event`` rows and ``overall`` per outcome."""
+        return self.table
+
+    def summary(self, *, max_rows: int | None = MAX_ROWS) -> str:
+        """Design and method, sizes, the event-time and overall effects per outcome, pre-trend tests."""
+        meta = self.metadata
+        alpha = float(meta.get("alpha", 0.05))
+        shown = self.table.filter(pl.col("estimand").is_in(["event", "overall"]))
+        cells = self.table.height - shown.height
+        info = [("Design", str(meta.get("design", ""))), ("Comparison", str(meta.get("comparison_group", ""))),
+                ("Base period", str(meta.get("base_period", ""))),
+                ("Covariates", ", ".join(meta.get("covariates", ())) or "none"),
+                ("Method", str(meta.get("method", ""))), ("Overall", str(meta.get("overall", ""))),
+                ("Units", max((getattr(r, "n_units", 0) for r in self.results.values()), default=0)),
+                ("Outcomes", ", ".join(self.results)),
+                ("Standard errors", str(meta.get("standard_errors", ""))),
+                ("Intervals", f"{meta.get('intervals', 'pointwise')} {ci_label(alpha)}")]
+        body = tidy_lines(shown, alpha, drop=("group", "time"), max_rows=max_rows)
+        if cells:
+            body.append(f"({cells} ATT(g,t) cells not shown; to_polars() has them)")
+        footer = ["Pre-trend tests (all t < g cells zero):"] if self.pretrends else []
+        footer += [f"  {pretrend_line(k, t)}" for k, t in self.pretrends.items()]
+        return render_summary("Realised effects by year since start", info, body, footer)
 
 
 def success_indicator(panel: pl.DataFrame, *, name: str, outcome: str, rule: str) -> pl.DataFrame:

@@ -29,28 +29,75 @@ standard errors treat the matched sample as given (they ignore the uncertainty o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
 
 from som_models.estimators._numerics import NotEstimable, logit
 from som_models.estimators.panel import build_panel, check_columns
-from som_models.estimators.results import DidResult
+from som_models.estimators.results import DidResult, notes_lines
+from som_models.results_base import MAX_ROWS, ResultDisplay, frame_lines, render_summary
 from som_models.estimators.staggered_did import att_gt
 
 BALANCE_SCHEMA = {"group": pl.Int64, "feature": pl.Utf8, "mean_treated": pl.Float64, "mean_control_before": pl.Float64,
                   "mean_control_after": pl.Float64, "smd_before": pl.Float64, "smd_after": pl.Float64}
 
 
-@dataclass(frozen=True, eq=False)
-class MatchResult:
-    """Matched units per cohort (``group, unit, role, weight``), the balance table and notes."""
+@dataclass(frozen=True, eq=False, repr=False)
+class MatchResult(ResultDisplay):
+    """Matched units per cohort (``group, unit, role, weight``), the balance table and notes.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` is the balance table (standardised mean
+    differences before and after matching, per cohort and feature); ``summary()`` adds the matched counts.
+    """
 
     weights: pl.DataFrame
     balance: pl.DataFrame
     method: str
     notes: Mapping[str, object] = field(default_factory=dict)
+
+    def _counts(self) -> pl.DataFrame:
+        """Per cohort: matched treated units, distinct comparison units and their total weight."""
+        return (self.weights.group_by("group")
+                .agg((pl.col("role") == "treated").sum().alias("treated"),
+                     (pl.col("role") == "control").sum().alias("controls"),
+                     pl.col("weight").filter(pl.col("role") == "control").sum().alias("control_weight"))
+                .sort("group"))
+
+    def max_abs_smd(self) -> float | None:
+        """The largest |standardised mean difference| after matching over cohorts and features (None if none)."""
+        v = self.balance.get_column("smd_after").abs().max()
+        return None if v is None else float(v)
+
+    def _repr_fields(self) -> dict[str, Any]:
+        roles = self.weights.get_column("role")
+        return {"method": self.method, "cohorts": self.weights.get_column("group").n_unique(),
+                "treated": int((roles == "treated").sum()),
+                "controls": self.weights.filter(pl.col("role") == "control").get_column("unit").n_unique(),
+                "max_abs_smd_after": self.max_abs_smd()}
+
+    def to_polars(self) -> pl.DataFrame:
+        """The balance table: ``group, feature, mean_treated, mean_control_before, mean_control_after, smd_before,
+        smd_after``."""
+        return self.balance
+
+    def summary(self, *, max_rows: int | None = MAX_ROWS) -> str:
+        """Matching method, matched units per cohort, covariate balance before and after matching."""
+        how = {"nearest": "nearest neighbour on the logit propensity score", "exact": "exact matching on strata"}
+        counts = self._counts()
+        info = [("Method", how.get(self.method, self.method)),
+                ("Cohorts", counts.height),
+                ("Treated units matched", int(counts.get_column("treated").sum())),
+                ("Comparison units", self.weights.filter(pl.col("role") == "control").get_column("unit").n_unique()),
+                ("Max |SMD| after", self.max_abs_smd())]
+        body = frame_lines(counts, labels={"control_weight": "control weight"}, max_rows=max_rows)
+        body += [""] + frame_lines(self.balance, labels={"mean_control_before": "control before",
+                                                         "mean_control_after": "control after"}, max_rows=max_rows)
+        footer = ["SMD = (mean treated − mean control) / pooled pre-matching SD; |SMD| < 0.1 is the usual target.",
+                  "Standard errors of the matched ATT(g,t) treat the matched sample as given."]
+        footer += notes_lines(self.notes)
+        return render_summary("Matched comparison group", info, body, footer)
 
 
 def _features(panel, cols_cov: list[str], outcome_lags: int, g: int, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -23,7 +23,7 @@ clusters by person.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
@@ -31,7 +31,8 @@ from scipy import stats
 
 from som_models.estimators._numerics import NotEstimable, inv_spd, ols_hc
 from som_models.estimators.panel import check_columns
-from som_models.estimators.results import ESTIMATES_SCHEMA, z_value
+from som_models.estimators.results import ESTIMATES_SCHEMA, ci_label, notes_lines, tidy_lines, z_value
+from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_ci, fmt_p, render_summary
 
 RCT_DETAIL_SCHEMA = {
     "outcome": pl.Utf8, "method": pl.Utf8, "event_time": pl.Int64, "time": pl.Int64, "estimate": pl.Float64,
@@ -40,9 +41,13 @@ RCT_DETAIL_SCHEMA = {
 }
 
 
-@dataclass(frozen=True, eq=False)
-class RctResult:
-    """Tidy estimates (DESIGN §3.3 schema), per-year details (both SEs) and notes on the data handling."""
+@dataclass(frozen=True, eq=False, repr=False)
+class RctResult(ResultDisplay):
+    """Tidy estimates (DESIGN §3.3 schema), per-year details (both SEs) and notes on the data handling.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` is ``table``; ``summary()`` prints it with
+    the robust p-values of ``details``.
+    """
 
     table: pl.DataFrame
     details: pl.DataFrame
@@ -51,6 +56,40 @@ class RctResult:
     robust: str
     method: str
     notes: Mapping[str, object] = field(default_factory=dict)
+    #: significance level of the table's intervals
+    alpha: float = 0.05
+
+    def _repr_fields(self) -> dict[str, Any]:
+        outcomes = self.table.get_column("outcome").unique(maintain_order=True).to_list()
+        return {"outcome": outcomes[0] if len(outcomes) == 1 else tuple(outcomes), "method": self.method,
+                "robust": self.robust, "years": int((self.table.get_column("estimand") == "event").sum()),
+                "overall": self.overall, "se": self.overall_se}
+
+    def to_polars(self) -> pl.DataFrame:
+        """The tidy table: one ``event`` row per year since randomisation and the ``overall`` row."""
+        return self.table
+
+    def summary(self, *, max_rows: int | None = MAX_ROWS) -> str:
+        """Method, standard errors, effects by year since randomisation with p-values, the overall effect."""
+        how = {"dim": "difference in means (OLS of Y_t on the arm)",
+               "ancova": "ANCOVA (Y_t on the arm, the baseline outcome and covariates)"}
+        p = {(r["outcome"], r["event_time"]): r["p_robust"] for r in self.details.iter_rows(named=True)}
+        table = self.table.with_columns(pl.Series("p", [fmt_p(p.get((r["outcome"], r["event_time"])))
+                                                        for r in self.table.iter_rows(named=True)], dtype=pl.Utf8))
+        n_t = self.details.get_column("n_treated").max() if self.details.height else None
+        n_c = self.details.get_column("n_control").max() if self.details.height else None
+        info = [("Design", "randomised (arm 1 = intervention, 0 = control)"),
+                ("Method", how.get(self.method, self.method)),
+                ("Standard errors", f"{self.robust} heteroskedasticity-robust; overall clustered by person"),
+                ("Persons (largest year)", f"{fmt(n_t)} intervention, {fmt(n_c)} control"),
+                ("Intervals", f"pointwise {ci_label(self.alpha)}")]
+        body = tidy_lines(table, self.alpha, drop=("group",), max_rows=max_rows, extra=("p",))
+        z = z_value(self.alpha)
+        footer = [f"Overall (mean over e ≥ 0): {fmt(self.overall)} (se {fmt(self.overall_se)}), {ci_label(self.alpha)} "
+                  f"{fmt_ci(self.overall - z * self.overall_se, self.overall + z * self.overall_se)}",
+                  "Rows with e < 0 are balance checks before randomisation (difference in means)."]
+        footer += notes_lines(self.notes)
+        return render_summary("Randomised comparison by year since randomisation", info, body, footer)
 
 
 def _arm_and_start(data: pl.DataFrame, id_col: str, arm_col: str, start: int | str) -> pl.DataFrame:
@@ -186,4 +225,5 @@ def rct_effects(
     else:
         notes["overall"] = "no post-randomisation period with both arms observed"
     return RctResult(table=pl.DataFrame(rows, schema=ESTIMATES_SCHEMA), details=pl.DataFrame(details, schema=RCT_DETAIL_SCHEMA),
-                     overall=overall, overall_se=overall_se, robust=robust, method=method, notes=notes)
+                     overall=overall, overall_se=overall_se, robust=robust, method=method, notes=notes,
+                     alpha=alpha)

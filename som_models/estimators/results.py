@@ -1,4 +1,9 @@
-"""Immutable result objects of the realised-effect estimators and the tidy estimates table (DESIGN §3.3)."""
+"""Immutable result objects of the realised-effect estimators and the tidy estimates table (DESIGN §3.3).
+
+:class:`DidResult` (all ATT(g, t) cells of one outcome) and :class:`AggregateEffect` (an aggregation of them)
+follow the result protocol of :mod:`som_models.results_base`: ``summary()``, ``to_polars()`` (rows in
+:data:`ESTIMATES_SCHEMA`) and a one-line ``repr``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any, Mapping
 import numpy as np
 import polars as pl
 from scipy import stats
+
+from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_ci, fmt_p, frame_lines, render_summary
 
 #: Column order and types of the tidy estimates table.
 ESTIMATES_SCHEMA: dict[str, Any] = {
@@ -89,8 +96,54 @@ def stored(obj: object, name: str):
     return obj.__dict__.get(name)
 
 
-@dataclass(frozen=True, eq=False)
-class DidResult:
+#: What the ``method`` of a :class:`DidResult` means, for summaries.
+METHOD_LABELS = {
+    "unconditional": "difference of mean outcome changes (no covariates)",
+    "reg": "outcome regression (Heckman, Ichimura & Todd 1997)",
+    "ipw": "inverse probability weighting (Abadie 2005)",
+    "dr": "doubly robust (Sant'Anna & Zhao 2020)",
+    "dr-imp": "improved doubly robust (Sant'Anna & Zhao 2020)",
+}
+#: Estimand of the tidy table for each aggregation kind, and the column that holds its level.
+AGGREGATION_ESTIMANDS = {"dynamic": ("event", "event_time"), "group": ("group", "group"),
+                         "calendar": ("calendar", "time"), "simple": ("overall", None)}
+_CONTROL_LABELS = {"never": "never treated", "notyet": "not yet treated",
+                   "matched": "matched comparison units"}
+_TABLE_LABELS = {"event_time": "e", "n_treated": "n_treated", "n_control": "n_control"}
+
+
+def ci_label(alpha: float) -> str:
+    """``95 % CI`` for ``alpha = 0.05``."""
+    return f"{100 * (1 - alpha):g} % CI"
+
+
+def tidy_lines(table: pl.DataFrame, alpha: float, *, drop: tuple[str, ...] = (), max_rows: int | None = MAX_ROWS,
+                extra: tuple[str, ...] = ()) -> list[str]:
+    """Text table of tidy estimates rows: identifying columns that hold a value, estimate, se, CI, counts."""
+    cols = [c for c in ("outcome", "estimand", "group", "time", "event_time") if c not in drop]
+    cols += ["estimate", "se", "ci_low", "ci_high", *extra, "n_treated", "n_control"]
+    return frame_lines(table.select(cols), labels=_TABLE_LABELS, ci=("ci_low", "ci_high"), ci_label=ci_label(alpha),
+                       drop_empty=("group", "time", "event_time"), max_rows=max_rows)
+
+
+def pretrend_line(outcome: str, test: "PreTrendTest") -> str:
+    """``outcome: χ²(df) = W, p = …`` (or that there are no pre-treatment cells)."""
+    if not test.df:
+        return f"{outcome}: no pre-treatment cells to test"
+    return f"{outcome}: χ²({test.df}) = {test.statistic:.2f}, p = {fmt_p(test.p_value)}"
+
+
+def notes_lines(notes: Mapping[str, object], limit: int = 8) -> list[str]:
+    """``Notes:`` and one indented ``key: value`` line per note (at most ``limit``); nothing without notes."""
+    items = list(notes.items())
+    out = [f"  {k}: {v}" for k, v in items[:limit]]
+    if len(items) > limit:
+        out.append(f"  … {len(items) - limit} more notes")
+    return (["Notes:"] + out) if out else []
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DidResult(ResultDisplay):
     """All ATT(g, t) cells of one outcome with their unit-level influence functions (units × cells).
 
     ``influence`` is the dense units × cells matrix; the unconditional estimator on a balanced panel keeps it in
@@ -113,12 +166,44 @@ class DidResult:
     #: how the data were handled: dropped rows/units, unbalanced panel, skipped cells and why
     notes: Mapping[str, object] = field(default_factory=dict)
 
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "cells": len(self.cells), "groups": len(self.group_shares),
+                "units": self.n_units, "control": self.control, "method": self.method}
+
+    def to_polars(self, *, alpha: float = 0.05) -> pl.DataFrame:
+        """One ``att_gt`` row per cell (DESIGN §3.3 schema), pointwise intervals ``estimate ± z_{1−α/2} se``."""
+        return effects_table(self, {}, alpha=alpha)
+
+    def summary(self, *, alpha: float = 0.05, max_rows: int | None = MAX_ROWS) -> str:
+        """Design, sizes, every ATT(g, t) cell with SE and interval, the pre-trend Wald test, flags and notes."""
+        from som_models.estimators.staggered_did import pretrend_test
+
+        flagged = [c for c in self.cells if c.flags]
+        footer = ["Pre-trend test (all t < g cells zero): " + pretrend_line(self.outcome, pretrend_test(self))]
+        if flagged:
+            footer.append(f"Flagged cells: {len(flagged)} (" + "; ".join(
+                f"g={c.group} t={c.time}: {', '.join(c.flags)}" for c in flagged[:4])
+                + ("; …" if len(flagged) > 4 else "") + ")")
+        footer += notes_lines(self.notes)
+        info = [("Outcome", self.outcome),
+                ("Estimator", "group-time ATT(g,t), Callaway & Sant'Anna (2021); "
+                 + METHOD_LABELS.get(self.method, self.method)),
+                ("Comparison", _CONTROL_LABELS.get(self.control, self.control)),
+                ("Base period", self.base_period),
+                ("Covariates", ", ".join(self.covariates) or "none"),
+                ("Units", self.n_units),
+                ("Cohorts", ", ".join(f"{g} ({100 * s:.1f} %)" for g, s in self.group_shares.items())),
+                ("Cells", len(self.cells)),
+                ("Inference", f"influence-function SEs clustered by unit; pointwise {ci_label(alpha)}")]
+        body = tidy_lines(self.to_polars(alpha=alpha), alpha, drop=("outcome", "estimand"), max_rows=max_rows)
+        return render_summary(f"ATT(g,t) — {self.outcome}", info, body, footer)
+
 
 DidResult.influence = _Deferrable("influence")  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, eq=False)
-class AggregateEffect:
+@dataclass(frozen=True, eq=False, repr=False)
+class AggregateEffect(ResultDisplay):
     """An aggregation of ATT(g, t): estimates by level (event time, group or period) and overall."""
 
     outcome: str
@@ -134,6 +219,46 @@ class AggregateEffect:
     #: computed on first access)
     overall_influence: np.ndarray | None = field(default=None, repr=False)
 
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "kind": self.kind, "levels": len(self.estimates),
+                "overall": self.overall, "se": self.overall_se}
+
+    def to_polars(self, *, alpha: float = 0.05) -> pl.DataFrame:
+        """One row per level (estimand ``event`` / ``group`` / ``calendar``, the level in ``event_time`` /
+        ``group`` / ``time``) and the ``overall`` row, DESIGN §3.3 schema, intervals ``estimate ± z_{1−α/2} se``.
+
+        The overall row's person counts are left empty: the aggregation alone does not record them (the tidy
+        table of :func:`effects_table` takes them from the cells).
+        """
+        z = z_value(alpha)
+        estimand, column = AGGREGATION_ESTIMANDS.get(self.kind, (self.kind, None))
+        rows = []
+        for lvl, est in self.estimates.items():
+            se = self.ses[lvl]
+            nt, nc = self.counts[lvl]
+            row = {"outcome": self.outcome, "estimand": estimand, "group": None, "time": None, "event_time": None,
+                   "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
+                   "n_treated": nt, "n_control": nc}
+            if column is not None:
+                row[column] = lvl
+            rows.append(row)
+        rows.append({"outcome": self.outcome, "estimand": "overall", "group": None, "time": None, "event_time": None,
+                     "estimate": self.overall, "se": self.overall_se, "ci_low": self.overall - z * self.overall_se,
+                     "ci_high": self.overall + z * self.overall_se, "n_treated": None, "n_control": None})
+        return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)
+
+    def summary(self, *, alpha: float = 0.05, max_rows: int | None = MAX_ROWS) -> str:
+        """The aggregation, each level's effect with SE and interval, and the overall effect."""
+        what = {"dynamic": "by event time e = t − g (event study)", "group": "by treatment cohort g",
+                "calendar": "by calendar period t", "simple": "weighted mean of all post-treatment cells"}
+        z = z_value(alpha)
+        lo, hi = self.overall - z * self.overall_se, self.overall + z * self.overall_se
+        info = [("Outcome", self.outcome), ("Aggregation", f"{self.kind}: {what.get(self.kind, self.kind)}"),
+                ("Levels", len(self.estimates))]
+        body = tidy_lines(self.to_polars(alpha=alpha), alpha, drop=("outcome",), max_rows=max_rows)
+        footer = [f"Overall: {fmt(self.overall)} (se {fmt(self.overall_se)}), {ci_label(alpha)} {fmt_ci(lo, hi)}"]
+        return render_summary(f"Aggregated ATT — {self.outcome} ({self.kind})", info, body, footer)
+
 
 AggregateEffect.overall_influence = _Deferrable("overall_influence", default=None)  # type: ignore[assignment]
 
@@ -145,42 +270,6 @@ def z_value(alpha: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
-def estimates_table(
-    result: DidResult, dynamic: AggregateEffect, *, alpha: float = 0.05
-) -> pl.DataFrame:
-    """Tidy rows: every ATT(g,t) cell (``att_gt``), each event time (``event``) and the dynamic overall.
-
-    Confidence intervals are pointwise: estimate ± z_{1−α/2} · se.
-    """
-    z = z_value(alpha)
-    rows = [
-        {
-            "outcome": result.outcome, "estimand": "att_gt", "group": c.group, "time": c.time,
-            "event_time": c.event_time, "estimate": c.estimate, "se": c.se,
-            "ci_low": c.estimate - z * c.se, "ci_high": c.estimate + z * c.se,
-            "n_treated": c.n_treated, "n_control": c.n_control,
-        }
-        for c in result.cells
-    ]
-    for e, est in dynamic.estimates.items():
-        se = dynamic.ses[e]
-        nt, nc = dynamic.counts[e]
-        rows.append({
-            "outcome": result.outcome, "estimand": "event", "group": None, "time": None, "event_time": e,
-            "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
-            "n_treated": nt, "n_control": nc,
-        })
-    nt = max((c.n_treated for c in result.cells), default=0)
-    rows.append({
-        "outcome": result.outcome, "estimand": "overall", "group": None, "time": None, "event_time": None,
-        "estimate": dynamic.overall, "se": dynamic.overall_se,
-        "ci_low": dynamic.overall - z * dynamic.overall_se, "ci_high": dynamic.overall + z * dynamic.overall_se,
-        "n_treated": sum({c.group: c.n_treated for c in result.cells if c.time == c.group}.values()) or nt,
-        "n_control": max((c.n_control for c in result.cells), default=0),
-    })
-    return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)
-
-
 def effects_table(
     result: DidResult,
     aggregates: Mapping[str, AggregateEffect],
@@ -190,7 +279,7 @@ def effects_table(
 ) -> pl.DataFrame:
     """All estimands of one outcome in the tidy schema: ``att_gt`` cells, ``event`` (from ``aggregates["dynamic"]``),
     ``group`` and ``calendar`` levels, and one ``overall`` row (the dynamic aggregation's overall effect, i.e. the
-    mean of the post-treatment event-time effects, as :func:`estimates_table`).
+    mean of the post-treatment event-time effects).
 
     Without ``bootstrap`` the intervals are pointwise, ``estimate ± z_{1−α/2} se``. With ``bootstrap`` (a mapping
     ``"cells"`` / ``"dynamic"`` / ``"group"`` / ``"calendar"`` / ``"overall"`` → ``BootstrapInference``) the
@@ -230,6 +319,7 @@ def effects_table(
         se, lo, hi = band("overall", "overall", dyn.overall, dyn.overall_se)
         rows.append({"outcome": result.outcome, "estimand": "overall", "group": None, "time": None,
                      "event_time": None, "estimate": dyn.overall, "se": se, "ci_low": lo, "ci_high": hi,
-                     "n_treated": sum({c.group: c.n_treated for c in result.cells if c.time == c.group}.values()),
+                     "n_treated": sum({c.group: c.n_treated for c in result.cells if c.time == c.group}.values())
+                     or max((c.n_treated for c in result.cells), default=0),
                      "n_control": max((c.n_control for c in result.cells), default=0)})
     return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)

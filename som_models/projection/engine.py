@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
 from som_models.projection.prices import PriceIndex, load_price_index
 from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
+from som_models.results_base import ResultDisplay, frame_lines, render_summary, short_repr
 
 FM2021 = ((1, 0.035), (36, 0.025), (71, 0.015))
 KOMMUNE, REGION, STAT = 0, 1, 2
@@ -53,6 +55,20 @@ def discount_factors(schedule: Any, years: int) -> np.ndarray:
     for t in range(1, years):
         rates[t] = [r for start, r in steps if start <= t][-1]
     return np.cumprod(1.0 / (1.0 + rates))
+
+
+def describe_discounting(schedule: Any) -> str:
+    """The discount schedule in words, e.g. ``3.5 % (years 1–35), 2.5 % (36–70), 1.5 % (71+) — fm2021``."""
+    if schedule == "none":
+        return "none (0 %)"
+    steps = FM2021 if schedule in (None, "fm2021") else tuple(schedule)
+    parts = []
+    for k, (start, rate) in enumerate(steps):
+        end = steps[k + 1][0] - 1 if k + 1 < len(steps) else None
+        span = f"{start}+" if end is None else f"{start}–{end}"
+        parts.append(f"{100 * rate:g} % ({'years ' if k == 0 else ''}{span})")
+    label = " — Finance Ministry schedule since 2021" if schedule in (None, "fm2021") else ""
+    return ", ".join(parts) + label
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,7 @@ class ExpensiveSpec:
     label: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Compiled:
     """Everything about a calculation that does not vary between Monte Carlo draws (arrays documented above)."""
 
@@ -117,6 +133,11 @@ class Compiled:
     @property
     def has_tax(self) -> bool:
         return bool(np.any(self.taxable)) and bool(np.any(self.tax_rates) or self.tilbageloeb)
+
+    def __repr__(self) -> str:
+        return short_repr("Compiled", {"intervention": self.params.intervention, "items": len(self.items),
+                                       "years": self.n_years, "costs": len(self.costs),
+                                       "refusion": len(self.staircase) + len(self.expensive)})
 
 
 def _per_year(group: RefusionGroup, J: int) -> np.ndarray:
@@ -226,9 +247,13 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                     tuple(notes), tuple(dict.fromkeys(warnings)))
 
 
-@dataclass(frozen=True, eq=False)
-class Evaluation:
-    """Draw-wise results: ``yearly[d, p, t]`` (nominal), ``npv[d, p]`` (payers in PAYERS order), totals."""
+@dataclass(frozen=True, eq=False, repr=False)
+class Evaluation(ResultDisplay):
+    """Draw-wise results: ``yearly[d, p, t]`` (nominal), ``npv[d, p]`` (payers in PAYERS order), totals.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` has one row per draw with the NPV per payer
+    and in total; ``summary()`` the mean NPV per payer.
+    """
 
     yearly: np.ndarray
     npv: np.ndarray
@@ -236,6 +261,24 @@ class Evaluation:
     @property
     def npv_total(self) -> np.ndarray:
         return self.npv.sum(axis=1)
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"draws": self.npv.shape[0], "payers": self.npv.shape[1], "years": self.yearly.shape[2],
+                "mean_npv_total": float(self.npv_total.mean()) if self.npv.shape[0] else None}
+
+    def to_polars(self) -> pl.DataFrame:
+        """``draw`` and the NPV of each payer (``kommune``, ``region``, ``stat``) and ``total``."""
+        cols = {"draw": np.arange(self.npv.shape[0], dtype=np.int64)}
+        cols.update({p: self.npv[:, k] for k, p in enumerate(PAYERS)})
+        cols["total"] = self.npv_total
+        return pl.DataFrame(cols)
+
+    def summary(self) -> str:
+        """Draws, years and the mean NPV per payer over the draws."""
+        means = self.to_polars().drop("draw").mean()
+        info = [("Draws", self.npv.shape[0]), ("Years", self.yearly.shape[2])]
+        return render_summary("Projection evaluated per draw (NPV, kroner)", info,
+                              frame_lines(means.rename({c: f"mean {c}" for c in means.columns})))
 
 
 def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: np.ndarray,

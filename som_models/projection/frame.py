@@ -39,7 +39,10 @@ import numpy as np
 import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterSet
-from som_models.projection.engine import FM2021, KOMMUNE, PAYBACK_TOLERANCE, compile_calculation, discount_factors
+from som_models.projection.engine import (
+    FM2021, KOMMUNE, PAYBACK_TOLERANCE, compile_calculation, describe_discounting, discount_factors,
+)
+from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
 ROW_SCHEMA = {"year": pl.Int64, "payer": pl.Utf8, "item": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
 COMMITTEE_SCHEMA = {"year": pl.Int64, "committee": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
@@ -48,9 +51,13 @@ UNASSIGNED = "unassigned"
 __all__ = ["FM2021", "Projection", "discount_factors", "project"]
 
 
-@dataclass(frozen=True, eq=False)
-class Projection:
-    """Rows by year × payer × item (nominal and discounted), NPV per payer and in total, payback, ROI."""
+@dataclass(frozen=True, eq=False, repr=False)
+class Projection(ResultDisplay):
+    """Rows by year × payer × item (nominal and discounted), NPV per payer and in total, payback, ROI.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` is the NPV and payback year per payer
+    (``rows`` keeps the year × payer × item detail); ``summary()`` adds the success rate, discounting and ROI.
+    """
 
     intervention: str
     success_rate: float
@@ -66,6 +73,36 @@ class Projection:
     npv_by_committee: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: the discount schedule in words (:func:`som_models.projection.engine.describe_discounting`)
+    discounting: str = ""
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"intervention": self.intervention, "years": self.cumulative.height, "rows": self.rows.height,
+                "npv_total": self.npv.get("total"), "payback_year": self.payback_year}
+
+    def to_polars(self) -> pl.DataFrame:
+        """``payer`` (kommune, region, stat, total), ``npv`` (discounted kroner) and ``payback_year`` (null = not
+        within the horizon)."""
+        payers = [*PAYERS, "total"]
+        return pl.DataFrame({"payer": payers, "npv": [float(self.npv[p]) for p in payers],
+                             "payback_year": [self.payback_by_payer.get(p) if p != "total" else self.payback_year
+                                              for p in payers]},
+                            schema={"payer": pl.Utf8, "npv": pl.Float64, "payback_year": pl.Int64})
+
+    def summary(self) -> str:
+        """Success rate, horizon, discounting, NPV and payback per payer, ROI, committees, warnings."""
+        years = self.cumulative.get_column("year")
+        info = [("Intervention", self.intervention), ("Success rate", self.success_rate),
+                ("Horizon", f"{years.min()}–{years.max()} ({years.len()} years)" if years.len() else None),
+                ("Price year", self.price_year), ("Discount rate", self.discounting or None),
+                ("PV of costs", self.pv_costs), ("ROI", "NA" if self.roi is None else f"{self.roi:.3g}"),
+                ("Payback year", self.payback_year if self.payback_year is not None else "not within the horizon")]
+        body = frame_lines(self.to_polars(), labels={"npv": "NPV (kr)", "payback_year": "payback"})
+        footer = []
+        if self.npv_by_committee:
+            footer.append("Kommune NPV by committee: " + ", ".join(f"{k} {fmt(v)}" for k, v in self.npv_by_committee.items()))
+        footer += [f"Warning: {w}" for w in self.warnings]
+        return render_summary(f"SØM projection — {self.intervention}", info, body, footer)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -189,4 +226,5 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
         npv_by_committee = {k: float(v) for k, v in committees.group_by("committee").agg(pl.col("discounted").sum()).sort("committee").iter_rows()}
     roi = npv["total"] / abs(pv_costs) if pv_costs else None
     return Projection(params.intervention, s, table, npv, payback, roi, by_year, payback_by_payer, float(pv_costs),
-                      params.price_year, committees, npv_by_committee, c.notes, c.warnings)
+                      params.price_year, committees, npv_by_committee, c.notes, c.warnings,
+                      describe_discounting(params.discounting))

@@ -25,9 +25,11 @@ from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
+import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterSet
 from som_models.projection.engine import Compiled, base_inputs, compile_calculation, evaluate, payback_years
+from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
 CHUNK = 4096
 PERCENTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
@@ -48,9 +50,14 @@ class TornadoRow:
     npv_high_by_payer: Mapping[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, eq=False)
-class MonteCarloResult:
-    """Distribution of the NPV per payer (``npv_draws[:, k]`` for ``KEYS[k]``) and its summaries."""
+@dataclass(frozen=True, eq=False, repr=False)
+class MonteCarloResult(ResultDisplay):
+    """Distribution of the NPV per payer (``npv_draws[:, k]`` for ``KEYS[k]``) and its summaries.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` has one row per payer and the total
+    (deterministic NPV, mean, percentiles, P(NPV ≥ 0)); ``summary()`` adds the draws, seed, payback and the
+    largest tornado swings.
+    """
 
     intervention: str
     draws: int
@@ -66,6 +73,41 @@ class MonteCarloResult:
     tornado: tuple[TornadoRow, ...]
     tornado_percentiles: tuple[float, float]
     npv_draws: np.ndarray
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"intervention": self.intervention, "draws": self.draws, "seed": self.seed,
+                "mean_npv_total": self.mean.get("total"), "p_break_even": self.prob_break_even.get("total")}
+
+    def to_polars(self) -> pl.DataFrame:
+        """``payer`` (kommune, region, stat, total), ``deterministic_npv``, ``mean``, ``p5`` … ``p95`` (the
+        percentiles of :data:`PERCENTILES`) and ``p_break_even`` = P(NPV ≥ 0)."""
+        qs = sorted({q for d in self.percentiles.values() for q in d})
+        rows = [{"payer": k, "deterministic_npv": self.deterministic_npv[k], "mean": self.mean[k],
+                 **{f"p{q:g}": self.percentiles[k][q] for q in qs}, "p_break_even": self.prob_break_even[k]}
+                for k in KEYS if k in self.mean]
+        schema = {"payer": pl.Utf8, "deterministic_npv": pl.Float64, "mean": pl.Float64,
+                  **{f"p{q:g}": pl.Float64 for q in qs}, "p_break_even": pl.Float64}
+        return pl.DataFrame(rows, schema=schema)
+
+    def summary(self, *, tornado_rows: int = 5) -> str:
+        """Draws, seed, how inputs were drawn, the NPV distribution per payer, P(break even), payback, tornado."""
+        info = [("Intervention", self.intervention), ("Draws", self.draws), ("Seed", self.seed),
+                ("Price and cost ranges", self.range_distribution),
+                ("Consequence correlation", self.consequence_correlation),
+                ("P(payback within horizon)", f"{self.prob_payback:.3f}"),
+                ("Median payback year", self.median_payback_year if self.median_payback_year is not None
+                 else "none (fewer than half the draws pay back)")]
+        table = self.to_polars().with_columns(
+            pl.Series("p_break_even", [f"{p:.3f}" for p in self.to_polars().get_column("p_break_even").to_list()]))
+        body = ["NPV (kroner, discounted):"] + frame_lines(
+            table, labels={"deterministic_npv": "point", "p_break_even": "P(NPV ≥ 0)"})
+        footer = []
+        if self.tornado:
+            lo, hi = self.tornado_percentiles
+            footer.append(f"Largest one-way sensitivities (total NPV with the input at its p{lo:g} / p{hi:g}):")
+            footer += [f"  {r.input}: {fmt(r.npv_low)} / {fmt(r.npv_high)} (swing {fmt(r.swing)})"
+                       for r in self.tornado[:tornado_rows]]
+        return render_summary(f"Monte Carlo — {self.intervention}", info, body, footer)
 
     def to_dict(self) -> dict[str, Any]:
         return {
