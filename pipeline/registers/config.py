@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "registers"
-SUITES = Path(__file__).resolve().parents[2] / "expectations" / "registers"
+from som_reference import asset, expectations_dir
+from som_reference.strict_yaml import loads_yaml
+
+ASSETS = asset("registers")
+SUITES = expectations_dir() / "registers"
 
 
 class ConfigError(ValueError):
@@ -124,9 +127,7 @@ def load_column_map(path: str | Path | None) -> ColumnMap:
         if path.suffix.lower() == ".json":
             doc = json.loads(text)
         else:
-            import yaml
-
-            doc = yaml.safe_load(text)
+            doc = loads_yaml(text, str(path))
     except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
         raise ConfigError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({type(exc).__name__})") from None
     return parse_column_map(doc or {}, str(path))
