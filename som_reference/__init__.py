@@ -36,7 +36,7 @@ def _folder(name: str) -> Path:
         raise ReferenceDataMissing(
             f"{path}: reference data folder not found — reinstall the package, or in a checkout restore the link "
             f"som_reference/{name} → ../{name} (git with core.symlinks)")
-    return path
+    return path.resolve()  # in a checkout: the top-level folder itself, so paths in messages read assets/…
 
 
 def assets_dir() -> Path:

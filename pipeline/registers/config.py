@@ -13,7 +13,9 @@ columns and file patterns per register::
 
 Names are matched case-insensitively; unknown registers or columns in the config are errors. Code lists
 (DREAM benefit groups, KRAF sanction groups, BUA PGF groups, LPR patient types) are CSV files in
-``assets/registers/`` — data, not code.
+``assets/registers/`` (packaged reference data, :mod:`som_reference`) — data, not code; every row has a
+``status`` (verified / unverified / illustrative …). The config is read with the strict YAML loader (a
+duplicate key is an error).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Mapping
 
 from som_reference import asset, expectations_dir
 from som_reference.strict_yaml import loads_yaml
+from som_reference.values import ReferenceDataError, check_status
 
 ASSETS = asset("registers")
 SUITES = expectations_dir() / "registers"
@@ -202,6 +205,10 @@ def _read_codes(path: Path, group_col: str, lo_col: str = "code_from", hi_col: s
             raise ConfigError(f"{path}: line {i}: {lo_col}/{hi_col} must be integers") from None
         if lo > hi:
             raise ConfigError(f"{path}: line {i}: {lo_col} > {hi_col}")
+        try:  # a code list maps codes to categories (no unit); every row states how far it was checked
+            check_status(row.get("status"), f"{path}: line {i}: column status")
+        except ReferenceDataError as exc:
+            raise ConfigError(str(exc)) from None
         ranges.append((lo, hi, row[group_col].strip()))
     srt = sorted(ranges)
     for a, b in zip(srt, srt[1:]):
