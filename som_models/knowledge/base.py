@@ -217,6 +217,13 @@ def parse_tax_rates(obj: Any, where: str = "tax_rates") -> Mapping[str, Any]:
     return d
 
 
+def _ci(obj: Any, where: str) -> tuple[float, float]:
+    """A confidence interval ``[low, high]`` of two numbers."""
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        raise KnowledgeError(f"{where}: expected [low, high], got {obj!r}")
+    return _number(obj[0], where), _number(obj[1], where)
+
+
 def _number(obj: Any, where: str, *, positive: bool = False) -> float:
     if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj) or (positive and obj <= 0):
         raise KnowledgeError(f"{where}: expected a {'positive ' if positive else ''}number, got {obj!r}")
@@ -242,9 +249,9 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
                     raise KnowledgeError(f"{w}: give either se or ci")
                 level = float(d.get("level", 0.95))
                 if metric in ("odds_ratio", "risk_ratio"):
-                    lo, hi = d["ci"] if "ci" in d else (None, None)
                     if "ci" not in d:
                         raise KnowledgeError(f"{w}: a ratio needs its ci (the se is on the log scale)")
+                    lo, hi = _ci(d["ci"], f"{w}.ci")
                     se = es.se_from_ci(math.log(lo), math.log(hi), level)
                     log_metric = "log_odds_ratio" if metric == "odds_ratio" else "log_risk_ratio"
                     put(log_metric, math.log(value), se**2, f"{metric} {value:g} [{lo:g}, {hi:g}]")
@@ -253,7 +260,7 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
                     continue
                 if metric not in METRICS:
                     raise KnowledgeError(f"{w}.metric: {metric!r} is not one of {', '.join(METRICS + ('odds_ratio', 'risk_ratio'))}")
-                se = _number(d["se"], f"{w}.se", positive=True) if "se" in d else es.se_from_ci(*d["ci"], level)
+                se = _number(d["se"], f"{w}.se", positive=True) if "se" in d else es.se_from_ci(*_ci(d["ci"], f"{w}.ci"), level)
                 put(metric, value, se**2, "as reported" + (" (se from the ci)" if "ci" in d else ""))
             elif kind in ("proportions", "two_by_two"):
                 if kind == "proportions":
@@ -279,7 +286,8 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
             elif kind == "arm_means_ci":
                 _check_keys(d, w, ("kind", "mean_treatment", "ci_treatment", "mean_control", "ci_control"), ("level",))
                 level = float(d.get("level", 0.95))
-                s1, s2 = es.se_from_ci(*d["ci_treatment"], level), es.se_from_ci(*d["ci_control"], level)
+                s1 = es.se_from_ci(*_ci(d["ci_treatment"], f"{w}.ci_treatment"), level)
+                s2 = es.se_from_ci(*_ci(d["ci_control"], f"{w}.ci_control"), level)
                 put("difference", _number(d["mean_treatment"], f"{w}.mean_treatment") - _number(d["mean_control"], f"{w}.mean_control"),
                     s1**2 + s2**2, "difference of arm means; se from the arms' confidence intervals (independent arms)")
             else:
@@ -531,7 +539,7 @@ class KnowledgeBase:
             "consequences": {}, "prices": {}, "sources": {},
         }
         taxable = {}
-        gross_items = {"staircase": [], "expensive_cases": []}
+        gross_items: dict[str, list[str]] = {"staircase": [], "expensive_cases": []}
         for c in tg.consequences:
             doc["consequences"][c.item] = {"units": list(c.units), **({"se": list(c.se)} if c.se else {}),
                                            "source": f"{c.status}: {c.source}"}
