@@ -36,8 +36,20 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def _print_version(value: bool) -> None:
+    """``som --version``: the package version and the code version recorded with runs (git commit in a checkout)."""
+    if not value:
+        return
+    from pipeline.version import code_version, package_version
+
+    console.print(f"som-evaluation {package_version()} (code version {code_version()})", highlight=False, soft_wrap=True)
+    raise typer.Exit(0)
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for unexpected errors.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for unexpected errors."),
+          version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Show the package version and the code version, then exit.")) -> None:
     _state["debug"] = debug
 
 

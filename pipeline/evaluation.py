@@ -24,6 +24,7 @@ from som_models.evaluation_spec import EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
 from som_models.verdicts import PathCovariance, Verdict, judge
+from som_reference.strict_yaml import load_yaml
 
 VERDICT_SCHEMA = {
     "assumption": pl.Utf8, "outcome": pl.Utf8, "label": pl.Utf8, "test": pl.Utf8, "statistic": pl.Float64,
@@ -51,7 +52,7 @@ class LoadedSpec:
 
 def read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return load_yaml(path)
     except FileNotFoundError:
         raise ParameterError(f"{path}: file not found") from None
     except IsADirectoryError:

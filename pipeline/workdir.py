@@ -8,10 +8,15 @@ Layout under the workdir: ``som.db`` (SQLite store, unless ``SOM_DATABASE_URL`` 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SPEC = REPO_ROOT / "assets" / "evaluations" / "housing_first_demo.yaml"
+from som_reference import asset
+
+#: The demo's evaluation spec (packaged reference data, see :mod:`som_reference`).
+DEFAULT_SPEC = asset("evaluations", "housing_first_demo.yaml")
+#: The one Dagster code location (``workspace.yaml`` in the repository names the same module).
+CODE_LOCATION_MODULE = "pipeline.definitions"
 
 DAGSTER_YAML = """\
 # Dagster instance for this som workdir (written by `som`); telemetry is off.
@@ -52,3 +57,11 @@ def prepare_workdir(workdir: str | os.PathLike | None = None) -> Path:
 
 def dagster_home(workdir: Path) -> Path:
     return workdir / "dagster"
+
+
+def dagster_dev_command(port: int) -> list[str]:
+    """``dagster dev`` serving the code location by module, so it works from a checkout and an installed wheel alike.
+
+    The repository's ``workspace.yaml`` names the same module; loading it by ``-m`` needs no workspace file on disk.
+    """
+    return [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION_MODULE, "-p", str(port)]

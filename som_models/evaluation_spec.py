@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from som_models.calibration import POLICIES
-from som_models.parameters.schema import ParameterError, _keys, _num, _str
+from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.verdicts import CONSISTENCY_RULES, PATH_TESTS, VerdictSettings
 
 _ALLOWED = {
@@ -142,11 +142,11 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         control=control,
         base_period=base,
         verdict=VerdictSettings(alpha=alpha, margin=margin,
-                                min_persons=_num(doc.get("min_persons", 20), "min_persons", integer=True, minimum=1),
+                                min_persons=_int(doc.get("min_persons", 20), "min_persons", minimum=1),
                                 consistency=consistency, path_test=path_test),
         update_policy=policy,
         prior_cv=_num(doc.get("prior_cv", 0.5), "prior_cv", minimum=0),
-        min_cell=_num(doc.get("min_cell", 5), "min_cell", integer=True, minimum=1),
+        min_cell=_int(doc.get("min_cell", 5), "min_cell", minimum=1),
         document=dict(doc),
         parameter_version=version,
         data=_data(doc["data"]) if doc.get("data") is not None else None,

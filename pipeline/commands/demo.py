@@ -99,9 +99,9 @@ def ui(workdir: Optional[Path] = WorkdirOpt, port: int = typer.Option(3000, help
     except WorkdirError as exc:
         fail(str(exc))
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home(home)), SOM_HOME=str(home))
-    from pipeline.workdir import REPO_ROOT
+    from pipeline.workdir import dagster_dev_command
 
-    os.chdir(REPO_ROOT)
-    os.execvpe(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(port)], env)
+    os.chdir(home)
+    os.execvpe(sys.executable, dagster_dev_command(port), env)
 
 

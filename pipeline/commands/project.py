@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
 def _read_document(path: Path) -> Any:
     import yaml
 
+    from som_reference.strict_yaml import loads_yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -41,7 +43,7 @@ def _read_document(path: Path) -> Any:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return loads_yaml(text, str(path))
     except json.JSONDecodeError as exc:
         fail(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})")
     except yaml.YAMLError as exc:

@@ -14,13 +14,14 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from pipeline.workdir import REPO_ROOT
+from som_reference import asset
+from som_reference.strict_yaml import load_yaml
 
 VINTAGES = dg.DynamicPartitionsDefinition(name="vintage")
 
 
 def evaluations_dir() -> Path:
-    return Path(os.environ.get("SOM_EVALUATIONS_DIR", "") or REPO_ROOT / "assets" / "evaluations")
+    return Path(os.environ.get("SOM_EVALUATIONS_DIR", "") or asset("evaluations"))
 
 
 def evaluation_specs(folder: Path | None = None) -> dict[str, Path]:
@@ -29,7 +30,7 @@ def evaluation_specs(folder: Path | None = None) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in sorted(Path(folder).glob("*.y*ml")):
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = load_yaml(path)
         except (OSError, yaml.YAMLError):
             continue
         if isinstance(doc, dict) and isinstance(doc.get("evaluation"), str):

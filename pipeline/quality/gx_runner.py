@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUITE_DIR = Path(__file__).resolve().parents[2] / "expectations"
+from som_reference import expectations_dir
+
+SUITE_DIR = expectations_dir()
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _SAMPLE_ROWS = 5

@@ -13,7 +13,9 @@ columns and file patterns per register::
 
 Names are matched case-insensitively; unknown registers or columns in the config are errors. Code lists
 (DREAM benefit groups, KRAF sanction groups, BUA PGF groups, LPR patient types) are CSV files in
-``assets/registers/`` — data, not code.
+``assets/registers/`` (packaged reference data, :mod:`som_reference`) — data, not code; every row has a
+``status`` (verified / unverified / illustrative …). The config is read with the strict YAML loader (a
+duplicate key is an error).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "registers"
-SUITES = Path(__file__).resolve().parents[2] / "expectations" / "registers"
+from som_reference import asset, expectations_dir
+from som_reference.strict_yaml import loads_yaml
+from som_reference.values import ReferenceDataError, check_status
+
+ASSETS = asset("registers")
+SUITES = expectations_dir() / "registers"
 
 
 class ConfigError(ValueError):
@@ -124,9 +130,7 @@ def load_column_map(path: str | Path | None) -> ColumnMap:
         if path.suffix.lower() == ".json":
             doc = json.loads(text)
         else:
-            import yaml
-
-            doc = yaml.safe_load(text)
+            doc = loads_yaml(text, str(path))
     except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
         raise ConfigError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({type(exc).__name__})") from None
     return parse_column_map(doc or {}, str(path))
@@ -201,6 +205,10 @@ def _read_codes(path: Path, group_col: str, lo_col: str = "code_from", hi_col: s
             raise ConfigError(f"{path}: line {i}: {lo_col}/{hi_col} must be integers") from None
         if lo > hi:
             raise ConfigError(f"{path}: line {i}: {lo_col} > {hi_col}")
+        try:  # a code list maps codes to categories (no unit); every row states how far it was checked
+            check_status(row.get("status"), f"{path}: line {i}: column status")
+        except ReferenceDataError as exc:
+            raise ConfigError(str(exc)) from None
         ranges.append((lo, hi, row[group_col].strip()))
     srt = sorted(ranges)
     for a, b in zip(srt, srt[1:]):

@@ -27,8 +27,11 @@ import yaml
 
 from som_models.knowledge import effect_sizes as es
 from som_models.knowledge.meta import MetaResult, meta_analysis
+from som_reference import assets_dir as packaged_assets_dir
+from som_reference.strict_yaml import load_yaml
+from som_reference.values import ReferenceDataError, check_status_unit
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+ASSETS_DIR = packaged_assets_dir()
 METRICS = ("difference", "log_odds_ratio", "log_risk_ratio", "cox_d", "hedges_g", "smd")
 DESIGNS = ("rct", "meta-analysis", "quasi-experimental", "before-after-control", "before-after")
 STANDARDISED = ("cox_d", "hedges_g", "smd")
@@ -117,6 +120,7 @@ class ConsequenceProfile:
     taxable: float | None
     status: str
     source: str
+    unit: str = ""  # what ``units`` count, e.g. "nights at a §110 shelter per successful person and consequence year"
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,32 @@ def _check_keys(obj: Any, where: str, required: Iterable[str], optional: Iterabl
     return obj
 
 
+def _reference(entry: Mapping[str, Any], where: str) -> None:
+    """A reference value states its status (verified / estimated / placeholder / …) and unit (:mod:`som_reference.values`)."""
+    try:
+        check_status_unit(entry, where)
+    except ReferenceDataError as exc:
+        raise KnowledgeError(str(exc)) from None
+
+
+def parse_tax_rates(obj: Any, where: str = "tax_rates") -> Mapping[str, Any]:
+    """Marginal tax rates by payer and the tilbageløb share: shares in [0, 1], with status, unit and source."""
+    d = _check_keys(obj, where, ("status", "unit", "source", "rates"), ("tilbageloeb",))
+    _reference(d, where)
+    rates = _check_keys(d["rates"], f"{where}.rates", (), ("kommune", "region", "stat"))
+    for key, value in (*((f"rates.{p}", r) for p, r in rates.items()), ("tilbageloeb", d.get("tilbageloeb", 0.0))):
+        if not 0 <= _number(value, f"{where}.{key}") <= 1:
+            raise KnowledgeError(f"{where}.{key}: a tax rate is a share in [0, 1], got {value!r}")
+    return d
+
+
+def _ci(obj: Any, where: str) -> tuple[float, float]:
+    """A confidence interval ``[low, high]`` of two numbers."""
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        raise KnowledgeError(f"{where}: expected [low, high], got {obj!r}")
+    return _number(obj[0], where), _number(obj[1], where)
+
+
 def _number(obj: Any, where: str, *, positive: bool = False) -> float:
     if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj) or (positive and obj <= 0):
         raise KnowledgeError(f"{where}: expected a {'positive ' if positive else ''}number, got {obj!r}")
@@ -219,9 +249,9 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
                     raise KnowledgeError(f"{w}: give either se or ci")
                 level = float(d.get("level", 0.95))
                 if metric in ("odds_ratio", "risk_ratio"):
-                    lo, hi = d["ci"] if "ci" in d else (None, None)
                     if "ci" not in d:
                         raise KnowledgeError(f"{w}: a ratio needs its ci (the se is on the log scale)")
+                    lo, hi = _ci(d["ci"], f"{w}.ci")
                     se = es.se_from_ci(math.log(lo), math.log(hi), level)
                     log_metric = "log_odds_ratio" if metric == "odds_ratio" else "log_risk_ratio"
                     put(log_metric, math.log(value), se**2, f"{metric} {value:g} [{lo:g}, {hi:g}]")
@@ -230,7 +260,7 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
                     continue
                 if metric not in METRICS:
                     raise KnowledgeError(f"{w}.metric: {metric!r} is not one of {', '.join(METRICS + ('odds_ratio', 'risk_ratio'))}")
-                se = _number(d["se"], f"{w}.se", positive=True) if "se" in d else es.se_from_ci(*d["ci"], level)
+                se = _number(d["se"], f"{w}.se", positive=True) if "se" in d else es.se_from_ci(*_ci(d["ci"], f"{w}.ci"), level)
                 put(metric, value, se**2, "as reported" + (" (se from the ci)" if "ci" in d else ""))
             elif kind in ("proportions", "two_by_two"):
                 if kind == "proportions":
@@ -256,7 +286,8 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
             elif kind == "arm_means_ci":
                 _check_keys(d, w, ("kind", "mean_treatment", "ci_treatment", "mean_control", "ci_control"), ("level",))
                 level = float(d.get("level", 0.95))
-                s1, s2 = es.se_from_ci(*d["ci_treatment"], level), es.se_from_ci(*d["ci_control"], level)
+                s1 = es.se_from_ci(*_ci(d["ci_treatment"], f"{w}.ci_treatment"), level)
+                s2 = es.se_from_ci(*_ci(d["ci_control"], f"{w}.ci_control"), level)
                 put("difference", _number(d["mean_treatment"], f"{w}.mean_treatment") - _number(d["mean_control"], f"{w}.mean_control"),
                     s1**2 + s2**2, "difference of arm means; se from the arms' confidence intervals (independent arms)")
             else:
@@ -278,6 +309,7 @@ def parse_study(obj: Any, where: str = "study") -> EffectStudy:
     """Validate one study mapping (strict) and compute its effects."""
     d = _check_keys(obj, where, _STUDY_REQUIRED, _STUDY_OPTIONAL)
     where = f"studies[{d['id']}]"
+    _reference(d, where)
     if d["design"] not in DESIGNS:
         raise KnowledgeError(f"{where}.design: {d['design']!r} is not one of {', '.join(DESIGNS)}")
     if d["evidence_level"] not in (1, 2, 3):
@@ -312,7 +344,8 @@ def _parse_target_group(obj: Any, where: str) -> TargetGroup:
     profiles = []
     for item, c in d["consequences"].items():
         w = f"{where}.consequences.{item}"
-        _check_keys(c, w, ("units", "status", "source"), ("se", "price", "taxable"))
+        _check_keys(c, w, ("units", "unit", "status", "source"), ("se", "price", "taxable"))
+        _reference(c, w)
         if ("price" in c) == ("taxable" in c):
             raise KnowledgeError(f"{w}: give either a price (unit price id) or taxable (kroner of taxable income per unit)")
         units = tuple(_number(u, f"{w}.units") for u in c["units"])
@@ -321,13 +354,14 @@ def _parse_target_group(obj: Any, where: str) -> TargetGroup:
             raise KnowledgeError(f"{w}.se: expected {len(units)} values")
         profiles.append(ConsequenceProfile(item, units, se, c.get("price"),
                                            None if c.get("taxable") is None else _number(c["taxable"], f"{w}.taxable"),
-                                           str(c["status"]), str(c["source"])))
+                                           str(c["status"]), str(c["source"]), str(c["unit"])))
     return TargetGroup(str(d["id"]), str(d["name"]), str(d["description"]), dict(d["success_measure"]), tuple(profiles))
 
 
 def _parse_price(pid: str, obj: Any) -> UnitPrice:
     w = f"unit_prices.{pid}"
     d = _check_keys(obj, w, ("unit", "price_year", "status", "source"), ("kommune", "region", "stat", "gross_for"))
+    _reference(d, w)
     amounts = {p: _number(d[p], f"{w}.{p}") for p in ("kommune", "region", "stat") if p in d}
     if not amounts:
         raise KnowledgeError(f"{w}: needs an amount for at least one payer")
@@ -352,7 +386,7 @@ class KnowledgeBase:
     def load(cls, assets_dir: Path | str | None = None) -> KnowledgeBase:
         root = Path(assets_dir) if assets_dir else ASSETS_DIR
         try:
-            raw = yaml.safe_load((root / "knowledge" / "studies.yaml").read_text(encoding="utf-8")) or {}
+            raw = load_yaml(root / "knowledge" / "studies.yaml") or {}
             studies = tuple(parse_study(s, f"studies[{k}]") for k, s in enumerate(raw.get("studies", [])))
             ids = [s.id for s in studies]
             dup = {i for i in ids if ids.count(i) > 1}
@@ -360,14 +394,14 @@ class KnowledgeBase:
                 raise KnowledgeError(f"studies: duplicate id(s) {', '.join(sorted(dup))}")
             groups = {}
             for path in sorted((root / "knowledge" / "target_groups").glob("*.yaml")):
-                tg = _parse_target_group(yaml.safe_load(path.read_text(encoding="utf-8")), path.stem)
+                tg = _parse_target_group(load_yaml(path), path.name)
                 if tg.id != path.stem:
                     raise KnowledgeError(f"{path.name}: id {tg.id!r} does not match the file name")
                 groups[tg.id] = tg
-            price_doc = yaml.safe_load((root / "prices" / "unit_prices.yaml").read_text(encoding="utf-8")) or {}
+            price_doc = load_yaml(root / "prices" / "unit_prices.yaml") or {}
             prices = {pid: _parse_price(pid, p) for pid, p in price_doc.get("prices", {}).items()}
             tax_path = root / "prices" / "tax_rates.yaml"
-            tax = yaml.safe_load(tax_path.read_text(encoding="utf-8")) if tax_path.is_file() else {}
+            tax = parse_tax_rates(load_yaml(tax_path), tax_path.name) if tax_path.is_file() else {}
         except (OSError, yaml.YAMLError) as exc:
             raise KnowledgeError(f"knowledge base under {root}: {exc}") from None
         for tg in groups.values():
@@ -505,7 +539,7 @@ class KnowledgeBase:
             "consequences": {}, "prices": {}, "sources": {},
         }
         taxable = {}
-        gross_items = {"staircase": [], "expensive_cases": []}
+        gross_items: dict[str, list[str]] = {"staircase": [], "expensive_cases": []}
         for c in tg.consequences:
             doc["consequences"][c.item] = {"units": list(c.units), **({"se": list(c.se)} if c.se else {}),
                                            "source": f"{c.status}: {c.source}"}

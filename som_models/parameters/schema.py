@@ -236,6 +236,11 @@ def _num(obj: Any, path: str, *, integer: bool = False, minimum: float | None = 
     return int(obj) if integer else float(obj)
 
 
+def _int(obj: Any, path: str, *, minimum: float | None = None, maximum: float | None = None) -> int:
+    """An integer-valued number (``3`` or ``3.0``) as ``int``; the same checks as :func:`_num`."""
+    return int(_num(obj, path, integer=True, minimum=minimum, maximum=maximum))
+
+
 def _str(obj: Any, path: str) -> str:
     if not isinstance(obj, str) or not obj.strip():
         raise ParameterError(f"{path}: expected a non-empty string, got {obj!r}")
@@ -282,10 +287,10 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
             if avoided and rng[0] * rng[1] < 0:
                 raise ParameterError(f"{p}.range: an avoided cost range must not change sign")
         out.append(CostLine(
-            _num(line["course_year"], f"{p}.course_year", integer=True, minimum=1), payer, amount,
+            _int(line["course_year"], f"{p}.course_year", minimum=1), payer, amount,
             item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
             committee=committee,
-            price_year=_num(line["price_year"], f"{p}.price_year", integer=True) if line.get("price_year") is not None else None,
+            price_year=_int(line["price_year"], f"{p}.price_year") if line.get("price_year") is not None else None,
             range=rng, source=str(line.get("source", "")),
         ))
     return tuple(out)
@@ -315,7 +320,7 @@ def _discounting(obj: Any) -> Any:
         for k, step in enumerate(obj):
             p = f"discounting[{k}]"
             _keys(step, p, {"from_year": True, "rate": True})
-            out.append((_num(step["from_year"], f"{p}.from_year", integer=True, minimum=1),
+            out.append((_int(step["from_year"], f"{p}.from_year", minimum=1),
                         _num(step["rate"], f"{p}.rate", minimum=0)))
         if out[0][0] != 1 or [a for a, _ in out] != sorted({a for a, _ in out}):
             raise ParameterError("discounting: steps must start at from_year 1 and increase")
@@ -355,7 +360,7 @@ def _prices(obj: Any, price_year: int) -> tuple[dict[str, dict[str, float]], dic
             rng = _pair(line["range"], f"{path}.range")
             if not (0 <= rng[0] <= 1 <= rng[1]):
                 raise ParameterError(f"{path}.range: relative factors [low, high] need 0 ≤ low ≤ 1 ≤ high, got {list(rng)}")
-        own_year = _num(line["price_year"], f"{path}.price_year", integer=True) if line.get("price_year") is not None else price_year
+        own_year = _int(line["price_year"], f"{path}.price_year") if line.get("price_year") is not None else price_year
         amounts[item] = by_payer
         specs[item] = PriceSpec(item, own_year, rng, committees, str(line.get("source", "")), str(line.get("status", "")))
     return amounts, specs
@@ -447,8 +452,8 @@ def _monte_carlo(obj: Any) -> MonteCarloSpec:
         if not 0 < tp[0] < tp[1] < 100:
             raise ParameterError("monte_carlo.tornado_percentiles: need 0 < low < high < 100")
     return MonteCarloSpec(
-        draws=_num(obj.get("draws", 0), "monte_carlo.draws", integer=True, minimum=0, maximum=10_000_000),
-        seed=_num(obj.get("seed", 1), "monte_carlo.seed", integer=True, minimum=0),
+        draws=_int(obj.get("draws", 0), "monte_carlo.draws", minimum=0, maximum=10_000_000),
+        seed=_int(obj.get("seed", 1), "monte_carlo.seed", minimum=0),
         range_distribution=dist, consequence_correlation=corr, tornado_percentiles=tp,
     )
 
@@ -473,21 +478,21 @@ def _price_index(obj: Any) -> Any:
 def parse_parameter_set(doc: Mapping[str, Any]) -> ParameterSet:
     """Validate a parameter document and return the immutable :class:`ParameterSet`."""
     _keys(doc, "", _TOP)
-    start_year = _num(doc["start_year"], "start_year", integer=True)
-    horizon = _num(doc["horizon_years"], "horizon_years", integer=True, minimum=1)
+    start_year = _int(doc["start_year"], "start_year")
+    horizon = _int(doc["horizon_years"], "horizon_years", minimum=1)
     if horizon > 200:
         raise ParameterError(f"horizon_years: {horizon} is more than 200 years")
-    price_year = _num(doc["price_year"], "price_year", integer=True)
+    price_year = _int(doc["price_year"], "price_year")
     cohorts = doc["cohorts"]
     if not isinstance(cohorts, list) or not cohorts:
         raise ParameterError("cohorts: expected a non-empty list of {year, participants}")
     parsed_cohorts = []
     for k, c in enumerate(cohorts):
         _keys(c, f"cohorts[{k}]", {"year": True, "participants": True})
-        year = _num(c["year"], f"cohorts[{k}].year", integer=True)
+        year = _int(c["year"], f"cohorts[{k}].year")
         if not start_year <= year < start_year + horizon:
             raise ParameterError(f"cohorts[{k}].year: {year} is outside the horizon {start_year}–{start_year + horizon - 1}")
-        parsed_cohorts.append((year, _num(c["participants"], f"cohorts[{k}].participants", integer=True, minimum=0)))
+        parsed_cohorts.append((year, _int(c["participants"], f"cohorts[{k}].participants", minimum=0)))
     measure = None
     if doc.get("success_measure") is not None:
         sm = _keys(doc["success_measure"], "success_measure", {"name": True, "outcome": True, "rule": True, "description": False})
@@ -515,7 +520,7 @@ def parse_parameter_set(doc: Mapping[str, Any]) -> ParameterSet:
         start_year=start_year,
         horizon_years=horizon,
         price_year=price_year,
-        course_years=_num(doc.get("course_years", 1), "course_years", integer=True, minimum=1),
+        course_years=_int(doc.get("course_years", 1), "course_years", minimum=1),
         cohorts=tuple(parsed_cohorts),
         success_measure=measure,
         success_rate=Estimate(value, _num(sr["se"], "success_rate.se", minimum=0) if sr.get("se") is not None else None,

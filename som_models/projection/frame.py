@@ -211,10 +211,10 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
         .with_columns(pl.col("amount").cum_sum().alias("cumulative"), pl.col("discounted").cum_sum().alias("cumulative_discounted"))
     )
     payback = _payback(years, by_year["discounted"].to_list())
-    payback_by_payer = {}
-    for p in PAYERS:
-        per_year = dict(table.filter(pl.col("payer") == p).group_by("year").agg(pl.col("discounted").sum()).iter_rows())
-        payback_by_payer[p] = _payback(years, [per_year.get(y, 0.0) for y in years])
+    payback_by_payer: dict[str, int | None] = {}
+    for payer in PAYERS:
+        per_year = dict(table.filter(pl.col("payer") == payer).group_by("year").agg(pl.col("discounted").sum()).iter_rows())
+        payback_by_payer[payer] = _payback(years, [per_year.get(y, 0.0) for y in years])
     committees = None
     npv_by_committee: dict[str, float] = {}
     if show_committees:

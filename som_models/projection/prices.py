@@ -15,8 +15,11 @@ from typing import Any, Mapping
 import yaml
 
 from som_models.parameters.schema import ParameterError
+from som_reference import assets_dir as packaged_assets_dir
+from som_reference.strict_yaml import load_yaml
+from som_reference.values import ReferenceDataError, check_status_unit
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+ASSETS_DIR = packaged_assets_dir()
 DEFAULT_INDEX = "nettoprisindeks"
 
 
@@ -75,7 +78,10 @@ def load_price_index(spec: Any = None, *, assets_dir: Path | None = None) -> Pri
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ParameterError(f"price_index: unknown index {name!r} (known: {', '.join(known) or 'none'})")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = check_status_unit(load_yaml(path), str(path))
+    except (ReferenceDataError, yaml.YAMLError) as exc:
+        raise ParameterError(f"price_index: {exc}") from None
     if "monthly" in data:
         return _from_monthly(name, data["monthly"], str(data.get("source", "")), str(data.get("status", "")))
     return PriceIndex(name, {int(y): float(v) for y, v in data["annual"].items()}, frozenset(),

@@ -33,6 +33,8 @@ import yaml
 
 from som_models.parameters.schema import ParameterError
 from som_models.projection.prices import ASSETS_DIR, PriceIndex
+from som_reference.strict_yaml import load_yaml
+from som_reference.values import ReferenceDataError, check_status_unit
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,12 @@ def load_rule(kind: str, rule: Any, version: str | None = None, *, path: str = "
     if not file.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ParameterError(f"{path}.rule: unknown refusion rule {rule!r} (known: {', '.join(known) or 'none'})")
-    doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    try:
+        doc = load_yaml(file)
+        for k, ver in enumerate(doc.get("versions") or []):
+            check_status_unit(ver, f"{file}: versions[{k}]")
+    except (ReferenceDataError, yaml.YAMLError) as exc:
+        raise ParameterError(f"{path}.rule: {exc}") from None
     if doc.get("kind") != kind:
         raise ParameterError(f"{path}.rule: {rule!r} is a {doc.get('kind')} rule, not {kind}")
     v = _pick_version(doc, version, path)

@@ -6,6 +6,7 @@ crime rises), ``children_placed`` (placements fall) and ``small`` (a tiny random
 """
 
 from dataclasses import replace
+from typing import Any
 
 from som_models.simulate.delivery import FORMATS, SimulatedDelivery, WideCodes, write_delivery
 from som_models.simulate.homelessness import HomelessnessWorld, simulate_homelessness
@@ -41,13 +42,12 @@ def simulate(scenario: str, persons: int, seed: int, *, first_year: int | None =
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(sorted(SCENARIOS))}")
-    changes = {k: v for k, v in (("first_year", first_year), ("last_year", last_year), ("target_share", target_share))
+    changes: dict[str, Any] = {k: v for k, v in (("first_year", first_year), ("last_year", last_year), ("target_share", target_share))
                if v is not None}
     if scenario == "homelessness":
-        world = replace(HomelessnessWorld(), **changes) if changes else None
-        return simulate_homelessness(persons, seed, world, keep_expected=keep_expected)
-    world = replace(_WORLDS[scenario], **changes)
-    return simulate_world(world, persons, seed, keep_expected=keep_expected)
+        homeless = replace(HomelessnessWorld(), **changes) if changes else None
+        return simulate_homelessness(persons, seed, homeless, keep_expected=keep_expected)
+    return simulate_world(replace(_WORLDS[scenario], **changes), persons, seed, keep_expected=keep_expected)
 
 
 __all__ = [
