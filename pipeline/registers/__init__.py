@@ -7,9 +7,9 @@
 
 from pipeline.registers.config import REGISTERS, ColumnMap, ConfigError, load_column_map
 from pipeline.registers.files import DeliveryError, Manifest, delivery_hash, read_manifest
-from pipeline.registers.ingest import CheckedBuild, IngestResult, RefusedDelivery, build_checked, ingest
+from pipeline.registers.ingest import IngestResult, ingest
 from pipeline.registers.panel import PanelBuild, build_panel
 from pipeline.registers.pseudonym import load_key, pseudonymise
 
-__all__ = ["REGISTERS", "CheckedBuild", "ColumnMap", "ConfigError", "DeliveryError", "IngestResult", "RefusedDelivery", "build_checked", "Manifest", "PanelBuild", "build_panel",
+__all__ = ["REGISTERS", "ColumnMap", "ConfigError", "DeliveryError", "IngestResult", "Manifest", "PanelBuild", "build_panel",
            "delivery_hash", "ingest", "load_column_map", "load_key", "pseudonymise", "read_manifest"]
