@@ -102,6 +102,6 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         projections=result.output_for_node("projections"),
         versions={"before": assumptions["version"], "after": proposal["version"]},
         report=result.output_for_node("audit_report"),
-        database=resources["som"].database_url or database_url(workdir),
+        database=database_url(workdir),  # the same rule as the settings (SOM_DATABASE_URL, else SQLite)
         run_id=result.run_id,
     )
