@@ -53,6 +53,18 @@ def test_every_gx_check_ran_and_passed(run):
     assert len(checks) > 40 and all(c["passed"] for c in checks), [c for c in checks if not c["passed"]]
 
 
+def test_report_path_and_standard_metadata_in_the_materialisations(run):
+    _, _, _, outcome, instance = run
+    mats = {e.dagster_event.asset_key.to_user_string(): e.dagster_event.event_specific_data.materialization.metadata
+            for e in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+    assert mats["audit_report"]["report_path"].value == outcome.report
+    assert mats["audit_report"]["path"].value.endswith(".json")  # where the IO manager stored the value
+    for key in ("panel", "treatments", "realised_effects", "pretrend_tests", "verdicts"):
+        assert mats[key]["dagster/row_count"].value > 0 and mats[key]["dagster/column_schema"].value.columns, key
+    summary = [r.data for r in mats["realised_effects"]["summary"].value.records]
+    assert all(r["n_treated"] == "suppressed (<5)" or int(r["n_treated"]) >= 5 for r in summary)
+
+
 def test_proposed_version_stored_with_evidence_and_rerun_is_idempotent(run):
     workdir, folder, _, outcome, _ = run
     with ParameterStore(database_url(workdir)) as store:
