@@ -8,8 +8,8 @@ from pipeline.defs import assets
 from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule
 from pipeline.defs.checks import build_extra_checks
 from pipeline.defs.io_managers import PolarsParquetIOManager
-from pipeline.defs.resources import SomSettings
-from pipeline.quality.checks import build_gx_asset_checks, validate_suite_assets
+from pipeline.defs.resources import settings_from_env, storage_url
+from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets
 from pipeline.workdir import resolve_workdir
 
 ASSETS = [
@@ -23,16 +23,19 @@ def asset_keys() -> set[str]:
 
 
 def all_checks() -> list[dg.AssetChecksDefinition]:
+    """The checks not defined on the assets themselves: GX suites of stored assets (the panel and treatments
+    suites run during ingestion, as checks of the ``registers`` multi-asset) and the extra checks."""
     partitions = {key: assets.PARTITIONS for key in asset_keys()}
-    return [*build_gx_asset_checks(partitions_defs=partitions), *build_extra_checks(assets.PARTITIONS)]
+    return [*build_gx_asset_checks(partitions_defs=partitions, skip_assets=INGEST_OUTPUT_SUITES),
+            *build_extra_checks(assets.PARTITIONS)]
 
 
 def build_resources(workdir: str = "", **settings: str) -> dict:
+    """Resources resolved now: settings from ``workdir``/``settings``, else ``dg.EnvVar`` of set ``SOM_*``
+    variables, else defaults; asset values under ``SOM_STORAGE_URL`` or ``{workdir}/storage``."""
     base = resolve_workdir(workdir or None)
-    return {
-        "som": SomSettings(workdir=str(base), **settings),
-        "io_manager": PolarsParquetIOManager(base_dir=str(base / "storage")),
-    }
+    return {"som": settings_from_env(workdir, **settings),
+            "io_manager": PolarsParquetIOManager(base_dir=storage_url(base))}
 
 
 def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:

@@ -1,11 +1,13 @@
 """The whole Dagster graph materialised in-process in temporary storage (never the working directory)."""
 
+import json
 import re
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from pipeline.hashing import file_sha256
 from pipeline.runner import run_evaluation
 from pipeline.store import ParameterStore, database_url
 
@@ -51,6 +53,18 @@ def test_every_gx_check_ran_and_passed(run):
     assert len(checks) > 40 and all(c["passed"] for c in checks), [c for c in checks if not c["passed"]]
 
 
+def test_report_path_and_standard_metadata_in_the_materialisations(run):
+    _, _, _, outcome, instance = run
+    mats = {e.dagster_event.asset_key.to_user_string(): e.dagster_event.event_specific_data.materialization.metadata
+            for e in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+    assert mats["audit_report"]["report_path"].value == outcome.report
+    assert mats["audit_report"]["path"].value.endswith(".json")  # where the IO manager stored the value
+    for key in ("panel", "treatments", "realised_effects", "pretrend_tests", "verdicts"):
+        assert mats[key]["dagster/row_count"].value > 0 and mats[key]["dagster/column_schema"].value.columns, key
+    summary = [r.data for r in mats["realised_effects"]["summary"].value.records]
+    assert all(r["n_treated"] == "suppressed (<5)" or int(r["n_treated"]) >= 5 for r in summary)
+
+
 def test_proposed_version_stored_with_evidence_and_rerun_is_idempotent(run):
     workdir, folder, _, outcome, _ = run
     with ParameterStore(database_url(workdir)) as store:
@@ -85,9 +99,25 @@ def test_bad_delivery_is_stopped_before_the_parameters(tmp_path, demo_delivery, 
     shutil.copytree(folder, bad)
     bef = pl.read_parquet(bad / "bef201812.parquet")
     bef.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(3).otherwise(pl.col("KOEN")).alias("KOEN")).write_parquet(bad / "bef201812.parquet")
+    # Changed after delivery: the checksum in the manifest refuses it.
     outcome = run_evaluation(tmp_path / "som", delivery=bad, instance=dg.DagsterInstance.ephemeral())
+    assert not outcome.success and any("bef201812.parquet: sha256 does not match" in f for f in outcome.failures)
+    # Delivered so (manifest checksum of the bad file): refused by the BEF register suite.
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["sha256"]["bef201812.parquet"] = file_sha256(bad / "bef201812.parquet")
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = run_evaluation(tmp_path / "som", delivery=bad, instance=instance)
     assert not outcome.success
     # Refused at ingestion by the BEF register suite (KOEN must be 1 or 2), naming file and column, not a PNR.
     assert any("bef201812" in f and "KOEN" in f for f in outcome.failures), outcome.failures
+    # The rule that refused it is a failed asset check naming the register; BEF's other rules are recorded too.
+    from pipeline.report import collect_check_results
+
+    checks = {(c["asset"], c["check"]): c for c in collect_check_results(instance, outcome.run_id)}
+    refused = checks[("panel", "bef__in_set__KOEN")]
+    assert not refused["passed"] and refused["severity"] == "ERROR" and refused["unexpected_count"] == 3
+    assert checks[("panel", "bef__not_null__PNR")]["passed"]
+    assert "check panel:bef__in_set__KOEN failed (ERROR)" in outcome.failures
     with ParameterStore(database_url(tmp_path / "som")) as store:
         assert [v.version for v in store.versions("housing_first_demo")] in ([], [1])

@@ -455,7 +455,7 @@ def test_io_manager_roundtrip_polars_dict_and_partitions(tmp_path):
     )
     assert result.success
     assert (tmp_path / "estimates" / "frame.parquet").exists()
-    assert (tmp_path / "params.pkl").exists()
+    assert json.loads((tmp_path / "params.json").read_text()) == {"rate": 0.3, "items": [1, 2]}
     assert (tmp_path / "vintage" / "2024.parquet").exists()
     assert (tmp_path / "vintage" / "v1%7Ca%2Fb.parquet").exists()
     assert pl.read_parquet(tmp_path / "estimates" / "frame.parquet").equals(golden_effects())
@@ -476,16 +476,60 @@ def test_io_manager_replaces_stale_file_of_other_kind(tmp_path):
         return {"a": 1}
 
     @dg.asset(name="thing")
+    def as_tuple_dict() -> dict:
+        return {"a": (1, 2)}  # a tuple does not survive JSON: pickled
+
+    @dg.asset(name="thing")
     def as_frame() -> pl.DataFrame:
         return pl.DataFrame({"a": [1]})
 
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([as_dict], resources={"io_manager": io}, instance=instance).success
-    assert (tmp_path / "thing.pkl").exists()
+    assert (tmp_path / "thing.json").exists()
+    result = dg.materialize([as_tuple_dict], resources={"io_manager": io}, instance=instance)
+    assert (tmp_path / "thing.pkl").exists() and not (tmp_path / "thing.json").exists()
+    (mat,) = result.get_asset_materialization_events()
+    assert mat.materialization.metadata["path"].value == str(tmp_path / "thing.pkl")
     assert dg.materialize([as_frame], resources={"io_manager": io}, instance=instance).success
     assert (tmp_path / "thing.parquet").exists() and not (tmp_path / "thing.pkl").exists()
     pdf = pd.read_parquet(tmp_path / "thing.parquet")
     assert pdf["a"].tolist() == [1]
+
+
+def test_io_manager_on_fsspec_memory_filesystem():
+    import fsspec
+
+    base = f"memory://som-{abs(hash(object()))}"
+    io = PolarsParquetIOManager(base_dir=base)
+    parts = dg.MultiPartitionsDefinition({"evaluation": dg.StaticPartitionsDefinition(["e1"]),
+                                          "vintage": dg.StaticPartitionsDefinition(["2024-06"])})
+
+    @dg.asset(partitions_def=parts)
+    def panel() -> pl.DataFrame:
+        return golden_panel()
+
+    @dg.asset(partitions_def=parts)
+    def summary(panel: pl.DataFrame) -> dict:
+        return {"rows": panel.height}
+
+    @dg.asset(partitions_def=parts)
+    def lazy_rows(panel: pl.LazyFrame) -> int:
+        return panel.select(pl.len()).collect().item()
+
+    key = dg.MultiPartitionKey({"evaluation": "e1", "vintage": "2024-06"})
+    result = dg.materialize([panel, summary, lazy_rows], partition_key=key, resources={"io_manager": io},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert result.output_for_node("summary") == {"rows": 10} and result.output_for_node("lazy_rows") == 10
+    fs = fsspec.filesystem("memory")
+    stored = sorted(p for p in fs.find(base.removeprefix("memory://")))
+    assert any(p.endswith("/panel/e1%2F2024-06.parquet") for p in stored), stored
+    assert any(p.endswith("/summary/e1%2F2024-06.json") for p in stored), stored
+    with fs.open(next(p for p in stored if p.endswith(".parquet")), "rb") as fh:
+        assert pl.read_parquet(fh).equals(golden_panel())
+    paths = {m.asset_key.to_user_string(): m.materialization.metadata["path"].value
+             for m in result.get_asset_materialization_events()}
+    assert paths["panel"].startswith("memory://") and paths["panel"].endswith(".parquet")
 
 
 def test_partitioned_asset_is_checked_per_partition(tmp_path):

@@ -80,7 +80,8 @@ def test_register_suites_are_native_gx_json_with_parameters_bound():
         assert doc["meta"]["dagster_asset"] and all(e["meta"]["description"] for e in doc["expectations"])
         bound = register_suite(name, PARAMS)
         assert "${" not in json.dumps([e.kwargs for e in bound.expectations])
-    # The register suites live in a sub-folder, so they are not turned into Dagster asset checks.
+    # The register suites live in a sub-folder: they are not checks of a stored asset (gx_<suite>) but checks of
+    # the ingestion (the ``registers`` multi-asset, see tests/test_defs_ingest_checks.py).
     assert all(s.asset != "registers" for s in list_suites())
 
 

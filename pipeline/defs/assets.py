@@ -2,7 +2,12 @@
 
 delivery → panel, treatments → realised_effects, pretrend_tests → verdicts → parameter_proposal →
 projections → audit_report; ``assumptions`` is the approved parameter version under evaluation. No
-materialisation records person-level data: metadata holds counts, hashes and summary tables only.
+materialisation records person-level data: metadata holds counts, hashes and summary tables only, and every
+count or estimate shown rests on at least ``min_cell`` persons (the spec's ``min_cell``, default 5; smaller
+cells read "suppressed", :func:`pipeline.report.disclosure.suppress_small_cells`). Frames carry Dagster's
+standard ``dagster/row_count`` and ``dagster/column_schema``; summary tables are ``MetadataValue.table``.
+The ``registers`` multi-asset is ingestion (:func:`pipeline.registers.ingest.build_checked`, the same path as
+``som ingest``); every expectation it evaluates is one of its asset checks.
 """
 
 
@@ -12,19 +17,67 @@ import polars as pl
 from pipeline import evaluation as ev
 from pipeline.defs.partitions import evaluation_partitions, partition_parts
 from pipeline.defs.resources import SomSettings
-from pipeline.registers import build_panel, delivery_hash, load_key, read_manifest
+from pipeline.quality.checks import ingest_check_results, ingest_check_specs
+from pipeline.registers import delivery_hash, load_key, read_manifest
+from pipeline.registers.ingest import RefusedDelivery, build_checked
+from pipeline.report.disclosure import suppress_small_cells
 from pipeline.version import code_version
 from som_models.parameters import parse_parameter_set
 
+DEFAULT_MIN_CELL = 5
 
-def _md(df: pl.DataFrame, digits: int = 4) -> dg.MetadataValue:
-    """A small summary table as markdown metadata."""
-    cols = df.columns
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.iter_rows():
-        cells = [f"{v:.{digits}g}" if isinstance(v, float) else ("" if v is None else str(v)) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+#: Revision of each asset's computation; bump one when its code changes what it produces. The code version
+#: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
+REVISIONS = {
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 1, "verdicts": 1, "parameter_proposal": 1,
+    "projections": 1, "audit_report": 2,
+}
+
+
+def _package_version() -> str:
+    return code_version().split("+", 1)[0]
+
+
+def asset_code_version(name: str) -> str:
+    """The code version of asset (or multi-asset) ``name``."""
+    return f"{_package_version()}.r{REVISIONS[name]}"
+
+
+def _table_type(dtype: pl.DataType) -> str:
+    return "float" if dtype.is_float() else "int" if dtype.is_integer() else "bool" if dtype == pl.Boolean else \
+        "date" if dtype == pl.Date else "datetime" if isinstance(dtype, pl.Datetime) else "string"
+
+
+def column_schema(df: pl.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name=c, type=_table_type(t)) for c, t in df.schema.items()])
+
+
+def frame_metadata(df: pl.DataFrame) -> dict:
+    """Dagster's standard metadata of a stored frame: row count and column schema."""
+    return {"dagster/row_count": df.height, "dagster/column_schema": column_schema(df)}
+
+
+def table_metadata(df: pl.DataFrame, digits: int = 4) -> dg.MetadataValue:
+    """A small summary table (floats rounded to ``digits`` significant digits)."""
+    def cell(v):
+        if isinstance(v, float):
+            return float(f"{v:.{digits}g}") if v == v else None
+        return v
+
+    records = [dg.TableRecord({k: cell(v) for k, v in row.items()}) for row in df.iter_rows(named=True)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=c, type=_table_type(t)) for c, t in df.schema.items()])
+    return dg.MetadataValue.table(records, schema=schema)
+
+
+def suppressed_table(df: pl.DataFrame, *, counts: list[str], values: list[str] = (), min_cell: int) -> dg.MetadataValue:
+    """``df`` as a table with every row resting on fewer than ``min_cell`` persons suppressed (all text)."""
+    out = suppress_small_cells(df, count_columns=list(counts), value_columns=list(values), min_cell=min_cell)
+    return table_metadata(out)
+
+
+def suppressed_count(n: int, min_cell: int) -> int | str:
+    """``n`` if at least ``min_cell``, else the suppression mark."""
+    return n if n >= min_cell else f"suppressed (<{min_cell})"
 
 
 PARTITIONS = evaluation_partitions()
@@ -54,29 +107,54 @@ def delivery(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
     return info
 
 
+def _min_cell(context: dg.AssetExecutionContext, som: SomSettings) -> int:
+    """The evaluation spec's ``min_cell`` (default 5) for this partition."""
+    try:
+        return int(_spec(context, som).spec.min_cell)
+    except (ValueError, OSError):  # no readable spec: the project's default rule
+        return DEFAULT_MIN_CELL
+
+
 @dg.multi_asset(
     group_name="ingest",
     partitions_def=PARTITIONS,
     outs={
-        "panel": dg.AssetOut(description="Canonical person-year panel (pseudonymised person_id, outcomes, covariates)."),
-        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm."),
+        "panel": dg.AssetOut(description="Canonical person-year panel (pseudonymised person_id, outcomes, covariates).",
+                             code_version=asset_code_version("registers")),
+        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm.",
+                                  code_version=asset_code_version("registers")),
     },
+    check_specs=ingest_check_specs(PARTITIONS),
+    can_subset=True,  # checks of registers a delivery lacks yield no result: Dagster shows them as skipped
 )
 def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict):
-    manifest = read_manifest(delivery["folder"])
-    built = build_panel(manifest, load_key(som.workdir_path()))
-    years = built.panel.group_by("year").len().sort("year")
+    """Ingestion of the delivery (checksums, register suites, panel and treatments suites); every expectation's
+    outcome is recorded as an asset check, also when a blocking one refuses the delivery."""
+    try:
+        checked = build_checked(read_manifest(delivery["folder"]), load_key(som.workdir_path()))
+    except RefusedDelivery as refused:
+        yield from ingest_check_results(refused.validations)
+        raise
+    yield from ingest_check_results(checked.validations)
+    built, min_cell = checked.build, _min_cell(context, som)
+    validated = {r.suite for r in checked.validations}
+    years = built.panel.group_by("year").agg(pl.col("person_id").n_unique().alias("persons"), pl.len().alias("person_years")).sort("year")
     yield dg.Output(built.panel, output_name="panel", metadata={
-        "rows": built.panel.height, "persons": built.panel.get_column("person_id").n_unique(),
-        "person_years_by_year": _md(years.rename({"len": "person_years"})),
+        **frame_metadata(built.panel),
+        "persons": suppressed_count(built.panel.get_column("person_id").n_unique(), min_cell),
+        "persons_by_year": suppressed_table(years, counts=["persons", "person_years"], min_cell=min_cell),
+        "registers_validated": ", ".join(sorted(v.removeprefix("register_") for v in validated if v.startswith("register_"))),
+        "data_hash": checked.data_hash,
+        "engines": ", ".join(sorted({e for r in checked.validations for e in r.engines})),
     })
+    by_start = built.treatments.group_by("start_year", "arm").agg(pl.col("person_id").n_unique().alias("persons")).sort("start_year", "arm")
     yield dg.Output(built.treatments, output_name="treatments", metadata={
-        "rows": built.treatments.height,
-        "by_start_year": _md(built.treatments.group_by("start_year").len().sort("start_year").rename({"len": "persons"})),
+        **frame_metadata(built.treatments),
+        "persons_by_start_year": suppressed_table(by_start, counts=["persons"], min_cell=min_cell),
     })
 
 
-@dg.asset(group_name="evaluate", partitions_def=PARTITIONS,
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("assumptions"),
           description="The approved parameter version whose assumptions are evaluated.")
 def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
     loaded = _spec(context, som)
@@ -91,35 +169,48 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
     group_name="evaluate",
     partitions_def=PARTITIONS,
     outs={
-        "realised_effects": dg.AssetOut(description="Tidy estimates (DESIGN §3.3): ATT(g,t), event-time and overall effects."),
-        "pretrend_tests": dg.AssetOut(description="Wald pre-trend test per outcome."),
+        "realised_effects": dg.AssetOut(description="Tidy estimates (DESIGN §3.3): ATT(g,t), event-time and overall effects.",
+                                        code_version=asset_code_version("effects")),
+        "pretrend_tests": dg.AssetOut(description="Wald pre-trend test per outcome.", code_version=asset_code_version("effects")),
     },
 )
 def effects(context: dg.AssetExecutionContext, som: SomSettings, panel: pl.DataFrame, treatments: pl.DataFrame, assumptions: dict):
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     result = ev.realised_effects(panel, treatments, loaded.spec, params)
+    min_cell = int(loaded.spec.min_cell)
     summary = result.table.filter(pl.col("estimand") != "att_gt").select(
         "outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated")
     yield dg.Output(result.table, output_name="realised_effects", metadata={
-        "rows": result.table.height, "summary": _md(summary), "method": result.metadata["design"],
+        **frame_metadata(result.table), "method": result.metadata["design"],
+        "summary": suppressed_table(summary, counts=["n_treated"], values=["estimate", "se", "ci_low", "ci_high"], min_cell=min_cell),
     })
     pre = ev.pretrend_frame(result)
-    yield dg.Output(pre, output_name="pretrend_tests", metadata={"tests": _md(pre.select("outcome", "statistic", "df", "p_value"))})
+    yield dg.Output(pre, output_name="pretrend_tests", metadata={
+        **frame_metadata(pre), "tests": table_metadata(pre.select("outcome", "statistic", "df", "p_value"))})
 
 
-@dg.asset(group_name="evaluate", partitions_def=PARTITIONS,
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
           description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
 def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
              pretrend_tests: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec))
-    context.add_output_metadata({"verdicts": _md(frame.select("assumption", "label", "assumed", "realised", "ci_low", "ci_high"))})
+    context.add_output_metadata({**frame_metadata(frame), "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
     return frame
 
 
-@dg.asset(group_name="evaluate", partitions_def=PARTITIONS,
+def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell: int) -> dg.MetadataValue:
+    """Verdicts with the number of treated persons behind each outcome's overall estimate; a verdict whose
+    outcome rests on fewer than ``min_cell`` treated persons (or on an unknown number) shows no numbers."""
+    n = (realised_effects.filter(pl.col("estimand") == "overall").group_by("outcome")
+         .agg(pl.col("n_treated").min().alias("n_treated")))
+    table = frame.select("assumption", "outcome", "label", "assumed", "realised", "ci_low", "ci_high").join(n, on="outcome", how="left")
+    return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
+
+
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
           description="A proposed parameter version, written to the store with its evidence.")
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
                        realised_effects: pl.DataFrame, verdicts: pl.DataFrame) -> dict:
@@ -132,16 +223,16 @@ def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, deli
     return proposal
 
 
-@dg.asset(group_name="project", partitions_def=PARTITIONS, description="SØM projection of budget consequences: original vs proposed parameters.")
+@dg.asset(group_name="project", partitions_def=PARTITIONS, code_version=asset_code_version("projections"), description="SØM projection of budget consequences: original vs proposed parameters.")
 def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_proposal: dict) -> dict:
     result = ev.projections(parse_parameter_set(assumptions["content"]), parse_parameter_set(parameter_proposal["content"]))
     table = pl.DataFrame([{"parameters": k, **{p: v for p, v in proj.npv.items()}, "payback_year": proj.payback_year}
                           for k, proj in result.items()])
-    context.add_output_metadata({"npv": _md(table, digits=8)})
+    context.add_output_metadata({"npv": table_metadata(table, digits=8)})
     return {k: v.to_dict() for k, v in result.items()}
 
 
-@dg.asset(group_name="report", partitions_def=PARTITIONS, description="Self-contained HTML audit report of the evaluation.")
+@dg.asset(group_name="report", partitions_def=PARTITIONS, code_version=asset_code_version("audit_report"), description="Self-contained HTML audit report of the evaluation.")
 def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, parameter_proposal: dict,
                  projections: dict) -> str:
     from pipeline.report import collect_check_results, gather, render_report, save_checks
@@ -152,5 +243,6 @@ def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: 
     with som.store() as store:
         data = gather(store, run_id=parameter_proposal["run_id"], checks=checks)
     path = render_report(data, som.workdir_path() / "reports" / f"{evaluation}-{vintage}.html")
-    context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
+    # ``report_path``: the IO manager's own ``path`` metadata names where it stored this value.
+    context.add_output_metadata({"report_path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
     return str(path)

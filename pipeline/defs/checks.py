@@ -2,9 +2,9 @@
 
 * ``pretrends_hold`` (WARN): every outcome's pre-trend Wald test has p ≥ 0.05 (Holm-adjusted across
   outcomes); failures make the affected verdicts ``inconclusive`` anyway, the check makes them visible.
-* ``baseline_balance`` (WARN): standardised mean differences ``(m_T − m_C) / √((s_T² + s_C²)/2)`` of sex,
-  age and every outcome in the first panel year between ever-treated and never-treated persons;
-  |SMD| > 0.1 is flagged (a common rule of thumb, Austin 2009).
+* ``baseline_balance`` (WARN): standardised mean differences (:mod:`som_models.estimators.balance`, the same
+  implementation as the matching estimator's balance table) of sex, age and every outcome in the first panel
+  year between ever-treated and never-treated persons; |SMD| > 0.1 is flagged (Austin 2009).
 * ``proposal_plausible`` (ERROR): the proposed success rate lies in [0, 1] and no consequence value
   changes sign or grows more than tenfold against its parent — such a proposal needs a human look.
 """
@@ -15,9 +15,11 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from som_models.estimators.balance import smd
 from som_models.verdicts import holm
 
 SMD_LIMIT = 0.1
+MIN_CELL = 5  # the project's default small-cell rule (pipeline.report.disclosure)
 
 
 def _pretrends_hold(pretrend_tests: pl.DataFrame) -> dg.AssetCheckResult:
@@ -32,30 +34,37 @@ def _pretrends_hold(pretrend_tests: pl.DataFrame) -> dg.AssetCheckResult:
 
 
 def standardised_differences(panel: pl.DataFrame, treatments: pl.DataFrame) -> dict[str, float]:
-    """SMD per variable in the first panel year, ever-treated vs never-treated."""
+    """SMD (:func:`som_models.estimators.balance.smd`) per numeric variable in the first panel year,
+    ever-treated vs never-treated; variables with fewer than two persons in a group are left out."""
     first = panel.filter(pl.col("year") == panel.get_column("year").min())
-    treated = set(treatments.get_column("person_id").to_list())
-    flag = pl.col("person_id").is_in(list(treated))
+    flag = pl.col("person_id").is_in(treatments.get_column("person_id").unique().implode())
     out = {}
     numeric = [c for c, t in first.schema.items() if c not in ("person_id", "year", "birth_year", "municipality") and t.is_numeric()]
+    treated, comparison = first.filter(flag), first.filter(~flag)
     for col in numeric:
-        a = first.filter(flag).get_column(col).cast(pl.Float64)
-        b = first.filter(~flag).get_column(col).cast(pl.Float64)
-        if a.len() < 2 or b.len() < 2:
+        a = treated.get_column(col).cast(pl.Float64).drop_nulls().to_numpy()
+        b = comparison.get_column(col).cast(pl.Float64).drop_nulls().to_numpy()
+        if len(a) < 2 or len(b) < 2:
             continue
-        pooled = math.sqrt(((a.var() or 0.0) + (b.var() or 0.0)) / 2)
-        diff = a.mean() - b.mean()
-        out[col] = float(diff / pooled) if pooled else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+        out[col] = smd(a, b)
     return out
 
 
 def _baseline_balance(realised_effects: pl.DataFrame, panel: pl.DataFrame, treatments: pl.DataFrame) -> dg.AssetCheckResult:
-    smd = standardised_differences(panel, treatments)
-    flagged = {k: v for k, v in smd.items() if abs(v) > SMD_LIMIT}
+    smd_by_var = standardised_differences(panel, treatments)
+    flagged = {k: v for k, v in smd_by_var.items() if abs(v) > SMD_LIMIT}
+    first = panel.filter(pl.col("year") == panel.get_column("year").min())
+    n_treated = first.filter(pl.col("person_id").is_in(treatments.get_column("person_id").unique().implode())).height
+    n_comparison = first.height - n_treated
+    small = min(n_treated, n_comparison) < MIN_CELL  # group summaries of fewer than MIN_CELL persons are not shown
+    shown = {} if small else {k: (round(v, 4) if math.isfinite(v) else str(v)) for k, v in smd_by_var.items()}
     return dg.AssetCheckResult(
         passed=not flagged, severity=dg.AssetCheckSeverity.WARN,
-        description=None if not flagged else f"imbalance at baseline: {', '.join(f'{k} {v:+.2f}' for k, v in flagged.items())}",
-        metadata={"smd": dg.MetadataValue.json({k: (round(v, 4) if math.isfinite(v) else str(v)) for k, v in smd.items()})},
+        description=None if not flagged else "imbalance at baseline: " + (
+            ", ".join(flagged) if small else ", ".join(f"{k} {v:+.2f}" for k, v in flagged.items())),
+        metadata={"smd": dg.MetadataValue.json(shown),
+                  "n_treated": n_treated if n_treated >= MIN_CELL else f"suppressed (<{MIN_CELL})",
+                  "n_comparison": n_comparison if n_comparison >= MIN_CELL else f"suppressed (<{MIN_CELL})"},
     )
 
 

@@ -1,23 +1,30 @@
-"""A small Parquet/pickle IO manager for polars assets (dagster-polars does not support polars 2.x).
+"""The IO manager of the asset values: polars frames as Parquet, other values as JSON (or pickle), on any fsspec
+storage (Dagster's ``UPathIOManager``; dagster-polars does not support polars 2.x).
 
-Layout under ``base_dir``:
+``base_dir`` is a local folder or an fsspec URL (``s3://bucket/som``, ``memory://som`` …; the protocol's fsspec
+package must be installed). Layout under it:
 
-* unpartitioned asset ``a/b``           → ``{base_dir}/a/b.parquet`` (or ``.pkl``)
-* partitioned asset, partition ``k``    → ``{base_dir}/a/b/{k}.parquet`` (or ``.pkl``)
+* unpartitioned asset ``a/b``           → ``{base_dir}/a/b.parquet`` (or ``.json`` / ``.pkl``)
+* partitioned asset, partition ``k``    → ``{base_dir}/a/b/{k}.parquet`` (or ``.json`` / ``.pkl``)
 
-polars DataFrames (and LazyFrames, streamed with ``sink_parquet``) are written as Parquet; any
-other object is pickled. Partition keys are percent-encoded so that ``/``, ``|`` (multi-partition
-keys) or ``..`` cannot escape the folder. Writes go to a temporary file in the target folder and
-are moved into place with ``os.replace``, so readers never see half-written files. Inputs
-annotated as ``pl.LazyFrame`` are scanned lazily; a load spanning several partitions returns
-``{partition_key: value}``.
+polars DataFrames (and LazyFrames, streamed with ``sink_parquet`` on local disk) are written as Parquet; a
+value that JSON represents exactly (``json.loads(json.dumps(v)) == v``: dicts with string keys, lists, str,
+numbers without NaN) as JSON; anything else is pickled. Partition keys are percent-encoded into one path
+segment, so ``/``, ``|`` (multi-partition keys) or ``..`` cannot escape the folder. On local disk writes go to
+a temporary file in the target folder and are moved into place with ``os.replace``, so readers never see
+half-written files; object stores write each object whole. Writing one kind removes a stale file of another
+kind. Inputs annotated as ``pl.LazyFrame`` are scanned lazily (on local disk); a load spanning several
+partitions returns ``{partition_key: value}``. The output metadata ``path`` is the file written.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +32,8 @@ from urllib.parse import quote
 import dagster as dg
 import polars as pl
 
-PARQUET, PICKLE = ".parquet", ".pkl"
+PARQUET, JSON, PICKLE = ".parquet", ".json", ".pkl"
+SUFFIXES = (PARQUET, JSON, PICKLE)
 
 
 def _encode_partition(key: str) -> str:
@@ -33,7 +41,30 @@ def _encode_partition(key: str) -> str:
     return encoded.replace(".", "%2E") if encoded in {"", ".", ".."} else encoded
 
 
-def _atomic_write(target: Path, write: Any) -> None:
+def _json_exact(obj: Any) -> bytes | None:
+    """The JSON bytes of ``obj`` if JSON represents it exactly, else None."""
+    try:
+        text = json.dumps(obj, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    return text.encode("utf-8") if json.loads(text) == obj and type(json.loads(text)) is type(obj) else None
+
+
+def _suffix(obj: Any) -> str:
+    if isinstance(obj, (pl.DataFrame, pl.LazyFrame)):
+        return PARQUET
+    return JSON if _json_exact(obj) is not None else PICKLE
+
+
+def _with_suffix(path: Any, suffix: str) -> Any:
+    return path.with_name(path.name + suffix)
+
+
+def _is_local(path: Any) -> bool:
+    return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def _atomic_local_write(target: Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the temp file onto ``target`` atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -46,70 +77,74 @@ def _atomic_write(target: Path, write: Any) -> None:
         raise
 
 
-class PolarsParquetIOManager(dg.ConfigurableIOManager):
-    """Stores polars frames as Parquet and other objects as pickles under ``base_dir``."""
+class PolarsUPathIOManager(dg.UPathIOManager):
+    """Parquet for polars frames, JSON or pickle for other values, under a ``UPath`` base."""
+
+    extension = None  # chosen per value (see the module docstring)
+
+    def make_safe_partition_path(self, base_path: Any, partition: str) -> Any:
+        return base_path / _encode_partition(partition)
+
+    # ----------------------------------------------------------------- output
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: Any) -> None:
+        suffix = _suffix(obj)
+        target = _with_suffix(path, suffix)
+        local = Path(target.path) if _is_local(target) else None
+        if isinstance(obj, pl.LazyFrame) and local is None:
+            obj = obj.collect()
+        if isinstance(obj, pl.DataFrame):
+            if local is not None:
+                _atomic_local_write(local, obj.write_parquet)
+            else:
+                buf = io.BytesIO()
+                obj.write_parquet(buf)
+                target.write_bytes(buf.getvalue())
+        elif isinstance(obj, pl.LazyFrame):
+            _atomic_local_write(local, obj.sink_parquet)
+        else:
+            data = _json_exact(obj) if suffix == JSON else pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            if local is not None:
+                _atomic_local_write(local, lambda tmp: Path(tmp).write_bytes(data))
+            else:
+                target.write_bytes(data)
+        for other in SUFFIXES:  # a stale value of another kind must not be loaded later
+            stale = _with_suffix(path, other)
+            if other != suffix and stale.exists():
+                stale.unlink()
+
+    def get_metadata(self, context: dg.OutputContext, obj: Any) -> dict[str, Any]:
+        if obj is None:
+            return {}
+        return {"path": dg.MetadataValue.path(str(_with_suffix(self._output_path(context), _suffix(obj))))}
+
+    def _output_path(self, context: dg.OutputContext) -> Any:
+        if context.has_asset_partitions:
+            return next(iter(self._get_paths_for_partitions(context).values()))
+        return self._get_path(context)
+
+    # ----------------------------------------------------------------- input
+    def load_from_path(self, context: dg.InputContext, path: Any) -> Any:
+        for suffix in SUFFIXES:
+            target = _with_suffix(path, suffix)
+            if not target.exists():
+                continue
+            if suffix == PARQUET:
+                wants_lazy = getattr(context.dagster_type, "typing_type", None) is pl.LazyFrame
+                if _is_local(target):
+                    return pl.scan_parquet(target.path) if wants_lazy else pl.read_parquet(target.path)
+                frame = pl.read_parquet(io.BytesIO(target.read_bytes()))
+                return frame.lazy() if wants_lazy else frame
+            data = target.read_bytes()
+            return json.loads(data) if suffix == JSON else pickle.loads(data)
+        raise FileNotFoundError(f"no stored value at {path} ({', '.join(SUFFIXES)})")
+
+
+class PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
+    """Asset values under ``base_dir`` (a folder or an fsspec URL, e.g. ``s3://bucket/som`` or ``memory://som``)."""
 
     base_dir: str
 
-    # ----------------------------------------------------------------- paths
-    def _stem(self, context: dg.OutputContext | dg.InputContext, partition_key: str | None) -> Path:
-        if context.has_asset_key:
-            parts = list(context.asset_key.path)
-        elif isinstance(context, dg.InputContext) and context.upstream_output is not None:
-            parts = list(context.upstream_output.get_identifier())
-        else:
-            parts = list(context.get_identifier())
-        stem = Path(self.base_dir).joinpath(*parts)
-        return stem / _encode_partition(partition_key) if partition_key is not None else stem
+    def create_io_manager(self, context: dg.InitResourceContext) -> PolarsUPathIOManager:
+        from upath import UPath
 
-    @staticmethod
-    def _existing(stem: Path) -> Path:
-        for suffix in (PARQUET, PICKLE):
-            path = stem.with_name(stem.name + suffix)
-            if path.exists():
-                return path
-        raise FileNotFoundError(f"no stored value at {stem}{PARQUET} or {stem}{PICKLE}")
-
-    # ----------------------------------------------------------------- output
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        """Write ``obj`` (Parquet for polars frames, pickle otherwise)."""
-        partition = context.asset_partition_key if context.has_asset_partitions else None
-        stem = self._stem(context, partition)
-        is_frame = isinstance(obj, (pl.DataFrame, pl.LazyFrame))
-        target = stem.with_name(stem.name + (PARQUET if is_frame else PICKLE))
-        if isinstance(obj, pl.DataFrame):
-            _atomic_write(target, obj.write_parquet)
-        elif isinstance(obj, pl.LazyFrame):
-            _atomic_write(target, obj.sink_parquet)
-        else:
-            def _pickle(tmp: str) -> None:
-                with open(tmp, "wb") as fh:
-                    pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-            _atomic_write(target, _pickle)
-        # Drop a stale file of the other kind so load_input cannot pick up an old value.
-        other = stem.with_name(stem.name + (PICKLE if is_frame else PARQUET))
-        other.unlink(missing_ok=True)
-        metadata: dict[str, Any] = {"path": str(target)}
-        if isinstance(obj, pl.DataFrame):
-            metadata["rows"] = obj.height
-            metadata["columns"] = obj.width
-        context.add_output_metadata(metadata)
-
-    # ----------------------------------------------------------------- input
-    def _load_one(self, context: dg.InputContext, partition_key: str | None) -> Any:
-        path = self._existing(self._stem(context, partition_key))
-        if path.suffix == PICKLE:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        wants_lazy = getattr(context.dagster_type, "typing_type", None) is pl.LazyFrame
-        return pl.scan_parquet(path) if wants_lazy else pl.read_parquet(path)
-
-    def load_input(self, context: dg.InputContext) -> Any:
-        """Read the stored value; several partitions come back as ``{partition_key: value}``."""
-        if not context.has_asset_partitions:
-            return self._load_one(context, None)
-        keys = list(context.asset_partition_keys)
-        if len(keys) == 1:
-            return self._load_one(context, keys[0])
-        return {key: self._load_one(context, key) for key in keys}
+        return PolarsUPathIOManager(base_path=UPath(self.base_dir))

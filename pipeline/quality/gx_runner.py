@@ -97,6 +97,7 @@ class ExpectationOutcome:
     sample_rows: tuple[int, ...]
     observed_value: Any = field(hash=False)
     error: str | None = None
+    engine: str = "gx"  # who evaluated it: "gx" (Great Expectations) or "polars" (pipeline.quality.polars_engine)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -121,6 +122,11 @@ class ValidationReport:
         """Failed expectations that must stop downstream work."""
         return [o for o in self.outcomes if not o.success and o.blocking]
 
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The engines that evaluated this report's expectations, sorted ("gx", "polars")."""
+        return tuple(sorted({o.engine for o in self.outcomes}))
+
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per outcome (suite and asset included)."""
         return [
@@ -139,6 +145,7 @@ class ValidationReport:
                 "sample_rows": list(o.sample_rows),
                 "observed_value": _json_safe(o.observed_value),
                 "error": o.error,
+                "engine": o.engine,
             }
             for o in self.outcomes
         ]

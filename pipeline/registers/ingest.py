@@ -1,9 +1,10 @@
 """``ingest``: a delivery folder → ``panel.parquet``, ``treatments.parquet`` and ``ingest.json``, atomically.
 
-Order: manifest → checksums (when the manifest carries ``sha256``) → every register read, typed and
-validated with its GX suite → outcomes → the panel and treatments validated with ``expectations/panel.json``
+One path, :func:`build_checked`, used by ``ingest`` and by the Dagster ``registers`` asset. Order: manifest →
+checksums (when the manifest carries ``sha256``) → every register read, typed and validated with its suite →
+outcomes → the panel and treatments validated with ``expectations/panel.json``
 and ``expectations/treatments.json`` → files written into a temporary folder inside ``out_dir`` and moved
-into place with ``os.replace``. A refused delivery raises :class:`DeliveryError` before anything is moved,
+into place with ``os.replace``. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`) before anything is moved,
 so an earlier good panel in ``out_dir`` is left intact.
 
 ``ingest.json`` records the vintage, period, content hash of the delivery, files used and ignored, row
@@ -18,16 +19,37 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.quality.gx_runner import SUITE_DIR, load_suite
+from pipeline.quality.engine import collect_reports, gx_max_rows, validate
+from pipeline.quality.gx_runner import SUITE_DIR, ValidationReport, load_suite
 from pipeline.registers.config import ColumnMap
-from pipeline.registers.files import DeliveryError, delivery_hash, read_manifest
+from pipeline.registers.files import DeliveryError, Manifest, delivery_hash, read_manifest
 from pipeline.registers.panel import PanelBuild, build_panel
-from pipeline.registers.validate import describe, gx_max_rows, validate
+from pipeline.registers.validate import describe
 
 OUTPUTS = ("panel.parquet", "treatments.parquet", "ingest.json")
+
+
+@dataclass(frozen=True, eq=False)
+class CheckedBuild:
+    """A delivery built and validated: the panel build, the content hash (checksums verified) and every
+    suite's report in the order evaluated (register suites, then ``panel`` and ``treatments``)."""
+
+    build: PanelBuild
+    data_hash: str
+    validations: tuple[ValidationReport, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class RefusedDelivery(DeliveryError):
+    """A refused delivery (same message and ``lines`` as the underlying :class:`DeliveryError`) with the
+    validation reports evaluated before the refusal, so every rule that ran can still be reported."""
+
+    def __init__(self, error: DeliveryError, validations: tuple[ValidationReport, ...]) -> None:
+        super().__init__(error.lines[0], error.lines)
+        self.validations = tuple(validations)
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,7 @@ class IngestResult:
     treatments: Path
     summary: dict
     build: PanelBuild
+    validations: tuple[ValidationReport, ...] = ()
 
 
 def check_outputs(built: PanelBuild, *, max_gx_rows: int | None = None) -> None:
@@ -45,29 +68,52 @@ def check_outputs(built: PanelBuild, *, max_gx_rows: int | None = None) -> None:
     for frame, suite, source in ((built.panel, "panel", "panel (built from the delivery)"),
                                  (built.treatments, "treatments", "treatments (built from the delivery)")):
         report = validate(frame, load_suite(SUITE_DIR / f"{suite}.json"), max_gx_rows=max_gx_rows)
-        lines += [ln.replace(f"{source}: ", f"{source}: ", 1) for ln in describe(report, [(source, frame.height)])]
+        lines += describe(report, [(source, frame.height)])
     if lines:
         raise DeliveryError(lines[0], lines)
 
 
+def build_checked(manifest: Manifest | Path, key: bytes, columns: ColumnMap | None = None, *,
+                  max_gx_rows: int | None = None) -> CheckedBuild:
+    """The one ingestion path (``som ingest`` and the Dagster ``registers`` asset).
+
+    manifest → checksums verified against the manifest's ``sha256`` entries → every register read, typed and
+    validated with its suite → the panel and treatments built and validated with ``expectations/panel.json``
+    and ``expectations/treatments.json`` (once BEF exceeds the GX row limit, every frame goes to the polars
+    engine). A refusal raises :class:`RefusedDelivery` carrying the reports evaluated so far.
+    """
+    started = time.perf_counter()
+    if not isinstance(manifest, Manifest):
+        manifest = read_manifest(Path(manifest))
+    with collect_reports() as reports:
+        try:
+            data_hash = delivery_hash(manifest, verify=True)
+            hashed = time.perf_counter()
+            built = build_panel(manifest, key, columns, max_gx_rows=max_gx_rows)
+            built_at = time.perf_counter()
+            large = built.registers.get("bef", 0) > gx_max_rows(max_gx_rows)
+            check_outputs(built, max_gx_rows=0 if large else max_gx_rows)
+        except DeliveryError as exc:
+            raise RefusedDelivery(exc, tuple(reports)) from exc
+    seconds = {"manifest_and_checksums": round(hashed - started, 3), **built.seconds,
+               "panel_checks": round(time.perf_counter() - built_at, 3)}
+    return CheckedBuild(built, data_hash, tuple(reports), seconds)
+
+
 def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | None = None,
            max_gx_rows: int | None = None) -> IngestResult:
-    """Validate ``delivery`` and write its panel and treatments to ``out_dir`` (all or nothing)."""
+    """Validate ``delivery`` (:func:`build_checked`) and write its panel and treatments to ``out_dir`` (all or nothing)."""
     started = time.perf_counter()
     manifest = read_manifest(Path(delivery))
-    data_hash = delivery_hash(manifest, verify=True)
-    hashed = time.perf_counter()
-    built = build_panel(manifest, key, columns, max_gx_rows=max_gx_rows)
-    built_at = time.perf_counter()
-    check_outputs(built, max_gx_rows=0 if built.registers.get("bef", 0) > gx_max_rows(max_gx_rows) else max_gx_rows)
-    checked = time.perf_counter()
+    checked = build_checked(manifest, key, columns, max_gx_rows=max_gx_rows)
+    built = checked.build
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "vintage": manifest.vintage,
         "period_start": manifest.period_start.isoformat(),
         "period_end": manifest.period_end.isoformat(),
-        "data_hash": data_hash,
+        "data_hash": checked.data_hash,
         "files": list(manifest.files),
         "ignored_files": list(built.ignored),
         "rows": built.registers,
@@ -75,8 +121,7 @@ def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | No
         "column_map": (columns or ColumnMap()).source,
         "ingested": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 2),
-        "stage_seconds": {"manifest_and_checksums": round(hashed - started, 3), **built.seconds,
-                          "panel_checks": round(checked - built_at, 3)},
+        "stage_seconds": dict(checked.seconds),
         "software": _version(),
     }
     staging = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir))
@@ -91,7 +136,8 @@ def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | No
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return IngestResult(out_dir, out_dir / "panel.parquet", out_dir / "treatments.parquet", summary, built)
+    return IngestResult(out_dir, out_dir / "panel.parquet", out_dir / "treatments.parquet", summary, built,
+                        checked.validations)
 
 
 def _version() -> str:

@@ -16,9 +16,9 @@ measured in the pre-period: covariates in period ``g − 1`` and the outcome in 
   each neighbour weight ``1/m``; a comparison unit's weight is the sum over its matches. Treated units
   without a neighbour inside the caliper are dropped (counted).
 
-Balance: for each feature the standardised mean difference ``(x̄_T − x̄_C) / sqrt((s²_T + s²_C)/2)`` before
-(all candidates) and after matching (weighted comparison mean), with the *pre-matching* standard deviations in
-both denominators so the two are comparable (Stuart 2010, *Stat. Sci.* 25(1)); |SMD| < 0.1 is the usual target.
+Balance: for each feature the standardised mean difference (:mod:`som_models.estimators.balance`) before (all
+candidates) and after matching (weighted means), with the *pre-matching* standard deviations in both
+denominators so the two are comparable (Stuart 2010, *Stat. Sci.* 25(1)); |SMD| < 0.1 is the usual target.
 
 :func:`matched_att_gt` then runs the ATT(g, t) estimator of each cohort on its matched sample (with the match
 weights as unit weights) and stacks the cells into one result whose influence functions live on the union of
@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from som_models.estimators._numerics import NotEstimable, logit
+from som_models.estimators.balance import smd
 from som_models.estimators.panel import build_panel, check_columns
 from som_models.estimators.results import DidResult, notes_lines
 from som_models.results_base import MAX_ROWS, ResultDisplay, frame_lines, render_summary
@@ -195,12 +196,10 @@ def match_comparison(
         all_names = names if method == "nearest" else list(exact)
         for j, name in enumerate(all_names):
             a, b = xt[:, j], xc[:, j]
-            sd = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2) if len(a) > 1 and len(b) > 1 else float("nan")
-            ma = float(np.average(a, weights=w_t)) if w_t.sum() > 0 else float("nan")
             mb = float(np.average(b, weights=w_c)) if w_c.sum() > 0 else float("nan")
             bal_rows.append({"group": g, "feature": name, "mean_treated": float(a.mean()), "mean_control_before": float(b.mean()),
-                             "mean_control_after": mb, "smd_before": float((a.mean() - b.mean()) / sd) if sd > 0 else 0.0,
-                             "smd_after": float((ma - mb) / sd) if sd > 0 else 0.0})
+                             "mean_control_after": mb, "smd_before": smd(a, b),
+                             "smd_after": smd(a, b, treated_weights=w_t, control_weights=w_c)})
     if not out_rows:
         raise ValueError("no cohort could be matched")
     weights = pl.concat(out_rows)
