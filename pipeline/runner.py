@@ -168,6 +168,15 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
     except (DeliveryError, ParameterError) as exc:
         raise EvaluationRefused(str(exc)) from None
     _check_partition(loaded.path, loaded.spec.evaluation)
+    if loaded.spec.parameter_version is not None:
+        # The version under test must exist before anything runs (the assumptions asset makes the same call).
+        from pipeline.store import ParameterStore, StoreError, database_url
+
+        try:
+            with ParameterStore(database_url(home)) as store:
+                ev.assumptions_version(store, loaded)
+        except StoreError as exc:
+            raise EvaluationRefused(str(exc)) from None
     return run_evaluation(home, delivery=Path(delivery).resolve(), evaluation_spec=str(loaded.path), instance=instance,
                           log_level=log_level)
 

@@ -147,7 +147,8 @@ def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dic
         "data_hash": checked.data_hash,
         "engines": ", ".join(sorted({e for r in checked.validations for e in r.engines})),
     })
-    by_start = built.treatments.group_by("start_year", "arm").agg(pl.col("person_id").n_unique().alias("persons")).sort("start_year", "arm")
+    keys = [c for c in ("start_year", "arm") if c in built.treatments.columns]  # a handed-over panel has no arm
+    by_start = built.treatments.group_by(keys).agg(pl.col("person_id").n_unique().alias("persons")).sort(keys)
     yield dg.Output(built.treatments, output_name="treatments", metadata={
         **frame_metadata(built.treatments),
         "persons_by_start_year": suppressed_table(by_start, counts=["persons"], min_cell=min_cell),

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.workdir import REPO_ROOT, resolve_workdir
+from pipeline.workdir import resolve_workdir
+from som_reference import asset
 
 #: field of :class:`SomSettings` → environment variable it is read from when set.
 ENV = {
@@ -59,7 +60,7 @@ class SomSettings(dg.ConfigurableResource):
         return Path(self.landing) if self.landing else self.workdir_path() / "landing"
 
     def evaluations_path(self) -> Path:
-        return Path(self.evaluations_dir) if self.evaluations_dir else REPO_ROOT / "assets" / "evaluations"
+        return Path(self.evaluations_dir) if self.evaluations_dir else asset("evaluations")
 
     def spec_path(self, evaluation: str) -> Path:
         from pipeline.defs.partitions import evaluation_specs
@@ -86,7 +87,7 @@ def settings_from_env(workdir: str = "", **settings: str) -> SomSettings:
     base = resolve_workdir(os.environ[ENV["workdir"]] if isinstance(home, dg.EnvVar) else home)
     defaults = {
         "database_url": sqlite_url(base),
-        "evaluations_dir": str(REPO_ROOT / "assets" / "evaluations"),
+        "evaluations_dir": str(asset("evaluations")),
         "landing": str(base / "landing"),
         "delivery": "",
     }

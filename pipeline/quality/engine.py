@@ -80,6 +80,13 @@ def validate(df: pl.DataFrame, suite: SuiteSpec, *, max_gx_rows: int | None = No
     return report
 
 
+def record(report: ValidationReport) -> None:
+    """Add a report made without :func:`validate` (e.g. expectations found not applicable) to the collection."""
+    collected = _COLLECTOR.get()
+    if collected is not None:
+        collected.append(report)
+
+
 @contextmanager
 def collect_reports() -> Iterator[list[ValidationReport]]:
     """Collect every report :func:`validate` returns in this context, in order (also when an error escapes)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 
-from pipeline.quality.gx_runner import SuiteSpec
+from pipeline.quality.gx_runner import ExpectationOutcome, SuiteSpec, ValidationReport
 
 #: the columns every handed-over frame must carry, per asset
 REQUIRED = {"panel": ("person_id", "year"), "treatments": ("person_id", "start_year")}
@@ -54,3 +54,15 @@ def handover_suite(suite: SuiteSpec, columns: Collection[str]) -> tuple[SuiteSpe
             continue
         kept.append(e)
     return replace(suite, expectations=tuple(kept)), not_applicable
+
+
+def not_applicable_report(suite: SuiteSpec, reasons: dict[str, str]) -> ValidationReport:
+    """The expectations of ``suite`` named in ``reasons`` as passed outcomes, each saying why it does not apply
+    (``engine`` ``not applicable``; the reason is the observed value shown with the check)."""
+    outcomes = tuple(
+        ExpectationOutcome(check_name=e.check_name, type=e.type, kwargs=dict(e.kwargs), blocking=e.blocking,
+                           description=e.description, success=True, element_count=None, unexpected_count=None,
+                           unexpected_percent=None, sample_rows=(), observed_value=reasons[e.check_name],
+                           engine="not applicable")
+        for e in suite.expectations if e.check_name in reasons)
+    return ValidationReport(suite=suite.name, asset=suite.asset, success=True, outcomes=outcomes)

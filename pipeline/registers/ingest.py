@@ -62,12 +62,23 @@ class IngestResult:
     validations: tuple[ValidationReport, ...] = ()
 
 
-def check_outputs(built: PanelBuild, *, max_gx_rows: int | None = None) -> None:
-    """Validate the panel and treatments with the project's suites (blocking failures refuse the delivery)."""
+def check_outputs(built: PanelBuild, *, max_gx_rows: int | None = None, kind: str = "registers") -> None:
+    """Validate the panel and treatments with the project's suites (blocking failures refuse the delivery).
+
+    For a handed-over panel (``kind`` ``panel``) the suites are restricted to what such a panel can be held
+    to (:func:`pipeline.quality.handover.handover_suite`); the others are recorded as not applicable.
+    """
+    from pipeline.quality.engine import record
+    from pipeline.quality.handover import handover_suite, not_applicable_report
+
     lines = []
     for frame, suite, source in ((built.panel, "panel", "panel (built from the delivery)"),
                                  (built.treatments, "treatments", "treatments (built from the delivery)")):
-        report = validate(frame, load_suite(SUITE_DIR / f"{suite}.json"), max_gx_rows=max_gx_rows)
+        spec = load_suite(SUITE_DIR / f"{suite}.json")
+        if kind == "panel":
+            spec, reasons = handover_suite(spec, frame.columns)
+            record(not_applicable_report(load_suite(SUITE_DIR / f"{suite}.json"), reasons))
+        report = validate(frame, spec, max_gx_rows=max_gx_rows)
         lines += describe(report, [(source, frame.height)])
     if lines:
         raise DeliveryError(lines[0], lines)
@@ -92,7 +103,7 @@ def build_checked(manifest: Manifest | Path, key: bytes, columns: ColumnMap | No
             built = build_panel(manifest, key, columns, max_gx_rows=max_gx_rows)
             built_at = time.perf_counter()
             large = built.registers.get("bef", 0) > gx_max_rows(max_gx_rows)
-            check_outputs(built, max_gx_rows=0 if large else max_gx_rows)
+            check_outputs(built, max_gx_rows=0 if large else max_gx_rows, kind=manifest.kind)
         except DeliveryError as exc:
             raise RefusedDelivery(exc, tuple(reports)) from exc
     seconds = {"manifest_and_checksums": round(hashed - started, 3), **built.seconds,
