@@ -21,45 +21,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
-from pipeline.commands.params import JsonOpt, npv_table, open_store, projection_summary, write_json
+from pipeline.cli_output import JsonOpt, emit_json, json_command
+from pipeline.commands.params import open_store, projection_summary
+from pipeline.disclosure import suppress_verdict
+from pipeline.tables import npv_table, verdict_table
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="evaluate")(evaluate_command)
-
-
-def suppress_small_cells(verdict: dict[str, Any], min_cell: int) -> dict[str, Any]:
-    """A verdict record fit for output: numbers resting on fewer than ``min_cell`` treated persons blanked.
-
-    Statistics Denmark's output rules: no published figure may describe fewer than ``min_cell`` persons.
-    Path entries below it keep their event time and a ``suppressed`` flag; a verdict whose whole
-    comparison is below it loses its realised value and interval too.
-    """
-    out = dict(verdict)
-    evidence = dict(out.get("evidence") or {})
-    path = []
-    for p in evidence.get("path", []) or []:
-        p = dict(p)
-        if (p.get("n_treated") or 0) < min_cell:
-            for key in ("realised", "se", "ci_low", "ci_high", "z", "p_value", "n_treated"):
-                if key in p:
-                    p[key] = None
-            p["suppressed"] = True
-        path.append(p)
-    if path:
-        evidence["path"] = path
-    n = evidence.get("n_treated")
-    if n is not None and n < min_cell:
-        for key in ("realised", "ci_low", "ci_high", "statistic", "p_value", "p_adjusted"):
-            out[key] = None
-        evidence["n_treated"] = None
-        evidence["suppressed"] = f"fewer than {min_cell} treated persons"
-        evidence.pop("tost", None)
-    out["evidence"] = evidence
-    return out
+    app.command(name="evaluate")(json_command(evaluate_command))
 
 
 def _delivery_route(spec_path: Path, evaluation: str, delivery: Path, home: Path):
@@ -85,7 +56,7 @@ def _delivery_route(spec_path: Path, evaluation: str, delivery: Path, home: Path
     if evaluation not in keys:
         fail(f"evaluation {evaluation!r} is not among the loaded Dagster partitions ({', '.join(keys)}); "
              f"set SOM_EVALUATIONS_DIR={spec_path.parent} before starting")
-    with console.status("Materialising the Dagster asset graph (in-process)…"):
+    with err.status("Materialising the Dagster asset graph (in-process)…"):
         outcome = run_evaluation(home, delivery=delivery, evaluation_spec=str(spec_path))
     if not outcome.success:
         for line in outcome.failures:
@@ -140,10 +111,7 @@ def evaluate_command(
 
     if delivery is not None:
         _delivery_route(loaded.path, loaded.spec.evaluation, Path(delivery).resolve(), home)
-        with open_store(home) as store:
-            runs = [r for r in store.runs(loaded.spec.intervention) if r.evaluation_id == loaded.spec.evaluation]
-            run = runs[-1]
-            doc = _result(store, loaded, run, source={"delivery": str(Path(delivery).resolve())})
+        doc = latest_result(home, loaded, source={"delivery": str(Path(delivery).resolve())})
     else:
         with open_store(home, create=True) as store:
             try:
@@ -156,11 +124,15 @@ def evaluate_command(
             run = store.get_run(result.proposal["run_id"])
             doc = _result(store, loaded, run, source={"panel": str(Path(panel).resolve()),
                                                       "treatments": str(Path(treatments).resolve()) if treatments else None})
-    if json_out is not None:
-        write_json(json_out, doc)
-        if str(json_out) == "-":
-            return
-    _print(doc)
+    print_result(doc)
+    emit_json(json_out, doc)
+
+
+def latest_result(home: Path, loaded, *, source: dict) -> dict[str, Any]:
+    """The result document of the latest stored run of ``loaded``'s evaluation (after a delivery run)."""
+    with open_store(home) as store:
+        runs = [r for r in store.runs(loaded.spec.intervention) if r.evaluation_id == loaded.spec.evaluation]
+        return _result(store, loaded, runs[-1], source=source)
 
 
 def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
@@ -168,7 +140,7 @@ def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
     spec = loaded.spec
     tested = store.get_version(spec.intervention, run.tested_version)
     proposed = store.get_version(spec.intervention, run.proposed_version) if run.proposed_version else None
-    verdicts = [suppress_small_cells(v, spec.min_cell) for v in store.verdicts_for_run(run.id)]
+    verdicts = [suppress_verdict(v, spec.min_cell) for v in store.verdicts_for_run(run.id)]
     return {
         "evaluation": spec.evaluation, "intervention": spec.intervention, "spec": str(loaded.path), "source": source,
         "run": {"id": run.id, "data_vintage": run.data_vintage, "data_hash": run.data_hash,
@@ -188,21 +160,11 @@ def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
     }
 
 
-def _print(doc: dict[str, Any]) -> None:
-    table = Table(title=f"Verdicts: {doc['evaluation']} on vintage {doc['run']['data_vintage']} "
-                        f"(parameter version {doc['tested_version']})")
-    table.add_column("assumption", overflow="fold", min_width=20)
-    table.add_column("verdict", no_wrap=True)
-    level = f"{100 * (1 - doc['settings']['alpha']):g} % CI"
-    for col in ("assumed", "realised", level):
-        table.add_column(col, justify="right")
-    colours = {"consistent": "green", "inconclusive": "yellow"}
-    for v in doc["verdicts"]:
-        ci = "" if v["ci_low"] is None else f"{v['ci_low']:.3g} to {v['ci_high']:.3g}"
-        table.add_row(v["assumption"], f"[{colours.get(v['label'], 'red')}]{v['label']}[/]",
-                      "" if v["assumed"] is None else f"{v['assumed']:.3g}",
-                      "" if v["realised"] is None else f"{v['realised']:.3g}", ci)
-    console.print(table)
+def print_result(doc: dict[str, Any]) -> None:
+    """The human form of a result document: verdict table, one sentence per verdict, proposal, NPVs."""
+    console.print(verdict_table(doc["verdicts"], alpha=doc["settings"]["alpha"],
+                                title=f"Verdicts: {doc['evaluation']} on vintage {doc['run']['data_vintage']} "
+                                      f"(parameter version {doc['tested_version']})"))
     for v in doc["verdicts"]:
         console.print(f"• {v['assumption']}: {v['sentence']}", highlight=False, soft_wrap=True)
     p = doc["proposal"]
