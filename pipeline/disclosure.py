@@ -19,9 +19,10 @@ audit trails, parameter documents' evidence), the HTML report and Dagster metada
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported where a frame is suppressed (keeps `som --help` light)
+    import polars as pl
 
 DEFAULT_MIN_CELL = 5
 SUPPRESSED = "suppressed (<{n})"
@@ -57,6 +58,8 @@ def suppress_frame(df: pl.DataFrame, *, count_columns: Iterable[str], value_colu
     Column types are kept; a boolean column ``suppressed`` marks the withheld rows. Without count columns
     nothing is suppressed.
     """
+    import polars as pl
+
     check_min_cell(min_cell)
     counts = [c for c in count_columns if c in df.columns]
     values = [c for c in value_columns if c in df.columns]
@@ -93,6 +96,8 @@ def suppress_small_cells(df: pl.DataFrame, *, count_columns: list[str], value_co
     Labels are kept; values are shown to 4 significant figures; the boolean ``suppressed`` column marks
     withheld rows (see :func:`suppress_frame` for the typed form).
     """
+    import polars as pl
+
     typed = suppress_frame(df, count_columns=count_columns, value_columns=value_columns, min_cell=min_cell)
     mark = SUPPRESSED.format(n=min_cell)
     exprs = []
