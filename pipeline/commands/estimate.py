@@ -296,7 +296,7 @@ def _run_rct(data, outcomes, id_col, time_col, arm, start, method, covs, alpha):
 
 
 def _print(table, meta) -> None:
-    mark = SUPPRESSED.format(n=meta["min_cell"])
+    mark = "(s)"
     t = Table(title=f"Realised effects — {meta['design']}")
     for col in ("outcome", "estimand", "group", "time", "e", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control"):
         t.add_column(col, justify="left" if col in ("outcome", "estimand") else "right")
@@ -305,8 +305,8 @@ def _print(table, meta) -> None:
         t.add_row(r["outcome"], r["estimand"], _fmt(r["group"]), _fmt(r["time"]), _fmt(r["event_time"]), *shown)
     console.print(t)
     if table["suppressed"].any():
-        console.print(f"{int(table['suppressed'].sum())} rows rest on fewer than {meta['min_cell']} persons and are "
-                      "suppressed.", soft_wrap=True)
+        console.print(f"(s) = {SUPPRESSED.format(n=meta['min_cell'])}: {int(table['suppressed'].sum())} rows rest on "
+                      f"fewer than {meta['min_cell']} persons.", soft_wrap=True)
     pre = meta.get("pretrend_test") or {}
     for y, p in pre.items():
         if p["df"]:
