@@ -8,7 +8,6 @@ graph (:func:`pipeline.runner.run_evaluation`), so the same checks run and the s
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +15,8 @@ from typing import Any, Mapping
 import numpy as np
 import polars as pl
 import yaml
+
+from pipeline import jsonio
 
 from som_models.calibration import propose
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
@@ -208,28 +209,11 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
     return judge(params, estimates, pre, spec.verdict, covariance=covariance)
 
 
-def _json_default(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return float(x)
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe copy: NaN and ±inf become None (PostgreSQL's JSON and strict parsers reject them)."""
-    if isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
     rows = []
     for v in items:
         rec = v.to_record()
-        rec["evidence"] = json.dumps(_clean(rec["evidence"]), default=_json_default, ensure_ascii=False)
+        rec["evidence"] = jsonio.dumps(rec["evidence"], indent=None)
         rows.append(rec)
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA)
 
@@ -241,7 +225,7 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
                 evidence_label=run_label, items=spec.reestimate_consequences, min_persons=spec.verdict.min_persons,
                 consequence_estimates=consequence_estimates)
     doc = dict(p.document)
-    doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy, "changes": _clean(list(p.changes))}
+    doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy, "changes": jsonio.to_jsonable(list(p.changes))}
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
     return doc, p.reason, p.changes
 
@@ -266,7 +250,7 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
         run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
-        evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"], "changes": _clean(list(changes)),
+        evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"], "changes": jsonio.to_jsonable(list(changes)),
                   "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
         estimates=estimates.to_dicts(), verdicts=verdict_rows, actor=actor,
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,16 +46,11 @@ def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str 
     """Write a synthetic homelessness delivery to ``{workdir}/landing/{name}`` (replacing an old one whole)."""
     from som_models.simulate import simulate, write_delivery
 
+    from pipeline.atomic import atomic_dir
+
     target = Path(workdir) / "landing" / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+    with atomic_dir(target) as staging:
         write_delivery(simulate("homelessness", persons, seed), staging)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

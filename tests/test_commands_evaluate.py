@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.commands.evaluate import suppress_small_cells
+from pipeline.disclosure import suppress_verdict
 from pipeline.registers import build_panel, read_manifest
 from pipeline.store import ParameterStore
 from pipeline.store.testing import SKIP_REASON, postgres_admin_url, temporary_postgres_database
@@ -209,12 +209,12 @@ def test_small_cells_are_blanked_in_output():
               "evidence": {"n_treated": 3, "path": [{"event_time": 1, "realised": 1.0, "se": 0.2, "n_treated": 3},
                                                     {"event_time": 2, "realised": 2.0, "se": 0.2, "n_treated": 30}],
                            "tost": {"p_value": 0.2}}}
-    out = suppress_small_cells(record, 5)
+    out = suppress_verdict(record, 5)
     assert out["realised"] is None and out["ci_low"] is None and "tost" not in out["evidence"]
     assert out["evidence"]["path"][0] == {"event_time": 1, "realised": None, "se": None, "n_treated": None, "suppressed": True}
     assert out["evidence"]["path"][1]["realised"] == 2.0
     assert record["realised"] == 1.0  # the input is not modified
-    kept = suppress_small_cells({**record, "evidence": {**record["evidence"], "n_treated": 30}}, 5)
+    kept = suppress_verdict({**record, "evidence": {**record["evidence"], "n_treated": 30}}, 5)
     assert kept["realised"] == 1.0 and kept["evidence"]["path"][0]["suppressed"]
 
 

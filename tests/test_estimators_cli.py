@@ -22,7 +22,8 @@ def test_conditional_dr_json_contract(tmp_path):
     doc = json.loads(out.read_text())
     rows = doc["estimates"]
     assert set(rows[0]) == {"outcome", "estimand", "group", "time", "event_time", "estimate", "se", "ci_low", "ci_high",
-                            "n_treated", "n_control"}
+                            "n_treated", "n_control", "suppressed"}
+    assert not any(r["suppressed"] for r in rows)  # mpdta: every cell has at least 5 counties
     cell = next(r for r in rows if r["estimand"] == "att_gt" and r["group"] == 2004 and r["time"] == 2006)
     assert cell["estimate"] == pytest.approx(-0.1404483, abs=1e-6)
     assert {r["estimand"] for r in rows} == {"att_gt", "event", "group", "calendar", "overall"}

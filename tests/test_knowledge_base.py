@@ -173,23 +173,23 @@ def test_templates_are_valid_calculation_documents(kb, tg):
 
 
 def test_kb_cli(tmp_path):
-    r = runner.invoke(app, ["kb", "search", "housing", "--outcome", "stable_housing", "--json"])
+    r = runner.invoke(app, ["kb", "search", "housing", "--outcome", "stable_housing", "--json", "-"])
     assert r.exit_code == 0, r.output
-    assert {s["id"] for s in json.loads(r.output)} >= {"stergiopoulos2015_hf_icm"}
+    assert {s["id"] for s in json.loads(r.stdout)} >= {"stergiopoulos2015_hf_icm"}
     r = runner.invoke(app, ["kb", "show", "hellstrom2017_ips_ma_dk"])
     assert r.exit_code == 0 and "cox_d" in r.output
     r = runner.invoke(app, ["kb", "show", "udsatte_boern_unge_6_13"])
     assert r.exit_code == 0 and "gp_contact_0_17" in r.output
-    r = runner.invoke(app, ["kb", "pool", "--outcome", "stable_housing", "--method", "DL", "--json"])
+    r = runner.invoke(app, ["kb", "pool", "--outcome", "stable_housing", "--method", "DL", "--json", "-"])
     assert r.exit_code == 0
-    pooled = json.loads(r.output)
+    pooled = json.loads(r.stdout)
     assert pooled["meta_analysis"]["method"] == "DL" and pooled["success_rate_prior"]["metric"] == "success_rate"
     out = tmp_path / "calc.yaml"
     r = runner.invoke(app, ["kb", "template", "voksne_i_hjemloeshed", "--cost", "95000", "--success-rate", "0.2",
                             "--success-rate-se", "0.05", "--out", str(out)])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["project", str(out), "--no-rows", "--json", "-"])
-    assert r.exit_code == 0 and json.loads(r.output)["intervention"] == "voksne_i_hjemloeshed_calculation"
+    assert r.exit_code == 0 and json.loads(r.stdout)["intervention"] == "voksne_i_hjemloeshed_calculation"
 
 
 @pytest.mark.parametrize("args,text", [

@@ -51,8 +51,8 @@ def test_project_monte_carlo_json_to_stdout_is_seeded(tmp_path):
     path = write(tmp_path, DOC, "calc.json")
     runs = [runner.invoke(app, ["project", str(path), "--draws", "500", "--seed", "4", "--json", "-"]) for _ in range(2)]
     assert all(r.exit_code == 0 for r in runs), runs[0].output
-    data = json.loads(runs[0].output)
-    assert data == json.loads(runs[1].output)
+    data = json.loads(runs[0].stdout)
+    assert data == json.loads(runs[1].stdout)
     mc = data["monte_carlo"]
     assert mc["draws"] == 500 and mc["seed"] == 4
     assert set(mc["prob_break_even"]) == {"kommune", "region", "stat", "total"}
@@ -69,7 +69,7 @@ def test_project_a_stored_parameter_version(tmp_path, monkeypatch):
     result = runner.invoke(app, ["project", "--intervention", "housing_first_demo", "--version", "1", "--workdir", str(tmp_path),
                                  "--json", "-"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["payback_year"] == 2022
+    assert json.loads(result.stdout)["payback_year"] == 2022
     missing = runner.invoke(app, ["project", "--intervention", "housing_first_demo", "--version", "9", "--workdir", str(tmp_path)])
     one_line_error(missing, "no version 9")
 

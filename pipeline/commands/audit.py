@@ -13,21 +13,40 @@ version the run proposed (with that version's status today).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, fail
-from pipeline.commands.params import JsonOpt, open_store, store_errors, write_json
+from pipeline.cli_output import JsonOpt, emit_json, json_command
+from pipeline.commands.params import open_store, store_errors
+from pipeline.disclosure import DEFAULT_MIN_CELL, suppress_verdict
+from pipeline.tables import fmt_interval, fmt_number, label_markup
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="audit")(audit_command)
+    app.command(name="audit")(json_command(audit_command))
 
 
-def _fmt(x: Any) -> str:
-    return "" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
+def _disclosed(store, rows: list[dict]) -> list[dict]:
+    """Audit rows with each verdict's persons count and the small-cell rule of its run's spec applied."""
+    out, cache = [], {}
+    for r in rows:
+        if r["assumption"] is None:
+            out.append(r)
+            continue
+        if r["run_id"] not in cache:
+            run = store.get_run(r["run_id"])
+            cache[r["run_id"]] = (int((run.spec or {}).get("min_cell", DEFAULT_MIN_CELL)),
+                                  {v["assumption"]: v for v in store.verdicts_for_run(run.id)})
+        min_cell, stored = cache[r["run_id"]]
+        evidence = (stored.get(r["assumption"]) or {}).get("evidence") or {}
+        shown = suppress_verdict({**r, "evidence": {"n_treated": evidence.get("n_treated")}}, min_cell)
+        shown["n_treated"] = shown.pop("evidence").get("n_treated")
+        shown["suppressed"] = shown["n_treated"] is None
+        out.append(shown)
+    return out
 
 
 def audit_command(
@@ -40,7 +59,7 @@ def audit_command(
     """How each assumption held across evaluation runs and data vintages. Example: som audit housing_first_demo"""
     with open_store(workdir) as store:
         try:
-            rows = store.audit_trail(intervention)
+            rows = _disclosed(store, store.audit_trail(intervention))
             versions = {v.version: v for v in store.versions(intervention)}
         except store_errors() as exc:
             fail(str(exc))
@@ -54,16 +73,16 @@ def audit_command(
     for r in rows:
         by_assumption.setdefault(r["assumption"] or "(run without verdicts)", []).append(r)
     approved = next((v.version for v in reversed(list(versions.values())) if v.status == "approved"), None)
-    if json_out is not None:
-        write_json(json_out, {"intervention": intervention, "approved_version": approved,
-                              "runs": len({r["run_id"] for r in rows}), "assumptions": by_assumption})
-        if str(json_out) == "-":
-            return
+    doc = {"intervention": intervention, "approved_version": approved, "runs": len({r["run_id"] for r in rows}),
+           "assumptions": by_assumption}
+    _print(intervention, approved, rows, by_assumption)
+    emit_json(json_out, doc)
+
+
+def _print(intervention: str, approved: int | None, rows: list[dict], by_assumption: dict[str, list[dict]]) -> None:
     if not rows:
         console.print(f"No evaluation runs of {intervention} yet (approved version {approved}).", highlight=False)
         return
-    colours = {"consistent": "green", "inconclusive": "yellow", "refuted-overestimated": "red",
-               "refuted-underestimated": "red"}
     console.print(f"[bold]{intervention}[/]: {len({r['run_id'] for r in rows})} evaluation run(s); "
                   f"version {approved} is approved.", highlight=False)
     evaluations = sorted({r["evaluation_id"] for r in rows})
@@ -77,13 +96,13 @@ def audit_command(
             table.add_column(col, overflow="fold", no_wrap=col in ("run (UTC)", "verdict"),
                              justify="right" if col in ("assumed", "realised") else "left")
         for r in items:
-            interval = "" if r["ci_low"] is None else f"{_fmt(r['ci_low'])} to {_fmt(r['ci_high'])}"
+            interval = fmt_interval(r["ci_low"], r["ci_high"])
             label = r["label"] or ""
             proposed = "" if r["proposed_version"] is None else f"v{r['proposed_version']} {r['proposed_status']}"
             cells = [r["run_at"].strftime("%Y-%m-%d %H:%M"), *([r["evaluation_id"]] if len(evaluations) > 1 else []),
                      r["data_vintage"] or "", f"v{r['tested_version']}" if r["tested_version"] else "",
-                     _fmt(r["assumed"]), _fmt(r["realised"]), interval,
-                     f"[{colours.get(label, 'white')}]{label}[/]" if label else "(no verdicts stored)", proposed]
+                     fmt_number(r["assumed"]), "suppressed" if r.get("suppressed") else fmt_number(r["realised"]),
+                     interval, label_markup(label) if label else "(no verdicts stored)", proposed]
             table.add_row(*cells)
         console.print(table)
         last = items[-1]

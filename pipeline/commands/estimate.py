@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,10 +9,15 @@ import typer
 from rich.table import Table
 
 from pipeline.cli import console, fail
+from pipeline.cli_output import JsonOpt, emit_json, json_command
+from pipeline.disclosure import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell, suppress_frame, suppress_records
+
+COUNT_COLUMNS = ("n_treated", "n_control")
+VALUE_COLUMNS = ("estimate", "se", "ci_low", "ci_high")
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(estimate)
+    app.command()(json_command(estimate))
 
 
 def _read(path: Path):
@@ -75,7 +79,9 @@ def estimate(
     replace: bool = typer.Option(True, "--replace/--no-replace", help="matched: match with replacement."),
     treatments: Optional[Path] = typer.Option(None, "--treatments", help="Treatments file (e.g. from som ingest): its "
                                               "start_year per id becomes the --group column (absent = never treated)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the tidy table and run metadata as JSON."),
+    min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Smallest number of persons a published "
+                                 "figure may describe; rows resting on fewer are suppressed (Statistics Denmark's rule)."),
+    json_out: Optional[Path] = JsonOpt,
 ) -> None:
     """Estimate realised effects. Example: som estimate mpdta.csv --id countyreal --time year --outcome lemp --group first.treat
 
@@ -104,6 +110,10 @@ def estimate(
     problems = settings_problems(SimpleNamespace(**{**EstimationSettings().__dict__, **options}), flags)
     if problems:
         fail(problems[0])
+    try:
+        check_min_cell(min_cell)
+    except ValueError as exc:
+        fail(f"--min-cell: {exc}")
     settings = EstimationSettings(**options)
     if design != "rct" and (group is None) == (treatment is None):
         fail(f"--design {design} needs exactly one of --group (first treated period) or --treatment (0/1 indicator)")
@@ -137,44 +147,59 @@ def estimate(
                                 settings=settings, progress=track)
     except ValueError as exc:
         fail(str(exc).splitlines()[0])
-    table = effects.table
-    meta = {
+    table = suppress_frame(effects.table, count_columns=COUNT_COLUMNS, value_columns=VALUE_COLUMNS, min_cell=min_cell)
+    meta = _disclosed_meta({
         **effects.metadata,
+        "min_cell": min_cell,
         "data": {"path": str(panel), "sha256": digest, "rows": data.height},
         "code_version": code_version(),
-    }
+    }, table, min_cell)
     _print(table, meta)
-    if json_out is not None:
-        try:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps({"metadata": meta, "estimates": table.to_dicts()}, indent=2, default=_jsonable),
-                                encoding="utf-8")
-        except OSError as exc:
-            fail(f"could not write {json_out}: {exc.strerror or exc}")
-        console.print(f"Wrote {json_out}", soft_wrap=True)
+    emit_json(json_out, {"metadata": meta, "estimates": table})
 
 
-def _jsonable(v):
-    import numpy as np
+def _disclosed_meta(meta: dict, table, min_cell: int) -> dict:
+    """Run metadata with the small-cell rule applied to its per-cohort and per-period details.
 
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
+    RCT details carry their own counts; matching balance rows belong to a cohort and are withheld when that
+    cohort's group estimate rests on fewer than ``min_cell`` treated persons.
+    """
+    meta = dict(meta)
+    if meta.get("details"):
+        meta["details"] = {y: suppress_records(rows, count_keys=COUNT_COLUMNS, min_cell=min_cell,
+                                               value_keys=("estimate", "se_classical", "se_robust", "p_robust",
+                                                           "mean_treated", "mean_control"))
+                           for y, rows in meta["details"].items()}
+    if meta.get("balance"):
+        cohorts = {(r["outcome"], r["group"]): r["n_treated"] for r in table.iter_rows(named=True)
+                   if r["estimand"] == "group"}
+        balance = {}
+        for y, rows in meta["balance"].items():
+            balance[y] = []
+            for b in rows:
+                small = cohorts.get((y, b.get("group"))) is None  # suppressed or no cohort estimate
+                withheld = {k: None for k in b if k not in ("group", "feature")} if small else {}
+                balance[y].append({**b, **withheld, "suppressed": small})
+        meta["balance"] = balance
+    overall_hidden = {r["outcome"] for r in table.iter_rows(named=True) if r["estimand"] == "overall" and r["suppressed"]}
+    if overall_hidden and meta.get("notes"):
+        meta["notes"] = {y: ({**n, "simple_att": None} if y in overall_hidden and "simple_att" in n else n)
+                         for y, n in meta["notes"].items()}
+    return meta
 
 
 def _print(table, meta) -> None:
+    mark = "(s)"
     t = Table(title=f"Realised effects — {meta['design']}")
     for col in ("outcome", "estimand", "group", "time", "e", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control"):
         t.add_column(col, justify="left" if col in ("outcome", "estimand") else "right")
     for r in table.iter_rows(named=True):
-        t.add_row(r["outcome"], r["estimand"], _fmt(r["group"]), _fmt(r["time"]), _fmt(r["event_time"]),
-                  _fmt(r["estimate"]), _fmt(r["se"]), _fmt(r["ci_low"]), _fmt(r["ci_high"]), _fmt(r["n_treated"]),
-                  _fmt(r["n_control"]))
+        shown = [mark] * 6 if r["suppressed"] else [_fmt(r[k]) for k in (*VALUE_COLUMNS, *COUNT_COLUMNS)]
+        t.add_row(r["outcome"], r["estimand"], _fmt(r["group"]), _fmt(r["time"]), _fmt(r["event_time"]), *shown)
     console.print(t)
+    if table["suppressed"].any():
+        console.print(f"(s) = {SUPPRESSED.format(n=meta['min_cell'])}: {int(table['suppressed'].sum())} rows rest on "
+                      f"fewer than {meta['min_cell']} persons.", soft_wrap=True)
     pre = meta.get("pretrend_test") or {}
     for y, p in pre.items():
         if p["df"]:

@@ -20,45 +20,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
-from pipeline.commands.params import JsonOpt, npv_table, open_store, projection_summary, write_json
+from pipeline.cli_output import JsonOpt, emit_json, json_command
+from pipeline.commands.params import open_store, projection_summary
+from pipeline.disclosure import suppress_verdict
+from pipeline.tables import npv_table, verdict_table
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="evaluate")(evaluate_command)
-
-
-def suppress_small_cells(verdict: dict[str, Any], min_cell: int) -> dict[str, Any]:
-    """A verdict record fit for output: numbers resting on fewer than ``min_cell`` treated persons blanked.
-
-    Statistics Denmark's output rules: no published figure may describe fewer than ``min_cell`` persons.
-    Path entries below it keep their event time and a ``suppressed`` flag; a verdict whose whole
-    comparison is below it loses its realised value and interval too.
-    """
-    out = dict(verdict)
-    evidence = dict(out.get("evidence") or {})
-    path = []
-    for p in evidence.get("path", []) or []:
-        p = dict(p)
-        if (p.get("n_treated") or 0) < min_cell:
-            for key in ("realised", "se", "ci_low", "ci_high", "z", "p_value", "n_treated"):
-                if key in p:
-                    p[key] = None
-            p["suppressed"] = True
-        path.append(p)
-    if path:
-        evidence["path"] = path
-    n = evidence.get("n_treated")
-    if n is not None and n < min_cell:
-        for key in ("realised", "ci_low", "ci_high", "statistic", "p_value", "p_adjusted"):
-            out[key] = None
-        evidence["n_treated"] = None
-        evidence["suppressed"] = f"fewer than {min_cell} treated persons"
-        evidence.pop("tost", None)
-    out["evidence"] = evidence
-    return out
+    app.command(name="evaluate")(json_command(evaluate_command))
 
 
 def evaluate_command(
@@ -81,7 +52,7 @@ def evaluate_command(
     from pipeline.workdir import WorkdirError
 
     try:
-        with console.status("Materialising the Dagster asset graph (in-process)…"):
+        with err.status("Materialising the Dagster asset graph (in-process)…"):
             outcome = evaluate(spec, workdir=workdir, delivery=delivery, panel=panel, treatments=treatments,
                                vintage=vintage)
     except (EvaluationRefused, WorkdirError) as exc:
@@ -96,13 +67,15 @@ def evaluate_command(
     d = outcome.delivery or {}
     source = ({"panel": str(Path(panel).resolve()), "treatments": str(Path(treatments).resolve()) if treatments else None}
               if panel is not None else {"delivery": d.get("folder")})
+    doc = run_result(workdir, loaded, outcome.evaluation_run_id, source=source)
+    print_result(doc)
+    emit_json(json_out, doc)
+
+
+def run_result(workdir: Path | None, loaded, run_id: int, *, source: dict) -> dict[str, Any]:
+    """The result document of the stored evaluation run ``run_id`` (what ``--json`` writes)."""
     with open_store(workdir) as store:
-        doc = _result(store, loaded, store.get_run(outcome.evaluation_run_id), source=source)
-    if json_out is not None:
-        write_json(json_out, doc)
-        if str(json_out) == "-":
-            return
-    _print(doc)
+        return _result(store, loaded, store.get_run(run_id), source=source)
 
 
 def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
@@ -110,7 +83,7 @@ def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
     spec = loaded.spec
     tested = store.get_version(spec.intervention, run.tested_version)
     proposed = store.get_version(spec.intervention, run.proposed_version) if run.proposed_version else None
-    verdicts = [suppress_small_cells(v, spec.min_cell) for v in store.verdicts_for_run(run.id)]
+    verdicts = [suppress_verdict(v, spec.min_cell) for v in store.verdicts_for_run(run.id)]
     return {
         "evaluation": spec.evaluation, "intervention": spec.intervention, "spec": str(loaded.path), "source": source,
         "run": {"id": run.id, "data_vintage": run.data_vintage, "data_hash": run.data_hash,
@@ -130,21 +103,11 @@ def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
     }
 
 
-def _print(doc: dict[str, Any]) -> None:
-    table = Table(title=f"Verdicts: {doc['evaluation']} on vintage {doc['run']['data_vintage']} "
-                        f"(parameter version {doc['tested_version']})")
-    table.add_column("assumption", overflow="fold", min_width=20)
-    table.add_column("verdict", no_wrap=True)
-    level = f"{100 * (1 - doc['settings']['alpha']):g} % CI"
-    for col in ("assumed", "realised", level):
-        table.add_column(col, justify="right")
-    colours = {"consistent": "green", "inconclusive": "yellow"}
-    for v in doc["verdicts"]:
-        ci = "" if v["ci_low"] is None else f"{v['ci_low']:.3g} to {v['ci_high']:.3g}"
-        table.add_row(v["assumption"], f"[{colours.get(v['label'], 'red')}]{v['label']}[/]",
-                      "" if v["assumed"] is None else f"{v['assumed']:.3g}",
-                      "" if v["realised"] is None else f"{v['realised']:.3g}", ci)
-    console.print(table)
+def print_result(doc: dict[str, Any]) -> None:
+    """The human form of a result document: verdict table, one sentence per verdict, proposal, NPVs."""
+    console.print(verdict_table(doc["verdicts"], alpha=doc["settings"]["alpha"],
+                                title=f"Verdicts: {doc['evaluation']} on vintage {doc['run']['data_vintage']} "
+                                      f"(parameter version {doc['tested_version']})"))
     for v in doc["verdicts"]:
         console.print(f"• {v['assumption']}: {v['sentence']}", highlight=False, soft_wrap=True)
     p = doc["proposal"]

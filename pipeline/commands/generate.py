@@ -8,13 +8,14 @@ from typing import Optional
 import typer
 
 from pipeline.cli import console, fail
+from pipeline.cli_output import JsonOpt, emit_json, json_command
 
 SCENARIOS = ("homelessness", "youth_crime", "children_placed", "small")
 FORMATS = ("parquet", "csv", "csv-dk", "sas")
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(generate)
+    app.command()(json_command(generate))
 
 
 def generate(
@@ -29,7 +30,7 @@ def generate(
     truth_panel: Optional[bool] = typer.Option(None, "--truth-panel/--no-truth-panel",
                                                help="Write truth_panel.parquet (the expected panel row by row; default up to 200 000 persons)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output folder."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write a summary (folder, files, vintage, world) as JSON here ('-' = stdout)."),
+    json_out: Optional[Path] = JsonOpt,
 ) -> None:
     """Write a complete synthetic delivery (every register, manifest.json, truth.json). Example:
     som generate --out /tmp/delivery --persons 5000 --seed 7 --scenario youth_crime --format sas"""
@@ -48,36 +49,27 @@ def generate(
     out = out.expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         fail(f"{out} exists and is not an empty folder; use --force to replace it")
-    import os
-    import shutil
-    import tempfile
     import time
 
     from som_models.simulate import simulate, write_delivery
 
+    from pipeline.atomic import atomic_dir
+    from pipeline.progress import stages
+
     started = time.perf_counter()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        with atomic_dir(out) as staging:
+            with stages([f"Simulating {persons:,} persons ({scenario}, seed {seed})", f"Writing the delivery ({fmt})"]) as step:
+                step(f"Simulating {persons:,} persons ({scenario}, seed {seed})")
+                try:
+                    sim = simulate(scenario, persons, seed, first_year=first_year, last_year=last_year,
+                                   target_share=target_share, keep_expected=truth_panel)
+                except ValueError as exc:
+                    fail(str(exc))
+                step(f"Writing the delivery ({fmt})")
+                write_delivery(sim, staging, fmt, truth_panel=truth_panel is not False)
     except OSError as exc:
-        fail(f"cannot write to {out.parent}: {exc.strerror or exc}")
-    try:
-        from pipeline.progress import stages
-
-        with stages([f"Simulating {persons:,} persons ({scenario}, seed {seed})", f"Writing the delivery ({fmt})"]) as step:
-            step(f"Simulating {persons:,} persons ({scenario}, seed {seed})")
-            try:
-                sim = simulate(scenario, persons, seed, first_year=first_year, last_year=last_year,
-                               target_share=target_share, keep_expected=truth_panel)
-            except ValueError as exc:
-                fail(str(exc))
-            step(f"Writing the delivery ({fmt})")
-            write_delivery(sim, staging, fmt, truth_panel=truth_panel is not False)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     truth = sim.truth
     files = len(sim.frames) + (1 if sim.dream is not None else 0)
     console.print(f"Delivery: {out} — {files} register files ({fmt}), period {sim.manifest['period_start']} to "
@@ -85,11 +77,7 @@ def generate(
     console.print(f"World: {scenario}, {truth['population']['persons']:,} persons "
                   f"({truth['population']['target_group']:,} in the target group), {truth.get('participants', 0):,} participants; "
                   f"planted truth in truth.json. {time.perf_counter() - started:.1f} s", soft_wrap=True)
-    if json_out is not None:
-        import json
-
-        text = json.dumps({"delivery": str(out), "files": files, "format": fmt, "scenario": scenario, "seed": seed,
-                           "vintage": sim.manifest["vintage"], "period_start": sim.manifest["period_start"],
-                           "period_end": sim.manifest["period_end"], "population": truth["population"],
-                           "participants": truth.get("participants", 0)}, indent=2, default=str)
-        print(text) if str(json_out) == "-" else json_out.write_text(text, encoding="utf-8")
+    emit_json(json_out, {"delivery": str(out), "files": files, "format": fmt, "scenario": scenario, "seed": seed,
+                         "vintage": sim.manifest["vintage"], "period_start": sim.manifest["period_start"],
+                         "period_end": sim.manifest["period_end"], "population": truth["population"],
+                         "participants": truth.get("participants", 0)})

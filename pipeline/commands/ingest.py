@@ -8,10 +8,12 @@ from typing import Optional
 import typer
 
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
+from pipeline.cli_output import JsonOpt, emit_json, json_command
+from pipeline.disclosure import DEFAULT_MIN_CELL, check_min_cell, suppress_scalar
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(ingest)
+    app.command()(json_command(ingest))
 
 
 def ingest(
@@ -19,7 +21,9 @@ def ingest(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for panel.parquet, treatments.parquet and ingest.json."),
     columns: Optional[Path] = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for deliveries with other column or file names."),
     workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the ingestion summary (counts, vintage, hash, seconds) as JSON here ('-' = stdout)."),
+    json_out: Optional[Path] = JsonOpt,
+    min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Counts of fewer persons or records than this are "
+                                 "not printed (Statistics Denmark's small-cell rule)."),
     gx_rows: Optional[int] = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great Expectations itself, larger ones by the polars evaluator of the same suites (default 50 000)."),
 ) -> None:
     """Validate a delivery (a GX suite per register) and write panel.parquet and treatments.parquet.
@@ -27,6 +31,10 @@ def ingest(
     delivery = delivery.expanduser()
     if not delivery.is_dir():
         fail(f"{delivery} is not a folder (expected a delivery folder with manifest.json)")
+    try:
+        check_min_cell(min_cell)
+    except ValueError as exc:
+        fail(f"--min-cell: {exc}")
     if gx_rows is not None and gx_rows < 0:
         fail(f"--gx-rows must be non-negative (got {gx_rows})")
     out = out.expanduser()
@@ -45,7 +53,7 @@ def ingest(
     except (ValueError, OSError) as exc:
         fail(f"pseudonym key: {exc}")
     try:
-        with console.status(f"Ingesting {delivery}…"):
+        with err.status(f"Ingesting {delivery}…"):
             result = run_ingest(delivery, out, key, columns=cmap, max_gx_rows=gx_rows)
     except DeliveryError as exc:
         for line in exc.lines[1:]:
@@ -53,14 +61,21 @@ def ingest(
         fail(f"delivery refused: {exc.lines[0]}", EXIT_REFUSED)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    s = result.summary
-    console.print(f"Panel: {result.panel} — {s['rows']['person_years']:,} person-years of {s['rows']['persons']:,} persons, "
-                  f"{len(s['outcomes'])} outcome columns; treatments: {result.treatments} "
-                  f"({s['rows'].get('indsats', 0):,} records). Vintage {s['vintage']}, {s['seconds']:.1f} s.", soft_wrap=True)
-    if json_out is not None:
-        import json
+    s = {**result.summary, "rows": _disclosed_counts(result.summary["rows"], min_cell)}
 
-        text = json.dumps({"panel": str(result.panel), "treatments": str(result.treatments), **s}, indent=2, default=str)
-        print(text) if str(json_out) == "-" else json_out.write_text(text, encoding="utf-8")
+    def count(key: str) -> str:
+        n = s["rows"].get(key, 0)
+        return f"fewer than {min_cell}" if n is None else f"{n:,}"
+
+    console.print(f"Panel: {result.panel} — {count('person_years')} person-years of {count('persons')} persons, "
+                  f"{len(s['outcomes'])} outcome columns; treatments: {result.treatments} "
+                  f"({count('indsats')} records). Vintage {s['vintage']}, {s['seconds']:.1f} s.", soft_wrap=True)
     if s["ignored_files"]:
         console.print(f"Ignored files: {', '.join(s['ignored_files'][:5])}{' …' if len(s['ignored_files']) > 5 else ''}", soft_wrap=True)
+    emit_json(json_out, {"panel": str(result.panel), "treatments": str(result.treatments), **s})
+
+
+def _disclosed_counts(rows: dict, min_cell: int) -> dict:
+    """Row counts of the summary with counts below ``min_cell`` withheld (None); other entries unchanged."""
+    return {k: suppress_scalar(v, v, min_cell) if isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in rows.items()}

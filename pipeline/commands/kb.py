@@ -12,7 +12,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +19,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli import console, fail
+from pipeline.cli_output import JsonOpt, emit_json, json_command
 
 kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, meta-analysis. Example: som kb pool --outcome stable_housing",
                      no_args_is_help=True)
@@ -43,13 +43,14 @@ def _fmt(x) -> str:
 
 
 @kb_app.command("search")
+@json_command
 def search(
     text: str = typer.Argument("", help="Words that must all occur (id, title, intervention, population, outcome, country)."),
     target_group: Optional[str] = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
     outcome: Optional[str] = typer.Option(None, "--outcome", "-o", help="Only studies of this outcome."),
     max_level: Optional[int] = typer.Option(None, "--max-level", help="Only evidence levels up to this (1 = meta-study/RCT)."),
     country: Optional[str] = typer.Option(None, "--country", help="Only studies from this country."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    json_out: Optional[Path] = JsonOpt,
 ) -> None:
     """Find effect studies. Example: som kb search housing first --outcome stable_housing"""
     if max_level is not None and max_level not in (1, 2, 3):
@@ -61,9 +62,6 @@ def search(
         found = kb.search(text, target_group=target_group, outcome=outcome, max_level=max_level, country=country)
     except KnowledgeError as exc:
         fail(str(exc))
-    if json_out:
-        typer.echo(json.dumps([s.to_dict() for s in found], ensure_ascii=False, indent=2))
-        return
     t = Table(title=f"{len(found)} effect stud{'y' if len(found) == 1 else 'ies'}")
     for col in ("id", "target group", "outcome", "design", "level", "country", "year", "n", "standardised effect (se)", "status"):
         t.add_column(col, overflow="fold")
@@ -72,20 +70,19 @@ def search(
         t.add_row(s.id, s.target_group, s.outcome, s.design, str(s.evidence_level), s.country, str(s.year), str(s.n or ""),
                   "" if std is None else f"{std.metric} {std.value:.3f} ({std.se:.3f})", s.status)
     console.print(t)
+    emit_json(json_out, [s.to_dict() for s in found])
 
 
 @kb_app.command("show")
+@json_command
 def show(
     what: str = typer.Argument(..., help="A study id, a target-group id or a unit-price id."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: Optional[Path] = JsonOpt,
 ) -> None:
     """Show one study, target group (consequence profile and prices) or unit price. Example: som kb show voksne_i_hjemloeshed"""
     kb = _load()
     study = next((s for s in kb.studies if s.id == what), None)
     if study is not None:
-        if json_out:
-            typer.echo(json.dumps(study.to_dict(), ensure_ascii=False, indent=2))
-            return
         d = study.to_dict()
         t = Table(title=f"Study {study.id}", show_header=False)
         t.add_column("field", style="bold")
@@ -100,16 +97,10 @@ def show(
         if not study.effects:
             t.add_row("effects", "none computable (see notes)")
         console.print(t)
+        emit_json(json_out, d)
         return
     if what in kb.target_groups:
         tg = kb.target_groups[what]
-        if json_out:
-            typer.echo(json.dumps({"id": tg.id, "name": tg.name, "description": tg.description,
-                                   "success_measure": dict(tg.success_measure),
-                                   "consequences": [{"item": c.item, "units": list(c.units), "se": list(c.se or ()),
-                                                     "price": c.price, "taxable": c.taxable, "status": c.status, "source": c.source}
-                                                    for c in tg.consequences]}, ensure_ascii=False, indent=2))
-            return
         console.print(f"[bold]{tg.name}[/] ({tg.id})\n{tg.description}", soft_wrap=True)
         sm = tg.success_measure
         console.print(f"Success measure: {sm['name']} — {sm.get('description', '')} ({sm['outcome']} {sm['rule']})", soft_wrap=True)
@@ -127,21 +118,25 @@ def show(
         studies = kb.search(target_group=tg.id)
         if studies:
             console.print(f"Effect studies: {', '.join(s.id for s in studies)}", soft_wrap=True)
+        emit_json(json_out, {"id": tg.id, "name": tg.name, "description": tg.description,
+                             "success_measure": dict(tg.success_measure),
+                             "consequences": [{"item": c.item, "units": list(c.units), "se": list(c.se or ()),
+                                               "price": c.price, "taxable": c.taxable, "status": c.status,
+                                               "source": c.source} for c in tg.consequences]})
         return
     if what in kb.prices:
         p = kb.prices[what]
-        if json_out:
-            typer.echo(json.dumps({"id": p.id, "unit": p.unit, "amounts": dict(p.amounts), "price_year": p.price_year,
-                                   "gross_for": p.gross_for, "status": p.status, "source": p.source}, ensure_ascii=False, indent=2))
-            return
         console.print(f"[bold]{p.id}[/]: {p.unit}\n" + ", ".join(f"{k} {v:,.2f} kr" for k, v in p.amounts.items())
                       + f" ({p.price_year} prices; {p.status})\nsource: {p.source}", soft_wrap=True)
+        emit_json(json_out, {"id": p.id, "unit": p.unit, "amounts": dict(p.amounts), "price_year": p.price_year,
+                             "gross_for": p.gross_for, "status": p.status, "source": p.source})
         return
     fail(f"nothing called {what!r} in the knowledge base (studies: {', '.join(s.id for s in kb.studies)}; "
          f"target groups: {', '.join(sorted(kb.target_groups))}; unit prices: {', '.join(sorted(kb.prices))})")
 
 
 @kb_app.command("pool")
+@json_command
 def pool(
     outcome: str = typer.Option(..., "--outcome", "-o", help="The outcome to pool (e.g. stable_housing)."),
     target_group: Optional[str] = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
@@ -151,7 +146,7 @@ def pool(
     max_level: Optional[int] = typer.Option(None, "--max-level", help="Only evidence levels up to this."),
     baseline: Optional[float] = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / log OR into a success-rate prior."),
     basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: Optional[Path] = JsonOpt,
 ) -> None:
     """Random-effects meta-analysis and the prior it gives. Example: som kb pool --outcome stable_housing --method DL"""
     from som_models.knowledge import METHODS, METRICS, KnowledgeError
@@ -171,9 +166,6 @@ def pool(
                       baseline=baseline, basis=basis)
     except KnowledgeError as exc:
         fail(str(exc))
-    if json_out:
-        typer.echo(json.dumps(res.to_dict(), ensure_ascii=False, indent=2))
-        return
     r = res.result
     t = Table(title=f"{outcome}: {res.metric} ({res.unit}), {r.method}")
     for col in ("study", "effect", "se", "weight"):
@@ -193,6 +185,7 @@ def pool(
         p = res.success_rate_prior
         console.print(f"As a success rate for a calculation document: success_rate: {{value: {p.value:.4f}, se: {p.se:.4f}}}",
                       soft_wrap=True, highlight=False)
+    emit_json(json_out, res.to_dict())
 
 
 @kb_app.command("template")
@@ -237,8 +230,10 @@ def template(
     if out is None:
         typer.echo(text)
         return
+    from pipeline.atomic import write_text_atomic
+
     try:
-        out.write_text(text, encoding="utf-8")
+        write_text_atomic(out, text)
     except OSError as exc:
         fail(f"{out}: cannot write ({exc.strerror or exc})")
     console.print(f"Calculation document written to {out}; run: som project {out}", soft_wrap=True)

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,8 +29,9 @@ import typer
 from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, fail
-
-JsonOpt = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' = standard output).")
+from pipeline.cli_output import JsonOpt, emit_json, json_command
+from pipeline.disclosure import DEFAULT_MIN_CELL, is_small
+from pipeline.tables import npv_table
 
 params_app = typer.Typer(help="The versioned parameter store: list, show, history, diff, approve, reject. Example: som params history housing_first_demo",
                          no_args_is_help=True)
@@ -43,34 +43,6 @@ def register(app: typer.Typer) -> None:
 
 # ----------------------------------------------------------------------------- helpers shared by the store commands
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def write_json(out: Path, doc: Any) -> None:
-    """Write ``doc`` as JSON to ``out`` (``-`` = standard output); a clear error if it cannot be written."""
-    text = json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable, allow_nan=False)
-    if str(out) == "-":
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-        return
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
-    except OSError as exc:
-        fail(f"could not write {out}: {exc.strerror or exc}")
-
-
 def store_url(workdir: Optional[Path]) -> str:
     from pipeline.store import database_url
     from pipeline.workdir import resolve_workdir
@@ -78,7 +50,8 @@ def store_url(workdir: Optional[Path]) -> str:
     return database_url(resolve_workdir(workdir))
 
 
-def _display(url: str) -> str:
+def display_url(url: str) -> str:
+    """A database URL fit for output (password hidden)."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -107,11 +80,11 @@ def open_store(workdir: Optional[Path], *, create: bool = False) -> Iterator[Any
     try:
         store = ParameterStore(url)
     except ArgumentError:
-        fail(f"SOM_DATABASE_URL is not a valid database URL: {_display(url)}")
+        fail(f"SOM_DATABASE_URL is not a valid database URL: {display_url(url)}")
     except ModuleNotFoundError as exc:
-        fail(f"no database driver for {_display(url)} ({exc.name} is not installed)")
+        fail(f"no database driver for {display_url(url)} ({exc.name} is not installed)")
     except SQLAlchemyError as exc:
-        fail(f"cannot open the parameter store at {_display(url)}: {' '.join(str(getattr(exc, 'orig', exc)).split())[:300]}")
+        fail(f"cannot open the parameter store at {display_url(url)}: {' '.join(str(getattr(exc, 'orig', exc)).split())[:300]}")
     try:
         yield store
     finally:
@@ -143,6 +116,61 @@ def version_dict(v: Any) -> dict[str, Any]:
     return asdict(v)
 
 
+def _assumption_of(parameter: str) -> str:
+    """The verdict assumption a calibrated parameter answers to (``consequences.X`` → ``effect_path:X``)."""
+    return "effect_path:" + parameter.split(".", 1)[1] if parameter.startswith("consequences.") else parameter
+
+
+def _withhold(entries: Any, small: set[str], min_cell: int) -> Any:
+    """Evidence entries (changes or verdict summaries) with realised figures of small comparisons withheld."""
+    if not isinstance(entries, list):
+        return entries
+    out = []
+    for e in entries:
+        if isinstance(e, dict) and _assumption_of(str(e.get("parameter") or e.get("assumption") or "")) in small:
+            e = {k: (None if k.startswith("realised") else v) for k, v in e.items()}
+            if "sentence" in e:
+                e["sentence"] = (f"{e.get('label') or 'verdict'}; the realised value is not shown: it rests on fewer "
+                                 f"than {min_cell} treated persons.")
+            e["suppressed"] = True
+        out.append(e)
+    return out
+
+
+def disclosed_version(store: Any, record: Any) -> dict[str, Any]:
+    """A parameter version as plain data fit for output (small-cell rule of :mod:`pipeline.disclosure`).
+
+    Realised figures quoted in the version's evidence and provenance (changes, verdict sentences) are withheld
+    for the assumptions whose comparison in the informing run rests on fewer than that run's ``min_cell``
+    treated persons.
+    """
+    doc = version_dict(record)
+    if not record.evaluation_run_id:
+        return doc
+    from pipeline.store import StoreError
+
+    try:
+        run = store.get_run(record.evaluation_run_id)
+    except StoreError:
+        return doc
+    min_cell = int((run.spec or {}).get("min_cell", DEFAULT_MIN_CELL))
+    small = {v["assumption"] for v in store.verdicts_for_run(run.id)
+             if is_small((v.get("evidence") or {}).get("n_treated"), min_cell)}
+    if not small:
+        return doc
+    evidence = dict(doc.get("evidence") or {})
+    for key in ("changes", "verdicts"):
+        if key in evidence:
+            evidence[key] = _withhold(evidence[key], small, min_cell)
+    doc["evidence"] = evidence
+    content = dict(doc["content"])
+    if isinstance(content.get("provenance"), dict):
+        content["provenance"] = {**content["provenance"],
+                                 "changes": _withhold(content["provenance"].get("changes"), small, min_cell)}
+    doc["content"] = content
+    return doc
+
+
 def projection_summary(content: dict) -> dict | None:
     """NPV per payer, payback year and ROI of a parameter document (None if it is not a calculation document)."""
     from som_models.parameters import ParameterError, parse_parameter_set
@@ -153,19 +181,6 @@ def projection_summary(content: dict) -> dict | None:
     except (ParameterError, ValueError, KeyError, TypeError):
         return None
     return {"npv": dict(p.npv), "payback_year": p.payback_year, "roi": p.roi, "success_rate": p.success_rate}
-
-
-def npv_table(title: str, rows: dict[str, dict | None]) -> Table:
-    table = Table(title=title)
-    for col in ("parameters", "kommune", "region", "stat", "total", "payback year"):
-        table.add_column(col, justify="left" if col == "parameters" else "right")
-    for name, p in rows.items():
-        if p is None:
-            table.add_row(name, *[""] * 4, "not a calculation document")
-            continue
-        table.add_row(name, *(f"{p['npv'].get(k, 0.0):,.0f}" for k in ("kommune", "region", "stat", "total")),
-                      str(p["payback_year"] or "none"))
-    return table
 
 
 def _actor(by: Optional[str]) -> str:
@@ -185,14 +200,11 @@ def _actor(by: Optional[str]) -> str:
 # ----------------------------------------------------------------------------- commands
 
 @params_app.command("list")
+@json_command
 def list_command(workdir: Optional[Path] = WorkdirOpt, json_out: Optional[Path] = JsonOpt) -> None:
     """Every parameter set in the store with its approved and latest version. Example: som params list"""
     with open_store(workdir) as store:
         rows = store.interventions()
-    if json_out is not None:
-        write_json(json_out, {"interventions": rows})
-        if str(json_out) == "-":
-            return
     table = Table(title="Parameter sets")
     for col in ("intervention", "title", "approved", "latest", "versions", "open proposals", "runs"):
         table.add_column(col, overflow="fold")
@@ -200,9 +212,11 @@ def list_command(workdir: Optional[Path] = WorkdirOpt, json_out: Optional[Path] 
         table.add_row(r["intervention"], r["title"], _fmt(r["approved_version"]), _fmt(r["latest_version"]),
                       str(r["versions"]), str(r["proposed"]), str(r["runs"]))
     console.print(table if rows else "The store holds no parameter sets yet.")
+    emit_json(json_out, {"interventions": rows})
 
 
 @params_app.command("show")
+@json_command
 def show_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     version: Optional[int] = typer.Option(None, "--version", "-v", help="Version (default: the approved one)."),
@@ -219,11 +233,7 @@ def show_command(
             record = store.latest_approved(intervention) if version is None else store.get_version(intervention, version)
         except store_errors() as exc:
             fail(str(exc))
-    doc = version_dict(record)
-    if json_out is not None:
-        write_json(json_out, doc)
-        if str(json_out) == "-":
-            return
+        doc = disclosed_version(store, record)
     console.print(f"[bold]{record.intervention}[/] version {record.version} — {record.status}", highlight=False)
     for label, value in (("parent", record.parent_version), ("reason", record.reason),
                          ("created", _when(record.created_at)), ("evaluation run", record.evaluation_run_id),
@@ -233,10 +243,12 @@ def show_command(
                          ("content sha256", record.content_hash)):
         if value not in (None, ""):
             console.print(f"  {label}: {value}", highlight=False, soft_wrap=True)
-    console.print(yaml.safe_dump(record.content, sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
+    console.print(yaml.safe_dump(doc["content"], sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
+    emit_json(json_out, doc)
 
 
 @params_app.command("history")
+@json_command
 def history_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     workdir: Optional[Path] = WorkdirOpt,
@@ -248,11 +260,6 @@ def history_command(
             versions = store.versions(intervention)
         except store_errors() as exc:
             fail(str(exc))
-    if json_out is not None:
-        write_json(json_out, {"intervention": intervention,
-                              "versions": [{k: v for k, v in version_dict(x).items() if k != "content"} for x in versions]})
-        if str(json_out) == "-":
-            return
     table = Table(title=f"Parameter versions of {intervention}")
     for col in ("version", "status", "parent", "created", "vintage", "reason", "decided by", "decision"):
         table.add_column(col, overflow="fold")
@@ -261,9 +268,13 @@ def history_command(
         table.add_row(str(v.version), f"[{colours.get(v.status, 'white')}]{v.status}[/]", _fmt(v.parent_version),
                       _when(v.created_at), v.data_vintage or "", v.reason, v.decided_by or "", v.decision_reason or "")
     console.print(table)
+    emit_json(json_out, {"intervention": intervention,
+                         "versions": [{k: v for k, v in version_dict(x).items() if k not in ("content", "evidence")}
+                                      for x in versions]})
 
 
 @params_app.command("diff")
+@json_command
 def diff_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     a: int = typer.Argument(..., help="The older version (or the only one: compared with its parent)."),
@@ -287,11 +298,6 @@ def diff_command(
             fail(str(exc))
     changes = diff_documents(first.content, second.content)
     before, after = projection_summary(first.content), projection_summary(second.content)
-    if json_out is not None:
-        write_json(json_out, {"intervention": intervention, "from_version": first.version, "to_version": second.version,
-                              "changes": changes, "projection": {"from": before, "to": after}})
-        if str(json_out) == "-":
-            return
     table = Table(title=f"{intervention}: version {first.version} → {second.version}")
     for col in ("path", "change", f"v{first.version}", f"v{second.version}"):
         table.add_column(col, overflow="fold")
@@ -301,6 +307,8 @@ def diff_command(
     if changes and (before or after):
         console.print(npv_table("Projection (NPV, kr, discounted)",
                                 {f"v{first.version}": before, f"v{second.version}": after}))
+    emit_json(json_out, {"intervention": intervention, "from_version": first.version, "to_version": second.version,
+                         "changes": changes, "projection": {"from": before, "to": after}})
 
 
 def _short(x: Any, width: int = 80) -> str:
@@ -332,10 +340,6 @@ def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: 
     if approve:
         doc["superseded_version"] = previous.version
         doc["projection"] = {"previous": projection_summary(previous.content), "approved": projection_summary(record.content)}
-    if json_out is not None:
-        write_json(json_out, doc)
-        if str(json_out) == "-":
-            return
     verb = "Approved" if approve else "Rejected"
     console.print(f"{verb} version {record.version} of {intervention} (by {actor}).", highlight=False, soft_wrap=True)
     if approve:
@@ -343,9 +347,11 @@ def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: 
         console.print(npv_table("Projection (NPV, kr, discounted)",
                                 {f"v{previous.version} (before)": doc["projection"]["previous"],
                                  f"v{record.version} (approved)": doc["projection"]["approved"]}))
+    emit_json(json_out, doc)
 
 
 @params_app.command("approve")
+@json_command
 def approve_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     version: int = typer.Argument(..., help="The proposed version to approve."),
@@ -362,6 +368,7 @@ def approve_command(
 
 
 @params_app.command("reject")
+@json_command
 def reject_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     version: int = typer.Argument(..., help="The proposed version to reject."),

@@ -19,12 +19,13 @@ import typer
 from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, fail
+from pipeline.cli_output import JsonOpt, emit_json, json_command
 
 MAX_DRAWS = 1_000_000
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="project")(project_command)
+    app.command(name="project")(json_command(project_command))
 
 
 def _read_document(path: Path) -> Any:
@@ -77,7 +78,7 @@ def project_command(
     intervention: Optional[str] = typer.Option(None, "--intervention", "-i", help="Project a stored parameter version of this intervention."),
     version: Optional[int] = typer.Option(None, "--version", "-v", help="The stored version (with --intervention)."),
     workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' = standard output)."),
+    json_out: Optional[Path] = JsonOpt,
     draws: Optional[int] = typer.Option(None, "--draws", "-n", help="Monte Carlo draws (default: the document's monte_carlo.draws, else none)."),
     seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
     rows: bool = typer.Option(True, "--rows/--no-rows", help="Print the year × payer × item table."),
@@ -118,17 +119,8 @@ def project_command(
     out["source"] = source
     if mc is not None:
         out["monte_carlo"] = mc.to_dict()
-    if json_out is not None and str(json_out) == "-":
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2, default=float))
-        return
     _print(result, mc, source, rows)
-    if json_out is not None:
-        try:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(out, ensure_ascii=False, indent=2, default=float), encoding="utf-8")
-        except OSError as exc:
-            fail(f"{json_out}: cannot write ({exc.strerror or exc})")
-        console.print(f"JSON written to {json_out}", soft_wrap=True)
+    emit_json(json_out, out)
 
 
 def _print(result, mc, source: str, show_rows: bool) -> None:

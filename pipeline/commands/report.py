@@ -8,10 +8,11 @@ from typing import Optional
 import typer
 
 from pipeline.cli import WorkdirOpt, console, fail
+from pipeline.cli_output import JsonOpt, emit_json, json_command
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(report)
+    app.command()(json_command(report))
 
 
 def report(
@@ -19,7 +20,7 @@ def report(
     evaluation: Optional[str] = typer.Option(None, "--evaluation", "-e", help="Evaluation id (default: the latest run's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HTML file (default: {workdir}/reports/{evaluation}-{vintage}.html)."),
     workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write a JSON summary (path, run, verdicts) here."),
+    json_out: Optional[Path] = JsonOpt,
 ) -> None:
     """Write the self-contained HTML audit report. Example: som report --intervention housing_first_demo"""
     from pipeline.report import gather, render_report
@@ -46,10 +47,10 @@ def report(
     except OSError as exc:
         fail(f"cannot write {path} ({exc.strerror or exc})")
     console.print(f"Report: {path}", soft_wrap=True)
-    if json_out:
-        import json
+    from pipeline.disclosure import suppress_verdict
 
-        summary = {"report": str(path), "intervention": data.intervention, "evaluation": data.evaluation,
-                   "run_id": data.run.id, "data_vintage": data.run.data_vintage,
-                   "verdicts": [{k: v.get(k) for k in ("assumption", "label", "assumed", "realised", "ci_low", "ci_high")} for v in data.verdicts]}
-        Path(json_out).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    verdicts = [suppress_verdict(v, data.min_cell) for v in data.verdicts]
+    emit_json(json_out, {"report": str(path), "intervention": data.intervention, "evaluation": data.evaluation,
+                         "run_id": data.run.id, "data_vintage": data.run.data_vintage, "min_cell": data.min_cell,
+                         "verdicts": [{k: v.get(k) for k in ("assumption", "label", "assumed", "realised", "ci_low",
+                                                             "ci_high", "sentence")} for v in verdicts]})

@@ -4,7 +4,7 @@ delivery → panel, treatments → realised_effects, pretrend_tests → verdicts
 projections → audit_report; ``assumptions`` is the approved parameter version under evaluation. No
 materialisation records person-level data: metadata holds counts, hashes and summary tables only, and every
 count or estimate shown rests on at least ``min_cell`` persons (the spec's ``min_cell``, default 5; smaller
-cells read "suppressed", :func:`pipeline.report.disclosure.suppress_small_cells`). Frames carry Dagster's
+cells read "suppressed", :func:`pipeline.disclosure.suppress_small_cells`). Frames carry Dagster's
 standard ``dagster/row_count`` and ``dagster/column_schema``; summary tables are ``MetadataValue.table``.
 The ``registers`` multi-asset is ingestion (:func:`pipeline.registers.ingest.build_checked`, the same path as
 ``som ingest``); every expectation it evaluates is one of its asset checks.
@@ -20,7 +20,7 @@ from pipeline.defs.resources import SomSettings
 from pipeline.quality.checks import ingest_check_results, ingest_check_specs
 from pipeline.registers import delivery_hash, load_key, read_manifest
 from pipeline.registers.ingest import RefusedDelivery, build_checked
-from pipeline.report.disclosure import suppress_small_cells
+from pipeline.disclosure import suppress_small_cells
 from pipeline.version import code_version
 from som_models.parameters import parse_parameter_set
 

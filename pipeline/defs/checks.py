@@ -19,7 +19,7 @@ from som_models.estimators.balance import smd
 from som_models.verdicts import holm
 
 SMD_LIMIT = 0.1
-MIN_CELL = 5  # the project's default small-cell rule (pipeline.report.disclosure)
+MIN_CELL = 5  # the project's default small-cell rule (pipeline.disclosure)
 
 
 def _pretrends_hold(pretrend_tests: pl.DataFrame) -> dg.AssetCheckResult:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,16 +63,10 @@ def _is_local(path: Any) -> bool:
 
 
 def _atomic_local_write(target: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the temp file onto ``target`` atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Call ``write(tmp_path)`` and move the temp file onto ``target`` atomically (:func:`pipeline.atomic.write_atomic`)."""
+    from pipeline.atomic import write_atomic
+
+    write_atomic(target, lambda tmp: write(str(tmp)))
 
 
 class PolarsUPathIOManager(dg.UPathIOManager):

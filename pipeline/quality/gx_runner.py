@@ -342,22 +342,10 @@ def _match_results(suite: SuiteSpec, results: list[Any]) -> dict[str, Any]:
 
 
 def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / pandas scalars
-        try:
-            value = value.item()
-        except (TypeError, ValueError):
-            return str(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
+    """JSON-safe copy of a GX observed value (:func:`pipeline.jsonio.to_jsonable`; anything else as text)."""
+    from pipeline.jsonio import to_jsonable
+
+    return to_jsonable(value, fallback=str)
 
 
 def _safe_observed(spec: ExpectationSpec, observed: Any) -> Any:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
+from som_models.hashing import update_from_file
+
 SAS_EPOCH = dt.date(1960, 1, 1)
 OPEN_END = dt.date(9999, 12, 31)
 _SAMPLE = 5
@@ -132,10 +134,7 @@ def delivery_hash(manifest: Manifest, *, verify: bool = False) -> str:
     for name in sorted(manifest.files):
         h.update(name.encode("utf-8"))
         own = hashlib.sha256()
-        with open(manifest.folder / name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-                own.update(block)
+        update_from_file(manifest.folder / name, h, own)
         want = manifest.sha256.get(name)
         if verify and want and own.hexdigest() != str(want).lower():
             raise DeliveryError(f"{name}: sha256 does not match the manifest (file changed or truncated after delivery)")

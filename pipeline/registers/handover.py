@@ -19,10 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -154,17 +152,12 @@ def write_panel_delivery(panel_path: Path, treatments_path: Path | None, *, vint
     folder = Path(root) / f"{vintage}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     if (folder / "manifest.json").is_file() and (folder / "manifest.json").read_text(encoding="utf-8") == text:
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    from pipeline.atomic import atomic_dir
+
+    with atomic_dir(folder) as staging:
         for name, src in files.items():
             shutil.copyfile(src, staging / name)
         (staging / "manifest.json").write_text(text, encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -14,10 +14,7 @@ counts, the outcome columns and the column-mapping source — counts only, never
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 from pipeline.quality.engine import collect_reports, gx_max_rows, validate
 from pipeline.quality.gx_runner import SUITE_DIR, ValidationReport, load_suite
 from pipeline.registers.config import ColumnMap
+from pipeline.version import code_version
 from pipeline.registers.files import DeliveryError, Manifest, delivery_hash, read_manifest
 from pipeline.registers.panel import PanelBuild, build_panel
 from pipeline.registers.validate import describe
@@ -133,28 +131,19 @@ def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | No
         "ingested": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 2),
         "stage_seconds": dict(checked.seconds),
-        "software": _version(),
+        "software": f"som-evaluation {code_version()}",
     }
-    staging = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir))
-    try:
+    from pipeline.atomic import staging_dir
+    from pipeline.jsonio import dumps
+
+    with staging_dir(out_dir, prefix=".ingest-") as staging:
         write_started = time.perf_counter()
         built.panel.write_parquet(staging / "panel.parquet")
         built.treatments.write_parquet(staging / "treatments.parquet")
         summary["stage_seconds"]["write"] = round(time.perf_counter() - write_started, 3)
         summary["seconds"] = round(time.perf_counter() - started, 2)
-        (staging / "ingest.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        (staging / "ingest.json").write_text(dumps(summary), encoding="utf-8")
         for name in OUTPUTS:
             os.replace(staging / name, out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return IngestResult(out_dir, out_dir / "panel.parquet", out_dir / "treatments.parquet", summary, built,
                         checked.validations)
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return f"som-evaluation {metadata.version('som-evaluation')}"
-    except metadata.PackageNotFoundError:
-        return "som-evaluation (unknown version)"

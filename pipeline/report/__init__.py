@@ -8,16 +8,16 @@ person-level row or person number appears anywhere.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import polars as pl
 
+from pipeline import jsonio
+from pipeline.atomic import write_text_atomic
+from pipeline.disclosure import SUPPRESSED, is_small, suppress_small_cells, suppress_verdict
 from pipeline.report.data import ReportData, gather, load_checks, save_checks
-from pipeline.report.disclosure import SUPPRESSED, suppress_small_cells
 from pipeline.report.plots import cumulative_chart, effect_path_chart, history_chart, monte_carlo_chart
 
 MC_DRAWS = 4000
@@ -54,10 +54,6 @@ def _fmt(x: Any, digits: int = 4) -> str:
     if isinstance(x, float):
         return f"{x:,.{digits}g}" if abs(x) < 1e5 else f"{x:,.0f}"
     return str(x)
-
-
-def _small(n: Any, min_cell: int) -> bool:
-    return n is not None and n < min_cell
 
 
 def _with_interval(point: dict, z: float) -> dict | None:
@@ -109,13 +105,14 @@ def render_report(data: ReportData, path: Path) -> Path:
     mark = SUPPRESSED.format(n=m)
     z = z_value(float(data.spec.get("alpha", 0.05)))
     verdict_rows, charts = [], []
-    for v in data.verdicts:
+    for raw in data.verdicts:
+        v = suppress_verdict(raw, m)
         evidence = v.get("evidence") or {}
-        small = _small(evidence.get("n_treated", 0), m)
+        small = is_small(evidence.get("n_treated"), m)
         verdict_rows.append({**v, "assumed_txt": _fmt(v["assumed"]),
                              "realised_txt": mark if small else _fmt(v["realised"]),
                              "ci_txt": "" if small or v["ci_low"] is None else f"{_fmt(v['ci_low'])} to {_fmt(v['ci_high'])}"})
-        path_rows = [_with_interval(p, z) for p in evidence.get("path", []) if not _small(p.get("n_treated"), m)]
+        path_rows = [_with_interval(p, z) for p in evidence.get("path", []) if not p.get("suppressed")]
         path_rows = [p for p in path_rows if p is not None]
         hidden = len(evidence.get("path", [])) - len(path_rows)
         if path_rows and not small:
@@ -125,13 +122,13 @@ def render_report(data: ReportData, path: Path) -> Path:
     held = []
     for assumption in dict.fromkeys(h["assumption"] for h in data.history):
         rows = [h for h in data.history if h["assumption"] == assumption]
-        shown = [h for h in rows if h["realised"] is not None and h["ci_low"] is not None and not _small(h["n_treated"], m)]
+        shown = [h for h in rows if h["realised"] is not None and h["ci_low"] is not None and not is_small(h["n_treated"], m)]
         held.append({
             "assumption": assumption,
             "img": history_chart(f"{assumption}: realised vs assumed by data vintage", shown) if shown else None,
             "rows": [{"vintage": h["vintage"], "run": h["run_id"][:8], "label": h["label"], "assumed": _fmt(h["assumed"]),
-                      "realised": mark if _small(h["n_treated"], m) else _fmt(h["realised"]),
-                      "ci": "" if _small(h["n_treated"], m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}"}
+                      "realised": mark if is_small(h["n_treated"], m) else _fmt(h["realised"]),
+                      "ci": "" if is_small(h["n_treated"], m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}"}
                      for h in rows],
         })
     est = data.estimates.filter(pl.col("estimand") != "att_gt").select(
@@ -145,12 +142,7 @@ def render_report(data: ReportData, path: Path) -> Path:
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
         **proj,
         checks=list(data.checks), checks_failed=sum(not c["passed"] for c in data.checks), min_cell=m,
-        spec_text=json.dumps(data.spec, indent=2, ensure_ascii=False, default=str),
+        spec_text=jsonio.dumps(data.spec, fallback=str),
         alpha=data.spec.get("alpha", 0.05), margin=data.spec.get("equivalence_margin", 0.5),
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, html)

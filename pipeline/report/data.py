@@ -7,13 +7,14 @@ each assumption held over data vintages.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from pipeline import jsonio
+from pipeline.atomic import write_text_atomic
 from som_models.estimators import ESTIMATES_SCHEMA
 
 
@@ -39,16 +40,12 @@ def checks_path(workdir: Path, run_id: str) -> Path:
 
 
 def save_checks(workdir: Path, run_id: str, checks: list[dict]) -> None:
-    path = checks_path(workdir, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(checks, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(checks_path(workdir, run_id), jsonio.dumps(checks, indent=1))
 
 
 def load_checks(workdir: Path, run_id: str) -> list[dict]:
     path = checks_path(workdir, run_id)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    return jsonio.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
 
 def _proposal_of(run, versions):

@@ -16,8 +16,6 @@ version (then no new version is written; the run is linked to that version and t
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import os
 import threading
@@ -25,7 +23,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.hashing import canonical_json, content_hash  # noqa: F401 - part of the store's API
+from pipeline.jsonio import NonFiniteError, to_jsonable
 from pipeline.store.models import (
     AuditEntry,
     Estimate,
@@ -123,41 +123,16 @@ def database_url(workdir: Path | str) -> str:
     return f"sqlite:///{(Path(workdir).expanduser().resolve() / 'som.db').as_posix()}"
 
 
-def canonical_json(content: Any) -> str:
-    """The canonical JSON text of a document (the input of its content hash)."""
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(content: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of :func:`canonical_json` of ``content``."""
-    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
-
-
 def _jsonable(value: Any, *, strict: bool) -> Any:
-    """A plain-JSON copy of ``value`` (numpy scalars/arrays, tuples, dates converted).
+    """A plain-JSON copy of ``value`` (:func:`pipeline.jsonio.to_jsonable`).
 
-    Non-finite floats raise ``ValueError`` when ``strict`` and become ``None``
+    Non-finite floats raise ``ValueError`` when ``strict`` (parameter documents) and become ``None``
     otherwise (PostgreSQL's JSON type rejects NaN and Infinity).
     """
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, strict=strict) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, strict=strict) for v in value]
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        if strict:
-            raise ValueError(f"non-finite number {value!r} in a parameter document")
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):  # numpy scalar or array
-        return _jsonable(value.tolist(), strict=strict)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable: {value!r}")
+    try:
+        return to_jsonable(value, nonfinite="error" if strict else "null")
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{exc} in a parameter document") from None
 
 
 def _check_text(**fields: Any) -> None:

@@ -31,10 +31,10 @@ Optional sections (all backwards compatible — a document without them means wh
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from som_models.hashing import content_hash
 
 PAYERS = ("kommune", "region", "stat")
 SUCCESS_RULES = ("zero", "positive")
@@ -197,10 +197,6 @@ class ParameterSet:
         return content_hash(self.document)
 
 
-def content_hash(doc: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON form (sorted keys, no whitespace)."""
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _TOP = {

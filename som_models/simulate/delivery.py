@@ -19,7 +19,6 @@ numbers — for exact ingestion tests; it is not part of the delivery and not li
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
+from som_models.hashing import file_sha256
 
 FORMATS = ("parquet", "csv", "csv-dk", "sas")
 _EXT = {"parquet": "parquet", "csv": "csv", "csv-dk": "csv", "sas": "xpt"}
@@ -181,14 +182,6 @@ def _write_dream(wide: WideCodes, path: Path, fmt: str) -> None:
         _write_frame(wide.frame(), path, fmt)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_delivery(delivery: SimulatedDelivery, out_dir: Path, fmt: str = "parquet", *, truth_panel: bool = True) -> Path:
     """Write every register file as ``{stem}.{ext}`` plus ``manifest.json`` and ``truth.json``; returns ``out_dir``.
 
@@ -216,7 +209,7 @@ def write_delivery(delivery: SimulatedDelivery, out_dir: Path, fmt: str = "parqu
     manifest["files"] = sorted(files)
     manifest["registers"] = sorted(registers)
     manifest["format"] = fmt
-    manifest["sha256"] = {f: _sha256(out_dir / f) for f in sorted(files)}
+    manifest["sha256"] = {f: file_sha256(out_dir / f) for f in sorted(files)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (out_dir / "truth.json").write_text(json.dumps(dict(delivery.truth), indent=2, default=_json_default), encoding="utf-8")
     if truth_panel and delivery.expected is not None:
