@@ -231,7 +231,7 @@ def test_panel_without_a_treatments_file(tmp_path):
     assert data.columns == ["person_id", "year", "nights"] and data["person_id"].dtype == pl.Utf8
     assert treated.to_dicts() == [{"person_id": "1", "start_year": 2020}]  # 0 and empty: never treated
     panel.with_columns(pl.when(pl.col("yr") == 2019).then(2019).otherwise(pl.col("first")).alias("first")).write_parquet(path)
-    with pytest.raises(ParameterError, match="varies within 1 person"):
+    with pytest.raises(ParameterError, match="varies within 3 person"):
         ev.read_panel(path, None, columns)
     panel.with_columns(pl.lit("soon").alias("first")).write_parquet(path)
     with pytest.raises(ParameterError, match="not an integer year"):
