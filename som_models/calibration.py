@@ -134,7 +134,8 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     r_s, se_s = sm["estimate"], sm["se"]
     updated = 0
     for cons in wanted:
-        units, ses = list(cons.units), list(cons.se) if cons.se else [None] * len(cons.units)
+        units = list(cons.units)
+        ses: list[float | None] = list(cons.se) if cons.se else [None] * len(cons.units)
         touched = []
         for j in range(1, len(units) + 1):
             ext = external.get((cons.item, j))

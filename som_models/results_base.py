@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 import polars as pl
 
@@ -119,6 +119,16 @@ def text_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_row
     return out
 
 
+def _cell(col: str) -> Callable[[dict[str, Any]], Any]:
+    """The value of column ``col`` of a named row."""
+    return lambda r: r[col]
+
+
+def _ci_cell(lo: str, hi: str) -> Callable[[dict[str, Any]], str]:
+    """The ``[low, high]`` text of columns ``lo`` and ``hi`` of a named row."""
+    return lambda r: fmt_ci(r[lo], r[hi])
+
+
 def frame_lines(frame: pl.DataFrame, *, labels: Mapping[str, str] | None = None, ci: tuple[str, str] | None = None,
                 ci_label: str = "95 % CI", drop_empty: Iterable[str] = (), max_rows: int | None = MAX_ROWS) -> list[str]:
     """:func:`text_table` of a polars frame: columns renamed by ``labels``; the ``ci`` pair of columns shown as
@@ -127,16 +137,17 @@ def frame_lines(frame: pl.DataFrame, *, labels: Mapping[str, str] | None = None,
     """
     labels = dict(labels or {})
     cols = [c for c in frame.columns if not (c in set(drop_empty) and frame.get_column(c).null_count() == frame.height)]
-    header, getters = [], []
+    header: list[str] = []
+    getters: list[Callable[[dict[str, Any]], Any]] = []
     for c in cols:
         if ci and c == ci[1]:
             continue
         if ci and c == ci[0]:
             header.append(ci_label)
-            getters.append(lambda r: fmt_ci(r[ci[0]], r[ci[1]]))
+            getters.append(_ci_cell(ci[0], ci[1]))
             continue
         header.append(labels.get(c, c))
-        getters.append(lambda r, c=c: r[c])
+        getters.append(_cell(c))
     rows = [[g(r) for g in getters] for r in frame.iter_rows(named=True)]
     return text_table(header, rows, max_rows=max_rows)
 

@@ -167,6 +167,12 @@ class _Comparison:
     shape: Mapping[str, Any] | None
     years: tuple[int, ...]
 
+    def estimate(self) -> tuple[float, float]:
+        """The realised value and its se; an error when the comparison is not estimable (either is None)."""
+        if self.realised is None or self.se is None:
+            raise ValueError(f"assumption {self.assumption!r}: no realised value/se, the comparison is not estimable")
+        return self.realised, self.se
+
 
 def holm(p_values: list[float]) -> list[float]:
     """Holm (1979) step-down adjusted p-values: p_(k) · (m − k + 1), made monotone, capped at 1."""
@@ -197,11 +203,13 @@ def _success_comparison(amap: AssumptionMap, estimates: pl.DataFrame, pretrend_p
     k0, sm = key.event_time, key.outcome
     row = next((r for r in _rows(estimates, sm, key.estimand) if r["event_time"] == k0), None)
     ok = row is not None and _finite(row["estimate"]) and _finite(row["se"]) and row["se"] > 0
-    path = ()
+    path: tuple[dict[str, Any], ...] = ()
     if row is not None:
         path = ({"event_time": k0, "consequence_year": amap.consequence_year(k0), "assumed": s, "realised": row["estimate"],
                  "se": row["se"], "n_treated": int(row["n_treated"] or 0), "used": ok},)
-    return _Comparison("success_rate", sm, s, row["estimate"] if ok else None, row["se"] if ok else None,
+    realised = row["estimate"] if ok and row is not None else None
+    se = row["se"] if ok and row is not None else None
+    return _Comparison("success_rate", sm, s, realised, se,
                        f"event-time ATT at e = {k0}", 0 if row is None else int(row["n_treated"] or 0),
                        pretrend_p.get(sm), path, "share of participants", None, (1,) if ok else ())
 
@@ -231,12 +239,12 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
         return _Comparison(f"effect_path:{cons.item}", cons.item, assumed, None, None, "", n_max,
                            pretrend_p.get(cons.item), tuple(path), unit, None, ())
     times = [p["event_time"] for p in used]
-    r = np.array([p["realised"] for p in used])
-    a = np.array([p["assumed"] for p in used])
+    realised_v = np.array([p["realised"] for p in used])
+    assumed_v = np.array([p["assumed"] for p in used])
     ses = np.array([p["se"] for p in used])
     k = len(used)
     v = cov.sub(times) if cov is not None else None
-    realised, assumed = float(r.mean()), float(a.mean())
+    realised, assumed = float(realised_v.mean()), float(assumed_v.mean())
     overall = _rows(estimates, cons.item, "overall")
     if v is not None:
         se, source = float(math.sqrt(max(v.sum(), 0.0)) / k), "mean of the event-time ATTs, covariance from the influence functions"
@@ -247,7 +255,7 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
         se, source = float(ses.mean()), "mean of the event-time ATTs, conservative se (mean of the event-time se)"
     shape = None
     if k >= 2:
-        d = r - a
+        d = realised_v - assumed_v
         if v is not None:
             w = float(d @ np.linalg.pinv(v) @ d)
             df = int(np.linalg.matrix_rank(v))
@@ -308,7 +316,8 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
     for c in comps:
         if gates[c.assumption] == "not-estimable":
             continue
-        z_level = (c.realised - c.assumed) / c.se
+        realised, se = c.estimate()
+        z_level = (realised - c.assumed) / se
         what = ("two-sided z-test of realised = assumed" if len(c.years) <= 1 else
                 f"two-sided z-test of realised = assumed, mean over consequence years {c.years[0]}–{c.years[-1]}")
         level = (what, z_level, _p_two_sided(z_level))
@@ -318,8 +327,11 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
             tests[c.assumption] = level
     family = [a for a in tests if gates[a] is None]
     adj = dict(zip(family, holm([tests[a][2] for a in family]))) if family else {}
-    tost_raw = {c.assumption: _tost(c.realised - c.assumed, c.se, settings.margin * abs(c.assumed))
-                for c in comps if c.assumption in tests}
+    tost_raw: dict[str, float] = {}
+    for c in comps:
+        if c.assumption in tests:
+            realised, se = c.estimate()
+            tost_raw[c.assumption] = _tost(realised - c.assumed, se, settings.margin * abs(c.assumed))
     tost_adj = dict(zip(family, holm([tost_raw[a] for a in family]))) if family else {}
     z = z_value(settings.alpha)
     z2 = z_value(2 * settings.alpha)
@@ -368,19 +380,22 @@ def _label(c: _Comparison, gate: str | None, test, p_adj, tost_p, tost_adj, m: i
         return Verdict(**base, label="inconclusive", ci_low=None, ci_high=None,
                        sentence=f"The {what} could not be estimated from the data: no treated cohort with at least "
                                 f"{st.min_persons} persons was observed in a consequence year.")
-    lo, hi = c.realised - z * c.se, c.realised + z * c.se
-    d = c.realised - c.assumed
+    realised, se = c.estimate()
+    lo, hi = realised - z * se, realised + z * se
+    d = realised - c.assumed
     evidence["tost"] = {"p_value": tost_p, "p_adjusted": tost_adj, "margin_abs": delta,
-                        "difference": d, "ci_low": d - z2 * c.se, "ci_high": d + z2 * c.se,
+                        "difference": d, "ci_low": d - z2 * se, "ci_high": d + z2 * se,
                         "level": f"{100 * (1 - 2 * st.alpha):g} %", "equivalent": tost_adj is not None and tost_adj < st.alpha}
     base.update(ci_low=lo, ci_high=hi)
-    fact = (f"the realised {what}{span} was {_fmt(c.realised)} ({level} CI {_fmt(lo)} to {_fmt(hi)}) "
+    fact = (f"the realised {what}{span} was {_fmt(realised)} ({level} CI {_fmt(lo)} to {_fmt(hi)}) "
             f"against an assumed {_fmt(c.assumed)}")
     if gate == "too-few-persons":
         return Verdict(**base, label="inconclusive",
                        sentence=f"Inconclusive: {fact}, but only {c.n_treated} treated persons were observed "
                                 f"(minimum {st.min_persons}).")
     if gate == "pretrend":
+        if c.pretrend_p is None:
+            raise ValueError(f"assumption {c.assumption!r}: gated on the pre-trend test but has no pre-trend p-value")
         return Verdict(**base, label="inconclusive",
                        sentence=f"Inconclusive: {fact}, but treated and comparison persons already diverged before "
                                 f"the start (pre-trend test, Holm-adjusted {_p(c.pretrend_p)}), so the comparison "
@@ -389,7 +404,7 @@ def _label(c: _Comparison, gate: str | None, test, p_adj, tost_p, tost_adj, m: i
     stat_txt = f"χ² = {stat:.2f}" if test[0].startswith("Wald") else (
         f"max |z| = {stat:.2f}" if test[0].startswith("Bonferroni") else f"z = {stat:.2f}")
     if p_adj < st.alpha:
-        smaller = (c.assumed != 0 and (np.sign(c.realised) != np.sign(c.assumed) or abs(c.realised) < abs(c.assumed)))
+        smaller = (c.assumed != 0 and (np.sign(realised) != np.sign(c.assumed) or abs(realised) < abs(c.assumed)))
         label = "refuted-overestimated" if smaller else "refuted-underestimated"
         word = "overestimated" if smaller else "underestimated"
         shape = ""

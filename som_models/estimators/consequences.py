@@ -71,8 +71,8 @@ def som_consequences(
                   numeric=[*outcomes, time_col, success_col, *covariates, *ref_cols])
     per_person = data.group_by(id_col).agg(pl.col(success_col).n_unique().alias("_k"),
                                            pl.col(success_col).first().cast(pl.Float64).alias("_s"),
-                                           *([pl.col(reference).first().cast(pl.Int64).alias("_ref"),
-                                              pl.col(reference).n_unique().alias("_kr")] if ref_cols else []))
+                                           *([pl.col(ref_cols[0]).first().cast(pl.Int64).alias("_ref"),
+                                              pl.col(ref_cols[0]).n_unique().alias("_kr")] if ref_cols else []))
     if per_person.filter(pl.col("_k") > 1).height:
         raise ValueError(f"column {success_col!r} must be constant within each person")
     if ref_cols and per_person.filter(pl.col("_kr") > 1).height:
@@ -94,7 +94,7 @@ def som_consequences(
     for k, c in enumerate(covariates):
         if at_ref.get_column(f"_c{k}").null_count():
             raise ValueError(f"covariate {c!r} is missing at the reference period for some persons")
-    dummies = []
+    dummies: list[str] = []
     for k, f in enumerate(factors):
         if at_ref.get_column(f"_f{k}").null_count():
             raise ValueError(f"factor {f!r} is missing at the reference period for some persons")

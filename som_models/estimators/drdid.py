@@ -106,11 +106,19 @@ def fit_nuisance(x: np.ndarray, d: np.ndarray, w: np.ndarray | None, method: str
     if method in ("reg", "dr"):
         nu.or_weights = w * (1 - d)
     elif method == "dr-imp":
-        nu.or_weights = w * (1 - d) * nu.ps / (1 - nu.ps)
+        ps_imp = _fitted(nu.ps, "ps", method)
+        nu.or_weights = w * (1 - d) * ps_imp / (1 - ps_imp)
     if nu.or_weights is not None:
         gram = x.T @ (x * nu.or_weights[:, None]) / n
         nu.or_gram_inv = inv_spd(gram, "outcome regression")
     return nu
+
+
+def _fitted(value: np.ndarray | None, name: str, method: str) -> np.ndarray:
+    """A nuisance piece that ``method`` needs; an error when :func:`fit_nuisance` did not fit it."""
+    if value is None:
+        raise ValueError(f"Nuisance.{name} is missing: method {method!r} needs it (fit it with fit_nuisance)")
+    return value
 
 
 def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
@@ -119,17 +127,19 @@ def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
     n = d.shape[0]
     n1, n0 = int(d.sum()), int(n - d.sum())
     if method in ("reg", "dr", "dr-imp"):
-        coef = nu.or_gram_inv @ (x.T @ (nu.or_weights * dy) / n)
+        or_weights = _fitted(nu.or_weights, "or_weights", method)
+        or_gram_inv = _fitted(nu.or_gram_inv, "or_gram_inv", method)
+        coef = or_gram_inv @ (x.T @ (or_weights * dy) / n)
         m = x @ coef
     if method == "reg":
         w1 = w * d
         mw1 = w1.mean()
         eta_t = np.mean(w1 * dy) / mw1
         eta_c = np.mean(w1 * m) / mw1
-        ols_rep_m1 = _ols_lin_rep_times(x, nu.or_weights * (dy - m), nu.or_gram_inv, x.T @ w1 / n)
+        ols_rep_m1 = _ols_lin_rep_times(x, or_weights * (dy - m), or_gram_inv, x.T @ w1 / n)
         psi = (w1 * (dy - eta_t)) / mw1 - (w1 * (m - eta_c) + ols_rep_m1) / mw1
         return TwoByTwo(float(eta_t - eta_c), psi, n1, n0, method)
-    ps, trim = nu.ps, nu.trim
+    ps, trim = _fitted(nu.ps, "ps", method), _fitted(nu.trim, "trim", method)
     w1 = w * d
     w0 = w * ps * (1 - d) / (1 - ps) * trim
     mw1, mw0 = w1.mean(), w0.mean()
@@ -149,18 +159,20 @@ def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
         psi = w1 * (r - eta_t) / mw1 - w0 * (r - eta_c) / mw0
         return TwoByTwo(float(eta_t - eta_c), psi, n1, n0, method, nu.converged, trimmed)
     # traditional locally efficient DR with the estimation effects of the logit and the OLS
-    ols_resid_w = nu.or_weights * r
+    ols_resid_w = or_weights * r
     m1 = x.T @ w1 / n
     m3 = x.T @ w0 / n
     m2 = x.T @ (w0 * (r - eta_c)) / n
-    inf_treat = (w1 * (r - eta_t) - _ols_lin_rep_times(x, ols_resid_w, nu.or_gram_inv, m1)) / mw1
-    inf_cont = (w0 * (r - eta_c) + _ps_lin_rep_times(x, nu, m2) - _ols_lin_rep_times(x, ols_resid_w, nu.or_gram_inv, m3)) / mw0
+    inf_treat = (w1 * (r - eta_t) - _ols_lin_rep_times(x, ols_resid_w, or_gram_inv, m1)) / mw1
+    inf_cont = (w0 * (r - eta_c) + _ps_lin_rep_times(x, nu, m2) - _ols_lin_rep_times(x, ols_resid_w, or_gram_inv, m3)) / mw0
     return TwoByTwo(float(eta_t - eta_c), inf_treat - inf_cont, n1, n0, method, nu.converged, trimmed)
 
 
 def _ps_lin_rep_times(x: np.ndarray, nu: Nuisance, v: np.ndarray) -> np.ndarray:
     """``[w(D − p) x' (X'WX/n)⁻¹] v`` — the logit's asymptotic linear representation times ``v``."""
-    return nu.ps_score * (x @ (nu.ps_hess @ v))
+    ps_score = _fitted(nu.ps_score, "ps_score", nu.method)
+    ps_hess = _fitted(nu.ps_hess, "ps_hess", nu.method)
+    return ps_score * (x @ (ps_hess @ v))
 
 
 def _ols_lin_rep_times(x: np.ndarray, resid_w: np.ndarray, gram_inv: np.ndarray, v: np.ndarray) -> np.ndarray:

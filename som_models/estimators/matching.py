@@ -69,7 +69,11 @@ class MatchResult(ResultDisplay):
     def max_abs_smd(self) -> float | None:
         """The largest |standardised mean difference| after matching over cohorts and features (None if none)."""
         v = self.balance.get_column("smd_after").abs().max()
-        return None if v is None else float(v)
+        if v is None:
+            return None
+        if not isinstance(v, (int, float)):
+            raise TypeError(f"balance column 'smd_after' must be numeric (max is {type(v).__name__})")
+        return float(v)
 
     def _repr_fields(self) -> dict[str, Any]:
         roles = self.weights.get_column("role")
@@ -169,6 +173,8 @@ def match_comparison(
         ex_t = _strata(panel, exact, g, t_idx)
         ex_c = _strata(panel, exact, g, c_idx)
         if method == "exact":
+            if ex_t is None or ex_c is None:
+                raise ValueError("exact matching needs the columns to match on (exact=[...])")
             w_t, w_c = _exact_weights(ex_t, ex_c)
         else:
             if not names:
@@ -262,7 +268,7 @@ def _nearest(st_score, sc_score, ex_t, ex_c, ratio, width, replace, rng) -> tupl
             used = np.zeros(cs.size, dtype=bool)
             for t in rng.permutation(ti):
                 pos = int(np.searchsorted(cs, st_score[t]))
-                picks = []
+                picks: list[int] = []
                 lo, hi = pos - 1, pos
                 while len(picks) < ratio:
                     while lo >= 0 and used[lo]:
@@ -271,11 +277,11 @@ def _nearest(st_score, sc_score, ex_t, ex_c, ratio, width, replace, rng) -> tupl
                         hi += 1
                     dl = abs(st_score[t] - cs[lo]) if lo >= 0 else np.inf
                     dh = abs(cs[hi] - st_score[t]) if hi < cs.size else np.inf
-                    best, dist = (lo, dl) if dl <= dh else (hi, dh)
-                    if not np.isfinite(dist) or (width is not None and dist > width):
+                    pick, pick_dist = (lo, dl) if dl <= dh else (hi, dh)
+                    if not np.isfinite(pick_dist) or (width is not None and pick_dist > width):
                         break
-                    picks.append(best)
-                    used[best] = True
+                    picks.append(pick)
+                    used[pick] = True
                 if picks:
                     w_t[t] = 1.0
                     w_c[cidx[picks]] += 1.0 / len(picks)

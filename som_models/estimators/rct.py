@@ -163,7 +163,7 @@ def rct_effects(
     z = z_value(alpha)
     rows, details = [], []
     influences: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    id_codes = {}
+    id_codes: dict[Any, int] = {}
     common = not isinstance(start, str)
     for e in sorted(df.get_column("_e").unique().to_list()):
         sub = df.filter(pl.col("_e") == e)

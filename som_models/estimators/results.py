@@ -296,7 +296,7 @@ def effects_table(
             return s, est - b.crit * s, est + b.crit * s
         return se, est - z * se, est + z * se
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for c in result.cells:
         se, lo, hi = band("cells", (c.group, c.time), c.estimate, c.se)
         rows.append({"outcome": result.outcome, "estimand": "att_gt", "group": c.group, "time": c.time,
@@ -310,8 +310,9 @@ def effects_table(
         for lvl, est in agg.estimates.items():
             se, lo, hi = band(kind, lvl, est, agg.ses[lvl])
             nt, nc = agg.counts[lvl]
-            row = {"outcome": result.outcome, "estimand": estimand, "group": None, "time": None, "event_time": None,
-                   "estimate": est, "se": se, "ci_low": lo, "ci_high": hi, "n_treated": nt, "n_control": nc}
+            row: dict[str, Any] = {"outcome": result.outcome, "estimand": estimand, "group": None, "time": None,
+                                   "event_time": None, "estimate": est, "se": se, "ci_low": lo, "ci_high": hi,
+                                   "n_treated": nt, "n_control": nc}
             row[column] = lvl
             rows.append(row)
     dyn = aggregates.get("dynamic")

@@ -45,6 +45,7 @@ def discount_factors(schedule: Any, years: int) -> np.ndarray:
     ``fm2021`` (default): the Finance Ministry schedule since 2021, r = 3.5 % for years 1–35, 2.5 % for 36–70,
     1.5 % after (shared/research/domain.md §2); ``none``: r = 0; or steps ``((from_year, rate), …)``.
     """
+    steps: tuple[tuple[int, float], ...]
     if schedule in (None, "fm2021"):
         steps = FM2021
     elif schedule == "none":
@@ -144,6 +145,13 @@ def _per_year(group: RefusionGroup, J: int) -> np.ndarray:
     return np.array([group.value_for_year(j) for j in range(1, J + 1)], dtype=float)
 
 
+def _loaded(index: PriceIndex | None, where: str) -> PriceIndex:
+    """``index`` itself; an error naming ``where`` when a price-year conversion is asked for without an index."""
+    if index is None:
+        raise ParameterError(f"{where}: converting between price years needs a price index, but none is loaded")
+    return index
+
+
 def compile_calculation(params: ParameterSet) -> Compiled:
     """Resolve prices, rules, thresholds and exposures of ``params`` (raises ParameterError naming the field)."""
     first, T, K = params.start_year, params.horizon_years, params.course_years
@@ -175,9 +183,11 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         spec = params.price_specs.get(item)
         f = 1.0
         if spec is not None and spec.price_year != params.price_year:
-            f = index.factor(spec.price_year, params.price_year, f"prices.{item}.price_year")
-            notes.append(f"prices.{item}: {spec.price_year} → {params.price_year} prices × {f:.4f} ({index.name})")
-            warnings.extend(index.warnings_for(spec.price_year, params.price_year))
+            where = f"prices.{item}.price_year"
+            pindex = _loaded(index, where)
+            f = pindex.factor(spec.price_year, params.price_year, where)
+            notes.append(f"prices.{item}: {spec.price_year} → {params.price_year} prices × {f:.4f} ({pindex.name})")
+            warnings.extend(pindex.warnings_for(spec.price_year, params.price_year))
         for p, payer in enumerate(PAYERS):
             prices[i, p] = params.prices[item].get(payer, 0.0) * f
         if spec is not None and spec.range is not None:
@@ -193,27 +203,36 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         for k, line in enumerate(lines):
             f = 1.0
             if line.price_year is not None and line.price_year != params.price_year:
-                f = index.factor(line.price_year, params.price_year, f"{kind}[{k}].price_year")
-                notes.append(f"{kind}[{k}]: {line.price_year} → {params.price_year} prices × {f:.4f} ({index.name})")
-                warnings.extend(index.warnings_for(line.price_year, params.price_year))
+                where = f"{kind}[{k}].price_year"
+                pindex = _loaded(index, where)
+                f = pindex.factor(line.price_year, params.price_year, where)
+                notes.append(f"{kind}[{k}]: {line.price_year} → {params.price_year} prices × {f:.4f} ({pindex.name})")
+                warnings.extend(pindex.warnings_for(line.price_year, params.price_year))
             amount = line.amount * f
-            rng = None if line.range is None else (line.range[0] * f, line.range[1] * f)
+            rng: tuple[float, float] | None = None if line.range is None else (line.range[0] * f, line.range[1] * f)
             if avoided:
                 amount = abs(amount)
-                rng = None if rng is None else tuple(sorted((abs(rng[0]), abs(rng[1]))))
+                if rng is not None:
+                    low, high = sorted((abs(rng[0]), abs(rng[1])))
+                    rng = (low, high)
             label = line.item or ("avoided_cost" if avoided else "intervention_cost")
             if label in items:
                 raise ParameterError(f"{kind}[{k}].item: {label!r} is also a consequence item; use another label")
             costs.append(CostSpec(line.course_year, PAYERS.index(line.payer), amount, rng, label, line.committee, avoided,
                                   f"{kind}[{k}] {label} (course year {line.course_year}, {line.payer})"))
-    staircase, expensive = [], []
+    staircase: list[StaircaseSpec] = []
+    expensive: list[ExpensiveSpec] = []
     for group in params.refusion:
         idx = tuple(items.index(i) for i in group.items)
         rule = load_rule(group.kind, group.rule, group.version, path=group.path)
         notes.append(f"{group.path}: rule {rule.id} v{rule.version} ({rule.status or 'status not stated'}) on {', '.join(group.items)}")
         if group.kind == "staircase":
+            if not isinstance(rule, StaircaseRule):
+                raise ParameterError(f"{group.path}: a staircase group got a {type(rule).__name__} rule {rule.id!r}")
             staircase.append(StaircaseSpec(group, rule, idx, _per_year(group, J)))
         else:
+            if not isinstance(rule, ExpensiveCaseRule):
+                raise ParameterError(f"{group.path}: an expensive-case group got a {type(rule).__name__} rule {rule.id!r}")
             thresholds, note = rule.thresholds(params.price_year, index, group.path)
             notes.append(note)
             label = f"refusion:{rule.id}" if rule.id != "inline" else "refusion:expensive_cases"

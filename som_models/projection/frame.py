@@ -91,9 +91,9 @@ class Projection(ResultDisplay):
 
     def summary(self) -> str:
         """Success rate, horizon, discounting, NPV and payback per payer, ROI, committees, warnings."""
-        years = self.cumulative.get_column("year")
+        years = self.cumulative.get_column("year").to_list()
         info = [("Intervention", self.intervention), ("Success rate", self.success_rate),
-                ("Horizon", f"{years.min()}–{years.max()} ({years.len()} years)" if years.len() else None),
+                ("Horizon", f"{min(years)}–{max(years)} ({len(years)} years)" if years else None),
                 ("Price year", self.price_year), ("Discount rate", self.discounting or None),
                 ("PV of costs", self.pv_costs), ("ROI", "NA" if self.roi is None else f"{self.roi:.3g}"),
                 ("Payback year", self.payback_year if self.payback_year is not None else "not within the horizon")]

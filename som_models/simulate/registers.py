@@ -118,22 +118,22 @@ def hospital(streams: Streams, idx: np.ndarray, years: np.ndarray, *, somatic: n
     parts = []
     kinds = (("som", somatic, 0, 0), ("psy", psychiatric, 0, 1), ("out", outpatient, 2, 0), ("emg", emergency, 3, 0),
              ("day", partday, 1, 0))
-    for name, lam, pattype, psyk in kinds:
+    for name, lam, pat_code, psyk_code in kinds:
         cnt = poisson(streams.uniform(f"lpr-{name}-n", idx[:, None], yy), lam)
         r, c, k = expand(cnt)
         gi, yr = idx[r], years[c]
         start = date_in_year(yr, streams.uniform(f"lpr-{name}-day", gi, yr, k))
         u_len = streams.uniform(f"lpr-{name}-len", gi, yr, k)
-        if pattype == 0:
-            length = geometric_days(u_len, somatic_los if psyk == 0 else psychiatric_los)
-        elif pattype == 2:
+        if pat_code == 0:
+            length = geometric_days(u_len, somatic_los if psyk_code == 0 else psychiatric_los)
+        elif pat_code == 2:
             length = np.floor(u_len * 90).astype(np.int64)
         else:
             length = np.where(u_len < 0.7, 0, 1)
-        psyk_col = np.full(len(r), psyk, dtype=np.int64)
-        if pattype == 2:
+        psyk_col = np.full(len(r), psyk_code, dtype=np.int64)
+        if pat_code == 2:
             psyk_col = (streams.uniform("lpr-out-psyk", gi, yr, k) < 0.2).astype(np.int64)
-        parts.append((r, start, start + length, np.full(len(r), pattype, np.int64), psyk_col, gi, yr, k, name))
+        parts.append((r, start, start + length, np.full(len(r), pat_code, np.int64), psyk_col, gi, yr, k, name))
     # Contained duplicates of inpatient stays.
     dups = []
     for r, start, end, pattype, psyk, gi, yr, k, name in parts:
@@ -324,6 +324,8 @@ def dream(streams: Streams, idx: np.ndarray, iso_years: np.ndarray, spells: dict
             codes[on, offsets[j]:offsets[j] + W] = np.where(mask, code[:, None], block)
     in_dream = (codes != 0).any(axis=1)
     if exit_date is not None:
+        if exit_kind is None:
+            raise ValueError("dream: exit_date is given but exit_kind is None (death/emigration per person)")
         ex = in_dream & ~np.isnat(exit_date)
         col = ((exit_date[ex] - monday).astype(np.int64) // 7)
         ok = (col >= 0) & (col < total)
@@ -343,8 +345,8 @@ def dream(streams: Streams, idx: np.ndarray, iso_years: np.ndarray, spells: dict
         j = int(np.flatnonzero(iso_years == y)[0])
         block = codes[:, offsets[j]:offsets[j] + weeks[j]]
         outcomes["self_support_weeks"][:, jj] = (block == 0).sum(axis=1)
-        for code, name in code_to_name.items():
-            outcomes[name][:, jj] += (block == code).sum(axis=1)
+        for week_code, name in code_to_name.items():
+            outcomes[name][:, jj] += (block == week_code).sum(axis=1)
     return Dream(rows, codes[rows], tuple(week_columns(iso_years))), outcomes
 
 

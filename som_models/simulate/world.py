@@ -209,6 +209,12 @@ class Fixed:
     weeks: dict[str, np.ndarray] = field(default_factory=dict)  # benefit → persons × ISO years
     rows: np.ndarray | None = None
 
+    def block_rows(self) -> np.ndarray:
+        """The block rows the fixed outcomes belong to; an error when outcomes are fixed without ``rows``."""
+        if self.rows is None:
+            raise ValueError("Fixed: shelter_nights/weeks are given but rows is None (which block rows they belong to)")
+        return self.rows
+
 
 def generate_block(spec: WorldSpec, streams: Streams, pop: Population, block: Block, *, mult: dict | None,
                    fixed: Fixed | None = None, sub: np.ndarray | None = None) -> tuple[dict, dict, reg.Dream]:
@@ -252,8 +258,9 @@ def generate_block(spec: WorldSpec, streams: Streams, pop: Population, block: Bl
                                    _profile_value(b, spec, "shelter_nights")[:, None])), 1, 330).astype(np.int64)
     nights = np.where(homeless, nights, 0)
     if fixed is not None and fixed.shelter_nights is not None:
-        rows_fixed = np.searchsorted(sel, fixed.rows) if sub is not None else fixed.rows
-        inside = np.isin(fixed.rows, sel)
+        fixed_rows = fixed.block_rows()
+        rows_fixed = np.searchsorted(sel, fixed_rows) if sub is not None else fixed_rows
+        inside = np.isin(fixed_rows, sel)
         nights[rows_fixed[inside]] = fixed.shelter_nights[inside]
     records["shelter"] = reg.stays_from_nights(streams, idx, years, nights, period_end=spec.period_end)
     outcomes["shelter_nights"] = nights.astype(np.int32)
@@ -297,8 +304,9 @@ def generate_block(spec: WorldSpec, streams: Streams, pop: Population, block: Bl
         length = 1 + np.floor(streams.uniform(f"dream-{name}-len", idx[:, None], yy_iso) * (2 * mean_w[:, None] - 1)).astype(np.int64)
         spells[name] = np.where(has, np.minimum(length, weeks_iso), 0)
     if fixed is not None and fixed.weeks:
-        rows_fixed = np.searchsorted(sel, fixed.rows) if sub is not None else fixed.rows
-        inside = np.isin(fixed.rows, sel)
+        fixed_rows = fixed.block_rows()
+        rows_fixed = np.searchsorted(sel, fixed_rows) if sub is not None else fixed_rows
+        inside = np.isin(fixed_rows, sel)
         for name in spells:
             spells[name][rows_fixed[inside]] = 0
         for name, w in fixed.weeks.items():
@@ -379,7 +387,7 @@ class _Truth:
     def rows(self) -> list[dict]:
         out = []
         for ev in sorted(self.n):
-            row = {"event_time": ev, "n_treated": self.n[ev]}
+            row: dict[str, float] = {"event_time": ev, "n_treated": self.n[ev]}
             row[self.spec.success[0]] = self.sums[(ev, self.spec.success[0])] / self.n[ev]
             for o in self.spec.planted:
                 row[o] = self.sums[(ev, o)] / self.n[ev]
@@ -430,17 +438,20 @@ def simulate_world(spec: WorldSpec, persons: int, seed: int, *, target_pop: Popu
     years = spec.years
     n_target = target_pop.n if target_pop is not None else max(1, int(round(persons * spec.target_share)))
     n_back = persons - n_target
-    common = dict(mortality=spec.mortality, emigration=spec.emigration, immigration=spec.immigration, move=spec.move,
-                  municipalities=spec.municipalities)
+
+    def draw(n: int, birth_years: tuple[int, int], male_share: float, offset: int, taken: set | None = None) -> Population:
+        return generate_population(streams, n, years, birth_years=birth_years, male_share=male_share,
+                                   mortality=spec.mortality, emigration=spec.emigration, immigration=spec.immigration,
+                                   move=spec.move, municipalities=spec.municipalities, offset=offset, taken=taken)
+
     if target_pop is None:
-        tp = generate_population(streams, n_target, years, birth_years=spec.target.birth_years,
-                                 male_share=spec.target.male_share, offset=0, **common)
+        tp = draw(n_target, spec.target.birth_years, spec.target.male_share, offset=0)
     else:
         tp = target_pop
     pop = tp
     if n_back > 0:
-        bp = generate_population(streams, n_back, years, birth_years=spec.background.birth_years,
-                                 male_share=spec.background.male_share, offset=n_target, taken=set(tp.pnr.tolist()), **common)
+        bp = draw(n_back, spec.background.birth_years, spec.background.male_share, offset=n_target,
+                  taken=set(tp.pnr.tolist()))
         pop = concat(tp, bp)
     is_target = np.arange(pop.n) < n_target
     shape = np.where(is_target, spec.target.heterogeneity, spec.background.heterogeneity)
@@ -583,7 +594,12 @@ def _frames(spec: WorldSpec, pop: Population, parts: dict, start, arm, streams: 
         frames[f"bef{year}12"] = pl.DataFrame({
             "PNR": pop.pnr[rows], "KOEN": pop.sex[rows].astype(np.int64), "FOED_DAG": pop.birth[rows],
             "KOM": pop.kom[rows, j].astype(np.int64)}, schema_overrides={"PNR": pl.Utf8, "FOED_DAG": pl.Date})
-    get = lambda name: pl.concat(parts[name]) if name in parts else None  # noqa: E731
+
+    def get(name: str) -> pl.DataFrame:
+        if name not in parts:
+            raise ValueError(f"simulated world has no {name!r} register part (parts: {sorted(parts)})")
+        return pl.concat(parts[name])
+
     ind = get("ind")
     for year in years:
         frames[f"ind{year}"] = ind.filter(pl.col("year") == year).drop("year").sort("PNR")
