@@ -1,8 +1,10 @@
 """Group-time average treatment effects for staggered adoption (Callaway & Sant'Anna 2021), with covariates.
 
-For a group ``g`` (units first treated in period ``g``) and a period ``t``, with base period ``b``
-(``b = g − 1`` for post-treatment cells; ``b = t − 1`` for pre-treatment cells under the *varying* base
-period, ``b = g − 1`` under the *universal* one), ATT(g, t) is a 2×2 DiD of the units of group ``g`` against
+For a group ``g`` (units first treated in period ``g``) and a period ``t``, with base period ``b`` (the
+last *observed* period before ``g`` for post-treatment cells and for every cell under the *universal* base
+period; the observed period just before ``t`` for pre-treatment cells under the *varying* one — ``g − 1`` and
+``t − 1`` on consecutive years, the previous wave on survey waves or biennial registers; see
+:func:`cell_plan`), ATT(g, t) is a 2×2 DiD of the units of group ``g`` against
 the comparison group ``C`` — the never-treated units (``control="never"``) or the units not yet treated by
 ``max(t, b)`` (``control="notyet"``) — between periods ``b`` and ``t``. Units must be observed in both ``t``
 and ``b`` (unbalanced panels: each cell uses the units it can).
@@ -111,25 +113,12 @@ def att_gt(
     if panel.weights is not None:
         w_unit = panel.weights / panel.weights.mean()
 
-    plan: list[tuple[int, int, int]] = []
-    for g in treated_groups:
-        for t in periods:
-            t = int(t)
-            if t >= g:
-                b = g - 1
-            elif base_period == "varying":
-                b = t - 1
-            else:
-                b = g - 1
-                if t == b:
-                    continue
-            if b not in period_index or t not in period_index:
-                continue
-            plan.append((g, t, b))
+    plan = cell_plan(periods, treated_groups, base_period)
+    event_time = event_times(periods, plan)
 
     if method == "unconditional" and panel.balanced and plan:
         cells, skipped, psi_matrix = _unconditional_structured(panel, plan, control, sorted_key, period_index, w_unit,
-                                                               min_group_size)
+                                                               min_group_size, event_time)
         return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period,
                        method, covariates)
 
@@ -196,14 +185,63 @@ def att_gt(
             if two.trimmed:
                 flags.append(f"ps_trimmed:{two.trimmed}")
         se = float(np.sqrt(psi_matrix[:, j] @ psi_matrix[:, j]) / n)
-        cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=float(est), se=se, n_treated=n_g,
-                             n_control=n_c, flags=tuple(flags)))
+        cells.append(AttCell(group=g, time=t, event_time=event_time[(g, t)], estimate=float(est), se=se,
+                             n_treated=n_g, n_control=n_c, flags=tuple(flags)))
         kept.append(j)
     if len(kept) < len(plan):
         psi_matrix = np.asfortranarray(psi_matrix[:, kept])
     psi_matrix.setflags(write=False)
     return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period, method,
                    covariates)
+
+
+def cell_plan(periods: np.ndarray, groups: list[int], base_period: str) -> list[tuple[int, int, int]]:
+    """Every estimable ``(g, t, base)`` on the observed periods ``periods`` (sorted).
+
+    The base period of a post-treatment cell (``t ≥ g``) — and of every cell under the universal base period —
+    is the last *observed* period before ``g`` (R ``did``: ``tail(which(tlist < g), 1)``), not calendar
+    ``g − 1``; under the varying base period a pre-treatment cell compares ``t`` with the observed period just
+    before it. On consecutive periods this is ``g − 1`` and ``t − 1``; on survey waves (1975, 1978) or biennial
+    registers it is the previous wave. Cells without an earlier observed period are not estimable and left out;
+    the universal base period's own cell (``t = base``, zero by construction) is left out too.
+    """
+    obs = [int(p) for p in periods]
+    plan: list[tuple[int, int, int]] = []
+    for g in groups:
+        before_g = [p for p in obs if p < g]
+        if not before_g:
+            continue
+        base_g = before_g[-1]
+        for k, t in enumerate(obs):
+            if t >= g or base_period == "universal":
+                b = base_g
+                if t == b:
+                    continue
+            elif k == 0:
+                continue
+            else:
+                b = obs[k - 1]
+            plan.append((g, t, b))
+    return plan
+
+
+def event_times(periods: np.ndarray, plan: list[tuple[int, int, int]]) -> dict[tuple[int, int], int]:
+    """Event time of each cell in *periods*, not calendar units: ``e = pos(t) − pos(g*)``, ``pos`` the position
+    among the observed periods and ``g*`` the first observed period at or after ``g``.
+
+    R ``did`` re-indexes the observed periods to consecutive integers before aggregating, so on consecutive
+    years ``e = t − g`` and on biennial data two years are one period. When ``g`` itself is not observed (a
+    cohort starting between two survey waves), ``g*`` — the first wave at which the cohort is treated — has
+    ``e = 0`` and the last wave before ``g`` has ``e = −1``. (``did``'s ``aggte`` up to 2.1 instead put ``g``
+    on the merged axis of periods and groups, so that cohort's first observed post period got ``e = 1`` and
+    other cohorts' event times shifted; the rule here keeps each cohort's event times independent of the
+    others.)
+    """
+    obs = np.asarray(periods, dtype=np.int64)
+    out = {}
+    for g, t, _ in plan:
+        out[(g, t)] = int(np.searchsorted(obs, t)) - int(np.searchsorted(obs, g))
+    return out
 
 
 def _result(outcome, panel, cells, skipped, influence, treated_groups, w_unit, control, base_period, method,
@@ -233,7 +271,8 @@ def _result(outcome, panel, cells, skipped, influence, treated_groups, w_unit, c
     )
 
 
-def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_index, w_unit, min_group_size):
+def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_index, w_unit, min_group_size,
+                              event_time):
     """All unconditional cells of a balanced panel from per-block moments (one pass over the outcomes); the
     influence functions stay in block form (see :mod:`som_models.estimators._influence`)."""
     n = panel.n
@@ -277,8 +316,8 @@ def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_in
             mu.append(m)
         n_g, n_c = int(size[tb]), int(size[cb].sum())
         flags = ("small_group",) if n_g < min_group_size else ()
-        cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=float(mu[0] - mu[1]), se=0.0, n_treated=n_g,
-                             n_control=n_c, flags=flags))
+        cells.append(AttCell(group=g, time=t, event_time=event_time[(g, t)], estimate=float(mu[0] - mu[1]), se=0.0,
+                             n_treated=n_g, n_control=n_c, flags=flags))
     infl = mom.with_coef(coef[:, :, :len(cells)])
     se = np.sqrt(infl.sumsq()) / n
     return [replace(c, se=float(se[k])) for k, c in enumerate(cells)], skipped, infl
