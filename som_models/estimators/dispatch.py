@@ -18,8 +18,11 @@ block):
 For the DiD designs each outcome's cells are aggregated by event time (``dynamic``, and ``group`` /
 ``calendar`` when asked); the ``overall`` row is the mean of the event-time effects over
 ``min_e ≤ e`` (R ``did``'s ``aggte(type="dynamic", min_e=)``). Standard errors come from the units'
-influence functions; ``bootstrap > 0`` replaces them by the multiplier bootstrap with simultaneous bands
-per estimand family (Callaway & Sant'Anna 2021, §4.1).
+influence functions, clustered by unit or — ``cluster`` (staggered design) — by a column constant within unit
+such as the municipality that assigns the treatment (``G/(G − 1) Σ_c S_c S_c' / n²``, see
+:mod:`som_models.estimators.staggered_did`); ``bootstrap > 0`` replaces them by the multiplier bootstrap (one
+weight per cluster) with simultaneous bands per estimand family (Callaway & Sant'Anna 2021, §4.1). The metadata
+record the number of clusters and of treated clusters (units and treated units when not clustered).
 """
 
 from __future__ import annotations
