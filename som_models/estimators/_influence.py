@@ -13,7 +13,9 @@ from the per-block Gram matrices ``M_b = Σ_{i∈b} w_i² z_i z_i'`` (``T × T``
 
 * ``Ψ'Ψ = Σ_b A_b' M_b A_b`` (cell variances, the pre-trend Wald test, aggregations' variances);
 * linear combinations of columns plus per-group constants (aggregations and the influence of estimating the
-  group shares, ``w_i κ_{G_i}``) are again of this form: ``A_b W + e₁ κ_b'``.
+  group shares, ``w_i κ_{G_i}``) are again of this form: ``A_b W + e₁ κ_b'``;
+* cluster sums (inference at the level of assignment, e.g. the municipality): with the per-block, per-cluster
+  sums ``Z_bc = Σ_{i∈b∩c} w_i z_i`` (one more pass), ``S_ck = Σ_{i∈c} ψ_ik = Σ_b Z_bc' A_b[:, k]``.
 
 The dense matrix, or one column of it, is materialised on request (bootstrap, combining outcomes, callers of
 ``DidResult.influence``) in cache-sized chunks of rows.
@@ -41,7 +43,9 @@ class BlockInfluence:
     """Influence functions (units × columns) given per block of rows as ``ψ_ik = w_i z_i' A_b[:, k]``."""
 
     def __init__(self, source, weights: np.ndarray | None, spans: list[tuple[int, int]],
-                 groups: list[int], shift: np.ndarray, gram: np.ndarray, sums: np.ndarray, coef: np.ndarray):
+                 groups: list[int], shift: np.ndarray, gram: np.ndarray, sums: np.ndarray, coef: np.ndarray,
+                 cluster_z: np.ndarray | None = None):
+        self.cluster_z = cluster_z  # blocks × clusters × T sums Σ w z per cluster (None = not clustered)
         self.source = source  # anything with the units × periods outcome matrix as ``.y`` (a Panel)
         self.weights = weights
         self.spans = spans
@@ -114,7 +118,35 @@ class BlockInfluence:
 
     def with_coef(self, coef: np.ndarray) -> BlockInfluence:
         return BlockInfluence(self.source, self.weights, self.spans, self.groups, self.shift, self.gram, self.sums,
-                              coef)
+                              coef, self.cluster_z)
+
+    def with_clusters(self, codes: np.ndarray, n_clusters: int) -> BlockInfluence:
+        """The same influence functions with the per-block cluster sums ``Z_bc = Σ_{i∈b∩c} w_i z_i`` (``codes``:
+        each unit's cluster, 0 … n_clusters − 1), from one streaming pass over the unit rows."""
+        nb, n_t = len(self.spans), self.shift.shape[1] + 1
+        z = np.zeros((nb * n_clusters, n_t))
+        starts = np.array([s for s, _ in self.spans], dtype=np.int64)
+        for rows, vals in self.source._unit_rows(_CHUNK):
+            if vals.shape[0] == 0:
+                continue
+            idx = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows)
+            blk = np.searchsorted(starts, idx, "right") - 1
+            x = vals[:, 1:] - vals[:, :-1]
+            x -= self.shift[blk]
+            key = blk * n_clusters + codes[idx]
+            w = None if self.weights is None else self.weights[idx]
+            z[:, 0] += np.bincount(key, weights=w, minlength=z.shape[0])
+            for t in range(n_t - 1):
+                z[:, t + 1] += np.bincount(key, weights=x[:, t] if w is None else x[:, t] * w, minlength=z.shape[0])
+        out = self.with_coef(self.coef)
+        out.cluster_z = z.reshape(nb, n_clusters, n_t)
+        return out
+
+    def cluster_sums(self) -> np.ndarray:
+        """``S = Σ_{i∈c} ψ_i`` per cluster (clusters × columns); needs :meth:`with_clusters` first."""
+        if self.cluster_z is None:
+            raise ValueError("no cluster sums: call with_clusters() first")
+        return np.einsum("bct,btk->ck", self.cluster_z, self.coef)
 
     # ------------------------------------------------------------------------------------------ algebra
     @property

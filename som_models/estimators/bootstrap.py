@@ -5,7 +5,8 @@ Given the units × parameters influence matrix ``Ψ`` of estimates ``θ̂`` (``�
 
     T_b = (1/n) Σ_c V_bc S_c,     S_c = Σ_{i ∈ c} ψ_i      (clusters c = units unless ``cluster`` is given)
 
-so ``Var*(T_b) = (1/n²) Σ_c S_c S_c'`` — the cluster-robust variance. As in R ``did`` (``mboot``), the
+so ``Var*(T_b) = (1/n²) Σ_c S_c S_c'`` — the cluster-robust variance (without the analytic ``G/(G − 1)``
+factor; one weight per cluster, as R ``did``'s ``mboot`` with ``clustervars``). As in R ``did`` (``mboot``), the
 bootstrap standard error is the robust scale ``IQR(T_k) / (z₀.₇₅ − z₀.₂₅)`` and the critical value of the
 uniform band is the ``1 − α`` quantile of ``max_k |T_bk| / se_k``; the band ``θ̂_k ± c · se_k`` covers all
 parameters at once with probability ``1 − α`` (Callaway & Sant'Anna 2021, section 4.1). With one parameter
@@ -118,14 +119,17 @@ def multiplier_bootstrap(
 
 
 def bootstrap_cells(result: DidResult, **kwargs) -> BootstrapInference:
-    """Bootstrap over all ATT(g, t) cells of a result (uniform band over cells); labels are ``(g, t)``."""
+    """Bootstrap over all ATT(g, t) cells of a result (uniform band over cells); labels are ``(g, t)``. Draws one
+    multiplier per cluster of ``result.clusters`` (``att_gt(cluster_col=…)``) unless ``cluster`` is given."""
     est = np.array([c.estimate for c in result.cells])
+    kwargs.setdefault("cluster", result.clusters)  # one multiplier per cluster when the result is clustered
     return multiplier_bootstrap(result.influence, est, n=result.n_units,
                                 labels=tuple((c.group, c.time) for c in result.cells), **kwargs)
 
 
 def bootstrap_aggregate(agg: AggregateEffect, n_units: int, **kwargs) -> tuple[BootstrapInference, BootstrapInference]:
-    """Bootstrap of an aggregation: (uniform band over its levels, e.g. event times; the overall effect)."""
+    """Bootstrap of an aggregation: (uniform band over its levels, e.g. event times; the overall effect). Pass
+    ``cluster=result.clusters`` to draw one multiplier per cluster, as for the cells."""
     levels = list(agg.estimates)
     if levels:
         psi = np.column_stack([agg.influence[lvl] for lvl in levels])

@@ -18,8 +18,11 @@ block):
 For the DiD designs each outcome's cells are aggregated by event time (``dynamic``, and ``group`` /
 ``calendar`` when asked); the ``overall`` row is the mean of the event-time effects over
 ``min_e ≤ e`` (R ``did``'s ``aggte(type="dynamic", min_e=)``). Standard errors come from the units'
-influence functions; ``bootstrap > 0`` replaces them by the multiplier bootstrap with simultaneous bands
-per estimand family (Callaway & Sant'Anna 2021, §4.1).
+influence functions, clustered by unit or — ``cluster`` (staggered design) — by a column constant within unit
+such as the municipality that assigns the treatment (``G/(G − 1) Σ_c S_c S_c' / n²``, see
+:mod:`som_models.estimators.staggered_did`); ``bootstrap > 0`` replaces them by the multiplier bootstrap (one
+weight per cluster) with simultaneous bands per estimand family (Callaway & Sant'Anna 2021, §4.1). The metadata
+record the number of clusters and of treated clusters (units and treated units when not clustered).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
 import polars as pl
 
 from som_models.estimators.event_study import RealisedEffects
@@ -69,6 +73,9 @@ class EstimationSettings:
     weight_col: str | None = None
     min_e: int | None = None
     aggregations: tuple[str, ...] = AGGREGATIONS
+    #: column constant within unit to cluster the standard errors by (e.g. the municipality that assigns the
+    #: treatment); None = the unit. Staggered design only.
+    cluster: str | None = None
     # matched design
     match_on: tuple[str, ...] = ()
     exact: tuple[str, ...] = ()
@@ -121,6 +128,12 @@ def settings_problems(s: EstimationSettings | Any, names: Mapping[str, str] | No
         if s.method is not None and not s.covariates:
             out.append(f"{n['method']} {s.method} needs {n['covariates']} (without covariates the estimator is the "
                        "unconditional DiD)")
+    cluster = getattr(s, "cluster", None)
+    if cluster is not None and (not isinstance(cluster, str) or not cluster):
+        out.append(f"{n['cluster']} must be a column name (got {cluster!r})")
+    elif cluster is not None and s.design != "staggered":
+        out.append(f"{n['cluster']} (clustered standard errors) is implemented for the staggered design only "
+                   f"(got design {s.design!r})")
     if s.ratio < 1:
         out.append(f"{n['ratio']} must be at least 1 (got {s.ratio})")
     if s.pre_periods < 0:
@@ -153,6 +166,8 @@ def estimate(
     missing = [c for c in (id_col, time_col, *outcomes) if c not in data.columns]
     if missing:
         raise ValueError(f"column(s) {', '.join(missing)} not in the data (has {', '.join(data.columns)})")
+    if settings.cluster is not None and settings.cluster not in data.columns:
+        raise ValueError(f"cluster column {settings.cluster!r} is not in the data (has {', '.join(data.columns)})")
     if settings.design == "rct":
         return _rct(data, outcomes, id_col, time_col, settings)
     if group_col is None or group_col not in data.columns:
@@ -182,11 +197,13 @@ def _did(data, outcomes, id_col, time_col, group_col, s: EstimationSettings, pro
             balance[y] = m.balance.to_dicts()
         else:
             res = att_gt(data, outcome=y, id_col=id_col, time_col=time_col, group_col=group_col, control=s.control,
-                         base_period=s.base_period, covariates=covs, method=s.method, weight_col=s.weight_col)
+                         base_period=s.base_period, covariates=covs, method=s.method, weight_col=s.weight_col,
+                         cluster_col=s.cluster)
         aggs = {k: aggregate(res, k, min_e=s.min_e) if k == "dynamic" else aggregate(res, k) for k in s.aggregations}
         boot = None
         if s.bootstrap:
-            kw = dict(draws=s.bootstrap, seed=s.seed, weights=s.bootstrap_weights, alpha=s.alpha)
+            kw = dict(draws=s.bootstrap, seed=s.seed, weights=s.bootstrap_weights, alpha=s.alpha,
+                      cluster=res.clusters)
             boot = {"cells": bootstrap_cells(res, **kw)}
             for k, agg in aggs.items():
                 by_level, overall = bootstrap_aggregate(agg, res.n_units, **kw)
@@ -203,6 +220,8 @@ def _did(data, outcomes, id_col, time_col, group_col, s: EstimationSettings, pro
         if flagged:
             notes[y]["flagged_cells"] = flagged
     method = results[outcomes[-1]].method
+    clustering = {y: _clustering(r) for y, r in results.items()}
+    level = s.cluster or "unit"
     meta: dict[str, Any] = {
         "design": _DESIGN_TEXT[s.design],
         "comparison_group": ({"never": "never treated", "notyet": "not yet treated"}[s.control]
@@ -212,8 +231,12 @@ def _did(data, outcomes, id_col, time_col, group_col, s: EstimationSettings, pro
         "covariates_period": "base period of each ATT(g,t)" if covs else None,
         "method": method,
         "overall": f"mean of the event-time effects for e >= {s.min_e or 0} (dynamic aggregation)",
-        "standard_errors": (f"multiplier bootstrap ({s.bootstrap_weights}), clustered by unit" if s.bootstrap
-                            else "analytic influence function, clustered by unit"),
+        "standard_errors": (f"multiplier bootstrap ({s.bootstrap_weights}), clustered by {level}" if s.bootstrap
+                            else f"analytic influence function, clustered by {level}"
+                            + (" (G/(G-1) small-sample factor)" if s.cluster else "")),
+        "cluster": s.cluster,
+        "clusters": clustering[outcomes[-1]]["clusters"],
+        "treated_clusters": clustering[outcomes[-1]]["treated_clusters"],
         "intervals": "simultaneous (uniform) bands per estimand family" if s.bootstrap else "pointwise",
         "unbalanced_panels": "kept; each ATT(g,t) uses the units observed in both of its periods",
         "alpha": s.alpha,
@@ -225,7 +248,19 @@ def _did(data, outcomes, id_col, time_col, group_col, s: EstimationSettings, pro
                              "critical_values": boot_meta}
     if balance:
         meta["balance"] = balance
+    if len({(c["clusters"], c["treated_clusters"]) for c in clustering.values()}) > 1:
+        meta["clusters_by_outcome"] = clustering
     return RealisedEffects(pl.concat(tables), pretrends, results, meta)
+
+
+def _clustering(res) -> dict[str, int]:
+    """Number of clusters (units when not clustered) and of clusters with a treated unit, of one result."""
+    treated = res.unit_groups > 0
+    codes = getattr(res, "clusters", None)
+    if codes is None:
+        return {"clusters": int(res.n_units), "treated_clusters": int(treated.sum())}
+    return {"clusters": int(codes.max()) + 1 if codes.size else 0,
+            "treated_clusters": int(np.unique(codes[treated]).size)}
 
 
 def _rct(data, outcomes, id_col, time_col, s: EstimationSettings) -> RealisedEffects:

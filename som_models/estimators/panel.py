@@ -533,3 +533,31 @@ def first_treatment_period(data: pl.DataFrame, *, id_col: str, time_col: str, tr
                          f"{off.get_column(id_col)[0]}); staggered adoption needs treatment that stays on once started")
     per = per.select(id_col, pl.col(name).fill_null(0))
     return data.join(per, on=id_col, how="left")
+
+
+def unit_clusters(data: pl.DataFrame, *, id_col: str, cluster_col: str, unit_ids: pl.Series) -> np.ndarray:
+    """Cluster code (``0 … G − 1``) of each unit of a panel, in the order of ``unit_ids`` (``Panel.unit_ids``).
+
+    The cluster (e.g. the municipality that assigns the treatment) must be constant within each unit, as R
+    ``did`` requires of ``clustervars``: inference at the level of assignment sums whole units' influence
+    functions, so a unit cannot belong to two clusters. Refused otherwise (ValueError naming the column and how
+    many units move between clusters), and when the column is missing or has missing values.
+    """
+    if isinstance(data, pl.LazyFrame):
+        data = data.collect()
+    check_columns(data, [id_col, cluster_col])
+    if cluster_col == id_col:
+        return np.arange(unit_ids.shape[0], dtype=np.int64)
+    nulls = data.get_column(cluster_col).null_count()
+    if nulls:
+        raise ValueError(f"cluster column {cluster_col!r} has {nulls} missing values; every row needs a cluster")
+    pairs = data.select(pl.col(id_col), pl.col(cluster_col).alias("_cluster")).unique()
+    if pairs.height > pairs.get_column(id_col).n_unique():
+        moving = pairs.group_by(id_col).len().filter(pl.col("len") > 1).height
+        raise ValueError(f"cluster column {cluster_col!r} must be constant within each unit ({id_col!r}); it varies "
+                         f"for {moving} units — cluster at a level the units do not move between (e.g. the "
+                         "municipality at treatment start)")
+    order = pl.DataFrame({id_col: unit_ids}).with_row_index("_row")
+    aligned = order.join(pairs, on=id_col, how="left").sort("_row").get_column("_cluster")
+    _, codes = np.unique(aligned.to_numpy(), return_inverse=True)
+    return codes.astype(np.int64).reshape(-1)

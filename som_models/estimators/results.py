@@ -165,6 +165,9 @@ class DidResult(ResultDisplay):
     unit_weights: np.ndarray | None = field(default=None, repr=False)
     #: how the data were handled: dropped rows/units, unbalanced panel, skipped cells and why
     notes: Mapping[str, object] = field(default_factory=dict)
+    #: column the standard errors are clustered by (None = the unit) and each unit's cluster code (0 … G − 1)
+    cluster: str | None = None
+    clusters: np.ndarray | None = field(default=None, repr=False)
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "cells": len(self.cells), "groups": len(self.group_shares),
@@ -194,7 +197,7 @@ class DidResult(ResultDisplay):
                 ("Units", self.n_units),
                 ("Cohorts", ", ".join(f"{g} ({100 * s:.1f} %)" for g, s in self.group_shares.items())),
                 ("Cells", len(self.cells)),
-                ("Inference", f"influence-function SEs clustered by unit; pointwise {ci_label(alpha)}")]
+                ("Inference", f"influence-function SEs clustered by {self.cluster or 'unit'}; pointwise {ci_label(alpha)}")]
         body = tidy_lines(self.to_polars(alpha=alpha), alpha, drop=("outcome", "estimand"), max_rows=max_rows)
         return render_summary(f"ATT(g,t) — {self.outcome}", info, body, footer)
 

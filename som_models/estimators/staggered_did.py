@@ -1,8 +1,10 @@
 """Group-time average treatment effects for staggered adoption (Callaway & Sant'Anna 2021), with covariates.
 
-For a group ``g`` (units first treated in period ``g``) and a period ``t``, with base period ``b``
-(``b = g − 1`` for post-treatment cells; ``b = t − 1`` for pre-treatment cells under the *varying* base
-period, ``b = g − 1`` under the *universal* one), ATT(g, t) is a 2×2 DiD of the units of group ``g`` against
+For a group ``g`` (units first treated in period ``g``) and a period ``t``, with base period ``b`` (the
+last *observed* period before ``g`` for post-treatment cells and for every cell under the *universal* base
+period; the observed period just before ``t`` for pre-treatment cells under the *varying* one — ``g − 1`` and
+``t − 1`` on consecutive years, the previous wave on survey waves or biennial registers; see
+:func:`cell_plan`), ATT(g, t) is a 2×2 DiD of the units of group ``g`` against
 the comparison group ``C`` — the never-treated units (``control="never"``) or the units not yet treated by
 ``max(t, b)`` (``control="notyet"``) — between periods ``b`` and ``t``. Units must be observed in both ``t``
 and ``b`` (unbalanced panels: each cell uses the units it can).
@@ -20,7 +22,12 @@ regression (or inverse probability tilting for ``dr-imp``).
 Inference uses each cell's influence function over all ``n`` units (``ATT̂ − ATT ≈ (1/n) Σ_i ψ_i``); for the
 unconditional estimator ``ψ_i = (n / n_g) D_i (ΔY_i − μ_g) − (n / n_C) C_i (ΔY_i − μ_C)``; with covariates the
 2×2 influence function (including the estimation effect of the propensity score and outcome regression) is
-scaled by ``n / n_cell``. ``Var(ATT̂) = Σ_i ψ_i² / n²`` clusters by unit (person). Aggregations (simple,
+scaled by ``n / n_cell``. ``Var(ATT̂) = Σ_i ψ_i² / n²`` clusters by unit (person); with ``cluster_col`` (a
+column constant within unit, e.g. the municipality that assigns the treatment) the units' influence functions
+are summed within clusters, ``V = G/(G − 1) · Σ_c S_c S_c' / n²`` with ``S_c = Σ_{i∈c} ψ_i`` and ``G`` clusters
+(the cluster-robust sandwich with the usual small-sample factor, Cameron & Miller 2015, *J. Human Resources*
+50(2) §VI; Callaway & Sant'Anna 2021 §4 cluster through the multiplier bootstrap, R ``did``'s ``clustervars``).
+This applies to the cells, the aggregations and the pre-trend test. Aggregations (simple,
 dynamic/event, group, calendar) weight cells by the group shares ``p_g = Σ_i w_i 1{G_i = g} / n`` and add the
 influence of estimating those weights, as R ``did``'s ``aggte``. The pre-trend test is the Wald statistic on
 the pre-treatment cells, ``W = θ' V⁻¹ θ ~ χ²(k)`` with ``V = Ψ'Ψ / n²``.
@@ -46,12 +53,12 @@ from dataclasses import replace
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import sparse, stats
 
 from som_models.estimators._influence import BlockInfluence, DeferredColumn, DeferredColumns
 from som_models.estimators._numerics import NotEstimable
 from som_models.estimators.drdid import METHODS, att_2x2, fit_nuisance
-from som_models.estimators.panel import NEVER_KEY, Panel, build_panel
+from som_models.estimators.panel import NEVER_KEY, Panel, build_panel, unit_clusters
 from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest, stored
 
 #: Default minimum number of treated units before a cell is flagged ``small_group`` (Statistics Denmark's
@@ -73,6 +80,7 @@ def att_gt(
     weight_col: str | None = None,
     min_group_size: int = MIN_GROUP_SIZE,
     panel: Panel | None = None,
+    cluster_col: str | None = None,
 ) -> DidResult:
     """Estimate every ATT(g, t) of one outcome; ``group_col`` is the first treated period (0/null = never).
 
@@ -82,6 +90,7 @@ def att_gt(
     than ``min_group_size`` treated units are estimated but flagged ``small_group``; cells that cannot be
     estimated (no comparison units, collinear covariates) are skipped and listed in ``result.notes``.
     ``panel`` may be a prebuilt :class:`~som_models.estimators.panel.Panel` (then ``data`` is not read).
+    ``cluster_col`` clusters the standard errors by a column constant within unit (None or ``id_col``: by unit).
     """
     if control not in ("never", "notyet"):
         raise ValueError(f"control must be 'never' or 'notyet' (got {control!r})")
@@ -99,6 +108,13 @@ def att_gt(
                             covariates=covariates, weight_col=weight_col)
     periods, groups_of_unit = panel.periods, panel.group
     n = panel.n
+    if cluster_col == id_col:
+        cluster_col = None
+    clusters = None
+    if cluster_col is not None:
+        if data is None:
+            raise ValueError(f"cluster_col {cluster_col!r} needs the data frame (the panel has no cluster column)")
+        clusters = unit_clusters(data, id_col=id_col, cluster_col=cluster_col, unit_ids=panel.unit_ids)
     treated_groups = sorted(g for g in panel.blocks if g > 0)
     if not treated_groups:
         raise ValueError(f"column {group_col!r} has no treated units (first treated period after the first period)")
@@ -111,27 +127,14 @@ def att_gt(
     if panel.weights is not None:
         w_unit = panel.weights / panel.weights.mean()
 
-    plan: list[tuple[int, int, int]] = []
-    for g in treated_groups:
-        for t in periods:
-            t = int(t)
-            if t >= g:
-                b = g - 1
-            elif base_period == "varying":
-                b = t - 1
-            else:
-                b = g - 1
-                if t == b:
-                    continue
-            if b not in period_index or t not in period_index:
-                continue
-            plan.append((g, t, b))
+    plan = cell_plan(periods, treated_groups, base_period)
+    event_time = event_times(periods, plan)
 
     if method == "unconditional" and panel.balanced and plan:
         cells, skipped, psi_matrix = _unconditional_structured(panel, plan, control, sorted_key, period_index, w_unit,
-                                                               min_group_size)
+                                                               min_group_size, event_time, clusters)
         return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period,
-                       method, covariates)
+                       method, covariates, cluster_col, clusters)
 
     y = panel.y
     psi_matrix = np.zeros((n, len(plan)), order="F")
@@ -196,18 +199,70 @@ def att_gt(
             if two.trimmed:
                 flags.append(f"ps_trimmed:{two.trimmed}")
         se = float(np.sqrt(psi_matrix[:, j] @ psi_matrix[:, j]) / n)
-        cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=float(est), se=se, n_treated=n_g,
-                             n_control=n_c, flags=tuple(flags)))
+        cells.append(AttCell(group=g, time=t, event_time=event_time[(g, t)], estimate=float(est), se=se,
+                             n_treated=n_g, n_control=n_c, flags=tuple(flags)))
         kept.append(j)
     if len(kept) < len(plan):
         psi_matrix = np.asfortranarray(psi_matrix[:, kept])
     psi_matrix.setflags(write=False)
+    if clusters is not None and cells:
+        se = np.sqrt(sum_of_squares(psi_matrix, clusters)) / n
+        cells = [replace(c, se=float(se[k])) for k, c in enumerate(cells)]
     return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period, method,
-                   covariates)
+                   covariates, cluster_col, clusters)
+
+
+def cell_plan(periods: np.ndarray, groups: list[int], base_period: str) -> list[tuple[int, int, int]]:
+    """Every estimable ``(g, t, base)`` on the observed periods ``periods`` (sorted).
+
+    The base period of a post-treatment cell (``t ≥ g``) — and of every cell under the universal base period —
+    is the last *observed* period before ``g`` (R ``did``: ``tail(which(tlist < g), 1)``), not calendar
+    ``g − 1``; under the varying base period a pre-treatment cell compares ``t`` with the observed period just
+    before it. On consecutive periods this is ``g − 1`` and ``t − 1``; on survey waves (1975, 1978) or biennial
+    registers it is the previous wave. Cells without an earlier observed period are not estimable and left out;
+    the universal base period's own cell (``t = base``, zero by construction) is left out too.
+    """
+    obs = [int(p) for p in periods]
+    plan: list[tuple[int, int, int]] = []
+    for g in groups:
+        before_g = [p for p in obs if p < g]
+        if not before_g:
+            continue
+        base_g = before_g[-1]
+        for k, t in enumerate(obs):
+            if t >= g or base_period == "universal":
+                b = base_g
+                if t == b:
+                    continue
+            elif k == 0:
+                continue
+            else:
+                b = obs[k - 1]
+            plan.append((g, t, b))
+    return plan
+
+
+def event_times(periods: np.ndarray, plan: list[tuple[int, int, int]]) -> dict[tuple[int, int], int]:
+    """Event time of each cell in *periods*, not calendar units: ``e = pos(t) − pos(g*)``, ``pos`` the position
+    among the observed periods and ``g*`` the first observed period at or after ``g``.
+
+    R ``did`` re-indexes the observed periods to consecutive integers before aggregating, so on consecutive
+    years ``e = t − g`` and on biennial data two years are one period. When ``g`` itself is not observed (a
+    cohort starting between two survey waves), ``g*`` — the first wave at which the cohort is treated — has
+    ``e = 0`` and the last wave before ``g`` has ``e = −1``. (``did``'s ``aggte`` up to 2.1 instead put ``g``
+    on the merged axis of periods and groups, so that cohort's first observed post period got ``e = 1`` and
+    other cohorts' event times shifted; the rule here keeps each cohort's event times independent of the
+    others.)
+    """
+    obs = np.asarray(periods, dtype=np.int64)
+    out = {}
+    for g, t, _ in plan:
+        out[(g, t)] = int(np.searchsorted(obs, t)) - int(np.searchsorted(obs, g))
+    return out
 
 
 def _result(outcome, panel, cells, skipped, influence, treated_groups, w_unit, control, base_period, method,
-            covariates) -> DidResult:
+            covariates, cluster_col=None, clusters=None) -> DidResult:
     n = panel.n
     w_norm = np.ones(n) if w_unit is None else w_unit
     shares = {g: float(np.sum(w_norm[slice(*panel.blocks[g])]) / n) for g in treated_groups}
@@ -217,6 +272,10 @@ def _result(outcome, panel, cells, skipped, influence, treated_groups, w_unit, c
         notes["small_groups"] = {g: int(panel.blocks[g][1] - panel.blocks[g][0]) for g in small}
     if skipped:
         notes["skipped_cells"] = skipped
+    if clusters is not None:
+        notes["cluster"] = cluster_col
+        notes["clusters"] = int(clusters.max()) + 1 if clusters.size else 0
+        notes["treated_clusters"] = int(np.unique(clusters[panel.group > 0]).size)
     return DidResult(
         outcome=outcome,
         cells=tuple(cells),
@@ -230,10 +289,13 @@ def _result(outcome, panel, cells, skipped, influence, treated_groups, w_unit, c
         covariates=covariates,
         unit_weights=w_unit,
         notes=notes,
+        cluster=cluster_col,
+        clusters=clusters,
     )
 
 
-def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_index, w_unit, min_group_size):
+def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_index, w_unit, min_group_size,
+                              event_time, clusters=None):
     """All unconditional cells of a balanced panel from per-block moments (one pass over the outcomes); the
     influence functions stay in block form (see :mod:`som_models.estimators._influence`)."""
     n = panel.n
@@ -241,6 +303,8 @@ def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_in
     spans = [panel.blocks[g] for g in keys]
     block_of = {g: k for k, g in enumerate(keys)}
     mom = BlockInfluence.moments(panel, w_unit, spans, keys)
+    if clusters is not None:
+        mom = mom.with_clusters(clusters, int(clusters.max()) + 1)
     size = np.array([e - s for s, e in spans], dtype=np.int64)
     weight = mom.sums[:, 0]                      # Σ w per block
     n_t = len(panel.periods)
@@ -277,10 +341,10 @@ def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_in
             mu.append(m)
         n_g, n_c = int(size[tb]), int(size[cb].sum())
         flags = ("small_group",) if n_g < min_group_size else ()
-        cells.append(AttCell(group=g, time=t, event_time=t - g, estimate=float(mu[0] - mu[1]), se=0.0, n_treated=n_g,
-                             n_control=n_c, flags=flags))
+        cells.append(AttCell(group=g, time=t, event_time=event_time[(g, t)], estimate=float(mu[0] - mu[1]), se=0.0,
+                             n_treated=n_g, n_control=n_c, flags=flags))
     infl = mom.with_coef(coef[:, :, :len(cells)])
-    se = np.sqrt(infl.sumsq()) / n
+    se = np.sqrt(sum_of_squares(infl, clusters)) / n
     return [replace(c, se=float(se[k])) for k, c in enumerate(cells)], skipped, infl
 
 
@@ -324,6 +388,45 @@ def _unconditional_cell(col, treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
         _scatter(col, treat, (n / st) * wt * (dy_t - mu_t))
         _scatter(col, ctrl, -(n / sc) * wc * (dy_c - mu_c))
     return float(mu_t - mu_c)
+
+
+# ----------------------------------------------------------------------------------------------- variances
+
+def cluster_sums(influence, clusters: np.ndarray) -> np.ndarray:
+    """``S_c = Σ_{i∈c} ψ_i`` (clusters × columns) of a dense units × columns influence matrix or a
+    :class:`BlockInfluence` carrying cluster sums; ``clusters`` holds each unit's code 0 … G − 1."""
+    if isinstance(influence, BlockInfluence):
+        return influence.cluster_sums()
+    psi = influence if influence.ndim == 2 else influence[:, None]
+    n_clusters = int(clusters.max()) + 1
+    member = sparse.csr_matrix((np.ones(clusters.shape[0]), (clusters, np.arange(clusters.shape[0]))),
+                               shape=(n_clusters, clusters.shape[0]))
+    return np.asarray(member @ psi)
+
+
+def _small_sample(n_clusters: int) -> float:
+    """``G / (G − 1)``, the usual finite-cluster correction of the cluster-robust variance (NaN for one cluster)."""
+    return n_clusters / (n_clusters - 1) if n_clusters > 1 else float("nan")
+
+
+def sum_of_squares(influence, clusters: np.ndarray | None) -> np.ndarray:
+    """``n² Var`` of every column: ``Σ_i ψ_ik²`` (clustered by unit) or ``G/(G − 1) Σ_c S_ck²`` (by cluster)."""
+    if clusters is None:
+        if isinstance(influence, BlockInfluence):
+            return influence.sumsq()
+        return np.einsum("ij,ij->j", influence, influence)
+    s = cluster_sums(influence, clusters)
+    return _small_sample(s.shape[0]) * np.einsum("cj,cj->j", s, s)
+
+
+def cross_products(influence, clusters: np.ndarray | None) -> np.ndarray:
+    """``n² Cov``: ``Ψ'Ψ`` (clustered by unit) or ``G/(G − 1) S'S`` (by cluster), columns × columns."""
+    if clusters is None:
+        if isinstance(influence, BlockInfluence):
+            return influence.cross()  # Ψ'Ψ from the per-group moments
+        return influence.T @ influence  # k × k from one pass over Ψ, no n × k_pre copy
+    s = cluster_sums(influence, clusters)
+    return _small_sample(s.shape[0]) * (s.T @ s)
 
 
 # ----------------------------------------------------------------------------------------------- aggregation
@@ -383,7 +486,7 @@ def _combine(result: DidResult, wmat: np.ndarray, kap: np.ndarray):
     if isinstance(infl, BlockInfluence):
         lookup = {g: k for k, g in enumerate(groups)}
         comb = infl.combine(wmat, kap[[lookup.get(g, len(groups)) for g in infl.groups]])
-        return comb.sumsq(), comb
+        return sum_of_squares(comb, result.clusters), comb
     psi = _times(result.influence, wmat)
     if kap.any():
         gidx = _unit_group_index(result, groups)
@@ -393,7 +496,7 @@ def _combine(result: DidResult, wmat: np.ndarray, kap: np.ndarray):
                 if result.unit_weights is not None:
                     term *= result.unit_weights
                 psi[:, col] += term
-    return np.einsum("ij,ij->j", psi, psi), psi
+    return sum_of_squares(psi, result.clusters), psi
 
 
 def _times(influence: np.ndarray, wmat: np.ndarray) -> np.ndarray:
@@ -507,10 +610,9 @@ def pretrend_test(result: DidResult) -> PreTrendTest:
         return PreTrendTest(statistic=float("nan"), df=0, p_value=float("nan"))
     theta = np.array([result.cells[k].estimate for k in pre])
     infl = stored(result, "influence")
-    if isinstance(infl, BlockInfluence):
-        gram = infl.cross()  # Ψ'Ψ from the per-group moments
-    else:
-        gram = result.influence.T @ result.influence  # k × k from one pass over Ψ, no n × k_pre copy
+    if not isinstance(infl, BlockInfluence):
+        infl = result.influence
+    gram = cross_products(infl, result.clusters)
     v = gram[np.ix_(pre, pre)] / result.n_units**2
     w = float(theta @ np.linalg.pinv(v) @ theta)
     df = int(np.linalg.matrix_rank(v))
