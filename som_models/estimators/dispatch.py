@@ -268,8 +268,11 @@ def _rct(data, outcomes, id_col, time_col, s: EstimationSettings) -> RealisedEff
 
     method = s.method or "dim"
     tables, results, details, notes = [], {}, {}, {}
+    if s.arm_col is None or s.start is None:  # refused by settings_problems; kept for the type checker
+        raise ValueError("the rct design needs an arm column and the randomisation period")
+    arm_col, start = s.arm_col, s.start
     for y in outcomes:
-        r = rct_effects(data, outcome=y, id_col=id_col, time_col=time_col, arm_col=s.arm_col, start=s.start,
+        r = rct_effects(data, outcome=y, id_col=id_col, time_col=time_col, arm_col=arm_col, start=start,
                         method=method, covariates=list(s.covariates), alpha=s.alpha)
         tables.append(r.table)
         results[y] = r
@@ -299,7 +302,7 @@ def settings_from(options: Mapping[str, Any]) -> EstimationSettings:
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"unknown estimation setting(s): {', '.join(unknown)}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if v is not None}
+    clean: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if v is not None}
     return EstimationSettings(**clean)
 
 

@@ -18,6 +18,7 @@ from som_models.results_base import MAX_ROWS, ResultDisplay, render_summary
 
 if TYPE_CHECKING:
     from som_models.estimators.dispatch import EstimationSettings
+    from som_models.estimators.rct import RctResult
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -31,11 +32,11 @@ class RealisedEffects(ResultDisplay):
 
     table: pl.DataFrame
     pretrends: Mapping[str, PreTrendTest]
-    results: Mapping[str, DidResult]
-    metadata: Mapping[str, object]
+    results: Mapping[str, DidResult | RctResult]
+    metadata: Mapping[str, Any]
 
     def _repr_fields(self) -> dict[str, Any]:
-        units = max((r.n_units for r in self.results.values()), default=0)
+        units = max((getattr(r, "n_units", 0) for r in self.results.values()), default=0)
         return {"outcomes": len(self.results), "rows": self.table.height, "units": units,
                 "comparison": str(self.metadata.get("comparison_group", ""))}
 
