@@ -39,7 +39,7 @@ from som_models.estimators.results import effects_table
 DESIGNS = ("staggered", "rct", "matched")
 CONTROLS = ("never", "notyet")
 BASE_PERIODS = ("varying", "universal")
-DID_METHODS = ("reg", "ipw", "dr", "dr-imp")
+DID_METHODS = ("reg", "ipw", "dr", "dr-imp", "ipw-ht")
 RCT_METHODS = ("dim", "ancova")
 BOOTSTRAP_WEIGHTS = ("mammen", "rademacher")
 AGGREGATIONS = ("dynamic", "group", "calendar")
