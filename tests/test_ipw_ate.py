@@ -237,6 +237,59 @@ def test_known_truth_ate_is_recovered_while_the_naive_contrast_is_biased(method)
     assert 0.01 < r.se < 0.1
 
 
+def _stacked_sandwich(data: pl.DataFrame, method: str) -> tuple[float, float]:
+    """ATE and its SE from the stacked estimating equations (logit score, least squares, the two means), solved
+    and differentiated (complex step) here without the package code."""
+    a = data["a"].to_numpy().astype(float)
+    y = data["y"].to_numpy()
+    x = np.column_stack([np.ones(len(a)), data["x1"].to_numpy(), data["x2"].to_numpy()])
+    z = np.column_stack([x, a, a * x[:, 1]])
+    z1 = np.column_stack([x, np.ones_like(a), x[:, 1]])
+    z0 = np.column_stack([x, np.zeros_like(a), np.zeros_like(a)])
+    n, k, q = len(a), x.shape[1], z.shape[1]
+    beta = optimize.minimize(lambda b: -np.sum(a * (x @ b) - np.logaddexp(0, x @ b)), np.zeros(k),
+                             jac=lambda b: -x.T @ (a - expit(x @ b)), method="BFGS", options={"gtol": 1e-12}).x
+    gamma = np.linalg.lstsq(z, y, rcond=None)[0]
+
+    def means(b, g, mu1, mu0):
+        p = 1 / (1 + np.exp(-(x @ b)))
+        m1, m0 = z1 @ g, z0 @ g
+        return {"ipw": (a * (y - mu1) / p, (1 - a) * (y - mu0) / (1 - p)),
+                "ipw-ht": (a * y / p - mu1, (1 - a) * y / (1 - p) - mu0),
+                "standardisation": (m1 - mu1, m0 - mu0),
+                "dr": (m1 + a * (y - m1) / p - mu1, m0 + (1 - a) * (y - m0) / (1 - p) - mu0)}[method]
+
+    def moments(theta):
+        b, g, mu1, mu0 = theta[:k], theta[k:k + q], theta[-2], theta[-1]
+        p = 1 / (1 + np.exp(-(x @ b)))
+        e1, e0 = means(b, g, mu1, mu0)
+        return np.column_stack([x * (a - p)[:, None], z * (y - z @ g)[:, None], e1, e0])
+
+    mu = optimize.fsolve(lambda v: np.real(moments(np.concatenate([beta, gamma, v])).mean(0)[-2:]), [0.0, 0.0],
+                         xtol=1e-13)
+    theta = np.concatenate([beta, gamma, mu])
+    jac = np.empty((len(theta), len(theta)))
+    for j in range(len(theta)):
+        step = theta.astype(complex)
+        step[j] += 1e-20j
+        jac[:, j] = moments(step).imag.mean(0) / 1e-20
+    m = moments(theta)
+    vcov = np.linalg.inv(jac) @ (m.T @ m / n) @ np.linalg.inv(jac).T / n
+    c = np.zeros(len(theta))
+    c[-2], c[-1] = 1, -1
+    return float(mu[0] - mu[1]), float(np.sqrt(c @ vcov @ c))
+
+
+@pytest.mark.parametrize("method", ATE_METHODS)
+def test_ate_and_se_equal_the_stacked_m_estimation_sandwich(method):
+    data = _confounded(3000, 13)
+    r = ate(data, outcome="y", treatment="a", covariates=["x1", "x2"], method=method,
+            interactions=["x1"] if method in ("standardisation", "dr") else ())
+    est, se = _stacked_sandwich(data, method)
+    assert r.estimate == pytest.approx(est, abs=1e-7)
+    assert r.se == pytest.approx(se, rel=1e-5)
+
+
 def test_intercept_only_ipw_estimators_are_the_difference_in_means():
     data = _confounded(500, 3)
     naive = data.filter(pl.col("a") == 1)["y"].mean() - data.filter(pl.col("a") == 0)["y"].mean()
