@@ -14,6 +14,7 @@ from som_models.estimators.event_study import RealisedEffects, estimate_realised
 
 __all__ += ["RealisedEffects", "estimate_realised_effects", "success_indicator"]
 
+from som_models.estimators.ate import ATE_METHODS, AteResult, ate  # noqa: E402
 from som_models.estimators.bootstrap import (  # noqa: E402
     BootstrapInference, bootstrap_aggregate, bootstrap_cells, multiplier_bootstrap,
 )
@@ -27,6 +28,7 @@ from som_models.estimators.rct import RctResult, rct_effects  # noqa: E402
 from som_models.estimators.results import effects_table  # noqa: E402
 
 __all__ += [
+    "ATE_METHODS", "AteResult", "ate",
     "BootstrapInference", "bootstrap_aggregate", "bootstrap_cells", "multiplier_bootstrap",
     "CONSEQUENCE_SCHEMA", "ConsequenceEstimates", "consequence_estimates", "som_consequences", "TwoByTwo", "drdid_panel", "MatchResult", "match_comparison",
     "matched_att_gt", "Panel", "build_panel", "RctResult", "rct_effects", "effects_table",

@@ -39,7 +39,7 @@ from som_models.estimators.results import effects_table
 DESIGNS = ("staggered", "rct", "matched")
 CONTROLS = ("never", "notyet")
 BASE_PERIODS = ("varying", "universal")
-DID_METHODS = ("reg", "ipw", "dr", "dr-imp")
+DID_METHODS = ("reg", "ipw", "dr", "dr-imp", "ipw-ht")
 RCT_METHODS = ("dim", "ancova")
 BOOTSTRAP_WEIGHTS = ("mammen", "rademacher")
 AGGREGATIONS = ("dynamic", "group", "calendar")
@@ -124,7 +124,8 @@ def settings_problems(s: EstimationSettings | Any, names: Mapping[str, str] | No
                        "period or its column)")
     elif s.design in DESIGNS:
         if s.method is not None and s.method not in DID_METHODS:
-            out.append(f"{n['method']} must be reg, ipw, dr or dr-imp for the {s.design} design (got {s.method!r})")
+            out.append(f"{n['method']} must be one of {', '.join(DID_METHODS)} for the {s.design} design "
+                       f"(got {s.method!r})")
         if s.method is not None and not s.covariates:
             out.append(f"{n['method']} {s.method} needs {n['covariates']} (without covariates the estimator is the "
                        "unconditional DiD)")

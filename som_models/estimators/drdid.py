@@ -11,6 +11,11 @@ the estimation effect of the nuisance models, so ``se = sqrt(Σψ²)/n``.
 * ``ipw`` — inverse probability weighting with normalised (Hajek) weights (Abadie 2005; SZ 2020 eq. 2.4):
   ``ATT = mean(w₁ ΔY)/mean(w₁) − mean(w₀ ΔY)/mean(w₀)``, ``w₁ = w D``, ``w₀ = w p(X)(1 − D)/(1 − p(X))``,
   with a logistic propensity score fitted by maximum likelihood.
+* ``ipw-ht`` — inverse probability weighting with unnormalised (Horvitz–Thompson) weights, Abadie's (2005)
+  original estimator (R ``DRDID::ipw_did_panel``):
+  ``ATT = [mean(w₁ ΔY) − mean(w₀ ΔY)] / mean(w D)``, same ``w₁``, ``w₀`` and logit as ``ipw``; the comparison
+  weights are not rescaled to sum to the treated share, so the estimator is not invariant to adding a constant
+  to ``ΔY`` and is usually less precise than ``ipw`` (SZ 2020 §2).
 * ``dr`` — the locally efficient doubly robust estimator (SZ 2020 eq. 3.1; what R ``did::att_gt`` uses for
   ``est_method="dr"`` and Stata ``drdid, dripw``): logistic propensity score, OLS outcome regression,
   ``ATT = mean(w₁(ΔY − m))/mean(w₁) − mean(w₀(ΔY − m))/mean(w₀)``.
@@ -36,7 +41,7 @@ import polars as pl
 
 from som_models.estimators._numerics import NotEstimable, inv_spd, ipt, logit, wls
 
-METHODS = ("reg", "ipw", "dr", "dr-imp")
+METHODS = ("reg", "ipw", "dr", "dr-imp", "ipw-ht")
 TRIM_LEVEL = 0.995
 PS_CAP = 1 - 1e-6
 
@@ -90,7 +95,7 @@ def fit_nuisance(x: np.ndarray, d: np.ndarray, w: np.ndarray | None, method: str
     n = d.shape[0]
     w = np.ones(n) if w is None else w / np.mean(w)
     nu = Nuisance(x=x, d=d, w=w, method=method)
-    if method in ("ipw", "dr", "dr-imp"):
+    if method in ("ipw", "dr", "dr-imp", "ipw-ht"):
         beta, ps, converged = logit(x, d, w, start=start)
         nu.beta = beta
         if method == "dr-imp":
@@ -99,7 +104,7 @@ def fit_nuisance(x: np.ndarray, d: np.ndarray, w: np.ndarray | None, method: str
         ps = np.minimum(ps, PS_CAP)
         nu.ps, nu.converged = ps, converged
         nu.trim = np.where(d == 1, True, ps < TRIM_LEVEL)
-        if method in ("ipw", "dr"):
+        if method in ("ipw", "dr", "ipw-ht"):
             info = x.T @ (x * (ps * (1 - ps) * w)[:, None])
             nu.ps_hess = inv_spd(info, "propensity score") * n
             nu.ps_score = w * (d - ps)
@@ -152,6 +157,8 @@ def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
         m2 = x.T @ (w0 * (dy - eta_c)) / n
         psi = w1 * (dy - eta_t) / mw1 - (w0 * (dy - eta_c) + _ps_lin_rep_times(x, nu, m2)) / mw0
         return TwoByTwo(float(eta_t - eta_c), psi, n1, n0, method, nu.converged, trimmed)
+    if method == "ipw-ht":
+        return _ipw_ht(dy, x, nu, w1, w0, n1, n0, trimmed)
     r = dy - m
     eta_t = np.mean(w1 * r) / mw1
     eta_c = np.mean(w0 * r) / mw0
@@ -166,6 +173,22 @@ def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
     inf_treat = (w1 * (r - eta_t) - _ols_lin_rep_times(x, ols_resid_w, or_gram_inv, m1)) / mw1
     inf_cont = (w0 * (r - eta_c) + _ps_lin_rep_times(x, nu, m2) - _ols_lin_rep_times(x, ols_resid_w, or_gram_inv, m3)) / mw0
     return TwoByTwo(float(eta_t - eta_c), inf_treat - inf_cont, n1, n0, method, nu.converged, trimmed)
+
+
+def _ipw_ht(dy: np.ndarray, x: np.ndarray, nu: Nuisance, w1: np.ndarray, w0: np.ndarray, n1: int, n0: int,
+            trimmed: int) -> TwoByTwo:
+    """Unnormalised (Horvitz–Thompson) IPW DiD (Abadie 2005) and its influence function.
+
+    ``ATT = mean((w₁ − w₀) ΔY) / mean(w₁)``; with ``l_i`` the logit's linear representation,
+    ``ψ = [(w₁ − w₀) ΔY − l' M − w₁ ATT] / mean(w₁)``, ``M = mean(w₀ ΔY x)`` (the derivative of the
+    comparison term with respect to the logit coefficients). As R ``DRDID::ipw_did_panel``.
+    """
+    n = dy.shape[0]
+    mw1 = w1.mean()
+    att = float(np.mean((w1 - w0) * dy) / mw1)
+    m = x.T @ (w0 * dy) / n
+    psi = ((w1 - w0) * dy - _ps_lin_rep_times(x, nu, m) - w1 * att) / mw1
+    return TwoByTwo(att, psi, n1, n0, "ipw-ht", nu.converged, trimmed)
 
 
 def _ps_lin_rep_times(x: np.ndarray, nu: Nuisance, v: np.ndarray) -> np.ndarray:
