@@ -138,9 +138,9 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
     except ParameterError as exc:
         raise EvaluationRefused(str(exc)) from None
     if delivery is not None and (panel is not None or treatments is not None):
-        raise EvaluationRefused("give either a delivery or a panel (+ treatments), not both")
+        raise EvaluationRefused("give either a delivery (--delivery) or a panel (--panel, + --treatments), not both")
     if treatments is not None and panel is None:
-        raise EvaluationRefused("a treatments file needs a panel")
+        raise EvaluationRefused("a treatments file (--treatments) needs a panel (--panel)")
     if delivery is None and panel is None:
         delivery = loaded.data_path("delivery")
         panel, treatments = loaded.data_path("panel"), loaded.data_path("treatments")
@@ -148,7 +148,7 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
             raise EvaluationRefused(f"{loaded.path.name}: no data — give a delivery folder or a panel file, or a data: "
                                     "section in the spec")
     if delivery is not None and vintage is not None:
-        raise EvaluationRefused("a vintage label applies to panels; a delivery's vintage comes from its manifest")
+        raise EvaluationRefused("a vintage label (--vintage) applies to panels; a delivery's vintage comes from its manifest")
     home = prepare_workdir(Path(workdir) if workdir is not None else None)
     try:
         if panel is not None:

@@ -162,13 +162,13 @@ def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp
 
 @pytest.mark.parametrize("args, message", [
     (["evaluate", "nope.yaml", "--panel", "p.csv"], "file not found"),
-    (["evaluate", "{spec}", "--delivery", "d", "--panel", "p"], "either --delivery or --panel"),
-    (["evaluate", "{spec}", "--treatments", "t.csv"], "--treatments needs --panel"),
+    (["evaluate", "{spec}", "--delivery", "d", "--panel", "p"], "either a delivery (--delivery) or a panel (--panel"),
+    (["evaluate", "{spec}", "--treatments", "t.csv"], "(--treatments) needs a panel (--panel)"),
     (["evaluate", "{spec}", "--panel", "missing.csv"], "missing.csv: file not found"),
     (["evaluate", "{spec}", "--panel", "{dir}/notes.txt"], "unsupported file type '.txt'"),
     (["evaluate", "{spec}", "--delivery", "{dir}"], "manifest.json not found"),
     (["evaluate", "{spec}", "--delivery", "{dir}/nowhere"], "delivery folder not found"),
-    (["evaluate", "{spec}", "--delivery", "{dir}", "--vintage", "x"], "--vintage applies to panels"),
+    (["evaluate", "{spec}", "--delivery", "{dir}", "--vintage", "x"], "(--vintage) applies to panels"),
     (["evaluate", "{spec}", "--panel", "{dir}/panel_2023.csv"], "start_aar"),
 ])
 def test_bad_input_is_one_line_and_exit_2(spec, tmp_path, args, message):
