@@ -578,3 +578,140 @@ def cox_ph(data: pl.DataFrame, *, time_col: str, event_col: str, covariates: Seq
                      n_events=float(sp.event.sum()), n_clusters=int(np.unique(cluster).size),
                      n_strata=int(np.unique(strata).size), ties=ties, iterations=it, converged=converged,
                      counting_process=start_col is not None, alpha=alpha)
+
+
+# ------------------------------------------------------------------------------- for the evaluation path
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DurationEffects(ResultDisplay):
+    """Effect of the arm on a time to event, as rows of the estimates table (:data:`ESTIMATES_SCHEMA`).
+
+    Estimands: ``log_hazard_ratio`` and ``hazard_ratio`` (Cox, arm 1 vs 0, adjusted for the covariates;
+    the hazard ratio's SE by the delta method ``exp(β̂) se(β̂)``, its interval ``exp(β̂ ± z se)``); ``km`` —
+    Kaplan–Meier survival of arm ``group`` (1 or 0) at ``event_time`` = whole time units since the start of
+    follow-up; ``survival_difference`` — ``Ŝ_1(t) − Ŝ_0(t)`` with SE ``sqrt(se_1² + se_0²)`` (independent arms).
+    ``n_treated`` / ``n_control``: persons per arm (for ``km`` rows: persons at risk at that time).
+    """
+
+    table: pl.DataFrame
+    cox: CoxResult
+    km: KaplanMeierResult
+    outcome: str
+    treatment_col: str
+    alpha: float = 0.05
+    notes: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def hazard_ratio(self) -> float:
+        """``exp(β̂)`` of the arm."""
+        return float(np.exp(self.cox.coef[0]))
+
+    def _repr_fields(self) -> dict[str, Any]:
+        se = float(self.cox.se[0])
+        return {"outcome": self.outcome, "hazard_ratio": self.hazard_ratio, "log_hr": float(self.cox.coef[0]),
+                "se": se, "robust": self.cox.robust, "events": self.cox.n_events}
+
+    def to_polars(self) -> pl.DataFrame:
+        """The tidy table (hazard ratio rows first, then survival by arm and time, then differences)."""
+        return self.table
+
+    def summary(self, *, max_rows: int | None = MAX_ROWS) -> str:
+        """Design, Cox model settings, the tidy rows, the Cox tests and medians by arm."""
+        m = self.km.medians
+        medians = [f"  arm {r['group']}: {fmt(r['median'])} (CI {fmt(r['ci_low'])} to {fmt(r['ci_high'])}), "
+                   f"{r['n']} rows, {fmt(r['events'])} events" for r in m.iter_rows(named=True)]
+        info = [("Outcome", f"time to {self.outcome}"), ("Comparison", f"{self.treatment_col} = 1 vs 0"),
+                ("Model", f"Cox proportional hazards, {self.cox.ties.capitalize()} ties"
+                          + (f", adjusted for {', '.join(self.cox.terms[1:])}" if len(self.cox.terms) > 1 else "")),
+                ("Standard errors", f"robust, clustered ({self.cox.n_clusters} clusters)" if self.cox.robust
+                 else "model-based"), ("Survival curves", f"Kaplan–Meier, {self.km.conf_type} intervals")]
+        body = tidy_lines(self.table, self.alpha, drop=("time",), max_rows=max_rows)
+        footer = [f"{k}: χ²({df}) = {fmt(s)}, p = {fmt_p(p)}" for k, (s, df, p) in self.cox.tests.items()]
+        footer += ["Median time to event:", *medians]
+        footer += notes_lines(self.notes)
+        return render_summary("Duration outcome: hazard ratio and survival by arm", info, body, footer)
+
+
+def _default_km_times(max_time: float, limit: int = 40) -> list[int]:
+    top = int(math.floor(max_time))
+    if top < 1:
+        return []
+    if top <= limit:
+        return list(range(1, top + 1))
+    return sorted({int(round(v)) for v in np.linspace(1, top, limit)})
+
+
+def duration_effects(data: pl.DataFrame, *, id_col: str, time_col: str, event_col: str,
+                     arm_col: str | None = None, group_col: str | None = None, covariates: Sequence[str] = (),
+                     robust: bool = True, ties: str = "efron", start_col: str | None = None,
+                     strata_col: str | None = None, weight_col: str | None = None, cluster_col: str | None = None,
+                     km_times: Sequence[int] | None = None, outcome: str | None = None,
+                     conf_type: str = "log", alpha: float = 0.05) -> DurationEffects:
+    """Hazard ratio and survival by arm for a randomised (``arm_col``) or matched (``group_col``: 1 = treated,
+    0 = matched comparison, with matching weights in ``weight_col``) design; see :class:`DurationEffects`.
+
+    One row per person (``time_col`` = follow-up from the start, ``event_col`` 1 = the event happened) or
+    person-period rows ``(start_col, time_col]`` carrying time-varying ``covariates``. Robust SEs cluster by
+    ``cluster_col`` (default ``id_col``). ``km_times``: whole time units at which the curves are reported
+    (default 1, 2, … up to the longest follow-up, at most 40 points).
+    """
+    what = "duration_effects"
+    if (arm_col is None) == (group_col is None):
+        raise ValueError(f"{what}: give exactly one of arm_col (randomised) or group_col (matched)")
+    treat = arm_col or group_col
+    arm = _numeric(data, treat, what)
+    bad = ~np.isin(arm, (0.0, 1.0))
+    if bad.any():
+        raise ValueError(f"{what}: column {treat!r} must be 0 (control) or 1 (treated); not so in {_rows_text(bad)}")
+    if np.unique(arm).size < 2:
+        raise ValueError(f"{what}: column {treat!r} has only the value {int(arm[0])}; both arms are needed")
+    ids, _ = _codes(data, id_col, what)
+    first = np.full(int(ids.max()) + 1, -1.0)
+    first[ids[::-1]] = arm[::-1]
+    varies = first[ids] != arm
+    if varies.any():
+        raise ValueError(f"{what}: column {treat!r} must be constant within each {id_col!r}; not so in {_rows_text(varies)}")
+    if start_col is None and ids.size != np.unique(ids).size:
+        dup = np.zeros(ids.size, dtype=bool)
+        _, first_pos = np.unique(ids, return_index=True)
+        dup[np.setdiff1d(np.arange(ids.size), first_pos)] = True
+        raise ValueError(f"{what}: column {id_col!r} repeats in {_rows_text(dup)}; person-period rows need start_col")
+    if treat in covariates:
+        raise ValueError(f"{what}: column {treat!r} is the arm; do not list it among the covariates")
+    outcome = outcome or event_col
+    cox = cox_ph(data, time_col=time_col, event_col=event_col, covariates=[treat, *covariates], start_col=start_col,
+                 strata_col=strata_col, weight_col=weight_col, cluster_col=cluster_col or id_col, robust=robust,
+                 ties=ties, alpha=alpha)
+    km = kaplan_meier(data.with_columns(pl.col(treat).cast(pl.Int64).cast(pl.Utf8).alias("_arm")),
+                      time_col=time_col, event_col=event_col, group_col="_arm", start_col=start_col,
+                      weight_col=weight_col, conf_type=conf_type, alpha=alpha)
+    z = z_value(alpha)
+    persons = {a: int(np.unique(ids[arm == a]).size) for a in (0.0, 1.0)}
+    b, se = float(cox.coef[0]), float(cox.se[0])
+    base = {"outcome": outcome, "group": None, "time": None, "event_time": None,
+            "n_treated": persons[1.0], "n_control": persons[0.0]}
+    rows = [{**base, "estimand": "log_hazard_ratio", "estimate": b, "se": se, "ci_low": b - z * se,
+             "ci_high": b + z * se},
+            {**base, "estimand": "hazard_ratio", "estimate": math.exp(b), "se": math.exp(b) * se,
+             "ci_low": math.exp(b - z * se), "ci_high": math.exp(b + z * se)}]
+    times = list(km_times) if km_times is not None else _default_km_times(float(np.max(_numeric(data, time_col, what))))
+    if any(int(t) != t for t in times):
+        raise ValueError(f"{what}: km_times must be whole time units (got {times})")
+    curves = {a: km.survival_at([float(t) for t in times], group=str(a)).to_dicts() for a in (1, 0)}
+    diff_rows = []
+    for k, t in enumerate(times):
+        r1, r0 = curves[1][k], curves[0][k]
+        at_risk = {"n_treated": int(round(r1["n_risk"])), "n_control": int(round(r0["n_risk"]))}
+        for a, r in ((1, r1), (0, r0)):
+            rows.append({**base, **at_risk, "estimand": "km", "group": a, "event_time": int(t),
+                         "estimate": r["survival"], "se": r["std_err"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]})
+        d = r1["survival"] - r0["survival"]
+        se_d = math.sqrt(r1["std_err"] ** 2 + r0["std_err"] ** 2)
+        diff_rows.append({**base, **at_risk, "estimand": "survival_difference", "event_time": int(t), "estimate": d,
+                          "se": se_d, "ci_low": d - z * se_d, "ci_high": d + z * se_d})
+    notes: dict[str, object] = {}
+    if not cox.converged:
+        notes["cox"] = f"Newton–Raphson did not converge in {cox.iterations} iterations"
+    return DurationEffects(table=pl.DataFrame(rows + diff_rows, schema=ESTIMATES_SCHEMA), cox=cox, km=km,
+                           outcome=outcome, treatment_col=treat, alpha=alpha, notes=notes)
