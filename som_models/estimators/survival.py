@@ -53,8 +53,9 @@ difference in survival, as rows of the project's estimates table (``ESTIMATES_SC
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -62,7 +63,7 @@ from scipy import stats
 
 from som_models.estimators._numerics import NotEstimable, inv_spd
 from som_models.estimators.results import ESTIMATES_SCHEMA, ci_label, notes_lines, tidy_lines, z_value
-from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_ci, fmt_p, frame_lines, render_summary
+from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_p, frame_lines, render_summary
 
 TIES = ("efron", "breslow")
 CONF_TYPES = ("log", "log-log", "plain")
@@ -540,18 +541,20 @@ def cox_ph(data: pl.DataFrame, *, time_col: str, event_col: str, covariates: Seq
     beta = np.zeros(x.shape[1])
     fit0 = fit = _evaluate(rs, x, beta)
     converged, it = False, 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         try:
             step = inv_spd(fit.info, "Cox information") @ fit.score
         except NotEstimable as exc:
             raise NotEstimable(f"{what}: {exc} (covariates {covariates})") from None
-        new_beta, new = beta + step, None
+        new_beta = beta + step
+        new = _evaluate(rs, x, new_beta)
         for _ in range(30):
-            new = _evaluate(rs, x, new_beta)
             if np.isfinite(new.loglik) and new.loglik >= fit.loglik - 1e-12 * abs(fit.loglik):
                 break
             step = step / 2
             new_beta = beta + step
+            new = _evaluate(rs, x, new_beta)
         change = abs(new.loglik - fit.loglik)
         beta, fit = new_beta, new
         if change <= tol * (abs(fit.loglik) + tol) and np.max(np.abs(step)) < 1e-6:
@@ -659,7 +662,7 @@ def duration_effects(data: pl.DataFrame, *, id_col: str, time_col: str, event_co
     what = "duration_effects"
     if (arm_col is None) == (group_col is None):
         raise ValueError(f"{what}: give exactly one of arm_col (randomised) or group_col (matched)")
-    treat = arm_col or group_col
+    treat: str = arm_col if arm_col is not None else str(group_col)
     arm = _numeric(data, treat, what)
     bad = ~np.isin(arm, (0.0, 1.0))
     if bad.any():
