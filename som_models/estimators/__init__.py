@@ -33,3 +33,9 @@ __all__ += [
     "CONSEQUENCE_SCHEMA", "ConsequenceEstimates", "consequence_estimates", "som_consequences", "TwoByTwo", "drdid_panel", "MatchResult", "match_comparison",
     "matched_att_gt", "Panel", "build_panel", "RctResult", "rct_effects", "effects_table",
 ]
+
+from som_models.estimators.survival import (  # noqa: E402
+    CoxResult, DurationEffects, KaplanMeierResult, cox_ph, duration_effects, kaplan_meier,
+)
+
+__all__ += ["CoxResult", "DurationEffects", "KaplanMeierResult", "cox_ph", "duration_effects", "kaplan_meier"]
