@@ -7,6 +7,7 @@ import dagster as dg
 from pipeline.defs import assets
 from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule
 from pipeline.defs.checks import build_extra_checks
+from pipeline.defs.executor import executor_from_env
 from pipeline.defs.io_managers import PolarsParquetIOManager
 from pipeline.defs.resources import SomSettings
 from pipeline.quality.checks import build_gx_asset_checks, validate_suite_assets
@@ -36,7 +37,11 @@ def build_resources(workdir: str = "", **settings: str) -> dict:
 
 
 def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
-    """Definitions with resources bound to ``workdir`` (default: ``SOM_HOME`` or ``./.som``)."""
+    """Definitions with resources bound to ``workdir`` (default: ``SOM_HOME`` or ``./.som``).
+
+    The executor is set here, for every job and every backfill (backfills of assets run the implicit asset
+    job, not ``evaluation_job``): in-process unless ``SOM_EXECUTOR`` says otherwise (pipeline.defs.executor).
+    """
     validate_suite_assets(asset_keys())
     return dg.Definitions(
         assets=ASSETS,
@@ -45,7 +50,13 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
         sensors=[landing_sensor],
         schedules=[rerun_schedule],
         resources=build_resources(workdir, **settings),
+        executor=executor_from_env(),
     )
 
 
 defs = build_definitions()
+
+
+def evaluation_job_def() -> dg.JobDefinition:
+    """The resolved ``evaluation_job`` of :data:`defs` (a module-level reconstructor for multi-process runs)."""
+    return defs.resolve_job_def("evaluation_job")

@@ -50,6 +50,7 @@ class Manifest:
     files: tuple[str, ...]
     registers: tuple[str, ...] | None = None
     sha256: dict = field(default_factory=dict, compare=False, hash=False)
+    interventions: tuple[str, ...] | None = None  # intervention codes in the delivery (None: not stated)
 
     @property
     def years(self) -> range:
@@ -100,8 +101,12 @@ def read_manifest(folder: Path) -> Manifest:
     sha = doc.get("sha256") or {}
     if not isinstance(sha, dict):
         raise DeliveryError(f"{path}: 'sha256' must map file names to hex digests")
+    interventions = doc.get("interventions")
+    if interventions is not None and (not isinstance(interventions, list) or not all(isinstance(i, str) for i in interventions)):
+        raise DeliveryError(f"{path}: 'interventions' must be a list of intervention codes")
     return Manifest(folder, str(doc["vintage"]), start, end, files,
-                    None if registers is None else tuple(r.lower() for r in registers), dict(sha))
+                    None if registers is None else tuple(r.lower() for r in registers), dict(sha),
+                    None if interventions is None else tuple(interventions))
 
 
 def delivery_hash(manifest: Manifest, *, verify: bool = False) -> str:
