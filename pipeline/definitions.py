@@ -10,6 +10,7 @@ from pipeline.defs.checks import build_extra_checks
 from pipeline.defs.executor import executor_from_env
 from pipeline.defs.io_managers import PolarsParquetIOManager
 from pipeline.defs.resources import SomSettings
+from pipeline.defs.retention import run_retention_job, run_retention_schedule
 from pipeline.quality.checks import build_gx_asset_checks, validate_suite_assets
 from pipeline.workdir import resolve_workdir
 
@@ -46,9 +47,9 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=all_checks(),
-        jobs=[evaluation_job],
+        jobs=[evaluation_job, run_retention_job],
         sensors=[landing_sensor],
-        schedules=[rerun_schedule],
+        schedules=[rerun_schedule, run_retention_schedule],
         resources=build_resources(workdir, **settings),
         executor=executor_from_env(),
     )

@@ -94,3 +94,30 @@ def test_a_shared_deployment_requires_the_key(tmp_path, no_key_env):
     minted = load_key(tmp_path / "w")  # one analyst, one machine: a per-workdir key is created once
     assert len(minted) == 32 and load_key(tmp_path / "w") == minted
     assert (tmp_path / "w" / "secrets" / "pseudonym.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_run_retention_deletes_only_finished_runs_older_than_the_limit(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from pipeline.defs.retention import purge_runs, retention_days, run_retention_schedule
+
+    @dg.asset
+    def tiny() -> int:
+        return 1
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        runs = [dg.materialize([tiny], instance=instance).run_id for _ in range(3)]
+        assert purge_runs(instance, 0) == 0
+        assert purge_runs(instance, 30) == 0  # all younger than 30 days
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
+        assert purge_runs(instance, 30, now=later) == 3
+        assert all(instance.get_run_by_id(r) is None for r in runs)
+        monkeypatch.delenv("SOM_RUN_RETENTION_DAYS", raising=False)
+        tick = dt.datetime(2026, 12, 1, 4, 30, tzinfo=dt.timezone.utc)
+        skip = run_retention_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        assert isinstance(skip, dg.SkipReason)
+        monkeypatch.setenv("SOM_RUN_RETENTION_DAYS", "90")
+        request = run_retention_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        assert request.run_config == {"ops": {"purge_old_runs": {"config": {"days": 90}}}}
+    with pytest.raises(ValueError, match="SOM_RUN_RETENTION_DAYS='a week'"):
+        retention_days({"SOM_RUN_RETENTION_DAYS": "a week"})
