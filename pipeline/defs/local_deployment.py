@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -41,41 +40,83 @@ def instance_config(home: Path, *, postgres_url: str | None, max_concurrent_runs
     return config
 
 
-@dataclass(frozen=True)
+MARKER_ENV = "SOM_LOCAL_DEPLOYMENT"
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """Ids of the processes whose environment carries this deployment's marker (Linux /proc)."""
+    wanted = f"{MARKER_ENV}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 class LocalDeployment:
-    home: Path
-    env: Mapping[str, str]
-    instance: dg.DagsterInstance
+    """An instance in ``home`` and, after :meth:`start`, a daemon serving it (stopped by :meth:`stop`).
+
+    Every process of the deployment (daemon, code server, runs, steps) carries a marker in its environment;
+    :meth:`stop` ends exactly those, as the code server starts runs in sessions of their own.
+    """
+
+    def __init__(self, folder: Path, *, env: Mapping[str, str], postgres_url: str | None, max_concurrent_runs: int):
+        self.home = Path(folder) / "dagster_home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = instance_config(self.home, postgres_url=postgres_url, max_concurrent_runs=max_concurrent_runs)
+        (self.home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        self.workspace = self.home / "workspace.yaml"
+        self.workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": {
+            "module_name": "pipeline.definitions", "working_directory": str(REPO_ROOT), "location_name": "som"}}]}))
+        self.marker = uuid.uuid4().hex
+        self.env = {**os.environ, **env, "DAGSTER_HOME": str(self.home), MARKER_ENV: self.marker}
+        self.instance = dg.DagsterInstance.from_config(str(self.home))
+        self._daemon: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start ``dagster-daemon run`` (output in ``{home}/daemon.log``)."""
+        daemon_bin = Path(sys.executable).with_name("dagster-daemon")
+        with open(self.home / "daemon.log", "wb") as log:
+            self._daemon = subprocess.Popen([str(daemon_bin), "run", "-w", str(self.workspace)], cwd=REPO_ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        """End the daemon and every process it started (by their ids), then release the instance."""
+        if self._daemon is not None:
+            self._daemon.terminate()
+            try:
+                self._daemon.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._daemon.kill()
+                self._daemon.wait()
+        for _ in range(3):
+            pids = _marked_processes(self.marker)
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+        self.instance.dispose()
 
 
 @contextmanager
 def local_deployment(folder: Path, *, env: Mapping[str, str], postgres_url: str | None = None,
                      max_concurrent_runs: int = 2) -> Iterator[LocalDeployment]:
-    """Start a daemon on an instance in ``folder`` (``env`` is added to the environment of every process)."""
-    home = Path(folder) / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    config = instance_config(home, postgres_url=postgres_url, max_concurrent_runs=max_concurrent_runs)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    workspace = home / "workspace.yaml"
-    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": {
-        "module_name": "pipeline.definitions", "working_directory": str(REPO_ROOT), "location_name": "som"}}]}))
-    full_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
-    daemon_bin = Path(sys.executable).with_name("dagster-daemon")
-    log = open(home / "daemon.log", "wb")
-    daemon = subprocess.Popen([str(daemon_bin), "run", "-w", str(workspace)], cwd=REPO_ROOT, env=full_env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    instance = dg.DagsterInstance.from_config(str(home))
+    """A :class:`LocalDeployment` in ``folder`` (``env`` is added to the environment of every process);
+    call ``start()`` once the work is submitted, so the daemon's first iteration finds it."""
+    deployment = LocalDeployment(folder, env=env, postgres_url=postgres_url, max_concurrent_runs=max_concurrent_runs)
     try:
-        yield LocalDeployment(home, env, instance)
+        yield deployment
     finally:
-        instance.dispose()
-        try:
-            os.killpg(daemon.pid, signal.SIGTERM)  # the daemon, its code server and any run still going
-            daemon.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()
+        deployment.stop()
 
 
 def launch_asset_backfill(instance: dg.DagsterInstance, defs: dg.Definitions, partition_keys: Sequence[str],
