@@ -68,7 +68,8 @@ def test_sensor_through_dagster_context(tmp_path, demo_delivery, monkeypatch):
     _copy(folder, tmp_path / "landing", "d1")
     som = SomSettings(workdir=str(tmp_path / "som"), landing=str(tmp_path / "landing"))
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"som": som}))
+        with dg.build_sensor_context(instance=instance, resources={"som": som}) as context:
+            result = landing_sensor(context)
         # The demo manifest lists its intervention (HOUSING_FIRST): only that evaluation is requested.
         assert [r.partition_key.keys_by_dimension["evaluation"] for r in result.run_requests] == ["housing_first_demo_eval"]
         assert all(r.run_key.endswith(inspect_delivery(tmp_path / "landing" / "d1").fingerprint) for r in result.run_requests)
@@ -84,13 +85,13 @@ def test_schedule_reruns_the_applicable_evaluations_on_the_latest_vintage(tmp_pa
     current = _copy(folder, landing, "new", interventions=["HOUSING_FIRST"])  # the demo vintage 2023-06
     som = SomSettings(workdir=str(tmp_path / "som"), landing=str(landing))
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        empty = rerun_schedule(dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 1, 3), resources={"som": som}))
-        assert isinstance(empty, dg.SkipReason)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 1, 3),
+                                       resources={"som": som}) as context:
+            assert isinstance(rerun_schedule(context), dg.SkipReason)
         instance.add_dynamic_partitions(VINTAGES.name, ["2022-06", "2023-06"])
         tick = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.timezone.utc)
-        requests = rerun_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                                            resources={"som": som}))
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources={"som": som}) as context:
+            requests = rerun_schedule(context)
     # Only the evaluation of the delivered intervention (HOUSING_FIRST), pinned to the current delivery.
     assert [r.partition_key.keys_by_dimension for r in requests] == [
         {"evaluation": "housing_first_demo_eval", "vintage": "2023-06"}]

@@ -114,10 +114,11 @@ def test_run_retention_deletes_only_finished_runs_older_than_the_limit(tmp_path,
         assert all(instance.get_run_by_id(r) is None for r in runs)
         monkeypatch.delenv("SOM_RUN_RETENTION_DAYS", raising=False)
         tick = dt.datetime(2026, 12, 1, 4, 30, tzinfo=dt.timezone.utc)
-        skip = run_retention_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
-        assert isinstance(skip, dg.SkipReason)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            assert isinstance(run_retention_schedule(context), dg.SkipReason)
         monkeypatch.setenv("SOM_RUN_RETENTION_DAYS", "90")
-        request = run_retention_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            request = run_retention_schedule(context)
         assert request.run_config == {"ops": {"purge_old_runs": {"config": {"days": 90}}}}
     with pytest.raises(ValueError, match="SOM_RUN_RETENTION_DAYS='a week'"):
         retention_days({"SOM_RUN_RETENTION_DAYS": "a week"})
