@@ -146,3 +146,29 @@ def wait_for_backfill(instance: dg.DagsterInstance, backfill_id: str, *, runs: i
             raise TimeoutError(f"backfill {backfill_id} not finished after {timeout:.0f} s: status "
                                f"{backfill.status if backfill else 'unknown'}, runs {[r.status.value for r in found]}")
         time.sleep(0.5)
+
+
+def submit_run(deployment: LocalDeployment, job_name: str, tags: Mapping[str, str]) -> str:
+    """Queue one run of ``job_name`` with ``tags`` through the deployment's workspace (``dagster job launch``,
+    as an operator would from a shell); the daemon's run queue launches it. Returns the run id."""
+    import json
+
+    run_id = str(uuid.uuid4())
+    command = [str(Path(sys.executable).with_name("dagster")), "job", "launch", "-w", str(deployment.workspace),
+               "-j", job_name, "--tags", json.dumps(dict(tags)), "--run-id", run_id]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=deployment.env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"dagster job launch failed: {done.stderr.strip().splitlines()[-1:]}")
+    return run_id
+
+
+def wait_for_runs(instance: dg.DagsterInstance, run_ids: Sequence[str], *, timeout: float) -> list[dg.DagsterRun]:
+    """Wait until every run in ``run_ids`` has finished; the runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [instance.get_run_by_id(r) for r in run_ids]
+        if all(r is not None and r.status in FINISHED for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs not finished after {timeout:.0f} s: {[r.status.value if r else None for r in runs]}")
+        time.sleep(0.5)
