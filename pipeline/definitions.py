@@ -56,8 +56,3 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
 
 
 defs = build_definitions()
-
-
-def evaluation_job_def() -> dg.JobDefinition:
-    """The resolved ``evaluation_job`` of :data:`defs` (a module-level reconstructor for multi-process runs)."""
-    return defs.resolve_job_def("evaluation_job")
