@@ -7,8 +7,10 @@ import dagster as dg
 from pipeline.defs import assets
 from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule
 from pipeline.defs.checks import build_extra_checks
+from pipeline.defs.executor import executor_from_env
 from pipeline.defs.io_managers import PolarsParquetIOManager
 from pipeline.defs.resources import settings_from_env, storage_url
+from pipeline.defs.retention import run_retention_job, run_retention_schedule
 from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets
 from pipeline.workdir import resolve_workdir
 
@@ -39,15 +41,20 @@ def build_resources(workdir: str = "", **settings: str) -> dict:
 
 
 def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
-    """Definitions with resources bound to ``workdir`` (default: ``SOM_HOME`` or ``./.som``)."""
+    """Definitions with resources bound to ``workdir`` (default: ``SOM_HOME`` or ``./.som``).
+
+    The executor is set here, for every job and every backfill (backfills of assets run the implicit asset
+    job, not ``evaluation_job``): in-process unless ``SOM_EXECUTOR`` says otherwise (pipeline.defs.executor).
+    """
     validate_suite_assets(asset_keys())
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=all_checks(),
-        jobs=[evaluation_job],
+        jobs=[evaluation_job, run_retention_job],
         sensors=[landing_sensor],
-        schedules=[rerun_schedule],
+        schedules=[rerun_schedule, run_retention_schedule],
         resources=build_resources(workdir, **settings),
+        executor=executor_from_env(),
     )
 
 

@@ -7,8 +7,9 @@ import shutil
 import dagster as dg
 import pytest
 
-from pipeline.defs.automation import evaluation_job, landing_requests, landing_sensor, rerun_schedule
+from pipeline.defs.automation import evaluation_job, landing_requests, landing_sensor, rerun_schedule, schedule_requests
 from pipeline.defs.partitions import VINTAGES, evaluation_specs
+from pipeline.defs.resources import SomSettings
 from pipeline.landing import inspect_delivery
 
 
@@ -53,7 +54,8 @@ def test_half_copied_delivery_is_skipped_with_reason(tmp_path, demo_delivery):
     (target / "dream.parquet").unlink()
     result = landing_requests(tmp_path / "landing", known_vintages=set())
     assert result.run_requests == []
-    assert "partial: 1 of" in result.skip_reason.skip_message and "dream.parquet" in result.skip_reason.skip_message
+    assert "partial: 1 listed file(s) missing" in result.skip_reason.skip_message
+    assert "dream.parquet" in result.skip_reason.skip_message
     manifest = json.loads((target / "manifest.json").read_text())
     manifest["files"].remove("dream.parquet")
     manifest["sha256"] = {"indsats.parquet": "0" * 64}
@@ -64,26 +66,57 @@ def test_half_copied_delivery_is_skipped_with_reason(tmp_path, demo_delivery):
 def test_sensor_through_dagster_context(tmp_path, demo_delivery, monkeypatch):
     folder, _ = demo_delivery
     _copy(folder, tmp_path / "landing", "d1")
-    monkeypatch.setenv("SOM_LANDING", str(tmp_path / "landing"))
+    som = SomSettings(workdir=str(tmp_path / "som"), landing=str(tmp_path / "landing"))
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        result = landing_sensor(dg.build_sensor_context(instance=instance))
+        with dg.build_sensor_context(instance=instance, resources={"som": som}) as context:
+            result = landing_sensor(context)
         # The demo manifest lists its intervention (HOUSING_FIRST): only that evaluation is requested.
         assert [r.partition_key.keys_by_dimension["evaluation"] for r in result.run_requests] == ["housing_first_demo_eval"]
         assert all(r.run_key.endswith(inspect_delivery(tmp_path / "landing" / "d1").fingerprint) for r in result.run_requests)
 
 
-def test_schedule_reruns_every_evaluation_on_the_latest_vintage(tmp_path):
+def test_schedule_reruns_the_applicable_evaluations_on_the_latest_vintage(tmp_path, demo_delivery):
+    folder, _ = demo_delivery
     assert rerun_schedule.cron_schedule == "0 3 1 * *"
     assert rerun_schedule.job_name == evaluation_job.name
     assert evaluation_job.selection == dg.AssetSelection.all()
+    landing = tmp_path / "landing"
+    _copy(folder, landing, "old", vintage="2022-06")
+    current = _copy(folder, landing, "new", interventions=["HOUSING_FIRST"])  # the demo vintage 2023-06
+    som = SomSettings(workdir=str(tmp_path / "som"), landing=str(landing))
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        empty = rerun_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 1, 3)))
-        assert isinstance(empty, dg.SkipReason)
-        instance.add_dynamic_partitions(VINTAGES.name, ["2023-06", "2024-06"])
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 1, 3),
+                                       resources={"som": som}) as context:
+            assert isinstance(rerun_schedule(context), dg.SkipReason)
+        instance.add_dynamic_partitions(VINTAGES.name, ["2022-06", "2023-06"])
         tick = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.timezone.utc)
-        requests = rerun_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
-        assert {r.partition_key.keys_by_dimension["vintage"] for r in requests} == {"2024-06"}
-        assert {r.partition_key.keys_by_dimension["evaluation"] for r in requests} == set(evaluation_specs())
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources={"som": som}) as context:
+            requests = rerun_schedule(context)
+    # Only the evaluation of the delivered intervention (HOUSING_FIRST), pinned to the current delivery.
+    assert [r.partition_key.keys_by_dimension for r in requests] == [
+        {"evaluation": "housing_first_demo_eval", "vintage": "2023-06"}]
+    config = requests[0].run_config["ops"]["delivery"]["config"]
+    assert config["folder"] == str(current) and config["fingerprint"] == inspect_delivery(current).fingerprint
+    assert requests[0].tags["som/delivery"] == "new"
+
+
+def test_schedule_skips_when_no_evaluation_applies_or_no_delivery(tmp_path, demo_delivery):
+    folder, _ = demo_delivery
+    landing = tmp_path / "landing"
+    assert "no complete delivery of the latest vintage 2023-06" in schedule_requests(["2023-06"], landing).skip_message
+    _copy(folder, landing, "d", interventions=["MST"])
+    mst = schedule_requests(["2023-06"], landing)
+    assert [r.partition_key.keys_by_dimension["evaluation"] for r in mst] == ["youth_crime_demo_eval"]
+    shutil.rmtree(landing)
+    _copy(folder, landing, "d", interventions=["SOMETHING_ELSE"])
+    skip = schedule_requests(["2023-06"], landing)
+    assert isinstance(skip, dg.SkipReason) and "no evaluation applies to the interventions SOMETHING_ELSE" in skip.skip_message
+    shutil.rmtree(landing)
+    _copy(folder, landing, "d", interventions=None)
+    without = json.loads((landing / "d" / "manifest.json").read_text())
+    without.pop("interventions")
+    (landing / "d" / "manifest.json").write_text(json.dumps(without))
+    assert {r.partition_key.keys_by_dimension["evaluation"] for r in schedule_requests(["2023-06"], landing)} == set(evaluation_specs())
 
 
 def test_two_vintages_and_a_verdict_that_changes(tmp_path, demo_delivery, monkeypatch):

@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 
 from pipeline import evaluation as ev
+from pipeline.defs.delivery_config import DeliveryChanged, DeliveryConfig, choose_delivery
 from pipeline.defs.partitions import evaluation_partitions, partition_parts
 from pipeline.defs.resources import SomSettings
 from pipeline.quality.checks import ingest_check_results, ingest_check_specs
@@ -89,21 +90,42 @@ def _spec(context: dg.AssetExecutionContext, som: SomSettings):
 
 
 @dg.asset(group_name="ingest", partitions_def=PARTITIONS,
-          description="A register delivery: manifest, period, vintage and content hash.")
-def delivery(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
+          description="A register delivery: the folder the run evaluates, its manifest, period, vintage and content hash.")
+def delivery(context: dg.AssetExecutionContext, som: SomSettings, config: DeliveryConfig) -> dict:
+    """The delivery that triggered the run (run config), else the explicit folder, else the vintage's newest one.
+
+    Refuses a folder whose content no longer matches the fingerprint/data hash it was requested with.
+    """
+    import os
+
     _, vintage = partition_parts(context)
-    manifest = read_manifest(som.delivery_path(vintage))
+    chosen = choose_delivery(config, vintage, landing=som.landing_path(),
+                             explicit=som.delivery or os.environ.get("SOM_DELIVERY", ""))
+    manifest = read_manifest(chosen.folder)
     if manifest.vintage != vintage:
         raise ValueError(f"delivery {manifest.folder} has vintage {manifest.vintage!r}, not the partition's {vintage!r}")
+    data_hash = delivery_hash(manifest)
+    if config.data_hash and data_hash != config.data_hash:
+        raise DeliveryChanged(f"delivery {manifest.folder.name} has other content than requested (data sha256 "
+                              f"{data_hash[:12]}, requested {config.data_hash[:12]}); the sensor requests a new run")
     info = {
         "folder": str(manifest.folder),
+        "fingerprint": chosen.fingerprint,
         "vintage": manifest.vintage,
         "period_start": manifest.period_start.isoformat(),
         "period_end": manifest.period_end.isoformat(),
         "files": list(manifest.files),
-        "data_hash": delivery_hash(manifest),
+        "data_hash": data_hash,
+        "supersedes": chosen.supersedes,
     }
-    context.add_output_metadata({"vintage": info["vintage"], "files": len(info["files"]), "data_hash": info["data_hash"]})
+    metadata = {"vintage": info["vintage"], "files": len(info["files"]), "data_hash": data_hash,
+                "folder": dg.MetadataValue.path(info["folder"]), "fingerprint": chosen.fingerprint,
+                "chosen_by": chosen.chosen_by}
+    if chosen.supersedes:
+        metadata["supersedes"] = chosen.supersedes
+    if chosen.note:
+        metadata["choice"] = chosen.note
+    context.add_output_metadata(metadata)
     return info
 
 

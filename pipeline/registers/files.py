@@ -52,6 +52,7 @@ class Manifest:
     files: tuple[str, ...]
     registers: tuple[str, ...] | None = None
     sha256: dict = field(default_factory=dict, compare=False, hash=False)
+    interventions: tuple[str, ...] | None = None  # intervention codes in the delivery (None: not stated)
     #: ``registers`` (Statistics Denmark extracts) or ``panel`` (a handed-over person-year panel, see
     #: :mod:`pipeline.registers.handover`)
     kind: str = "registers"
@@ -119,8 +120,12 @@ def read_manifest(folder: Path) -> Manifest:
         cols = handover.get("columns") or {}
         if not isinstance(cols, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in cols.items()):
             raise DeliveryError(f"{path}: handover.columns must map canonical names to column names")
+    interventions = doc.get("interventions")
+    if interventions is not None and (not isinstance(interventions, list) or not all(isinstance(i, str) for i in interventions)):
+        raise DeliveryError(f"{path}: 'interventions' must be a list of intervention codes")
     return Manifest(folder, str(doc["vintage"]), start, end, files,
-                    None if registers is None else tuple(r.lower() for r in registers), dict(sha), kind, dict(handover))
+                    None if registers is None else tuple(r.lower() for r in registers), dict(sha),
+                    None if interventions is None else tuple(interventions), kind, dict(handover))
 
 
 def delivery_hash(manifest: Manifest, *, verify: bool = False) -> str:
