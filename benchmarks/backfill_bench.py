@@ -85,6 +85,7 @@ def deployed(tmp: Path, landing: Path, executor: str, postgres: str | None) -> d
     with local_deployment(tmp / "deployment", env=env, postgres_url=postgres) as deployment:
         instance = deployment.instance
         instance.add_dynamic_partitions(VINTAGE_PARTITIONS.name, list(VINTAGES))
+        instance.add_dynamic_partitions("evaluation", [EVALUATION])
         backfill_id = launch_asset_backfill(instance, build_definitions(str(tmp / "deployed")), keys, title="bench")
         started = time.perf_counter()
         deployment.start()

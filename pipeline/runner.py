@@ -65,7 +65,7 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
     import dagster as dg
 
     from pipeline.definitions import ASSETS, all_checks, build_resources
-    from pipeline.defs.partitions import VINTAGES
+    from pipeline.defs.partitions import register_partition
     from pipeline.evaluation import load_spec
     from pipeline.registers import read_manifest
     from pipeline.store import database_url
@@ -79,11 +79,10 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         home = dagster_home(Path(workdir))
         os.environ["DAGSTER_HOME"] = str(home)
         instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(VINTAGES.name, vintage):
-        instance.add_dynamic_partitions(VINTAGES.name, [vintage])
+    partition = register_partition(instance, evaluation, vintage)
     result = dg.materialize(
         [*ASSETS, *all_checks()], resources=resources, instance=instance, raise_on_error=False,
-        partition_key=dg.MultiPartitionKey({"evaluation": evaluation, "vintage": vintage}),
+        partition_key=partition,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     failures = []
@@ -175,21 +174,10 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
 
 
 def _check_partition(spec_path: Path, evaluation: str) -> None:
-    """The spec's evaluation must be a partition of the loaded definitions, and unique in its folder."""
-    import sys
-
-    if "pipeline.defs.assets" not in sys.modules:
-        # The evaluation partitions are read from the spec folder when the definitions load.
-        os.environ["SOM_EVALUATIONS_DIR"] = str(spec_path.parent)
+    """The spec's evaluation id must be unique in its folder (the run finds the spec by id in that folder)."""
     from pipeline.defs.partitions import evaluation_specs
 
     same_id = evaluation_specs(spec_path.parent).get(evaluation)
     if same_id is None or same_id.resolve() != spec_path:
         raise EvaluationRefused(f"another spec in {spec_path.parent} ({same_id.name if same_id else '?'}) has the "
                                 f"evaluation id {evaluation!r}; evaluation ids must be unique within a folder")
-    from pipeline.defs.assets import PARTITIONS
-
-    keys = PARTITIONS.get_partitions_def_for_dimension("evaluation").get_partition_keys()
-    if evaluation not in keys:
-        raise EvaluationRefused(f"evaluation {evaluation!r} is not among the loaded Dagster partitions "
-                                f"({', '.join(keys)}); set SOM_EVALUATIONS_DIR={spec_path.parent} before starting")

@@ -89,6 +89,7 @@ def test_schedule_reruns_the_applicable_evaluations_on_the_latest_vintage(tmp_pa
                                        resources={"som": som}) as context:
             assert isinstance(rerun_schedule(context), dg.SkipReason)
         instance.add_dynamic_partitions(VINTAGES.name, ["2022-06", "2023-06"])
+        instance.add_dynamic_partitions("evaluation", sorted(evaluation_specs()))
         tick = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.timezone.utc)
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources={"som": som}) as context:
             requests = rerun_schedule(context)

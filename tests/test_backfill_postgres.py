@@ -50,6 +50,7 @@ def test_backfill_over_four_vintages_on_postgres_with_the_multiprocess_executor(
         with local_deployment(tmp_path / "deployment", env=env, postgres_url=dagster_url) as deployment:
             instance = deployment.instance
             instance.add_dynamic_partitions(VINTAGE_PARTITIONS.name, VINTAGES)
+            instance.add_dynamic_partitions("evaluation", [EVALUATION])
             keys = [str(dg.MultiPartitionKey({"evaluation": EVALUATION, "vintage": v})) for v in VINTAGES]
             started = time.monotonic()
             backfill_id = launch_asset_backfill(instance, build_definitions(str(tmp_path / "som")), keys)

@@ -39,7 +39,7 @@ def test_every_register_expectation_is_a_check_of_the_registers_asset():
 
 def _run(tmp_path, folder, monkeypatch):
     monkeypatch.setenv("SOM_PSEUDONYM_KEY", "ab" * 32)
-    evaluation = assets.PARTITIONS.partitions_defs[0].partitions_def.get_partition_keys()[0]
+    evaluation = "housing_first_demo_eval"
 
     @dg.asset(name="delivery", partitions_def=assets.PARTITIONS)
     def delivery() -> dict:
@@ -47,6 +47,7 @@ def _run(tmp_path, folder, monkeypatch):
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(VINTAGES.name, ["2021-06"])
+    instance.add_dynamic_partitions("evaluation", [evaluation])
     return dg.materialize(
         [delivery, assets.registers], instance=instance, raise_on_error=False,
         partition_key=dg.MultiPartitionKey({"evaluation": evaluation, "vintage": "2021-06"}),

@@ -77,6 +77,7 @@ def test_each_sensor_run_evaluates_its_own_delivery_and_the_store_is_not_replaye
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(VINTAGES.name, ["2023-06"])
+    instance.add_dynamic_partitions("evaluation", [EVALUATION])
     resources = build_resources(str(work), landing=str(landing))
     outputs = {}
     for request in requests:
@@ -118,6 +119,7 @@ def test_the_delivery_asset_refuses_a_folder_whose_content_changed(tmp_path, lan
     (original / "indsats.parquet").write_bytes((original / "indsats.parquet").read_bytes() + b"\0")  # a rewrite
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(VINTAGES.name, ["2023-06"])
+    instance.add_dynamic_partitions("evaluation", [EVALUATION])
     with pytest.raises(Exception, match="changed after the run was requested|no longer complete"):
         dg.materialize([assets.delivery], resources=build_resources(str(tmp_path / "som"), landing=str(landing)),
                        instance=instance, partition_key=request.partition_key, run_config=request.run_config)
@@ -129,6 +131,7 @@ def test_without_config_the_newest_delivery_is_evaluated_and_the_choice_is_recor
     landing, original, fix = landing
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(VINTAGES.name, ["2023-06"])
+    instance.add_dynamic_partitions("evaluation", [EVALUATION])
     result = dg.materialize([assets.delivery], resources=build_resources(str(tmp_path / "som"), landing=str(landing)),
                             instance=instance, partition_key=dg.MultiPartitionKey({"evaluation": EVALUATION, "vintage": "2023-06"}))
     output = result.output_for_node("delivery")

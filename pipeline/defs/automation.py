@@ -26,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline.defs.delivery_config import delivery_run_config, delivery_tags
-from pipeline.defs.partitions import VINTAGES, evaluation_specs
+from pipeline.defs.partitions import EVALUATIONS, VINTAGES, evaluation_specs
 from pipeline.defs.resources import SomSettings
 from pipeline.landing import LandedDelivery, deliveries_of, scan_landing, superseded_by
 
@@ -63,13 +63,15 @@ def _partition(evaluation: str, vintage: str) -> dg.MultiPartitionKey:
 
 
 def landing_requests(landing, known_vintages, evaluations_dir=None, cursor: str | None = None,
-                     store_runs: Callable[[], Iterable] | None = None) -> dg.SensorResult:
+                     store_runs: Callable[[], Iterable] | None = None,
+                     known_evaluations: Iterable[str] | None = None) -> dg.SensorResult:
     """The sensor's decision for one scan (a plain function, tested directly).
 
     The cursor holds the run keys already handled (requested, or skipped because the store holds their
     result) and the data hash of each fingerprint seen, so a tick reads no file of a delivery it has seen.
     ``store_runs`` returns the parameter store's run records (evaluation_id, data_vintage, data_hash); it is
-    called at most once, and only when a delivery has a run key not handled yet.
+    called at most once, and only when a delivery has a run key not handled yet. Every evaluation of the
+    folder not in ``known_evaluations`` is registered as a partition key (``None``: register none).
     """
     from pipeline.registers.files import DeliveryError, delivery_hash, read_manifest
 
@@ -112,9 +114,13 @@ def landing_requests(landing, known_vintages, evaluations_dir=None, cursor: str 
                 run_config=delivery_run_config(d, data_hash=data_hash, supersedes=supersedes),
                 tags=delivery_tags(d, data_hash=data_hash, supersedes=supersedes)))
     skip = None if requests else ("; ".join(skipped) or f"no new complete delivery in {landing}")
+    partitions = [VINTAGES.build_add_request(new_vintages)] if new_vintages else []
+    new_evaluations = [] if known_evaluations is None else sorted(set(codes) - set(known_evaluations))
+    if new_evaluations:
+        partitions.append(EVALUATIONS.build_add_request(new_evaluations))
     return dg.SensorResult(
         run_requests=requests, skip_reason=skip, cursor=json.dumps({"keys": sorted(handled), "hashes": hashes}),
-        dynamic_partitions_requests=[VINTAGES.build_add_request(new_vintages)] if new_vintages else [],
+        dynamic_partitions_requests=partitions,
     )
 
 
@@ -128,11 +134,16 @@ def landing_sensor(context: dg.SensorEvaluationContext, som: SomSettings) -> dg.
         with som.store() as store:
             return store.runs()
 
-    return landing_requests(som.landing_path(), known, som.evaluations_path(), context.cursor, store_runs)
+    return landing_requests(som.landing_path(), known, som.evaluations_path(), context.cursor, store_runs,
+                            known_evaluations=context.instance.get_dynamic_partitions(EVALUATIONS.name))
 
 
-def schedule_requests(vintages: Iterable[str], landing, evaluations_dir=None, *, tick: str = "") -> list[dg.RunRequest] | dg.SkipReason:
-    """The schedule's decision: runs of the applicable evaluations on the latest vintage's current delivery."""
+def schedule_requests(vintages: Iterable[str], landing, evaluations_dir=None, *, tick: str = "",
+                      known_evaluations: Iterable[str] | None = None) -> list[dg.RunRequest] | dg.SkipReason:
+    """The schedule's decision: runs of the applicable evaluations on the latest vintage's current delivery.
+
+    Only evaluations registered as partition keys (``known_evaluations``; ``None`` = every spec) are rerun: a
+    schedule cannot register keys, and an evaluation that never ran is started by the sensor or by hand."""
     ordered = sorted(vintages)
     if not ordered:
         return dg.SkipReason("no data vintage registered yet")
@@ -142,7 +153,8 @@ def schedule_requests(vintages: Iterable[str], landing, evaluations_dir=None, *,
         return dg.SkipReason(f"no complete delivery of the latest vintage {latest} in {landing}")
     current: LandedDelivery = found[-1]
     codes = intervention_codes(evaluation_specs(evaluations_dir))
-    chosen = sorted(e for e, code in codes.items() if applies(code, current.interventions))
+    chosen = sorted(e for e, code in codes.items() if applies(code, current.interventions)
+                    and (known_evaluations is None or e in set(known_evaluations)))
     if not chosen:
         return dg.SkipReason(f"no evaluation applies to the interventions {', '.join(current.interventions or ())} "
                              f"of delivery {current.folder.name} (vintage {latest})")
@@ -162,4 +174,5 @@ def schedule_requests(vintages: Iterable[str], landing, evaluations_dir=None, *,
 def rerun_schedule(context: dg.ScheduleEvaluationContext, som: SomSettings):
     vintages = context.instance.get_dynamic_partitions(VINTAGES.name)
     return schedule_requests(vintages, som.landing_path(), som.evaluations_path(),
-                             tick=f"{context.scheduled_execution_time:%Y%m%d}")
+                             tick=f"{context.scheduled_execution_time:%Y%m%d}",
+                             known_evaluations=context.instance.get_dynamic_partitions(EVALUATIONS.name))

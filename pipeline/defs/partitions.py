@@ -1,9 +1,11 @@
 """Partitions: evaluation × data vintage.
 
-* ``evaluation`` — static keys read from the evaluation spec files (``*.yaml``) in the evaluations folder
-  when the code location loads, so adding a spec file adds an evaluation without code changes (reload the
-  code location in the UI);
-* ``vintage`` — dynamic keys registered by the landing sensor (or ``som demo``) as deliveries arrive.
+* ``evaluation`` — dynamic keys: the evaluation ids of the spec files (``*.yaml``) in the evaluations folder,
+  registered by the landing sensor (every spec of the folder, on each tick) and by every run started from
+  Python or the command line (:func:`register_partition`), so a spec from any folder can be evaluated in a
+  long-lived process and adding a spec file needs no code reload;
+* ``vintage`` — dynamic keys registered by the landing sensor (or ``som demo``/``som evaluate``) as
+  deliveries arrive.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from som_reference import asset
 from som_reference.strict_yaml import load_yaml
 
 VINTAGES = dg.DynamicPartitionsDefinition(name="vintage")
+EVALUATIONS = dg.DynamicPartitionsDefinition(name="evaluation")
 
 
 def evaluations_dir() -> Path:
@@ -38,9 +41,17 @@ def evaluation_specs(folder: Path | None = None) -> dict[str, Path]:
     return out
 
 
-def evaluation_partitions(folder: Path | None = None) -> dg.MultiPartitionsDefinition:
-    keys = sorted(evaluation_specs(folder)) or ["none"]
-    return dg.MultiPartitionsDefinition({"evaluation": dg.StaticPartitionsDefinition(keys), "vintage": VINTAGES})
+def evaluation_partitions() -> dg.MultiPartitionsDefinition:
+    """evaluation × vintage, both dynamic."""
+    return dg.MultiPartitionsDefinition({"evaluation": EVALUATIONS, "vintage": VINTAGES})
+
+
+def register_partition(instance: dg.DagsterInstance, evaluation: str, vintage: str) -> dg.MultiPartitionKey:
+    """Register ``evaluation`` and ``vintage`` as partition keys (when new) and return their partition key."""
+    for definition, key in ((EVALUATIONS, evaluation), (VINTAGES, vintage)):
+        if not instance.has_dynamic_partition(definition.name, key):
+            instance.add_dynamic_partitions(definition.name, [key])
+    return dg.MultiPartitionKey({"evaluation": evaluation, "vintage": vintage})
 
 
 def partition_parts(context) -> tuple[str, str]:
