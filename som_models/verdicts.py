@@ -53,8 +53,10 @@ treated clusters, not of persons. With ``k ≤ 5`` the verdict is ``inconclusive
 randomisation-inference p-value (``exact_p``) is given; it then decides the refutation, and equivalence needs
 its exact counterpart (``exact_tost_p``). With ``k < 20`` the sentence says that the evidence rests on ``k``
 clusters and the decision uses a few-cluster p-value when given — ``exact_p``, else the wild cluster bootstrap's
-``wild_p``/``wild_tost_p`` (:func:`som_models.estimators.bootstrap.wild_cluster_bootstrap`, Webb weights) —,
-else the normal-theory test, with a warning.
+``wild_p`` (:func:`som_models.estimators.bootstrap.wild_cluster_bootstrap`, Webb weights) —, else the
+normal-theory test, with a warning. When a few-cluster p-value decides the refutation, ``consistent`` needs a
+few-cluster equivalence p-value too (``exact_tost_p`` / ``wild_tost_p``): a normal-theory interval that is
+not trusted to refute is not trusted to confirm either.
 
 **Labels**, in order of precedence:
 
@@ -403,12 +405,12 @@ def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) 
     few = info is not None and info.treated_clusters < FEW_CLUSTERS
     if few and info is not None and info.exact_p is not None:
         tost, how = ((info.exact_tost_p, "randomisation inference") if info.exact_tost_p is not None else
-                     (None, None) if info.treated_clusters <= VERY_FEW_CLUSTERS else (normal_tost, "normal"))
+                     (info.wild_tost_p, "wild cluster bootstrap")
+                     if info.wild_tost_p is not None and info.treated_clusters > VERY_FEW_CLUSTERS else (None, None))
         return _Decision(f"randomisation inference over the {info.level} roll-out (exact), realised = assumed",
                          None, float(info.exact_p), "randomisation inference", tost, how)
     if few and info is not None and info.wild_p is not None and info.treated_clusters > VERY_FEW_CLUSTERS:
-        tost, how = ((info.wild_tost_p, "wild cluster bootstrap") if info.wild_tost_p is not None
-                     else (normal_tost, "normal"))
+        tost, how = ((info.wild_tost_p, "wild cluster bootstrap") if info.wild_tost_p is not None else (None, None))
         return _Decision(f"wild cluster bootstrap-t (Webb weights, by {info.level}), realised = assumed",
                          None, float(info.wild_p), "wild cluster bootstrap", tost, how)
     if st.path_test == "joint" and c.shape is not None and c.shape["p_value"] is not None:
@@ -618,7 +620,9 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
         reason = "a zero assumption has no relative equivalence margin against which the data could confirm it"
     elif dec.tost_p is None:
         reason = (f"equivalence cannot be shown from {info.treated_clusters if info else 0} treated clusters "
-                  "without an exact randomisation-inference equivalence test")
+                  f"without a {dec.method} equivalence test (TOST) of its own"
+                  + (" (exact randomisation inference)" if info is not None and info.treated_clusters <= VERY_FEW_CLUSTERS
+                     else ""))
     else:
         reason = (f"the data cannot show it lies within ±{_pct(st.margin)} of the assumption (TOST, Holm-adjusted "
                   f"{_p(tost_adj)}): too little power to tell")
