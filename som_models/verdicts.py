@@ -625,5 +625,5 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
                      else ""))
     else:
         reason = (f"the data cannot show it lies within ±{_pct(st.margin)} of the assumption (TOST, Holm-adjusted "
-                  f"{_p(tost_adj)}): too little power to tell")
+                  f"{_p(tost_adj)}): the data are too imprecise to tell")
     return Verdict(**base, label="inconclusive", sentence=f"Inconclusive: {fact}; {not_diff}, but {reason}.{clusters}")

@@ -72,7 +72,7 @@ def test_refuted_overestimated_and_underestimated():
 def test_inconclusive_cases():
     assert labels(table(nights=((-8, 8.5), (-8, 8.5))))["effect_path:nights"] == "inconclusive"  # CI holds 0 and −15
     wide = run(table(nights=((-15, 7), (-15, 7))))["effect_path:nights"]  # se 4.95: TOST p = Φ(−7.5/4.95) ≈ 0.065
-    assert wide.label == "inconclusive" and "too little power" in wide.sentence
+    assert wide.label == "inconclusive" and "too imprecise to tell" in wide.sentence
     pre = run(table(), pre={"ok": 0.5, "nights": 0.001})["effect_path:nights"]
     assert pre.label == "inconclusive" and pre.evidence["gate"] == "pretrend" and "before the start" in pre.sentence
     few = run(table(n=10))
