@@ -79,8 +79,9 @@ that excluded the assumption (benchmarks/verdict_calibration.py measures the TOS
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -461,13 +462,13 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
                  for c in comps if gates[c.assumption] != "not-estimable"}
     family = [c.assumption for c in comps if gates[c.assumption] is None]
     p_raw = [decisions[a].p_value for a in family]
-    adj = dict(zip(family, holm(p_raw)))
-    div = dict(zip(family, holm_divisors(p_raw, settings.alpha)))
+    adj = dict(zip(family, holm(p_raw), strict=True))
+    div = dict(zip(family, holm_divisors(p_raw, settings.alpha), strict=True))
     # equivalence: the same family, the same Holm adjustment; an assumption without an equivalence test counts
     # as p = 1 (it keeps its place in the family, so the others are not adjusted less).
-    t_raw = [1.0 if decisions[a].tost_p is None else float(decisions[a].tost_p) for a in family]
-    tost_adj = dict(zip(family, holm(t_raw)))
-    tost_div = dict(zip(family, holm_divisors(t_raw, settings.alpha)))
+    t_raw = [float(t) if (t := decisions[a].tost_p) is not None else 1.0 for a in family]
+    tost_adj = dict(zip(family, holm(t_raw), strict=True))
+    tost_div = dict(zip(family, holm_divisors(t_raw, settings.alpha), strict=True))
     return tuple(_label(c, gates[c.assumption], decisions.get(c.assumption), adj.get(c.assumption),
                         div.get(c.assumption), tost_adj.get(c.assumption), tost_div.get(c.assumption), len(family),
                         _info_for(inference, c), settings)
@@ -522,7 +523,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
         why = {"too-few-persons": "too few persons", "pretrend": "pre-trend test rejects",
                "too-few-clusters": "too few treated clusters"}[gate or ""]
         test_name = f"{dec.test} (reported only, not decided: {why})"
-    base = dict(assumption=c.assumption, outcome=c.outcome, test=test_name,
+    base: dict[str, Any] = dict(assumption=c.assumption, outcome=c.outcome, test=test_name,
                 statistic=None if dec is None else dec.statistic, p_value=None if dec is None else dec.p_value,
                 p_adjusted=p_adj, margin=st.margin, assumed=c.assumed, realised=c.realised, evidence=evidence)
     if gate == "not-estimable":

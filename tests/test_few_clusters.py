@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from som_models.estimators.bootstrap import (WEBB_POINTS, assignment_count, rollout_randomisation_test,
-                                             wild_cluster_bootstrap)
+from som_models.estimators.bootstrap import WEBB_POINTS, assignment_count, rollout_randomisation_test, wild_cluster_bootstrap
 
 
 def test_webb_weights_have_mean_zero_and_variance_one():
