@@ -95,7 +95,7 @@ def simulate(reps: int, truth: str, rel_se: float, *, margin: float = 0.5, rho: 
         for k in ("ok", *ITEMS):
             draw = rng.multivariate_normal(truths[k], covs[k])
             ses = np.sqrt(np.diag(covs[k]))
-            for e, est, se in zip(EVENT_TIMES, draw, ses, strict=True):
+            for e, est, se in zip(EVENT_TIMES[: len(draw)], draw, ses, strict=True):
                 rows.append({"outcome": k, "estimand": "event", "event_time": e, "estimate": float(est),
                              "se": float(se), "ci_low": None, "ci_high": None, "group": None, "time": None,
                              "n_treated": 500, "n_control": 1000})
