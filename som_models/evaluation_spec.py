@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from som_models.calibration import POLICIES
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
-from som_models.verdicts import CONSISTENCY_RULES, PATH_TESTS, VerdictSettings
+from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
 
 _ALLOWED = {
     "evaluation": True, "intervention": True, "intervention_code": False, "title": False, "parameters": True,
@@ -122,9 +122,9 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     margin = _num(doc.get("equivalence_margin", 0.5), "equivalence_margin", minimum=0)
     if margin <= 0:
         raise ParameterError(f"equivalence_margin: must be > 0 (a share of the assumption), got {margin}")
-    consistency = doc.get("consistency", "precision")
-    if consistency not in CONSISTENCY_RULES:
-        raise ParameterError(f"consistency: {consistency!r} is not one of {', '.join(CONSISTENCY_RULES)}")
+    consistency = doc.get("consistency", "tost")
+    if consistency_problem(consistency):
+        raise ParameterError(consistency_problem(consistency))
     path_test = doc.get("path_test", "mean")
     if path_test not in PATH_TESTS:
         raise ParameterError(f"path_test: {path_test!r} is not one of {', '.join(PATH_TESTS)}")

@@ -39,8 +39,9 @@ def table(sr=(0.2, 0.02), nights=((-20, 2), (-10, 2)), overall=None, n=500, n_by
     return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)
 
 
-def run(t, pre=None, cov=None, **kw):
-    return {v.assumption: v for v in judge(PARAMS, t, pre or {"ok": 0.5, "nights": 0.5}, VerdictSettings(**kw), covariance=cov)}
+def run(t, pre=None, cov=None, tested=None, inference=None, **kw):
+    return {v.assumption: v for v in judge(PARAMS, t, pre or {"ok": 0.5, "nights": 0.5}, VerdictSettings(**kw),
+                                           covariance=cov, tested=tested, inference=inference)}
 
 
 def labels(t, pre=None, cov=None, **kw):
@@ -70,8 +71,8 @@ def test_refuted_overestimated_and_underestimated():
 
 def test_inconclusive_cases():
     assert labels(table(nights=((-8, 8.5), (-8, 8.5))))["effect_path:nights"] == "inconclusive"  # CI holds 0 and −15
-    wide = run(table(nights=((-15, 7), (-15, 7))))["effect_path:nights"]  # se 4.95: half-width 9.7 > 7.5
-    assert wide.label == "inconclusive" and "too imprecise" in wide.sentence
+    wide = run(table(nights=((-15, 7), (-15, 7))))["effect_path:nights"]  # se 4.95: TOST p = Φ(−7.5/4.95) ≈ 0.065
+    assert wide.label == "inconclusive" and "too imprecise to tell" in wide.sentence
     pre = run(table(), pre={"ok": 0.5, "nights": 0.001})["effect_path:nights"]
     assert pre.label == "inconclusive" and pre.evidence["gate"] == "pretrend" and "before the start" in pre.sentence
     few = run(table(n=10))
@@ -81,10 +82,12 @@ def test_inconclusive_cases():
     assert none.label == "inconclusive" and none.realised is None and "could not be estimated" in none.sentence
 
 
-def test_pretrend_p_values_are_holm_adjusted_across_outcomes():
-    # 0.03 alone rejects at 5 %; Holm over two outcomes makes it 0.06 (the other is 0.5): not rejected.
-    assert labels(table(), pre={"ok": 0.5, "nights": 0.03})["effect_path:nights"] == "consistent"
-    assert labels(table(), pre={"ok": 0.02, "nights": 0.02})["effect_path:nights"] == "inconclusive"
+def test_pretrend_gate_is_not_adjusted_across_outcomes():
+    # Each outcome's pre-trend test is judged at alpha on its own: 0.03 < 0.05 fails the gate even though a Holm
+    # adjustment over the two outcomes (the former rule) would have lifted it to 0.06.
+    pre = run(table(), pre={"ok": 0.5, "nights": 0.03})["effect_path:nights"]
+    assert pre.label == "inconclusive" and pre.evidence["gate"] == "pretrend" and "p = 0.03 < 0.05" in pre.sentence
+    assert labels(table(), pre={"ok": 0.5, "nights": 0.06})["effect_path:nights"] == "consistent"
     assert labels(table(), pre={"ok": 0.5, "nights": float("nan")})["effect_path:nights"] == "consistent"  # no pre-periods
 
 
@@ -102,20 +105,79 @@ def test_holm_adjustment():
     assert alone.p_adjusted == pytest.approx(alone.p_value) and alone.label == "refuted-overestimated"
 
 
-def test_tost_is_stricter_than_the_precision_rule():
-    # Realised −12 (se of the mean 3/√2·… ) : not refuted, half-width within ±50 %, but the 90 % interval of
-    # the difference reaches beyond the 7.5 margin.
+def test_consistent_means_equivalence_shown_by_tost():
+    # Realised −12, se of the mean 3: not refuted, and the former `precision` rule (half-width 5.9 ≤ δ = 7.5)
+    # called it consistent; but the 90 % interval of the difference (3 ± 4.9) reaches beyond the 7.5 margin,
+    # so equivalence is not shown: inconclusive.
     t = table(nights=((-12, 3 * math.sqrt(2)), (-12, 3 * math.sqrt(2))))  # se of the mean = 3
-    precise = run(t)["effect_path:nights"]
-    assert precise.label == "consistent"
-    tost = run(t, consistency="tost")["effect_path:nights"]
-    assert tost.label == "inconclusive" and "cannot show" in tost.sentence
-    # by hand: d = 3, δ = 7.5, p = max(1 − Φ((3 + 7.5)/3), Φ((3 − 7.5)/3))
-    assert tost.evidence["tost"]["p_value"] == pytest.approx(max(stats.norm.sf(10.5 / 3), stats.norm.cdf(-4.5 / 3)))
-    assert precise.evidence["tost"]["equivalent"] is False
+    got = run(t)["effect_path:nights"]
+    assert got.label == "inconclusive" and "cannot show" in got.sentence
+    # by hand: d = 3, δ = 7.5, p = max(1 − Φ((3 + 7.5)/3), Φ((3 − 7.5)/3)); Holm over 2 (the success rate's
+    # TOST p is ≈ 0): the larger p is multiplied by 1.
+    p_tost = max(stats.norm.sf(10.5 / 3), stats.norm.cdf(-4.5 / 3))
+    assert got.evidence["tost"]["p_value"] == pytest.approx(p_tost)
+    assert got.evidence["tost"]["p_adjusted"] == pytest.approx(p_tost) and got.evidence["tost"]["equivalent"] is False
     close = table(nights=((-14, 1.5 * math.sqrt(2)), (-14, 1.5 * math.sqrt(2))))
-    got = run(close, consistency="tost")["effect_path:nights"]
-    assert got.label == "consistent" and got.evidence["tost"]["equivalent"] and "lies within ±50 %" in got.sentence
+    ok = run(close)["effect_path:nights"]
+    assert ok.label == "consistent" and ok.evidence["tost"]["equivalent"] and "lies within ±50 %" in ok.sentence
+    # the TOST interval printed in the sentence lies within the margin (−22.5, −7.5)
+    assert -22.5 < ok.evidence["tost"]["ci_low"] < ok.evidence["tost"]["ci_high"] < -7.5
+
+
+def test_equivalence_is_holm_adjusted_like_the_refutations():
+    # One path alone: TOST p = Φ((|d| − δ)/se) with d = 0, δ = 7.5, se = 4 → Φ(−1.875) ≈ 0.0304 < 0.05: consistent.
+    t = table(nights=((-20, 4 * math.sqrt(2)), (-10, 4 * math.sqrt(2))))
+    alone = run(t, tested=["effect_path:nights"])["effect_path:nights"]
+    assert alone.evidence["tost"]["p_value"] == pytest.approx(stats.norm.cdf(-7.5 / 4))
+    assert alone.label == "consistent" and alone.evidence["family_size"] == 1
+    # With an uncertain success rate in the family (TOST p = Φ(−0.1/0.06) ≈ 0.048), the path's smaller p is
+    # compared at α/2 = 0.025 < 0.0304 (Holm-adjusted 2 · 0.0304): equivalence is shown for neither.
+    weak = run(table(sr=(0.2, 0.06), nights=((-20, 4 * math.sqrt(2)), (-10, 4 * math.sqrt(2)))))
+    assert weak["effect_path:nights"].evidence["tost"]["p_adjusted"] == pytest.approx(
+        2 * stats.norm.cdf(-7.5 / 4)) and weak["effect_path:nights"].label == "inconclusive"
+    assert weak["success_rate"].label == "inconclusive"
+
+
+def test_the_precision_rule_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="'precision' is no longer accepted: a narrow interval is not a test"):
+        VerdictSettings(consistency="precision")
+    assert VerdictSettings().consistency == "tost"
+
+
+def test_printed_interval_is_the_one_the_decision_used():
+    # z = 2.1 on the path alone: refuted at 5 %, and the 95 % interval excludes −15.
+    d = 2.1 * math.sqrt(8) / 2
+    t = table(nights=((-20 + d, 2), (-10 + d, 2)), sr=(0.2 + 2.1 * 0.02, 0.02))
+    alone = run(t, tested=["effect_path:nights"])["effect_path:nights"]
+    assert alone.label == "refuted-overestimated" and not alone.ci_low <= -15 <= alone.ci_high
+    assert alone.evidence["ci_level"].startswith("95 %")
+    # Both tested: Holm makes both "not significantly different"; the printed intervals (Holm step 1 − α/2,
+    # 97.5 %) contain the assumptions, though the 95 % pointwise ones do not.
+    both = run(t)
+    for v, assumed in ((both["effect_path:nights"], -15), (both["success_rate"], 0.2)):
+        assert "not significantly different" in v.sentence and v.ci_low <= assumed <= v.ci_high
+        assert v.evidence["ci_level"].startswith("97.5 %") and "97.5 % CI" in v.sentence
+        assert not v.evidence["pointwise_ci"]["ci_low"] <= assumed <= v.evidence["pointwise_ci"]["ci_high"]
+        assert v.ci_high - v.ci_low == pytest.approx(2 * stats.norm.ppf(1 - 0.025 / 2) * v.evidence["se"])
+
+
+def test_holm_divisors_match_the_rejections():
+    from som_models.verdicts import holm_divisors
+
+    # p = (0.01, 0.04, 0.03), α = 0.05: 0.01 ≤ 0.05/3 rejected (h = 3); 0.03 > 0.05/2 stops (h = 2 for the rest).
+    assert holm_divisors([0.01, 0.04, 0.03], 0.05) == [3, 2, 2]
+    assert holm_divisors([0.001, 0.002, 0.004], 0.05) == [3, 2, 1]
+    assert holm_divisors([], 0.05) == []
+
+
+def test_only_the_tested_assumptions_form_the_family():
+    d = 2.1 * math.sqrt(8) / 2
+    t = table(nights=((-20 + d, 2), (-10 + d, 2)), sr=(0.2 + 2.1 * 0.02, 0.02))
+    got = run(t, tested=("effect_path:nights",))
+    assert set(got) == {"effect_path:nights"}  # the success rate gets no verdict
+    assert got["effect_path:nights"].p_adjusted == pytest.approx(got["effect_path:nights"].p_value)
+    with pytest.raises(ValueError, match="unknown assumption.*effect_path:beds.*has success_rate, effect_path:nights"):
+        run(t, tested=["effect_path:beds"])
 
 
 def test_covariance_gives_the_level_se_and_the_joint_path_test():
@@ -187,7 +249,8 @@ def test_records_are_plain_json():
 
 
 def test_settings_are_validated():
-    for bad in ({"alpha": 0.7}, {"margin": 0}, {"min_persons": 0}, {"consistency": "vibes"}, {"path_test": "each"}):
+    for bad in ({"alpha": 0.7}, {"margin": 0}, {"min_persons": 0}, {"consistency": "vibes"}, {"consistency": "precision"},
+                {"path_test": "each"}):
         with pytest.raises(ValueError):
             VerdictSettings(**bad)
     with pytest.raises(ValueError, match="2×2"):

@@ -38,7 +38,7 @@ def test_the_documented_example_parses(tmp_path):
     assert spec.evaluation == "housing_first_followup_2023" and spec.parameter_version is None
     assert spec.intervention_code == "HOUSING_FIRST"
     assert spec.verdict.alpha == 0.05 and spec.verdict.margin == 0.5 and spec.verdict.min_persons == 20
-    assert (spec.verdict.consistency, spec.verdict.path_test) == ("precision", "mean")
+    assert (spec.verdict.consistency, spec.verdict.path_test) == ("tost", "mean")
     assert spec.outcomes == {"shelter_nights": "herberg_naetter", "kontanthjaelp_weeks": "kh_uger"}
     assert spec.reestimate_consequences == ("kontanthjaelp_weeks",)
     assert spec.data.columns == {"person_id": "cpr_pseudo", "year": "aar", "start_year": "start_aar"}
@@ -50,7 +50,7 @@ def test_defaults():
     spec = parse_evaluation_spec(MINIMAL)
     assert spec.parameter_version is None and spec.data is None and spec.outcomes == {}
     assert spec.reestimate_consequences is None and spec.update_policy == "precision_weighted"
-    assert spec.verdict.consistency == "precision" and spec.verdict.path_test == "mean"
+    assert spec.verdict.consistency == "tost" and spec.verdict.path_test == "mean"
     assert parse_evaluation_spec({**MINIMAL, "parameter_version": 3}).parameter_version == 3
     assert parse_evaluation_spec({**MINIMAL, "reestimate_consequences": False}).reestimate_consequences == ()
     assert parse_evaluation_spec({**MINIMAL, "reestimate_consequences": "all"}).reestimate_consequences is None
@@ -58,7 +58,9 @@ def test_defaults():
 
 @pytest.mark.parametrize("extra, message", [
     ({"colour": "red"}, "colour: unknown key"),
-    ({"consistency": "vibes"}, "consistency: 'vibes' is not one of precision, tost"),
+    ({"consistency": "vibes"}, "consistency: 'vibes' is not one of tost"),
+    # the former default is refused with the reason (it was not a test), not silently mapped to tost
+    ({"consistency": "precision"}, "consistency: 'precision' is no longer accepted: a narrow interval is not a test"),
     ({"path_test": "each"}, "path_test: 'each' is not one of mean, joint"),
     ({"equivalence_margin": 0}, "equivalence_margin: must be > 0"),
     ({"alpha": 0.5}, "alpha: must be in"),
