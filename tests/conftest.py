@@ -6,7 +6,7 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-DEMO_PERSONS = 3000
+DEMO_PERSONS = 8000
 DEMO_SEED = 2
 
 

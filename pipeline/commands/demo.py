@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     workdir: Optional[Path] = WorkdirOpt,
-    persons: int = typer.Option(3000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
+    persons: int = typer.Option(8000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
     seed: int = typer.Option(2, "--seed", "-s", help="Random seed of the synthetic world."),
     json_out: Optional[Path] = JsonOpt,
 ) -> None:

@@ -50,7 +50,17 @@ from som_models.simulate.world import Fixed, Profile, WorldSpec, simulate_world
 
 #: Municipality codes (kommunekoder) of the target group: København, Aarhus, Odense, Aalborg, Esbjerg,
 #: Randers, Kolding, Horsens, Vejle, Roskilde.
-MUNICIPALITIES = (101, 751, 461, 851, 561, 730, 621, 615, 630, 265)
+#: Denmark's 98 kommuner (Statistics Denmark's KOM codes since 2007)
+MUNICIPALITIES = (
+    101, 147, 151, 153, 155, 157, 159, 161, 163, 165, 167, 169, 173, 175, 183, 185, 187, 190, 201, 210, 217, 219,
+    223, 230, 240, 250, 253, 259, 260, 265, 269, 270, 306, 316, 320, 326, 329, 330, 336, 340, 350, 360, 370, 376,
+    390, 400, 410, 420, 430, 440, 450, 461, 479, 480, 482, 492, 510, 530, 540, 550, 561, 563, 573, 575, 580, 607,
+    615, 621, 630, 657, 661, 665, 671, 706, 707, 710, 727, 730, 740, 741, 746, 751, 756, 760, 766, 773, 779, 787,
+    791, 810, 813, 820, 825, 840, 846, 849, 851, 860,
+)
+#: the demo roll-out: 30 municipalities adopt, 15 in 2018 and 15 in 2019 (enough clusters for inference at the
+#: level of assignment; every 3rd–4th kommune, a deterministic choice)
+ROLLOUT = tuple((k, 2018 + (i % 2)) for i, k in enumerate(MUNICIPALITIES[::3][:30]))
 
 TARGET_PROFILE = Profile(birth_years=(1958, 1997), male_share=0.7, heterogeneity=2.0, crime=0.25, somatic=0.25,
                          psychiatric=0.25, outpatient=1.2, emergency=0.6, partday=0.1, shelter=0.0, employment=0.15,
@@ -64,7 +74,7 @@ class HomelessnessWorld:
 
     first_year: int = 2015
     last_year: int = 2022
-    rollout: tuple[tuple[int, int], ...] = ((101, 2018), (751, 2018), (461, 2019), (851, 2019))
+    rollout: tuple[tuple[int, int], ...] = ROLLOUT
     participation: float = 0.7
     responder_share: float = 0.55
     course_year_housed: float = 0.5
