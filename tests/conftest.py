@@ -12,7 +12,7 @@ DEMO_SEED = 2
 
 @pytest.fixture(scope="session")
 def demo_delivery(tmp_path_factory):
-    """The demo world (homelessness, 3000 persons, seed 2) written as Parquet, with its truth."""
+    """The demo world (homelessness, 8000 persons, seed 2) written as Parquet, with its truth."""
     from som_models.simulate import simulate, write_delivery
 
     folder = tmp_path_factory.mktemp("delivery") / "demo"
