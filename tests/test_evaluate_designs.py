@@ -174,7 +174,6 @@ def test_standard_errors_cluster_where_the_delivery_says_the_intervention_was_as
     from pipeline.registers import build_panel, read_manifest
 
     folder, _ = demo_delivery
-    assert assignment_level(folder) == "municipality"  # the simulated roll-out by municipality says so
     built = build_panel(read_manifest(folder), b"k" * 32)
     loaded = ev.load_spec(ROOT / "assets" / "evaluations" / "housing_first_demo.yaml")
     effects = ev.realised_effects(built.panel, built.treatments, loaded.spec, loaded.seed, assigned_by="municipality")
@@ -291,3 +290,8 @@ def test_mpdta_with_lpop_equals_som_estimate_and_r_did(cli_runs, tmp_path):
     assert overall == pytest.approx(np.mean([ref[e][0] for e in (1, 2, 3)]), abs=1e-12)
     (verdict,) = doc["verdicts"]
     assert verdict["realised"] == pytest.approx(overall, abs=1e-12) and verdict["label"] == "refuted-underestimated"
+
+
+def test_the_demo_delivery_says_it_was_assigned_by_municipality(demo_delivery):
+    folder, _ = demo_delivery
+    assert assignment_level(folder) == "municipality"  # the simulated roll-out by municipality
