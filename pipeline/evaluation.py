@@ -325,7 +325,7 @@ def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
             gram = (g / (g - 1) if g > 1 else float("nan")) * (sums.T @ sums)
         else:
             gram = psi.T @ psi
-        years = effects.metadata.get("event_time_years") or {}
+        years: Mapping[int, int] = effects.metadata.get("event_time_years") or {}  # type: ignore[assignment]
         out[outcome] = PathCovariance.from_array([years.get(e, e) for e in times], gram / float(result.n_units) ** 2)
     return out
 
@@ -343,7 +343,7 @@ def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
     """
     cov = event_covariances(effects)
     meta = effects.metadata
-    by_outcome = meta.get("clusters_by_outcome") or {}
+    by_outcome: Mapping[str, Mapping[str, int]] = meta.get("clusters_by_outcome") or {}  # type: ignore[assignment]
     rows = []
     for k in effects.results:
         v = effects.pretrends.get(k)

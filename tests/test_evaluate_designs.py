@@ -185,7 +185,8 @@ def test_standard_errors_cluster_where_the_delivery_says_the_intervention_was_as
     # The covariance the verdicts use is the clustered one: its diagonal is the reported event-time variance.
     cov = ev.covariance_from_frame(pre)["shelter_nights"]
     rows = effects.table.filter((pl.col("outcome") == "shelter_nights") & (pl.col("estimand") == "event")).sort("event_time")
-    assert [np.sqrt(cov.matrix[k][k]) for k in range(len(cov.event_times))] == pytest.approx(rows.get_column("se").to_list(), rel=1e-9)
+    diagonal = [np.sqrt(cov.matrix[k][k]) for k in range(len(cov.event_times))]
+    assert diagonal == pytest.approx(rows.get_column("se").to_list(), rel=1e-9)
     doc = {k: v for k, v in loaded.spec.document.items() if k not in ("control", "base_period")}
     person = parse_evaluation_spec({**doc, "design": {"design": "staggered", "cluster": "person"}})
     assert ev.cluster_level(person, "municipality") is None
@@ -271,7 +272,7 @@ def test_mpdta_with_lpop_equals_som_estimate_and_r_did(cli_runs, tmp_path):
     table = _estimates(work, doc["run"]["id"]).filter(pl.col("outcome") == "log_teen_employment")
     cells = {(r["group"], r["time"]): r["estimate"] for r in table.filter(pl.col("estimand") == "att_gt").to_dicts()}
     for g, row in DR_MPDTA.items():
-        for t, att in zip(range(2004, 2008), row):
+        for t, att in zip(range(2004, 2008), row, strict=True):
             assert cells[(g, t)] == pytest.approx(att, abs=1e-6), (g, t)
     out = tmp_path / "estimate.json"
     result = CliRunner().invoke(app, ["estimate", str(REF / "mpdta" / "mpdta.csv"), "--id", "countyreal", "--time", "year",
