@@ -7,8 +7,9 @@ graph (:func:`pipeline.runner.run_evaluation`), so the same checks run and the s
 
 from __future__ import annotations
 
+import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,8 +21,9 @@ from pipeline import jsonio
 
 from som_models.calibration import propose
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
-from som_models.estimators.dispatch import EstimationSettings
-from som_models.evaluation_spec import EvaluationSpec, parse_evaluation_spec
+from som_models.estimators.dispatch import estimate
+from som_models.estimators.results import DidResult
+from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
 from som_models.verdicts import PathCovariance, Verdict, judge
@@ -35,7 +37,10 @@ VERDICT_SCHEMA = {
 PRETREND_SCHEMA = {
     "outcome": pl.Utf8, "statistic": pl.Float64, "df": pl.Int64, "p_value": pl.Float64,
     "event_times": pl.List(pl.Int64), "event_cov": pl.List(pl.Float64),
+    "cluster": pl.Utf8, "clusters": pl.Int64, "treated_clusters": pl.Int64,
 }
+#: the randomised arm as the dispatcher's rct design reads it (1 = intervention arm T, 0 = control arm C)
+ARM_COLUMN = "arm_T"
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,18 @@ def load_spec(path: str | Path) -> LoadedSpec:
         bad = sorted(set(spec.reestimate_consequences) - {c.item for c in seed.consequences})
         if bad:
             raise ParameterError(f"{path}: reestimate_consequences: {', '.join(bad)} is not a consequence item of {seed_path.name}")
+    if spec.assumptions is not None:
+        known = assumption_names(seed)
+        bad = [a for a in spec.assumptions if a not in known]
+        if bad:
+            raise ParameterError(f"{path}: assumptions: {', '.join(bad)} is not an assumption of {seed_path.name} "
+                                 f"(it has {', '.join(known)})")
     return LoadedSpec(path, spec, seed, seed_path)
+
+
+def assumption_names(params: ParameterSet) -> list[str]:
+    """The assumptions a parameter set states: ``success_rate`` and ``effect_path:<item>`` per consequence item."""
+    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences)]
 
 
 def assumptions_version(store, loaded: LoadedSpec):
@@ -133,11 +149,21 @@ def map_outcomes(panel: pl.DataFrame, spec: EvaluationSpec) -> pl.DataFrame:
     return panel.rename(renames) if renames else panel
 
 
-def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> RealisedEffects:
+def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet, *,
+                     assigned_by: str | None = None) -> RealisedEffects:
     """Event-time effects of the intervention on the success indicator and each consequence item.
 
-    The estimation is :func:`som_models.estimators.dispatch.estimate` with the spec's design block; the
+    The estimation is :func:`som_models.estimators.dispatch.estimate` with the spec's ``design:`` block; the
     ``overall`` mean starts after the course (``min_e`` = the parameter set's course years).
+
+    * ``staggered`` / ``matched``: the cohort of a person is the first ``start_year`` in ``treatments``;
+      persons in a randomised control arm (``arm`` = ``C``) did not receive the intervention and are compared,
+      never counted as treated.
+    * ``rct``: the persons of ``treatments`` with an arm (``T`` = 1, ``C`` = 0), randomised in their
+      ``start_year``; everybody else in the panel is left out.
+
+    Standard errors are clustered at :func:`cluster_level` (``assigned_by``: the delivery manifest's level of
+    assignment). The metadata record ``cluster``, ``clusters`` and ``treated_clusters`` (see :func:`pretrend_frame`).
     """
     panel = prepare_outcomes(panel, spec, params)
     sm = params.success_measure
@@ -146,19 +172,142 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
         treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
         if treatments.height == 0:
             raise ParameterError(f"no persons with intervention code {spec.intervention_code!r} in the intervention register")
-    settings = EstimationSettings(design=spec.design, control=spec.control, base_period=spec.base_period,
-                                  alpha=spec.verdict.alpha, min_e=params.course_years, aggregations=("dynamic",))
-    return estimate_realised_effects(data, treatments, outcomes=outcomes_for(params), settings=settings)
+    block = spec.estimation
+    cluster = cluster_level(spec, assigned_by)
+    if block.design == "rct":
+        data = randomised_sample(data, treatments)
+        settings = block.settings(alpha=spec.verdict.alpha, min_e=params.course_years, arm_col=ARM_COLUMN,
+                                  start="start_year")
+        result = estimate(data, outcomes=outcomes_for(params), id_col="person_id", time_col="year", settings=settings)
+        arms = data.group_by("person_id").agg(pl.col(ARM_COLUMN).first())
+        return replace(result, metadata={**result.metadata, "cluster": None, "clusters": arms.height,
+                                         "treated_clusters": int(arms.get_column(ARM_COLUMN).sum())})
+    if "arm" in treatments.columns:
+        treatments = treatments.filter(pl.col("arm").is_null() | (pl.col("arm") != "C"))
+    if cluster is not None:
+        data, cluster = assignment_cluster(data, treatments, cluster)
+    years = calendar_event_times(data.get_column("year").unique().to_list(),
+                                 treatments.get_column("start_year").drop_nulls().unique().to_list())
+    first = min((e for e, d in years.items() if d >= params.course_years), default=params.course_years)
+    settings = block.settings(alpha=spec.verdict.alpha, min_e=first, cluster=cluster)
+    result = estimate_realised_effects(data, treatments, outcomes=outcomes_for(params), settings=settings)
+    if all(e == d for e, d in years.items()):
+        return result
+    return relabel_event_times(result, years)
+
+
+def calendar_event_times(periods, cohorts) -> dict[int, int]:
+    """Event time in the estimator's periods → years since start, for a panel whose years are not consecutive.
+
+    The staggered estimators count event time in observed periods (``e = pos(t) − pos(g*)``, R ``did``'s
+    convention; on survey waves 1975/1978 a 1976 cohort's 1978 wave is ``e = 0``), while a parameter set counts
+    years since the start (``t − g``; consequence year 1 is ``K`` years after it). Each event time whose cells
+    all lie the same number of years after their cohort's start gets that number; on consecutive years this is
+    the identity. A panel on which one event time mixes cohorts at different distances (cohorts starting at
+    different offsets between waves) cannot be matched to consequence years: an error says so.
+    """
+    obs = sorted(int(p) for p in periods)
+    distances: dict[int, set[int]] = {}
+    for g in sorted(int(c) for c in cohorts if c and int(c) > 0):
+        first = next((k for k, t in enumerate(obs) if t >= g), None)
+        if first is None or first == 0:
+            continue
+        for k, t in enumerate(obs):
+            distances.setdefault(k - first, set()).add(t - g)
+    mixed = sorted(e for e, d in distances.items() if len(d) > 1)
+    if mixed:
+        raise ParameterError(f"panel: the years are not consecutive and event time {mixed[0]} lies "
+                             f"{' and '.join(str(d) for d in sorted(distances[mixed[0]]))} years after different cohorts' "
+                             "start, so the effects cannot be matched to the parameter set's consequence years")
+    return {e: next(iter(d)) for e, d in sorted(distances.items())}
+
+
+def relabel_event_times(effects: RealisedEffects, years: Mapping[int, int]) -> RealisedEffects:
+    """The effects with event times in years since start (:func:`calendar_event_times`): the tidy table's
+    ``event_time``, and the event times of the per-outcome covariance (carried in the metadata)."""
+    mapping = pl.DataFrame({"event_time": list(years), "_years": list(years.values())},
+                           schema={"event_time": pl.Int64, "_years": pl.Int64})
+    table = (effects.table.join(mapping, on="event_time", how="left")
+             .with_columns(pl.coalesce("_years", "event_time").alias("event_time")).drop("_years")
+             .select(effects.table.columns))
+    note = "years since start (the panel's periods are not consecutive; the estimator's periods relabelled)"
+    return replace(effects, table=table, metadata={**effects.metadata, "event_time_unit": note,
+                                                   "event_time_years": {int(e): int(d) for e, d in years.items()}})
+
+
+def cluster_level(spec: EvaluationSpec, assigned_by: str | None = None) -> str | None:
+    """The panel column the standard errors are clustered by (None = the person).
+
+    In order: the spec's ``design.cluster`` (``person`` or a column); else the level at which the intervention
+    was assigned — the spec's ``assigned_by``, else the delivery manifest's (``assigned_by``); else the person.
+    A design that cannot cluster (``rct``, ``matched``) refuses a known level of assignment unless the spec
+    says ``design.cluster: person`` explicitly (its standard errors would otherwise overstate the precision).
+    """
+    block = spec.estimation
+    if block.cluster is not None:
+        return None if block.cluster == PERSON else block.cluster
+    level = spec.assigned_by or assigned_by
+    if level is None or level == PERSON:
+        return None
+    if block.design != "staggered":
+        raise ParameterError(f"the intervention was assigned by {level}, but the {block.design} design cannot cluster its "
+                             "standard errors; set design.cluster: person to accept person-level inference explicitly")
+    return level
+
+
+def assignment_cluster(data: pl.DataFrame, treatments: pl.DataFrame, column: str) -> tuple[pl.DataFrame, str]:
+    """The cluster of each person at assignment: ``column`` itself when it is constant within person, else a new
+    column ``{column}_at_assignment`` holding the value in the person's first treatment year (the last observed
+    year before it, else the first observed) and, for persons never treated, in their first observed year."""
+    if column not in data.columns:
+        raise ParameterError(f"panel: cluster column {column!r} not found; has {', '.join(data.columns)}")
+    nulls = data.get_column(column).null_count()
+    if nulls:
+        raise ParameterError(f"panel: cluster column {column!r} is empty in {nulls} row(s)")
+    pairs = data.select("person_id", column).unique()
+    if pairs.height == pairs.get_column("person_id").n_unique():
+        return data, column
+    starts = treatments.group_by("person_id").agg(pl.col("start_year").cast(pl.Int64).min().alias("_start"))
+    rows = (data.select("person_id", "year", column).join(starts, on="person_id", how="left")
+            .with_columns(pl.when(pl.col("_start").is_null()).then(0)
+                          .when(pl.col("year") <= pl.col("_start")).then(1).otherwise(2).alias("_rank"),
+                          pl.when(pl.col("year") <= pl.col("_start")).then(-pl.col("year"))
+                          .otherwise(pl.col("year")).alias("_order")))
+    name = f"{column}_at_assignment"
+    chosen = rows.sort("person_id", "_rank", "_order").group_by("person_id").agg(pl.col(column).first().alias(name))
+    return data.join(chosen, on="person_id", how="left"), name
+
+
+def randomised_sample(data: pl.DataFrame, treatments: pl.DataFrame) -> pl.DataFrame:
+    """The panel rows of the randomised persons with their arm (:data:`ARM_COLUMN`: 1 = ``T``, 0 = ``C``) and
+    their randomisation year (``start_year``); a clear error when the data have no arm."""
+    if "arm" not in treatments.columns:
+        raise ParameterError("design rct: the treatments have no arm column (the intervention register's ARM, or map "
+                             "data.columns.arm of a handed-over panel)")
+    missing = treatments.filter(pl.col("arm").is_null()).get_column("person_id").n_unique()
+    if missing:
+        raise ParameterError(f"design rct: {missing} person(s) of the treatments have no arm (T or C)")
+    units = treatments.group_by("person_id").agg(pl.col("start_year").cast(pl.Int64).min(),
+                                                 pl.col("arm").n_unique().alias("_arms"), pl.col("arm").first())
+    moved = units.filter(pl.col("_arms") > 1).height
+    if moved:
+        raise ParameterError(f"design rct: {moved} person(s) are listed in both arms")
+    units = units.select("person_id", "start_year", (pl.col("arm") == "T").cast(pl.Float64).alias(ARM_COLUMN))
+    return data.drop([c for c in ("start_year", ARM_COLUMN) if c in data.columns]).join(units, on="person_id", how="inner")
 
 
 def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
-    """Covariance of each outcome's event-time ATTs: ``V = Ψᵀ Ψ / n²`` from the units' influence functions.
+    """Covariance of each outcome's event-time ATTs from the units' influence functions.
 
     ``Ψ`` holds, per event time, the influence function of the dynamic aggregation (the same one whose
-    ``Σ ψ² / n²`` is the event-time variance), so the diagonal reproduces the reported standard errors.
+    ``Σ ψ² / n²`` is the event-time variance). Not clustered: ``V = Ψᵀ Ψ / n²``; clustered (the result's
+    ``clusters``): ``V = G/(G − 1) · Σ_c S_c S_cᵀ / n²`` with ``S_c`` the sum of ``Ψ``'s rows in cluster ``c`` —
+    the dispatcher's cluster-robust variance, so the diagonal reproduces the reported standard errors.
     """
     out: dict[str, PathCovariance] = {}
     for outcome, result in (getattr(effects, "results", None) or {}).items():
+        if not isinstance(result, DidResult):  # the rct design exposes no influence functions per event time
+            continue
         try:
             dyn = aggregate(result, "dynamic")
         except ValueError:
@@ -167,23 +316,45 @@ def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
             continue
         times = sorted(dyn.influence)
         psi = np.column_stack([np.asarray(dyn.influence[e], dtype=float) for e in times])
-        out[outcome] = PathCovariance.from_array(times, psi.T @ psi / float(result.n_units) ** 2)
+        clusters = getattr(result, "clusters", None)
+        if clusters is not None and np.asarray(clusters).size == psi.shape[0]:
+            codes = np.asarray(clusters, dtype=np.int64)
+            g = int(codes.max()) + 1
+            sums = np.zeros((g, psi.shape[1]))
+            np.add.at(sums, codes, psi)
+            gram = (g / (g - 1) if g > 1 else float("nan")) * (sums.T @ sums)
+        else:
+            gram = psi.T @ psi
+        years: Mapping[int, int] = effects.metadata.get("event_time_years") or {}  # type: ignore[assignment]
+        out[outcome] = PathCovariance.from_array([years.get(e, e) for e in times], gram / float(result.n_units) ** 2)
     return out
 
 
 def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
-    """One row per outcome: the Wald pre-trend test and the covariance of its event-time estimates.
+    """One row per outcome: the Wald pre-trend test, the covariance of its event-time estimates and the level of
+    inference.
 
     ``event_cov`` is the row-major ``k × k`` matrix over ``event_times`` (used by the joint path test of
-    the verdicts; null when the estimator does not expose influence functions).
+    the verdicts; null when the estimator does not expose influence functions). ``statistic`` / ``p_value`` are
+    NaN where the design has no pre-trend test (``rct``: its pre-randomisation rows are balance checks).
+    ``cluster`` is the column the standard errors are clustered by (null = the person), ``clusters`` and
+    ``treated_clusters`` how many clusters (persons when not clustered) and how many of them hold a treated
+    person — per outcome (the dispatcher's ``clusters_by_outcome`` when outcomes differ).
     """
     cov = event_covariances(effects)
+    meta = effects.metadata
+    by_outcome: Mapping[str, Mapping[str, int]] = meta.get("clusters_by_outcome") or {}  # type: ignore[assignment]
     rows = []
-    for k, v in effects.pretrends.items():
+    for k in effects.results:
+        v = effects.pretrends.get(k)
         c = cov.get(k)
-        rows.append({"outcome": k, "statistic": v.statistic, "df": v.df, "p_value": v.p_value,
+        counts = by_outcome.get(k) or {"clusters": meta.get("clusters"), "treated_clusters": meta.get("treated_clusters")}
+        rows.append({"outcome": k, "statistic": v.statistic if v else float("nan"), "df": v.df if v else 0,
+                     "p_value": v.p_value if v else float("nan"),
                      "event_times": list(c.event_times) if c else None,
-                     "event_cov": [x for row in c.matrix for x in row] if c else None})
+                     "event_cov": [x for row in c.matrix for x in row] if c else None,
+                     "cluster": meta.get("cluster"), "clusters": counts.get("clusters"),
+                     "treated_clusters": counts.get("treated_clusters")})
     return pl.DataFrame(rows, schema=PRETREND_SCHEMA)
 
 
@@ -200,13 +371,47 @@ def covariance_from_frame(pretrends: pl.DataFrame) -> dict[str, PathCovariance]:
     return out
 
 
+def inference_from_frame(pretrends: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per outcome, the level of inference stored in a :func:`pretrend_frame`: ``{"cluster": column or None
+    (the person), "clusters": G, "treated_clusters": G₁}`` (empty when the frame predates these columns)."""
+    if not {"cluster", "clusters", "treated_clusters"} <= set(pretrends.columns):
+        return {}
+    return {r["outcome"]: {"cluster": r["cluster"], "clusters": r["clusters"], "treated_clusters": r["treated_clusters"]}
+            for r in pretrends.select("outcome", "cluster", "clusters", "treated_clusters").to_dicts()}
+
+
 def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec,
              covariance: Mapping[str, PathCovariance] | None = None) -> tuple[Verdict, ...]:
-    """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings (covariance from ``pretrends``)."""
+    """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings on the assumptions the spec
+    tests (``assumptions:``; the Holm family is exactly these), with the covariance and the level of inference
+    per outcome from ``pretrends`` (:func:`pretrend_frame`)."""
     pre = dict(pretrends.select("outcome", "p_value").iter_rows())
     if covariance is None:
         covariance = covariance_from_frame(pretrends)
-    return judge(params, estimates, pre, spec.verdict, covariance=covariance)
+    accepted = inspect.signature(judge).parameters
+    extra: dict[str, Any] = {}
+    if "inference" in accepted:
+        extra["inference"] = inference_from_frame(pretrends)
+    if "tested" in accepted:
+        return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions, **extra)
+    # TODO(issue 11): once judge(tested=) is merged (verdicts branch) the branch above always runs; delete this
+    # fallback and ``_only_tested``. Until then the family is restricted here by judging only the tested ones.
+    if spec.assumptions is None:
+        return judge(params, estimates, pre, spec.verdict, covariance=covariance, **extra)
+    params, estimates = _only_tested(params, estimates, spec.assumptions)
+    out = judge(params, estimates, pre, spec.verdict, covariance=covariance, **extra)
+    return tuple(v for v in out if v.assumption in spec.assumptions)
+
+
+def _only_tested(params: ParameterSet, estimates: pl.DataFrame, tested) -> tuple[ParameterSet, pl.DataFrame]:
+    """The parameter set without the consequence items that are not tested and, when the success rate is not
+    tested, the estimates without the success indicator (so :func:`judge` leaves it out of the Holm family as
+    not estimable). Transitional: see the TODO in :func:`verdicts`."""
+    keep = tuple(c for c in params.consequences if f"{EFFECT_PATH}{c.item}" in tested)
+    params = replace(params, consequences=keep)
+    if SUCCESS_RATE not in tested:
+        estimates = estimates.filter(pl.col("outcome") != params.success_measure.name)
+    return params, estimates
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
@@ -275,4 +480,11 @@ def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: Paramete
             panel = panel.with_columns(pl.col(col).cast(pl.Float64, strict=True))
         except Exception:
             raise ParameterError(f"panel: outcome column {col!r} is not numeric") from None
+    block = spec.estimation
+    wanted = [*block.columns(), *([spec.assigned_by] if spec.assigned_by not in (None, PERSON) and block.cluster is None
+                                  else [])]
+    missing = [c for c in dict.fromkeys(wanted) if c not in panel.columns]
+    if missing:
+        raise ParameterError(f"panel: column(s) {', '.join(missing)} named by the spec's design (covariates, matching, "
+                             f"cluster or assigned_by) not found; has {', '.join(panel.columns)}")
     return panel

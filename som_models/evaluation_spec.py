@@ -8,9 +8,11 @@ they are kept as written here and resolved by the caller (``pipeline.evaluation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Mapping
 
 from som_models.calibration import POLICIES
+from som_models.estimators.dispatch import EstimationSettings, settings_problems
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
 
@@ -20,9 +22,20 @@ _ALLOWED = {
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
     "equivalence_margin": False, "consistency": False, "path_test": False, "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
+    "assumptions": False, "assigned_by": False,
 }
 _DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False}
-_COLUMNS = {"person_id": False, "year": False, "start_year": False}
+_COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
+#: the keys of a ``design:`` mapping — every option ``som estimate`` has (the arm and the randomisation period of
+#: the ``rct`` design come from the data: the treatments' ``arm`` and ``start_year``)
+_DESIGN = {"design": False, "control": False, "base_period": False, "covariates": False, "method": False,
+           "cluster": False, "bootstrap": False, "bootstrap_weights": False, "seed": False, "match_on": False,
+           "exact": False, "pre_periods": False, "caliper": False, "ratio": False, "replace": False}
+#: ``cluster`` value that means "the person" (the unit): no clustering beyond the person
+PERSON = "person"
+#: the assumption names a parameter set has: ``success_rate`` and ``effect_path:<consequence item>``
+SUCCESS_RATE = "success_rate"
+EFFECT_PATH = "effect_path:"
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,41 @@ class DataSource:
     panel: str | None = None
     treatments: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesignBlock:
+    """The spec's ``design:`` — which estimator of :mod:`som_models.estimators.dispatch` and how.
+
+    ``options`` holds the settings given in the spec besides ``design`` (``control``, ``base_period``,
+    ``covariates``, ``method``, ``bootstrap``, ``seed``, matching options …), under the names of
+    :class:`~som_models.estimators.dispatch.EstimationSettings`. ``cluster`` is what the spec says about the
+    level of inference: None (not said: the level at which the intervention was assigned when the spec's
+    ``assigned_by`` or the delivery tells it, else the person), ``"person"``, or a panel column
+    (e.g. ``municipality``).
+    """
+
+    design: str = "staggered"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    cluster: str | None = None
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        return tuple(self.options.get("covariates", ()))
+
+    def columns(self) -> tuple[str, ...]:
+        """Panel columns the design reads besides the outcomes (covariates, matching columns, the cluster)."""
+        cols = [*self.covariates, *self.options.get("match_on", ()), *self.options.get("exact", ())]
+        if self.cluster not in (None, PERSON):
+            cols.append(self.cluster)
+        return tuple(dict.fromkeys(cols))
+
+    def settings(self, *, alpha: float, min_e: int | None, cluster: str | None = None, arm_col: str | None = None,
+                 start: int | str | None = None) -> EstimationSettings:
+        """The dispatcher's settings: this block with the evaluation's ``alpha`` and ``min_e`` (course years),
+        the resolved cluster column (None = the person) and, for ``rct``, the arm column and randomisation period."""
+        return EstimationSettings(design=self.design, alpha=alpha, min_e=min_e, aggregations=("dynamic",),
+                                  cluster=cluster, arm_col=arm_col, start=start, **dict(self.options))
 
 
 @dataclass(frozen=True)
@@ -63,6 +111,12 @@ class EvaluationSpec:
     reestimate_consequences: tuple[str, ...] | None = None
     #: the intervention's code in the register (``INDSATS``) and in a manifest's ``interventions`` list
     intervention_code: str | None = None
+    #: the estimator (``design:``); ``design``, ``control`` and ``base_period`` above repeat its choices
+    estimation: DesignBlock = field(default_factory=DesignBlock)
+    #: the assumptions tested (``success_rate``, ``effect_path:<item>``); None = every assumption of the parameters
+    assumptions: tuple[str, ...] | None = None
+    #: the level at which the intervention was assigned (a panel column such as ``municipality``), if the spec says
+    assigned_by: str | None = None
 
 
 def _data(obj: Any) -> DataSource:
@@ -101,24 +155,93 @@ def _reestimate(obj: Any) -> tuple[str, ...] | None:
     raise ParameterError(f"reestimate_consequences: expected true, false, all, none or a list of items, got {obj!r}")
 
 
+def _names(obj: Any, path: str) -> tuple[str, ...]:
+    if isinstance(obj, str):
+        obj = [obj]
+    if not isinstance(obj, list) or not obj:
+        raise ParameterError(f"{path}: expected a non-empty list of column names, got {obj!r}")
+    out = tuple(_str(x, f"{path}[{k}]") for k, x in enumerate(obj))
+    dup = sorted({x for x in out if out.count(x) > 1})
+    if dup:
+        raise ParameterError(f"{path}: {', '.join(dup)} listed twice")
+    return out
+
+
+def _design(doc: Mapping[str, Any], alpha: float) -> DesignBlock:
+    """The ``design:`` block: a name (``design: staggered``, with the top-level ``control`` / ``base_period``
+    of older specs) or a mapping of the dispatcher's options, checked with
+    :func:`~som_models.estimators.dispatch.settings_problems` (messages name ``design.<option>``)."""
+    raw = doc.get("design", "staggered")
+    if isinstance(raw, Mapping):
+        _keys(raw, "design", _DESIGN)
+        for key in ("control", "base_period"):
+            if key in doc:
+                raise ParameterError(f"{key}: with a design: mapping give it inside it (design.{key})")
+        block = dict(raw)
+        where = "design.design"
+    else:
+        block = {"design": raw}
+        block.update({k: doc[k] for k in ("control", "base_period") if k in doc})
+        where = "design"
+    design = _str(block.pop("design", "staggered"), where)
+    options: dict[str, Any] = {}
+    for key, value in block.items():
+        path = f"design.{key}" if where != "design" else key
+        if key in ("covariates", "match_on", "exact"):
+            options[key] = _names(value, path)
+        elif key in ("bootstrap", "seed", "pre_periods", "ratio"):
+            options[key] = _int(value, path)
+        elif key == "caliper":
+            options[key] = _num(value, path)
+        elif key == "replace":
+            if not isinstance(value, bool):
+                raise ParameterError(f"{path}: expected true or false, got {value!r}")
+            options[key] = value
+        elif key == "cluster":
+            continue
+        else:
+            options[key] = _str(value, path)
+    cluster = _str(block["cluster"], "design.cluster") if block.get("cluster") is not None else None
+    # The arm and the randomisation period of the rct design come from the data (treatments' arm, start_year).
+    probe = SimpleNamespace(**{**{f: getattr(EstimationSettings, f, None) for f in EstimationSettings.__dataclass_fields__},
+                               "aggregations": ("dynamic",), "match_on": (), "exact": (), "covariates": (),
+                               **options, "design": design, "alpha": alpha, "arm_col": "arm", "start": "start_year",
+                               "cluster": None if cluster in (None, PERSON) else cluster})
+    names = {f: (f"design.{f}" if where != "design" or f not in ("design", "control", "base_period") else f)
+             for f in EstimationSettings.__dataclass_fields__}
+    names["design"] = where
+    problems = settings_problems(probe, names)
+    if problems:
+        raise ParameterError("; ".join(problems))
+    return DesignBlock(design, options, cluster)
+
+
+def _assumptions(obj: Any) -> tuple[str, ...] | None:
+    if obj is None or obj == "all":
+        return None
+    if not isinstance(obj, list) or not obj:
+        raise ParameterError(f"assumptions: expected all or a non-empty list such as [success_rate, effect_path:<item>], "
+                             f"got {obj!r}")
+    out = tuple(_str(x, f"assumptions[{k}]") for k, x in enumerate(obj))
+    for k, name in enumerate(out):
+        if name != SUCCESS_RATE and not (name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
+            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item>")
+    dup = sorted({x for x in out if out.count(x) > 1})
+    if dup:
+        raise ParameterError(f"assumptions: {', '.join(dup)} listed twice")
+    return out
+
+
 def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     """Validate an evaluation spec; ``parameters`` is the seed parameter file (relative to the spec)."""
     _keys(doc, "", _ALLOWED)
-    design = doc.get("design", "staggered")
-    if design != "staggered":
-        raise ParameterError(f"design: {design!r} is not supported yet (supported: staggered)")
-    control = doc.get("control", "never")
-    if control not in ("never", "notyet"):
-        raise ParameterError(f"control: {control!r} is not one of never, notyet")
-    base = doc.get("base_period", "varying")
-    if base not in ("varying", "universal"):
-        raise ParameterError(f"base_period: {base!r} is not one of varying, universal")
     policy = doc.get("update_policy", "precision_weighted")
     if policy not in POLICIES:
         raise ParameterError(f"update_policy: {policy!r} is not one of {', '.join(POLICIES)}")
     alpha = _num(doc.get("alpha", 0.05), "alpha", minimum=0)
     if not 0 < alpha < 0.5:
         raise ParameterError(f"alpha: must be in (0, 0.5), got {alpha}")
+    block = _design(doc, alpha)
     margin = _num(doc.get("equivalence_margin", 0.5), "equivalence_margin", minimum=0)
     if margin <= 0:
         raise ParameterError(f"equivalence_margin: must be > 0 (a share of the assumption), got {margin}")
@@ -138,9 +261,9 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         intervention=_str(doc["intervention"], "intervention"),
         title=str(doc.get("title", "")),
         parameters=_str(doc["parameters"], "parameters"),
-        design=design,
-        control=control,
-        base_period=base,
+        design=block.design,
+        control=block.options.get("control", "never"),
+        base_period=block.options.get("base_period", "varying"),
         verdict=VerdictSettings(alpha=alpha, margin=margin,
                                 min_persons=_int(doc.get("min_persons", 20), "min_persons", minimum=1),
                                 consistency=consistency, path_test=path_test),
@@ -154,4 +277,7 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         reestimate_consequences=_reestimate(doc.get("reestimate_consequences", True)),
         intervention_code=(_str(doc["intervention_code"], "intervention_code")
                            if doc.get("intervention_code") is not None else None),
+        estimation=block,
+        assumptions=_assumptions(doc.get("assumptions")),
+        assigned_by=_str(doc["assigned_by"], "assigned_by") if doc.get("assigned_by") is not None else None,
     )

@@ -30,7 +30,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 1, "verdicts": 1, "parameter_proposal": 1,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_proposal": 1,
     "projections": 1, "audit_report": 2,
 }
 
@@ -194,23 +194,31 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
     outs={
         "realised_effects": dg.AssetOut(description="Tidy estimates (DESIGN §3.3): ATT(g,t), event-time and overall effects.",
                                         code_version=asset_code_version("effects")),
-        "pretrend_tests": dg.AssetOut(description="Wald pre-trend test per outcome.", code_version=asset_code_version("effects")),
+        "pretrend_tests": dg.AssetOut(description="Per outcome: Wald pre-trend test, covariance of the event-time "
+                                                  "estimates, and the level of inference (cluster, clusters, treated clusters).",
+                                      code_version=asset_code_version("effects")),
     },
 )
-def effects(context: dg.AssetExecutionContext, som: SomSettings, panel: pl.DataFrame, treatments: pl.DataFrame, assumptions: dict):
+def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, panel: pl.DataFrame,
+            treatments: pl.DataFrame, assumptions: dict):
+    from pipeline.registers.handover import assignment_level
+
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
-    result = ev.realised_effects(panel, treatments, loaded.spec, params)
+    # The design block of the spec selects the estimator; the delivery may say how the intervention was assigned.
+    result = ev.realised_effects(panel, treatments, loaded.spec, params, assigned_by=assignment_level(delivery["folder"]))
     min_cell = int(loaded.spec.min_cell)
     summary = result.table.filter(pl.col("estimand") != "att_gt").select(
         "outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated")
     yield dg.Output(result.table, output_name="realised_effects", metadata={
         **frame_metadata(result.table), "method": result.metadata["design"],
+        "standard_errors": str(result.metadata.get("standard_errors", "")),
         "summary": suppressed_table(summary, counts=["n_treated"], values=["estimate", "se", "ci_low", "ci_high"], min_cell=min_cell),
     })
     pre = ev.pretrend_frame(result)
     yield dg.Output(pre, output_name="pretrend_tests", metadata={
-        **frame_metadata(pre), "tests": table_metadata(pre.select("outcome", "statistic", "df", "p_value"))})
+        **frame_metadata(pre), "tests": table_metadata(pre.select("outcome", "statistic", "df", "p_value", "cluster",
+                                                                 "clusters", "treated_clusters"))})
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),

@@ -8,10 +8,16 @@ there follows the one evaluation path: the ``delivery`` asset hashes it, the ``r
 canonical panel with :func:`build_handover` instead of the register readers, and every downstream asset,
 check and the report are the same.
 
-Canonical columns: ``columns`` maps ``person_id``, ``year`` and ``start_year`` to the file's names. Without a
-treatments file the panel carries the first treatment year itself (0, negative or empty = never treated;
-constant within a person). Person ids are pseudonymised with the keyed HMAC of the register path, so an id
-that happens to be a person number never reaches storage.
+Canonical columns: ``columns`` maps ``person_id``, ``year``, ``start_year`` and ``arm`` to the file's names.
+Without a treatments file the panel carries the first treatment year itself (0, negative or empty = never
+treated; constant within a person). ``arm`` (optional; read when mapped or when a column of that name exists)
+is the randomised arm of a trial, as in the intervention register's ``ARM``: ``T`` (intervention) or ``C``
+(control); ``1``/``0`` and ``true``/``false`` are read as ``T``/``C``. Person ids are pseudonymised with the
+keyed HMAC of the register path, so an id that happens to be a person number never reaches storage.
+
+A delivery's manifest may say at which level the intervention was assigned (``"assigned_by": "municipality"``,
+a panel column): :func:`assignment_level` reads it, and the evaluation clusters its standard errors there by
+default (``docs/evaluation-spec.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from pipeline.registers.files import DeliveryError, Manifest
 #: a vintage is a label used in partition keys and file names: letters, digits and ``._-`` (no path parts)
 VINTAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CANONICAL = ("person_id", "year", "start_year")
+#: how the values of a handed-over arm column are read (text is compared case-insensitively)
+ARM_VALUES = {"t": "T", "c": "C", "1": "T", "0": "C", "1.0": "T", "0.0": "C", "true": "T", "false": "C"}
 
 
 def check_vintage(vintage: str) -> str:
@@ -68,12 +76,27 @@ def read_frame(path: Path, what: str, text_columns: tuple[str, ...] = ()) -> pl.
         raise DeliveryError(f"{what} {path.name}: cannot be read ({type(exc).__name__})") from None
 
 
+def _arm(frame: pl.DataFrame, col: str, what: str) -> pl.Expr:
+    """The arm column as ``T``/``C`` text (see :data:`ARM_VALUES`); an unreadable value is an error naming the
+    file, the column and how many rows have it."""
+    text = frame.get_column(col).cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+    bad = text.is_not_null() & ~text.is_in(list(ARM_VALUES))
+    if bad.any():
+        values = sorted(set(frame.get_column(col).filter(bad).cast(pl.Utf8).to_list()))[:3]
+        raise DeliveryError(f"{what}: column {col!r} (arm) must be T/C or 1/0; {int(bad.sum())} row(s) hold other "
+                            f"values (e.g. {', '.join(values)})")
+    return pl.col(col).cast(pl.Utf8).str.strip_chars().str.to_lowercase().replace_strict(
+        ARM_VALUES, default=None, return_dtype=pl.Utf8).alias("arm")
+
+
 def read_panel(panel_path: Path, treatments_path: Path | None,
                columns: Mapping[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The panel (``person_id`` as text, ``year`` as int, other columns as given) and the treatments
-    (``person_id``, ``start_year``; never-treated persons dropped), with the file's columns mapped."""
+    (``person_id``, ``start_year``, and ``arm`` when the data have one; never-treated persons dropped), with the
+    file's columns mapped."""
     columns = dict(columns or {})
     pid, year, start = (columns.get(c, c) for c in CANONICAL)
+    arm = columns.get("arm", "arm")
     panel = read_frame(panel_path, "panel", (pid,))
     name = Path(panel_path).name
     for col, role in ((pid, "person_id"), (year, "year")):
@@ -85,14 +108,25 @@ def read_panel(panel_path: Path, treatments_path: Path | None,
             if col not in tr.columns:
                 raise DeliveryError(f"treatments {Path(treatments_path).name}: column {col!r} ({role}) not found; "
                                     f"has {', '.join(tr.columns)}")
-        treatments = tr.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"))
+        if "arm" in columns and arm not in tr.columns:
+            raise DeliveryError(f"treatments {Path(treatments_path).name}: column {arm!r} (arm) not found; "
+                                f"has {', '.join(tr.columns)}")
+        what = f"treatments {Path(treatments_path).name}"
+        treatments = tr.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"),
+                               *([_arm(tr, arm, what)] if arm in tr.columns else []))
     else:
         if start not in panel.columns:
             raise DeliveryError(f"panel {name}: no treatments file and no column {start!r} (start_year) in the panel")
-        treatments = panel.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"))
-        varying = treatments.group_by("person_id").agg(pl.col("start_year").n_unique().alias("n")).filter(pl.col("n") > 1)
-        if varying.height:
-            raise DeliveryError(f"panel {name}: column {start!r} (start_year) varies within {varying.height} person(s)")
+        if "arm" in columns and arm not in panel.columns:
+            raise DeliveryError(f"panel {name}: column {arm!r} (arm) not found; has {', '.join(panel.columns)}")
+        with_arm = arm in panel.columns and arm not in (pid, year, start)
+        treatments = panel.select(pl.col(pid).cast(pl.Utf8).alias("person_id"), pl.col(start).alias("start_year"),
+                                  *([_arm(panel, arm, f"panel {name}")] if with_arm else []))
+        for col, role in ((start, "start_year"), *([(arm, "arm")] if with_arm else [])):
+            canonical = "arm" if role == "arm" else "start_year"
+            varying = treatments.group_by("person_id").agg(pl.col(canonical).n_unique().alias("n")).filter(pl.col("n") > 1)
+            if varying.height:
+                raise DeliveryError(f"panel {name}: column {col!r} ({role}) varies within {varying.height} person(s)")
         treatments = treatments.unique("person_id", keep="first", maintain_order=True)
     try:
         treatments = treatments.with_columns(pl.col("start_year").cast(pl.Int64, strict=True))
@@ -100,6 +134,8 @@ def read_panel(panel_path: Path, treatments_path: Path | None,
         raise DeliveryError(f"column {start!r} (start_year) is not an integer year") from None
     treatments = treatments.filter(pl.col("start_year").is_not_null() & (pl.col("start_year") > 0))
     drop = [start] if treatments_path is None and start not in (pid, year) else []
+    if treatments_path is None and "arm" in treatments.columns:
+        drop.append(arm)
     panel = panel.drop(drop).rename({k: v for k, v in {pid: "person_id", year: "year"}.items() if k != v})
     try:
         panel = panel.with_columns(pl.col("person_id").cast(pl.Utf8), pl.col("year").cast(pl.Int64, strict=True))
@@ -159,6 +195,20 @@ def write_panel_delivery(panel_path: Path, treatments_path: Path | None, *, vint
             shutil.copyfile(src, staging / name)
         (staging / "manifest.json").write_text(text, encoding="utf-8")
     return folder
+
+
+def assignment_level(folder: Path) -> str | None:
+    """The level at which the intervention was assigned, as the delivery's ``manifest.json`` says it
+    (``"assigned_by": "municipality"`` — a column of the canonical panel), or None when it does not say."""
+    path = Path(folder) / "manifest.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DeliveryError(f"{path}: cannot be read as JSON") from None
+    level = doc.get("assigned_by") if isinstance(doc, dict) else None
+    if level is not None and (not isinstance(level, str) or not level.strip()):
+        raise DeliveryError(f"{path}: 'assigned_by' must name a panel column such as municipality (got {level!r})")
+    return level
 
 
 def build_handover(manifest: Manifest, key: bytes):

@@ -11,7 +11,8 @@ Formats (``write_delivery(..., fmt=...)``):
   1.3.7 cannot write ``.sas7bdat`` (its writer supports only sav/dta/xport/por), so SAS deliveries are written
   as ``.xpt``; the ingestion reads both.
 
-Beside the register files: ``manifest.json`` (vintage, period, files, registers, sha256 per file),
+Beside the register files: ``manifest.json`` (vintage, period, files, registers, sha256 per file; ``assigned_by:
+municipality`` when the world rolls the intervention out by municipality),
 ``truth.json`` (what was planted, and per-year fingerprints of the expected panel; no person numbers) and,
 when the world kept it, ``truth_panel.parquet`` (the expected panel row by row, keyed by PNR — synthetic
 numbers — for exact ingestion tests; it is not part of the delivery and not listed in the manifest).
@@ -210,6 +211,8 @@ def write_delivery(delivery: SimulatedDelivery, out_dir: Path, fmt: str = "parqu
     manifest["registers"] = sorted(registers)
     manifest["format"] = fmt
     manifest["sha256"] = {f: file_sha256(out_dir / f) for f in sorted(files)}
+    if delivery.truth.get("design") == "staggered" and delivery.truth.get("rollout"):
+        manifest.setdefault("assigned_by", "municipality")  # a roll-out by municipality: the level of assignment
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (out_dir / "truth.json").write_text(json.dumps(dict(delivery.truth), indent=2, default=_json_default), encoding="utf-8")
     if truth_panel and delivery.expected is not None:
