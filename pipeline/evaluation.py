@@ -7,7 +7,6 @@ graph (:func:`pipeline.runner.run_evaluation`), so the same checks run and the s
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from som_models.estimators.results import DidResult
 from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
-from som_models.verdicts import PathCovariance, Verdict, judge
+from som_models.verdicts import AssignmentInfo, PathCovariance, Verdict, judge
 from som_reference.strict_yaml import load_yaml
 
 VERDICT_SCHEMA = {
@@ -388,30 +387,12 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
     pre = dict(pretrends.select("outcome", "p_value").iter_rows())
     if covariance is None:
         covariance = covariance_from_frame(pretrends)
-    accepted = inspect.signature(judge).parameters
-    extra: dict[str, Any] = {}
-    if "inference" in accepted:
-        extra["inference"] = inference_from_frame(pretrends)
-    if "tested" in accepted:
-        return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions, **extra)
-    # TODO(issue 11): once judge(tested=) is merged (verdicts branch) the branch above always runs; delete this
-    # fallback and ``_only_tested``. Until then the family is restricted here by judging only the tested ones.
-    if spec.assumptions is None:
-        return judge(params, estimates, pre, spec.verdict, covariance=covariance, **extra)
-    params, estimates = _only_tested(params, estimates, spec.assumptions)
-    out = judge(params, estimates, pre, spec.verdict, covariance=covariance, **extra)
-    return tuple(v for v in out if v.assumption in spec.assumptions)
-
-
-def _only_tested(params: ParameterSet, estimates: pl.DataFrame, tested) -> tuple[ParameterSet, pl.DataFrame]:
-    """The parameter set without the consequence items that are not tested and, when the success rate is not
-    tested, the estimates without the success indicator (so :func:`judge` leaves it out of the Holm family as
-    not estimable). Transitional: see the TODO in :func:`verdicts`."""
-    keep = tuple(c for c in params.consequences if f"{EFFECT_PATH}{c.item}" in tested)
-    params = replace(params, consequences=keep)
-    if SUCCESS_RATE not in tested:
-        estimates = estimates.filter(pl.col("outcome") != params.success_measure.name)
-    return params, estimates
+    inference = {outcome: AssignmentInfo(clusters=int(i["clusters"]), treated_clusters=int(i["treated_clusters"]),
+                                         level=i["cluster"] or "person")
+                 for outcome, i in inference_from_frame(pretrends).items()
+                 if i["clusters"] is not None and i["treated_clusters"] is not None}
+    return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
+                 inference=inference)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
