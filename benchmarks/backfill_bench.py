@@ -21,6 +21,7 @@ for reference. Target: backfill ≤ 2 × the two single runs. Run it on a quiet 
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import os
 import tempfile
@@ -69,7 +70,8 @@ def deployed(tmp: Path, landing: Path, executor: str, postgres: str | None) -> d
     import dagster as dg
 
     from pipeline.definitions import build_definitions
-    from pipeline.defs.local_deployment import (
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the deploy-kit harness of the tests
+    from local_deployment import (
         launch_asset_backfill,
         local_deployment,
         submit_run,

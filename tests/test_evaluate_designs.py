@@ -179,9 +179,9 @@ def test_standard_errors_cluster_where_the_delivery_says_the_intervention_was_as
     effects = ev.realised_effects(built.panel, built.treatments, loaded.spec, loaded.seed, assigned_by="municipality")
     pre = ev.pretrend_frame(effects)
     assert set(pre.get_column("cluster")) == {"municipality_at_assignment"}  # persons move after the roll-out
-    assert set(pre.get_column("treated_clusters")) == {4}
+    assert set(pre.get_column("treated_clusters")) == {30}  # the demo roll-out: 30 of 98 kommuner
     info = ev.inference_from_frame(pre)["shelter_nights"]
-    assert info == {"cluster": "municipality_at_assignment", "clusters": info["clusters"], "treated_clusters": 4}
+    assert info == {"cluster": "municipality_at_assignment", "clusters": info["clusters"], "treated_clusters": 30}
     # The covariance the verdicts use is the clustered one: its diagonal is the reported event-time variance.
     cov = ev.covariance_from_frame(pre)["shelter_nights"]
     rows = effects.table.filter((pl.col("outcome") == "shelter_nights") & (pl.col("estimand") == "event")).sort("event_time")

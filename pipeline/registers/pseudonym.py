@@ -51,8 +51,10 @@ def _postgres_instance() -> bool:
         return False
     import yaml
 
+    from som_reference.strict_yaml import load_yaml
+
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path) or {}
     except (OSError, yaml.YAMLError):
         return False
     if not isinstance(doc, dict):

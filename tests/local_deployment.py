@@ -22,7 +22,9 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from pipeline.workdir import REPO_ROOT
+from som_reference.strict_yaml import load_yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the deploy kit lives in the repository, not in the package
 
 KIT_INSTANCE = REPO_ROOT / "deploy" / "dagster.yaml"
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -30,7 +32,7 @@ FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 
 def instance_config(home: Path, *, postgres_url: str | None, max_concurrent_runs: int) -> dict:
     """The kit's instance config with storage, folders and the run queue limit for a local deployment."""
-    config = yaml.safe_load(KIT_INSTANCE.read_text(encoding="utf-8"))
+    config = load_yaml(KIT_INSTANCE)
     config["storage"] = ({"postgres": {"postgres_url": postgres_url}} if postgres_url
                          else {"sqlite": {"base_dir": str(home / "history")}})
     config["compute_logs"]["config"]["base_dir"] = str(home / "compute_logs")
