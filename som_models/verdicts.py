@@ -65,8 +65,9 @@ import polars as pl
 from scipy import stats
 
 from som_models.assumptions import EVENT, AssumptionMap
+from som_models.descriptive import descriptive_comparison
 from som_models.estimators.results import z_value
-from som_models.parameters.schema import ParameterSet
+from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
 
 LABELS = ("consistent", "refuted-overestimated", "refuted-underestimated", "inconclusive")
 CONSISTENCY_RULES = ("precision", "tost")
@@ -270,15 +271,36 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
                        pretrend_p.get(cons.item), tuple(path), unit, shape, tuple(p["consequence_year"] for p in used))
 
 
+# ---- consequence-profile kind dispatch (issue 11 item 5) -------------------------------------------------
+# The one place where the verdicts depend on a consequence item's kind: a causal profile is compared with the
+# causal ATT path (_path_comparison); a descriptive one with SØM's success-vs-non-success contrast
+# (som_models.descriptive), never with the causal path. Both return objects with the same fields.
+
+def _consequence_comparison(params: ParameterSet, amap: AssumptionMap, cons, estimates: pl.DataFrame,
+                            pretrend_p: Mapping[str, float], settings: VerdictSettings, cov: PathCovariance | None,
+                            descriptive: pl.DataFrame | None):
+    if cons.kind == DESCRIPTIVE:
+        return descriptive_comparison(params, cons.item, descriptive, alpha=settings.alpha,
+                                      min_persons=settings.min_persons)
+    return _path_comparison(amap, cons, estimates, pretrend_p, settings, cov)
+# ---- end of the kind dispatch ---------------------------------------------------------------------------
+
+
 def comparisons(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
                 settings: VerdictSettings = VerdictSettings(), *,
-                covariance: Mapping[str, PathCovariance] | None = None) -> list[_Comparison]:
-    """Pair every assumption of ``params`` with its realised counterpart in the estimates table."""
+                covariance: Mapping[str, PathCovariance] | None = None,
+                descriptive: pl.DataFrame | None = None) -> list[_Comparison]:
+    """Pair every assumption of ``params`` with its realised counterpart in the estimates table.
+
+    ``descriptive`` is the success-vs-non-success contrast table (:func:`som_models.descriptive.estimate_descriptive`)
+    that tests the descriptive consequence profiles; causal ones are tested against ``estimates``.
+    """
     covariance = covariance or {}
     amap = AssumptionMap.from_params(params)
     out = [_success_comparison(amap, estimates, pretrend_p)]
     for cons in params.consequences:
-        out.append(_path_comparison(amap, cons, estimates, pretrend_p, settings, covariance.get(cons.item)))
+        out.append(_consequence_comparison(params, amap, cons, estimates, pretrend_p, settings,
+                                           covariance.get(cons.item), descriptive))
     return out
 
 
@@ -291,16 +313,18 @@ def _tost(d: float, se: float, delta: float) -> float:
 
 def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
           settings: VerdictSettings = VerdictSettings(), *,
-          covariance: Mapping[str, PathCovariance] | None = None) -> tuple[Verdict, ...]:
+          covariance: Mapping[str, PathCovariance] | None = None,
+          descriptive: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
     """Verdicts on every assumption of ``params`` (see the module docstring for the tests and labels).
 
     ``estimates`` is the tidy table of DESIGN §3.3 (``event`` and ``overall`` rows are used);
     ``pretrend_p`` maps outcomes to pre-trend p-values (NaN = no pre-periods); ``covariance`` optionally
-    maps outcomes to the covariance of their event-time estimates.
+    maps outcomes to the covariance of their event-time estimates; ``descriptive`` is the contrast table
+    that tests descriptive consequence profiles (:mod:`som_models.descriptive`).
     """
     outcomes = [k for k, v in pretrend_p.items() if _finite(v)]
     adjusted_pre = dict(zip(outcomes, holm([float(pretrend_p[k]) for k in outcomes]))) if outcomes else {}
-    comps = comparisons(params, estimates, adjusted_pre, settings, covariance=covariance)
+    comps = comparisons(params, estimates, adjusted_pre, settings, covariance=covariance, descriptive=descriptive)
 
     def gate(c: _Comparison) -> str | None:
         if c.realised is None or c.se is None:
@@ -356,7 +380,7 @@ def _label(c: _Comparison, gate: str | None, test, p_adj, tost_p, tost_adj, m: i
            st: VerdictSettings) -> Verdict:
     level = f"{100 * (1 - st.alpha):g} %"
     delta = st.margin * abs(c.assumed)
-    what = "success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}"
+    what = getattr(c, "what", None) or ("success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}")
     span = ""
     if c.years:
         span = (f" in consequence year {c.years[0]}" if len(c.years) == 1
@@ -366,6 +390,7 @@ def _label(c: _Comparison, gate: str | None, test, p_adj, tost_p, tost_adj, m: i
         "level_source": c.level_source, "se": c.se, "consequence_years": list(c.years), "margin_abs": delta,
         "alpha": st.alpha, "consistency_rule": st.consistency, "path_test": st.path_test, "family_size": m,
         "gate": gate, "shape_test": dict(c.shape) if c.shape else None,
+        "profile_kind": getattr(c, "kind", None) or (None if c.assumption == "success_rate" else "causal"),
     }
     test_name = "not tested"
     if test is not None and gate is None:
