@@ -41,14 +41,15 @@ store refuses the extreme case — re-updating a version with the very data it c
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import polars as pl
 
 from som_models.assumptions import EVENT, AssumptionMap, units_per_success
-from som_models.estimators.results import z_value
 from som_models.descriptive import realised_contrast
+from som_models.estimators.results import z_value
 from som_models.parameters.schema import CAUSAL, CONSEQUENCE_KINDS, DESCRIPTIVE, ParameterSet
 
 POLICIES = ("precision_weighted", "replace")
@@ -150,8 +151,9 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         if r["event_time"] is not None
     }
     key = amap.success_estimand
-    sm = events.get((key.outcome, key.event_time))
-    sm_ok = not (sm is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]))
+    found = events.get((key.outcome, key.event_time))
+    sm: dict[str, Any] = found or {}
+    sm_ok = not (found is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]))
     if not sm_ok and not any(contrasts.values()):
         return Proposal(doc, (), "no realised success rate: parameters unchanged")
     z = z_value(alpha)
@@ -177,7 +179,8 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             and not any(c.kind == DESCRIPTIVE for c in wanted)):
         for cons in wanted:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "realised success rate not significantly positive"})
-        return Proposal(doc, tuple(changes), "success rate updated; consequences kept (realised success rate not significantly positive)")
+        return Proposal(doc, tuple(changes),
+                        "success rate updated; consequences kept (realised success rate not significantly positive)")
     updated = 0
     for cons in wanted:
         has_external = any(k[0] == cons.item for k in external)

@@ -35,8 +35,9 @@ success rate, ``a_j`` is *not* multiplied by the success rate: the contrast is a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl

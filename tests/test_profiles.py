@@ -6,7 +6,11 @@ import pytest
 import yaml
 
 from som_models.parameters import (
-    CONSEQUENCE_KINDS, ParameterError, check_kinds_kept, convert_profile, parse_parameter_set,
+    CONSEQUENCE_KINDS,
+    ParameterError,
+    check_kinds_kept,
+    convert_profile,
+    parse_parameter_set,
 )
 from som_models.projection import project
 

@@ -24,7 +24,11 @@ import pytest
 
 from som_models.calibration import propose
 from som_models.descriptive import (
-    REFERENCE_COL, SUCCESS_COL, descriptive_comparison, descriptive_panel, estimate_descriptive,
+    REFERENCE_COL,
+    SUCCESS_COL,
+    descriptive_comparison,
+    descriptive_panel,
+    estimate_descriptive,
 )
 from som_models.estimators import estimate_realised_effects, success_indicator
 from som_models.estimators.dispatch import EstimationSettings
