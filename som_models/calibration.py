@@ -17,11 +17,20 @@ the verdicts. Consequences are only re-estimated when the realised
 success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``); years without data (or with fewer than
 ``min_persons`` treated persons) keep the prior.
 
+**Two kinds of profile, never mixed** (``consequences.<item>.kind``, :mod:`som_models.parameters.schema`).
+The ratio above is a *causal* quantity (effect per net success) and updates only ``causal`` profiles. A
+``descriptive`` profile (SØM's success-vs-non-success contrast) is updated from the descriptive contrast
+table ``descriptive`` (:func:`som_models.descriptive.estimate_descriptive`; ``event_time`` = consequence
+year, years with fewer than ``min_persons`` persons in either group skipped), with the same update rule and
+regardless of the realised success rate (the contrast is not divided by it). An updated item keeps and
+states its kind; storing an estimate of one kind into a profile of the other is refused (a change of kind
+is :func:`som_models.parameters.schema.convert_profile`, an explicit recorded step).
+
 Which consequence profiles are re-estimated is the evaluation's choice (``items``: None = all, ``()`` =
-none; the spec's ``reestimate_consequences``). Consequences estimated elsewhere — e.g. SØM's own way,
-success vs non-success within the target group, regression-adjusted (DESIGN §4) — can be passed as
-``consequence_estimates`` (columns ``item, consequence_year, estimate, se``: units per successful person);
-for those items they replace the ratio above and enter the same update rule.
+none; the spec's ``reestimate_consequences``). Consequences estimated elsewhere can be passed as
+``consequence_estimates`` (columns ``item, consequence_year, estimate, se``, optional ``kind``: units per
+successful person, ``causal`` unless the column says otherwise); for those items they replace the
+realised value above and enter the same update rule — only into a profile of the same kind.
 
 Caveat: register vintages are cumulative (a new delivery repeats the earlier years). Updating an already
 updated version with a later vintage by ``precision_weighted`` counts the overlapping years twice; for such
@@ -32,14 +41,16 @@ store refuses the extreme case — re-updating a version with the very data it c
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import polars as pl
 
 from som_models.assumptions import EVENT, AssumptionMap, units_per_success
+from som_models.descriptive import realised_contrast
 from som_models.estimators.results import z_value
-from som_models.parameters.schema import ParameterSet
+from som_models.parameters.schema import CAUSAL, CONSEQUENCE_KINDS, DESCRIPTIVE, ParameterSet
 
 POLICIES = ("precision_weighted", "replace")
 
@@ -74,21 +85,49 @@ def combine(prior: float, prior_se: float | None, realised: float, realised_se: 
 
 
 def _external(consequence_estimates: pl.DataFrame | None) -> dict[tuple[str, int], dict]:
+    """``(item, consequence_year) → row`` of external estimates; a row's kind is its ``kind`` column (default causal)."""
     if consequence_estimates is None:
         return {}
     need = {"item", "consequence_year", "estimate", "se"}
     missing = sorted(need - set(consequence_estimates.columns))
     if missing:
         raise ValueError(f"consequence_estimates: missing column(s) {', '.join(missing)}")
-    return {(str(r["item"]), int(r["consequence_year"])): r for r in consequence_estimates.to_dicts()}
+    out = {}
+    for r in consequence_estimates.to_dicts():
+        kind = r.get("kind") or CAUSAL
+        if kind not in CONSEQUENCE_KINDS:
+            raise ValueError(f"consequence_estimates: kind {kind!r} of item {r['item']!r} is not one of "
+                             f"{', '.join(CONSEQUENCE_KINDS)}")
+        out[(str(r["item"]), int(r["consequence_year"]))] = {**r, "kind": kind}
+    return out
+
+
+def _check_kinds(params: ParameterSet, external: Mapping[tuple[str, int], dict], descriptive: pl.DataFrame | None,
+                 wanted: list) -> None:
+    """Refuse to store an estimate of one kind into a profile of the other (module docstring)."""
+    kinds = params.kinds()
+    for (item, j), r in external.items():
+        if item in kinds and r["kind"] != kinds[item]:
+            raise ValueError(f"consequences.{item}: refusing to store a {r['kind']} estimate (consequence_estimates, "
+                             f"consequence year {j}) into a {kinds[item]} profile; convert the profile explicitly "
+                             "(convert_profile) or supply an estimate of its kind")
+    if descriptive is not None and "outcome" in descriptive.columns:
+        for cons in wanted:
+            if cons.kind != DESCRIPTIVE and descriptive.filter(pl.col("outcome") == cons.item).height:
+                raise ValueError(f"consequences.{cons.item}: refusing to store the descriptive success-vs-non-success "
+                                 f"contrast into a {cons.kind} profile")
 
 
 def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "precision_weighted",
             prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation",
             items: tuple[str, ...] | None = None, min_persons: int = 1,
-            consequence_estimates: pl.DataFrame | None = None) -> Proposal:
+            consequence_estimates: pl.DataFrame | None = None,
+            descriptive: pl.DataFrame | None = None) -> Proposal:
     """A new parameter document updated with the realised estimates (the input is never modified).
 
+    Causal profiles are updated from the causal ATT path (or causal ``consequence_estimates``), descriptive
+    ones from the descriptive contrast table ``descriptive`` (or descriptive ``consequence_estimates``); an
+    estimate of the other kind is refused, and every updated item keeps (and states) its kind.
     ``changes`` lists every changed value with its prior, realised and new value; items that were not
     re-estimated appear with ``"kept"`` and the reason.
     """
@@ -99,6 +138,10 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         raise ValueError(f"re-estimation asked for unknown consequence item(s) {sorted(set(items) - known)}; "
                          f"the parameter set has {sorted(known)}")
     external = _external(consequence_estimates)
+    wanted = [c for c in params.consequences if items is None or c.item in items]
+    _check_kinds(params, external, descriptive, wanted)
+    contrasts = {c.item: realised_contrast(descriptive, c.item, min_persons=min_persons)
+                 for c in wanted if c.kind == DESCRIPTIVE}
     doc = params.to_dict()
     changes: list[dict] = []
     amap = AssumptionMap.from_params(params)
@@ -108,32 +151,43 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         if r["event_time"] is not None
     }
     key = amap.success_estimand
-    sm = events.get((key.outcome, key.event_time))
-    if sm is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]):
+    found = events.get((key.outcome, key.event_time))
+    sm: dict[str, Any] = found or {}
+    sm_ok = not (found is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]))
+    if not sm_ok and not any(contrasts.values()):
         return Proposal(doc, (), "no realised success rate: parameters unchanged")
-    prior = params.success_rate
-    value, se = combine(prior.value, prior.se, sm["estimate"], sm["se"], policy, prior_cv)
-    value = min(max(value, 0.0), 1.0)
-    doc["success_rate"] = {
-        "value": _round(value), "se": _round(se),
-        "source": f"{policy} update of {prior.value:g} (se {prior.se if prior.se is not None else 'n/a'}) with the "
-                  f"realised {sm['estimate']:.4g} (se {sm['se']:.3g}) from {evidence_label}",
-    }
-    changes.append({"parameter": "success_rate", "from": prior.value, "to": _round(value), "realised": sm["estimate"],
-                    "realised_se": sm["se"]})
+    z = z_value(alpha)
+    if sm_ok:
+        prior = params.success_rate
+        value, se = combine(prior.value, prior.se, sm["estimate"], sm["se"], policy, prior_cv)
+        value = min(max(value, 0.0), 1.0)
+        doc["success_rate"] = {
+            "value": _round(value), "se": _round(se),
+            "source": f"{policy} update of {prior.value:g} (se {prior.se if prior.se is not None else 'n/a'}) with the "
+                      f"realised {sm['estimate']:.4g} (se {sm['se']:.3g}) from {evidence_label}",
+        }
+        changes.append({"parameter": "success_rate", "from": prior.value, "to": _round(value), "realised": sm["estimate"],
+                        "realised_se": sm["se"]})
+    else:
+        changes.append({"parameter": "success_rate", "kept": "no realised success rate"})
+    significant = sm_ok and sm["estimate"] / sm["se"] > z
 
-    wanted = [c for c in params.consequences if items is None or c.item in items]
     for cons in params.consequences:
         if cons not in wanted:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "the evaluation does not ask to re-estimate it"})
-    z = z_value(alpha)
-    if sm["estimate"] / sm["se"] <= z and not external:
+    if (sm_ok and not significant and not external
+            and not any(c.kind == DESCRIPTIVE for c in wanted)):
         for cons in wanted:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "realised success rate not significantly positive"})
-        return Proposal(doc, tuple(changes), "success rate updated; consequences kept (realised success rate not significantly positive)")
-    r_s, se_s = sm["estimate"], sm["se"]
+        return Proposal(doc, tuple(changes),
+                        "success rate updated; consequences kept (realised success rate not significantly positive)")
     updated = 0
     for cons in wanted:
+        has_external = any(k[0] == cons.item for k in external)
+        if cons.kind != DESCRIPTIVE and not has_external and not significant:
+            why = "realised success rate not significantly positive" if sm_ok else "no realised success rate"
+            changes.append({"parameter": f"consequences.{cons.item}", "kept": why})
+            continue
         units = list(cons.units)
         ses: list[float | None] = list(cons.se) if cons.se else [None] * len(cons.units)
         touched = []
@@ -141,16 +195,19 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             ext = external.get((cons.item, j))
             if ext is not None:
                 c, se_c, how = float(ext["estimate"]), float(ext["se"]), "external estimate"
-            else:
-                if external and any(k[0] == cons.item for k in external):
-                    continue  # this item is estimated externally; years it lacks keep the prior
-                if r_s / se_s <= z:
+            elif has_external:
+                continue  # this item is estimated externally; years it lacks keep the prior
+            elif cons.kind == DESCRIPTIVE:
+                row = contrasts[cons.item].get(j)
+                if row is None:
                     continue
+                c, se_c, how = row["estimate"], row["se"], "descriptive contrast (success vs non-success, regression-adjusted)"
+            else:
                 key = amap.consequence_estimand(cons.item, j)
                 row = events.get((key.outcome, key.event_time))
                 if row is None or row["se"] is None or row["estimate"] is None or int(row["n_treated"] or 0) < min_persons:
                     continue
-                c, se_c = units_per_success(row["estimate"], row["se"], r_s, se_s)
+                c, se_c = units_per_success(row["estimate"], row["se"], sm["estimate"], sm["se"])
                 how = "ATT / realised success rate"
             if not (math.isfinite(c) and math.isfinite(se_c)):
                 continue
@@ -163,11 +220,13 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             continue
         prior_se = [s if s is not None else _round(prior_cv * abs(u)) for s, u in zip(ses, cons.units)]
         doc["consequences"][cons.item] = {
+            "kind": cons.kind,
             "units": units,
             "se": [s if s is not None else prior_se[k] for k, s in enumerate(ses)],
             "source": f"{policy} update of consequence years {touched[0]['consequence_year']}–"
                       f"{touched[-1]['consequence_year']} from {evidence_label}; later years unchanged ({cons.source})",
         }
-        changes.append({"parameter": f"consequences.{cons.item}", "years": touched})
+        changes.append({"parameter": f"consequences.{cons.item}", "kind": cons.kind, "years": touched})
         updated += 1
-    return Proposal(doc, tuple(changes), f"{policy} update of the success rate and {updated} consequence profile(s) from {evidence_label}")
+    what = "the success rate and " if sm_ok else ""
+    return Proposal(doc, tuple(changes), f"{policy} update of {what}{updated} consequence profile(s) from {evidence_label}")

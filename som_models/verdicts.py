@@ -88,8 +88,9 @@ import polars as pl
 from scipy import stats
 
 from som_models.assumptions import EVENT, AssumptionMap
+from som_models.descriptive import descriptive_comparison
 from som_models.estimators.results import z_value
-from som_models.parameters.schema import ParameterSet
+from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
 
 LABELS = ("consistent", "refuted-overestimated", "refuted-underestimated", "inconclusive")
 CONSISTENCY_RULES = ("tost",)
@@ -345,15 +346,36 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
                        pretrend_p.get(cons.item), tuple(path), unit, shape, tuple(p["consequence_year"] for p in used))
 
 
+# ---- consequence-profile kind dispatch (issue 11 item 5) -------------------------------------------------
+# The one place where the verdicts depend on a consequence item's kind: a causal profile is compared with the
+# causal ATT path (_path_comparison); a descriptive one with SØM's success-vs-non-success contrast
+# (som_models.descriptive), never with the causal path. Both return objects with the same fields.
+
+def _consequence_comparison(params: ParameterSet, amap: AssumptionMap, cons, estimates: pl.DataFrame,
+                            pretrend_p: Mapping[str, float], settings: VerdictSettings, cov: PathCovariance | None,
+                            descriptive: pl.DataFrame | None):
+    if cons.kind == DESCRIPTIVE:
+        return descriptive_comparison(params, cons.item, descriptive, alpha=settings.alpha,
+                                      min_persons=settings.min_persons)
+    return _path_comparison(amap, cons, estimates, pretrend_p, settings, cov)
+# ---- end of the kind dispatch ---------------------------------------------------------------------------
+
+
 def comparisons(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
                 settings: VerdictSettings = VerdictSettings(), *,
-                covariance: Mapping[str, PathCovariance] | None = None) -> list[_Comparison]:
-    """Pair every assumption of ``params`` with its realised counterpart in the estimates table."""
+                covariance: Mapping[str, PathCovariance] | None = None,
+                descriptive: pl.DataFrame | None = None) -> list[_Comparison]:
+    """Pair every assumption of ``params`` with its realised counterpart in the estimates table.
+
+    ``descriptive`` is the success-vs-non-success contrast table (:func:`som_models.descriptive.estimate_descriptive`)
+    that tests the descriptive consequence profiles; causal ones are tested against ``estimates``.
+    """
     covariance = covariance or {}
     amap = AssumptionMap.from_params(params)
     out = [_success_comparison(amap, estimates, pretrend_p)]
     for cons in params.consequences:
-        out.append(_path_comparison(amap, cons, estimates, pretrend_p, settings, covariance.get(cons.item)))
+        out.append(_consequence_comparison(params, amap, cons, estimates, pretrend_p, settings,
+                                           covariance.get(cons.item), descriptive))
     return out
 
 
@@ -424,7 +446,8 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
           settings: VerdictSettings = VerdictSettings(), *,
           covariance: Mapping[str, PathCovariance] | None = None,
           tested: Collection[str] | None = None,
-          inference: Mapping[str, AssignmentInfo] | None = None) -> tuple[Verdict, ...]:
+          inference: Mapping[str, AssignmentInfo] | None = None,
+          descriptive: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
     """Verdicts on the tested assumptions of ``params`` (see the module docstring for the tests and labels).
 
     ``estimates`` is the tidy table of DESIGN §3.3 (``event`` and ``overall`` rows are used);
@@ -433,10 +456,11 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
     ``tested`` names the assumptions to test (verdict ``assumption`` names, e.g. ``success_rate``,
     ``effect_path:shelter_nights``; None = all) — they, and only they, form the Holm family, and the others
     get no verdict; ``inference`` maps assumption names (or outcomes) to how the treatment was assigned
-    (:class:`AssignmentInfo`: clusters, treated clusters, few-cluster p-values).
+    (:class:`AssignmentInfo`: clusters, treated clusters, few-cluster p-values); ``descriptive`` is the contrast
+    table that tests descriptive consequence profiles (:mod:`som_models.descriptive`).
     """
     inference = inference or {}
-    comps = comparisons(params, estimates, pretrend_p, settings, covariance=covariance)
+    comps = comparisons(params, estimates, pretrend_p, settings, covariance=covariance, descriptive=descriptive)
     if tested is not None:
         names = [c.assumption for c in comps]
         unknown = sorted(set(tested) - set(names))
@@ -500,7 +524,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
            tost_adj: float | None, tost_h: int | None, m: int, info: AssignmentInfo | None,
            st: VerdictSettings) -> Verdict:
     delta = st.margin * abs(c.assumed)
-    what = "success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}"
+    what = getattr(c, "what", None) or ("success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}")
     span = ""
     if c.years:
         span = (f" in consequence year {c.years[0]}" if len(c.years) == 1
@@ -515,6 +539,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
         "assignment": None if info is None else {**asdict(info), "few_clusters": few},
         "decision_method": None if dec is None or gate is not None else dec.method,
         "ci_level": None,
+        "profile_kind": getattr(c, "kind", None) or (None if c.assumption == "success_rate" else "causal"),
     }
     test_name = "not tested"
     if dec is not None and gate is None:

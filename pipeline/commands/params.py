@@ -183,6 +183,16 @@ def projection_summary(content: dict) -> dict | None:
     return {"npv": dict(p.npv), "payback_year": p.payback_year, "roi": p.roi, "success_rate": p.success_rate}
 
 
+def _kinds_line(content: dict) -> str:
+    """Which kind (causal / descriptive) each consequence profile of a stored document is, in one line."""
+    from som_models.parameters import ParameterError, parse_parameter_set
+
+    try:
+        return parse_parameter_set(content).describe_kinds()
+    except (ParameterError, ValueError, KeyError, TypeError):
+        return "consequence profiles: kinds unknown (the document is not a valid parameter set)"
+
+
 def _actor(by: Optional[str]) -> str:
     if by and by.strip():
         return by.strip()
@@ -243,6 +253,7 @@ def show_command(
                          ("content sha256", record.content_hash)):
         if value not in (None, ""):
             console.print(f"  {label}: {value}", highlight=False, soft_wrap=True)
+    console.print(f"  {_kinds_line(doc['content'])}", highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(doc["content"], sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
     emit_json(json_out, doc)
 

@@ -523,6 +523,8 @@ class KnowledgeBase:
         projection with the net price index); items valued by tax get a ``tax`` section with the placeholder
         rates of ``assets/prices/tax_rates.yaml``; gross prices (``gross_for``) get the matching refusion rule,
         with a stated assumption (52 prior weeks; a 1.5 million kr annual case expense) for the analyst to adjust.
+        Consequence profiles are written as ``kind: descriptive``: the target groups hold SØM-style
+        success-vs-non-success contrasts (``docs/concepts.md``).
         """
         tg = self.target_group(target_group)
         longest = max(len(c.units) for c in tg.consequences)
@@ -541,7 +543,7 @@ class KnowledgeBase:
         taxable = {}
         gross_items: dict[str, list[str]] = {"staircase": [], "expensive_cases": []}
         for c in tg.consequences:
-            doc["consequences"][c.item] = {"units": list(c.units), **({"se": list(c.se)} if c.se else {}),
+            doc["consequences"][c.item] = {"kind": "descriptive", "units": list(c.units), **({"se": list(c.se)} if c.se else {}),
                                            "source": f"{c.status}: {c.source}"}
             doc["sources"][f"consequences.{c.item}"] = {"status": c.status, "note": c.source}
             if c.price is not None:

@@ -1,9 +1,26 @@
 """Parameter-set schema (strict) and content hashing."""
 
 from som_models.parameters.schema import (
-    PAYERS, Consequence, CostLine, Estimate, MonteCarloSpec, ParameterError, ParameterSet, PriceSpec, RefusionGroup,
-    SuccessMeasure, TaxSpec, content_hash, parse_parameter_set,
+    CAUSAL,
+    CONSEQUENCE_KINDS,
+    DESCRIPTIVE,
+    PAYERS,
+    Consequence,
+    CostLine,
+    Estimate,
+    MonteCarloSpec,
+    ParameterError,
+    ParameterSet,
+    PriceSpec,
+    RefusionGroup,
+    SuccessMeasure,
+    TaxSpec,
+    check_kinds_kept,
+    content_hash,
+    convert_profile,
+    parse_parameter_set,
 )
 
-__all__ = ["PAYERS", "Consequence", "CostLine", "Estimate", "MonteCarloSpec", "ParameterError", "ParameterSet",
-           "PriceSpec", "RefusionGroup", "SuccessMeasure", "TaxSpec", "content_hash", "parse_parameter_set"]
+__all__ = ["CAUSAL", "CONSEQUENCE_KINDS", "DESCRIPTIVE", "PAYERS", "Consequence", "CostLine", "Estimate", "MonteCarloSpec",
+           "ParameterError", "ParameterSet", "PriceSpec", "RefusionGroup", "SuccessMeasure", "TaxSpec", "check_kinds_kept",
+           "content_hash", "convert_profile", "parse_parameter_set"]

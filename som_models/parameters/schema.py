@@ -26,6 +26,24 @@ Optional sections (all backwards compatible — a document without them means wh
   (default ``nettoprisindeks``) or an inline mapping ``{year: value}``.
 
 ``success_measure`` is optional for a pure calculation document; the evaluation pipeline needs it.
+
+**Two kinds of consequence profile** (``consequences.<item>.kind``, never mixed; ``docs/concepts.md``):
+
+* ``causal`` — the effect of the intervention per *net* success: ``units[j]`` is what one extra success
+  caused by the intervention changes in consequence year ``j``, so the realised event-time ATT of the item
+  is ``s · units[j]`` (``s`` = the net success rate). Tested against (and updated from) the causal ATT path.
+* ``descriptive`` — SØM's own kind of consequence estimate: the regression-adjusted difference between
+  target-group members who succeed and those who do not, by year since success (not causal). Tested against
+  (and updated from) the same descriptive contrast re-estimated on the registers
+  (:mod:`som_models.descriptive`), never against a causal effect path.
+
+The projection's arithmetic is the same for both (``N · s · units[j] · price``: the consequences apply to the
+persons who succeed); the kinds differ in what the number claims and in the evidence that can test it.
+``kind`` is required by :func:`parse_parameter_set` with ``require_kind=True`` (new documents, the seeds in
+``assets/parameters/``); without it a missing kind defaults to ``causal`` — what every consequence profile
+meant in this project before the kinds were introduced — and :attr:`Consequence.kind_stated` is ``False``.
+An update keeps each item's kind (:func:`check_kinds_kept`); a change of kind is an explicit step,
+:func:`convert_profile`, recorded in ``provenance.conversions``.
 """
 
 from __future__ import annotations
@@ -38,6 +56,10 @@ from som_models.hashing import content_hash
 
 PAYERS = ("kommune", "region", "stat")
 SUCCESS_RULES = ("zero", "positive")
+CAUSAL = "causal"
+DESCRIPTIVE = "descriptive"
+#: The kinds of consequence profile (module docstring).
+CONSEQUENCE_KINDS = (CAUSAL, DESCRIPTIVE)
 RANGE_DISTRIBUTIONS = ("triangular", "uniform")
 CORRELATIONS = ("item", "independent")
 
@@ -57,12 +79,18 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Consequence:
-    """Units per successful person in consequence years 1, 2, … (negative = less use)."""
+    """Units per successful person in consequence years 1, 2, … (negative = less use).
+
+    ``kind`` is ``causal`` (effect per net success) or ``descriptive`` (SØM's success-vs-non-success
+    contrast); ``kind_stated`` is False when the document did not say and ``causal`` was assumed.
+    """
 
     item: str
     units: tuple[float, ...]
     se: tuple[float, ...] | None
     source: str
+    kind: str = CAUSAL
+    kind_stated: bool = True
 
 
 @dataclass(frozen=True)
@@ -188,6 +216,18 @@ class ParameterSet:
                 return c
         raise KeyError(item)
 
+    def kinds(self) -> dict[str, str]:
+        """Consequence item → its kind (``causal`` / ``descriptive``)."""
+        return {c.item: c.kind for c in self.consequences}
+
+    def describe_kinds(self) -> str:
+        """One line naming each consequence item's kind, e.g. for ``som params show`` and the projection notes."""
+        if not self.consequences:
+            return "consequence profiles: none"
+        parts = [f"{c.item} {c.kind}{'' if c.kind_stated else ' (not stated; assumed)'}" for c in self.consequences]
+        return ("consequence profiles: " + ", ".join(parts)
+                + " — causal = effect per net success; descriptive = SØM's success-vs-non-success contrast")
+
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the document (safe to modify)."""
         return copy.deepcopy(dict(self.document))
@@ -292,10 +332,19 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
     return tuple(out)
 
 
-def _consequence(item: str, obj: Any, path: str) -> Consequence:
+def _consequence(item: str, obj: Any, path: str, require_kind: bool = False) -> Consequence:
     if isinstance(obj, list):
+        if require_kind:
+            raise ParameterError(f"{path}.kind: required key missing — write the item as a mapping "
+                                 f"{{kind: causal | descriptive, units: [...]}}")
         obj = {"units": obj}
-    _keys(obj, path, {"units": True, "se": False, "source": False})
+    _keys(obj, path, {"units": True, "se": False, "source": False, "kind": require_kind})
+    kind, stated = CAUSAL, "kind" in obj
+    if stated:
+        kind = _str(obj["kind"], f"{path}.kind")
+        if kind not in CONSEQUENCE_KINDS:
+            raise ParameterError(f"{path}.kind: {kind!r} is not a kind of consequence profile "
+                                 f"(allowed: {', '.join(CONSEQUENCE_KINDS)})")
     units = obj["units"]
     if not isinstance(units, list) or not units:
         raise ParameterError(f"{path}.units: expected a non-empty list of numbers")
@@ -305,7 +354,7 @@ def _consequence(item: str, obj: Any, path: str) -> Consequence:
         if not isinstance(obj["se"], list) or len(obj["se"]) != len(values):
             raise ParameterError(f"{path}.se: expected a list as long as units ({len(values)})")
         se = tuple(_num(s, f"{path}.se[{k}]", minimum=0) for k, s in enumerate(obj["se"]))
-    return Consequence(item, values, se, str(obj.get("source", "")))
+    return Consequence(item, values, se, str(obj.get("source", "")), kind, stated)
 
 
 def _discounting(obj: Any) -> Any:
@@ -471,8 +520,12 @@ def _price_index(obj: Any) -> Any:
     raise ParameterError(f"price_index: expected an index name or a mapping {{year: value}}, got {obj!r}")
 
 
-def parse_parameter_set(doc: Mapping[str, Any]) -> ParameterSet:
-    """Validate a parameter document and return the immutable :class:`ParameterSet`."""
+def parse_parameter_set(doc: Mapping[str, Any], *, require_kind: bool = False) -> ParameterSet:
+    """Validate a parameter document and return the immutable :class:`ParameterSet`.
+
+    ``require_kind=True`` (new documents, the seeds) makes ``consequences.<item>.kind`` required; otherwise a
+    missing kind means ``causal`` (module docstring).
+    """
     _keys(doc, "", _TOP)
     start_year = _int(doc["start_year"], "start_year")
     horizon = _int(doc["horizon_years"], "horizon_years", minimum=1)
@@ -502,7 +555,8 @@ def parse_parameter_set(doc: Mapping[str, Any]) -> ParameterSet:
     if not 0 <= value <= 1:
         raise ParameterError(f"success_rate.value: a share must be between 0 and 1, got {value:g}")
     consequences = _keys(doc["consequences"], "consequences", {k: False for k in doc["consequences"]} if isinstance(doc["consequences"], Mapping) else {})
-    parsed_cons = tuple(_consequence(item, obj, f"consequences.{item}") for item, obj in consequences.items())
+    parsed_cons = tuple(_consequence(item, obj, f"consequences.{item}", require_kind)
+                        for item, obj in consequences.items())
     parsed_prices, price_specs = _prices(doc["prices"], price_year)
     tax = _tax(doc["tax"], parsed_cons) if doc.get("tax") is not None else None
     for c in parsed_cons:
@@ -533,3 +587,78 @@ def parse_parameter_set(doc: Mapping[str, Any]) -> ParameterSet:
         monte_carlo=_monte_carlo(doc["monte_carlo"]) if doc.get("monte_carlo") is not None else MonteCarloSpec(),
         price_index=_price_index(doc.get("price_index")),
     )
+
+
+def _conversions(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    prov = doc.get("provenance")
+    if not isinstance(prov, Mapping):
+        return []
+    conv = prov.get("conversions")
+    return [c for c in conv if isinstance(c, Mapping)] if isinstance(conv, list) else []
+
+
+def convert_profile(params: ParameterSet, item: str, *, to: str, reason: str,
+                    units: list[float] | tuple[float, ...] | None = None,
+                    se: list[float] | tuple[float, ...] | None = None, source: str | None = None,
+                    by: str | None = None) -> ParameterSet:
+    """A new parameter set in which consequence ``item`` is of kind ``to`` — the one way to change a kind.
+
+    A causal effect per net success and a descriptive success-vs-non-success contrast are different
+    quantities; no formula turns one into the other. Converting is therefore an analyst's statement, made
+    explicitly: either the numbers were of the other kind all along (relabel: ``units`` omitted), or new
+    values of the target kind replace them (``units``, optional ``se`` and ``source``). The step is refused
+    when ``to`` is not a kind, equals the current kind (nothing to convert), ``item`` is unknown or ``reason``
+    is empty; it is recorded in ``provenance.conversions`` (item, from, to, reason, the values before and
+    after, the parent document's content hash, and ``by`` when given). The input is never modified.
+    """
+    if to not in CONSEQUENCE_KINDS:
+        raise ParameterError(f"consequences.{item}.kind: cannot convert to {to!r} (allowed: {', '.join(CONSEQUENCE_KINDS)})")
+    try:
+        cons = params.consequence(item)
+    except KeyError:
+        raise ParameterError(f"consequences.{item}: not a consequence item of {params.intervention!r} "
+                             f"(items: {', '.join(c.item for c in params.consequences)})") from None
+    if cons.kind == to:
+        raise ParameterError(f"consequences.{item}.kind: already {to}{'' if cons.kind_stated else ' (assumed)'}; "
+                             "nothing to convert")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ParameterError(f"consequences.{item}.kind: converting {cons.kind} → {to} needs a reason")
+    doc = params.to_dict()
+    old = doc["consequences"][item]
+    entry: dict[str, Any] = dict(old) if isinstance(old, Mapping) else {"units": list(old)}
+    entry["kind"] = to
+    if units is not None:
+        entry["units"] = [float(u) for u in units]
+        if se is not None:
+            entry["se"] = [float(x) for x in se]
+        elif "se" in entry and len(entry["se"]) != len(entry["units"]):
+            raise ParameterError(f"consequences.{item}.se: give se for the {len(entry['units'])} new units")
+    elif se is not None:
+        raise ParameterError(f"consequences.{item}.se: new standard errors need new units (a relabel keeps both)")
+    if source is not None:
+        entry["source"] = source
+    doc["consequences"][item] = entry
+    prov = doc.get("provenance")
+    if prov is not None and not isinstance(prov, Mapping):
+        raise ParameterError(f"provenance: expected a mapping to record the conversion of {item!r}, got {type(prov).__name__}")
+    prov = dict(prov or {})
+    record: dict[str, Any] = {"item": item, "from": cons.kind, "to": to, "reason": reason.strip(),
+                              "units_before": list(cons.units), "units_after": list(entry["units"]),
+                              "relabel": units is None, "parent_content_hash": params.content_hash}
+    if by:
+        record["by"] = by
+    prov["conversions"] = [*(dict(c) for c in _conversions(doc)), record]
+    doc["provenance"] = prov
+    return parse_parameter_set(doc)
+
+
+def check_kinds_kept(parent: ParameterSet, child: ParameterSet) -> None:
+    """Raise :class:`ParameterError` if an item present in both has another kind in ``child`` without a
+    matching ``provenance.conversions`` record (item, from, to) in ``child`` — an update keeps the kind."""
+    recorded = {(str(c.get("item")), str(c.get("from")), str(c.get("to"))) for c in _conversions(child.document)}
+    before = parent.kinds()
+    for cons in child.consequences:
+        was = before.get(cons.item)
+        if was is not None and was != cons.kind and (cons.item, was, cons.kind) not in recorded:
+            raise ParameterError(f"consequences.{cons.item}.kind: changed from {was} to {cons.kind} without a recorded "
+                                 "conversion (use convert_profile)")

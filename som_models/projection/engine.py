@@ -164,7 +164,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         units[i, :len(c.units)] = c.units
         if c.se is not None:
             se[i, :len(c.se)] = c.se
-    notes: list[str] = []
+    notes: list[str] = [params.describe_kinds()]  # both kinds are applied per successful person (N · s · units)
     warnings: list[str] = []
     years_needed = {s.price_year for s in params.price_specs.values()} | {c.price_year for c in params.costs + params.avoided_costs if c.price_year}
     index = None
