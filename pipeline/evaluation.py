@@ -379,8 +379,29 @@ def inference_from_frame(pretrends: pl.DataFrame) -> dict[str, dict[str, Any]]:
             for r in pretrends.select("outcome", "cluster", "clusters", "treated_clusters").to_dicts()}
 
 
+def descriptive_contrast(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec,
+                         params: ParameterSet) -> pl.DataFrame:
+    """SØM's success-vs-non-success contrast by consequence year for the parameter set's *descriptive* consequence
+    profiles (:func:`som_models.descriptive.estimate_descriptive`: within the persons of the intervention register,
+    regression-adjusted for birth year and sex where the panel has them); an empty table when there are none.
+    A descriptive profile is tested against this contrast, never against the causal effect path."""
+    from som_models.descriptive import estimate_descriptive
+    from som_models.estimators import CONSEQUENCE_SCHEMA
+
+    if not any(c.kind == "descriptive" for c in params.consequences):
+        return pl.DataFrame(schema=CONSEQUENCE_SCHEMA)
+    panel = prepare_outcomes(panel, spec, params)
+    if spec.intervention_code is not None and "intervention" in treatments.columns:
+        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
+    res = estimate_descriptive(panel, treatments, params,
+                               covariates=tuple(c for c in ("birth_year",) if c in panel.columns),
+                               factors=tuple(c for c in ("sex",) if c in panel.columns), alpha=spec.verdict.alpha)
+    return pl.DataFrame(schema=CONSEQUENCE_SCHEMA) if res is None else res.table
+
+
 def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec,
-             covariance: Mapping[str, PathCovariance] | None = None) -> tuple[Verdict, ...]:
+             covariance: Mapping[str, PathCovariance] | None = None,
+             descriptive: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
     """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings on the assumptions the spec
     tests (``assumptions:``; the Holm family is exactly these), with the covariance and the level of inference
     per outcome from ``pretrends`` (:func:`pretrend_frame`)."""
@@ -392,7 +413,7 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
                  for outcome, i in inference_from_frame(pretrends).items()
                  if i["clusters"] is not None and i["treated_clusters"] is not None}
     return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
-                 inference=inference)
+                 inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
@@ -405,11 +426,14 @@ def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
 
 
 def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str,
-                      consequence_estimates: pl.DataFrame | None = None) -> tuple[dict, str, tuple]:
-    """The proposed parameter document, the reason and the list of changes."""
+                      consequence_estimates: pl.DataFrame | None = None,
+                      descriptive: pl.DataFrame | None = None) -> tuple[dict, str, tuple]:
+    """The proposed parameter document, the reason and the list of changes (causal profiles from the ATT path,
+    descriptive ones from the descriptive contrast; a profile keeps its kind)."""
     p = propose(params, estimates, policy=spec.update_policy, prior_cv=spec.prior_cv, alpha=spec.verdict.alpha,
                 evidence_label=run_label, items=spec.reestimate_consequences, min_persons=spec.verdict.min_persons,
-                consequence_estimates=consequence_estimates)
+                consequence_estimates=consequence_estimates,
+                descriptive=descriptive if descriptive is not None and descriptive.height else None)
     doc = dict(p.document)
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy, "changes": jsonio.to_jsonable(list(p.changes))}
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
@@ -418,7 +442,7 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
 
 def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
                    verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
-                   actor: str = "pipeline") -> dict:
+                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None) -> dict:
     """Record the run, then store its estimates, verdicts and the proposed version in one transaction.
 
     ``assumptions`` is the version under test (``intervention``, ``version``, ``content``). Returns the
@@ -431,7 +455,7 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
                            data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
                            tested_version=assumptions["version"])
     label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
-    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label)
+    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive)
     verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,

@@ -197,6 +197,9 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
         "pretrend_tests": dg.AssetOut(description="Per outcome: Wald pre-trend test, covariance of the event-time "
                                                   "estimates, and the level of inference (cluster, clusters, treated clusters).",
                                       code_version=asset_code_version("effects")),
+        "descriptive_contrast": dg.AssetOut(description="SØM's success-vs-non-success contrast by consequence year, "
+                                                        "for the descriptive consequence profiles (empty when none).",
+                                            code_version=asset_code_version("effects")),
     },
 )
 def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, panel: pl.DataFrame,
@@ -219,15 +222,21 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
     yield dg.Output(pre, output_name="pretrend_tests", metadata={
         **frame_metadata(pre), "tests": table_metadata(pre.select("outcome", "statistic", "df", "p_value", "cluster",
                                                                  "clusters", "treated_clusters"))})
+    contrast = ev.descriptive_contrast(panel, treatments, loaded.spec, params)
+    yield dg.Output(contrast, output_name="descriptive_contrast", metadata={
+        **frame_metadata(contrast),
+        "contrast": suppressed_table(contrast.select("outcome", "event_time", "estimate", "se", "n_treated", "n_control"),
+                                     counts=["n_treated", "n_control"], values=["estimate", "se"], min_cell=min_cell)})
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
           description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
 def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
-             pretrend_tests: pl.DataFrame) -> pl.DataFrame:
+             pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
-    frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec))
+    frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
+                                         descriptive=descriptive_contrast))
     context.add_output_metadata({**frame_metadata(frame), "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
     return frame
 
@@ -244,12 +253,12 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
           description="A proposed parameter version, written to the store with its evidence.")
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame) -> dict:
+                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> dict:
     loaded = _spec(context, som)
     with som.store() as store:
         proposal = ev.store_proposal(store, loaded, assumptions, realised_effects, verdicts,
                                      data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
-                                     code_version=code_version())
+                                     code_version=code_version(), descriptive=descriptive_contrast)
     context.add_output_metadata({k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason")})
     return proposal
 
