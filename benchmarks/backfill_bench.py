@@ -21,9 +21,9 @@ for reference. Target: backfill ≤ 2 × the two single runs. Run it on a quiet 
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,6 +78,7 @@ def deployed(tmp: Path, landing: Path, executor: str, postgres: str | None) -> d
         wait_for_backfill,
         wait_for_runs,
     )
+
     from pipeline.defs.partitions import VINTAGES as VINTAGE_PARTITIONS
 
     env = {"SOM_HOME": str(tmp / "deployed"), "SOM_LANDING": str(landing), "SOM_EXECUTOR": executor,

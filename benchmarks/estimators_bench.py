@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COVS = ["x1", "x2", "x3", "x4", "x5"]
 
-CHILD_OURS = r"""
+CHILD_OURS = rf"""
 import json, resource, sys, time
 import polars as pl
 from som_models.estimators import aggregate, att_gt, pretrend_test
@@ -50,7 +50,7 @@ wall = time.perf_counter() - t0
 print(json.dumps({{"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "cells": {{f"{{c.group}},{{c.time}}": c.estimate for c in res.cells}},
                   "simple": aggs["simple"].overall, "dynamic": aggs["dynamic"].overall}}))
-""".format(COVS=COVS)
+"""
 
 CHILD_POLARS = r"""
 import json, resource, sys, time

@@ -8,16 +8,16 @@ graph (:func:`pipeline.runner.run_evaluation`), so the same checks run and the s
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
 import yaml
 
 from pipeline import jsonio
-
 from som_models.calibration import propose
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
 from som_models.estimators.dispatch import estimate

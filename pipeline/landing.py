@@ -56,7 +56,7 @@ def fingerprint_of(manifest: Manifest) -> tuple[str, int]:
     """(fingerprint, completion time in ns) of a parsed delivery (see the module docstring)."""
     paths = [manifest.folder / "manifest.json", *(manifest.folder / f for f in sorted(manifest.files))]
     stats = [p.stat() for p in paths]
-    listing = [(p.name, s.st_size, int(s.st_mtime)) for p, s in zip(paths[1:], stats[1:])]
+    listing = [(p.name, s.st_size, int(s.st_mtime)) for p, s in zip(paths[1:], stats[1:], strict=False)]
     text = paths[0].read_text(encoding="utf-8")
     digest = hashlib.sha256(json.dumps([text, listing]).encode()).hexdigest()[:16]
     return digest, max(s.st_mtime_ns for s in stats)

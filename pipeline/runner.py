@@ -44,9 +44,8 @@ def _root_message(error) -> str:
 
 def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str = "demo") -> Path:
     """Write a synthetic homelessness delivery to ``{workdir}/landing/{name}`` (replacing an old one whole)."""
-    from som_models.simulate import simulate, write_delivery
-
     from pipeline.atomic import atomic_dir
+    from som_models.simulate import simulate, write_delivery
 
     target = Path(workdir) / "landing" / name
     with atomic_dir(target) as staging:
@@ -125,12 +124,11 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
     same assets, checks and report either way. Raises :class:`EvaluationRefused` before anything runs when
     the spec or the data cannot be used; a run refused by a check returns ``success=False`` with the reasons.
     """
-    from som_models.parameters import ParameterError
-
     from pipeline import evaluation as ev
     from pipeline.registers import DeliveryError, read_manifest
     from pipeline.registers.handover import default_vintage, write_panel_delivery
     from pipeline.workdir import prepare_workdir
+    from som_models.parameters import ParameterError
 
     try:
         loaded = ev.load_spec(spec)

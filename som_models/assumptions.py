@@ -24,8 +24,8 @@ event time ``e`` counts years since the intervention started (``e = 0`` is the f
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from som_models.parameters.schema import ParameterSet
 

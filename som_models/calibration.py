@@ -218,7 +218,7 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         if not touched:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "no realised consequence year"})
             continue
-        prior_se = [s if s is not None else _round(prior_cv * abs(u)) for s, u in zip(ses, cons.units)]
+        prior_se = [s if s is not None else _round(prior_cv * abs(u)) for s, u in zip(ses, cons.units, strict=False)]
         doc["consequences"][cons.item] = {
             "kind": cons.kind,
             "units": units,

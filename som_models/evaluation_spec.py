@@ -7,9 +7,10 @@ they are kept as written here and resolved by the caller (``pipeline.evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any
 
 from som_models.calibration import POLICIES
 from som_models.estimators.dispatch import EstimationSettings, settings_problems

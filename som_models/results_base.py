@@ -29,7 +29,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -110,7 +111,7 @@ def text_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_row
     widths = [max([len(c)] + [len(row[k]) for row in cells]) for k, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)).rstrip()
 
     out = [line(list(columns)), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in cells]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from som_models.assumptions import EstimandKey, AssumptionMap, units_per_success
+from som_models.assumptions import AssumptionMap, EstimandKey, units_per_success
 from som_models.parameters import parse_parameter_set
 
 ROOT = Path(__file__).resolve().parents[1]

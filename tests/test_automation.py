@@ -5,7 +5,6 @@ import json
 import shutil
 
 import dagster as dg
-import pytest
 
 from pipeline.defs.automation import evaluation_job, landing_requests, landing_sensor, rerun_schedule, schedule_requests
 from pipeline.defs.partitions import VINTAGES, evaluation_specs
@@ -90,7 +89,7 @@ def test_schedule_reruns_the_applicable_evaluations_on_the_latest_vintage(tmp_pa
             assert isinstance(rerun_schedule(context), dg.SkipReason)
         instance.add_dynamic_partitions(VINTAGES.name, ["2022-06", "2023-06"])
         instance.add_dynamic_partitions("evaluation", sorted(evaluation_specs()))
-        tick = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.timezone.utc)
+        tick = datetime.datetime(2026, 12, 1, 3, tzinfo=datetime.UTC)
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, resources={"som": som}) as context:
             requests = rerun_schedule(context)
     # Only the evaluation of the delivered intervention (HOUSING_FIRST), pinned to the current delivery.

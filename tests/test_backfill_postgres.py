@@ -32,8 +32,9 @@ def _deliveries(landing):
 
 
 def test_backfill_over_four_vintages_on_postgres_with_the_multiprocess_executor(tmp_path):
-    from pipeline.definitions import build_definitions
     from local_deployment import launch_asset_backfill, local_deployment, wait_for_backfill
+
+    from pipeline.definitions import build_definitions
     from pipeline.defs.partitions import VINTAGES as VINTAGE_PARTITIONS
     from pipeline.registers import delivery_hash, read_manifest
     from pipeline.store import ParameterStore

@@ -54,7 +54,7 @@ def test_biennial_register_equals_the_same_data_on_consecutive_periods(control, 
               covariates=["x"] if covariates else [])
     a, b = att_gt(data, **kw), att_gt(idx, **kw)
     assert len(a.cells) == len(b.cells) == 2 * 5
-    for ca, cb in zip(a.cells, b.cells):
+    for ca, cb in zip(a.cells, b.cells, strict=False):
         assert (recode[ca.group], recode[ca.time], ca.event_time) == (cb.group, cb.time, cb.event_time)
         assert ca.estimate == cb.estimate and ca.se == cb.se
     for kind in ("dynamic", "group", "calendar", "simple"):
@@ -90,7 +90,7 @@ def test_cohort_starting_between_waves():
     res = att_gt(data, outcome="y", id_col="id", time_col="t", group_col="g")
     w = data.pivot(on="t", index=["id", "g"], values="y")
     d = w.with_columns((pl.col("2014") - pl.col("2012")).alias("d")).group_by("g").agg(pl.col("d").mean())
-    means = dict(zip(d["g"], d["d"]))
+    means = dict(zip(d["g"], d["d"], strict=False))
     post = {(c.group, c.time): c for c in res.cells}[(2013, 2014)]
     assert post.event_time == 0
     assert post.estimate == pytest.approx(means[2013] - means[0], abs=1e-12)

@@ -35,9 +35,9 @@ def test_help_lists_commands_without_importing_heavy_libraries():
 
 
 def test_every_command_has_a_purpose_and_an_example():
-    from pipeline.cli import app as root
-
     import typer.main
+
+    from pipeline.cli import app as root
 
     group = typer.main.get_group(root)
     assert {"demo", "generate", "ingest", "estimate", "evaluate", "params", "audit", "project", "kb", "report", "ui"} <= set(group.commands)

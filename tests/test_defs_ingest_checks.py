@@ -5,7 +5,6 @@ import json
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from pipeline.defs import assets
 from pipeline.defs.io_managers import PolarsParquetIOManager

@@ -5,7 +5,13 @@ import polars as pl
 import pytest
 
 from som_models.estimators import (
-    aggregate, att_gt, bootstrap_aggregate, bootstrap_cells, multiplier_bootstrap, pretrend_test, som_consequences,
+    aggregate,
+    att_gt,
+    bootstrap_aggregate,
+    bootstrap_cells,
+    multiplier_bootstrap,
+    pretrend_test,
+    som_consequences,
 )
 from som_models.estimators.synthetic import staggered_panel, true_effect
 

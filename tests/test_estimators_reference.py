@@ -50,7 +50,7 @@ def test_mpdta_conditional_dr_matches_all_twelve_cells(dr_result):
     got = {(c.group, c.time): c.estimate for c in dr_result.cells}
     assert len(got) == 12
     for g, row in DR_MPDTA.items():
-        for t, att in zip(range(2004, 2008), row):
+        for t, att in zip(range(2004, 2008), row, strict=False):
             assert got[(g, t)] == pytest.approx(att, abs=1e-6), (g, t)
 
 
@@ -72,7 +72,7 @@ def test_mpdta_improved_dr_matches_stata_drimp(mpdta):
                  covariates=["lpop"], method="dr-imp")
     got = {(c.group, c.time): c for c in res.cells}
     for g, row in DRIMP_MPDTA.items():
-        for t, att in zip(range(2004, 2008), row):
+        for t, att in zip(range(2004, 2008), row, strict=False):
             assert got[(g, t)].estimate == pytest.approx(att, abs=1e-6), (g, t)
     # Stata printed 0.0221602 for (2004, 2004) with sd(ψ)/√n; ours is sqrt(Σψ²)/n
     n = 20 + 309

@@ -109,11 +109,11 @@ def test_run_retention_deletes_only_finished_runs_older_than_the_limit(tmp_path,
         runs = [dg.materialize([tiny], instance=instance).run_id for _ in range(3)]
         assert purge_runs(instance, 0) == 0
         assert purge_runs(instance, 30) == 0  # all younger than 30 days
-        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
         assert purge_runs(instance, 30, now=later) == 3
         assert all(instance.get_run_by_id(r) is None for r in runs)
         monkeypatch.delenv("SOM_RUN_RETENTION_DAYS", raising=False)
-        tick = dt.datetime(2026, 12, 1, 4, 30, tzinfo=dt.timezone.utc)
+        tick = dt.datetime(2026, 12, 1, 4, 30, tzinfo=dt.UTC)
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
             assert isinstance(run_retention_schedule(context), dg.SkipReason)
         monkeypatch.setenv("SOM_RUN_RETENTION_DAYS", "90")

@@ -19,7 +19,7 @@ import pytest
 from scipy import optimize
 from scipy.special import expit
 
-from som_models.estimators import ATE_METHODS, ESTIMATES_SCHEMA, AteResult, att_gt, ate, drdid_panel
+from som_models.estimators import ATE_METHODS, ESTIMATES_SCHEMA, AteResult, ate, att_gt, drdid_panel
 from som_models.estimators.dispatch import DID_METHODS, EstimationSettings, settings_problems
 from som_models.results_base import Result
 
@@ -128,10 +128,10 @@ def test_ipw_ht_runs_in_att_gt_cells_and_the_dispatcher_accepts_it():
     ht = att_gt(mpdta, method="ipw-ht", **kw)
     hajek = att_gt(mpdta, method="ipw", **kw)
     assert ht.method == "ipw-ht" and len(ht.cells) == len(hajek.cells) == 12
-    for a, b in zip(ht.cells, hajek.cells):
+    for a, b in zip(ht.cells, hajek.cells, strict=False):
         assert np.isfinite(a.estimate) and a.se > 0
         assert abs(a.estimate - b.estimate) < 0.05  # same logit, different weight normalisation
-    assert any(abs(a.estimate - b.estimate) > 1e-6 for a, b in zip(ht.cells, hajek.cells))
+    assert any(abs(a.estimate - b.estimate) > 1e-6 for a, b in zip(ht.cells, hajek.cells, strict=False))
     assert "ipw-ht" in DID_METHODS and DID_METHODS[:4] == ("reg", "ipw", "dr", "dr-imp")
     ok = EstimationSettings(design="staggered", covariates=("lpop",), method="ipw-ht")
     assert settings_problems(ok) == []

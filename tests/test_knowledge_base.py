@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from som_models.knowledge import (
-    KnowledgeBase, KnowledgeError, cox_d, hedges_g, log_odds_ratio, parse_study, se_from_ci, success_rate_from_d,
+    KnowledgeBase,
+    KnowledgeError,
+    cox_d,
+    hedges_g,
+    log_odds_ratio,
+    parse_study,
+    se_from_ci,
+    success_rate_from_d,
 )
 from som_models.parameters import parse_parameter_set
 from som_models.projection import project
@@ -110,11 +117,11 @@ def test_pool_keeps_one_study_per_sample_and_gives_a_success_rate_prior(kb):
     y = [0.42, 0.358]
     se = [se_from_ci(0.36, 0.48), math.hypot(se_from_ci(0.705, 0.797), se_from_ci(0.343, 0.442))]
     w = [1 / s**2 for s in se]
-    fe = sum(wi * yi for wi, yi in zip(w, y)) / sum(w)
-    q = sum(wi * (yi - fe) ** 2 for wi, yi in zip(w, y))
+    fe = sum(wi * yi for wi, yi in zip(w, y, strict=False)) / sum(w)
+    q = sum(wi * (yi - fe) ** 2 for wi, yi in zip(w, y, strict=False))
     tau2 = max(0.0, (q - 1) / (sum(w) - sum(wi**2 for wi in w) / sum(w)))
     ws = [1 / (s**2 + tau2) for s in se]
-    mu = sum(wi * yi for wi, yi in zip(ws, y)) / sum(ws)
+    mu = sum(wi * yi for wi, yi in zip(ws, y, strict=False)) / sum(ws)
     assert res.result.tau2 == pytest.approx(tau2) and res.result.estimate == pytest.approx(mu)
     sr = res.success_rate_prior
     assert sr.value == pytest.approx(mu) and sr.se == pytest.approx(math.sqrt(tau2 + 1 / sum(ws)))

@@ -4,7 +4,6 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from pipeline import evaluation as ev
 from pipeline.registers import build_panel, read_manifest

@@ -16,10 +16,16 @@ import pytest
 
 from pipeline import jsonio
 from pipeline.atomic import atomic_dir, atomic_file, write_text_atomic
-from pipeline.disclosure import (SUPPRESSED, is_small, suppress_frame, suppress_records, suppress_scalar,
-                                 suppress_small_cells, suppress_verdict)
+from pipeline.disclosure import (
+    SUPPRESSED,
+    is_small,
+    suppress_frame,
+    suppress_records,
+    suppress_scalar,
+    suppress_small_cells,
+    suppress_verdict,
+)
 from pipeline.hashing import content_hash, file_sha256, files_sha256
-
 
 # ----------------------------------------------------------------------------- strict JSON
 

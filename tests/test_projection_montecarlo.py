@@ -90,7 +90,7 @@ def test_vectorised_engine_matches_the_line_by_line_projection_at_drawn_inputs()
                         dk["prices"][item][payer] = v * float(pf[k, i])
                 dk["prices"][item].pop("range", None)
         lines = dk["costs"] + dk["avoided_costs"]
-        for line, amount in zip(lines, costs[k]):
+        for line, amount in zip(lines, costs[k], strict=False):
             line["amount"] = float(amount)
             line.pop("range", None)
         det = project(parse_parameter_set(dk))

@@ -7,10 +7,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from pipeline.quality.checks import build_gx_asset_checks, list_suites
 from pipeline.quality.engine import collect_reports, engine_for, validate
 from pipeline.quality.gx_runner import ExpectationSpec, load_suite, validate_frame
 from pipeline.quality.polars_engine import evaluate_polars, supported
-from pipeline.quality.checks import build_gx_asset_checks, list_suites
 
 
 def _frame():

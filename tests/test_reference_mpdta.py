@@ -31,7 +31,7 @@ def test_every_group_time_att_matches_published_table(result):
     got = {(c.group, c.time): c for c in result.cells}
     assert len(got) == 12
     for g, row in ATT.items():
-        for t, (att, se) in zip(range(2004, 2008), row):
+        for t, (att, se) in zip(range(2004, 2008), row, strict=False):
             assert got[(g, t)].estimate == pytest.approx(att, abs=1e-4), (g, t)
             assert got[(g, t)].se == pytest.approx(se, rel=0.20), (g, t)
 

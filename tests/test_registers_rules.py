@@ -76,7 +76,7 @@ def built(tmp_path_factory):
     (d / "manifest.json").write_text(json.dumps({"vintage": "2021-06", "period_start": "2019-01-01", "period_end": "2020-12-31",
                                                  "files": files, "registers": ["bef", "lpr", "kraf", "krin", "bua", "ind", "dream", "shelter", "indsats"]}))
     b = build_panel(read_manifest(d), KEY)
-    ids = dict(zip([A, B, C], pseudonymise(pl.Series([A, B, C]), KEY).to_list()))
+    ids = dict(zip([A, B, C], pseudonymise(pl.Series([A, B, C]), KEY).to_list(), strict=False))
     rows = {(r["person_id"], r["year"]): r for r in b.panel.to_dicts()}
     return b, {(p, y): rows.get((ids[p], y)) for p in (A, B, C) for y in (2019, 2020)}, ids
 

@@ -55,7 +55,7 @@ def test_polars_evaluator_agrees_with_great_expectations(name):
     gx = validate_frame(_for_gx(frame), suite)
     pol = evaluate_polars(frame, suite)
     assert not gx.success and not pol.success
-    for a, b in zip(gx.outcomes, pol.outcomes):
+    for a, b in zip(gx.outcomes, pol.outcomes, strict=False):
         assert a.check_name == b.check_name
         assert (a.success, a.unexpected_count, a.sample_rows) == (b.success, b.unexpected_count, b.sample_rows), a.check_name
         if a.unexpected_percent is not None:

@@ -9,8 +9,14 @@ import pytest
 import yaml
 
 from som_models.estimators import (
-    ESTIMATES_SCHEMA, aggregate, att_gt, consequence_estimates, estimate_realised_effects, match_comparison,
-    rct_effects, som_consequences,
+    ESTIMATES_SCHEMA,
+    aggregate,
+    att_gt,
+    consequence_estimates,
+    estimate_realised_effects,
+    match_comparison,
+    rct_effects,
+    som_consequences,
 )
 from som_models.estimators.results import stored, z_value
 from som_models.estimators.synthetic import staggered_panel
@@ -199,7 +205,7 @@ def test_projection(params):
                f"payback_year={proj.payback_year}")
     table = proj.to_polars()
     assert table.columns == ["payer", "npv", "payback_year"]
-    assert dict(zip(table["payer"], table["npv"])) == dict(proj.npv)
+    assert dict(zip(table["payer"], table["npv"], strict=False)) == dict(proj.npv)
     assert table.row(3, named=True) == {"payer": "total", "npv": proj.npv["total"], "payback_year": proj.payback_year}
     text = proj.summary()
     for payer, npv in proj.npv.items():

@@ -13,7 +13,6 @@ version the run proposed (with that version's status today).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -51,10 +50,10 @@ def _disclosed(store, rows: list[dict]) -> list[dict]:
 
 def audit_command(
     intervention: str = typer.Argument(..., help="Intervention id (see `som params list`)."),
-    assumption: Optional[str] = typer.Option(None, "--assumption", "-a",
+    assumption: str | None = typer.Option(None, "--assumption", "-a",
                                              help="Only this assumption (e.g. success_rate, effect_path:ITEM)."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """How each assumption held across evaluation runs and data vintages. Example: som audit housing_first_demo"""
     with open_store(workdir) as store:

@@ -6,9 +6,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
+
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 
@@ -19,10 +19,10 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    workdir: Optional[Path] = WorkdirOpt,
+    workdir: Path | None = WorkdirOpt,
     persons: int = typer.Option(8000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
     seed: int = typer.Option(2, "--seed", "-s", help="Random seed of the synthetic world."),
-    json_out: Optional[Path] = JsonOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som
 
@@ -65,7 +65,7 @@ def demo(
     emit_json(json_out, doc)
 
 
-def ui(workdir: Optional[Path] = WorkdirOpt, port: int = typer.Option(3000, help="Port of the web UI.")) -> None:
+def ui(workdir: Path | None = WorkdirOpt, port: int = typer.Option(3000, help="Port of the web UI.")) -> None:
     """Serve the Dagster UI for this workdir (dagster dev). Example: som ui --port 3000"""
     from pipeline.workdir import WorkdirError, dagster_home, prepare_workdir
 

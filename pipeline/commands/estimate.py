@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -53,35 +52,35 @@ def estimate(
     panel: Path = typer.Argument(..., help="Person-period panel, Parquet or CSV (';' with decimal comma is detected)."),
     id_col: str = typer.Option(..., "--id", help="Unit (person) id column."),
     time_col: str = typer.Option(..., "--time", help="Period column (e.g. year)."),
-    outcome: List[str] = typer.Option(..., "--outcome", help="Outcome column (repeat for several)."),
-    group: Optional[str] = typer.Option(None, "--group", help="First treated period per unit (0/missing = never)."),
-    treatment: Optional[str] = typer.Option(None, "--treatment", help="0/1 treatment indicator per unit-period "
+    outcome: list[str] = typer.Option(..., "--outcome", help="Outcome column (repeat for several)."),
+    group: str | None = typer.Option(None, "--group", help="First treated period per unit (0/missing = never)."),
+    treatment: str | None = typer.Option(None, "--treatment", help="0/1 treatment indicator per unit-period "
                                             "(alternative to --group; must not switch off)."),
     design: str = typer.Option("staggered", "--design", help="staggered | rct | matched."),
-    arm: Optional[str] = typer.Option(None, "--arm", help="rct: 0/1 arm column."),
-    start: Optional[str] = typer.Option(None, "--start", help="rct: randomisation period (a number) or a column."),
+    arm: str | None = typer.Option(None, "--arm", help="rct: 0/1 arm column."),
+    start: str | None = typer.Option(None, "--start", help="rct: randomisation period (a number) or a column."),
     control: str = typer.Option("never", "--control", help="never | notyet (comparison group)."),
     base_period: str = typer.Option("varying", "--base-period", help="varying | universal."),
-    covariates: Optional[str] = typer.Option(None, "--covariates", help="Comma-separated covariate columns."),
-    method: Optional[str] = typer.Option(None, "--method", help="staggered/matched: reg | ipw | dr | dr-imp "
+    covariates: str | None = typer.Option(None, "--covariates", help="Comma-separated covariate columns."),
+    method: str | None = typer.Option(None, "--method", help="staggered/matched: reg | ipw | dr | dr-imp "
                                          "(default dr with covariates); rct: dim | ancova (default dim)."),
     alpha: float = typer.Option(0.05, "--alpha", help="1 − confidence level."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Multiplier-bootstrap draws (0 = analytic SEs, pointwise CIs)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap / matching seed."),
     bootstrap_weights: str = typer.Option("mammen", "--bootstrap-weights", help="mammen | rademacher."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Time-invariant unit weight column."),
-    match_on: Optional[str] = typer.Option(None, "--match-on", help="matched: comma-separated covariates for the "
+    weights: str | None = typer.Option(None, "--weights", help="Time-invariant unit weight column."),
+    match_on: str | None = typer.Option(None, "--match-on", help="matched: comma-separated covariates for the "
                                            "propensity score (pre-period values)."),
-    exact: Optional[str] = typer.Option(None, "--exact", help="matched: comma-separated columns to match exactly."),
+    exact: str | None = typer.Option(None, "--exact", help="matched: comma-separated columns to match exactly."),
     pre_periods: int = typer.Option(1, "--pre-periods", help="matched: pre-period outcomes used for matching."),
     caliper: float = typer.Option(0.2, "--caliper", help="matched: caliper in SDs of the logit score."),
     ratio: int = typer.Option(1, "--ratio", help="matched: neighbours per treated unit."),
     replace: bool = typer.Option(True, "--replace/--no-replace", help="matched: match with replacement."),
-    treatments: Optional[Path] = typer.Option(None, "--treatments", help="Treatments file (e.g. from som ingest): its "
+    treatments: Path | None = typer.Option(None, "--treatments", help="Treatments file (e.g. from som ingest): its "
                                               "start_year per id becomes the --group column (absent = never treated)."),
     min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Smallest number of persons a published "
                                  "figure may describe; rows resting on fewer are suppressed (Statistics Denmark's rule)."),
-    json_out: Optional[Path] = JsonOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Estimate realised effects. Example: som estimate mpdta.csv --id countyreal --time year --outcome lemp --group first.treat
 
@@ -132,10 +131,9 @@ def estimate(
             fail("--treatments needs --group naming the column to create (e.g. --group start_year)")
         starts = treat.group_by(id_col).agg(pl.col("start_year").cast(pl.Int64).min().alias(group))
         data = data.drop(group, strict=False).join(starts, on=id_col, how="left").with_columns(pl.col(group).fill_null(0))
-    from som_models.estimators.dispatch import estimate as run_estimator
-
     from pipeline.progress import track
     from pipeline.version import code_version
+    from som_models.estimators.dispatch import estimate as run_estimator
 
     if treatment is not None and design != "rct":
         from som_models.estimators.panel import first_treatment_period

@@ -17,7 +17,7 @@ estimates and verdicts and the proposed parameter version are written to the sto
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -34,13 +34,13 @@ def register(app: typer.Typer) -> None:
 
 def evaluate_command(
     spec: Path = typer.Argument(..., help="Evaluation spec (YAML; see docs/evaluation-spec.md)."),
-    delivery: Optional[Path] = typer.Option(None, "--delivery", "-d", help="Register delivery folder (with manifest.json)."),
-    panel: Optional[Path] = typer.Option(None, "--panel", "-p", help="Person-year panel file (.parquet or .csv)."),
-    treatments: Optional[Path] = typer.Option(None, "--treatments", "-t",
+    delivery: Path | None = typer.Option(None, "--delivery", "-d", help="Register delivery folder (with manifest.json)."),
+    panel: Path | None = typer.Option(None, "--panel", "-p", help="Person-year panel file (.parquet or .csv)."),
+    treatments: Path | None = typer.Option(None, "--treatments", "-t",
                                               help="Treatments file (person id, first treatment year); with --panel."),
-    vintage: Optional[str] = typer.Option(None, "--vintage", help="Data vintage label of a panel (default: the file name)."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    vintage: str | None = typer.Option(None, "--vintage", help="Data vintage label of a panel (default: the file name)."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """One evaluation end to end: verdicts on every assumption and a proposed parameter version.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,13 +23,13 @@ def generate(
     seed: int = typer.Option(1, "--seed", "-s", help="Random seed of the world."),
     scenario: str = typer.Option("homelessness", "--scenario", help=f"World: {', '.join(SCENARIOS)}."),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet, csv (UTF-8, ','), csv-dk (';', decimal comma, Latin-1) or sas (.xpt)."),
-    first_year: Optional[int] = typer.Option(None, "--first-year", help="First year of the delivery period (default: the scenario's)."),
-    last_year: Optional[int] = typer.Option(None, "--last-year", help="Last year of the delivery period (default: the scenario's)."),
-    target_share: Optional[float] = typer.Option(None, "--target-share", help="Share of persons in the target group, in (0, 1]."),
-    truth_panel: Optional[bool] = typer.Option(None, "--truth-panel/--no-truth-panel",
+    first_year: int | None = typer.Option(None, "--first-year", help="First year of the delivery period (default: the scenario's)."),
+    last_year: int | None = typer.Option(None, "--last-year", help="Last year of the delivery period (default: the scenario's)."),
+    target_share: float | None = typer.Option(None, "--target-share", help="Share of persons in the target group, in (0, 1]."),
+    truth_panel: bool | None = typer.Option(None, "--truth-panel/--no-truth-panel",
                                                help="Write truth_panel.parquet (the expected panel row by row; default up to 200 000 persons)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output folder."),
-    json_out: Optional[Path] = JsonOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Write a complete synthetic delivery (every register, manifest.json, truth.json). Example:
     som generate --out /tmp/delivery --persons 5000 --seed 7 --scenario youth_crime --format sas"""
@@ -51,10 +50,9 @@ def generate(
         fail(f"{out} exists and is not an empty folder; use --force to replace it")
     import time
 
-    from som_models.simulate import simulate, write_delivery
-
     from pipeline.atomic import atomic_dir
     from pipeline.progress import stages
+    from som_models.simulate import simulate, write_delivery
 
     started = time.perf_counter()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,12 +18,12 @@ def register(app: typer.Typer) -> None:
 def ingest(
     delivery: Path = typer.Argument(..., help="Delivery folder (with manifest.json)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for panel.parquet, treatments.parquet and ingest.json."),
-    columns: Optional[Path] = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for deliveries with other column or file names."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    columns: Path | None = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for deliveries with other column or file names."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
     min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Counts of fewer persons or records than this are "
                                  "not printed (Statistics Denmark's small-cell rule)."),
-    gx_rows: Optional[int] = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great Expectations itself, larger ones by the polars evaluator of the same suites (default 50 000)."),
+    gx_rows: int | None = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great Expectations itself, larger ones by the polars evaluator of the same suites (default 50 000)."),
 ) -> None:
     """Validate a delivery (a GX suite per register) and write panel.parquet and treatments.parquet.
     A refused delivery writes nothing (exit code 3). Example: som ingest /data/delivery --out /data/panel"""

@@ -13,7 +13,6 @@ Examples::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -46,11 +45,11 @@ def _fmt(x) -> str:
 @json_command
 def search(
     text: str = typer.Argument("", help="Words that must all occur (id, title, intervention, population, outcome, country)."),
-    target_group: Optional[str] = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
-    outcome: Optional[str] = typer.Option(None, "--outcome", "-o", help="Only studies of this outcome."),
-    max_level: Optional[int] = typer.Option(None, "--max-level", help="Only evidence levels up to this (1 = meta-study/RCT)."),
-    country: Optional[str] = typer.Option(None, "--country", help="Only studies from this country."),
-    json_out: Optional[Path] = JsonOpt,
+    target_group: str | None = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
+    outcome: str | None = typer.Option(None, "--outcome", "-o", help="Only studies of this outcome."),
+    max_level: int | None = typer.Option(None, "--max-level", help="Only evidence levels up to this (1 = meta-study/RCT)."),
+    country: str | None = typer.Option(None, "--country", help="Only studies from this country."),
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Find effect studies. Example: som kb search housing first --outcome stable_housing"""
     if max_level is not None and max_level not in (1, 2, 3):
@@ -77,7 +76,7 @@ def search(
 @json_command
 def show(
     what: str = typer.Argument(..., help="A study id, a target-group id or a unit-price id."),
-    json_out: Optional[Path] = JsonOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Show one study, target group (consequence profile and prices) or unit price. Example: som kb show voksne_i_hjemloeshed"""
     kb = _load()
@@ -139,14 +138,14 @@ def show(
 @json_command
 def pool(
     outcome: str = typer.Option(..., "--outcome", "-o", help="The outcome to pool (e.g. stable_housing)."),
-    target_group: Optional[str] = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
-    metric: Optional[str] = typer.Option(None, "--metric", "-m", help="difference, log_odds_ratio, log_risk_ratio, cox_d, hedges_g or smd."),
+    target_group: str | None = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
+    metric: str | None = typer.Option(None, "--metric", "-m", help="difference, log_odds_ratio, log_risk_ratio, cox_d, hedges_g or smd."),
     method: str = typer.Option("REML", "--method", help="REML, DL (DerSimonian–Laird) or FE (fixed effect)."),
-    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated study ids to pool (default: all of the outcome)."),
-    max_level: Optional[int] = typer.Option(None, "--max-level", help="Only evidence levels up to this."),
-    baseline: Optional[float] = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / log OR into a success-rate prior."),
+    ids: str | None = typer.Option(None, "--ids", help="Comma-separated study ids to pool (default: all of the outcome)."),
+    max_level: int | None = typer.Option(None, "--max-level", help="Only evidence levels up to this."),
+    baseline: float | None = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / log OR into a success-rate prior."),
     basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
-    json_out: Optional[Path] = JsonOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Random-effects meta-analysis and the prior it gives. Example: som kb pool --outcome stable_housing --method DL"""
     from som_models.knowledge import METHODS, METRICS, KnowledgeError
@@ -170,7 +169,7 @@ def pool(
     t = Table(title=f"{outcome}: {res.metric} ({res.unit}), {r.method}")
     for col in ("study", "effect", "se", "weight"):
         t.add_column(col, justify="left" if col == "study" else "right")
-    for s, w in zip(res.studies, r.weights):
+    for s, w in zip(res.studies, r.weights, strict=False):
         e = s.effects[res.metric]
         t.add_row(s.id, f"{e.value:.4f}", f"{e.se:.4f}", f"{w:.1%}")
     t.add_row("[bold]pooled[/]", f"[bold]{r.estimate:.4f}[/]", f"{r.se:.4f}", "100%")
@@ -196,10 +195,10 @@ def template(
     cohorts: int = typer.Option(1, "--cohorts", help="Number of yearly cohorts."),
     cost: float = typer.Option(..., "--cost", help="Intervention cost per participant (kroner, paid by the kommune)."),
     success_rate: float = typer.Option(..., "--success-rate", help="Assumed success rate (net of what happens anyway)."),
-    success_rate_se: Optional[float] = typer.Option(None, "--success-rate-se", help="Its standard error."),
+    success_rate_se: float | None = typer.Option(None, "--success-rate-se", help="Its standard error."),
     price_year: int = typer.Option(2023, "--price-year", help="Price year of the document."),
-    intervention: Optional[str] = typer.Option(None, "--intervention", help="Intervention id (default: <target group>_calculation)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the YAML document here (default: standard output)."),
+    intervention: str | None = typer.Option(None, "--intervention", help="Intervention id (default: <target group>_calculation)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the YAML document here (default: standard output)."),
 ) -> None:
     """A calculation document from a target group's consequence profile and prices. Example: som kb template voksne_i_hjemloeshed --cost 95000 --success-rate 0.2"""
     if participants < 0:

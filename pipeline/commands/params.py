@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
 # ----------------------------------------------------------------------------- helpers shared by the store commands
 
-def store_url(workdir: Optional[Path]) -> str:
+def store_url(workdir: Path | None) -> str:
     from pipeline.store import database_url
     from pipeline.workdir import resolve_workdir
 
@@ -61,7 +61,7 @@ def display_url(url: str) -> str:
 
 
 @contextmanager
-def open_store(workdir: Optional[Path], *, create: bool = False) -> Iterator[Any]:
+def open_store(workdir: Path | None, *, create: bool = False) -> Iterator[Any]:
     """The parameter store of ``workdir`` (or ``$SOM_DATABASE_URL``); clear one-line errors.
 
     Without ``create`` a missing SQLite file is an error (reading commands never create a store).
@@ -193,7 +193,7 @@ def _kinds_line(content: dict) -> str:
         return "consequence profiles: kinds unknown (the document is not a valid parameter set)"
 
 
-def _actor(by: Optional[str]) -> str:
+def _actor(by: str | None) -> str:
     if by and by.strip():
         return by.strip()
     env = os.environ.get("SOM_USER", "").strip()
@@ -211,7 +211,7 @@ def _actor(by: Optional[str]) -> str:
 
 @params_app.command("list")
 @json_command
-def list_command(workdir: Optional[Path] = WorkdirOpt, json_out: Optional[Path] = JsonOpt) -> None:
+def list_command(workdir: Path | None = WorkdirOpt, json_out: Path | None = JsonOpt) -> None:
     """Every parameter set in the store with its approved and latest version. Example: som params list"""
     with open_store(workdir) as store:
         rows = store.interventions()
@@ -229,9 +229,9 @@ def list_command(workdir: Optional[Path] = WorkdirOpt, json_out: Optional[Path] 
 @json_command
 def show_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
-    version: Optional[int] = typer.Option(None, "--version", "-v", help="Version (default: the approved one)."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    version: int | None = typer.Option(None, "--version", "-v", help="Version (default: the approved one)."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """One parameter version: its status, provenance and content. Example: som params show housing_first_demo -v 2"""
     import yaml
@@ -262,8 +262,8 @@ def show_command(
 @json_command
 def history_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Every version of an intervention's parameters, oldest first. Example: som params history housing_first_demo"""
     with open_store(workdir) as store:
@@ -289,9 +289,9 @@ def history_command(
 def diff_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     a: int = typer.Argument(..., help="The older version (or the only one: compared with its parent)."),
-    b: Optional[int] = typer.Argument(None, help="The newer version."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    b: int | None = typer.Argument(None, help="The newer version."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """What changed between two versions (one version: against its parent). Example: som params diff housing_first_demo 1 2"""
     from pipeline.store.diff import diff_documents
@@ -327,8 +327,8 @@ def _short(x: Any, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: Optional[str],
-            expect_parent: Optional[int], workdir: Optional[Path], json_out: Optional[Path]) -> None:
+def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: str | None,
+            expect_parent: int | None, workdir: Path | None, json_out: Path | None) -> None:
     from pipeline.store import ConflictError
 
     if version < 1:
@@ -367,11 +367,11 @@ def approve_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     version: int = typer.Argument(..., help="The proposed version to approve."),
     reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the audit log)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: $SOM_USER, else the login name)."),
-    expect_parent: Optional[int] = typer.Option(None, "--expect-parent",
+    by: str | None = typer.Option(None, "--by", help="Who decides (default: $SOM_USER, else the login name)."),
+    expect_parent: int | None = typer.Option(None, "--expect-parent",
                                                 help="Refuse unless the proposal was made on top of this version."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Approve a proposal: it supersedes the approved version (conflict if that moved on). Example: som params approve housing_first_demo 2 -r "ok" """
     _decide(intervention, version, approve=True, reason=reason, by=by, expect_parent=expect_parent, workdir=workdir,
@@ -384,9 +384,9 @@ def reject_command(
     intervention: str = typer.Argument(..., help="Intervention id."),
     version: int = typer.Argument(..., help="The proposed version to reject."),
     reason: str = typer.Option(..., "--reason", "-r", help="Why (kept in the audit log)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who decides (default: $SOM_USER, else the login name)."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    by: str | None = typer.Option(None, "--by", help="Who decides (default: $SOM_USER, else the login name)."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Reject a proposal (the approved version stays in force). Example: som params reject housing_first_demo 3 -r "weak" """
     _decide(intervention, version, approve=False, reason=reason, by=by, expect_parent=None, workdir=workdir,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -53,7 +53,7 @@ def _read_document(path: Path) -> Any:
         fail(f"{path}: not valid YAML{where}")
 
 
-def _stored_document(intervention: str, version: int, workdir: Optional[Path]) -> Any:
+def _stored_document(intervention: str, version: int, workdir: Path | None) -> Any:
     import os
 
     from pipeline.store import ParameterStore, StoreError
@@ -74,13 +74,13 @@ def _kr(x: float) -> str:
 
 
 def project_command(
-    calc: Optional[Path] = typer.Argument(None, help="Calculation document (YAML or JSON)."),
-    intervention: Optional[str] = typer.Option(None, "--intervention", "-i", help="Project a stored parameter version of this intervention."),
-    version: Optional[int] = typer.Option(None, "--version", "-v", help="The stored version (with --intervention)."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
-    draws: Optional[int] = typer.Option(None, "--draws", "-n", help="Monte Carlo draws (default: the document's monte_carlo.draws, else none)."),
-    seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
+    calc: Path | None = typer.Argument(None, help="Calculation document (YAML or JSON)."),
+    intervention: str | None = typer.Option(None, "--intervention", "-i", help="Project a stored parameter version of this intervention."),
+    version: int | None = typer.Option(None, "--version", "-v", help="The stored version (with --intervention)."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
+    draws: int | None = typer.Option(None, "--draws", "-n", help="Monte Carlo draws (default: the document's monte_carlo.draws, else none)."),
+    seed: int | None = typer.Option(None, "--seed", "-s", help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
     rows: bool = typer.Option(True, "--rows/--no-rows", help="Print the year × payer × item table."),
 ) -> None:
     """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo. Example: som project calc.yaml --draws 10000 --json out.json

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,11 +15,11 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    intervention: Optional[str] = typer.Option(None, "--intervention", "-i", help="Intervention id (default: the only one with runs)."),
-    evaluation: Optional[str] = typer.Option(None, "--evaluation", "-e", help="Evaluation id (default: the latest run's)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output HTML file (default: {workdir}/reports/{evaluation}-{vintage}.html)."),
-    workdir: Optional[Path] = WorkdirOpt,
-    json_out: Optional[Path] = JsonOpt,
+    intervention: str | None = typer.Option(None, "--intervention", "-i", help="Intervention id (default: the only one with runs)."),
+    evaluation: str | None = typer.Option(None, "--evaluation", "-e", help="Evaluation id (default: the latest run's)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output HTML file (default: {workdir}/reports/{evaluation}-{vintage}.html)."),
+    workdir: Path | None = WorkdirOpt,
+    json_out: Path | None = JsonOpt,
 ) -> None:
     """Write the self-contained HTML audit report. Example: som report --intervention housing_first_demo"""
     from pipeline.report import gather, render_report

@@ -18,10 +18,10 @@ from pipeline import evaluation as ev
 from pipeline.defs.delivery_config import DeliveryChanged, DeliveryConfig, choose_delivery
 from pipeline.defs.partitions import evaluation_partitions, partition_parts
 from pipeline.defs.resources import SomSettings
+from pipeline.disclosure import suppress_small_cells
 from pipeline.quality.checks import ingest_check_results, ingest_check_specs
 from pipeline.registers import delivery_hash, load_key, read_manifest
 from pipeline.registers.ingest import RefusedDelivery, build_checked
-from pipeline.disclosure import suppress_small_cells
 from pipeline.version import code_version
 from som_models.parameters import parse_parameter_set
 

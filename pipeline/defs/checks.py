@@ -77,7 +77,7 @@ def implausible_changes(parent: dict, proposed: dict) -> list[str]:
         old = parent.get("consequences", {}).get(item)
         new_units = new["units"] if isinstance(new, dict) else new
         old_units = (old["units"] if isinstance(old, dict) else old) or []
-        for k, (a, b) in enumerate(zip(old_units, new_units), start=1):
+        for k, (a, b) in enumerate(zip(old_units, new_units, strict=False), start=1):
             if a and (b * a < 0 or abs(b) > 10 * abs(a)):
                 problems.append(f"{item} year {k}: {a:g} → {b:g}")
     return problems

@@ -58,5 +58,5 @@ def partition_parts(context) -> tuple[str, str]:
     """(evaluation, vintage) of the current run's partition."""
     key = context.partition_key
     dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else dict(
-        zip(("evaluation", "vintage"), str(key).split("|")))
+        zip(("evaluation", "vintage"), str(key).split("|"), strict=False))
     return dims["evaluation"], dims["vintage"]

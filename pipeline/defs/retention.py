@@ -21,7 +21,7 @@ def purge_runs(instance: dg.DagsterInstance, days: int, now: dt.datetime | None 
     """Delete finished runs last updated more than ``days`` days before ``now``; return how many."""
     if days <= 0:
         return 0
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=days)
     deleted = 0
     while True:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from som_reference import asset, expectations_dir
 from som_reference.strict_yaml import loads_yaml
@@ -211,7 +212,7 @@ def _read_codes(path: Path, group_col: str, lo_col: str = "code_from", hi_col: s
             raise ConfigError(str(exc)) from None
         ranges.append((lo, hi, row[group_col].strip()))
     srt = sorted(ranges)
-    for a, b in zip(srt, srt[1:]):
+    for a, b in zip(srt, srt[1:], strict=False):
         if b[0] <= a[1]:
             raise ConfigError(f"{path}: code ranges {a[0]}-{a[1]} and {b[0]}-{b[1]} overlap")
     return CodeGroups(path.stem, tuple(ranges))

@@ -27,8 +27,8 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import polars as pl
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from pipeline.quality.engine import collect_reports, gx_max_rows, validate
 from pipeline.quality.gx_runner import SUITE_DIR, ValidationReport, load_suite
 from pipeline.registers.config import ColumnMap
-from pipeline.version import code_version
 from pipeline.registers.files import DeliveryError, Manifest, delivery_hash, read_manifest
 from pipeline.registers.panel import PanelBuild, build_panel
 from pipeline.registers.validate import describe
+from pipeline.version import code_version
 
 OUTPUTS = ("panel.parquet", "treatments.parquet", "ingest.json")
 
@@ -128,7 +128,7 @@ def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | No
         "rows": built.registers,
         "outcomes": list(built.outcomes),
         "column_map": (columns or ColumnMap()).source,
-        "ingested": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "ingested": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 2),
         "stage_seconds": dict(checked.seconds),
         "software": f"som-evaluation {code_version()}",

@@ -324,7 +324,7 @@ class _Grid:
         return out
 
 
-def _with_pid(df: pl.DataFrame, persons: "_Persons") -> pl.DataFrame:
+def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
     return persons.attach(df)
 
 
@@ -414,7 +414,7 @@ class _DreamSource:
             df = pl.read_parquet(self.path, columns=[self.actual[n] for n in names])
         except Exception as exc:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
-        return df.rename(dict(zip(df.columns, names)))
+        return df.rename(dict(zip(df.columns, names, strict=False)))
 
 
 def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
@@ -435,7 +435,7 @@ def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
     before = df.null_count().row(0)
     after = cast.null_count().row(0)
     odd = cast.select(((pl.col(c) < 1) | (pl.col(c) > 999)).sum().alias(c) for c in cast.columns).row(0)
-    redo = [c for c, b, a, o in zip(df.columns, before, after, odd) if b != a or o]
+    redo = [c for c, b, a, o in zip(df.columns, before, after, odd, strict=False) if b != a or o]
     if redo:
         fixed = []
         for c in redo:
@@ -479,8 +479,8 @@ def _group_matrix(df: pl.DataFrame, lut: np.ndarray) -> np.ndarray:
         groups = table[phys.select(pl.all().fill_null(sentinel).cast(small)).to_numpy()]
         odd = (groups == 253).any(axis=0)
         if odd.any():
-            text_cols += [c for c, o in zip(names, odd) if o]
-            keep = [c for c, o in zip(names, odd) if not o]
+            text_cols += [c for c, o in zip(names, odd, strict=False) if o]
+            keep = [c for c, o in zip(names, odd, strict=False) if not o]
             groups = groups[:, ~odd]
             names = keep
         if out is None and len(names) == df.width:
@@ -566,7 +566,7 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     slot = np.arange(256, dtype=np.int32)
     slot[254], slot[255] = 14, 15
     for y in years:
-        cols = [c for c, (yy, _) in zip(week_cols, yws) if yy == y]
+        cols = [c for c, (yy, _) in zip(week_cols, yws, strict=False) if yy == y]
         g = _group_matrix(src.frame_of(cols), lut)
         # Only rows with at least one non-blank cell in the year need counting.
         active = np.flatnonzero((g != 254).any(axis=1))
@@ -579,7 +579,7 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
         bad = counts[:, 15]
         if bad.any():
             outside[active] += bad.astype(np.int32)
-            bad_cols += [c.lower() for c, b in zip(cols, (g == 255).any(axis=0)) if b]
+            bad_cols += [c.lower() for c, b in zip(cols, (g == 255).any(axis=0), strict=False) if b]
         rows = grid.rows(pid_np[active], np.full(m, y))
         ok = (rows >= 0) & known[active]
         for k, c in enumerate(out_cols):

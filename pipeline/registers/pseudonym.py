@@ -133,5 +133,5 @@ def pseudonymise(pnr: pl.Series, key: bytes) -> pl.Series:
     if pnr.null_count() == 0 and pnr.n_unique() == pnr.len():
         return pl.Series(pnr.name, pseudonyms(pnr.to_list(), key), dtype=pl.Utf8)
     uniq = pnr.unique().drop_nulls().to_list()
-    table = dict(zip(uniq, pseudonyms(uniq, key)))
+    table = dict(zip(uniq, pseudonyms(uniq, key), strict=False))
     return pnr.replace_strict(table, default=None, return_dtype=pl.Utf8)

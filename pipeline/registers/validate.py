@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.quality.engine import DEFAULT_GX_MAX_ROWS, collect_reports, engine_for, for_gx, gx_max_rows, validate
 from pipeline.quality.gx_runner import SuiteSpec, ValidationReport, describe_outcome, load_suite

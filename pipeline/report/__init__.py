@@ -137,7 +137,7 @@ def render_report(data: ReportData, path: Path) -> Path:
                                      value_columns=["estimate", "se", "ci_low", "ci_high"], min_cell=m)
     proj = _projection_rows(data)
     html = _ENV.get_template("audit.html.j2").render(
-        title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         verdicts=verdict_rows, charts=charts, held=held,
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
         **proj,

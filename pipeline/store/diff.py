@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 _MISSING = object()
 
@@ -12,7 +13,7 @@ def _walk(a: Any, b: Any, path: str, out: list[dict[str, Any]]) -> None:
         for key in sorted(set(a) | set(b), key=str):
             _walk(a.get(key, _MISSING), b.get(key, _MISSING), f"{path}.{key}" if path else str(key), out)
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for k, (x, y) in enumerate(zip(a, b)):
+        for k, (x, y) in enumerate(zip(a, b, strict=False)):
             _walk(x, y, f"{path}[{k}]", out)
     elif a is _MISSING:
         out.append({"path": path, "change": "added", "from": None, "to": b})

@@ -1,7 +1,12 @@
 """Realised-effect estimators: plain functions over polars frames returning immutable results."""
 
 from som_models.estimators.results import (
-    ESTIMATES_SCHEMA, AggregateEffect, AttCell, DidResult, PreTrendTest, z_value,
+    ESTIMATES_SCHEMA,
+    AggregateEffect,
+    AttCell,
+    DidResult,
+    PreTrendTest,
+    z_value,
 )
 from som_models.estimators.staggered_did import aggregate, att_gt, pretrend_test
 
@@ -16,10 +21,16 @@ __all__ += ["RealisedEffects", "estimate_realised_effects", "success_indicator"]
 
 from som_models.estimators.ate import ATE_METHODS, AteResult, ate  # noqa: E402
 from som_models.estimators.bootstrap import (  # noqa: E402
-    BootstrapInference, bootstrap_aggregate, bootstrap_cells, multiplier_bootstrap,
+    BootstrapInference,
+    bootstrap_aggregate,
+    bootstrap_cells,
+    multiplier_bootstrap,
 )
 from som_models.estimators.consequences import (  # noqa: E402
-    CONSEQUENCE_SCHEMA, ConsequenceEstimates, consequence_estimates, som_consequences,
+    CONSEQUENCE_SCHEMA,
+    ConsequenceEstimates,
+    consequence_estimates,
+    som_consequences,
 )
 from som_models.estimators.drdid import TwoByTwo, drdid_panel  # noqa: E402
 from som_models.estimators.matching import MatchResult, match_comparison, matched_att_gt  # noqa: E402
@@ -35,7 +46,12 @@ __all__ += [
 ]
 
 from som_models.estimators.survival import (  # noqa: E402
-    CoxResult, DurationEffects, KaplanMeierResult, cox_ph, duration_effects, kaplan_meier,
+    CoxResult,
+    DurationEffects,
+    KaplanMeierResult,
+    cox_ph,
+    duration_effects,
+    kaplan_meier,
 )
 
 __all__ += ["CoxResult", "DurationEffects", "KaplanMeierResult", "cox_ph", "duration_effects", "kaplan_meier"]

@@ -55,7 +55,7 @@ class BootstrapInference:
 
     def by_label(self) -> dict:
         """``label -> (se, ci_low, ci_high)`` of the uniform band."""
-        return {lab: (float(s), float(lo), float(hi)) for lab, s, lo, hi in zip(self.labels, self.se, self.lower, self.upper)}
+        return {lab: (float(s), float(lo), float(hi)) for lab, s, lo, hi in zip(self.labels, self.se, self.lower, self.upper, strict=False)}
 
 
 def _multipliers(rng: np.random.Generator, shape: tuple[int, int], kind: str) -> np.ndarray:

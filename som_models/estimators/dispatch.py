@@ -27,8 +27,9 @@ record the number of clusters and of treated clusters (units and treated units w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from som_models.estimators._numerics import NotEstimable, inv_spd, ipt, logit, wls
+from som_models.estimators._numerics import NotEstimable, inv_spd, ipt, logit
 
 METHODS = ("reg", "ipw", "dr", "dr-imp", "ipw-ht")
 TRIM_LEVEL = 0.995

@@ -8,8 +8,9 @@ The ``overall`` row is the mean of the event-time effects over ``min_e ≤ e`` (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -79,7 +80,7 @@ def estimate_realised_effects(
     treatments: pl.DataFrame,
     *,
     outcomes: list[str],
-    settings: "EstimationSettings | None" = None,
+    settings: EstimationSettings | None = None,
 ) -> RealisedEffects:
     """Realised effects of the intervention on each outcome of a person-year panel (``person_id``, ``year``).
 

@@ -28,8 +28,9 @@ standard errors treat the matched sample as given (they ignore the uncertainty o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -38,8 +39,8 @@ from som_models.estimators._numerics import NotEstimable, logit
 from som_models.estimators.balance import smd
 from som_models.estimators.panel import build_panel, check_columns
 from som_models.estimators.results import DidResult, notes_lines
-from som_models.results_base import MAX_ROWS, ResultDisplay, frame_lines, render_summary
 from som_models.estimators.staggered_did import att_gt
+from som_models.results_base import MAX_ROWS, ResultDisplay, frame_lines, render_summary
 
 BALANCE_SCHEMA = {"group": pl.Int64, "feature": pl.Utf8, "mean_treated": pl.Float64, "mean_control_before": pl.Float64,
                   "mean_control_after": pl.Float64, "smd_before": pl.Float64, "smd_after": pl.Float64}

@@ -7,8 +7,9 @@ follow the result protocol of :mod:`som_models.results_base`: ``summary()``, ``t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -126,7 +127,7 @@ def tidy_lines(table: pl.DataFrame, alpha: float, *, drop: tuple[str, ...] = (),
                        drop_empty=("group", "time", "event_time"), max_rows=max_rows)
 
 
-def pretrend_line(outcome: str, test: "PreTrendTest") -> str:
+def pretrend_line(outcome: str, test: PreTrendTest) -> str:
     """``outcome: χ²(df) = W, p = …`` (or that there are no pre-treatment cells)."""
     if not test.df:
         return f"{outcome}: no pre-treatment cells to test"

@@ -585,9 +585,9 @@ def _finish(result: DidResult, kind: str, spec: list, vals: list[float], counts:
     return AggregateEffect(
         outcome=result.outcome,
         kind=kind,
-        estimates=dict(zip(labels, vals)),
+        estimates=dict(zip(labels, vals, strict=False)),
         ses={lvl: float(ses[i]) for i, lvl in enumerate(labels)},
-        counts=dict(zip(labels, counts)),
+        counts=dict(zip(labels, counts, strict=False)),
         overall=overall[0],
         overall_se=float(ses[k]),
         influence=influence,

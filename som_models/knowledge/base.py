@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -176,7 +177,7 @@ class PoolResult:
         return {
             "outcome": self.outcome, "metric": self.metric, "unit": self.unit,
             "studies": [{"id": s.id, "effect": s.effects[self.metric].value, "se": s.effects[self.metric].se,
-                         "weight": w} for s, w in zip(self.studies, self.result.weights)],
+                         "weight": w} for s, w in zip(self.studies, self.result.weights, strict=False)],
             "excluded": [{"id": i, "reason": r} for i, r in self.excluded],
             "meta_analysis": self.result.to_dict(), "prior": self.prior.to_dict(),
             "success_rate_prior": None if self.success_rate_prior is None else self.success_rate_prior.to_dict(),

@@ -20,9 +20,9 @@ Checked against Normand (1999, Statistics in Medicine 18:321â€“359, Tables VIIIâ
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Sequence
 
 import numpy as np
 from scipy import stats

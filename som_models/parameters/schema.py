@@ -49,8 +49,9 @@ An update keeps each item's kind (:func:`check_kinds_kept`); a change of kind is
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from som_models.hashing import content_hash
 

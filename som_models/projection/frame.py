@@ -32,15 +32,21 @@ Events outside ``start_year … start_year + horizon_years − 1`` are not count
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterSet
 from som_models.projection.engine import (
-    FM2021, KOMMUNE, PAYBACK_TOLERANCE, compile_calculation, describe_discounting, discount_factors,
+    FM2021,
+    KOMMUNE,
+    PAYBACK_TOLERANCE,
+    compile_calculation,
+    describe_discounting,
+    discount_factors,
 )
 from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
@@ -127,7 +133,7 @@ class Projection(ResultDisplay):
 
 def _payback(years: list[int], discounted: list[float]) -> int | None:
     cum, seen = 0.0, False
-    for year, disc in zip(years, discounted):
+    for year, disc in zip(years, discounted, strict=False):
         cum += disc
         seen = seen or disc < 0
         if seen and cum >= -PAYBACK_TOLERANCE:

@@ -20,9 +20,10 @@ sorts by the swing of the total NPV. With no uncertainty every draw equals the d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -174,7 +175,7 @@ class _Inputs:
 
 def _summaries(npv: np.ndarray) -> tuple[dict, dict, dict]:
     mean = {k: float(npv[:, n].mean()) for n, k in enumerate(KEYS)}
-    pct = {k: {q: float(v) for q, v in zip(PERCENTILES, np.percentile(npv[:, n], PERCENTILES))} for n, k in enumerate(KEYS)}
+    pct = {k: {q: float(v) for q, v in zip(PERCENTILES, np.percentile(npv[:, n], PERCENTILES), strict=False)} for n, k in enumerate(KEYS)}
     prob = {k: float(np.mean(npv[:, n] >= 0)) for n, k in enumerate(KEYS)}
     return mean, pct, prob
 

@@ -24,9 +24,10 @@ Sources and verification status are in each rule file (``assets/refusion/README.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -54,7 +55,7 @@ class StaircaseRule:
         w0 = np.asarray(weeks_before, dtype=float)
         w1 = w0 + np.asarray(weeks, dtype=float)
         total = np.zeros(np.broadcast(w0, w1).shape)
-        for lo, hi, rate in zip(self.lo, self.hi, self.rates):
+        for lo, hi, rate in zip(self.lo, self.hi, self.rates, strict=False):
             total = total + rate * np.clip(np.minimum(w1, hi) - np.maximum(w0, lo), 0.0, None)
         return total
 
@@ -90,7 +91,7 @@ class ExpensiveCaseRule:
         e = np.asarray(expense, dtype=float)
         out = np.zeros(e.shape)
         prev = 0.0
-        for t, r in zip(thresholds, self.rates):
+        for t, r in zip(thresholds, self.rates, strict=False):
             out = out + (r - prev) * np.clip(e - t, 0.0, None)
             prev = r
         return out

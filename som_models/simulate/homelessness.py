@@ -36,7 +36,6 @@ world as earlier versions of this module); everything added since uses counter-b
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -96,7 +96,7 @@ def make_pnrs_for(streams: Streams, birth: np.ndarray, sex: np.ndarray, offset: 
         digit = np.floor(streams.uniform("pnr-sex", offset + todo, attempt) * 5).astype(np.int64) * 2 + (sex[todo] == 1)
         cand = np.char.add(front[todo], np.char.add(np.char.zfill(seq.astype(str), 3), digit.astype(str)))
         again = []
-        for i, c in zip(todo.tolist(), cand.tolist()):
+        for i, c in zip(todo.tolist(), cand.tolist(), strict=False):
             if c in seen:
                 again.append(i)
             else:

@@ -30,8 +30,9 @@ Persons are generated in blocks (``BLOCK`` persons at a time) so memory stays bo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
