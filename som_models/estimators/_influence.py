@@ -73,6 +73,7 @@ class BlockInfluence:
             m = vals.shape[0]
             if m == 0:
                 continue
+            parts: list[tuple[int, slice | None]]
             if isinstance(rows, slice):  # contiguous rows of one block
                 parts = [(int(np.searchsorted(starts, rows.start, "right")) - 1, None)]
                 rows = np.arange(rows.start, rows.stop) if weights is not None else rows

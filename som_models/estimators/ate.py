@@ -170,11 +170,12 @@ def ate(
         raise ValueError("two periods need both id_col and time_col (or neither for a cross-section)")
     weights = [weight_col] if weight_col else []
     numeric = [outcome, treatment, *weights, *[c for c in covariates if c not in categorical]]
-    check_columns(data, [outcome, treatment, *covariates, *weights, *([id_col, time_col] if id_col else [])],
+    panel_cols = [id_col, time_col] if id_col and time_col else []
+    check_columns(data, [outcome, treatment, *covariates, *weights, *panel_cols],
                   numeric=numeric + ([time_col] if time_col else []))
     notes: dict[str, object] = {}
-    frame = _two_period(data, outcome, treatment, covariates, weights, id_col, time_col, notes) if time_col \
-        else data.select(outcome, treatment, *covariates, *weights)
+    frame = _two_period(data, outcome, treatment, covariates, weights, id_col, time_col, notes) \
+        if id_col is not None and time_col else data.select(outcome, treatment, *covariates, *weights)
 
     y_all = frame.get_column(outcome).cast(pl.Float64)
     missing = y_all.is_null() | y_all.is_nan()

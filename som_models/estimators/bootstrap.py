@@ -127,9 +127,12 @@ def bootstrap_cells(result: DidResult, **kwargs) -> BootstrapInference:
                                 labels=tuple((c.group, c.time) for c in result.cells), **kwargs)
 
 
-def bootstrap_aggregate(agg: AggregateEffect, n_units: int, **kwargs) -> tuple[BootstrapInference, BootstrapInference]:
-    """Bootstrap of an aggregation: (uniform band over its levels, e.g. event times; the overall effect). Pass
-    ``cluster=result.clusters`` to draw one multiplier per cluster, as for the cells."""
+def bootstrap_aggregate(
+    agg: AggregateEffect, n_units: int, **kwargs
+) -> tuple[BootstrapInference | None, BootstrapInference]:
+    """Bootstrap of an aggregation: (uniform band over its levels, e.g. event times, or None when the aggregation
+    has no levels; the overall effect). Pass ``cluster=result.clusters`` to draw one multiplier per cluster, as for
+    the cells."""
     levels = list(agg.estimates)
     if levels:
         psi = np.column_stack([agg.influence[lvl] for lvl in levels])

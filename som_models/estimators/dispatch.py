@@ -179,7 +179,7 @@ def estimate(
 
 
 def _did(data, outcomes, id_col, time_col, group_col, s: EstimationSettings, progress) -> RealisedEffects:
-    from som_models.estimators.bootstrap import bootstrap_aggregate, bootstrap_cells
+    from som_models.estimators.bootstrap import BootstrapInference, bootstrap_aggregate, bootstrap_cells
     from som_models.estimators.staggered_did import aggregate, att_gt, pretrend_test
 
     tables, pretrends, results, notes, boot_meta, balance = [], {}, {}, {}, {}, {}
@@ -202,7 +202,7 @@ def _did(data, outcomes, id_col, time_col, group_col, s: EstimationSettings, pro
                          base_period=s.base_period, covariates=covs, method=s.method, weight_col=s.weight_col,
                          cluster_col=s.cluster)
         aggs = {k: aggregate(res, k, min_e=s.min_e) if k == "dynamic" else aggregate(res, k) for k in s.aggregations}
-        boot = None
+        boot: dict[str, BootstrapInference | None] | None = None
         if s.bootstrap:
             kw = dict(draws=s.bootstrap, seed=s.seed, weights=s.bootstrap_weights, alpha=s.alpha,
                       cluster=res.clusters)

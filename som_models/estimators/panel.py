@@ -20,8 +20,9 @@ its periods. Everything dropped or recoded is counted in ``Panel.notes``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -31,7 +32,7 @@ from som_models.estimators.results import _Deferrable, stored
 NEVER_KEY = np.iinfo(np.int64).max
 
 
-def check_columns(data: pl.DataFrame, columns: list[str], *, numeric: list[str] = ()) -> None:
+def check_columns(data: pl.DataFrame, columns: Sequence[str], *, numeric: Sequence[str] = ()) -> None:
     """ValueError naming the first missing column, or the first non-numeric one among ``numeric``."""
     for col in columns:
         if col not in data.columns:
@@ -248,6 +249,7 @@ def build_panel(
     n_t = len(periods)
     n_all = g_unit.shape[0]  # units before dropping those treated in the first period
     complete = codes is None or n_all * n_t == codes.shape[0]
+    y: np.ndarray | _RowSource
     if complete:
         if y_rows is None:
             pos = np.full(n_all + 1, -1, dtype=np.int64)
@@ -257,6 +259,9 @@ def build_panel(
             y = _gather_rows(y_rows.reshape(n_all, n_t), order)
         row_code = pidx_k = keep_rows = None
     else:
+        if pidx is None or y_rows is None:
+            raise RuntimeError("internal error: a panel layout with missing unit-periods lacks its period index or "
+                               "outcome rows")
         new_code = np.full(n_all, -1, dtype=np.int64)
         new_code[order] = np.arange(n)
         row_code = new_code[codes]
@@ -316,13 +321,18 @@ def build_panel(
     bounds = np.cumsum([0, *sizes])
     spans = {g: (int(bounds[k]), int(bounds[k + 1])) for k, g in enumerate(kept_groups)}
     blocks: dict[int, tuple[int, int]] = {g: spans[g] for g in sorted(spans)}
-    balanced = (complete and row_sel is None) or not np.isnan(y).any()
+    if isinstance(y, _RowSource):  # a complete rectangular frame without missing outcomes
+        balanced, n_missing = True, 0
+    else:
+        balanced = (complete and row_sel is None) or not np.isnan(y).any()
+        n_missing = 0 if balanced else int(np.isnan(y).sum())
     notes["units"] = n
     notes["balanced"] = balanced
     if not balanced:
         notes["unbalanced_panel"] = ("kept: each ATT(g,t) uses the units observed in both of its periods "
-                                     f"({int(np.isnan(y).sum())} unit-periods missing)")
-    return Panel(y=y, periods=periods, group=group, unit_ids=unit_ids, covariates=cov, weights=weights,
+                                     f"({n_missing} unit-periods missing)")
+    # ``Panel.y`` is a deferrable field: a stored ``_RowSource`` is materialised on first access of ``panel.y``
+    return Panel(y=cast(np.ndarray, y), periods=periods, group=group, unit_ids=unit_ids, covariates=cov, weights=weights,
                  balanced=balanced, blocks=blocks, notes=notes)
 
 
@@ -343,10 +353,11 @@ def _unit_values(series: pl.Series, k: int, units: int, *, increasing: bool) -> 
     ``increasing``: also require the values to strictly increase from one unit to the next (sorted ids); then
     "non-decreasing rows and equal first and last row of every unit" is the (cheaper) constancy check.
     """
-    first = last = None
+    first: np.ndarray | None = None
+    last: np.ndarray | None = None
     prev = None
     for start, v in _chunks(series):
-        if first is None:
+        if first is None or last is None:  # the first chunk (both are allocated together)
             first = np.empty(units, dtype=v.dtype)
             last = np.empty(units, dtype=v.dtype)
         size = v.shape[0]
@@ -372,7 +383,7 @@ def _unit_values(series: pl.Series, k: int, units: int, *, increasing: bool) -> 
             if not same.all():
                 return None
         prev = v[-1]
-    if first is None or not np.array_equal(first, last):
+    if first is None or last is None or not np.array_equal(first, last):
         return None
     if increasing and np.any(first[1:] <= first[:-1]):
         return None

@@ -49,7 +49,9 @@ difference-in-differences estimators", *Journal of Econometrics* 219(1), 101–1
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -104,6 +106,8 @@ def att_gt(
     if not covariates:
         method = "unconditional"
     if panel is None:
+        if data is None:
+            raise ValueError("att_gt needs the data frame or a prebuilt panel (both are None)")
         panel = build_panel(data, outcome=outcome, id_col=id_col, time_col=time_col, group_col=group_col,
                             covariates=covariates, weight_col=weight_col)
     periods, groups_of_unit = panel.periods, panel.group
@@ -131,10 +135,10 @@ def att_gt(
     event_time = event_times(periods, plan)
 
     if method == "unconditional" and panel.balanced and plan:
-        cells, skipped, psi_matrix = _unconditional_structured(panel, plan, control, sorted_key, period_index, w_unit,
-                                                               min_group_size, event_time, clusters)
-        return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period,
-                       method, covariates, cluster_col, clusters)
+        block_cells, block_skipped, block_psi = _unconditional_structured(
+            panel, plan, control, sorted_key, period_index, w_unit, min_group_size, event_time, clusters)
+        return _result(outcome, panel, block_cells, block_skipped, block_psi, treated_groups, w_unit, control,
+                       base_period, method, covariates, cluster_col, clusters)
 
     y = panel.y
     psi_matrix = np.zeros((n, len(plan)), order="F")
@@ -187,6 +191,8 @@ def att_gt(
                     cache_key = key
                     if cache_nu.beta is not None:
                         warm[(tuple(treat), tuple(ctrl))] = cache_nu.beta
+                if cache_nu is None:
+                    raise RuntimeError(f"internal error: cell ({g},{t}) has no fitted nuisance models")
                 dy = np.concatenate([dy_t if seen_t is None else dy_t[seen_t], dy_c if seen_c is None else dy_c[seen_c]])
                 two = att_2x2(dy, cache_nu)
             except NotEstimable as exc:
@@ -378,7 +384,7 @@ def _unconditional_cell(col, treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
         wc = np.concatenate([w_unit[s:e] for s, e in ctrl])
         if seen_t is not None:
             wt, wc = wt * seen_t, wc * seen_c
-    if wt is None:
+    if wt is None or wc is None:  # both None or both set (seen_t and seen_c likewise)
         mu_t, mu_c = dy_t.mean(), dy_c.mean()
         _scatter(col, treat, (n / dy_t.shape[0]) * (dy_t - mu_t))
         _scatter(col, ctrl, -(n / dy_c.shape[0]) * (dy_c - mu_c))
@@ -576,6 +582,8 @@ def _finish(result: DidResult, kind: str, spec: list, vals: list[float], counts:
     sumsq, comb = _combine(result, np.column_stack([wmat, overall[1]]), np.column_stack([kap, overall[2]]))
     ses = np.sqrt(sumsq) / n
     k = len(labels)
+    influence: Mapping[int, np.ndarray]
+    overall_influence: np.ndarray | DeferredColumn
     if isinstance(comb, BlockInfluence):
         influence = DeferredColumns(labels, comb, list(range(k)))
         overall_influence = DeferredColumn(comb, k)
@@ -591,7 +599,8 @@ def _finish(result: DidResult, kind: str, spec: list, vals: list[float], counts:
         overall=overall[0],
         overall_se=float(ses[k]),
         influence=influence,
-        overall_influence=overall_influence,
+        # a deferrable field: a stored ``DeferredColumn`` is materialised on first access
+        overall_influence=cast(np.ndarray, overall_influence),
     )
 
 
