@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from string import Template
 
 ROOT = Path(__file__).resolve().parents[1]
 COVS = ["x1", "x2", "x3", "x4", "x5"]
@@ -62,7 +63,7 @@ wall = time.perf_counter() - t0
 print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": out.height}))
 """
 
-CHILD_MODERNDID = r"""
+CHILD_MODERNDID = Template(r"""
 import json, resource, sys, time, warnings
 warnings.filterwarnings("ignore")
 import polars as pl
@@ -71,15 +72,15 @@ path, method = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 data = pl.read_parquet(path)
 res = moderndid.att_gt(data=data, yname="y", tname="year", gname="first_treat", idname="person_id",
-                       xformla="~" + "+".join(%s) if method == "dr" else None, est_method="dr", boot=False, cband=False)
+                       xformla="~" + "+".join($covs) if method == "dr" else None, est_method="dr", boot=False, cband=False)
 for k in ("simple", "dynamic", "group", "calendar"):
     moderndid.aggte(res, type=k, boot=False, cband=False)
 wall = time.perf_counter() - t0
 cells = {f"{int(g)},{int(t)}": float(a) for g, t, a in zip(res.groups, res.times, res.att_gt)}
 print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cells": cells}))
-""" % (COVS,)
+""").substitute(covs=COVS)
 
-CHILD_CSDID = r"""
+CHILD_CSDID = Template(r"""
 import json, resource, sys, time, warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
@@ -87,15 +88,16 @@ from csdid.att_gt import ATTgt
 path, method = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 data = pd.read_parquet(path)
-xf = "y~" + "+".join(%s) if method == "dr" else None
-res = ATTgt(yname="y", gname="first_treat", idname="person_id", tname="year", xformla=xf, data=data).fit(est_method="dr", bstrap=False)
+xf = "y~" + "+".join($covs) if method == "dr" else None
+res = ATTgt(yname="y", gname="first_treat", idname="person_id", tname="year", xformla=xf,
+            data=data).fit(est_method="dr", bstrap=False)
 for k in ("simple", "dynamic", "group", "calendar"):
     res.aggte(typec=k, bstrap=False)
 wall = time.perf_counter() - t0
 r = res.results
 cells = {f"{int(g)},{int(t)}": float(a) for g, t, a in zip(r["group"], r["year"], r["att"])}
 print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cells": cells}))
-""" % (COVS,)
+""").substitute(covs=COVS)
 
 
 def make_panel(n: int, cache: Path) -> Path:

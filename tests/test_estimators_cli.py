@@ -45,6 +45,7 @@ def test_bootstrap_uniform_bands_reported(tmp_path):
     ev = next(r for r in doc["estimates"] if r["estimand"] == "event" and r["event_time"] == 2)
     assert ev["ci_high"] - ev["estimate"] == pytest.approx(crit["dynamic"]["critical_value"] * ev["se"], rel=1e-9)
     again = runner.invoke(app, [*BASE, "--bootstrap", "499", "--seed", "7", "--json", str(tmp_path / "b2.json")])
+    assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "b2.json").read_text())["estimates"] == doc["estimates"]
 
 

@@ -9,6 +9,7 @@
   book's model specification.
 """
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -209,7 +210,7 @@ def test_ate_result_follows_the_result_protocol(results):
     text = r.summary()
     assert "Hájek" in text and "3.441" in text and "1163 untreated" in text
     assert repr(r).startswith("AteResult(") and "\n" not in repr(r) and len(repr(r)) <= 160
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.estimate = 0.0  # immutable
 
 

@@ -76,7 +76,7 @@ def monte_carlo_chart(draws: dict[str, object], prob: dict[str, float]) -> str:
     colors = {"before": "#d94801", "after": "#08519c"}
     values = [np.asarray(v) / 1e6 for v in draws.values()]
     bins = np.histogram_bin_edges(np.concatenate(values), bins=50)
-    for (name, v), arr in zip(draws.items(), values, strict=False):
+    for name, arr in zip(draws, values, strict=False):
         ax.hist(arr, bins=bins, alpha=0.5, color=colors.get(name), label=f"{name}: P(NPV ≥ 0) = {prob[name]:.0%}")
     ax.axvline(0, color="#333", lw=1)
     ax.set_xlabel("NPV total, mio. kr")

@@ -157,9 +157,9 @@ def compile_calculation(params: ParameterSet) -> Compiled:
     first, T, K = params.start_year, params.horizon_years, params.course_years
     items = tuple(c.item for c in params.consequences)
     J = max(len(c.units) for c in params.consequences) if params.consequences else 1
-    I = len(items)
-    units = np.zeros((I, J))
-    se = np.zeros((I, J))
+    n_items = len(items)
+    units = np.zeros((n_items, J))
+    se = np.zeros((n_items, J))
     for i, c in enumerate(params.consequences):
         units[i, :len(c.units)] = c.units
         if c.se is not None:
@@ -174,8 +174,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         except ParameterError:
             if years_needed - {params.price_year} or params.price_index is not None:
                 raise
-    prices = np.zeros((I, len(PAYERS)))
-    price_range = np.ones((I, 2))
+    prices = np.zeros((n_items, len(PAYERS)))
+    price_range = np.ones((n_items, 2))
     committees: dict[str, dict[str, float]] = {}
     for i, item in enumerate(items):
         if item not in params.prices:
@@ -240,7 +240,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 label = f"{label}#{len(expensive) + 1}"
             expensive.append(ExpensiveSpec(group, rule, idx, _per_year(group, J), thresholds, label))
     tax_rates = np.zeros(len(PAYERS))
-    taxable = np.zeros(I)
+    taxable = np.zeros(n_items)
     tl = 0.0
     if params.tax is not None:
         for p, payer in enumerate(PAYERS):
@@ -329,8 +329,8 @@ def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: 
     if c.costs:
         kmax = c.cost_exposure.shape[0]
         C = np.zeros((D, P, kmax))
-        for l, line in enumerate(c.costs):
-            C[:, line.payer, line.course_year - 1] += cost_amounts[:, l]
+        for k, line in enumerate(c.costs):
+            C[:, line.payer, line.course_year - 1] += cost_amounts[:, k]
         yearly = yearly + C @ c.cost_exposure
     return Evaluation(yearly, yearly @ c.factors)
 

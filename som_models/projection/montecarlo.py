@@ -154,10 +154,10 @@ class _Inputs:
     def draw(self, rng: np.random.Generator, n: int, correlation: str):
         c = self.c
         s = np.clip(self.s0 + self.s_se * rng.standard_normal(n), 0.0, 1.0)
-        I, J = c.units.shape
-        z = rng.standard_normal((n, I, 1) if correlation == "item" else (n, I, J))
+        n_items, n_years = c.units.shape
+        z = rng.standard_normal((n, n_items, 1) if correlation == "item" else (n, n_items, n_years))
         units = c.units[None, :, :] + c.se[None, :, :] * z
-        pf = _from_uniform(rng.random((n, I)), self.lo[None, :], np.ones((1, I)), self.hi[None, :], self.dist)
+        pf = _from_uniform(rng.random((n, n_items)), self.lo[None, :], np.ones((1, n_items)), self.hi[None, :], self.dist)
         L = len(c.costs)
         costs = _from_uniform(rng.random((n, L)), self.cost_lo[None, :], self.cost0[None, :], self.cost_hi[None, :], self.dist)
         return s, units, pf, costs
@@ -197,9 +197,9 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     for i, item in enumerate(c.items):
         if inp.hi[i] > inp.lo[i] and np.any(c.prices[i]):
             specs.append((f"price:{item}", "price", i))
-    for l, line in enumerate(c.costs):
-        if inp.cost_hi[l] > inp.cost_lo[l]:
-            specs.append((f"cost:{line.label}", "cost", l))
+    for j, line in enumerate(c.costs):
+        if inp.cost_hi[j] > inp.cost_lo[j]:
+            specs.append((f"cost:{line.label}", "cost", j))
     if not specs:
         return ()
     n = 2 * len(specs)
@@ -208,7 +208,7 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     PF = np.repeat(pf, n, axis=0)
     C = np.repeat(costs, n, axis=0)
     values = []
-    for r, (name, kind, k) in enumerate(specs):
+    for r, (_name, kind, k) in enumerate(specs):
         pair = []
         for side, q in enumerate(percentiles):
             row = 2 * r + side
