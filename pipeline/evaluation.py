@@ -81,7 +81,8 @@ def load_spec(path: str | Path) -> LoadedSpec:
     except ParameterError as exc:
         raise ParameterError(f"{seed_path}: {exc}") from None
     if seed.intervention != spec.intervention:
-        raise ParameterError(f"{path}: intervention {spec.intervention!r} does not match {seed_path.name}'s {seed.intervention!r}")
+        raise ParameterError(f"{path}: intervention {spec.intervention!r} does not match "
+                             f"{seed_path.name}'s {seed.intervention!r}")
     unknown = sorted(set(spec.outcomes) - set(outcomes_for(seed)) - {seed.success_measure.outcome})
     if unknown:
         raise ParameterError(f"{path}: outcomes: {', '.join(unknown)} is not a consequence item or the success outcome of "
@@ -89,7 +90,8 @@ def load_spec(path: str | Path) -> LoadedSpec:
     if spec.reestimate_consequences:
         bad = sorted(set(spec.reestimate_consequences) - {c.item for c in seed.consequences})
         if bad:
-            raise ParameterError(f"{path}: reestimate_consequences: {', '.join(bad)} is not a consequence item of {seed_path.name}")
+            raise ParameterError(f"{path}: reestimate_consequences: {', '.join(bad)} is not a consequence item of "
+                                 f"{seed_path.name}")
     if spec.assumptions is not None:
         known = assumption_names(seed)
         bad = [a for a in spec.assumptions if a not in known]
@@ -435,7 +437,8 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
                 consequence_estimates=consequence_estimates,
                 descriptive=descriptive if descriptive is not None and descriptive.height else None)
     doc = dict(p.document)
-    doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy, "changes": jsonio.to_jsonable(list(p.changes))}
+    doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
+                         "changes": jsonio.to_jsonable(list(p.changes))}
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
     return doc, p.reason, p.changes
 
@@ -460,7 +463,8 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
         run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
-        evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"], "changes": jsonio.to_jsonable(list(changes)),
+        evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"],
+                  "changes": jsonio.to_jsonable(list(changes)),
                   "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
         estimates=estimates.to_dicts(), verdicts=verdict_rows, actor=actor,
     )

@@ -323,7 +323,8 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
     realised, assumed = float(realised_v.mean()), float(assumed_v.mean())
     overall = _rows(estimates, cons.item, "overall")
     if v is not None:
-        se, source = float(math.sqrt(max(v.sum(), 0.0)) / k), "mean of the event-time ATTs, covariance from the influence functions"
+        se = float(math.sqrt(max(v.sum(), 0.0)) / k)
+        source = "mean of the event-time ATTs, covariance from the influence functions"
     elif (overall and len(used) == len(path) and _finite(overall[0]["estimate"]) and _finite(overall[0]["se"])
           and abs(overall[0]["estimate"] - realised) <= 1e-6 * max(1.0, abs(realised))):
         se, source = float(overall[0]["se"]), "the estimator's overall row (mean of the event-time ATTs)"

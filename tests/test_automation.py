@@ -116,7 +116,8 @@ def test_schedule_skips_when_no_evaluation_applies_or_no_delivery(tmp_path, demo
     without = json.loads((landing / "d" / "manifest.json").read_text())
     without.pop("interventions")
     (landing / "d" / "manifest.json").write_text(json.dumps(without))
-    assert {r.partition_key.keys_by_dimension["evaluation"] for r in schedule_requests(["2023-06"], landing)} == set(evaluation_specs())
+    requested = {r.partition_key.keys_by_dimension["evaluation"] for r in schedule_requests(["2023-06"], landing)}
+    assert requested == set(evaluation_specs())
 
 
 def test_two_vintages_and_a_verdict_that_changes(tmp_path, demo_delivery, monkeypatch):

@@ -27,7 +27,8 @@ def test_unwritable_workdir_is_a_clear_error(tmp_path):
 
 
 def test_help_lists_commands_without_importing_heavy_libraries():
-    code = "import sys; from pipeline.cli import app; print(','.join(m for m in ('dagster','great_expectations','polars') if m in sys.modules))"
+    code = ("import sys; from pipeline.cli import app; "
+            "print(','.join(m for m in ('dagster','great_expectations','polars') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
     result = runner.invoke(app, ["--help"])
@@ -40,7 +41,8 @@ def test_every_command_has_a_purpose_and_an_example():
     from pipeline.cli import app as root
 
     group = typer.main.get_group(root)
-    assert {"demo", "generate", "ingest", "estimate", "evaluate", "params", "audit", "project", "kb", "report", "ui"} <= set(group.commands)
+    expected = {"demo", "generate", "ingest", "estimate", "evaluate", "params", "audit", "project", "kb", "report", "ui"}
+    assert expected <= set(group.commands)
     for name, command in group.commands.items():
         text = command.help or ""
         assert text.strip() and "Example:" in text, f"som {name} --help lacks a purpose line or an example"

@@ -21,7 +21,8 @@ def _panel(tmp_path):
     for unit in range(1, 81):
         group = 2017 if unit <= 3 else 2018 if unit <= 33 else 0  # cohort 2017 has 3 units, 2018 has 30
         for year in range(2014, 2021):
-            rows.append({"id": unit, "year": year, "g": group, "y": float(rng.normal()) + (1.0 if group and year >= group else 0)})
+            rows.append({"id": unit, "year": year, "g": group,
+                         "y": float(rng.normal()) + (1.0 if group and year >= group else 0)})
     path = tmp_path / "panel.csv"
     pl.DataFrame(rows).write_csv(path)
     return path

@@ -94,7 +94,8 @@ def test_documented_spec_on_a_danish_csv_panel(spec, tmp_path):
         v1, v2 = store.versions("housing_first_demo")
         # Only kontanthjælp is re-estimated, as the spec asks; shelter nights keep their profile.
         assert v2.content["consequences"]["shelter_nights"] == v1.content["consequences"]["shelter_nights"]
-        assert v2.content["consequences"]["kontanthjaelp_weeks"]["units"] != v1.content["consequences"]["kontanthjaelp_weeks"]["units"]
+        weeks = "kontanthjaelp_weeks"
+        assert v2.content["consequences"][weeks]["units"] != v1.content["consequences"][weeks]["units"]
         assert len(store.verdicts_for_run(doc["run"]["id"])) == 3
 
     again = _invoke(["evaluate", str(spec), "--workdir", str(work), "--vintage", "2023-06", "--json", "-"])

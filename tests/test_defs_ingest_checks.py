@@ -30,7 +30,8 @@ def test_every_register_expectation_is_a_check_of_the_registers_asset():
             assert spec.description.startswith(f"register {suite.path.stem}: ")
     for name in ("panel", "treatments"):  # their suites run during ingestion, under their existing check names
         assert all((name, e.check_name) in specs for e in load_suite(name).expectations)
-    n = sum(len(s.expectations) for s in register_suites) + len(load_suite("panel").expectations) + len(load_suite("treatments").expectations)
+    n = (sum(len(s.expectations) for s in register_suites) + len(load_suite("panel").expectations)
+         + len(load_suite("treatments").expectations))
     assert len(specs) == n
     assert all(pl.Series([k[1]]).str.contains(DAGSTER_NAME).item() for k in specs)
     assert ("panel", "bef__not_null__PNR") in specs and ("treatments", "indsats__not_null__PNR") in specs

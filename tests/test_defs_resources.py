@@ -10,7 +10,8 @@ def test_env_vars_become_dagster_env_vars_and_defaults_are_concrete(tmp_path, mo
         monkeypatch.delenv(name, raising=False)
     res = build_resources(str(tmp_path))
     som = res["som"]
-    assert som.workdir == str(tmp_path.resolve()) and som.database_url == f"sqlite:///{(tmp_path.resolve() / 'som.db').as_posix()}"
+    assert som.workdir == str(tmp_path.resolve())
+    assert som.database_url == f"sqlite:///{(tmp_path.resolve() / 'som.db').as_posix()}"
     assert som.landing == str(tmp_path.resolve() / "landing") and som.evaluations_dir.endswith("assets/evaluations")
     assert res["io_manager"].base_dir == str(tmp_path.resolve() / "storage")
 

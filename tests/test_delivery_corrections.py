@@ -133,7 +133,8 @@ def test_without_config_the_newest_delivery_is_evaluated_and_the_choice_is_recor
     instance.add_dynamic_partitions(VINTAGES.name, ["2023-06"])
     instance.add_dynamic_partitions("evaluation", [EVALUATION])
     result = dg.materialize([assets.delivery], resources=build_resources(str(tmp_path / "som"), landing=str(landing)),
-                            instance=instance, partition_key=dg.MultiPartitionKey({"evaluation": EVALUATION, "vintage": "2023-06"}))
+                            instance=instance,
+                            partition_key=dg.MultiPartitionKey({"evaluation": EVALUATION, "vintage": "2023-06"}))
     output = result.output_for_node("delivery")
     assert output["folder"] == str(fix) and output["data_hash"] == _data_hash(fix)
     metadata = result.asset_materializations_for_node("delivery")[0].metadata

@@ -33,10 +33,12 @@ def _delivery(tmp_path, shelter_start_a="2019-12-30"):
         cols[c] = ["701"]
     cols["y_2053"] = ["783"]
     pl.DataFrame(cols, schema={k: pl.Utf8 for k in cols}).write_parquet(d / "dream.parquet")
-    pl.DataFrame({"PNR": [A], "INDSATS": ["HF"], "START_DATO": [dt.date(2019, 6, 1)], "SLUT_DATO": [None]},
-                 schema={"PNR": pl.Utf8, "INDSATS": pl.Utf8, "START_DATO": pl.Date, "SLUT_DATO": pl.Date}).write_parquet(d / "indsats.parquet")
+    indsats = pl.DataFrame({"PNR": [A], "INDSATS": ["HF"], "START_DATO": [dt.date(2019, 6, 1)], "SLUT_DATO": [None]},
+                           schema={"PNR": pl.Utf8, "INDSATS": pl.Utf8, "START_DATO": pl.Date, "SLUT_DATO": pl.Date})
+    indsats.write_parquet(d / "indsats.parquet")
     files = ["bef201912.parquet", "bef202012.csv", "shelter.parquet", "dream.parquet", "indsats.parquet"]
-    (d / "manifest.json").write_text(json.dumps({"vintage": "2021-06", "period_start": "2019-01-01", "period_end": "2020-12-31", "files": files}))
+    (d / "manifest.json").write_text(json.dumps({"vintage": "2021-06", "period_start": "2019-01-01", "period_end": "2020-12-31",
+                                                 "files": files}))
     return d
 
 
@@ -55,7 +57,8 @@ def test_panel_numbers_by_hand(tmp_path):
     assert a20["foertidspension_weeks"] == 1 and a20["self_support_weeks"] == 53 - 1
     assert b19["self_support_weeks"] == 52 and b19["kontanthjaelp_weeks"] == 0  # absent from DREAM
     assert a19["birth_year"] == 1990 and a19["age"] == 29 and a19["municipality"] == 101
-    assert built.treatments.to_dicts() == [{"person_id": a19["person_id"], "intervention": "HF", "start_year": 2019, "end_year": None, "arm": None}]
+    assert built.treatments.to_dicts() == [{"person_id": a19["person_id"], "intervention": "HF", "start_year": 2019,
+                                            "end_year": None, "arm": None}]
 
 
 def test_person_ids_are_keyed_pseudonyms(tmp_path):

@@ -38,7 +38,8 @@ class _Point:
 def test_to_jsonable_converts_and_nulls_non_finite_numbers():
     doc = {"nan": float("nan"), "inf": float("inf"), "np": np.float64("nan"), "i": np.int64(3), "b": np.bool_(True),
            "arr": np.array([1.0, np.inf]), "date": dt.date(2024, 1, 2), "path": Path("/a/b"), "t": (1, 2),
-           "frame": pl.DataFrame({"a": [1.0, None]}), "series": pl.Series([1, 2]), "dc": _Point(float("-inf"), dt.date(2020, 1, 1)),
+           "frame": pl.DataFrame({"a": [1.0, None]}), "series": pl.Series([1, 2]),
+           "dc": _Point(float("-inf"), dt.date(2020, 1, 1)),
            1: "int key"}
     out = jsonio.to_jsonable(doc)
     assert out == {"nan": None, "inf": None, "np": None, "i": 3, "b": True, "arr": [1.0, None], "date": "2024-01-02",

@@ -105,7 +105,8 @@ def test_bad_delivery_is_stopped_before_the_parameters(tmp_path, demo_delivery, 
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
     bef = pl.read_parquet(bad / "bef201812.parquet")
-    bef.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(3).otherwise(pl.col("KOEN")).alias("KOEN")).write_parquet(bad / "bef201812.parquet")
+    bad_sex = pl.when(pl.int_range(pl.len()) < 3).then(3).otherwise(pl.col("KOEN")).alias("KOEN")
+    bef.with_columns(bad_sex).write_parquet(bad / "bef201812.parquet")
     # Changed after delivery: the checksum in the manifest refuses it.
     outcome = run_evaluation(tmp_path / "som", delivery=bad, instance=dg.DagsterInstance.ephemeral())
     assert not outcome.success and any("bef201812.parquet: sha256 does not match" in f for f in outcome.failures)

@@ -70,7 +70,8 @@ def test_project_a_stored_parameter_version(tmp_path, monkeypatch):
                                  "--json", "-"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["payback_year"] == 2022
-    missing = runner.invoke(app, ["project", "--intervention", "housing_first_demo", "--version", "9", "--workdir", str(tmp_path)])
+    missing = runner.invoke(app, ["project", "--intervention", "housing_first_demo", "--version", "9",
+                                  "--workdir", str(tmp_path)])
     one_line_error(missing, "no version 9")
 
 

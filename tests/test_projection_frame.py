@@ -130,7 +130,8 @@ def test_case_5_expensive_case_refusion_and_committee_split():
                         (2023, "stat", "refusion:serviceloven_176"): 225_000}
     # Committees: boern_og_unge −100,000 + 2/3 · 300,000 − 2/3 · 225,000 = −50,000;
     # sundhed 1/3 · (300,000 − 225,000) = 25,000; social −20,000. Sum −45,000 = kommune NPV.
-    assert {k: round(v) for k, v in p.npv_by_committee.items()} == {"boern_og_unge": -50_000, "social": -20_000, "sundhed": 25_000}
+    assert {k: round(v) for k, v in p.npv_by_committee.items()} == {"boern_og_unge": -50_000, "social": -20_000,
+                                                                    "sundhed": 25_000}
     assert round(p.npv["kommune"]) == -45_000
 
 

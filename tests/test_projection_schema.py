@@ -52,14 +52,19 @@ def test_unknown_keys_are_errors_naming_the_key(over, match):
     ({"consequences": {"weeks": [-1], "nights": [-2]}}, r"prices\.nights: consequence item has no unit prices"),
     ({"costs": [{"course_year": 1, "payer": "county", "amount": -1}]}, r"costs\[0\]\.payer: 'county' is not a payer"),
     ({"prices": {"weeks": {"county": 100}}}, r"prices\.weeks\.county: unknown key \(allowed: kommune, "),
-    ({"prices": {"weeks": {"stat": {"udvalg": 1}}}}, r"prices\.weeks\.stat: a committee \(udvalg\) split is only possible for kommune"),
+    ({"prices": {"weeks": {"stat": {"udvalg": 1}}}},
+     r"prices\.weeks\.stat: a committee \(udvalg\) split is only possible for kommune"),
     ({"prices": {"weeks": {"kommune": 100, "range": [1.1, 1.3]}}}, r"prices\.weeks\.range: relative factors"),
-    ({"costs": [{"course_year": 1, "payer": "kommune", "amount": -1000, "range": [-900, -800]}]}, r"costs\[0\]\.range: \[-900, -800\] does not contain"),
-    ({"costs": [{"course_year": 1, "payer": "stat", "amount": -1, "committee": "x"}]}, r"costs\[0\]\.committee: .* only possible for payer kommune"),
+    ({"costs": [{"course_year": 1, "payer": "kommune", "amount": -1000, "range": [-900, -800]}]},
+     r"costs\[0\]\.range: \[-900, -800\] does not contain"),
+    ({"costs": [{"course_year": 1, "payer": "stat", "amount": -1, "committee": "x"}]},
+     r"costs\[0\]\.committee: .* only possible for payer kommune"),
     ({"refusion": {"staircase": {"items": ["nights"]}}}, r"refusion\.staircase\.items\[0\]: 'nights' is not a consequence item"),
     ({"refusion": {"expensive_cases": {"items": ["weeks"]}}}, r"refusion\.expensive_cases\.case_expense: required key missing"),
-    ({"refusion": {"staircase": {"items": ["weeks"], "weeks_before": []}}}, r"refusion\.staircase\.weeks_before: expected a number or a non-empty list"),
-    ({"refusion": {"staircase": {"items": ["weeks"], "weeks_before": [-1]}}}, r"refusion\.staircase\.weeks_before\[0\]: must be ≥ 0"),
+    ({"refusion": {"staircase": {"items": ["weeks"], "weeks_before": []}}},
+     r"refusion\.staircase\.weeks_before: expected a number or a non-empty list"),
+    ({"refusion": {"staircase": {"items": ["weeks"], "weeks_before": [-1]}}},
+     r"refusion\.staircase\.weeks_before\[0\]: must be ≥ 0"),
     ({"refusion": {"staircase": {"items": ["weeks"]}, "expensive_cases": {"items": ["weeks"], "case_expense": 1}}},
      r"refusion\.expensive_cases\.items\[0\]: 'weeks' is already under refusion\.staircase"),
     ({"tax": {"rates": {"kommune": 0.6, "stat": 0.5}, "taxable": {"weeks": 1}}}, r"tax\.rates: the rates add up to 1\.1"),
@@ -76,7 +81,8 @@ def test_bad_values_are_errors_naming_the_field(over, match):
 def test_errors_found_when_projecting_name_the_field():
     with pytest.raises(ParameterError, match=r"refusion\.staircase\.rule: unknown refusion rule 'trappe'"):
         project(parse_parameter_set(doc(refusion={"staircase": {"items": ["weeks"], "rule": "trappe"}})))
-    with pytest.raises(ParameterError, match=r"prices\.weeks\.price_year: the price index 'nettoprisindeks' has no value for 1950"):
+    with pytest.raises(ParameterError,
+                       match=r"prices\.weeks\.price_year: the price index 'nettoprisindeks' has no value for 1950"):
         project(parse_parameter_set(doc(prices={"weeks": {"kommune": 100, "price_year": 1950}})))
     with pytest.raises(ParameterError, match=r"price_index: unknown index 'cpi'"):
         project(parse_parameter_set(doc(price_index="cpi", prices={"weeks": {"kommune": 1, "price_year": 2020}})))
@@ -101,7 +107,8 @@ def test_seed_parameter_sets_are_valid_and_project(name):
 
 def test_housing_first_demo_numbers_are_unchanged():
     # Regression guard for the seed every other component uses (values of the walking skeleton's frame).
-    p = parse_parameter_set(yaml.safe_load((ROOT / "assets" / "parameters" / "housing_first_demo.yaml").read_text(encoding="utf-8")))
+    seed = ROOT / "assets" / "parameters" / "housing_first_demo.yaml"
+    p = parse_parameter_set(yaml.safe_load(seed.read_text(encoding="utf-8")))
     result = project(p)
     # 2018: 150 × −95,000 = −14,250,000; 2019 adds the second cohort's cost and the first cohort's year-1 savings:
     # 30 successful × (95 × 850 + 20 × 2,300) = 3,802,500 kommune, 30 × (95 × 850 + 20 × 600) = 2,782,500 stat.

@@ -20,7 +20,8 @@ def _frame():
 def _suite():
     base = load_suite("panel")
     exps = (
-        ExpectationSpec("between__a", "expect_column_values_to_be_between", {"column": "a", "min_value": 1, "max_value": 3}, True, "a in [1, 3]"),
+        ExpectationSpec("between__a", "expect_column_values_to_be_between", {"column": "a", "min_value": 1, "max_value": 3}, True,
+                        "a in [1, 3]"),
         ExpectationSpec("null__b", "expect_column_values_to_be_null", {"column": "b"}, False, "b is empty (GX only)"),
         ExpectationSpec("unique__a", "expect_column_values_to_be_unique", {"column": "a"}, True, "a unique"),
     )
@@ -41,7 +42,8 @@ def test_unsupported_expectations_go_to_gx_only_and_results_equal_gx():
     assert {o.engine for o in reference.outcomes} == {"gx"}
     strip = lambda r: [(o.check_name, o.success, o.unexpected_count, o.sample_rows) for o in r.outcomes]  # noqa: E731
     assert strip(mixed) == strip(reference)
-    assert strip(mixed) == [("between__a", False, 2, (3, 4)), ("null__b", False, 4, (0, 1, 2, 4)), ("unique__a", False, 2, (3, 4))]
+    assert strip(mixed) == [("between__a", False, 2, (3, 4)), ("null__b", False, 4, (0, 1, 2, 4)),
+                            ("unique__a", False, 2, (3, 4))]
     with pytest.raises(NotImplementedError, match="expect_column_values_to_be_null"):
         evaluate_polars(_frame(), suite)
 

@@ -116,7 +116,8 @@ def test_ingest_writes_outputs_atomically_and_records_counts_only(small, tmp_pat
 def test_cli_generate_then_ingest_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("SOM_PSEUDONYM_KEY", KEY.hex())
     d, out = tmp_path / "delivery", tmp_path / "panel"
-    res = runner.invoke(app, ["generate", "--out", str(d), "--persons", "250", "--seed", "3", "--scenario", "small", "--format", "sas"])
+    res = runner.invoke(app, ["generate", "--out", str(d), "--persons", "250", "--seed", "3", "--scenario", "small",
+                              "--format", "sas"])
     assert res.exit_code == 0, res.output
     assert (d / "manifest.json").exists() and (d / "truth.json").exists() and (d / "dream.xpt").exists()
     res = runner.invoke(app, ["ingest", str(d), "--out", str(out), "--gx-rows", "0"])

@@ -63,7 +63,8 @@ def _drop(d, file):
 def _row(df, i, **values):
     """``df`` with row ``i`` changed (column → new value)."""
     return df.with_row_index("_i").with_columns([
-        pl.when(pl.col("_i") == i).then(pl.lit(v, dtype=df.schema[c] if v is not None else df.schema[c])).otherwise(pl.col(c)).alias(c)
+        pl.when(pl.col("_i") == i).then(pl.lit(v, dtype=df.schema[c] if v is not None else df.schema[c]))
+        .otherwise(pl.col(c)).alias(c)
         for c, v in values.items()]).drop("_i")
 
 
@@ -73,10 +74,13 @@ CASES = {
     "manifest period in the future": (
         lambda d: _save_manifest(d, {**_manifest(d), "period_end": (dt.date.today() + dt.timedelta(days=400)).isoformat()}),
         r"period_end .* is in the future"),
-    "manifest period reversed": (lambda d: _save_manifest(d, {**_manifest(d), "period_end": "2018-12-31"}), r"before period_start"),
-    "listed file missing": (lambda d: (d / "krin.parquet").unlink(), r"1 listed file\(s\) missing from the folder: krin\.parquet"),
+    "manifest period reversed": (lambda d: _save_manifest(d, {**_manifest(d), "period_end": "2018-12-31"}),
+                                 r"before period_start"),
+    "listed file missing": (lambda d: (d / "krin.parquet").unlink(),
+                            r"1 listed file\(s\) missing from the folder: krin\.parquet"),
     "missing register (always required)": (lambda d: _drop(d, "indsats.parquet"), r"missing register indsats"),
-    "missing register listed in the manifest": (lambda d: _drop(d, "bua.parquet"), r"missing register bua .*listed in the manifest"),
+    "missing register listed in the manifest": (lambda d: _drop(d, "bua.parquet"),
+                                                r"missing register bua .*listed in the manifest"),
     "missing year of a yearly register": (lambda d: _drop(d, "lpr_adm2021.parquet"), r"register lpr: no file for year\(s\) 2021"),
     "two files for one register year": (
         lambda d: (shutil.copy(d / "ind2020.parquet", d / "ind2020.csv") and None,
@@ -85,7 +89,8 @@ CASES = {
     "missing column": (lambda d: _edit(d, "bef202012.parquet", lambda df: df.drop("KOM")),
                        r"bef202012\.parquet: required column\(s\) KOM missing"),
     "wrong type (text in a number column)": (
-        lambda d: _edit(d, "bef202012.parquet", lambda df: df.with_columns(pl.col("KOEN").cast(pl.Utf8)).pipe(_row, 3, KOEN="mand")),
+        lambda d: _edit(d, "bef202012.parquet",
+                        lambda df: df.with_columns(pl.col("KOEN").cast(pl.Utf8)).pipe(_row, 3, KOEN="mand")),
         r"bef202012\.parquet: column KOEN: 1 value\(s\) are not numbers \(rows \[3\]\)"),
     "numeric PNR": (lambda d: _edit(d, "ind2019.parquet", lambda df: df.with_columns(pl.col("PNR").cast(pl.Int64))),
                     r"ind2019\.parquet: column PNR: PNR has type Int64; it must be text"),
@@ -103,7 +108,8 @@ CASES = {
         r"check ge__STATUS_DATE__FOED_DAG .*1 of \d+ rows fail"),
     "end before start": (
         lambda d: _edit(d, "shelter.parquet", lambda df: df.with_columns(pl.lit(dt.date(2019, 1, 1)).alias("START_DATO"),
-                                                                         pl.lit(dt.date(2018, 6, 1)).alias("SLUT_DATO")).head(4).vstack(df.slice(4))),
+                                                                         pl.lit(dt.date(2018, 6, 1)).alias("SLUT_DATO"))
+                        .head(4).vstack(df.slice(4))),
         r"shelter\.parquet: check ge__SLUT_DATO__START_DATO .*4 of \d+ rows fail.*first rows: row 0, row 1, row 2, row 3"),
     "date in the future": (
         lambda d: _edit(d, "lpr_adm2022.parquet", lambda df: _row(df, 0, D_INDDTO=dt.date(2023, 2, 1), D_UDDTO=None)),
@@ -115,7 +121,8 @@ CASES = {
         lambda d: _edit(d, "kraf2021.parquet", lambda df: _row(df, 1, AFG_ADTO=dt.date(2020, 3, 3))),
         r"kraf2021\.parquet: check ge__AFG_ADTO__YEAR_START .*1 of \d+ rows fail"),
     "unparseable date text": (
-        lambda d: _edit(d, "bua.parquet", lambda df: df.with_columns(pl.col("SAG_VFRA").cast(pl.Utf8)).pipe(_row, 2, SAG_VFRA="2019-13-45")),
+        lambda d: _edit(d, "bua.parquet",
+                        lambda df: df.with_columns(pl.col("SAG_VFRA").cast(pl.Utf8)).pipe(_row, 2, SAG_VFRA="2019-13-45")),
         r"bua\.parquet: column SAG_VFRA: 1 value\(s\) are not dates \(rows \[2\]\)"),
     "DREAM code outside every group": (
         lambda d: _edit(d, "dream.parquet", lambda df: _row(df, 4, y_2003="555", y_2004="555")),
@@ -150,7 +157,8 @@ CASES = {
     "empty file": (lambda d: ((d / "krin.parquet").write_bytes(b""), _rehash(d)), r"krin\.parquet: the file is empty"),
     "unsupported file type listed": (
         lambda d: ((d / "shelter.parquet").rename(d / "shelter.xlsx"),
-                   _save_manifest(d, {**_manifest(d), "files": [f.replace("shelter.parquet", "shelter.xlsx") for f in _manifest(d)["files"]], "sha256": {}})),
+                   _save_manifest(d, {**_manifest(d), "sha256": {},
+                                      "files": [f.replace("shelter.parquet", "shelter.xlsx") for f in _manifest(d)["files"]]})),
         r"missing register shelter"),
     "column names collide": (lambda d: _edit(d, "krin.parquet", lambda df: df.with_columns(pl.col("PNR").alias("pnr"))),
                              r"krin\.parquet: column names collide when upper-cased"),
@@ -199,7 +207,8 @@ CSV_CASES = {
                                                    encoding="latin-1"), _rehash(d)),
         r"bef202012\.csv: BEF file without persons \(0 rows\)"),
     "ragged CSV line": (
-        lambda d: ((d / "krin.csv").write_text((d / "krin.csv").read_text(encoding="latin-1") + "1;2;3;4;5;6\n", encoding="latin-1"),
+        lambda d: ((d / "krin.csv").write_text((d / "krin.csv").read_text(encoding="latin-1") + "1;2;3;4;5;6\n",
+                                               encoding="latin-1"),
                    _rehash(d)),
         r"krin\.csv: not a well-formed CSV file"),
     "thousands separator in a Danish number": (

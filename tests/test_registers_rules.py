@@ -31,7 +31,8 @@ def built(tmp_path_factory):
         (d / name).write_bytes(body.encode(encoding))
         files.append(name)
 
-    parquet("bef201912.parquet", pl.DataFrame({"PNR": [A, B, C], "KOEN": [1, 2, 2], "FOED_DAG": [D(1990, 1, 1), D(1985, 2, 2), D(2010, 6, 1)],
+    parquet("bef201912.parquet", pl.DataFrame({"PNR": [A, B, C], "KOEN": [1, 2, 2],
+                                               "FOED_DAG": [D(1990, 1, 1), D(1985, 2, 2), D(2010, 6, 1)],
                                                "KOM": [101, 751, 101]}))
     import pyreadstat  # BEF 2020 as a SAS transport file with SAS dates
 
@@ -41,24 +42,28 @@ def built(tmp_path_factory):
     lpr = pl.DataFrame({
         "PNR": [A, A, A, A, A, B, B],
         "RECNUM": ["1", "2", "3", "4", "5", "6", "7"],
-        "D_INDDTO": [D(2019, 12, 28), D(2019, 12, 30), D(2020, 3, 1), D(2019, 11, 15), D(2020, 5, 5), D(2019, 1, 10), D(2019, 2, 1)],
+        "D_INDDTO": [D(2019, 12, 28), D(2019, 12, 30), D(2020, 3, 1), D(2019, 11, 15), D(2020, 5, 5), D(2019, 1, 10),
+                     D(2019, 2, 1)],
         "D_UDDTO": [D(2020, 1, 3), D(2020, 1, 2), None, D(2020, 2, 1), D(2020, 5, 5), D(2019, 1, 15), D(2019, 2, 3)],
         "C_PATTYPE": [0, 0, 0, 2, 3, 0, 0],
         "C_PSYK": [0, 0, 1, 0, 0, 0, None],
     })
     parquet("lpr_adm2019.parquet", pl.concat([lpr.filter(pl.col("RECNUM").is_in(["6", "7"])),
-                                              pl.DataFrame({"PNR": [A], "RECNUM": ["8"], "D_INDDTO": [D(2019, 4, 4)], "D_UDDTO": [D(2019, 4, 4)],
-                                                            "C_PATTYPE": [1], "C_PSYK": [0]})]))
+                                              pl.DataFrame({"PNR": [A], "RECNUM": ["8"], "D_INDDTO": [D(2019, 4, 4)],
+                                                            "D_UDDTO": [D(2019, 4, 4)], "C_PATTYPE": [1], "C_PSYK": [0]})]))
     parquet("lpr_adm2020.parquet", lpr.filter(~pl.col("RECNUM").is_in(["6", "7"])))
     # KRAF: dates as SAS date numbers (days since 1960-01-01).
     parquet("kraf2019.parquet", pl.DataFrame({"PNR": [A, A, B], "JOURNR": ["j1", "j2", "j3"],
-                                              "AFG_ADTO": [_sas_days(D(2019, 3, 3)), _sas_days(D(2019, 4, 4)), _sas_days(D(2019, 5, 5))],
+                                              "AFG_ADTO": [_sas_days(D(2019, 3, 3)), _sas_days(D(2019, 4, 4)),
+                                                           _sas_days(D(2019, 5, 5))],
                                               "AFG_AFGTYP3": [100, 950, 300]}))
     text("kraf2020.csv", f"PNR,JOURNR,AFG_ADTO,AFG_AFGTYP3\n{A},j4,2020-01-01,899\n")
     # KRIN in the Danish dialect: ';', Latin-1, lower-case names, an empty release date = still inside.
-    text("krin.csv", f"pnr;ind_fgsldto;ind_loesdto;anstalt\n{A};01DEC2019;10JAN2020;Horserød\n{A};20DEC2020;;Vestre Fængsel\n", "latin-1")
+    text("krin.csv", ("pnr;ind_fgsldto;ind_loesdto;anstalt\n"
+                      f"{A};01DEC2019;10JAN2020;Horserød\n{A};20DEC2020;;Vestre Fængsel\n"), "latin-1")
     # BUA with SAS text dates and 31DEC9999 = ongoing; two overlapping preventive measures.
-    text("bua.csv", f"PNR,PGF,SAG_VFRA,SAG_VTIL\n{C},111,15MAR2018,31DEC9999\n{C},211,01JAN2019,01JUL2019\n{C},430,01JUN2019,01AUG2019\n")
+    text("bua.csv", ("PNR,PGF,SAG_VFRA,SAG_VTIL\n"
+                     f"{C},111,15MAR2018,31DEC9999\n{C},211,01JAN2019,01JUL2019\n{C},430,01JUN2019,01AUG2019\n"))
     parquet("ind2019.parquet", pl.DataFrame({"PNR": [A, C], "LOENMV_13": [250000.5, None]}))
     text("ind2020.csv", f"PNR;LOENMV_13\n{A};260000,25\n{B};1000,00\n", "latin-1")  # B left BEF: ignored
     cols = {"PNR": [A]}
@@ -68,13 +73,15 @@ def built(tmp_path_factory):
     cols.update({"y_1901": ["701"], "y_1902": ["701"], "y_1903": ["730"], "y_1952": [" 111 "], "y_2001": ["890"],
                  "y_2053": ["783"], "y_1850": ["701"]})  # 2018 is before the period: ignored
     parquet("dream.parquet", pl.DataFrame(cols, schema={k: pl.Utf8 for k in cols}))
-    parquet("shelter.parquet", pl.DataFrame({"PNR": [A, A, A, B], "START_DATO": ["2019-12-30", "2019-12-31", "2020-12-25", "2019-03-01"],
+    parquet("shelter.parquet", pl.DataFrame({"PNR": [A, A, A, B],
+                                             "START_DATO": ["2019-12-30", "2019-12-31", "2020-12-25", "2019-03-01"],
                                              "SLUT_DATO": ["2020-01-03", "2020-01-02", "9999-12-31", None]}))
     parquet("indsats.parquet", pl.DataFrame({"PNR": [A, C], "INDSATS": ["HF", "HF"], "START_DATO": [D(2019, 6, 1), D(2020, 2, 2)],
                                              "SLUT_DATO": [None, D(2020, 9, 1)], "ARM": ["T", "C"]}))
     parquet("udda2019.parquet", pl.DataFrame({"PNR": [A], "HFAUDD": [1000]}))  # not a register of the contract: ignored
     (d / "manifest.json").write_text(json.dumps({"vintage": "2021-06", "period_start": "2019-01-01", "period_end": "2020-12-31",
-                                                 "files": files, "registers": ["bef", "lpr", "kraf", "krin", "bua", "ind", "dream", "shelter", "indsats"]}))
+                                                 "files": files, "registers": ["bef", "lpr", "kraf", "krin", "bua", "ind",
+                                                                               "dream", "shelter", "indsats"]}))
     b = build_panel(read_manifest(d), KEY)
     ids = dict(zip([A, B, C], pseudonymise(pl.Series([A, B, C]), KEY).to_list(), strict=False))
     rows = {(r["person_id"], r["year"]): r for r in b.panel.to_dicts()}

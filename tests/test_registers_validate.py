@@ -19,11 +19,13 @@ def _frames():
     pnr = ["0101901234", "0202855678", "12345", None, "0303701112", "0303701112"]
     return {
         "bef": pl.DataFrame({
-            "PNR": pnr, "KOEN": [1, 2, 3, 1, None, 2], "FOED_DAG": [D(1990, 1, 1), D(2021, 5, 1), D(1980, 1, 1), None, D(1885, 1, 1), D(1970, 3, 3)],
+            "PNR": pnr, "KOEN": [1, 2, 3, 1, None, 2],
+            "FOED_DAG": [D(1990, 1, 1), D(2021, 5, 1), D(1980, 1, 1), None, D(1885, 1, 1), D(1970, 3, 3)],
             "KOM": [101, 751, 99, 101, 101, None], "YEAR": [2019, 2019, 2019, 2019, 2020, 2020],
         }).with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE")),
         "dream": pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": [0, 0, 3, 0, 1, 0]}),
-        "ind": pl.DataFrame({"PNR": pnr, "YEAR": [2019, 2019, 2019, 2019, 2020, 2020], "LOENMV_13": [1.5, -3.0, None, 0.0, 10.0, 2.0]}),
+        "ind": pl.DataFrame({"PNR": pnr, "YEAR": [2019, 2019, 2019, 2019, 2020, 2020],
+                             "LOENMV_13": [1.5, -3.0, None, 0.0, 10.0, 2.0]}),
         "lpr": pl.DataFrame({
             "PNR": pnr, "RECNUM": ["1", "2", "2", None, "5", "6"],
             "D_INDDTO": [D(2019, 1, 1), D(2021, 2, 1), D(2019, 5, 5), D(2019, 1, 1), None, D(2020, 1, 1)],
@@ -33,18 +35,24 @@ def _frames():
         }),
         "kraf": pl.DataFrame({
             "PNR": pnr, "AFG_ADTO": [D(2019, 3, 1), D(2020, 1, 1), None, D(2018, 12, 31), D(2019, 6, 6), D(2021, 1, 1)],
-            "AFG_AFGTYP3": [100, 950, 50, None, 300, 100], "SANCTION_GROUP": ["conviction", "no_conviction", None, None, "conviction", "conviction"],
+            "AFG_AFGTYP3": [100, 950, 50, None, 300, 100],
+            "SANCTION_GROUP": ["conviction", "no_conviction", None, None, "conviction", "conviction"],
             "YEAR_START": [D(2019, 1, 1)] * 6, "YEAR_END": [D(2019, 12, 31)] * 6,
         }),
-        "krin": pl.DataFrame({"PNR": pnr, "IND_FGSLDTO": [D(2019, 1, 1), D(2019, 2, 1), D(2022, 1, 1), None, D(2019, 1, 1), D(2019, 1, 1)],
+        "krin": pl.DataFrame({"PNR": pnr,
+                              "IND_FGSLDTO": [D(2019, 1, 1), D(2019, 2, 1), D(2022, 1, 1), None, D(2019, 1, 1), D(2019, 1, 1)],
                               "IND_LOESDTO": [None, D(2019, 1, 1), None, None, D(2021, 1, 2), D(2021, 1, 1)]}),
-        "shelter": pl.DataFrame({"PNR": pnr, "START_DATO": [D(2019, 1, 1), D(2019, 2, 1), D(1800, 1, 1), None, D(2019, 1, 1), D(2019, 1, 1)],
+        "shelter": pl.DataFrame({"PNR": pnr,
+                                 "START_DATO": [D(2019, 1, 1), D(2019, 2, 1), D(1800, 1, 1), None, D(2019, 1, 1), D(2019, 1, 1)],
                                  "SLUT_DATO": [None, D(2019, 1, 1), None, None, D(2021, 1, 2), D(2021, 1, 1)]}),
-        "bua": pl.DataFrame({"PNR": pnr, "PGF": [111, 350, None, 211, 430, 111], "PGF_GROUP": ["placement", None, None, "preventive", "preventive", "placement"],
+        "bua": pl.DataFrame({"PNR": pnr, "PGF": [111, 350, None, 211, 430, 111],
+                             "PGF_GROUP": ["placement", None, None, "preventive", "preventive", "placement"],
                              "SAG_VFRA": [D(2010, 1, 1)] * 6, "SAG_VTIL": [None, D(2009, 1, 1), None, None, None, None]}),
         "indsats": pl.DataFrame({"PNR": pnr, "INDSATS": ["HF", None, "HF", "HF", "HF", "HF"],
-                                 "START_DATO": [D(2019, 1, 1), D(2019, 1, 1), D(2022, 1, 1), D(2019, 1, 1), D(2019, 6, 1), D(2019, 6, 1)],
-                                 "SLUT_DATO": [None, D(2018, 1, 1), None, None, None, None], "ARM": ["T", "C", "X", None, "T", "T"]}),
+                                 "START_DATO": [D(2019, 1, 1), D(2019, 1, 1), D(2022, 1, 1), D(2019, 1, 1), D(2019, 6, 1),
+                                                D(2019, 6, 1)],
+                                 "SLUT_DATO": [None, D(2018, 1, 1), None, None, None, None],
+                                 "ARM": ["T", "C", "X", None, "T", "T"]}),
     }
 
 
@@ -66,7 +74,8 @@ def test_polars_evaluator_agrees_with_great_expectations(name):
 def test_panel_suite_polars_agrees_with_great_expectations():
     suite = load_suite("panel")
     cols = suite.expectations[1].kwargs["column_set"]
-    row = {c: 1.0 for c in cols} | {"person_id": "0123456789abcdef", "year": 2020, "sex": 1, "birth_year": 1990, "age": 30, "municipality": 101}
+    row = {c: 1.0 for c in cols} | {"person_id": "0123456789abcdef", "year": 2020, "sex": 1, "birth_year": 1990, "age": 30,
+                                    "municipality": 101}
     frame = pl.DataFrame([row, row | {"person_id": "RAW0101901234", "sex": 3, "shelter_nights": -1.0}, row | {"year": 1985}])
     gx, pol = validate_frame(frame, suite), evaluate_polars(frame, suite)
     assert [(o.check_name, o.success, o.unexpected_count, o.sample_rows) for o in gx.outcomes] == \

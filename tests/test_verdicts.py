@@ -33,9 +33,11 @@ def table(sr=(0.2, 0.02), nights=((-20, 2), (-10, 2)), overall=None, n=500, n_by
     if overall is None:  # as the estimator reports it: the mean of the event-time effects, se for independent years
         k = len(nights)
         overall = (sum(x for x, _ in nights) / k, math.sqrt(sum(s**2 for _, s in nights)) / k)
-    rows.append({"outcome": "nights", "estimand": "overall", "event_time": None, "estimate": overall[0], "se": overall[1], "n_treated": n})
+    rows.append({"outcome": "nights", "estimand": "overall", "event_time": None, "estimate": overall[0], "se": overall[1],
+                 "n_treated": n})
     for r in rows:
-        r.update(ci_low=r["estimate"] - 1.96 * r["se"], ci_high=r["estimate"] + 1.96 * r["se"], group=None, time=None, n_control=1000)
+        r.update(ci_low=r["estimate"] - 1.96 * r["se"], ci_high=r["estimate"] + 1.96 * r["se"], group=None, time=None,
+                 n_control=1000)
     return pl.DataFrame(rows, schema=ESTIMATES_SCHEMA)
 
 

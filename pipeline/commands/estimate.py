@@ -85,7 +85,8 @@ def estimate(
     """Estimate realised effects. Example: som estimate mpdta.csv --id countyreal --time year --outcome lemp --group first.treat
 
     A panel from `som ingest` takes its treatment timing from the treatments file:
-    som estimate panel.parquet --treatments treatments.parquet --id person_id --time year --outcome shelter_nights --group start_year
+    som estimate panel.parquet --treatments treatments.parquet --id person_id --time year \\
+        --outcome shelter_nights --group start_year
     """
     from types import SimpleNamespace
 

@@ -18,16 +18,20 @@ def register(app: typer.Typer) -> None:
 
 
 def generate(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the delivery to (must not exist or be empty, unless --force)."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Folder to write the delivery to (must not exist or be empty, unless --force)."),
     persons: int = typer.Option(3000, "--persons", "-n", help="Persons in the world (target group and background population)."),
     seed: int = typer.Option(1, "--seed", "-s", help="Random seed of the world."),
     scenario: str = typer.Option("homelessness", "--scenario", help=f"World: {', '.join(SCENARIOS)}."),
-    fmt: str = typer.Option("parquet", "--format", "-f", help="parquet, csv (UTF-8, ','), csv-dk (';', decimal comma, Latin-1) or sas (.xpt)."),
-    first_year: int | None = typer.Option(None, "--first-year", help="First year of the delivery period (default: the scenario's)."),
+    fmt: str = typer.Option("parquet", "--format", "-f",
+                            help="parquet, csv (UTF-8, ','), csv-dk (';', decimal comma, Latin-1) or sas (.xpt)."),
+    first_year: int | None = typer.Option(None, "--first-year",
+                                          help="First year of the delivery period (default: the scenario's)."),
     last_year: int | None = typer.Option(None, "--last-year", help="Last year of the delivery period (default: the scenario's)."),
     target_share: float | None = typer.Option(None, "--target-share", help="Share of persons in the target group, in (0, 1]."),
     truth_panel: bool | None = typer.Option(None, "--truth-panel/--no-truth-panel",
-                                               help="Write truth_panel.parquet (the expected panel row by row; default up to 200 000 persons)."),
+                                               help="Write truth_panel.parquet (the expected panel row by row; default up to "
+                                                    "200 000 persons)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing non-empty output folder."),
     json_out: Path | None = JsonOpt,
 ) -> None:
@@ -73,7 +77,8 @@ def generate(
     console.print(f"Delivery: {out} — {files} register files ({fmt}), period {sim.manifest['period_start']} to "
                   f"{sim.manifest['period_end']}, vintage {sim.manifest['vintage']}", soft_wrap=True)
     console.print(f"World: {scenario}, {truth['population']['persons']:,} persons "
-                  f"({truth['population']['target_group']:,} in the target group), {truth.get('participants', 0):,} participants; "
+                  f"({truth['population']['target_group']:,} in the target group), "
+                  f"{truth.get('participants', 0):,} participants; "
                   f"planted truth in truth.json. {time.perf_counter() - started:.1f} s", soft_wrap=True)
     emit_json(json_out, {"delivery": str(out), "files": files, "format": fmt, "scenario": scenario, "seed": seed,
                          "vintage": sim.manifest["vintage"], "period_start": sim.manifest["period_start"],

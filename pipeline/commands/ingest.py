@@ -18,12 +18,15 @@ def register(app: typer.Typer) -> None:
 def ingest(
     delivery: Path = typer.Argument(..., help="Delivery folder (with manifest.json)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for panel.parquet, treatments.parquet and ingest.json."),
-    columns: Path | None = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for deliveries with other column or file names."),
+    columns: Path | None = typer.Option(None, "--columns", "-c", help="Column-mapping config (YAML or JSON) for "
+                                        "deliveries with other column or file names."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
     min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Counts of fewer persons or records than this are "
                                  "not printed (Statistics Denmark's small-cell rule)."),
-    gx_rows: int | None = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great Expectations itself, larger ones by the polars evaluator of the same suites (default 50 000)."),
+    gx_rows: int | None = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great "
+                                       "Expectations itself, larger ones by the polars evaluator of the same suites "
+                                       "(default 50 000)."),
 ) -> None:
     """Validate a delivery (a GX suite per register) and write panel.parquet and treatments.parquet.
     A refused delivery writes nothing (exit code 3). Example: som ingest /data/delivery --out /data/panel"""
@@ -70,7 +73,8 @@ def ingest(
                   f"{len(s['outcomes'])} outcome columns; treatments: {result.treatments} "
                   f"({count('indsats')} records). Vintage {s['vintage']}, {s['seconds']:.1f} s.", soft_wrap=True)
     if s["ignored_files"]:
-        console.print(f"Ignored files: {', '.join(s['ignored_files'][:5])}{' …' if len(s['ignored_files']) > 5 else ''}", soft_wrap=True)
+        console.print(f"Ignored files: {', '.join(s['ignored_files'][:5])}{' …' if len(s['ignored_files']) > 5 else ''}",
+                      soft_wrap=True)
     emit_json(json_out, {"panel": str(result.panel), "treatments": str(result.treatments), **s})
 
 

@@ -20,7 +20,8 @@ from rich.table import Table
 from pipeline.cli import console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 
-kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, meta-analysis. Example: som kb pool --outcome stable_housing",
+kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, "
+                          "meta-analysis. Example: som kb pool --outcome stable_housing",
                      no_args_is_help=True)
 
 
@@ -102,14 +103,16 @@ def show(
         tg = kb.target_groups[what]
         console.print(f"[bold]{tg.name}[/] ({tg.id})\n{tg.description}", soft_wrap=True)
         sm = tg.success_measure
-        console.print(f"Success measure: {sm['name']} — {sm.get('description', '')} ({sm['outcome']} {sm['rule']})", soft_wrap=True)
+        console.print(f"Success measure: {sm['name']} — {sm.get('description', '')} ({sm['outcome']} {sm['rule']})",
+                      soft_wrap=True)
         t = Table(title="Consequences per successful person by consequence year (negative = less use)")
         for col in ("item", "units by year", "valued by", "status"):
             t.add_column(col, overflow="fold")
         for c in tg.consequences:
             if c.price is not None:
                 p = kb.prices[c.price]
-                valued = f"{p.id}: " + ", ".join(f"{k} {v:,.0f}" for k, v in p.amounts.items()) + f" kr ({p.price_year}; {p.status})"
+                amounts = ", ".join(f"{k} {v:,.0f}" for k, v in p.amounts.items())
+                valued = f"{p.id}: {amounts} kr ({p.price_year}; {p.status})"
             else:
                 valued = f"tax on {c.taxable:g} kr taxable income per unit"
             t.add_row(c.item, ", ".join(f"{u:g}" for u in c.units), valued, c.status)
@@ -139,11 +142,13 @@ def show(
 def pool(
     outcome: str = typer.Option(..., "--outcome", "-o", help="The outcome to pool (e.g. stable_housing)."),
     target_group: str | None = typer.Option(None, "--target-group", "-t", help="Only studies of this target group."),
-    metric: str | None = typer.Option(None, "--metric", "-m", help="difference, log_odds_ratio, log_risk_ratio, cox_d, hedges_g or smd."),
+    metric: str | None = typer.Option(None, "--metric", "-m",
+                                      help="difference, log_odds_ratio, log_risk_ratio, cox_d, hedges_g or smd."),
     method: str = typer.Option("REML", "--method", help="REML, DL (DerSimonian–Laird) or FE (fixed effect)."),
     ids: str | None = typer.Option(None, "--ids", help="Comma-separated study ids to pool (default: all of the outcome)."),
     max_level: int | None = typer.Option(None, "--max-level", help="Only evidence levels up to this."),
-    baseline: float | None = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / log OR into a success-rate prior."),
+    baseline: float | None = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / "
+                                          "log OR into a success-rate prior."),
     basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
     json_out: Path | None = JsonOpt,
 ) -> None:
@@ -197,10 +202,14 @@ def template(
     success_rate: float = typer.Option(..., "--success-rate", help="Assumed success rate (net of what happens anyway)."),
     success_rate_se: float | None = typer.Option(None, "--success-rate-se", help="Its standard error."),
     price_year: int = typer.Option(2023, "--price-year", help="Price year of the document."),
-    intervention: str | None = typer.Option(None, "--intervention", help="Intervention id (default: <target group>_calculation)."),
+    intervention: str | None = typer.Option(None, "--intervention",
+                                            help="Intervention id (default: <target group>_calculation)."),
     out: Path | None = typer.Option(None, "--out", help="Write the YAML document here (default: standard output)."),
 ) -> None:
-    """A calculation document from a target group's consequence profile and prices. Example: som kb template voksne_i_hjemloeshed --cost 95000 --success-rate 0.2"""
+    """A calculation document from a target group's consequence profile and prices.
+
+    Example: som kb template voksne_i_hjemloeshed --cost 95000 --success-rate 0.2
+    """
     if participants < 0:
         fail(f"--participants must be non-negative (got {participants})")
     if cohorts < 1:

@@ -33,7 +33,8 @@ from pipeline.cli_output import JsonOpt, emit_json, json_command
 from pipeline.disclosure import DEFAULT_MIN_CELL, is_small
 from pipeline.tables import npv_table
 
-params_app = typer.Typer(help="The versioned parameter store: list, show, history, diff, approve, reject. Example: som params history housing_first_demo",
+params_app = typer.Typer(help="The versioned parameter store: list, show, history, diff, approve, reject. "
+                              "Example: som params history housing_first_demo",
                          no_args_is_help=True)
 
 
@@ -373,7 +374,10 @@ def approve_command(
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
-    """Approve a proposal: it supersedes the approved version (conflict if that moved on). Example: som params approve housing_first_demo 2 -r "ok" """
+    """Approve a proposal: it supersedes the approved version (conflict if that moved on).
+
+    Example: som params approve housing_first_demo 2 -r "ok"
+    """
     _decide(intervention, version, approve=True, reason=reason, by=by, expect_parent=expect_parent, workdir=workdir,
             json_out=json_out)
 

@@ -75,15 +75,20 @@ def _kr(x: float) -> str:
 
 def project_command(
     calc: Path | None = typer.Argument(None, help="Calculation document (YAML or JSON)."),
-    intervention: str | None = typer.Option(None, "--intervention", "-i", help="Project a stored parameter version of this intervention."),
+    intervention: str | None = typer.Option(None, "--intervention", "-i",
+                                            help="Project a stored parameter version of this intervention."),
     version: int | None = typer.Option(None, "--version", "-v", help="The stored version (with --intervention)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
-    draws: int | None = typer.Option(None, "--draws", "-n", help="Monte Carlo draws (default: the document's monte_carlo.draws, else none)."),
-    seed: int | None = typer.Option(None, "--seed", "-s", help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
+    draws: int | None = typer.Option(None, "--draws", "-n",
+                                     help="Monte Carlo draws (default: the document's monte_carlo.draws, else none)."),
+    seed: int | None = typer.Option(None, "--seed", "-s",
+                                    help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
     rows: bool = typer.Option(True, "--rows/--no-rows", help="Print the year × payer × item table."),
 ) -> None:
-    """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo. Example: som project calc.yaml --draws 10000 --json out.json
+    """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo.
+
+    Example: som project calc.yaml --draws 10000 --json out.json
 
     CALC is a calculation document (docs/calculation-document.md); or project a stored parameter version with
     --intervention ID --version V.

@@ -15,9 +15,11 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    intervention: str | None = typer.Option(None, "--intervention", "-i", help="Intervention id (default: the only one with runs)."),
+    intervention: str | None = typer.Option(None, "--intervention", "-i",
+                                            help="Intervention id (default: the only one with runs)."),
     evaluation: str | None = typer.Option(None, "--evaluation", "-e", help="Evaluation id (default: the latest run's)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output HTML file (default: {workdir}/reports/{evaluation}-{vintage}.html)."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Output HTML file (default: {workdir}/reports/{evaluation}-{vintage}.html)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:

@@ -160,7 +160,8 @@ def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dic
     yield from ingest_check_results(checked.validations)
     built, min_cell = checked.build, _min_cell(context, som)
     validated = {r.suite for r in checked.validations}
-    years = built.panel.group_by("year").agg(pl.col("person_id").n_unique().alias("persons"), pl.len().alias("person_years")).sort("year")
+    years = built.panel.group_by("year").agg(pl.col("person_id").n_unique().alias("persons"),
+                                             pl.len().alias("person_years")).sort("year")
     yield dg.Output(built.panel, output_name="panel", metadata={
         **frame_metadata(built.panel),
         "persons": suppressed_count(built.panel.get_column("person_id").n_unique(), min_cell),
@@ -183,7 +184,8 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
     loaded = _spec(context, som)
     with som.store() as store:
         record = ev.assumptions_version(store, loaded)  # seeds the store; honours the spec's parameter_version
-    context.add_output_metadata({"intervention": record.intervention, "version": record.version, "content_hash": record.content_hash})
+    context.add_output_metadata({"intervention": record.intervention, "version": record.version,
+                                 "content_hash": record.content_hash})
     return {"intervention": record.intervention, "version": record.version, "content": record.content,
             "content_hash": record.content_hash}
 
@@ -216,7 +218,8 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
     yield dg.Output(result.table, output_name="realised_effects", metadata={
         **frame_metadata(result.table), "method": result.metadata["design"],
         "standard_errors": str(result.metadata.get("standard_errors", "")),
-        "summary": suppressed_table(summary, counts=["n_treated"], values=["estimate", "se", "ci_low", "ci_high"], min_cell=min_cell),
+        "summary": suppressed_table(summary, counts=["n_treated"], values=["estimate", "se", "ci_low", "ci_high"],
+                                    min_cell=min_cell),
     })
     pre = ev.pretrend_frame(result)
     yield dg.Output(pre, output_name="pretrend_tests", metadata={
@@ -237,7 +240,8 @@ def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: d
     params = parse_parameter_set(assumptions["content"])
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
                                          descriptive=descriptive_contrast))
-    context.add_output_metadata({**frame_metadata(frame), "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
+    context.add_output_metadata({**frame_metadata(frame),
+                                 "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
     return frame
 
 
@@ -246,7 +250,8 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
     outcome rests on fewer than ``min_cell`` treated persons (or on an unknown number) shows no numbers."""
     n = (realised_effects.filter(pl.col("estimand") == "overall").group_by("outcome")
          .agg(pl.col("n_treated").min().alias("n_treated")))
-    table = frame.select("assumption", "outcome", "label", "assumed", "realised", "ci_low", "ci_high").join(n, on="outcome", how="left")
+    table = (frame.select("assumption", "outcome", "label", "assumed", "realised", "ci_low", "ci_high")
+             .join(n, on="outcome", how="left"))
     return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
 
 
@@ -263,7 +268,8 @@ def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, deli
     return proposal
 
 
-@dg.asset(group_name="project", partitions_def=PARTITIONS, code_version=asset_code_version("projections"), description="SØM projection of budget consequences: original vs proposed parameters.")
+@dg.asset(group_name="project", partitions_def=PARTITIONS, code_version=asset_code_version("projections"),
+          description="SØM projection of budget consequences: original vs proposed parameters.")
 def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_proposal: dict) -> dict:
     result = ev.projections(parse_parameter_set(assumptions["content"]), parse_parameter_set(parameter_proposal["content"]))
     table = pl.DataFrame([{"parameters": k, **{p: v for p, v in proj.npv.items()}, "payback_year": proj.payback_year}
@@ -272,7 +278,8 @@ def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_
     return {k: v.to_dict() for k, v in result.items()}
 
 
-@dg.asset(group_name="report", partitions_def=PARTITIONS, code_version=asset_code_version("audit_report"), description="Self-contained HTML audit report of the evaluation.")
+@dg.asset(group_name="report", partitions_def=PARTITIONS, code_version=asset_code_version("audit_report"),
+          description="Self-contained HTML audit report of the evaluation.")
 def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, parameter_proposal: dict,
                  projections: dict) -> str:
     from pipeline.report import collect_check_results, gather, render_report, save_checks

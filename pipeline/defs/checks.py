@@ -39,7 +39,8 @@ def standardised_differences(panel: pl.DataFrame, treatments: pl.DataFrame) -> d
     first = panel.filter(pl.col("year") == panel.get_column("year").min())
     flag = pl.col("person_id").is_in(treatments.get_column("person_id").unique().implode())
     out = {}
-    numeric = [c for c, t in first.schema.items() if c not in ("person_id", "year", "birth_year", "municipality") and t.is_numeric()]
+    numeric = [c for c, t in first.schema.items()
+               if c not in ("person_id", "year", "birth_year", "municipality") and t.is_numeric()]
     treated, comparison = first.filter(flag), first.filter(~flag)
     for col in numeric:
         a = treated.get_column(col).cast(pl.Float64).drop_nulls().to_numpy()
@@ -98,10 +99,12 @@ def build_extra_checks(partitions_def: dg.PartitionsDefinition | None = None) ->
         warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks are "preview" in Dagster 1.13
         return [
             dg.asset_check(asset="pretrend_tests", name="pretrends_hold", partitions_def=partitions_def,
-                           description="Parallel pre-trends are not rejected (each outcome at 5 %, unadjusted).")(_pretrends_hold),
+                           description="Parallel pre-trends are not rejected (each outcome at 5 %, unadjusted).",
+                           )(_pretrends_hold),
             dg.asset_check(asset="realised_effects", name="baseline_balance", partitions_def=partitions_def,
                            additional_ins={"panel": dg.AssetIn("panel"), "treatments": dg.AssetIn("treatments")},
-                           description="Treated and comparison persons are balanced at baseline (|SMD| ≤ 0.1).")(_baseline_balance),
+                           description="Treated and comparison persons are balanced at baseline (|SMD| ≤ 0.1).",
+                           )(_baseline_balance),
             dg.asset_check(asset="parameter_proposal", name="proposal_plausible", partitions_def=partitions_def,
                            additional_ins={"assumptions": dg.AssetIn("assumptions")},
                            description="The proposed values are plausible against their parent version.")(_proposal_plausible),

@@ -69,7 +69,8 @@ def choose_delivery(config: DeliveryConfig, vintage: str, *, landing: Path, expl
         if not landed.complete:
             raise DeliveryChanged(f"the delivery that triggered this run is no longer complete: {landed.reason}")
         if landed.vintage != vintage:
-            raise DeliveryChanged(f"delivery {landed.folder.name} has vintage {landed.vintage!r}, not the partition's {vintage!r}")
+            raise DeliveryChanged(f"delivery {landed.folder.name} has vintage {landed.vintage!r}, "
+                                  f"not the partition's {vintage!r}")
         if config.fingerprint and landed.fingerprint != config.fingerprint:
             raise DeliveryChanged(
                 f"delivery {landed.folder.name} changed after the run was requested (fingerprint {config.fingerprint}, "

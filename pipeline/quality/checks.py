@@ -257,7 +257,8 @@ def ingest_check_results(reports: Iterable[ValidationReport], suite_dir: str | o
             grouped.setdefault(report.suite, {}).setdefault(o.check_name, []).append(o)
     for suite_name, by_check in grouped.items():
         item = suites[suite_name]
-        source = f"register {item.register} ({item.suite.path.name})" if item.register else f"{item.asset} (built from the delivery)"
+        source = (f"register {item.register} ({item.suite.path.name})" if item.register
+                  else f"{item.asset} (built from the delivery)")
         for e in item.suite.expectations:
             if e.check_name not in by_check:
                 continue

@@ -144,7 +144,8 @@ def evaluate_polars(df: pl.DataFrame, suite: SuiteSpec) -> ValidationReport:
         cols = [c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")) if c] + list(kw.get("column_list") or [])
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            outcomes[i] = dataclasses.replace(_outcome(spec, success=False), error=f'The column "{missing[0]}" in BatchData does not exist.')
+            outcomes[i] = dataclasses.replace(_outcome(spec, success=False),
+                                              error=f'The column "{missing[0]}" in BatchData does not exist.')
             continue
         masks = _masks(df, spec)
         if masks is None:

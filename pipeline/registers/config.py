@@ -133,7 +133,8 @@ def load_column_map(path: str | Path | None) -> ColumnMap:
         else:
             doc = loads_yaml(text, str(path))
     except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({type(exc).__name__})") from None
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise ConfigError(f"{path}: not valid {kind} ({type(exc).__name__})") from None
     return parse_column_map(doc or {}, str(path))
 
 
@@ -150,7 +151,8 @@ def parse_column_map(doc: Any, source: str = "config") -> ColumnMap:
         if "file" in spec:
             pat = spec["file"]
             if not isinstance(pat, str) or not pat.strip() or (REGISTERS[reg].yearly and "{year}" not in pat):
-                raise ConfigError(f"{source}: {reg}.file must be a file-name stem{' containing {year}' if REGISTERS[reg].yearly else ''}, got {pat!r}")
+                containing = " containing {year}" if REGISTERS[reg].yearly else ""
+                raise ConfigError(f"{source}: {reg}.file must be a file-name stem{containing}, got {pat!r}")
             patterns[reg] = pat.strip()
         cols = spec.get("columns") or {}
         if not isinstance(cols, Mapping):

@@ -4,8 +4,8 @@ One path, :func:`build_checked`, used by ``ingest`` and by the Dagster ``registe
 checksums (when the manifest carries ``sha256``) → every register read, typed and validated with its suite →
 outcomes → the panel and treatments validated with ``expectations/panel.json``
 and ``expectations/treatments.json`` → files written into a temporary folder inside ``out_dir`` and moved
-into place with ``os.replace``. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`) before anything is moved,
-so an earlier good panel in ``out_dir`` is left intact.
+into place with ``os.replace``. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`) before
+anything is moved, so an earlier good panel in ``out_dir`` is left intact.
 
 ``ingest.json`` records the vintage, period, content hash of the delivery, files used and ignored, row
 counts, the outcome columns and the column-mapping source — counts only, never a person number.

@@ -128,8 +128,8 @@ def plan(manifest: Manifest, cmap: cfg.ColumnMap) -> tuple[dict[str, list[tuple[
         keys = [y for _, y in files]
         dup = sorted({str(k) for k in keys if keys.count(k) > 1})
         if dup:
-            raise DeliveryError(f"register {name}: more than one file for {'year ' + ', '.join(dup) if dup != ['None'] else 'the register'} "
-                                f"({', '.join(f for f, _ in files)})")
+            which = "year " + ", ".join(dup) if dup != ["None"] else "the register"
+            raise DeliveryError(f"register {name}: more than one file for {which} ({', '.join(f for f, _ in files)})")
     required = set(cfg.ALWAYS_REQUIRED) | {r for r in (manifest.registers or ()) if r in cfg.REGISTERS}
     for name in cfg.REGISTERS:
         reg = cfg.REGISTERS[name]
@@ -366,7 +366,8 @@ def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.kraf_groups()
     derive = lambda f: f.with_columns(_group_expr("AFG_AFGTYP3", groups).alias("SANCTION_GROUP"),  # noqa: E731
-                                      pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"), pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
+                                      pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
+                                      pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
     kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids)
     return [_events_per_year(kraf.filter(pl.col("SANCTION_GROUP") == "conviction"), "AFG_ADTO", ctx, "convictions")]
 
@@ -382,7 +383,8 @@ def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     bua = _with_pid(load_register(ctx, "bua", files, derive), ids)
     out = []
     for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
-        sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"), pl.col("SAG_VTIL").alias("end"))
+        sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"),
+                                                             pl.col("SAG_VTIL").alias("end"))
         out.append(days_per_year(sp, ctx, outcome))
     return out
 
@@ -589,8 +591,9 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     lines = describe(report, [(file, check.height)])
     if lines:
         if bad_cols:
-            lines = [ln + (f" (week columns with codes outside every group: {', '.join(bad_cols[:6])}{' …' if len(bad_cols) > 6 else ''})"
-                           if "CODES_OUTSIDE_GROUPS" in ln else "") for ln in lines]
+            shown = ", ".join(bad_cols[:6]) + (" …" if len(bad_cols) > 6 else "")
+            lines = [ln + (f" (week columns with codes outside every group: {shown})" if "CODES_OUTSIDE_GROUPS" in ln else "")
+                     for ln in lines]
         raise DeliveryError(lines[0], lines)
     ctx.counts["dream"] = n
     return arrays

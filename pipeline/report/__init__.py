@@ -88,7 +88,8 @@ def _projection_rows(data: ReportData) -> dict:
     return {
         "npv_rows": rows,
         "cumulative": cumulative_chart(
-            {k: (pr.cumulative["year"].to_list(), pr.cumulative["cumulative_discounted"].to_list()) for k, pr in projections.items()},
+            {k: (pr.cumulative["year"].to_list(), pr.cumulative["cumulative_discounted"].to_list()) for k,
+             pr in projections.items()},
             {k: pr.payback_year for k, pr in projections.items()}),
         "mc_rows": mc_rows,
         "mc_draws": MC_DRAWS,
@@ -118,7 +119,8 @@ def render_report(data: ReportData, path: Path) -> Path:
         if path_rows and not small:
             title = ("Success rate (consequence year 1)" if v["assumption"] == "success_rate"
                      else f"Effect on {v['outcome']} per treated person")
-            charts.append({"title": title, "img": effect_path_chart(title, evidence.get("unit", ""), path_rows), "suppressed": hidden})
+            charts.append({"title": title, "img": effect_path_chart(title, evidence.get("unit", ""), path_rows),
+                           "suppressed": hidden})
     held = []
     for assumption in dict.fromkeys(h["assumption"] for h in data.history):
         rows = [h for h in data.history if h["assumption"] == assumption]
@@ -128,7 +130,8 @@ def render_report(data: ReportData, path: Path) -> Path:
             "img": history_chart(f"{assumption}: realised vs assumed by data vintage", shown) if shown else None,
             "rows": [{"vintage": h["vintage"], "run": h["run_id"][:8], "label": h["label"], "assumed": _fmt(h["assumed"]),
                       "realised": mark if is_small(h["n_treated"], m) else _fmt(h["realised"]),
-                      "ci": "" if is_small(h["n_treated"], m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}"}
+                      "ci": "" if is_small(h["n_treated"],
+                                           m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}"}
                      for h in rows],
         })
     est = data.estimates.filter(pl.col("estimand") != "att_gt").select(

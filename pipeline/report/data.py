@@ -70,7 +70,9 @@ def gather(store, *, intervention: str | None = None, evaluation: str | None = N
         with_verdicts = [r for r in runs if store.verdicts_for_run(r.id)]
         if not with_verdicts:
             what = f"intervention {intervention!r}" if intervention else "any intervention"
-            raise ValueError(f"no evaluation run with verdicts for {what}{f' and evaluation {evaluation!r}' if evaluation else ''}")
+            if evaluation:
+                what += f" and evaluation {evaluation!r}"
+            raise ValueError(f"no evaluation run with verdicts for {what}")
         run = max(with_verdicts, key=lambda r: r.created_at)
     intervention = run.intervention
     versions = tuple(store.versions(intervention))

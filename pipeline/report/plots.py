@@ -25,7 +25,8 @@ def effect_path_chart(title: str, unit: str, path: list[dict]) -> str:
     """
     fig, ax = plt.subplots(figsize=(6.2, 3.2))
     e = [p["event_time"] for p in path]
-    ax.fill_between(e, [p["ci_low"] for p in path], [p["ci_high"] for p in path], color="#9ecae1", alpha=0.6, label="realised 95 % CI")
+    ax.fill_between(e, [p["ci_low"] for p in path], [p["ci_high"] for p in path], color="#9ecae1", alpha=0.6,
+                    label="realised 95 % CI")
     ax.plot(e, [p["realised"] for p in path], "o-", color="#08519c", label="realised")
     ax.plot(e, [p["assumed"] for p in path], "s--", color="#d94801", label="assumed")
     ax.axhline(0, color="#666", lw=0.8)
@@ -42,7 +43,8 @@ def cumulative_chart(series: dict[str, tuple[list[int], list[float]]], payback: 
     fig, ax = plt.subplots(figsize=(6.2, 3.2))
     colors = {"before": "#d94801", "after": "#08519c"}
     for name, (years, values) in series.items():
-        ax.plot(years, [v / 1e6 for v in values], "o-", ms=3, color=colors.get(name), label=f"{name} (payback {payback.get(name) or 'none'})")
+        ax.plot(years, [v / 1e6 for v in values], "o-", ms=3, color=colors.get(name),
+                label=f"{name} (payback {payback.get(name) or 'none'})")
     ax.axhline(0, color="#666", lw=0.8)
     ax.set_xlabel("year")
     ax.set_ylabel("cumulative discounted net, mio. kr")

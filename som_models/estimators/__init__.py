@@ -41,7 +41,8 @@ from som_models.estimators.results import effects_table  # noqa: E402
 __all__ += [
     "ATE_METHODS", "AteResult", "ate",
     "BootstrapInference", "bootstrap_aggregate", "bootstrap_cells", "multiplier_bootstrap",
-    "CONSEQUENCE_SCHEMA", "ConsequenceEstimates", "consequence_estimates", "som_consequences", "TwoByTwo", "drdid_panel", "MatchResult", "match_comparison",
+    "CONSEQUENCE_SCHEMA", "ConsequenceEstimates", "consequence_estimates", "som_consequences", "TwoByTwo", "drdid_panel",
+    "MatchResult", "match_comparison",
     "matched_att_gt", "Panel", "build_panel", "RctResult", "rct_effects", "effects_table",
 ]
 

@@ -55,7 +55,8 @@ class BootstrapInference:
 
     def by_label(self) -> dict:
         """``label -> (se, ci_low, ci_high)`` of the uniform band."""
-        return {lab: (float(s), float(lo), float(hi)) for lab, s, lo, hi in zip(self.labels, self.se, self.lower, self.upper, strict=False)}
+        return {lab: (float(s), float(lo), float(hi))
+                for lab, s, lo, hi in zip(self.labels, self.se, self.lower, self.upper, strict=False)}
 
 
 def _multipliers(rng: np.random.Generator, shape: tuple[int, int], kind: str) -> np.ndarray:
@@ -128,7 +129,9 @@ def bootstrap_cells(result: DidResult, **kwargs) -> BootstrapInference:
 
 
 def bootstrap_aggregate(
-    agg: AggregateEffect, n_units: int, **kwargs
+    agg: AggregateEffect,
+    n_units: int,
+    **kwargs,
 ) -> tuple[BootstrapInference | None, BootstrapInference]:
     """Bootstrap of an aggregation: (uniform band over its levels, e.g. event times, or None when the aggregation
     has no levels; the overall effect). Pass ``cluster=result.clusters`` to draw one multiplier per cluster, as for

@@ -109,7 +109,8 @@ def _arm_and_start(data: pl.DataFrame, id_col: str, arm_col: str, start: int | s
     if per_unit.get_column("_arm").null_count():
         raise ValueError(f"column {arm_col!r} has missing values")
     if not arms <= {0.0, 1.0} or len(arms) < 2:
-        raise ValueError(f"column {arm_col!r} must be 0 (control) / 1 (intervention) with both arms present (found {sorted(arms)})")
+        raise ValueError(f"column {arm_col!r} must be 0 (control) / 1 (intervention) with both arms present "
+                         f"(found {sorted(arms)})")
     if isinstance(start, str) and per_unit.get_column("_start").null_count():
         raise ValueError(f"column {start!r} has missing values")
     out = per_unit.select(id_col, "_arm", *(["_start"] if isinstance(start, str) else []))

@@ -260,25 +260,30 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
                         put("cox_d", *es.cox_d(math.log(value), se**2), "Cox transform of the odds ratio")
                     continue
                 if metric not in METRICS:
-                    raise KnowledgeError(f"{w}.metric: {metric!r} is not one of {', '.join(METRICS + ('odds_ratio', 'risk_ratio'))}")
+                    known = ", ".join(METRICS + ("odds_ratio", "risk_ratio"))
+                    raise KnowledgeError(f"{w}.metric: {metric!r} is not one of {known}")
                 se = _number(d["se"], f"{w}.se", positive=True) if "se" in d else es.se_from_ci(*_ci(d["ci"], f"{w}.ci"), level)
                 put(metric, value, se**2, "as reported" + (" (se from the ci)" if "ci" in d else ""))
             elif kind in ("proportions", "two_by_two"):
                 if kind == "proportions":
                     _check_keys(d, w, ("kind", "p_treatment", "n_treatment", "p_control", "n_control"), ())
-                    n1, n2 = _number(d["n_treatment"], f"{w}.n_treatment", positive=True), _number(d["n_control"], f"{w}.n_control", positive=True)
+                    n1 = _number(d["n_treatment"], f"{w}.n_treatment", positive=True)
+                    n2 = _number(d["n_control"], f"{w}.n_control", positive=True)
                     a, c = d["p_treatment"] * n1, d["p_control"] * n2
                 else:
                     _check_keys(d, w, ("kind", "events_treatment", "n_treatment", "events_control", "n_control"), ())
-                    a, n1 = _number(d["events_treatment"], f"{w}.events_treatment"), _number(d["n_treatment"], f"{w}.n_treatment", positive=True)
-                    c, n2 = _number(d["events_control"], f"{w}.events_control"), _number(d["n_control"], f"{w}.n_control", positive=True)
+                    a = _number(d["events_treatment"], f"{w}.events_treatment")
+                    n1 = _number(d["n_treatment"], f"{w}.n_treatment", positive=True)
+                    c = _number(d["events_control"], f"{w}.events_control")
+                    n2 = _number(d["n_control"], f"{w}.n_control", positive=True)
                 lor = es.log_odds_ratio(a, n1, c, n2)
                 put("log_odds_ratio", *lor, kind)
                 put("cox_d", *es.cox_d(*lor), f"Cox transform of the log odds ratio ({kind})")
                 put("log_risk_ratio", *es.log_risk_ratio(a, n1, c, n2), kind)
                 put("difference", *es.risk_difference(a, n1, c, n2), f"risk difference ({kind})")
             elif kind == "means":
-                _check_keys(d, w, ("kind", "mean_treatment", "sd_treatment", "n_treatment", "mean_control", "sd_control", "n_control"), ())
+                _check_keys(d, w, ("kind", "mean_treatment", "sd_treatment", "n_treatment", "mean_control", "sd_control",
+                                   "n_control"), ())
                 vals = {key: _number(d[key], f"{w}.{key}") for key in d if key != "kind"}
                 put("hedges_g", *es.hedges_g(vals["mean_treatment"], vals["sd_treatment"], vals["n_treatment"],
                                              vals["mean_control"], vals["sd_control"], vals["n_control"]), "means and SDs")
@@ -289,7 +294,8 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
                 level = float(d.get("level", 0.95))
                 s1 = es.se_from_ci(*_ci(d["ci_treatment"], f"{w}.ci_treatment"), level)
                 s2 = es.se_from_ci(*_ci(d["ci_control"], f"{w}.ci_control"), level)
-                put("difference", _number(d["mean_treatment"], f"{w}.mean_treatment") - _number(d["mean_control"], f"{w}.mean_control"),
+                put("difference",
+                    _number(d["mean_treatment"], f"{w}.mean_treatment") - _number(d["mean_control"], f"{w}.mean_control"),
                     s1**2 + s2**2, "difference of arm means; se from the arms' confidence intervals (independent arms)")
             else:
                 raise KnowledgeError(f"{w}.kind: expected estimate, proportions, two_by_two, means or arm_means_ci, got {kind!r}")
@@ -473,7 +479,8 @@ class KnowledgeBase:
         else:
             candidates = self.search(target_group=target_group, outcome=outcome, max_level=max_level)
         if not candidates:
-            raise KnowledgeError(f"no studies of outcome {outcome!r}" + (f" in target group {target_group!r}" if target_group else ""))
+            raise KnowledgeError(f"no studies of outcome {outcome!r}"
+                                 + (f" in target group {target_group!r}" if target_group else ""))
         if metric is None:
             with_effects = [s for s in candidates if s.effects]
             metric = "difference" if with_effects and all("difference" in s.effects for s in with_effects) else (
@@ -484,7 +491,8 @@ class KnowledgeBase:
         usable = []
         for s in candidates:
             if metric not in s.effects:
-                excluded.append((s.id, f"no {metric} (no standard error reported)" if not s.effects else f"no {metric} computable"))
+                excluded.append((s.id,
+                                 f"no {metric} (no standard error reported)" if not s.effects else f"no {metric} computable"))
             else:
                 usable.append(s)
         chosen: dict[str, EffectStudy] = {}
@@ -502,7 +510,8 @@ class KnowledgeBase:
                                  "pool a standardised metric instead (--metric cox_d or hedges_g)")
         result = meta_analysis([s.effects[metric].value for s in studies], [s.effects[metric].variance for s in studies],
                                method=method, level=level)
-        label = f"{result.method} random-effects pool of {result.k} stud{'y' if result.k == 1 else 'ies'} ({', '.join(s.id for s in studies)})"
+        label = (f"{result.method} random-effects pool of {result.k} stud{'y' if result.k == 1 else 'ies'} "
+                 f"({', '.join(s.id for s in studies)})")
         se = result.predictive_se if basis == "predictive" else result.se
         prior = Prior(metric, result.estimate, se, basis, label)
         sr = None
@@ -512,7 +521,8 @@ class KnowledgeBase:
         elif baseline is not None and metric in ("cox_d", "log_odds_ratio"):
             d, sd = (result.estimate, se) if metric == "cox_d" else (result.estimate / es.COX_FACTOR, se / es.COX_FACTOR)
             value, sr_se = es.success_rate_from_d(d, sd, baseline)
-            sr = Prior("success_rate", value, sr_se, basis, f"{label}; success rate = expit(logit({baseline:g}) + 1.65·d) − {baseline:g}")
+            sr = Prior("success_rate", value, sr_se, basis,
+                       f"{label}; success rate = expit(logit({baseline:g}) + 1.65·d) − {baseline:g}")
         return PoolResult(outcome, metric, unit, studies, tuple(excluded), result, prior, sr)
 
     def calculation_template(self, target_group: str, *, intervention: str, start_year: int, participants: int,

@@ -423,7 +423,11 @@ def _per_year(obj: Any, path: str, minimum: float) -> tuple[float, ...]:
 _REFUSION_KINDS = {"staircase": "weeks_before", "expensive_cases": "case_expense"}
 
 
-def _refusion(obj: Any, consequences: tuple[Consequence, ...], prices: Mapping[str, Mapping[str, float]]) -> tuple[RefusionGroup, ...]:
+def _refusion(
+    obj: Any,
+    consequences: tuple[Consequence, ...],
+    prices: Mapping[str, Mapping[str, float]],
+) -> tuple[RefusionGroup, ...]:
     _keys(obj, "refusion", {k: False for k in _REFUSION_KINDS})
     by_item = {c.item: c for c in consequences}
     groups: list[RefusionGroup] = []
@@ -555,7 +559,8 @@ def parse_parameter_set(doc: Mapping[str, Any], *, require_kind: bool = False) -
     value = _num(sr["value"], "success_rate.value")
     if not 0 <= value <= 1:
         raise ParameterError(f"success_rate.value: a share must be between 0 and 1, got {value:g}")
-    consequences = _keys(doc["consequences"], "consequences", {k: False for k in doc["consequences"]} if isinstance(doc["consequences"], Mapping) else {})
+    consequences = _keys(doc["consequences"], "consequences",
+                         {k: False for k in doc["consequences"]} if isinstance(doc["consequences"], Mapping) else {})
     parsed_cons = tuple(_consequence(item, obj, f"consequences.{item}", require_kind)
                         for item, obj in consequences.items())
     parsed_prices, price_specs = _prices(doc["prices"], price_year)

@@ -166,9 +166,11 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             se[i, :len(c.se)] = c.se
     notes: list[str] = [params.describe_kinds()]  # both kinds are applied per successful person (N · s · units)
     warnings: list[str] = []
-    years_needed = {s.price_year for s in params.price_specs.values()} | {c.price_year for c in params.costs + params.avoided_costs if c.price_year}
+    years_needed = ({s.price_year for s in params.price_specs.values()}
+                    | {c.price_year for c in params.costs + params.avoided_costs if c.price_year})
     index = None
-    if years_needed - {params.price_year} or params.price_index is not None or any(g.kind == "expensive_cases" for g in params.refusion):
+    if (years_needed - {params.price_year} or params.price_index is not None
+            or any(g.kind == "expensive_cases" for g in params.refusion)):
         try:
             index = load_price_index(params.price_index)
         except ParameterError:
@@ -225,7 +227,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
     for group in params.refusion:
         idx = tuple(items.index(i) for i in group.items)
         rule = load_rule(group.kind, group.rule, group.version, path=group.path)
-        notes.append(f"{group.path}: rule {rule.id} v{rule.version} ({rule.status or 'status not stated'}) on {', '.join(group.items)}")
+        notes.append(f"{group.path}: rule {rule.id} v{rule.version} ({rule.status or 'status not stated'}) "
+                     f"on {', '.join(group.items)}")
         if group.kind == "staircase":
             if not isinstance(rule, StaircaseRule):
                 raise ParameterError(f"{group.path}: a staircase group got a {type(rule).__name__} rule {rule.id!r}")

@@ -214,7 +214,8 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
         .join(table.group_by("year").agg(pl.col("amount").sum(), pl.col("discounted").sum()), on="year", how="left")
         .with_columns(pl.col("amount", "discounted").fill_null(0.0))
         .sort("year")
-        .with_columns(pl.col("amount").cum_sum().alias("cumulative"), pl.col("discounted").cum_sum().alias("cumulative_discounted"))
+        .with_columns(pl.col("amount").cum_sum().alias("cumulative"),
+                      pl.col("discounted").cum_sum().alias("cumulative_discounted"))
     )
     payback = _payback(years, by_year["discounted"].to_list())
     payback_by_payer: dict[str, int | None] = {}
@@ -229,7 +230,8 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
              for (y, k), a in sorted(by_committee.items()) if a != 0],
             schema=COMMITTEE_SCHEMA,
         )
-        npv_by_committee = {k: float(v) for k, v in committees.group_by("committee").agg(pl.col("discounted").sum()).sort("committee").iter_rows()}
+        committee_npv = committees.group_by("committee").agg(pl.col("discounted").sum()).sort("committee")
+        npv_by_committee = {k: float(v) for k, v in committee_npv.iter_rows()}
     roi = npv["total"] / abs(pv_costs) if pv_costs else None
     return Projection(params.intervention, s, table, npv, payback, roi, by_year, payback_by_payer, float(pv_costs),
                       params.price_year, committees, npv_by_committee, c.notes, c.warnings,

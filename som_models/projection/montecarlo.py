@@ -170,12 +170,14 @@ class _Inputs:
             return NormalDist().inv_cdf(q)  # z shift applied to all years of the item
         if kind == "price":
             return float(_from_uniform(np.array(q), np.array(self.lo[k]), np.array(1.0), np.array(self.hi[k]), self.dist))
-        return float(_from_uniform(np.array(q), np.array(self.cost_lo[k]), np.array(self.cost0[k]), np.array(self.cost_hi[k]), self.dist))
+        return float(_from_uniform(np.array(q), np.array(self.cost_lo[k]), np.array(self.cost0[k]), np.array(self.cost_hi[k]),
+                                   self.dist))
 
 
 def _summaries(npv: np.ndarray) -> tuple[dict, dict, dict]:
     mean = {k: float(npv[:, n].mean()) for n, k in enumerate(KEYS)}
-    pct = {k: {q: float(v) for q, v in zip(PERCENTILES, np.percentile(npv[:, n], PERCENTILES), strict=False)} for n, k in enumerate(KEYS)}
+    pct = {k: {q: float(v) for q, v in zip(PERCENTILES, np.percentile(npv[:, n], PERCENTILES), strict=False)}
+           for n, k in enumerate(KEYS)}
     prob = {k: float(np.mean(npv[:, n] >= 0)) for n, k in enumerate(KEYS)}
     return mean, pct, prob
 

@@ -114,7 +114,8 @@ def _staircase(rule_id: str, version: str, data: Mapping[str, Any], path: str, s
         raise ParameterError(f"{path}.rule: a staircase rule needs steps [{{from_week, to_week, rate}}]")
     lo, hi, rates = [], [], []
     for k, step in enumerate(steps):
-        if not isinstance(step, Mapping) or set(step) - {"from_week", "to_week", "rate"} or "from_week" not in step or "rate" not in step:
+        if (not isinstance(step, Mapping) or set(step) - {"from_week", "to_week", "rate"} or "from_week" not in step
+                or "rate" not in step):
             raise ParameterError(f"{path}.rule.steps[{k}]: expected {{from_week, to_week, rate}}")
         lo.append(float(step["from_week"]) - 1)
         hi.append(float("inf") if step.get("to_week") is None else float(step["to_week"]))
@@ -146,7 +147,8 @@ def load_rule(kind: str, rule: Any, version: str | None = None, *, path: str = "
     """A refusion rule by id from ``assets/refusion`` (latest version unless ``version``) or an inline mapping."""
     if isinstance(rule, Mapping):
         builder = _staircase if kind == "staircase" else _expensive
-        return builder("inline", "inline", rule, path, str(rule.get("source", "calculation document")), "as given in the document")
+        return builder("inline", "inline", rule, path, str(rule.get("source", "calculation document")),
+                       "as given in the document")
     folder = (assets_dir or ASSETS_DIR) / "refusion"
     file = folder / f"{rule}.yaml"
     if not file.is_file():

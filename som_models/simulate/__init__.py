@@ -42,7 +42,8 @@ def simulate(scenario: str, persons: int, seed: int, *, first_year: int | None =
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(sorted(SCENARIOS))}")
-    changes: dict[str, Any] = {k: v for k, v in (("first_year", first_year), ("last_year", last_year), ("target_share", target_share))
+    changes: dict[str, Any] = {k: v for k, v in (("first_year", first_year), ("last_year", last_year),
+                                                 ("target_share", target_share))
                if v is not None}
     if scenario == "homelessness":
         homeless = replace(HomelessnessWorld(), **changes) if changes else None

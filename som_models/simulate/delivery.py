@@ -178,7 +178,8 @@ def _write_dream(wide: WideCodes, path: Path, fmt: str) -> None:
                     fh.write(block.rename(str.lower).write_csv(separator=";", include_header=(i == 0)).encode("latin-1"))
             if fh.tell() == 0:
                 frame = wide.frame()
-                fh.write((frame.write_csv() if fmt == "csv" else frame.rename(str.lower).write_csv(separator=";")).encode("latin-1"))
+                text = frame.write_csv() if fmt == "csv" else frame.rename(str.lower).write_csv(separator=";")
+                fh.write(text.encode("latin-1"))
     else:
         _write_frame(wide.frame(), path, fmt)
 

@@ -127,7 +127,8 @@ def generate_population(streams: Streams, n: int, years: np.ndarray, *, birth_ye
     by = birth.astype("datetime64[Y]").astype(np.int64) + 1970
     entry = np.clip(by - int(years[0]), 0, None)
     immigrant = (entry == 0) & (streams.uniform("immigrant", idx) < immigration) & (n_years > 1)
-    entry = np.where(immigrant, 1 + np.floor(streams.uniform("immigrant-year", idx) * max(n_years - 1, 1)).astype(np.int64), entry)
+    entry = np.where(immigrant, 1 + np.floor(streams.uniform("immigrant-year", idx) * max(n_years - 1, 1)).astype(np.int64),
+                     entry)
     j = np.arange(n_years)[None, :]
     u_exit = streams.uniform("exit", idx[:, None], j)
     dies = (u_exit < mortality) & (j > entry[:, None])

@@ -140,7 +140,8 @@ def hospital(streams: Streams, idx: np.ndarray, years: np.ndarray, *, somatic: n
         if name not in ("som", "psy"):
             continue
         sel = (streams.uniform(f"lpr-{name}-dup", gi, yr, k) < duplicate_share) & (end - start >= 2)
-        a = np.floor(streams.uniform(f"lpr-{name}-dup-a", gi, yr, k)[sel] * ((end - start)[sel].astype(np.int64) // 2)).astype(np.int64)
+        a = np.floor(streams.uniform(f"lpr-{name}-dup-a", gi, yr, k)[sel]
+                     * ((end - start)[sel].astype(np.int64) // 2)).astype(np.int64)
         dups.append((r[sel], start[sel] + a, end[sel], pattype[sel], psyk[sel], gi[sel], yr[sel], k[sel] + 1000, name + "-dup"))
     parts += dups
     r = np.concatenate([p[0] for p in parts])
@@ -234,10 +235,13 @@ def stays_from_nights(streams: Streams, idx: np.ndarray, years: np.ndarray, nigh
     b_end = b_end_days.astype(D)
     first_year = _dt64(dt.date(int(years[0]), 1, 1))
     early = (b_start == first_year) & (streams.uniform("stay-early", idx[b_rows], b_end.astype(np.int64)) < 0.5)
-    b_start = np.where(early, b_start - 1 - np.floor(streams.uniform("stay-early-days", idx[b_rows], b_end.astype(np.int64)) * 200).astype(np.int64), b_start).astype(D)
+    early_days = np.floor(streams.uniform("stay-early-days", idx[b_rows], b_end.astype(np.int64)) * 200).astype(np.int64)
+    b_start = np.where(early, b_start - 1 - early_days, b_start).astype(D)
     # Overlapping copies (e.g. a transfer between shelters registered twice).
-    dup = (streams.uniform("stay-dup", idx[b_rows], b_start.astype(np.int64)) < duplicate_share) & (b_end - b_start >= np.timedelta64(2, "D"))
-    shift = np.floor(streams.uniform("stay-dup-a", idx[b_rows], b_start.astype(np.int64)) * ((b_end - b_start).astype(np.int64) // 2)).astype(np.int64)
+    dup = ((streams.uniform("stay-dup", idx[b_rows], b_start.astype(np.int64)) < duplicate_share)
+           & (b_end - b_start >= np.timedelta64(2, "D")))
+    shift = np.floor(streams.uniform("stay-dup-a", idx[b_rows], b_start.astype(np.int64))
+                     * ((b_end - b_start).astype(np.int64) // 2)).astype(np.int64)
     rows_all = np.concatenate([b_rows, b_rows[dup]])
     start_all = np.concatenate([b_start, (b_start + shift)[dup]]).astype(D)
     end_all = np.concatenate([b_end, b_end[dup]]).astype(D)
@@ -289,7 +293,8 @@ def iso_layout(iso_years: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.dateti
 
 
 def dream(streams: Streams, idx: np.ndarray, iso_years: np.ndarray, spells: dict[str, np.ndarray], *,
-          exit_date: np.ndarray | None = None, exit_kind: np.ndarray | None = None, counted_years: np.ndarray) -> tuple[Dream, dict]:
+          exit_date: np.ndarray | None = None, exit_kind: np.ndarray | None = None,
+          counted_years: np.ndarray) -> tuple[Dream, dict]:
     """Weekly codes from per-year spell lengths, with priority overwrite, and the week counts they imply.
 
     ``spells[name]`` is a ``(len(idx), len(iso_years))`` array of weeks on benefit ``name`` in each ISO year:
@@ -398,7 +403,8 @@ def child_measures(streams: Streams, idx: np.ndarray, years: np.ndarray, *, plac
         r0 = np.flatnonzero(ongoing_at_start)
         g0 = idx[r0]
         s0 = _dt64(dt.date(int(years[0]), 1, 1)) - 1 - np.floor(streams.uniform("bua-old", g0) * 1500).astype(np.int64)
-        d0 = geometric_days(streams.uniform("bua-old-len", g0), placement_mean_days[r0, 0]) + (_dt64(dt.date(int(years[0]), 1, 1)) - s0).astype(np.int64)
+        d0 = (geometric_days(streams.uniform("bua-old-len", g0), placement_mean_days[r0, 0])
+              + (_dt64(dt.date(int(years[0]), 1, 1)) - s0).astype(np.int64))
         r, s, dur = np.concatenate([r, r0]), np.concatenate([s, s0]), np.concatenate([dur, d0])
         gi = idx[r]
     e = s + dur
@@ -425,7 +431,8 @@ def child_measures(streams: Streams, idx: np.ndarray, years: np.ndarray, *, plac
     code = choice(streams.uniform("bua-prev-code", gi, yr, k), PREVENTIVE_CODES, (0.3, 0.2, 0.2, 0.2, 0.1))
     keep = s <= _dt64(period_end)
     recs.append((r[keep], s[keep].astype(D), e[keep].astype(D), code[keep]))
-    prev_days = union_days_per_year(r[keep], s[keep], _effective_end(_open_end(e[keep].astype(D), period_end), period_end), years, n)
+    prev_days = union_days_per_year(r[keep], s[keep], _effective_end(_open_end(e[keep].astype(D), period_end), period_end),
+                                    years, n)
     rows = np.concatenate([x[0] for x in recs])
     start = np.concatenate([x[1] for x in recs]).astype(D)
     end = _open_end(np.concatenate([x[2] for x in recs]).astype(D), period_end)

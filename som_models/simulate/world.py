@@ -302,7 +302,8 @@ def generate_block(spec: WorldSpec, streams: Streams, pop: Population, block: Bl
             continue
         prob = np.clip(p[:, None] * scale * _m(mult_iso, name), 0, 0.98) * ok
         has = streams.uniform(f"dream-{name}-has", idx[:, None], yy_iso) < prob
-        length = 1 + np.floor(streams.uniform(f"dream-{name}-len", idx[:, None], yy_iso) * (2 * mean_w[:, None] - 1)).astype(np.int64)
+        length = 1 + np.floor(streams.uniform(f"dream-{name}-len", idx[:, None], yy_iso)
+                              * (2 * mean_w[:, None] - 1)).astype(np.int64)
         spells[name] = np.where(has, np.minimum(length, weeks_iso), 0)
     if fixed is not None and fixed.weeks:
         fixed_rows = fixed.block_rows()
@@ -330,7 +331,12 @@ def generate_block(spec: WorldSpec, streams: Streams, pop: Population, block: Bl
 
 # --------------------------------------------------------------------------- assignment
 
-def assign(spec: WorldSpec, streams: Streams, pop: Population, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def assign(
+    spec: WorldSpec,
+    streams: Streams,
+    pop: Population,
+    is_target: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start year (0 = not in the register), arm (T/C/"") and responder flag for every person."""
     n = pop.n
     years = spec.years
@@ -353,7 +359,9 @@ def assign(spec: WorldSpec, streams: Streams, pop: Population, is_target: np.nda
     else:
         if not spec.randomisation:
             raise ValueError("a randomised world needs randomisation years")
-        ry = np.asarray(spec.randomisation)[np.minimum(np.floor(streams.uniform("rand-year", idx) * len(spec.randomisation)).astype(np.int64), len(spec.randomisation) - 1)]
+        n_rand = len(spec.randomisation)
+        ry = np.asarray(spec.randomisation)[
+            np.minimum(np.floor(streams.uniform("rand-year", idx) * n_rand).astype(np.int64), n_rand - 1)]
         j = ry - spec.first_year
         ok = is_target & resident[idx, j] & (age[idx, j] >= lo) & (age[idx, j] <= hi) & (u_part < spec.participation)
         start[ok] = ry[ok]
@@ -416,7 +424,8 @@ def _fp_frame(expected: pl.DataFrame, outcomes) -> pl.DataFrame:
     aggs = [pl.len().cast(pl.Int64).alias("person_years")]
     for o in outcomes:
         v = pl.col(o).cast(pl.Float64)
-        aggs += [v.sum().alias(f"{o}|sum"), (v * v).sum().alias(f"{o}|sum_sq"), (v != 0).sum().cast(pl.Int64).alias(f"{o}|nonzero"),
+        aggs += [v.sum().alias(f"{o}|sum"), (v * v).sum().alias(f"{o}|sum_sq"),
+                 (v != 0).sum().cast(pl.Int64).alias(f"{o}|nonzero"),
                  (v * pl.col("birth_year")).sum().alias(f"{o}|sum_x_birth_year")]
     return expected.group_by("year").agg(aggs)
 
@@ -517,7 +526,8 @@ def simulate_world(spec: WorldSpec, persons: int, seed: int, *, target_pop: Popu
     truth_doc = truth_fn() if truth_fn is not None else _truth_doc(spec, seed, persons, n_target, start, arm, responder, truth)
     truth_doc["population"] = {
         "persons": int(pop.n), "target_group": int(n_target), "background": int(pop.n - n_target),
-        "in_bef_any_year": int(resident_all.any(axis=1).sum()), "born_in_period": int(((pop.entry > 0) & (pop.birth_year >= spec.first_year)).sum()),
+        "in_bef_any_year": int(resident_all.any(axis=1).sum()),
+        "born_in_period": int(((pop.entry > 0) & (pop.birth_year >= spec.first_year)).sum()),
         "deaths": int((pop.exit_kind == 1).sum()), "emigrations": int((pop.exit_kind == 2).sum()),
     }
     truth_doc["expected_panel"] = {
@@ -550,7 +560,8 @@ def _truth_doc(spec, seed, persons, n_target, start, arm, responder, truth: _Tru
             "target_share": spec.target_share,
             "participation": spec.participation,
         },
-        "success_measure": f"{spec.success[0]}: {spec.success[1]} {'is zero' if spec.success[2] == 'zero' else 'is positive'} in the calendar year",
+        "success_measure": (f"{spec.success[0]}: {spec.success[1]} "
+                            f"{'is zero' if spec.success[2] == 'zero' else 'is positive'} in the calendar year"),
         "att_by_event_time": truth.rows(),
         "notes": list(spec.notes),
         "note": "ATT = mean over ARM T participants resident in the year of Y(1) - Y(0), from the generator's potential "
@@ -613,14 +624,16 @@ def _frames(spec: WorldSpec, pop: Population, parts: dict, start, arm, streams: 
     kraf = get("kraf").with_columns(pl.col("AFG_ADTO").cast(pl.Date))
     for year in years:
         frames[f"kraf{year}"] = kraf.filter(pl.col("AFG_ADTO").dt.year() == year).sort("AFG_ADTO", "JOURNR")
-    frames["krin"] = get("krin").with_columns(pl.col("IND_FGSLDTO").cast(pl.Date), pl.col("IND_LOESDTO").cast(pl.Date)).sort("IND_FGSLDTO", "PNR")
+    frames["krin"] = get("krin").with_columns(pl.col("IND_FGSLDTO").cast(pl.Date),
+                                              pl.col("IND_LOESDTO").cast(pl.Date)).sort("IND_FGSLDTO", "PNR")
     shelter = get("shelter").with_columns(pl.col("START_DATO").cast(pl.Date), pl.col("SLUT_DATO").cast(pl.Date))
     # Open stays: half delivered as empty, half as 9999-12-31 (both mean "ongoing").
     marker = pl.Series(streams.uniform("open-marker", np.arange(shelter.height)) < 0.5)
     shelter = shelter.with_columns(pl.when(pl.col("SLUT_DATO").is_null() & marker).then(pl.lit(dt.date(9999, 12, 31)))
                                    .otherwise(pl.col("SLUT_DATO")).alias("SLUT_DATO"))
     frames["shelter"] = shelter.sort("START_DATO", "PNR")
-    frames["bua"] = get("bua").with_columns(pl.col("SAG_VFRA").cast(pl.Date), pl.col("SAG_VTIL").cast(pl.Date)).sort("SAG_VFRA", "PNR")
+    frames["bua"] = get("bua").with_columns(pl.col("SAG_VFRA").cast(pl.Date),
+                                            pl.col("SAG_VTIL").cast(pl.Date)).sort("SAG_VFRA", "PNR")
     frames["indsats"] = intervention_register(spec, pop, start, arm, streams)
     return frames
 
