@@ -35,14 +35,13 @@ success rate, ``a_j`` is *not* multiplied by the success rate: the contrast is a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from som_models.comparison import Comparison
 from som_models.estimators.consequences import ConsequenceEstimates, consequence_estimates
 from som_models.estimators.results import z_value
 from som_models.parameters.schema import DESCRIPTIVE, Consequence, ParameterSet
@@ -54,35 +53,10 @@ SUCCESS_COL, REFERENCE_COL = "som_success", "som_reference"
 _NEED = ("outcome", "estimand", "event_time", "estimate", "se", "n_treated", "n_control")
 
 
-@dataclass(frozen=True)
-class DescriptiveComparison:
-    """A descriptive profile paired with the register-estimated contrast (fields as the verdict engine reads them).
-
-    ``n_treated`` is the largest, over the consequence years, of the smaller group (successes or
-    non-successes); ``path`` has one entry per estimated year with ``n_success`` and ``n_non_success``.
-    """
-
-    assumption: str
-    outcome: str
-    assumed: float
-    realised: float | None
-    se: float | None
-    level_source: str
-    n_treated: int
-    pretrend_p: float | None
-    path: tuple[dict, ...]
-    unit: str
-    shape: Mapping[str, Any] | None
-    years: tuple[int, ...]
-    what: str
-    kind: str = DESCRIPTIVE
-
-    def estimate(self) -> tuple[float, float]:
-        """The realised value and its se; an error when the comparison is not estimable (either is None)."""
-        if self.realised is None or self.se is None:
-            raise ValueError(f"assumption {self.assumption!r}: no realised value/se, the comparison is not estimable")
-        return self.realised, self.se
-
+#: a descriptive profile paired with the register-estimated contrast (``kind`` ``descriptive``; ``n_treated`` is
+#: the largest, over the consequence years, of the smaller group — successes or non-successes; ``path`` has one
+#: entry per estimated year with ``n_success`` and ``n_non_success``)
+DescriptiveComparison = Comparison
 
 def _finite(x: Any) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
@@ -169,7 +143,7 @@ def descriptive_comparison(params: ParameterSet, item: str, table: pl.DataFrame 
         why = ("no descriptive contrast was estimated for this item" if table is None or not path else
                f"no consequence year with at least {min_persons} persons in each group")
         return DescriptiveComparison(assumption, item, float(cons.units[0]), None, None, why, n_max, None,
-                                     tuple(path), unit, None, (), what)
+                                     tuple(path), unit, None, (), what, DESCRIPTIVE)
     realised_v = np.array([p["realised"] for p in used], dtype=float)
     assumed_v = np.array([p["assumed"] for p in used], dtype=float)
     ses = np.array([p["se"] for p in used], dtype=float)
@@ -185,7 +159,7 @@ def descriptive_comparison(params: ParameterSet, item: str, table: pl.DataFrame 
               "(mean of the yearly se)")
     return DescriptiveComparison(assumption, item, float(assumed_v.mean()), float(realised_v.mean()), float(ses.mean()),
                                  source, n_max, None, tuple(path), unit, shape,
-                                 tuple(p["consequence_year"] for p in used), what)
+                                 tuple(p["consequence_year"] for p in used), what, DESCRIPTIVE)
 
 
 def descriptive_comparisons(params: ParameterSet, table: pl.DataFrame | None, *, alpha: float = 0.05,

@@ -88,6 +88,7 @@ import polars as pl
 from scipy import stats
 
 from som_models.assumptions import EVENT, AssumptionMap
+from som_models.comparison import Comparison as _Comparison
 from som_models.descriptive import descriptive_comparison
 from som_models.estimators.results import z_value
 from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
@@ -224,30 +225,6 @@ class Verdict:
         rec = asdict(self)
         rec["evidence"] = dict(self.evidence)
         return rec
-
-
-@dataclass(frozen=True)
-class _Comparison:
-    """One assumption paired with its realised counterpart (before any decision)."""
-
-    assumption: str
-    outcome: str
-    assumed: float
-    realised: float | None
-    se: float | None
-    level_source: str
-    n_treated: int
-    pretrend_p: float | None
-    path: tuple[dict, ...]
-    unit: str
-    shape: Mapping[str, Any] | None
-    years: tuple[int, ...]
-
-    def estimate(self) -> tuple[float, float]:
-        """The realised value and its se; an error when the comparison is not estimable (either is None)."""
-        if self.realised is None or self.se is None:
-            raise ValueError(f"assumption {self.assumption!r}: no realised value/se, the comparison is not estimable")
-        return self.realised, self.se
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -525,7 +502,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
            tost_adj: float | None, tost_h: int | None, m: int, info: AssignmentInfo | None,
            st: VerdictSettings) -> Verdict:
     delta = st.margin * abs(c.assumed)
-    what = getattr(c, "what", None) or ("success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}")
+    what = c.what or ("success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}")
     span = ""
     if c.years:
         span = (f" in consequence year {c.years[0]}" if len(c.years) == 1
@@ -540,7 +517,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
         "assignment": None if info is None else {**asdict(info), "few_clusters": few},
         "decision_method": None if dec is None or gate is not None else dec.method,
         "ci_level": None,
-        "profile_kind": getattr(c, "kind", None) or (None if c.assumption == "success_rate" else "causal"),
+        "profile_kind": c.kind or (None if c.assumption == "success_rate" else "causal"),
     }
     test_name = "not tested"
     if dec is not None and gate is None:

@@ -1,0 +1,44 @@
+"""The pairing of one assumption with its realised counterpart, before any decision.
+
+One type for every kind of assumption — the success rate, a causal effect path (the ATT path per net success)
+and a descriptive consequence profile (SØM's success-vs-non-success contrast, :mod:`som_models.descriptive`) —
+so the verdict engine (:mod:`som_models.verdicts`) judges them all the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One assumption paired with its realised counterpart.
+
+    ``realised``/``se`` are None when the comparison is not estimable (``level_source`` says why);
+    ``n_treated`` is the number of persons the realised value rests on; ``path`` has one entry per
+    consequence year; ``what`` names the quantity in verdict sentences (default: from the assumption);
+    ``kind`` is the profile kind of a consequence item (``causal`` / ``descriptive``; None for the success rate).
+    """
+
+    assumption: str
+    outcome: str
+    assumed: float
+    realised: float | None
+    se: float | None
+    level_source: str
+    n_treated: int
+    pretrend_p: float | None
+    path: tuple[dict, ...]
+    unit: str
+    shape: Mapping[str, Any] | None
+    years: tuple[int, ...]
+    what: str | None = None
+    kind: str | None = None
+
+    def estimate(self) -> tuple[float, float]:
+        """The realised value and its se; an error when the comparison is not estimable (either is None)."""
+        if self.realised is None or self.se is None:
+            raise ValueError(f"assumption {self.assumption!r}: no realised value/se, the comparison is not estimable")
+        return self.realised, self.se
