@@ -21,7 +21,6 @@ for reference. Target: backfill ≤ 2 × the two single runs. Run it on a quiet 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,16 +32,10 @@ EVALUATION = "housing_first_demo_eval"
 
 
 def _deliveries(landing: Path, persons: int) -> dict[str, Path]:
-    from som_models.simulate import simulate, write_delivery
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the deploy-kit harness of the tests
+    from local_deployment import vintage_deliveries
 
-    out = {}
-    for i, vintage in enumerate(VINTAGES):
-        folder = write_delivery(simulate("homelessness", persons, 2 + i), landing / f"d{vintage}")
-        manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["vintage"] = vintage
-        (folder / "manifest.json").write_text(json.dumps(manifest))
-        out[vintage] = folder
-    return out
+    return vintage_deliveries(landing, VINTAGES, persons=persons, first_seed=2)
 
 
 def in_process_runs(tmp: Path, deliveries: dict[str, Path]) -> float:

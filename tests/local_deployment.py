@@ -174,3 +174,19 @@ def wait_for_runs(instance: dg.DagsterInstance, run_ids: Sequence[str], *, timeo
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs not finished after {timeout:.0f} s: {[r.status.value if r else None for r in runs]}")
         time.sleep(0.5)
+
+
+def vintage_deliveries(landing: Path, vintages: Sequence[str], *, persons: int, first_seed: int) -> dict[str, Path]:
+    """One small homelessness delivery per vintage (seeds ``first_seed``, ``first_seed + 1``, …) under ``landing``."""
+    import json
+
+    from som_models.simulate import simulate, write_delivery
+
+    folders = {}
+    for i, vintage in enumerate(vintages):
+        folder = write_delivery(simulate("homelessness", persons, first_seed + i), Path(landing) / f"d{vintage}")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["vintage"] = vintage
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        folders[vintage] = folder
+    return folders

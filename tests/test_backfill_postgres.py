@@ -2,7 +2,6 @@
 and the multiprocess executor (chosen by SOM_EXECUTOR, i.e. by configuration). Runs when
 SOM_TEST_POSTGRES_URL names a PostgreSQL server (.ci/run starts one), skipped otherwise."""
 
-import json
 import time
 
 import dagster as dg
@@ -19,16 +18,9 @@ PERSONS = 400
 
 def _deliveries(landing):
     """Four small homelessness deliveries (one per vintage, different seeds)."""
-    from som_models.simulate import simulate, write_delivery
+    from local_deployment import vintage_deliveries
 
-    folders = {}
-    for i, vintage in enumerate(VINTAGES):
-        folder = write_delivery(simulate("homelessness", PERSONS, 40 + i), landing / f"d{i}")
-        manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["vintage"] = vintage
-        (folder / "manifest.json").write_text(json.dumps(manifest))
-        folders[vintage] = folder
-    return folders
+    return vintage_deliveries(landing, VINTAGES, persons=PERSONS, first_seed=40)
 
 
 def test_backfill_over_four_vintages_on_postgres_with_the_multiprocess_executor(tmp_path):
