@@ -98,3 +98,24 @@ def test_missing_file_and_non_numeric_outcome(tmp_path):
     bad.write_text("id,year,y,g\n1,2000,a,0\n1,2001,b,0\n2,2000,c,2001\n2,2001,d,2001\n")
     result = runner.invoke(app, ["estimate", str(bad), "--id", "id", "--time", "year", "--outcome", "y", "--group", "g"])
     assert result.exit_code == 2 and "column 'y' must be numeric" in result.output
+
+
+def test_cluster_option_clusters_the_standard_errors(tmp_path):
+    import polars as pl
+
+    """--cluster reaches the dispatcher: the SEs change, the metadata name the level and count the clusters."""
+    base = ["estimate", MPDTA, "--id", "countyreal", "--time", "year", "--outcome", "lemp", "--group", "first.treat"]
+    data = pl.read_csv(MPDTA).with_columns((pl.col("countyreal") % 40).alias("region"))
+    path = tmp_path / "mpdta_regions.csv"
+    data.write_csv(path)
+    base[1] = str(path)
+    plain = runner.invoke(app, [*base, "--json", str(tmp_path / "a.json")])
+    clustered = runner.invoke(app, [*base, "--cluster", "region", "--json", str(tmp_path / "b.json")])
+    assert plain.exit_code == 0 and clustered.exit_code == 0, clustered.output
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert b["metadata"]["clusters"] == data["region"].n_unique() and "region" in b["metadata"]["standard_errors"]
+    se_a = {(r["estimand"], r["event_time"]): r["se"] for r in a["estimates"] if r["estimand"] == "overall"}
+    se_b = {(r["estimand"], r["event_time"]): r["se"] for r in b["estimates"] if r["estimand"] == "overall"}
+    assert se_a.keys() == se_b.keys() and all(se_a[k] != se_b[k] for k in se_a)
+    bad = runner.invoke(app, [*base, "--cluster", "nope"])
+    assert bad.exit_code == 2 and "nope" in bad.output

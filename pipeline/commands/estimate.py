@@ -69,6 +69,8 @@ def estimate(
     seed: int = typer.Option(0, "--seed", help="Bootstrap / matching seed."),
     bootstrap_weights: str = typer.Option("mammen", "--bootstrap-weights", help="mammen | rademacher."),
     weights: str | None = typer.Option(None, "--weights", help="Time-invariant unit weight column."),
+    cluster: str | None = typer.Option(None, "--cluster", help="staggered: cluster the SEs (and the bootstrap) by this "
+                                       "column, constant within unit — the level at which treatment was assigned."),
     match_on: str | None = typer.Option(None, "--match-on", help="matched: comma-separated covariates for the "
                                            "propensity score (pre-period values)."),
     exact: str | None = typer.Option(None, "--exact", help="matched: comma-separated columns to match exactly."),
@@ -101,7 +103,7 @@ def estimate(
             start_val = start
     options = dict(
         design=design, control=control, base_period=base_period, covariates=covs, method=method, alpha=alpha,
-        bootstrap=bootstrap, bootstrap_weights=bootstrap_weights, seed=seed, weight_col=weights,
+        bootstrap=bootstrap, bootstrap_weights=bootstrap_weights, seed=seed, weight_col=weights, cluster=cluster,
         match_on=tuple(c.strip() for c in match_on.split(",") if c.strip()) if match_on else (),
         exact=tuple(c.strip() for c in exact.split(",") if c.strip()) if exact else (),
         pre_periods=pre_periods, caliper=caliper, ratio=ratio, replace=replace, arm_col=arm, start=start_val)
