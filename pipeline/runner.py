@@ -157,7 +157,7 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
         read_manifest(Path(delivery))
     except (DeliveryError, ParameterError) as exc:
         raise EvaluationRefused(str(exc)) from None
-    _check_partition(loaded.path, loaded.spec.evaluation)
+    _check_unique_id(loaded.path, loaded.spec.evaluation)
     if loaded.spec.parameter_version is not None:
         # The version under test must exist before anything runs (the assumptions asset makes the same call).
         from pipeline.store import ParameterStore, StoreError, database_url
@@ -171,7 +171,7 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
                           log_level=log_level)
 
 
-def _check_partition(spec_path: Path, evaluation: str) -> None:
+def _check_unique_id(spec_path: Path, evaluation: str) -> None:
     """The spec's evaluation id must be unique in its folder (the run finds the spec by id in that folder)."""
     from pipeline.defs.partitions import evaluation_specs
 
