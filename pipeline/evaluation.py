@@ -25,7 +25,7 @@ from som_models.estimators.results import DidResult
 from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
-from som_models.verdicts import AssignmentInfo, PathCovariance, Verdict, judge
+from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
 from som_reference.strict_yaml import load_yaml
 
 VERDICT_SCHEMA = {
@@ -37,6 +37,7 @@ PRETREND_SCHEMA = {
     "outcome": pl.Utf8, "statistic": pl.Float64, "df": pl.Int64, "p_value": pl.Float64,
     "event_times": pl.List(pl.Int64), "event_cov": pl.List(pl.Float64),
     "cluster": pl.Utf8, "clusters": pl.Int64, "treated_clusters": pl.Int64,
+    "n_units": pl.Int64, "cluster_scores": pl.List(pl.Float64),
 }
 #: the randomised arm as the dispatcher's rct design reads it (1 = intervention arm T, 0 = control arm C)
 ARM_COLUMN = "arm_T"
@@ -297,15 +298,11 @@ def randomised_sample(data: pl.DataFrame, treatments: pl.DataFrame) -> pl.DataFr
     return data.drop([c for c in ("start_year", ARM_COLUMN) if c in data.columns]).join(units, on="person_id", how="inner")
 
 
-def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
-    """Covariance of each outcome's event-time ATTs from the units' influence functions.
-
-    ``Ψ`` holds, per event time, the influence function of the dynamic aggregation (the same one whose
-    ``Σ ψ² / n²`` is the event-time variance). Not clustered: ``V = Ψᵀ Ψ / n²``; clustered (the result's
-    ``clusters``): ``V = G/(G − 1) · Σ_c S_c S_cᵀ / n²`` with ``S_c`` the sum of ``Ψ``'s rows in cluster ``c`` —
-    the dispatcher's cluster-robust variance, so the diagonal reproduces the reported standard errors.
-    """
-    out: dict[str, PathCovariance] = {}
+def _event_scores(effects: RealisedEffects) -> dict[str, tuple[list[int], np.ndarray, np.ndarray | None, int]]:
+    """Per outcome: event times (in the estimates table's labels), the units' influence functions ``Ψ`` (n × k) of
+    the dynamic aggregation, the clusters' sums ``S`` (G × k; None when not clustered) and ``n``."""
+    out = {}
+    years: Mapping[int, int] = effects.metadata.get("event_time_years") or {}  # type: ignore[assignment]
     for outcome, result in (getattr(effects, "results", None) or {}).items():
         if not isinstance(result, DidResult):  # the rct design exposes no influence functions per event time
             continue
@@ -318,16 +315,31 @@ def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
         times = sorted(dyn.influence)
         psi = np.column_stack([np.asarray(dyn.influence[e], dtype=float) for e in times])
         clusters = getattr(result, "clusters", None)
+        sums = None
         if clusters is not None and np.asarray(clusters).size == psi.shape[0]:
             codes = np.asarray(clusters, dtype=np.int64)
-            g = int(codes.max()) + 1
-            sums = np.zeros((g, psi.shape[1]))
+            sums = np.zeros((int(codes.max()) + 1, psi.shape[1]))
             np.add.at(sums, codes, psi)
+        out[outcome] = ([years.get(e, e) for e in times], psi, sums, int(result.n_units))
+    return out
+
+
+def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
+    """Covariance of each outcome's event-time ATTs from the units' influence functions.
+
+    ``Ψ`` holds, per event time, the influence function of the dynamic aggregation (the same one whose
+    ``Σ ψ² / n²`` is the event-time variance). Not clustered: ``V = Ψᵀ Ψ / n²``; clustered (the result's
+    ``clusters``): ``V = G/(G − 1) · Σ_c S_c S_cᵀ / n²`` with ``S_c`` the sum of ``Ψ``'s rows in cluster ``c`` —
+    the dispatcher's cluster-robust variance, so the diagonal reproduces the reported standard errors.
+    """
+    out: dict[str, PathCovariance] = {}
+    for outcome, (times, psi, sums, n) in _event_scores(effects).items():
+        if sums is not None:
+            g = sums.shape[0]
             gram = (g / (g - 1) if g > 1 else float("nan")) * (sums.T @ sums)
         else:
             gram = psi.T @ psi
-        years: Mapping[int, int] = effects.metadata.get("event_time_years") or {}  # type: ignore[assignment]
-        out[outcome] = PathCovariance.from_array([years.get(e, e) for e in times], gram / float(result.n_units) ** 2)
+        out[outcome] = PathCovariance.from_array(times, gram / float(n) ** 2)
     return out
 
 
@@ -343,6 +355,7 @@ def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
     person — per outcome (the dispatcher's ``clusters_by_outcome`` when outcomes differ).
     """
     cov = event_covariances(effects)
+    scores = _event_scores(effects)
     meta = effects.metadata
     by_outcome: Mapping[str, Mapping[str, int]] = meta.get("clusters_by_outcome") or {}  # type: ignore[assignment]
     rows = []
@@ -355,8 +368,19 @@ def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
                      "event_times": list(c.event_times) if c else None,
                      "event_cov": [x for row in c.matrix for x in row] if c else None,
                      "cluster": meta.get("cluster"), "clusters": counts.get("clusters"),
-                     "treated_clusters": counts.get("treated_clusters")})
+                     "treated_clusters": counts.get("treated_clusters"), **_few_cluster_scores(scores.get(k), counts)})
     return pl.DataFrame(rows, schema=PRETREND_SCHEMA)
+
+
+def _few_cluster_scores(scores, counts: Mapping[str, Any]) -> dict[str, Any]:
+    """The clusters' summed influence functions (row-major k × G over ``event_times``) and ``n`` of an outcome
+    clustered with fewer than :data:`som_models.verdicts.FEW_CLUSTERS` treated clusters — what the verdicts'
+    wild cluster bootstrap needs; nulls otherwise (person-level inference or enough clusters)."""
+    treated = counts.get("treated_clusters")
+    if scores is None or scores[2] is None or treated is None or treated >= FEW_CLUSTERS:
+        return {"n_units": None, "cluster_scores": None}
+    _, _, sums, n = scores
+    return {"n_units": n, "cluster_scores": [float(x) for x in sums.T.ravel()]}
 
 
 def covariance_from_frame(pretrends: pl.DataFrame) -> dict[str, PathCovariance]:
@@ -377,8 +401,17 @@ def inference_from_frame(pretrends: pl.DataFrame) -> dict[str, dict[str, Any]]:
     (the person), "clusters": G, "treated_clusters": G₁}`` (empty when the frame predates these columns)."""
     if not {"cluster", "clusters", "treated_clusters"} <= set(pretrends.columns):
         return {}
-    return {r["outcome"]: {"cluster": r["cluster"], "clusters": r["clusters"], "treated_clusters": r["treated_clusters"]}
-            for r in pretrends.select("outcome", "cluster", "clusters", "treated_clusters").to_dicts()}
+    extra = [c for c in ("n_units", "cluster_scores", "event_times") if c in pretrends.columns]
+    out = {}
+    for r in pretrends.select("outcome", "cluster", "clusters", "treated_clusters", *extra).to_dicts():
+        info = {"cluster": r["cluster"], "clusters": r["clusters"], "treated_clusters": r["treated_clusters"],
+                "n_units": r.get("n_units"), "cluster_scores": None}
+        flat, times = r.get("cluster_scores"), r.get("event_times")
+        if flat and times and len(flat) % len(times) == 0:
+            g = len(flat) // len(times)
+            info["cluster_scores"] = {int(t): tuple(flat[i * g:(i + 1) * g]) for i, t in enumerate(times)}
+        out[r["outcome"]] = info
+    return out
 
 
 def descriptive_contrast(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec,
@@ -411,7 +444,8 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
     if covariance is None:
         covariance = covariance_from_frame(pretrends)
     inference = {outcome: AssignmentInfo(clusters=int(i["clusters"]), treated_clusters=int(i["treated_clusters"]),
-                                         level=i["cluster"] or "person")
+                                         level=i["cluster"] or "person", cluster_scores=i.get("cluster_scores"),
+                                         n_units=i.get("n_units"))
                  for outcome, i in inference_from_frame(pretrends).items()
                  if i["clusters"] is not None and i["treated_clusters"] is not None}
     return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,

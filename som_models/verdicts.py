@@ -161,6 +161,11 @@ class AssignmentInfo:
     exact_tost_p: float | None = None
     wild_p: float | None = None
     wild_tost_p: float | None = None
+    #: per event time (as in the estimates table), the clusters' summed influence functions ``S_g`` (length G)
+    #: and the number of units ``n`` (``θ̂ − θ ≈ Σ_g S_g / n``): with fewer than :data:`FEW_CLUSTERS` treated
+    #: clusters and no ``wild_p`` given, :func:`judge` runs the wild cluster bootstrap on the combination it tests
+    cluster_scores: Mapping[int, tuple[float, ...]] | None = None
+    n_units: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("clusters", "treated_clusters"):
@@ -397,6 +402,31 @@ def _info_for(inference: Mapping[str, AssignmentInfo], c: _Comparison) -> Assign
     return inference.get(c.assumption, inference.get(c.outcome))
 
 
+#: draws and seed of the wild cluster bootstrap the verdicts run themselves (fixed: a rerun gives the same verdict)
+WILD_DRAWS, WILD_SEED = 9999, 20_211
+
+
+def _with_wild_bootstrap(c: _Comparison, info: AssignmentInfo, st: VerdictSettings) -> AssignmentInfo:
+    """``info`` with the wild cluster bootstrap p-values of ``c``'s level test (the mean of the realised path over
+    its consequence years: cluster scores ``s_g = mean_e S_ge``), when the clusters' scores are there and more
+    than :data:`VERY_FEW_CLUSTERS` clusters are treated; ``info`` unchanged otherwise."""
+    from dataclasses import replace
+
+    from som_models.estimators.bootstrap import wild_cluster_bootstrap
+
+    scores, n = info.cluster_scores, info.n_units
+    if not scores or not n or info.treated_clusters <= VERY_FEW_CLUSTERS or c.realised is None:
+        return info
+    times = [int(p["event_time"]) for p in c.path
+             if p.get("consequence_year") in c.years and p.get("event_time") is not None]
+    if not times or len(times) != len(c.years) or any(t not in scores for t in times):
+        return info
+    s = np.array([scores[t] for t in times], dtype=float).mean(axis=0)
+    wild = wild_cluster_bootstrap(s, float(c.realised), n=int(n), null=c.assumed, draws=WILD_DRAWS, seed=WILD_SEED,
+                                  alpha=st.alpha, margin=st.margin * abs(c.assumed) if c.assumed else None)
+    return replace(info, wild_p=float(wild.p_value), wild_tost_p=None if wild.tost_p is None else float(wild.tost_p))
+
+
 def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) -> _Decision:
     realised, se = c.estimate()
     z_level = (realised - c.assumed) / se
@@ -404,6 +434,8 @@ def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) 
             f"two-sided z-test of realised = assumed, mean over consequence years {c.years[0]}–{c.years[-1]}")
     normal_tost = _tost(realised - c.assumed, se, st.margin * abs(c.assumed))
     few = info is not None and info.treated_clusters < FEW_CLUSTERS
+    if few and info is not None and info.wild_p is None and info.exact_p is None:
+        info = _with_wild_bootstrap(c, info, st)
     if few and info is not None and info.exact_p is not None:
         tost, how = ((info.exact_tost_p, "randomisation inference") if info.exact_tost_p is not None else
                      (info.wild_tost_p, "wild cluster bootstrap")
@@ -452,11 +484,13 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
             return "not-estimable"
         if c.n_treated < settings.min_persons:
             return "too-few-persons"
-        if c.pretrend_p is not None and _finite(c.pretrend_p) and c.pretrend_p < settings.alpha:
-            return "pretrend"
+        # Before the pre-trend gate: with this few treated clusters the (clustered) pre-trend test cannot be
+        # trusted either, so the reason given is the number of clusters.
         info = _info_for(inference, c)
         if info is not None and info.treated_clusters <= VERY_FEW_CLUSTERS and info.exact_p is None:
             return "too-few-clusters"
+        if c.pretrend_p is not None and _finite(c.pretrend_p) and c.pretrend_p < settings.alpha:
+            return "pretrend"
         return None
 
     gates = {c.assumption: gate(c) for c in comps}
