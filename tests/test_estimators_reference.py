@@ -1,24 +1,15 @@
 """Published references for the covariate-adjusted estimators and the randomised design (see SOURCE.md files)."""
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from reference_files import checked
 
 from som_models.estimators import aggregate, att_gt, drdid_panel, pretrend_test, rct_effects
 
 REF = Path(__file__).parent / "reference"
-
-
-def _checked(folder: str, name: str) -> Path:
-    path = REF / folder / name
-    prov = json.loads((REF / folder / "PROVENANCE.json").read_text())[0]
-    key = "csv_sha256" if "csv_sha256" in prov else "file_sha256"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == prov[key]
-    return path
 
 
 # Source C of tests/reference/mpdta/EXPECTED.md: did/csdid, xformla = ~lpop, est_method = "dr", t = 2004..2007.
@@ -37,7 +28,7 @@ DRIMP_MPDTA = {
 
 @pytest.fixture(scope="module")
 def mpdta():
-    return pl.read_csv(_checked("mpdta", "mpdta.csv"))
+    return pl.read_csv(checked("mpdta", "mpdta.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +91,7 @@ LALONDE = {  # method: (ATT, SE as sqrt(Σψ²)/n — Stata's printout)
 
 @pytest.mark.parametrize("method", sorted(LALONDE))
 def test_lalonde_cps_two_period_estimators(method):
-    nsw = pl.read_parquet(_checked("lalonde_cps_drdid", "nsw_long.parquet"))
+    nsw = pl.read_parquet(checked("lalonde_cps_drdid", "nsw_long.parquet"))
     cov = ["age", "educ", "black", "married", "nodegree", "hisp", "re74"]
     res = drdid_panel(nsw, outcome="re", id_col="id", time_col="year", treat_col="experimental", covariates=cov,
                       method=method)
@@ -115,7 +106,7 @@ def test_lalonde_cps_two_period_estimators(method):
 
 @pytest.fixture(scope="module")
 def nsw_dw():
-    return pl.read_csv(_checked("nsw_dw_rct", "nsw_dw_long.csv"))
+    return pl.read_csv(checked("nsw_dw_rct", "nsw_dw_long.csv"))
 
 
 def test_nsw_experiment_difference_in_means_matches_dehejia_wahba(nsw_dw):

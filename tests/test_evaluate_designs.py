@@ -9,7 +9,6 @@ else calls the plain functions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from reference_files import checked
 
 from pipeline import evaluation as ev
 from pipeline.registers.files import DeliveryError
@@ -44,10 +44,7 @@ DR_MPDTA = {
 
 def _checked(name: str) -> Path:
     """A derived file of this folder, checked against PROVENANCE.json."""
-    prov = {p["file"]: p for p in json.loads((HERE / "PROVENANCE.json").read_text())}
-    path = HERE / name
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == prov[name]["file_sha256"]
-    return path
+    return checked("evaluate_designs", name)
 
 
 def _loaded(name: str):

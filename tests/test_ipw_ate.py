@@ -10,13 +10,12 @@
 """
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from reference_files import checked
 from scipy import optimize
 from scipy.special import expit
 
@@ -28,19 +27,11 @@ REF = Path(__file__).parent / "reference"
 LALONDE_COV = ["age", "educ", "black", "married", "nodegree", "hisp", "re74"]
 
 
-def _checked(folder: str, name: str) -> Path:
-    path = REF / folder / name
-    prov = json.loads((REF / folder / "PROVENANCE.json").read_text())[0]
-    key = "csv_sha256" if "csv_sha256" in prov else "file_sha256"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == prov[key]
-    return path
-
-
 # ------------------------------------------------------------------------------- ipw-ht DiD (Abadie 2005)
 
 @pytest.fixture(scope="module")
 def nsw():
-    return pl.read_parquet(_checked("lalonde_cps_drdid", "nsw_long.parquet"))
+    return pl.read_parquet(checked("lalonde_cps_drdid", "nsw_long.parquet"))
 
 
 def _abadie_reference(nsw: pl.DataFrame) -> tuple[float, float]:
@@ -124,7 +115,7 @@ def test_ipw_ht_did_differs_from_the_normalised_ipw_when_a_constant_is_added(nsw
 
 
 def test_ipw_ht_runs_in_att_gt_cells_and_the_dispatcher_accepts_it():
-    mpdta = pl.read_csv(_checked("mpdta", "mpdta.csv"))
+    mpdta = pl.read_csv(checked("mpdta", "mpdta.csv"))
     kw = dict(outcome="lemp", id_col="countyreal", time_col="year", group_col="first.treat", covariates=["lpop"])
     ht = att_gt(mpdta, method="ipw-ht", **kw)
     hajek = att_gt(mpdta, method="ipw", **kw)
@@ -149,7 +140,7 @@ BOOK = dict(outcome="wt82_71", treatment="qsmk",
 
 @pytest.fixture(scope="module")
 def nhefs():
-    return pl.read_csv(_checked("nhefs", "nhefs.csv"))
+    return pl.read_csv(checked("nhefs", "nhefs.csv"))
 
 
 @pytest.fixture(scope="module")
