@@ -85,12 +85,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from som_models.assumptions import EVENT, AssumptionMap
 from som_models.comparison import Comparison as _Comparison
 from som_models.descriptive import descriptive_comparison
-from som_models.estimators.results import z_value
+from som_models.estimators.results import cluster_df, critical_value, two_sided_p, upper_p, wald_p_value
 from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
 
 LABELS = ("consistent", "refuted-overestimated", "refuted-underestimated", "inconclusive")
@@ -248,8 +247,16 @@ def _finite(x: Any) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _p_two_sided(z: float) -> float:
-    return float(2 * stats.norm.sf(abs(z)))
+def _p_two_sided(z: float, df: int | None = None) -> float:
+    return two_sided_p(z, df)
+
+
+def _df(info: AssignmentInfo | None) -> int | None:
+    """Degrees of freedom of the level and equivalence tests: ``G − 1`` when the treatment was assigned by cluster
+    (``info.level`` not the person), None (normal theory) otherwise (:func:`som_models.estimators.results.cluster_df`)."""
+    if info is None or info.level in ("person", "unit"):
+        return None
+    return cluster_df(info.clusters)
 
 
 def _rows(estimates: pl.DataFrame, outcome: str, estimand: str) -> list[dict]:
@@ -273,8 +280,8 @@ def _success_comparison(amap: AssumptionMap, estimates: pl.DataFrame, pretrend_p
 
 
 def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
-                     settings: VerdictSettings, cov: PathCovariance | None) -> _Comparison:
-    z = z_value(settings.alpha)
+                     settings: VerdictSettings, cov: PathCovariance | None, df: int | None = None) -> _Comparison:
+    z = critical_value(settings.alpha, df)
     events = sorted((r for r in _rows(estimates, cons.item, EVENT) if amap.in_consequence_years(r["event_time"])),
                     key=lambda r: r["event_time"])
     path = []
@@ -287,7 +294,8 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
                  "n_treated": n, "used": ok, "beyond_profile": amap.beyond_profile(cons.item, e)}
         if ok:
             zz = (r["estimate"] - a) / r["se"]
-            entry.update(ci_low=r["estimate"] - z * r["se"], ci_high=r["estimate"] + z * r["se"], z=zz, p_value=_p_two_sided(zz))
+            entry.update(ci_low=r["estimate"] - z * r["se"], ci_high=r["estimate"] + z * r["se"], z=zz,
+                         p_value=_p_two_sided(zz, df))
         path.append(entry)
     used = [p for p in path if p["used"]]
     n_max = max((p["n_treated"] for p in path), default=0)
@@ -317,14 +325,16 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
         d = realised_v - assumed_v
         if v is not None:
             w = float(d @ np.linalg.pinv(v) @ d)
-            df = int(np.linalg.matrix_rank(v))
-            shape = {"test": f"Wald χ²({df}) on {k} consequence years, influence-function covariance",
-                     "statistic": w, "df": df, "p_value": float(stats.chi2.sf(w, df)) if df else None}
+            rank = int(np.linalg.matrix_rank(v))
+            g = None if df is None else df + 1
+            ref = f"Wald χ²({rank})" if g is None else f"Wald test, Hotelling F({rank}, {g - rank}) over {g} clusters,"
+            shape = {"test": f"{ref} on {k} consequence years, influence-function covariance",
+                     "statistic": w, "df": rank, "p_value": wald_p_value(w, rank, g) if rank else None}
         else:
             zs = d / ses
             shape = {"test": f"Bonferroni over {k} consequence years (max |z|; no covariance given)",
                      "statistic": float(np.abs(zs).max()), "df": None,
-                     "p_value": float(min(1.0, k * 2 * stats.norm.sf(np.abs(zs).max())))}
+                     "p_value": float(min(1.0, k * _p_two_sided(float(np.abs(zs).max()), df)))}
     return _Comparison(f"effect_path:{cons.item}", cons.item, assumed, realised, se, source, n_max,
                        pretrend_p.get(cons.item), tuple(path), unit, shape, tuple(p["consequence_year"] for p in used))
 
@@ -336,37 +346,43 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
 
 def _consequence_comparison(params: ParameterSet, amap: AssumptionMap, cons, estimates: pl.DataFrame,
                             pretrend_p: Mapping[str, float], settings: VerdictSettings, cov: PathCovariance | None,
-                            descriptive: pl.DataFrame | None):
+                            descriptive: pl.DataFrame | None, df: int | None = None):
     if cons.kind == DESCRIPTIVE:
         return descriptive_comparison(params, cons.item, descriptive, alpha=settings.alpha,
                                       min_persons=settings.min_persons)
-    return _path_comparison(amap, cons, estimates, pretrend_p, settings, cov)
+    return _path_comparison(amap, cons, estimates, pretrend_p, settings, cov, df)
 # ---- end of the kind dispatch ---------------------------------------------------------------------------
 
 
 def comparisons(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
                 settings: VerdictSettings = VerdictSettings(), *,
                 covariance: Mapping[str, PathCovariance] | None = None,
-                descriptive: pl.DataFrame | None = None) -> list[_Comparison]:
+                descriptive: pl.DataFrame | None = None,
+                inference: Mapping[str, AssignmentInfo] | None = None) -> list[_Comparison]:
     """Pair every assumption of ``params`` with its realised counterpart in the estimates table.
+
+    ``inference`` (assumption or outcome → :class:`AssignmentInfo`) sets the reference distribution of the per-year
+    tests: ``t(G − 1)`` when the treatment was assigned by cluster.
 
     ``descriptive`` is the success-vs-non-success contrast table (:func:`som_models.descriptive.estimate_descriptive`)
     that tests the descriptive consequence profiles; causal ones are tested against ``estimates``.
     """
-    covariance = covariance or {}
+    covariance, inference = covariance or {}, inference or {}
     amap = AssumptionMap.from_params(params)
     out = [_success_comparison(amap, estimates, pretrend_p)]
     for cons in params.consequences:
+        info = inference.get(f"effect_path:{cons.item}", inference.get(cons.item))
         out.append(_consequence_comparison(params, amap, cons, estimates, pretrend_p, settings,
-                                           covariance.get(cons.item), descriptive))
+                                           covariance.get(cons.item), descriptive, _df(info)))
     return out
 
 
-def _tost(d: float, se: float, delta: float) -> float:
-    """p-value of the two one-sided tests of |d| ≥ delta (Schuirmann 1987); 1 when there is no margin."""
+def _tost(d: float, se: float, delta: float, df: int | None = None) -> float:
+    """p-value of the two one-sided tests of |d| ≥ delta (Schuirmann 1987), normal or ``t(df)``; 1 when there is
+    no margin."""
     if delta <= 0:
         return 1.0
-    return float(max(stats.norm.sf((d + delta) / se), stats.norm.cdf((d - delta) / se)))
+    return max(upper_p((d + delta) / se, df), upper_p((delta - d) / se, df))
 
 
 def holm_divisors(p_values: Sequence[float], alpha: float) -> list[int]:
@@ -432,7 +448,8 @@ def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) 
     z_level = (realised - c.assumed) / se
     what = ("two-sided z-test of realised = assumed" if len(c.years) <= 1 else
             f"two-sided z-test of realised = assumed, mean over consequence years {c.years[0]}–{c.years[-1]}")
-    normal_tost = _tost(realised - c.assumed, se, st.margin * abs(c.assumed))
+    df = _df(info)
+    normal_tost = _tost(realised - c.assumed, se, st.margin * abs(c.assumed), df)
     few = info is not None and info.treated_clusters < FEW_CLUSTERS
     if few and info is not None and info.wild_p is None and info.exact_p is None:
         info = _with_wild_bootstrap(c, info, st)
@@ -449,7 +466,9 @@ def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) 
     if st.path_test == "joint" and c.shape is not None and c.shape["p_value"] is not None:
         return _Decision(c.shape["test"], float(c.shape["statistic"]), float(c.shape["p_value"]), "wald",
                          normal_tost, "normal")
-    return _Decision(what, float(z_level), _p_two_sided(z_level), "normal", normal_tost, "normal")
+    if df is not None:
+        what = what.replace("z-test", f"t-test (t({df}), {df + 1} {info.level if info else ''} clusters)")
+    return _Decision(what, float(z_level), _p_two_sided(z_level, df), "normal", normal_tost, "normal")
 
 
 def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
@@ -470,7 +489,8 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
     table that tests descriptive consequence profiles (:mod:`som_models.descriptive`).
     """
     inference = inference or {}
-    comps = comparisons(params, estimates, pretrend_p, settings, covariance=covariance, descriptive=descriptive)
+    comps = comparisons(params, estimates, pretrend_p, settings, covariance=covariance, descriptive=descriptive,
+                        inference=inference)
     if tested is not None:
         names = [c.assumption for c in comps]
         unknown = sorted(set(tested) - set(names))
@@ -570,10 +590,13 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
     assert dec is not None
     realised, se = c.estimate()
     d = realised - c.assumed
-    z = z_value(st.alpha)
+    df = _df(info)
+    evidence["df"] = df
+    z = critical_value(st.alpha, df)
     pointwise = (realised - z * se, realised + z * se)
     evidence["pointwise_ci"] = {"level": _level(st.alpha), "ci_low": pointwise[0], "ci_high": pointwise[1],
-                                "note": "normal theory, not adjusted for multiplicity"}
+                                "note": ("normal theory" if df is None else f"t({df}) over {df + 1} clusters")
+                                + ", not adjusted for multiplicity"}
     if gate is not None:
         if gate == "too-few-clusters":
             assert info is not None
@@ -601,7 +624,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
     # The decision interval: Holm's step level 1 − α/h for a normal-theory level test; none when the decision
     # was taken by a test without a matching interval here (Wald path test, randomisation inference, bootstrap).
     if dec.method == "normal":
-        zh = z_value(st.alpha / h)
+        zh = critical_value(st.alpha / h, df)
         lo, hi = realised - zh * se, realised + zh * se
         base.update(ci_low=lo, ci_high=hi)
         evidence["ci_level"] = (f"{_level(st.alpha / h)} (Holm step 1 − α/{h}, {holm_txt}): the interval the "
@@ -615,7 +638,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
     evidence["holm_divisor"] = h
     tost_ci = None
     if dec.tost_method == "normal":
-        zt = z_value(2 * st.alpha / tost_h)
+        zt = critical_value(2 * st.alpha / tost_h, df)
         tost_ci = (realised - zt * se, realised + zt * se)
     equivalent = tost_adj < st.alpha and dec.tost_p is not None and delta > 0
     evidence["tost"] = {"p_value": dec.tost_p, "p_adjusted": tost_adj, "method": dec.tost_method,
@@ -626,10 +649,12 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
                         "equivalent": equivalent}
     clusters = f" {_clusters_text(info)[0].upper()}{_clusters_text(info)[1:]}." if few and info is not None else ""
     if few and dec.method in ("normal", "wald"):
-        clusters = clusters[:-1] + ("; no few-cluster p-value was given, so the normal-theory test was used, which "
-                                    "can overstate the precision with so few clusters.")
+        clusters = clusters[:-1] + ("; no few-cluster p-value was given, so the "
+                                    + ("normal-theory" if df is None else f"cluster-robust t({df})")
+                                    + " test was used, which can overstate the precision with so few clusters.")
     stat_txt = {"wald": f"χ² = {dec.statistic:.2f}" if dec.statistic is not None else "",
-                "normal": f"z = {dec.statistic:.2f}" if dec.statistic is not None else "",
+                "normal": (f"{'z' if df is None else 't'} = {dec.statistic:.2f}" if dec.statistic is not None
+                           else ""),
                 "randomisation inference": "randomisation inference", "wild cluster bootstrap": "wild cluster bootstrap",
                 }[dec.method]
     if dec.method == "wald" and dec.test.startswith("Bonferroni"):

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from scipy import stats
 
 from som_models.verdicts import AssignmentInfo
 from tests.test_verdicts import run, table
@@ -55,10 +56,19 @@ def test_fewer_than_twenty_treated_clusters_uses_the_few_cluster_p_value_and_say
     assert v.evidence["tost"]["method"] is None and "wild cluster bootstrap equivalence test" in v.sentence
     eq = {"effect_path:nights": AssignmentInfo(18, 9, "municipality", wild_p=0.09, wild_tost_p=0.02)}
     assert run(t, tested=["effect_path:nights"], inference=eq)["effect_path:nights"].label == "consistent"
-    # without a few-cluster p-value the normal test decides, with a warning in the sentence
+    # without a few-cluster p-value the cluster-robust t(G − 1) test decides, with a warning in the sentence:
+    # z = 2.1 is p = 0.036 under the normal but 0.051 under t(17), so not refuted ...
     plain = {"effect_path:nights": AssignmentInfo(18, 9, "municipality")}
     v = run(t, tested=["effect_path:nights"], inference=plain)["effect_path:nights"]
-    assert v.label == "refuted-overestimated" and "can overstate the precision" in v.sentence
+    assert not v.label.startswith("refuted") and v.p_value == pytest.approx(2 * stats.t.sf(2.1, 17))
+    assert "cluster-robust t(17) test was used" in v.sentence and "can overstate the precision" in v.sentence
+    assert v.statistic == pytest.approx(2.1) and "t = 2.10" in v.sentence
+    # ... while a shift of z = 2.6 is refuted, with the t(17) interval the decision used
+    t26 = table(nights=((-20 + D * 2.6 / 2.1, 2), (-10 + D * 2.6 / 2.1, 2)))
+    v = run(t26, tested=["effect_path:nights"], inference=plain)["effect_path:nights"]
+    assert v.label == "refuted-overestimated"
+    half = v.ci_high - v.realised
+    assert half == pytest.approx(stats.t.ppf(0.975, 17) * v.evidence["se"])
     # with 20 or more treated clusters nothing changes
     many = {"effect_path:nights": AssignmentInfo(60, 30, "municipality", wild_p=0.09)}
     v = run(t, tested=["effect_path:nights"], inference=many)["effect_path:nights"]

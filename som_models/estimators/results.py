@@ -51,11 +51,14 @@ class AttCell:
 
 @dataclass(frozen=True)
 class PreTrendTest:
-    """Wald test of zero pre-treatment effects: statistic ~ χ²(df) under parallel pre-trends."""
+    """Wald test of zero pre-treatment effects: ``statistic`` ~ χ²(df) under parallel pre-trends; with standard
+    errors clustered by ``clusters`` clusters the p-value is the Hotelling-corrected ``F(df, clusters − df)``
+    (:func:`wald_p_value`)."""
 
     statistic: float
     df: int
     p_value: float
+    clusters: int | None = None
 
 
 class _Deferrable:
@@ -274,6 +277,63 @@ def z_value(alpha: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
+def cluster_df(clusters: int | None) -> int | None:
+    """Degrees of freedom of a cluster-robust t statistic, ``G − 1`` for ``G`` clusters (None when the standard
+    errors are not clustered above the unit, or with fewer than two clusters).
+
+    With ``G`` clusters the cluster-robust variance is a sum of ``G`` outer products; comparing ``θ̂ / se`` with
+    ``t(G − 1)`` instead of the normal is the usual small-sample reference (Bester, Conley & Hansen 2011; Stata's
+    and R fixest's default for clustered SEs). It matters below ≈ 50 clusters: with 30 municipalities the 95 %
+    critical value is 2.045, not 1.960."""
+    return None if clusters is None or clusters < 2 else int(clusters) - 1
+
+
+def result_df(result: DidResult) -> int | None:
+    """:func:`cluster_df` of an ATT(g,t) result: ``G − 1`` when its standard errors are clustered above the unit."""
+    clusters = result.clusters
+    return None if clusters is None or not clusters.size else cluster_df(int(clusters.max()) + 1)
+
+
+def critical_value(alpha: float, df: int | None = None) -> float:
+    """Two-sided critical value: ``t_{df, 1−α/2}`` when ``df`` is given (clustered inference, :func:`cluster_df`),
+    else the normal ``z_{1−α/2}``."""
+    if df is None:
+        return z_value(alpha)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
+    return float(stats.t.ppf(1 - alpha / 2, df))
+
+
+def two_sided_p(stat: float, df: int | None = None) -> float:
+    """``P(|T| ≥ |stat|)`` for ``T ~ t(df)`` (``df`` given) or ``N(0, 1)``."""
+    if df is None:
+        return float(2 * stats.norm.sf(abs(stat)))
+    return float(2 * stats.t.sf(abs(stat), df))
+
+
+def upper_p(stat: float, df: int | None = None) -> float:
+    """``P(T ≥ stat)`` for ``T ~ t(df)`` (``df`` given) or ``N(0, 1)`` — one-sided, as in the equivalence tests."""
+    return float(stats.norm.sf(stat) if df is None else stats.t.sf(stat, df))
+
+
+def wald_p_value(w: float, q: int, clusters: int | None = None) -> float:
+    """p-value of a Wald statistic ``W = θ̂' V̂⁻¹ θ̂`` on ``q`` restrictions.
+
+    Unclustered (``clusters`` None): ``χ²(q)``. With a cluster-robust ``V̂`` from ``G`` clusters, ``W`` is Hotelling's
+    ``T²`` in the cluster sums and ``F = W (G − q) / (q (G − 1)) ~ F(q, G − q)`` (Hotelling 1931; the correction
+    Cameron & Miller 2015 §VI recommend for joint tests with few clusters). ``χ²(q)`` over-rejects when ``q`` is not
+    small next to ``G`` — e.g. a pre-trend test on 20 cells from 30 municipalities. ``q ≥ G`` cannot be tested (NaN).
+    """
+    if q <= 0 or not np.isfinite(w):
+        return float("nan")
+    if clusters is None:
+        return float(stats.chi2.sf(w, q))
+    if q >= clusters:
+        return float("nan")
+    f = w * (clusters - q) / (q * (clusters - 1))
+    return float(stats.f.sf(f, q, clusters - q))
+
+
 def effects_table(
     result: DidResult,
     aggregates: Mapping[str, AggregateEffect],
@@ -285,11 +345,12 @@ def effects_table(
     ``group`` and ``calendar`` levels, and one ``overall`` row (the dynamic aggregation's overall effect, i.e. the
     mean of the post-treatment event-time effects).
 
-    Without ``bootstrap`` the intervals are pointwise, ``estimate ± z_{1−α/2} se``. With ``bootstrap`` (a mapping
-    ``"cells"`` / ``"dynamic"`` / ``"group"`` / ``"calendar"`` / ``"overall"`` → ``BootstrapInference``) the
-    ``se`` column is the bootstrap SE and ``ci_low``/``ci_high`` the simultaneous band of that family.
+    Without ``bootstrap`` the intervals are pointwise, ``estimate ± z_{1−α/2} se`` — with standard errors clustered
+    above the unit (``G`` clusters) ``estimate ± t_{G−1, 1−α/2} se`` (:func:`cluster_df`). With ``bootstrap`` (a
+    mapping ``"cells"`` / ``"dynamic"`` / ``"group"`` / ``"calendar"`` / ``"overall"`` → ``BootstrapInference``)
+    the ``se`` column is the bootstrap SE and ``ci_low``/``ci_high`` the simultaneous band of that family.
     """
-    z = z_value(alpha)
+    z = critical_value(alpha, result_df(result))
     boot = dict(bootstrap or {})
 
     def band(family: str, label: Any, est: float, se: float) -> tuple[float, float, float]:

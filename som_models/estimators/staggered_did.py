@@ -55,13 +55,13 @@ from typing import cast
 
 import numpy as np
 import polars as pl
-from scipy import sparse, stats
+from scipy import sparse
 
 from som_models.estimators._influence import BlockInfluence, DeferredColumn, DeferredColumns
 from som_models.estimators._numerics import NotEstimable
 from som_models.estimators.drdid import METHODS, att_2x2, fit_nuisance
 from som_models.estimators.panel import NEVER_KEY, Panel, build_panel, unit_clusters
-from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest, stored
+from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest, stored, wald_p_value
 
 #: Default minimum number of treated units before a cell is flagged ``small_group`` (Statistics Denmark's
 #: output rules use 5 as the minimum cell size).
@@ -613,7 +613,9 @@ def _counts(cells: tuple[AttCell, ...], keep: list[int]) -> tuple[int, int]:
 
 
 def pretrend_test(result: DidResult) -> PreTrendTest:
-    """Wald test that all pre-treatment ATT(g, t) (t < g) are zero, with the influence-function covariance."""
+    """Wald test that all pre-treatment ATT(g, t) (t < g) are zero, with the influence-function covariance:
+    ``W ~ χ²(q)``, or with standard errors clustered above the unit the Hotelling-corrected ``F(q, G − q)``
+    (:func:`som_models.estimators.results.wald_p_value`)."""
     pre = [k for k, c in enumerate(result.cells) if c.time < c.group]
     if not pre:
         return PreTrendTest(statistic=float("nan"), df=0, p_value=float("nan"))
@@ -625,4 +627,5 @@ def pretrend_test(result: DidResult) -> PreTrendTest:
     v = gram[np.ix_(pre, pre)] / result.n_units**2
     w = float(theta @ np.linalg.pinv(v) @ theta)
     df = int(np.linalg.matrix_rank(v))
-    return PreTrendTest(statistic=w, df=df, p_value=float(stats.chi2.sf(w, df)))
+    g = None if result.clusters is None else int(result.clusters.max()) + 1
+    return PreTrendTest(statistic=w, df=df, p_value=wald_p_value(w, df, g), clusters=g)
