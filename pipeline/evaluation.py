@@ -38,6 +38,7 @@ PRETREND_SCHEMA = {
     "event_times": pl.List(pl.Int64), "event_cov": pl.List(pl.Float64),
     "cluster": pl.Utf8, "clusters": pl.Int64, "treated_clusters": pl.Int64,
     "n_units": pl.Int64, "cluster_scores": pl.List(pl.Float64),
+    "ri_p": pl.Float64, "ri_tost_p": pl.Float64, "ri_detail": pl.Utf8,
 }
 #: the randomised arm as the dispatcher's rct design reads it (1 = intervention arm T, 0 = control arm C)
 ARM_COLUMN = "arm_T"
@@ -167,13 +168,7 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
     Standard errors are clustered at :func:`cluster_level` (``assigned_by``: the delivery manifest's level of
     assignment). The metadata record ``cluster``, ``clusters`` and ``treated_clusters`` (see :func:`pretrend_frame`).
     """
-    panel = prepare_outcomes(panel, spec, params)
-    sm = params.success_measure
-    data = success_indicator(panel, name=sm.name, outcome=sm.outcome, rule=sm.rule)
-    if spec.intervention_code is not None and "intervention" in treatments.columns:
-        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
-        if treatments.height == 0:
-            raise ParameterError(f"no persons with intervention code {spec.intervention_code!r} in the intervention register")
+    data, treatments = _estimation_inputs(panel, treatments, spec, params)
     block = spec.estimation
     cluster = cluster_level(spec, assigned_by)
     if block.design == "rct":
@@ -184,8 +179,7 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
         arms = data.group_by("person_id").agg(pl.col(ARM_COLUMN).first())
         return replace(result, metadata={**result.metadata, "cluster": None, "clusters": arms.height,
                                          "treated_clusters": int(arms.get_column(ARM_COLUMN).sum())})
-    if "arm" in treatments.columns:
-        treatments = treatments.filter(pl.col("arm").is_null() | (pl.col("arm") != "C"))
+    treatments = _treated(treatments)
     if cluster is not None:
         data, cluster = assignment_cluster(data, treatments, cluster)
     years = calendar_event_times(data.get_column("year").unique().to_list(),
@@ -196,6 +190,86 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
     if all(e == d for e, d in years.items()):
         return result
     return relabel_event_times(result, years)
+
+
+def _estimation_inputs(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec,
+                       params: ParameterSet) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The panel with the spec's outcomes and the success indicator, and the treatments of the spec's
+    intervention (a clear error when it has none)."""
+    panel = prepare_outcomes(panel, spec, params)
+    sm = params.success_measure
+    data = success_indicator(panel, name=sm.name, outcome=sm.outcome, rule=sm.rule)
+    if spec.intervention_code is not None and "intervention" in treatments.columns:
+        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
+        if treatments.height == 0:
+            raise ParameterError(f"no persons with intervention code {spec.intervention_code!r} in the intervention register")
+    return data, treatments
+
+
+def _treated(treatments: pl.DataFrame) -> pl.DataFrame:
+    """The treatments without the randomised control arm (``arm`` = ``C``: compared, never counted as treated)."""
+    if "arm" in treatments.columns:
+        return treatments.filter(pl.col("arm").is_null() | (pl.col("arm") != "C"))
+    return treatments
+
+
+#: random assignments drawn by the evaluation's randomisation inference when they are too many to enumerate
+RI_DRAWS, RI_SEED = 9999, 20_211
+
+
+def rollout_inference(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet,
+                      effects: RealisedEffects, *, assigned_by: str | None = None) -> dict[str, dict[str, Any]]:
+    """Randomisation inference over the roll-out for each tested assumption whose outcome rests on at most
+    :data:`som_models.verdicts.VERY_FEW_CLUSTERS` treated clusters (staggered design, clustered at assignment):
+    per outcome ``{"ri_p", "ri_tost_p", "ri_detail"}`` (:func:`som_models.estimators.randomisation.rollout_path_inference`;
+    the tested event times, the assumed path and the margin are the verdict's own, from
+    :func:`som_models.verdicts.comparisons`). Where the roll-out cannot be permuted (adoption varies within
+    clusters, a period is missing) ``ri_p`` is null and ``ri_detail`` says why — the verdict then stays
+    inconclusive and gives that reason. Empty when no outcome has so few treated clusters."""
+    from som_models.estimators.event_study import with_cohort
+    from som_models.estimators.randomisation import RolloutNotPermutable, rollout_path_inference
+    from som_models.verdicts import VERY_FEW_CLUSTERS, comparisons
+
+    meta = effects.metadata
+    cluster = cluster_level(spec, assigned_by) if spec.estimation.design == "staggered" else None
+    by_outcome: Mapping[str, Mapping[str, int]] = meta.get("clusters_by_outcome") or {}  # type: ignore[assignment]
+    if cluster is None:
+        return {}
+
+    def treated_clusters(outcome: str) -> int | None:
+        counts = by_outcome.get(outcome) or {"treated_clusters": meta.get("treated_clusters")}
+        return counts.get("treated_clusters")
+
+    comps = [c for c in comparisons(params, effects.table, {}, spec.verdict)
+             if (spec.assumptions is None or c.assumption in spec.assumptions) and c.kind != "descriptive"
+             and (k := treated_clusters(c.outcome)) is not None and k <= VERY_FEW_CLUSTERS]
+    if not comps:
+        return {}
+    data, treatments = _estimation_inputs(panel, treatments, spec, params)
+    treatments = _treated(treatments)
+    data, column = assignment_cluster(data, treatments, cluster)
+    data = with_cohort(data, treatments)
+    events = effects.table.filter(pl.col("estimand") == "event")
+    note = " (unconditional statistic; the design's covariates are not used)" if spec.estimation.covariates else ""
+    out: dict[str, dict[str, Any]] = {}
+    for c in comps:
+        path = {int(p["event_time"]): float(p["assumed"]) for p in c.path
+                if p.get("used") and p.get("consequence_year") in c.years}
+        nuisance = {int(e): float(v) for e, v in events.filter(pl.col("outcome") == c.outcome)
+                    .select("event_time", "estimate").iter_rows() if e is not None and e >= 0 and v is not None
+                    and int(e) not in path}
+        if not path:
+            continue
+        try:
+            ri = rollout_path_inference(data, outcome=c.outcome, id_col="person_id", time_col="year",
+                                        group_col="start_year", cluster_col=column, path=path, nuisance=nuisance,
+                                        control=spec.control, margin=spec.verdict.margin * abs(c.assumed),
+                                        draws=RI_DRAWS, seed=RI_SEED)
+        except RolloutNotPermutable as exc:
+            out[c.outcome] = {"ri_p": None, "ri_tost_p": None, "ri_detail": str(exc)}
+            continue
+        out[c.outcome] = {"ri_p": ri.p_value, "ri_tost_p": ri.tost_p, "ri_detail": ri.describe() + note}
+    return out
 
 
 def calendar_event_times(periods, cohorts) -> dict[int, int]:
@@ -343,7 +417,7 @@ def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
     return out
 
 
-def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
+def pretrend_frame(effects: RealisedEffects, rollout: Mapping[str, Mapping[str, Any]] | None = None) -> pl.DataFrame:
     """One row per outcome: the Wald pre-trend test, the covariance of its event-time estimates and the level of
     inference.
 
@@ -352,8 +426,10 @@ def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
     NaN where the design has no pre-trend test (``rct``: its pre-randomisation rows are balance checks).
     ``cluster`` is the column the standard errors are clustered by (null = the person), ``clusters`` and
     ``treated_clusters`` how many clusters (persons when not clustered) and how many of them hold a treated
-    person — per outcome (the dispatcher's ``clusters_by_outcome`` when outcomes differ).
+    person — per outcome (the dispatcher's ``clusters_by_outcome`` when outcomes differ). ``ri_p`` / ``ri_tost_p`` /
+    ``ri_detail``: the randomisation inference of :func:`rollout_inference` (``rollout``), null when not run.
     """
+    rollout = rollout or {}
     cov = event_covariances(effects)
     scores = _event_scores(effects)
     meta = effects.metadata
@@ -368,7 +444,8 @@ def pretrend_frame(effects: RealisedEffects) -> pl.DataFrame:
                      "event_times": list(c.event_times) if c else None,
                      "event_cov": [x for row in c.matrix for x in row] if c else None,
                      "cluster": meta.get("cluster"), "clusters": counts.get("clusters"),
-                     "treated_clusters": counts.get("treated_clusters"), **_few_cluster_scores(scores.get(k), counts)})
+                     "treated_clusters": counts.get("treated_clusters"), **_few_cluster_scores(scores.get(k), counts),
+                     **{f: (rollout.get(k) or {}).get(f) for f in ("ri_p", "ri_tost_p", "ri_detail")}})
     return pl.DataFrame(rows, schema=PRETREND_SCHEMA)
 
 
@@ -401,11 +478,13 @@ def inference_from_frame(pretrends: pl.DataFrame) -> dict[str, dict[str, Any]]:
     (the person), "clusters": G, "treated_clusters": G₁}`` (empty when the frame predates these columns)."""
     if not {"cluster", "clusters", "treated_clusters"} <= set(pretrends.columns):
         return {}
-    extra = [c for c in ("n_units", "cluster_scores", "event_times") if c in pretrends.columns]
+    extra = [c for c in ("n_units", "cluster_scores", "event_times", "ri_p", "ri_tost_p", "ri_detail")
+             if c in pretrends.columns]
     out = {}
     for r in pretrends.select("outcome", "cluster", "clusters", "treated_clusters", *extra).to_dicts():
         info = {"cluster": r["cluster"], "clusters": r["clusters"], "treated_clusters": r["treated_clusters"],
-                "n_units": r.get("n_units"), "cluster_scores": None}
+                "n_units": r.get("n_units"), "cluster_scores": None, "ri_p": r.get("ri_p"),
+                "ri_tost_p": r.get("ri_tost_p"), "ri_detail": r.get("ri_detail")}
         flat, times = r.get("cluster_scores"), r.get("event_times")
         if flat and times and len(flat) % len(times) == 0:
             g = len(flat) // len(times)
@@ -445,7 +524,8 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
         covariance = covariance_from_frame(pretrends)
     inference = {outcome: AssignmentInfo(clusters=int(i["clusters"]), treated_clusters=int(i["treated_clusters"]),
                                          level=i["cluster"] or "person", cluster_scores=i.get("cluster_scores"),
-                                         n_units=i.get("n_units"))
+                                         n_units=i.get("n_units"), exact_p=i.get("ri_p"),
+                                         exact_tost_p=i.get("ri_tost_p"), ri_detail=i.get("ri_detail"))
                  for outcome, i in inference_from_frame(pretrends).items()
                  if i["clusters"] is not None and i["treated_clusters"] is not None}
     return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,

@@ -165,6 +165,8 @@ class AssignmentInfo:
     #: clusters and no ``wild_p`` given, :func:`judge` runs the wild cluster bootstrap on the combination it tests
     cluster_scores: Mapping[int, tuple[float, ...]] | None = None
     n_units: int | None = None
+    #: how the randomisation inference was done (``exact_p`` given), or why it could not be (``exact_p`` None)
+    ri_detail: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("clusters", "treated_clusters"):
@@ -457,7 +459,8 @@ def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) 
         tost, how = ((info.exact_tost_p, "randomisation inference") if info.exact_tost_p is not None else
                      (info.wild_tost_p, "wild cluster bootstrap")
                      if info.wild_tost_p is not None and info.treated_clusters > VERY_FEW_CLUSTERS else (None, None))
-        return _Decision(f"randomisation inference over the {info.level} roll-out (exact), realised = assumed",
+        return _Decision((info.ri_detail or f"randomisation inference over the {info.level} roll-out (exact)")
+                         + ", realised = assumed",
                          None, float(info.exact_p), "randomisation inference", tost, how)
     if few and info is not None and info.wild_p is not None and info.treated_clusters > VERY_FEW_CLUSTERS:
         tost, how = ((info.wild_tost_p, "wild cluster bootstrap") if info.wild_tost_p is not None else (None, None))
@@ -602,7 +605,9 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
             assert info is not None
             return Verdict(**base, label="inconclusive", ci_low=None, ci_high=None,
                            sentence=f"Inconclusive: {_clusters_text(info)}, too few to test the assumption without "
-                                    f"an exact randomisation-inference answer, which was not given; the realised "
+                                    "an exact randomisation-inference answer, which "
+                                    + (f"could not be given ({info.ri_detail})" if info.ri_detail else "was not given")
+                                    + "; the realised "
                                     f"{what}{span} was {_fmt(realised)} against an assumed {_fmt(c.assumed)} (no "
                                     "interval shown: with so few clusters a normal-theory interval is not reliable).")
         evidence["ci_level"] = f"{_level(st.alpha)} pointwise, not adjusted (no test decided this verdict)"

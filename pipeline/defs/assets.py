@@ -211,7 +211,8 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     # The design block of the spec selects the estimator; the delivery may say how the intervention was assigned.
-    result = ev.realised_effects(panel, treatments, loaded.spec, params, assigned_by=assignment_level(delivery["folder"]))
+    level = assignment_level(delivery["folder"])
+    result = ev.realised_effects(panel, treatments, loaded.spec, params, assigned_by=level)
     min_cell = int(loaded.spec.min_cell)
     summary = result.table.filter(pl.col("estimand") != "att_gt").select(
         "outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated")
@@ -221,7 +222,9 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
         "summary": suppressed_table(summary, counts=["n_treated"], values=["estimate", "se", "ci_low", "ci_high"],
                                     min_cell=min_cell),
     })
-    pre = ev.pretrend_frame(result)
+    # ≤ 5 treated clusters: randomisation inference over the roll-out, the one test that holds (else nothing runs)
+    pre = ev.pretrend_frame(result, ev.rollout_inference(panel, treatments, loaded.spec, params, result,
+                                                                   assigned_by=level))
     yield dg.Output(pre, output_name="pretrend_tests", metadata={
         **frame_metadata(pre), "tests": table_metadata(pre.select("outcome", "statistic", "df", "p_value", "cluster",
                                                                  "clusters", "treated_clusters"))})

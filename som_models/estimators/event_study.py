@@ -92,7 +92,12 @@ def estimate_realised_effects(
 
     if settings is None:
         settings = EstimationSettings(aggregations=("dynamic",))
+    return estimate(with_cohort(panel, treatments), outcomes=outcomes, id_col="person_id", time_col="year",
+                    group_col="start_year", settings=settings)
+
+
+def with_cohort(panel: pl.DataFrame, treatments: pl.DataFrame) -> pl.DataFrame:
+    """The panel with each person's cohort ``start_year``: the first ``start_year`` in ``treatments`` (0 = never
+    treated) — the cohort every staggered estimate of the evaluation uses."""
     starts = treatments.group_by("person_id").agg(pl.col("start_year").cast(pl.Int64).min())
-    data = panel.join(starts, on="person_id", how="left").with_columns(pl.col("start_year").fill_null(0))
-    return estimate(data, outcomes=outcomes, id_col="person_id", time_col="year", group_col="start_year",
-                    settings=settings)
+    return panel.join(starts, on="person_id", how="left").with_columns(pl.col("start_year").fill_null(0))
