@@ -132,8 +132,8 @@ def test_durations_are_validated_strictly_with_errors_naming_entry_and_key():
 # ------------------------------------------------------------------------------------------------ known truth
 
 
-def _planted(n: int, hazard_ratio: float, seed: int, *, design: str = "rct", clusters: int = 0,
-             lam: float = 0.15) -> tuple[pl.DataFrame, pl.DataFrame]:
+def planted_duration_panel(n: int, hazard_ratio: float, seed: int, *, design: str = "rct", clusters: int = 0,
+                           lam: float = 0.15) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A yearly panel 2012–2022 with a recurrent yearly event ``convictions`` (probability ``1 − exp(−λ)``; for a
     treated person after the start year ``1 − exp(−λ·HR)``, a grouped-time proportional hazard with hazard ratio
     ``HR``). ``rct``: randomised in 2015 (arm T/C); ``staggered``: cohorts 2015 and 2017 and never treated, by
@@ -176,7 +176,7 @@ def _verdicts(frame: pl.DataFrame, assumed: float, design: str = "rct", **spec):
 
 
 def test_a_planted_hazard_ratio_is_recovered_and_judged_in_a_randomised_trial():
-    panel, treatments = _planted(2000, 0.5, seed=11)
+    panel, treatments = planted_duration_panel(2000, 0.5, seed=11)
     a = DurationAssumption("first_conviction", "convictions", "positive", horizon=6, hazard_ratio=0.5, baseline="keep")
     frame = estimate_durations(panel, treatments, [a], design="rct")
     assert frame.schema == pl.Schema(DURATION_SCHEMA)
@@ -203,7 +203,7 @@ def test_a_planted_hazard_ratio_is_recovered_and_judged_in_a_randomised_trial():
 
 
 def test_durations_join_the_holm_family_of_the_parameter_assumptions():
-    panel, treatments = _planted(600, 0.5, seed=3)
+    panel, treatments = planted_duration_panel(600, 0.5, seed=3)
     a = DurationAssumption("first_conviction", "convictions", "positive", horizon=6, hazard_ratio=0.5, baseline="keep")
     frame = estimate_durations(panel, treatments, [a], design="rct")
     s = parse_evaluation_spec({**BASE, "design": "rct", "durations": [{**FIRST, "hazard_ratio": 0.5}]})
@@ -220,7 +220,7 @@ def test_durations_join_the_holm_family_of_the_parameter_assumptions():
 
 
 def test_no_event_is_not_estimable_with_the_reason():
-    panel, treatments = _planted(200, 0.5, seed=1, lam=1e-9)
+    panel, treatments = planted_duration_panel(200, 0.5, seed=1, lam=1e-9)
     a = DurationAssumption("first_conviction", "convictions", "positive", horizon=6, hazard_ratio=0.5, baseline="keep")
     frame = estimate_durations(panel, treatments, [a], design="rct")
     assert frame.height == 1 and frame["estimate"][0] is None
@@ -231,7 +231,7 @@ def test_no_event_is_not_estimable_with_the_reason():
 
 def test_staggered_roll_out_by_municipality_clusters_and_few_clusters_are_said():
     # 45 municipalities: 15 start 2015, 15 start 2017, 15 never; assignment by municipality
-    panel, treatments = _planted(3000, 0.6, seed=5, design="staggered", clusters=45)
+    panel, treatments = planted_duration_panel(3000, 0.6, seed=5, design="staggered", clusters=45)
     a = DurationAssumption("first_conviction", "convictions", "positive", horizon=6, hazard_ratio=0.6, baseline="keep")
     frame = estimate_durations(panel, treatments, [a], design="staggered", control="notyet", cluster="municipality")
     row = frame.filter(pl.col("estimand") == "log_hazard_ratio").row(0, named=True)
@@ -242,13 +242,13 @@ def test_staggered_roll_out_by_municipality_clusters_and_few_clusters_are_said()
     v = _verdicts(frame, 0.6, design="staggered", assigned_by="municipality")
     assert v.label == "consistent" and v.evidence["assignment"]["treated_clusters"] == 30
     # 6 municipalities, 2 + 2 treated: at most 5 treated clusters → inconclusive, the sentence says why
-    panel, treatments = _planted(1500, 0.6, seed=6, design="staggered", clusters=6)
+    panel, treatments = planted_duration_panel(1500, 0.6, seed=6, design="staggered", clusters=6)
     few = estimate_durations(panel, treatments, [a], design="staggered", cluster="municipality")
     v = _verdicts(few, 0.6, design="staggered")
     assert v.label == "inconclusive" and v.evidence["gate"] == "too-few-clusters"
     assert "the evidence rests on 4 treated clusters (municipality; 6 in all), too few" in v.sentence
     # 15 municipalities, 5 + 5 treated → 10 treated: the wild cluster bootstrap decides, from the clusters' dfbeta
-    panel, treatments = _planted(1500, 0.6, seed=7, design="staggered", clusters=15)
+    panel, treatments = planted_duration_panel(1500, 0.6, seed=7, design="staggered", clusters=15)
     some = estimate_durations(panel, treatments, [a], design="staggered", cluster="municipality")
     assert len(some.filter(pl.col("estimand") == "log_hazard_ratio")["cluster_scores"][0]) == 15
     v = _verdicts(some, 3.0, design="staggered")
@@ -257,7 +257,7 @@ def test_staggered_roll_out_by_municipality_clusters_and_few_clusters_are_said()
 
 
 def test_matched_comparison_recovers_a_planted_hazard_ratio():
-    panel, treatments = _planted(3000, 0.6, seed=5, design="staggered", clusters=45)
+    panel, treatments = planted_duration_panel(3000, 0.6, seed=5, design="staggered", clusters=45)
     a = DurationAssumption("first_conviction", "convictions", "positive", horizon=6, hazard_ratio=0.6, baseline="keep")
     frame = estimate_durations(panel, treatments, [a], design="matched", matching={"pre_periods": 2, "replace": False})
     row = frame.filter(pl.col("estimand") == "log_hazard_ratio").row(0, named=True)
