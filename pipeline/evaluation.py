@@ -528,7 +528,8 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
-    return doc, p.reason + durations_reason(spec), p.changes
+    extra = durations_reason(spec)
+    return doc, f"{p.reason.rstrip('.')}. {extra}" if extra else p.reason, p.changes
 
 
 def durations_reason(spec: EvaluationSpec) -> str:
@@ -538,7 +539,7 @@ def durations_reason(spec: EvaluationSpec) -> str:
     tested = [d.assumption for d in spec.durations if spec.assumptions is None or d.assumption in spec.assumptions]
     if not tested:
         return ""
-    return (f" Duration assumption{'s' if len(tested) > 1 else ''} {', '.join(tested)} (hazard ratios stated in the "
+    return (f"Duration assumption{'s' if len(tested) > 1 else ''} {', '.join(tested)} (hazard ratios stated in the "
             "evaluation spec, not parameters of the parameter set) were judged but update no parameter: the "
             "parameters are unchanged for them.")
 
