@@ -19,6 +19,12 @@ import yaml
 
 from pipeline import jsonio
 from som_models.calibration import propose
+from som_models.duration_assumptions import (
+    DURATION_SCHEMA,
+    duration_comparisons,
+    duration_inference,
+    estimate_durations,
+)
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
 from som_models.estimators.dispatch import estimate
 from som_models.estimators.results import DidResult
@@ -95,7 +101,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
             raise ParameterError(f"{path}: reestimate_consequences: {', '.join(bad)} is not a consequence item of "
                                  f"{seed_path.name}")
     if spec.assumptions is not None:
-        known = assumption_names(seed)
+        known = [*assumption_names(seed), *(d.assumption for d in spec.durations)]
         bad = [a for a in spec.assumptions if a not in known]
         if bad:
             raise ParameterError(f"{path}: assumptions: {', '.join(bad)} is not an assumption of {seed_path.name} "
@@ -513,12 +519,47 @@ def descriptive_contrast(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Ev
     return pl.DataFrame(schema=CONSEQUENCE_SCHEMA) if res is None else res.table
 
 
+def duration_estimates(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet, *,
+                       assigned_by: str | None = None) -> pl.DataFrame:
+    """Cox estimates of the spec's duration assumptions (:func:`som_models.duration_assumptions.estimate_durations`;
+    an empty :data:`~som_models.duration_assumptions.DURATION_SCHEMA` frame when the spec has none).
+
+    The same data as :func:`realised_effects`: the intervention's persons (``intervention_code``), the spec's
+    design (``rct``: the arms; ``staggered``: cohorts against never / not-yet treated; ``matched``: the design's
+    matching options) and standard errors clustered at :func:`cluster_level` (the person's cluster at assignment,
+    :func:`assignment_cluster`). A duration's ``column`` may name the panel column or, when the spec's
+    ``outcomes:`` maps it, the item it is mapped to.
+    """
+    if not spec.durations:
+        return pl.DataFrame(schema=DURATION_SCHEMA)
+    panel, treatments = _estimation_inputs(panel, treatments, spec, params)
+    block = spec.estimation
+    cluster = cluster_level(spec, assigned_by)
+    if cluster is not None:
+        panel, cluster = assignment_cluster(panel, _treated(treatments), cluster)
+    renamed = {col: item for item, col in spec.outcomes.items()}
+    matching = {k: v for k, v in block.options.items()
+                if k in ("match_on", "exact", "pre_periods", "ratio", "caliper", "replace", "seed")}
+    return estimate_durations(panel, treatments, spec.durations, design=block.design,
+                              control=block.options.get("control", "never"), cluster=cluster, alpha=spec.verdict.alpha,
+                              min_cell=spec.min_cell, columns=renamed, matching=matching)
+
+
+def duration_summary(durations: pl.DataFrame) -> pl.DataFrame:
+    """The hazard-ratio and survival-difference rows of :func:`duration_estimates` (what the Dagster metadata and
+    the store show; the per-arm Kaplan–Meier rows stay in the asset)."""
+    return (durations.filter(pl.col("estimand").is_in(["log_hazard_ratio", "hazard_ratio", "survival_difference"]))
+            .select("outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control"))
+
+
 def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec,
              covariance: Mapping[str, PathCovariance] | None = None,
-             descriptive: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
+             descriptive: pl.DataFrame | None = None, durations: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
     """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings on the assumptions the spec
     tests (``assumptions:``; the Holm family is exactly these), with the covariance and the level of inference
-    per outcome from ``pretrends`` (:func:`pretrend_frame`)."""
+    per outcome from ``pretrends`` (:func:`pretrend_frame`). The spec's duration assumptions are judged in the
+    same family from ``durations`` (:func:`duration_estimates`; their level of inference is on its
+    ``log_hazard_ratio`` rows)."""
     pre = dict(pretrends.select("outcome", "p_value").iter_rows())
     if covariance is None:
         covariance = covariance_from_frame(pretrends)
@@ -528,8 +569,14 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
                                          exact_tost_p=i.get("ri_tost_p"), ri_detail=i.get("ri_detail"))
                  for outcome, i in inference_from_frame(pretrends).items()
                  if i["clusters"] is not None and i["treated_clusters"] is not None}
+    extra = []
+    if spec.durations:
+        frame = durations if durations is not None else pl.DataFrame(schema=DURATION_SCHEMA)
+        extra = duration_comparisons(frame, spec.durations)
+        inference.update(duration_inference(frame, spec.durations, spec.verdict))
     return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
-                 inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None)
+                 inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None,
+                 extra=extra)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
@@ -554,15 +601,31 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
-    return doc, p.reason, p.changes
+    extra = durations_reason(spec)
+    return doc, f"{p.reason.rstrip('.')}. {extra}" if extra else p.reason, p.changes
+
+
+def durations_reason(spec: EvaluationSpec) -> str:
+    """What the proposal does with the spec's duration assumptions: nothing — an assumed hazard ratio is stated in
+    the evaluation spec, not in the parameter set, so no parameter answers to it (said in the proposal's reason;
+    empty when the spec has no durations)."""
+    tested = [d.assumption for d in spec.durations if spec.assumptions is None or d.assumption in spec.assumptions]
+    if not tested:
+        return ""
+    return (f"Duration assumption{'s' if len(tested) > 1 else ''} {', '.join(tested)} (hazard ratios stated in the "
+            "evaluation spec, not parameters of the parameter set) were judged but update no parameter: the "
+            "parameters are unchanged for them.")
 
 
 def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
                    verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
-                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None) -> dict:
+                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None,
+                   durations: pl.DataFrame | None = None) -> dict:
     """Record the run, then store its estimates, verdicts and the proposed version in one transaction.
 
-    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``). Returns the
+    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``); the hazard-ratio and
+    survival-difference rows of ``durations`` (:func:`duration_summary`) are stored with the estimates (the
+    proposal itself is computed from ``estimates`` alone). Returns the
     ``parameter_proposal`` dict of the Dagster asset. The proposed content names the data (vintage and
     hash), never the run, so a rerun on the same data proposes the same content (no new version).
     """
@@ -580,7 +643,8 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
         evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"],
                   "changes": jsonio.to_jsonable(list(changes)),
                   "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
-        estimates=estimates.to_dicts(), verdicts=verdict_rows, actor=actor,
+        estimates=[*estimates.to_dicts(), *(duration_summary(durations).to_dicts() if durations is not None else [])],
+        verdicts=verdict_rows, actor=actor,
     )
     return {"intervention": record.intervention, "version": record.version, "status": record.status,
             "parent_version": record.parent_version, "content": record.content, "reason": record.reason,
@@ -603,6 +667,17 @@ def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: Paramete
             panel = panel.with_columns(pl.col(col).cast(pl.Float64, strict=True))
         except Exception:
             raise ParameterError(f"panel: outcome column {col!r} is not numeric") from None
+    renamed = {c: item for item, c in spec.outcomes.items()}
+    for d in spec.durations:
+        for col in (renamed.get(d.column, d.column), *d.covariates):
+            if col not in panel.columns:
+                raise ParameterError(f"panel: column {col!r} of duration {d.name} (durations:) not found; has "
+                                     f"{', '.join(panel.columns)}")
+            if not panel.schema[col].is_numeric():
+                try:
+                    panel = panel.with_columns(pl.col(col).cast(pl.Float64, strict=True))
+                except Exception:
+                    raise ParameterError(f"panel: column {col!r} of duration {d.name} is not numeric") from None
     block = spec.estimation
     wanted = [*block.columns(), *([spec.assigned_by] if spec.assigned_by not in (None, PERSON) and block.cluster is None
                                   else [])]

@@ -19,7 +19,9 @@ class Comparison:
     ``realised``/``se`` are None when the comparison is not estimable (``level_source`` says why);
     ``n_treated`` is the number of persons the realised value rests on; ``path`` has one entry per
     consequence year; ``what`` names the quantity in verdict sentences (default: from the assumption);
-    ``kind`` is the profile kind of a consequence item (``causal`` / ``descriptive``; None for the success rate).
+    ``kind`` is the profile kind of a consequence item (``causal`` / ``descriptive``; None for the success rate;
+    ``duration`` for a duration assumption of the spec, :mod:`som_models.duration_assumptions`); ``details`` is
+    further evidence carried into the verdict's ``evidence["details"]`` (e.g. why the pre-trend gate does not apply).
     """
 
     assumption: str
@@ -36,6 +38,7 @@ class Comparison:
     years: tuple[int, ...]
     what: str | None = None
     kind: str | None = None
+    details: Mapping[str, Any] | None = None
 
     def estimate(self) -> tuple[float, float]:
         """The realised value and its se; an error when the comparison is not estimable (either is None)."""

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from som_models.calibration import POLICIES
+from som_models.duration_assumptions import DURATION, DurationAssumption, parse_durations
 from som_models.estimators.dispatch import EstimationSettings, settings_problems
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
@@ -23,7 +24,7 @@ _ALLOWED = {
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
     "equivalence_margin": False, "consistency": False, "path_test": False, "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
-    "assumptions": False, "assigned_by": False,
+    "assumptions": False, "assigned_by": False, "durations": False,
 }
 _DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
@@ -118,6 +119,9 @@ class EvaluationSpec:
     assumptions: tuple[str, ...] | None = None
     #: the level at which the intervention was assigned (a panel column such as ``municipality``), if the spec says
     assigned_by: str | None = None
+    #: duration assumptions (``durations:``): an assumed hazard ratio on a time to an event, tested by a Cox model
+    #: (:mod:`som_models.duration_assumptions`); named ``duration:<name>`` in ``assumptions``
+    durations: tuple[DurationAssumption, ...] = ()
 
 
 def _data(obj: Any) -> DataSource:
@@ -217,16 +221,22 @@ def _design(doc: Mapping[str, Any], alpha: float) -> DesignBlock:
     return DesignBlock(design, options, cluster)
 
 
-def _assumptions(obj: Any) -> tuple[str, ...] | None:
+def _assumptions(obj: Any, durations: tuple[DurationAssumption, ...] = ()) -> tuple[str, ...] | None:
     if obj is None or obj == "all":
         return None
     if not isinstance(obj, list) or not obj:
         raise ParameterError(f"assumptions: expected all or a non-empty list such as [success_rate, effect_path:<item>], "
                              f"got {obj!r}")
     out = tuple(_str(x, f"assumptions[{k}]") for k, x in enumerate(obj))
+    declared = [d.assumption for d in durations]
     for k, name in enumerate(out):
-        if name != SUCCESS_RATE and not (name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
-            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item>")
+        if name.startswith(DURATION):
+            if name not in declared:
+                raise ParameterError(f"assumptions[{k}]: {name!r} is not one of the spec's durations "
+                                     f"({', '.join(declared) if declared else 'the spec has none'})")
+        elif name != SUCCESS_RATE and not (name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
+            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item> (or "
+                                 "duration:<name> of the spec's durations)")
     dup = sorted({x for x in out if out.count(x) > 1})
     if dup:
         raise ParameterError(f"assumptions: {', '.join(dup)} listed twice")
@@ -252,6 +262,8 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     path_test = doc.get("path_test", "mean")
     if path_test not in PATH_TESTS:
         raise ParameterError(f"path_test: {path_test!r} is not one of {', '.join(PATH_TESTS)}")
+    durations = parse_durations(doc.get("durations"), design=block.design,
+                                control=block.options.get("control", "never"))
     version = doc.get("parameter_version", "approved")
     if version in (None, "approved", "latest-approved"):
         version = None
@@ -279,6 +291,7 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         intervention_code=(_str(doc["intervention_code"], "intervention_code")
                            if doc.get("intervention_code") is not None else None),
         estimation=block,
-        assumptions=_assumptions(doc.get("assumptions")),
+        assumptions=_assumptions(doc.get("assumptions"), durations),
         assigned_by=_str(doc["assigned_by"], "assigned_by") if doc.get("assigned_by") is not None else None,
+        durations=durations,
     )

@@ -479,7 +479,8 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
           covariance: Mapping[str, PathCovariance] | None = None,
           tested: Collection[str] | None = None,
           inference: Mapping[str, AssignmentInfo] | None = None,
-          descriptive: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
+          descriptive: pl.DataFrame | None = None,
+          extra: Sequence[_Comparison] = ()) -> tuple[Verdict, ...]:
     """Verdicts on the tested assumptions of ``params`` (see the module docstring for the tests and labels).
 
     ``estimates`` is the tidy table of DESIGN §3.3 (``event`` and ``overall`` rows are used);
@@ -489,11 +490,14 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
     ``effect_path:shelter_nights``; None = all) — they, and only they, form the Holm family, and the others
     get no verdict; ``inference`` maps assumption names (or outcomes) to how the treatment was assigned
     (:class:`AssignmentInfo`: clusters, treated clusters, few-cluster p-values); ``descriptive`` is the contrast
-    table that tests descriptive consequence profiles (:mod:`som_models.descriptive`).
+    table that tests descriptive consequence profiles (:mod:`som_models.descriptive`); ``extra`` are comparisons
+    of assumptions stated outside the parameter set (the spec's duration assumptions,
+    :mod:`som_models.duration_assumptions`), judged the same way and in the same Holm family.
     """
     inference = inference or {}
     comps = comparisons(params, estimates, pretrend_p, settings, covariance=covariance, descriptive=descriptive,
                         inference=inference)
+    comps = [*comps, *extra]
     if tested is not None:
         names = [c.assumption for c in comps]
         unknown = sorted(set(tested) - set(names))
@@ -576,6 +580,8 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
         "ci_level": None,
         "profile_kind": c.kind or (None if c.assumption == "success_rate" else "causal"),
     }
+    if c.details:
+        evidence["details"] = dict(c.details)
     test_name = "not tested"
     if dec is not None and gate is None:
         test_name = f"{dec.test}, Holm-adjusted over {m} assumption{'s' if m != 1 else ''}"
@@ -588,8 +594,10 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
                 p_adjusted=p_adj, margin=st.margin, assumed=c.assumed, realised=c.realised, evidence=evidence)
     if gate == "not-estimable":
         return Verdict(**base, label="inconclusive", ci_low=None, ci_high=None,
-                       sentence=f"The {what} could not be estimated from the data: no treated cohort with at least "
-                                f"{st.min_persons} persons was observed in a consequence year.")
+                       sentence=f"The {what} could not be estimated from the data: "
+                                + (f"{c.level_source}." if c.kind == "duration" and c.level_source else
+                                   f"no treated cohort with at least {st.min_persons} persons was observed in a "
+                                   "consequence year."))
     assert dec is not None
     realised, se = c.estimate()
     d = realised - c.assumed

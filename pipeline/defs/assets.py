@@ -30,7 +30,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_proposal": 1,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 3, "parameter_proposal": 2,
     "projections": 1, "audit_report": 2,
 }
 
@@ -202,6 +202,10 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
         "descriptive_contrast": dg.AssetOut(description="SØM's success-vs-non-success contrast by consequence year, "
                                                         "for the descriptive consequence profiles (empty when none).",
                                             code_version=asset_code_version("effects")),
+        "duration_effects": dg.AssetOut(description="Duration assumptions of the spec: Cox hazard ratio (treated vs "
+                                                    "comparison), Kaplan–Meier survival by arm and follow-up year, the "
+                                                    "level of inference (empty when the spec has no durations).",
+                                        code_version=asset_code_version("effects")),
     },
 )
 def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, panel: pl.DataFrame,
@@ -233,26 +237,38 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
         **frame_metadata(contrast),
         "contrast": suppressed_table(contrast.select("outcome", "event_time", "estimate", "se", "n_treated", "n_control"),
                                      counts=["n_treated", "n_control"], values=["estimate", "se"], min_cell=min_cell)})
+    durations = ev.duration_estimates(panel, treatments, loaded.spec, params,
+                                      assigned_by=assignment_level(delivery["folder"]))
+    yield dg.Output(durations, output_name="duration_effects", metadata={
+        **frame_metadata(durations),
+        "hazard_ratios": suppressed_table(ev.duration_summary(durations), counts=["n_treated", "n_control"],
+                                          values=["estimate", "se", "ci_low", "ci_high"], min_cell=min_cell)})
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
           description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
 def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
-             pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> pl.DataFrame:
+             pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame,
+             duration_effects: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
-                                         descriptive=descriptive_contrast))
-    context.add_output_metadata({**frame_metadata(frame),
-                                 "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
+                                         descriptive=descriptive_contrast, durations=duration_effects))
+    context.add_output_metadata({**frame_metadata(frame), "verdicts": _verdict_table(
+        frame, realised_effects, int(loaded.spec.min_cell), duration_effects)})
     return frame
 
 
-def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell: int) -> dg.MetadataValue:
-    """Verdicts with the number of treated persons behind each outcome's overall estimate; a verdict whose
-    outcome rests on fewer than ``min_cell`` treated persons (or on an unknown number) shows no numbers."""
-    n = (realised_effects.filter(pl.col("estimand") == "overall").group_by("outcome")
-         .agg(pl.col("n_treated").min().alias("n_treated")))
+def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell: int,
+                   duration_effects: pl.DataFrame | None = None) -> dg.MetadataValue:
+    """Verdicts with the number of treated persons behind each outcome's overall estimate (a duration's: its hazard
+    ratio); a verdict whose outcome rests on fewer than ``min_cell`` treated persons (or on an unknown number)
+    shows no numbers."""
+    rows = realised_effects.filter(pl.col("estimand") == "overall").select("outcome", "n_treated")
+    if duration_effects is not None and duration_effects.height:
+        rows = pl.concat([rows, duration_effects.filter(pl.col("estimand") == "log_hazard_ratio")
+                          .select("outcome", "n_treated").cast(rows.schema)])
+    n = rows.group_by("outcome").agg(pl.col("n_treated").min().alias("n_treated"))
     table = (frame.select("assumption", "outcome", "label", "assumed", "realised", "ci_low", "ci_high")
              .join(n, on="outcome", how="left"))
     return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
@@ -261,12 +277,14 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
           description="A proposed parameter version, written to the store with its evidence.")
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> dict:
+                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, descriptive_contrast: pl.DataFrame,
+                       duration_effects: pl.DataFrame) -> dict:
     loaded = _spec(context, som)
     with som.store() as store:
         proposal = ev.store_proposal(store, loaded, assumptions, realised_effects, verdicts,
                                      data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
-                                     code_version=code_version(), descriptive=descriptive_contrast)
+                                     code_version=code_version(), descriptive=descriptive_contrast,
+                                     durations=duration_effects)
     context.add_output_metadata({k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason")})
     return proposal
 

@@ -461,6 +461,9 @@ class CoxResult(ResultDisplay):
     converged: bool
     counting_process: bool
     alpha: float = 0.05
+    #: robust fits: each cluster's summed dfbeta ``D_c = U_c I(β̂)⁻¹`` (n_clusters × p, clusters in sorted order
+    #: of ``cluster_col``), so that ``var = Σ_c D_c' D_c`` — the clusters' scores of a few-cluster bootstrap
+    cluster_dfbeta: np.ndarray | None = None
 
     @property
     def se(self) -> np.ndarray:
@@ -564,6 +567,7 @@ def cox_ph(data: pl.DataFrame, *, time_col: str, event_col: str, covariates: Seq
     p = len(covariates)
     tests = {"likelihood_ratio": _chi2(2 * (fit.loglik - fit0.loglik), p)}
     var = var_model
+    dfbeta = None
     if robust:
         n_cl = int(cluster.max()) + 1
         u = np.zeros((n_cl, p))
@@ -580,7 +584,7 @@ def cox_ph(data: pl.DataFrame, *, time_col: str, event_col: str, covariates: Seq
                      loglik=(fit0.loglik, fit.loglik), tests=tests, n=data.height,
                      n_events=float(sp.event.sum()), n_clusters=int(np.unique(cluster).size),
                      n_strata=int(np.unique(strata).size), ties=ties, iterations=it, converged=converged,
-                     counting_process=start_col is not None, alpha=alpha)
+                     counting_process=start_col is not None, alpha=alpha, cluster_dfbeta=dfbeta)
 
 
 # ------------------------------------------------------------------------------- for the evaluation path
