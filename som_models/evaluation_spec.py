@@ -14,6 +14,7 @@ from typing import Any
 
 from som_models.calibration import POLICIES
 from som_models.estimators.dispatch import EstimationSettings, settings_problems
+from som_models.evidence import OVERLAP_POLICIES
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
 
@@ -23,7 +24,7 @@ _ALLOWED = {
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
     "equivalence_margin": False, "consistency": False, "path_test": False, "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
-    "assumptions": False, "assigned_by": False,
+    "assumptions": False, "assigned_by": False, "overlap": False,
 }
 _DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
@@ -118,6 +119,8 @@ class EvaluationSpec:
     assumptions: tuple[str, ...] | None = None
     #: the level at which the intervention was assigned (a panel column such as ``municipality``), if the spec says
     assigned_by: str | None = None
+    #: evidence overlapping what informs the version under test: ``root`` (update the root prior) or ``refuse``
+    overlap: str = "root"
 
 
 def _data(obj: Any) -> DataSource:
@@ -252,6 +255,9 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     path_test = doc.get("path_test", "mean")
     if path_test not in PATH_TESTS:
         raise ParameterError(f"path_test: {path_test!r} is not one of {', '.join(PATH_TESTS)}")
+    overlap = doc.get("overlap", "root")
+    if overlap not in OVERLAP_POLICIES:
+        raise ParameterError(f"overlap: {overlap!r} is not one of {', '.join(OVERLAP_POLICIES)}")
     version = doc.get("parameter_version", "approved")
     if version in (None, "approved", "latest-approved"):
         version = None
@@ -281,4 +287,5 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         estimation=block,
         assumptions=_assumptions(doc.get("assumptions")),
         assigned_by=_str(doc["assigned_by"], "assigned_by") if doc.get("assigned_by") is not None else None,
+        overlap=overlap,
     )
