@@ -265,7 +265,9 @@ def _window_years(window: Mapping[str, Any] | None) -> dict[str, int | None]:
     if unknown:
         raise ValueError(f"evidence window: unknown key(s) {unknown}; allowed: {list(keys)}")
     years = {k: _opt_int(window.get(k), f"evidence window {k}") for k in keys}
-    EvidenceWindow(evaluation="check", **years)  # consistent: both years or neither, last ≥ first, persons ≥ 0
+    # consistent: both years or neither, last ≥ first, persons ≥ 0
+    EvidenceWindow(evaluation="check", first_year=years["first_year"], last_year=years["last_year"],
+                   persons=years["persons"])
     return years
 
 
