@@ -29,6 +29,7 @@ from som_models.estimators import RealisedEffects, aggregate, estimate_realised_
 from som_models.estimators.dispatch import estimate
 from som_models.estimators.results import DidResult
 from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
+from som_models.evidence import EvidenceWindow, RootChoice
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
@@ -590,19 +591,32 @@ def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
 
 def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str,
                       consequence_estimates: pl.DataFrame | None = None,
-                      descriptive: pl.DataFrame | None = None) -> tuple[dict, str, tuple]:
+                      descriptive: pl.DataFrame | None = None, prior: ParameterSet | None = None,
+                      root: RootChoice | None = None) -> tuple[dict, str, tuple]:
     """The proposed parameter document, the reason and the list of changes (causal profiles from the ATT path,
-    descriptive ones from the descriptive contrast; a profile keeps its kind)."""
+    descriptive ones from the descriptive contrast; a profile keeps its kind).
+
+    ``prior`` (the parameters of ``root``, :mod:`som_models.evidence`) is the root prior the update combines with
+    when the evidence overlaps evidence that informs ``params``; the reason and ``provenance`` name it and why.
+    """
+    use_root = root is not None and not root.is_current
     p = propose(params, estimates, policy=spec.update_policy, prior_cv=spec.prior_cv, alpha=spec.verdict.alpha,
                 evidence_label=run_label, items=spec.reestimate_consequences, min_persons=spec.verdict.min_persons,
                 consequence_estimates=consequence_estimates,
-                descriptive=descriptive if descriptive is not None and descriptive.height else None)
+                descriptive=descriptive if descriptive is not None and descriptive.height else None,
+                prior=prior if use_root else None,
+                prior_label=f"root prior: version {root.version}" if use_root and root is not None else "")
     doc = dict(p.document)
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}
+    reason = p.reason
+    if root is not None:
+        doc["provenance"]["prior"] = {"version": root.version, "reason": root.reason}
+        if use_root:
+            reason = f"{reason}; {root.reason}"
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
     extra = durations_reason(spec)
-    return doc, f"{p.reason.rstrip('.')}. {extra}" if extra else p.reason, p.changes
+    return doc, f"{reason.rstrip('.')}. {extra}" if extra else reason, p.changes
 
 
 def durations_reason(spec: EvaluationSpec) -> str:
@@ -620,7 +634,8 @@ def durations_reason(spec: EvaluationSpec) -> str:
 def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
                    verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
                    actor: str = "pipeline", descriptive: pl.DataFrame | None = None,
-                   durations: pl.DataFrame | None = None) -> dict:
+                   durations: pl.DataFrame | None = None,
+                   window: Mapping[str, Any] | None = None) -> dict:
     """Record the run, then store its estimates, verdicts and the proposed version in one transaction.
 
     ``assumptions`` is the version under test (``intervention``, ``version``, ``content``); the hazard-ratio and
@@ -628,27 +643,48 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
     proposal itself is computed from ``estimates`` alone). Returns the
     ``parameter_proposal`` dict of the Dagster asset. The proposed content names the data (vintage and
     hash), never the run, so a rerun on the same data proposes the same content (no new version).
+
+    Evidence accounting: ``window`` is the panel's person-year window (``first_year``, ``last_year``,
+    ``persons``; :func:`som_models.evidence.panel_window`). When it overlaps evidence that informs the version
+    under test, the spec's ``overlap`` decides: ``root`` (default) updates the root prior
+    (:meth:`pipeline.store.ParameterStore.evidence_root`) — the verdicts still test the version under test —
+    and ``refuse`` refuses the proposal (:class:`pipeline.store.StoreError`) before the run is recorded; a
+    rerun on the data the version under test came from is not refused (the store links it to that version).
     """
+    from pipeline.store import StoreError
+
     params = parse_parameter_set(assumptions["content"])
     spec = loaded.spec
+    evidence = EvidenceWindow(evaluation=spec.evaluation, vintage=data_vintage, data_hash=data_hash,
+                              **{k: (window or {}).get(k) for k in ("first_year", "last_year", "persons")})
+    root = store.evidence_root(params.intervention, assumptions["version"], evidence)
+    if not root.is_current and spec.overlap == "refuse" and not root.same_data:
+        raise StoreError(f"{loaded.path.name}: the evidence ({evidence.describe()}) overlaps evidence that informs "
+                         f"version {assumptions['version']} ({root.reason}); the spec says overlap: refuse, so no "
+                         "version is proposed. Use overlap: root to update the root prior, or evaluate the root "
+                         f"version (parameter_version: {root.version}).")
+    prior = None if root.is_current else parse_parameter_set(store.get_version(params.intervention, root.version).content)
     run = store.record_run(evaluation_id=spec.evaluation, intervention=params.intervention, data_vintage=data_vintage,
                            data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
                            tested_version=assumptions["version"])
     label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
-    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive)
+    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive,
+                                             prior=prior, root=root)
     verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
         run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
         evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"],
-                  "changes": jsonio.to_jsonable(list(changes)),
+                  "changes": jsonio.to_jsonable(list(changes)), "prior": root.to_dict(),
                   "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
         estimates=[*estimates.to_dicts(), *(duration_summary(durations).to_dicts() if durations is not None else [])],
-        verdicts=verdict_rows, actor=actor,
+        verdicts=verdict_rows, actor=actor, window=window,
+        prior_version=None if root.is_current else root.version,
     )
     return {"intervention": record.intervention, "version": record.version, "status": record.status,
             "parent_version": record.parent_version, "content": record.content, "reason": record.reason,
-            "run_id": run.id, "reused": record.reused, "code_version": code_version}
+            "run_id": run.id, "reused": record.reused, "code_version": code_version,
+            "prior_version": root.version, "prior_reason": root.reason}
 
 
 def projections(before: ParameterSet, after: ParameterSet) -> dict[str, Projection]:

@@ -32,10 +32,16 @@ none; the spec's ``reestimate_consequences``). Consequences estimated elsewhere 
 successful person, ``causal`` unless the column says otherwise); for those items they replace the
 realised value above and enter the same update rule — only into a profile of the same kind.
 
-Caveat: register vintages are cumulative (a new delivery repeats the earlier years). Updating an already
-updated version with a later vintage by ``precision_weighted`` counts the overlapping years twice; for such
-re-evaluations use ``replace`` or evaluate the seed version (``parameter_version: 1`` in the spec). (The
-store refuses the extreme case — re-updating a version with the very data it came from.)
+**Cumulative vintages (the root prior).** Register vintages are cumulative: a new delivery repeats the earlier
+person-years. An update of a version that was itself fitted to overlapping person-years therefore takes its
+prior from the *root prior* ``prior`` — the nearest ancestor not informed by overlapping evidence, chosen by
+:func:`som_models.evidence.choose_root` — and combines it with the latest cumulative evidence: the posterior is
+that of one analysis of the latest vintage with the root prior, and no person-year is counted twice. The
+document is still built on ``params`` (the version under test, which the verdicts test): values the update
+does not touch keep their current value; a value the root prior lacks (a profile added or converted later) is
+kept, not updated. Without ``prior`` the update's prior is ``params`` itself (the first evidence, or evidence
+that overlaps nothing before it). The store refuses an update whose evidence overlaps its prior's
+(:meth:`pipeline.store.ParameterStore.propose_version`).
 """
 
 from __future__ import annotations
@@ -122,14 +128,16 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation",
             items: tuple[str, ...] | None = None, min_persons: int = 1,
             consequence_estimates: pl.DataFrame | None = None,
-            descriptive: pl.DataFrame | None = None) -> Proposal:
+            descriptive: pl.DataFrame | None = None, prior: ParameterSet | None = None,
+            prior_label: str = "") -> Proposal:
     """A new parameter document updated with the realised estimates (the input is never modified).
 
     Causal profiles are updated from the causal ATT path (or causal ``consequence_estimates``), descriptive
     ones from the descriptive contrast table ``descriptive`` (or descriptive ``consequence_estimates``); an
     estimate of the other kind is refused, and every updated item keeps (and states) its kind.
     ``changes`` lists every changed value with its prior, realised and new value; items that were not
-    re-estimated appear with ``"kept"`` and the reason.
+    re-estimated appear with ``"kept"`` and the reason. ``prior`` is the root prior each update combines with
+    (default ``params``; module docstring), named ``prior_label`` in the sources and changes.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown update policy {policy!r}; use one of {POLICIES}")
@@ -157,17 +165,21 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     if not sm_ok and not any(contrasts.values()):
         return Proposal(doc, (), "no realised success rate: parameters unchanged")
     z = z_value(alpha)
+    root = params if prior is None else prior
+    root_note = f" ({prior_label})" if prior_label else ""
+    root_cons = {c.item: c for c in root.consequences}
     if sm_ok:
-        prior = params.success_rate
-        value, se = combine(prior.value, prior.se, sm["estimate"], sm["se"], policy, prior_cv)
+        sr = root.success_rate
+        value, se = combine(sr.value, sr.se, sm["estimate"], sm["se"], policy, prior_cv)
         value = min(max(value, 0.0), 1.0)
         doc["success_rate"] = {
             "value": _round(value), "se": _round(se),
-            "source": f"{policy} update of {prior.value:g} (se {prior.se if prior.se is not None else 'n/a'}) with the "
-                      f"realised {sm['estimate']:.4g} (se {sm['se']:.3g}) from {evidence_label}",
+            "source": f"{policy} update of {sr.value:g} (se {sr.se if sr.se is not None else 'n/a'}){root_note} with "
+                      f"the realised {sm['estimate']:.4g} (se {sm['se']:.3g}) from {evidence_label}",
         }
-        changes.append({"parameter": "success_rate", "from": prior.value, "to": _round(value), "realised": sm["estimate"],
-                        "realised_se": sm["se"]})
+        changes.append({"parameter": "success_rate", "from": params.success_rate.value, "to": _round(value),
+                        **({"prior": sr.value, "prior_se": sr.se} if prior is not None else {}),
+                        "realised": sm["estimate"], "realised_se": sm["se"]})
     else:
         changes.append({"parameter": "success_rate", "kept": "no realised success rate"})
     significant = sm_ok and sm["estimate"] / sm["se"] > z
@@ -190,8 +202,15 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             continue
         units = list(cons.units)
         ses: list[float | None] = list(cons.se) if cons.se else [None] * len(cons.units)
+        base = root_cons.get(cons.item)
+        if base is not None and base.kind != cons.kind:
+            base = None
+        base_units = list(base.units) if base is not None else []
+        base_ses: list[float | None] = (list(base.se) if base is not None and base.se else [None] * len(base_units))
         touched = []
         for j in range(1, len(units) + 1):
+            if j > len(base_units):
+                continue  # not in the root prior (added or converted later): kept, never updated twice
             ext = external.get((cons.item, j))
             if ext is not None:
                 c, se_c, how = float(ext["estimate"]), float(ext["se"]), "external estimate"
@@ -211,9 +230,10 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
                 how = "ATT / realised success rate"
             if not (math.isfinite(c) and math.isfinite(se_c)):
                 continue
-            new, new_se = combine(units[j - 1], ses[j - 1], c, se_c, policy, prior_cv)
-            touched.append({"consequence_year": j, "from": units[j - 1], "to": _round(new), "realised": _round(c),
-                            "realised_se": _round(se_c), "method": how})
+            new, new_se = combine(base_units[j - 1], base_ses[j - 1], c, se_c, policy, prior_cv)
+            touched.append({"consequence_year": j, "from": units[j - 1], "to": _round(new),
+                            **({"prior": base_units[j - 1], "prior_se": base_ses[j - 1]} if prior is not None else {}),
+                            "realised": _round(c), "realised_se": _round(se_c), "method": how})
             units[j - 1], ses[j - 1] = _round(new), _round(new_se)
         if not touched:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "no realised consequence year"})
@@ -223,7 +243,7 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             "kind": cons.kind,
             "units": units,
             "se": [s if s is not None else prior_se[k] for k, s in enumerate(ses)],
-            "source": f"{policy} update of consequence years {touched[0]['consequence_year']}–"
+            "source": f"{policy} update{root_note} of consequence years {touched[0]['consequence_year']}–"
                       f"{touched[-1]['consequence_year']} from {evidence_label}; later years unchanged ({cons.source})",
         }
         changes.append({"parameter": f"consequences.{cons.item}", "kind": cons.kind, "years": touched})

@@ -15,6 +15,7 @@ from typing import Any
 from som_models.calibration import POLICIES
 from som_models.duration_assumptions import DURATION, DurationAssumption, parse_durations
 from som_models.estimators.dispatch import EstimationSettings, settings_problems
+from som_models.evidence import OVERLAP_POLICIES
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
 
@@ -24,7 +25,7 @@ _ALLOWED = {
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
     "equivalence_margin": False, "consistency": False, "path_test": False, "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
-    "assumptions": False, "assigned_by": False, "durations": False,
+    "assumptions": False, "assigned_by": False, "durations": False, "overlap": False,
 }
 _DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
@@ -122,6 +123,8 @@ class EvaluationSpec:
     #: duration assumptions (``durations:``): an assumed hazard ratio on a time to an event, tested by a Cox model
     #: (:mod:`som_models.duration_assumptions`); named ``duration:<name>`` in ``assumptions``
     durations: tuple[DurationAssumption, ...] = ()
+    #: evidence overlapping what informs the version under test: ``root`` (update the root prior) or ``refuse``
+    overlap: str = "root"
 
 
 def _data(obj: Any) -> DataSource:
@@ -264,6 +267,9 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         raise ParameterError(f"path_test: {path_test!r} is not one of {', '.join(PATH_TESTS)}")
     durations = parse_durations(doc.get("durations"), design=block.design,
                                 control=block.options.get("control", "never"))
+    overlap = doc.get("overlap", "root")
+    if overlap not in OVERLAP_POLICIES:
+        raise ParameterError(f"overlap: {overlap!r} is not one of {', '.join(OVERLAP_POLICIES)}")
     version = doc.get("parameter_version", "approved")
     if version in (None, "approved", "latest-approved"):
         version = None
@@ -294,4 +300,5 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         assumptions=_assumptions(doc.get("assumptions"), durations),
         assigned_by=_str(doc["assigned_by"], "assigned_by") if doc.get("assigned_by") is not None else None,
         durations=durations,
+        overlap=overlap,
     )

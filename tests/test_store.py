@@ -45,7 +45,7 @@ HOSTILE = [
     "/* comment */ ; SELECT pg_sleep(10);",
     "x" * 5000,
 ]
-HEAD = "0002_evaluations_and_locking"
+HEAD = "0003_evidence_windows"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -138,14 +138,41 @@ def _withhold(entries: Any, small: set[str], min_cell: int) -> Any:
     return out
 
 
+def disclosed_window(window: dict[str, Any] | None, min_cell: int = DEFAULT_MIN_CELL) -> dict[str, Any] | None:
+    """An evidence window fit for output: its ``persons`` withheld (None, ``persons_suppressed``) below ``min_cell``."""
+    if window is None:
+        return None
+    out = dict(window)
+    if out.get("persons") is not None and is_small(out["persons"], min_cell):
+        out["persons"], out["persons_suppressed"] = None, True
+    return out
+
+
+def describe_window(window: dict[str, Any] | None) -> str:
+    """One line for an evidence window (as :func:`disclosed_window` gives it); "none" without one."""
+    if window is None:
+        return "none (not informed by evaluated data)"
+    years = (f"years {window['first_year']}–{window['last_year']}" if window.get("first_year") is not None
+             else "years unknown")
+    persons = ("persons suppressed" if window.get("persons_suppressed") else
+               f"{window['persons']} persons" if window.get("persons") is not None else "persons unknown")
+    parts = [f"evaluation {window['evaluation']}", f"vintage {window.get('vintage') or '?'}", years, persons]
+    if window.get("data_hash"):
+        parts.append(f"data sha256 {str(window['data_hash'])[:12]}")
+    return ", ".join(parts)
+
+
 def disclosed_version(store: Any, record: Any) -> dict[str, Any]:
     """A parameter version as plain data fit for output (small-cell rule of :mod:`pipeline.disclosure`).
 
     Realised figures quoted in the version's evidence and provenance (changes, verdict sentences) are withheld
     for the assumptions whose comparison in the informing run rests on fewer than that run's ``min_cell``
-    treated persons.
+    treated persons. ``informed_by`` lists the evidence windows of the version and its ancestors (newest
+    first): every person-year window the version's values rest on.
     """
     doc = version_dict(record)
+    doc["evidence_window"] = disclosed_window(record.evidence_window)
+    doc["informed_by"] = [disclosed_window(w) for w in store.informed_by(record.intervention, record.version)]
     if not record.evaluation_run_id:
         return doc
     from pipeline.store import StoreError
@@ -254,6 +281,14 @@ def show_command(
                          ("content sha256", record.content_hash)):
         if value not in (None, ""):
             console.print(f"  {label}: {value}", highlight=False, soft_wrap=True)
+    console.print(f"  evidence: {describe_window(doc['evidence_window'])}", highlight=False, soft_wrap=True)
+    if record.evaluation_run_id or record.prior_version is not None:
+        prior = (f"root prior, version {record.prior_version} (the evidence overlaps evidence that informs the versions "
+                 f"after it; see the reason)" if record.prior_version is not None else
+                 f"the parent, version {record.parent_version}")
+        console.print(f"  update prior: {prior}", highlight=False, soft_wrap=True)
+    for w in doc["informed_by"]:
+        console.print(f"  informed by (version {w['version']}): {describe_window(w)}", highlight=False, soft_wrap=True)
     console.print(f"  {_kinds_line(doc['content'])}", highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(doc["content"], sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
     emit_json(json_out, doc)
@@ -273,15 +308,19 @@ def history_command(
         except store_errors() as exc:
             fail(str(exc))
     table = Table(title=f"Parameter versions of {intervention}")
-    for col in ("version", "status", "parent", "created", "vintage", "reason", "decided by", "decision"):
+    for col in ("version", "status", "parent", "prior", "created", "vintage", "years", "reason", "decided by", "decision"):
         table.add_column(col, overflow="fold")
     colours = {"approved": "green", "proposed": "yellow", "rejected": "red", "superseded": "dim"}
     for v in versions:
+        w = v.evidence_window or {}
+        years = f"{w['first_year']}–{w['last_year']}" if w.get("first_year") is not None else ""
         table.add_row(str(v.version), f"[{colours.get(v.status, 'white')}]{v.status}[/]", _fmt(v.parent_version),
-                      _when(v.created_at), v.data_vintage or "", v.reason, v.decided_by or "", v.decision_reason or "")
+                      _fmt(v.prior_version), _when(v.created_at), v.data_vintage or "", years, v.reason,
+                      v.decided_by or "", v.decision_reason or "")
     console.print(table)
     emit_json(json_out, {"intervention": intervention,
-                         "versions": [{k: v for k, v in version_dict(x).items() if k not in ("content", "evidence")}
+                         "versions": [{**{k: v for k, v in version_dict(x).items() if k not in ("content", "evidence")},
+                                       "evidence_window": disclosed_window(x.evidence_window)}
                                       for x in versions]})
 
 

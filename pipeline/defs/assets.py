@@ -30,7 +30,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 3, "parameter_proposal": 2,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 3, "parameter_proposal": 3,
     "projections": 1, "audit_report": 2,
 }
 
@@ -275,17 +275,27 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
-          description="A proposed parameter version, written to the store with its evidence.")
+          description="A proposed parameter version, written to the store with its evidence (person-year window; "
+                      "the update's prior is the root prior when the evidence overlaps earlier evidence).")
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, descriptive_contrast: pl.DataFrame,
-                       duration_effects: pl.DataFrame) -> dict:
+                       panel: pl.LazyFrame, realised_effects: pl.DataFrame, verdicts: pl.DataFrame,
+                       descriptive_contrast: pl.DataFrame, duration_effects: pl.DataFrame) -> dict:
+    from som_models.evidence import panel_window
+
     loaded = _spec(context, som)
+    window = panel_window(panel)  # first/last year and persons, scanned (the panel is not loaded whole)
     with som.store() as store:
         proposal = ev.store_proposal(store, loaded, assumptions, realised_effects, verdicts,
                                      data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
-                                     code_version=code_version(), descriptive=descriptive_contrast,
+                                     code_version=code_version(), descriptive=descriptive_contrast, window=window,
                                      durations=duration_effects)
-    context.add_output_metadata({k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason")})
+    min_cell = int(loaded.spec.min_cell)
+    context.add_output_metadata({
+        **{k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason", "prior_version")},
+        "prior_reason": proposal["prior_reason"],
+        "evidence_years": f"{window['first_year']}–{window['last_year']}",
+        "evidence_persons": suppressed_count(int(window["persons"] or 0), min_cell),
+    })
     return proposal
 
 

@@ -163,6 +163,15 @@ class ParameterVersion(Base):
     data_hash: Mapped[str | None] = mapped_column(String)
     code_version: Mapped[str | None] = mapped_column(String)
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the evidence window that informed this version (:class:`som_models.evidence.EvidenceWindow`; its vintage
+    #: and data hash are ``data_vintage`` / ``data_hash``): the evaluation, first/last year and persons of the
+    #: panel. NULL evaluation = informed by no evidence (a seed, or a version stored before evidence accounting).
+    evidence_evaluation: Mapped[str | None] = mapped_column(String)
+    evidence_first_year: Mapped[int | None] = mapped_column(Integer)
+    evidence_last_year: Mapped[int | None] = mapped_column(Integer)
+    evidence_persons: Mapped[int | None] = mapped_column(Integer)
+    #: the version whose values the update combined with the evidence (the root prior); NULL = the parent
+    prior_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_by: Mapped[str | None] = mapped_column(String)
     decided_at: Mapped[datetime | None] = mapped_column()

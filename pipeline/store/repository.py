@@ -11,6 +11,12 @@ approved_version = <the proposal's parent>`` — if another approval got there f
 
 Every run keeps its estimates and verdicts, also when its proposal has the same content as an existing
 version (then no new version is written; the run is linked to that version and the audit log says so).
+
+Evidence accounting (:mod:`som_models.evidence`): every version proposed by a run records its evidence window
+(evaluation, vintage, data hash, first/last year, persons) and the prior its update combined with
+(``prior_version``; NULL = the parent). :meth:`ParameterStore.evidence_root` picks the root prior of an update;
+:meth:`ParameterStore.propose_version` refuses a proposal whose evidence overlaps the evidence that informs its
+prior, so no person-year is counted twice.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from pipeline.store.models import (
     Verdict,
     utcnow,
 )
+from som_models.evidence import EvidenceWindow, LineageStep, RootChoice, choose_root
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -97,6 +104,10 @@ class VersionRecord:
     decided_at: datetime | None
     decision_reason: str | None
     reused: bool = False
+    #: the evidence that informed this version (``EvidenceWindow.to_dict()``), None = none (a seed, or older)
+    evidence_window: dict[str, Any] | None = None
+    #: the root prior its update combined with the evidence (None: the parent, or no update)
+    prior_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +223,17 @@ def _verdict_rows(run_id: str, verdicts: list[Mapping[str, Any]]) -> list[dict[s
     return rows
 
 
+def _row_window(row: ParameterVersion) -> EvidenceWindow | None:
+    """The evidence window stored on a version row (None: informed by no evidence)."""
+    if row.evidence_evaluation is None:
+        return None
+    return EvidenceWindow(evaluation=row.evidence_evaluation, vintage=row.data_vintage, data_hash=row.data_hash,
+                          first_year=row.evidence_first_year, last_year=row.evidence_last_year,
+                          persons=row.evidence_persons)
+
+
 def _version_record(row: ParameterVersion, *, reused: bool = False) -> VersionRecord:
+    window = _row_window(row)
     return VersionRecord(
         intervention=row.intervention, version=row.version, status=row.status,
         content=copy.deepcopy(row.content), content_hash=row.content_hash,
@@ -222,6 +243,7 @@ def _version_record(row: ParameterVersion, *, reused: bool = False) -> VersionRe
         evidence=copy.deepcopy(row.evidence), created_at=row.created_at,
         decided_by=row.decided_by, decided_at=row.decided_at,
         decision_reason=row.decision_reason, reused=reused,
+        evidence_window=None if window is None else window.to_dict(), prior_version=row.prior_version,
     )
 
 
@@ -232,6 +254,21 @@ def _run_record(row: EvaluationRun) -> RunRecord:
         code_version=row.code_version, spec=copy.deepcopy(row.spec), created_at=row.created_at,
         tested_version=row.tested_version, proposed_version=row.proposed_version,
     )
+
+
+def _window_years(window: Mapping[str, Any] | None) -> dict[str, int | None]:
+    """``first_year``, ``last_year``, ``persons`` of a proposal's window (unknown keys refused, ints checked)."""
+    keys = ("first_year", "last_year", "persons")
+    if window is None:
+        return dict.fromkeys(keys)
+    unknown = sorted(set(window) - set(keys))
+    if unknown:
+        raise ValueError(f"evidence window: unknown key(s) {unknown}; allowed: {list(keys)}")
+    years = {k: _opt_int(window.get(k), f"evidence window {k}") for k in keys}
+    # consistent: both years or neither, last ≥ first, persons ≥ 0
+    EvidenceWindow(evaluation="check", first_year=years["first_year"], last_year=years["last_year"],
+                   persons=years["persons"])
+    return years
 
 
 def _make_engine(url: str) -> Engine:
@@ -389,6 +426,50 @@ class ParameterStore:
             if not rows:
                 raise StoreError(f"no parameter set for intervention {intervention!r}")
             return [_version_record(r) for r in rows]
+
+    @classmethod
+    def _lineage_rows(cls, session: Session, intervention: str, version: int) -> list[ParameterVersion]:
+        """``version`` and its ancestors, newest first (parent pointers up to the seed)."""
+        rows: list[ParameterVersion] = []
+        seen: set[int] = set()
+        current: int | None = version
+        while current is not None:
+            if current in seen:
+                raise StoreError(f"parameter set {intervention!r}: the parents of version {version} form a cycle")
+            seen.add(current)
+            row = cls._version_row(session, intervention, current)
+            rows.append(row)
+            current = row.parent_version
+        return rows
+
+    def lineage(self, intervention: str, version: int) -> list[VersionRecord]:
+        """``version`` and its ancestors, newest first: the versions whose values it may carry."""
+        with self._transaction() as session:
+            return [_version_record(r) for r in self._lineage_rows(session, intervention, version)]
+
+    def informed_by(self, intervention: str, version: int) -> list[dict[str, Any]]:
+        """The evidence that informs ``version``: its own and its ancestors' windows, newest first.
+
+        Each entry is ``{"version": v, **EvidenceWindow.to_dict()}``; a version carries every value of its
+        parent it did not change, so it is informed by all of them.
+        """
+        with self._transaction() as session:
+            out = []
+            for row in self._lineage_rows(session, intervention, version):
+                window = _row_window(row)
+                if window is not None:
+                    out.append({"version": row.version, **window.to_dict()})
+            return out
+
+    def evidence_root(self, intervention: str, version: int, evidence: EvidenceWindow) -> RootChoice:
+        """The root prior for updating ``version`` with ``evidence`` (:func:`som_models.evidence.choose_root`)."""
+        with self._transaction() as session:
+            steps = [LineageStep(r.version, _row_window(r))
+                     for r in self._lineage_rows(session, intervention, version)]
+        try:
+            return choose_root(steps, evidence)
+        except ValueError as exc:
+            raise StoreError(f"parameter set {intervention!r}: {exc}") from None
 
     def get_run(self, run_id: str) -> RunRecord:
         """One evaluation run by id."""
@@ -597,6 +678,7 @@ class ParameterStore:
         run_id: str, data_vintage: str | None, data_hash: str | None, code_version: str | None,
         evidence: dict[str, Any], estimates: list[dict[str, Any]],
         verdicts: list[dict[str, Any]], actor: str = "pipeline",
+        window: Mapping[str, Any] | None = None, prior_version: int | None = None,
     ) -> VersionRecord:
         """Store a run's estimates and verdicts and a new ``proposed`` version, atomically.
 
@@ -608,6 +690,13 @@ class ParameterStore:
         approving that proposal adds no evidence, and updating the parent again would count the
         same data twice, so the parent is returned (``reused=True``). All of it is one transaction:
         a failure or a killed process leaves everything or nothing.
+
+        Evidence accounting: the new version records its evidence — the run's evaluation, ``data_vintage``,
+        ``data_hash`` and ``window`` (``first_year``, ``last_year``, ``persons`` of the panel; None = unknown) —
+        and ``prior_version``, the root prior its values were updated from (None = the parent). The prior must
+        be the parent or one of its ancestors, and neither it nor any of its ancestors may be informed by
+        evidence overlapping the new evidence (:meth:`EvidenceWindow.overlaps`): such a proposal would count
+        the same person-years twice and is refused (:class:`StoreError`, nothing written).
         """
         _check_text(intervention=intervention, reason=reason, run_id=run_id, data_vintage=data_vintage,
                     data_hash=data_hash, code_version=code_version, actor=actor)
@@ -616,6 +705,7 @@ class ParameterStore:
         estimate_rows = _estimate_rows(run_id, estimates)
         verdict_rows = _verdict_rows(run_id, verdicts)
         evidence_doc = _jsonable(evidence, strict=False)
+        years = _window_years(window)
         try:
             with self._transaction(write=True) as session:
                 if self._lock_set(session, intervention) is None:
@@ -666,12 +756,20 @@ class ParameterStore:
                         ParameterVersion.intervention == intervention
                     )
                 )
+                new_evidence = EvidenceWindow(evaluation=run.evaluation_id, vintage=data_vintage,
+                                              data_hash=data_hash, **years)
+                self._check_prior(session, intervention, parent_version, prior_version, new_evidence)
+                detail = {**detail, "evidence_window": new_evidence.to_dict(),
+                          "prior_version": parent_version if prior_version is None else prior_version}
                 row = ParameterVersion(
                     intervention=intervention, version=(latest or 0) + 1,
                     parent_version=parent_version, status="proposed", content=doc,
                     content_hash=digest, reason=reason, evaluation_run_id=run_id,
                     data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
-                    evidence=evidence_doc, created_at=now,
+                    evidence=evidence_doc, created_at=now, evidence_evaluation=run.evaluation_id,
+                    evidence_first_year=years["first_year"], evidence_last_year=years["last_year"],
+                    evidence_persons=years["persons"],
+                    prior_version=None if prior_version in (None, parent_version) else prior_version,
                 )
                 session.add(row)
                 session.flush()
@@ -690,6 +788,32 @@ class ParameterStore:
                 f"proposal for {intervention!r} rejected by the database, nothing was written: "
                 f"{' '.join(str(exc.orig).split())}"
             ) from exc
+
+    @classmethod
+    def _check_prior(cls, session: Session, intervention: str, parent_version: int, prior_version: int | None,
+                     evidence: EvidenceWindow) -> None:
+        """Refuse a prior outside the parent's lineage, or one informed by evidence overlapping ``evidence``."""
+        chain = cls._lineage_rows(session, intervention, parent_version)
+        versions = [r.version for r in chain]
+        prior = parent_version if prior_version is None else prior_version
+        if prior not in versions:
+            raise StoreError(f"prior version {prior} of {intervention!r} is not version {parent_version} or one of its "
+                             f"ancestors ({', '.join(map(str, versions))}); nothing was written")
+        for row in chain[versions.index(prior):]:
+            window = _row_window(row)
+            if window is not None and window.overlaps(evidence):
+                how = ("it is the prior" if row.version == prior else f"it informs the prior, version {prior}")
+                try:
+                    root: int | None = choose_root([LineageStep(r.version, _row_window(r)) for r in chain],
+                                                   evidence).version
+                except ValueError:
+                    root = None
+                hint = (f"update from the root prior, version {root} (the spec's overlap: root, the default)"
+                        if root is not None else "no ancestor is free of the overlapping evidence")
+                raise StoreError(
+                    f"refusing the proposal for {intervention!r}: its evidence ({evidence.describe()}) overlaps the "
+                    f"evidence of version {row.version} ({window.describe()}) and {how}; the update would count the "
+                    f"same person-years twice. Nothing was written; {hint}.")
 
     def decide(
         self, intervention: str, version: int, *, approve: bool, actor: str, reason: str,
