@@ -24,6 +24,7 @@ from som_models.estimators.dispatch import estimate
 from som_models.estimators.results import DidResult
 from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
+from som_models.plausibility import ImplausibleProposal, Problem, plausibility_problems
 from som_models.projection import Projection, project
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
 from som_reference.strict_yaml import load_yaml
@@ -477,22 +478,51 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
     return doc, p.reason, p.changes
 
 
+def proposal_candidate(loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame, *,
+                       data_vintage: str, data_hash: str, descriptive: pl.DataFrame | None = None) -> dict:
+    """The proposal as a pure value — nothing is written: ``intervention``, ``parent_version``, ``content``,
+    ``reason``, ``changes``, the data (``data_vintage``, ``data_hash``) and the ``alpha`` its plausibility
+    is judged at (:func:`proposal_problems`). The ``parameter_candidate`` asset; :func:`store_proposal` writes it.
+    The content names the data (vintage and hash), never the run, so a rerun on the same data proposes the
+    same content (no new version)."""
+    params = parse_parameter_set(assumptions["content"])
+    spec = loaded.spec
+    label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
+    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive)
+    return {"intervention": params.intervention, "parent_version": assumptions["version"], "content": doc,
+            "reason": reason, "changes": jsonio.to_jsonable(list(changes)), "data_vintage": data_vintage,
+            "data_hash": data_hash, "alpha": float(spec.verdict.alpha)}
+
+
+def proposal_problems(candidate: Mapping[str, Any], assumptions: Mapping[str, Any]) -> tuple[Problem, ...]:
+    """What makes ``candidate`` implausible against the version under test (:mod:`som_models.plausibility`)."""
+    return plausibility_problems(assumptions["content"], candidate["content"], candidate["changes"],
+                                 alpha=float(candidate.get("alpha", 0.05)))
+
+
 def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
                    verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
-                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None) -> dict:
-    """Record the run, then store its estimates, verdicts and the proposed version in one transaction.
+                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None,
+                   candidate: Mapping[str, Any] | None = None) -> dict:
+    """Check the proposal, then record the run and store its estimates, verdicts and the proposed version.
 
-    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``). Returns the
-    ``parameter_proposal`` dict of the Dagster asset. The proposed content names the data (vintage and
-    hash), never the run, so a rerun on the same data proposes the same content (no new version).
+    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``); ``candidate`` the
+    :func:`proposal_candidate` (computed here when not given). An implausible candidate raises
+    :class:`som_models.plausibility.ImplausibleProposal` before anything is written. Returns the
+    ``parameter_proposal`` dict of the Dagster asset.
     """
     params = parse_parameter_set(assumptions["content"])
     spec = loaded.spec
+    if candidate is None:
+        candidate = proposal_candidate(loaded, assumptions, estimates, data_vintage=data_vintage, data_hash=data_hash,
+                                       descriptive=descriptive)
+    problems = proposal_problems(candidate, assumptions)
+    if problems:
+        raise ImplausibleProposal(problems, intervention=params.intervention)
     run = store.record_run(evaluation_id=spec.evaluation, intervention=params.intervention, data_vintage=data_vintage,
                            data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
                            tested_version=assumptions["version"])
-    label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
-    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive)
+    doc, reason, changes = candidate["content"], candidate["reason"], candidate["changes"]
     verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,

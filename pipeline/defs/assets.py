@@ -1,7 +1,9 @@
 """The evaluation loop as Dagster assets (thin wrappers over ``pipeline.evaluation`` and ``som_models``).
 
-delivery → panel, treatments → realised_effects, pretrend_tests → verdicts → parameter_proposal →
-projections → audit_report; ``assumptions`` is the approved parameter version under evaluation. No
+delivery → panel, treatments → realised_effects, pretrend_tests → verdicts → parameter_candidate →
+parameter_proposal → projections → audit_report; ``assumptions`` is the approved parameter version under
+evaluation. ``parameter_candidate`` is the proposal as a value; its blocking check ``proposal_plausible``
+(:mod:`pipeline.defs.checks`) must pass before ``parameter_proposal`` writes anything to the store. No
 materialisation records person-level data: metadata holds counts, hashes and summary tables only, and every
 count or estimate shown rests on at least ``min_cell`` persons (the spec's ``min_cell``, default 5; smaller
 cells read "suppressed", :func:`pipeline.disclosure.suppress_small_cells`). Frames carry Dagster's
@@ -30,7 +32,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_proposal": 1,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_candidate": 1, "parameter_proposal": 2,
     "projections": 1, "audit_report": 2,
 }
 
@@ -255,15 +257,29 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
     return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
 
 
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_candidate"),
+          description="The proposed parameter version as a value (nothing written): the blocking check "
+                      "proposal_plausible judges it before parameter_proposal writes it.")
+def parameter_candidate(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+                        realised_effects: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> dict:
+    loaded = _spec(context, som)
+    candidate = ev.proposal_candidate(loaded, assumptions, realised_effects, data_vintage=delivery["vintage"],
+                                      data_hash=delivery["data_hash"], descriptive=descriptive_contrast)
+    unverified = parse_parameter_set(candidate["content"]).unverified()
+    context.add_output_metadata({"parent_version": candidate["parent_version"], "reason": candidate["reason"],
+                                 "unverified": dg.MetadataValue.json({k: list(v) for k, v in unverified.items()})})
+    return candidate
+
+
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
-          description="A proposed parameter version, written to the store with its evidence.")
+          description="The checked proposal written to the store with its run, estimates, verdicts and evidence.")
 def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> dict:
+                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, parameter_candidate: dict) -> dict:
     loaded = _spec(context, som)
     with som.store() as store:
         proposal = ev.store_proposal(store, loaded, assumptions, realised_effects, verdicts,
                                      data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
-                                     code_version=code_version(), descriptive=descriptive_contrast)
+                                     code_version=code_version(), candidate=parameter_candidate)
     context.add_output_metadata({k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason")})
     return proposal
 
