@@ -23,22 +23,23 @@ estimates share the realised success rate and the same persons and their covaria
 
 An unobserved year ``j`` at distance ``h_j = min_{o∈O} |j − o|`` from the nearest observed year gets::
 
-    ĉ_j = ρ̂ · a_j
-    σ̂_j = |a_j| · √(v_0 + h_j · τ²)
-    v_0 = max(se_ρ², max_{o∈O} (σ_o / |a_o|)²)
-    τ   = max(τ_min, τ̂)
+    ĉ_j  = ρ̂ · a_j
+    σ̂_j² = max(a_j² · v_0, σ_max²) + h_j · (τ · a_j)²
+    v_0  = max(se_ρ², max_{o∈O} (σ_o / |a_o|)²),   σ_max = max_{o∈O} σ_o
+    τ    = max(τ_min, τ̂)
 
-``v_0`` says an extrapolated year is never known better than the ratio of the least precisely observed
-year (``σ_o/|a_o|`` is the SE of that year's own ratio ``c_o/a_o``) nor than the pooled ratio; ``h · τ²``
-is a random walk of the ratio away from the data: the further a year lies from the observed window, the
-less the window says about it. ``τ̂`` is the DerSimonian–Laird between-year SD of the yearly ratios
+The first term says an extrapolated year is never known better than the least precisely observed year —
+neither relative to its assumed value (``σ_o/|a_o|`` is the SE of year ``o``'s own ratio ``c_o/a_o``; ``se_ρ``
+that of the pooled ratio) nor in units (``σ_max``). The second is a random walk of the ratio away from the
+data: the further a year lies from the observed window, the less the window says about it. ``τ̂`` is the DerSimonian–Laird between-year SD of the yearly ratios
 ``r_o = c_o/a_o`` (weights ``w_o = (a_o/σ_o)²``, ``Q = Σ w_o (r_o − r̄_w)²``,
 ``τ̂² = max(0, (Q − (k − 1)) / (Σw − Σw²/Σw))``, ``k`` = observed years with ``a_o ≠ 0``; ``τ̂ = 0`` for
 ``k < 2``): the ratio drifts at least as much per year beyond the data as it varies between the observed
 years. ``τ_min`` (:data:`DRIFT_FLOOR`, 0.1 = 10 % of the assumed value per year) is a convention, not an
 estimate: with few observed years ``τ̂`` is poorly determined and an extrapolation must not claim to be
-exact. Consequently the extrapolated years are *wider* than every observed year relative to the assumption
-(``σ̂_j/|a_j| > σ_o/|a_o|`` for all ``o``, as ``τ > 0``) and widen with the distance from the data.
+exact. Consequently every extrapolated year is *wider* than every observed year, in units and relative to
+the assumption (``σ̂_j > σ_o`` and ``σ̂_j/|a_j| > σ_o/|a_o|`` for all ``o``, as ``τ · a_j ≠ 0``), and widens
+with the distance from the data (for a given ``a_j``).
 
 The extrapolation is *evidence* for the unobserved years: :func:`som_models.calibration.propose` combines it
 with the prior by the evaluation's update policy (``precision_weighted``: the normal–normal update, so a
@@ -79,7 +80,7 @@ class Extrapolation:
     """The extrapolation of one profile's unobserved years (formulas in the module docstring).
 
     ``ratio``/``ratio_se`` are ``ρ̂``/``se_ρ``, ``drift`` is ``τ`` (``drift_estimate`` = ``τ̂``),
-    ``base_variance`` is ``v_0``; ``years`` lists every unobserved year (empty when all years are observed).
+    ``base_variance`` is ``v_0`` and ``se_floor`` is ``σ_max``; ``years`` lists every unobserved year (empty when all years are observed).
     ``ratio`` is None when it is undefined (assumed values summing to zero over the window): then ``years``
     is empty. ``unobserved`` names every year without data, also those not in ``years`` (assumed 0).
     """
@@ -92,6 +93,7 @@ class Extrapolation:
     drift_estimate: float
     base_variance: float | None
     years: tuple[ExtrapolatedYear, ...]
+    se_floor: float | None = None
 
     @property
     def rule(self) -> str:
@@ -100,15 +102,15 @@ class Extrapolation:
             return ("not extrapolated: the assumed values over the observed years sum to zero, so the "
                     "realised/assumed ratio is undefined; the prior is kept")
         return (f"assumed value × realised/assumed ratio {self.ratio:.4g} (se {self.ratio_se:.3g}) over consequence "
-                f"years {year_span(self.observed)}; se = |assumed| · √({self.base_variance:.3g} + distance · "
-                f"{self.drift:.3g}²)")
+                f"years {year_span(self.observed)}; se = √(max(assumed² · {self.base_variance:.3g}, "
+                f"{self.se_floor:.3g}²) + distance · ({self.drift:.3g} · assumed)²)")
 
     def record(self) -> dict:
         """The document's ``consequences.<item>.extrapolation`` mapping."""
         return {"rule": RULE, "observed_years": list(self.observed),
                 "ratio": _round(self.ratio), "ratio_se": _round(self.ratio_se),
                 "drift": _round(self.drift), "drift_estimate": _round(self.drift_estimate),
-                "base_variance": _round(self.base_variance)}
+                "base_variance": _round(self.base_variance), "se_floor": _round(self.se_floor)}
 
 
 def _round(x: float | None) -> float | None:
@@ -169,11 +171,13 @@ def extrapolate(assumed: Sequence[float], observed: Mapping[int, tuple[float, fl
     tau_hat = between_year_sd(year_ratios, year_ses)
     tau = max(drift_floor, tau_hat)
     v0 = max([ratio_se**2, *(s**2 for s in year_ses)])
+    floor = max(observed[j][1] for j in obs)
     years = []
     for j in unobserved:
         h = min(abs(j - o) for o in obs)
         a = assumed[j - 1]
         if a == 0:
             continue  # nothing to scale: the year keeps the prior (still unverified)
-        years.append(ExtrapolatedYear(j, a, ratio * a, abs(a) * math.sqrt(v0 + h * tau**2), h))
-    return Extrapolation(obs, unobserved, ratio, ratio_se, tau, tau_hat, v0, tuple(years))
+        se = math.sqrt(max(a**2 * v0, floor**2) + h * (tau * a) ** 2)
+        years.append(ExtrapolatedYear(j, a, ratio * a, se, h))
+    return Extrapolation(obs, unobserved, ratio, ratio_se, tau, tau_hat, v0, tuple(years), floor)
