@@ -31,9 +31,9 @@ An unobserved year ``j`` at distance ``h_j = min_{o∈O} |j − o|`` from the ne
 The first term says an extrapolated year is never known better than the least precisely observed year —
 neither relative to its assumed value (``σ_o/|a_o|`` is the SE of year ``o``'s own ratio ``c_o/a_o``; ``se_ρ``
 that of the pooled ratio) nor in units (``σ_max``). The second is a random walk of the ratio away from the
-data: the further a year lies from the observed window, the less the window says about it. ``τ̂`` is the DerSimonian–Laird between-year SD of the yearly ratios
-``r_o = c_o/a_o`` (weights ``w_o = (a_o/σ_o)²``, ``Q = Σ w_o (r_o − r̄_w)²``,
-``τ̂² = max(0, (Q − (k − 1)) / (Σw − Σw²/Σw))``, ``k`` = observed years with ``a_o ≠ 0``; ``τ̂ = 0`` for
+data: the further a year lies from the observed window, the less the window says about it. ``τ̂`` is the
+DerSimonian–Laird between-year SD of the yearly ratios ``r_o = c_o/a_o`` (weights ``w_o = (a_o/σ_o)²``,
+``Q = Σ w_o (r_o − r̄_w)²``, ``τ̂² = max(0, (Q − (k − 1)) / (Σw − Σw²/Σw))``, ``k`` = observed years with ``a_o ≠ 0``; ``τ̂ = 0`` for
 ``k < 2``): the ratio drifts at least as much per year beyond the data as it varies between the observed
 years. ``τ_min`` (:data:`DRIFT_FLOOR`, 0.1 = 10 % of the assumed value per year) is a convention, not an
 estimate: with few observed years ``τ̂`` is poorly determined and an extrapolation must not claim to be
@@ -80,9 +80,10 @@ class Extrapolation:
     """The extrapolation of one profile's unobserved years (formulas in the module docstring).
 
     ``ratio``/``ratio_se`` are ``ρ̂``/``se_ρ``, ``drift`` is ``τ`` (``drift_estimate`` = ``τ̂``),
-    ``base_variance`` is ``v_0`` and ``se_floor`` is ``σ_max``; ``years`` lists every unobserved year (empty when all years are observed).
-    ``ratio`` is None when it is undefined (assumed values summing to zero over the window): then ``years``
-    is empty. ``unobserved`` names every year without data, also those not in ``years`` (assumed 0).
+    ``base_variance`` is ``v_0`` and ``se_floor`` is ``σ_max``; ``years`` lists the extrapolated years (empty
+    when all years are observed). ``ratio`` is None when it is undefined (assumed values summing to zero
+    over the window): then ``years`` is empty. ``unobserved`` names every year without data, also those not
+    in ``years`` (assumed 0).
     """
 
     observed: tuple[int, ...]

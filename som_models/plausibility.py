@@ -34,6 +34,9 @@ from som_models.extrapolation import year_span
 
 MAX_JUMP = 1.5
 MAX_FACTOR = 10.0
+#: What to do about a refused proposal (part of every refusal message).
+ADVICE = ("review the evidence, or leave the item out of the re-estimation (reestimate_consequences in the "
+          "evaluation spec)")
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,7 @@ class ImplausibleProposal(ValueError):
     def __init__(self, problems: Sequence[Problem], *, intervention: str = ""):
         self.problems = tuple(problems)
         head = f"proposal for {intervention} refused" if intervention else "proposal refused"
-        super().__init__(f"{head} (nothing written): " + describe(self.problems)
-                         + " — review the evidence, or leave the item out of the re-estimation "
-                           "(reestimate_consequences in the evaluation spec)")
+        super().__init__(f"{head} (nothing written): {describe(self.problems)} — {ADVICE}")
 
 
 def describe(problems: Sequence[Problem], limit: int = 10) -> str:

@@ -32,8 +32,8 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_candidate": 1, "parameter_proposal": 2,
-    "projections": 1, "audit_report": 2,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_candidate": 1,
+    "parameter_proposal": 2, "projections": 1, "audit_report": 2,
 }
 
 

@@ -21,7 +21,7 @@ import polars as pl
 
 from pipeline.evaluation import proposal_problems
 from som_models.estimators.balance import smd
-from som_models.plausibility import describe
+from som_models.plausibility import ADVICE, describe
 
 SMD_LIMIT = 0.1
 MIN_CELL = 5  # the project's default small-cell rule (pipeline.disclosure)
@@ -78,7 +78,7 @@ def _proposal_plausible(parameter_candidate: dict, assumptions: dict) -> dg.Asse
     problems = proposal_problems(parameter_candidate, assumptions)
     return dg.AssetCheckResult(
         passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-        description=None if not problems else "proposal refused, nothing written: " + describe(problems),
+        description=None if not problems else f"proposal refused, nothing written: {describe(problems)} — {ADVICE}",
         metadata={"problems": len(problems), "parent_version": parameter_candidate["parent_version"],
                   "checks_failed": dg.MetadataValue.json(sorted({p.check for p in problems}))},
     )

@@ -216,7 +216,7 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     masks = unverified_masks(c)
     for i, item in enumerate(c.items):
         if item in masks and np.any(c.se[i][masks[item]] > 0):
-            years = [j + 1 for j in np.flatnonzero(masks[item])]
+            years = [int(j) + 1 for j in np.flatnonzero(masks[item])]
             specs.append((f"consequence:{item} unverified years {year_span(years)} (total units)", "unverified", i))
     for i, item in enumerate(c.items):
         if inp.hi[i] > inp.lo[i] and np.any(c.prices[i]):
