@@ -12,14 +12,21 @@ evaluation observed (the ``years`` of the item's change record) and ``m = max O`
   the new sign significantly (``|c_j| > z_{1−α/2} · σ_j``): there the data say so. A flip in a year without
   data (extrapolated or kept) is always refused.
 * **jump at the data boundary** — the update factor of the first year after the observed window,
-  ``F_b = v_{m+1} / p_{m+1}``, must agree with the factor over the window, ``F_O = Σ_O v_j / Σ_O p_j``,
-  within ``max_jump`` (default :data:`MAX_JUMP` = 1.5): ``max(F_b/F_O, F_O/F_b) ≤ max_jump`` and
-  ``F_b · F_O > 0``. A proposal that moves the observed years by a factor 0.4 and leaves the next year at
-  its old value (``F_b = 1``) has a jump of 2.5 at the boundary — the unobserved tail kept the refuted
-  assumption. The window's factor (not year ``m``'s alone) keeps one noisy boundary year from deciding.
+  ``F_b = v_{m+1} / p_{m+1}``, must follow the factor over the window, ``F_O = Σ_O v_j / Σ_O p_j``: with
+  ``F_b · F_O > 0``, the gap on the log scale must satisfy
+
+      |ln F_b − ln F_O| ≤ max(ln max_jump, (1 − min_follow) · |ln F_O|)
+
+  (defaults :data:`MAX_JUMP` = 1.5, :data:`MIN_FOLLOW` = 1/3): the year after the data may differ from the
+  window by a factor up to ``max_jump`` in any case, and by more only while it still moves at least a third
+  of the way (in logs) the window moved — an extrapolated year rests on weaker evidence than the observed
+  ones (:mod:`som_models.extrapolation`), so under a precision-weighted update it follows them only part of
+  the way. A proposal that moves the observed years by a factor 0.4 and leaves the next year at its old value
+  (``F_b = 1``: it follows none of the way) is refused — the unobserved tail kept the refuted assumption.
+  The window's factor (not year ``m``'s alone) keeps one noisy boundary year from deciding.
 * **unverified tail** — every year of an updated item without data is listed in its ``unverified`` mark.
 
-``MAX_JUMP`` and ``MAX_FACTOR`` are conventions (a human looks at anything beyond them), not estimates.
+``MAX_JUMP``, ``MIN_FOLLOW`` and ``MAX_FACTOR`` are conventions (a human looks at anything beyond them), not estimates.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 from som_models.extrapolation import year_span
 
 MAX_JUMP = 1.5
+MIN_FOLLOW = 1 / 3
 MAX_FACTOR = 10.0
 #: What to do about a refused proposal (part of every refusal message).
 ADVICE = ("review the evidence, or leave the item out of the re-estimation (reestimate_consequences in the "
@@ -97,7 +105,8 @@ def _significant(year: Mapping[str, Any] | None, sign: float, z: float) -> bool:
 
 def plausibility_problems(parent: Mapping[str, Any], proposed: Mapping[str, Any],
                           changes: Iterable[Mapping[str, Any]] = (), *, max_jump: float = MAX_JUMP,
-                          max_factor: float = MAX_FACTOR, alpha: float = 0.05) -> tuple[Problem, ...]:
+                          min_follow: float = MIN_FOLLOW, max_factor: float = MAX_FACTOR,
+                          alpha: float = 0.05) -> tuple[Problem, ...]:
     """Every problem of ``proposed`` against ``parent`` (documents as mappings; module docstring)."""
     problems: list[Problem] = []
     rate = (proposed.get("success_rate") or {}).get("value")
@@ -139,13 +148,18 @@ def plausibility_problems(parent: Mapping[str, Any], proposed: Mapping[str, Any]
             continue
         f_obs = sum(new[j - 1] for j in obs) / window
         f_b = new[m] / old[m]
-        jump = math.inf if f_obs * f_b <= 0 else max(f_b / f_obs, f_obs / f_b)
-        if jump > max_jump:
+        if f_obs * f_b <= 0:
+            jump = True
+        else:
+            allowed = max(math.log(max_jump), (1 - min_follow) * abs(math.log(f_obs)))
+            jump = abs(math.log(f_b) - math.log(f_obs)) > allowed + 1e-12
+        if jump:
             problems.append(Problem(
                 "boundary_jump", f"consequences.{item}", m + 1,
                 f"{item}: jump at the data boundary — year {m + 1} (no data) is updated by a factor {f_b:.3g} "
                 f"({old[m]:g} → {new[m]:g}) while the observed years {year_span(obs)} moved by a factor {f_obs:.3g} "
-                f"(limit ×{max_jump:g})"))
+                f"(it must stay within ×{max_jump:g} of that or follow at least {min_follow:.2g} of the way, "
+                "log scale)"))
     return tuple(problems)
 
 

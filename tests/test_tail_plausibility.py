@@ -1,5 +1,7 @@
 """Plausibility checks on a proposal value: an implausible jump at the data boundary (and the rest) is refused."""
 
+import math
+
 import pytest
 
 from som_models.plausibility import ImplausibleProposal, plausibility_problems, refuse_implausible
@@ -41,13 +43,39 @@ def test_a_tail_scaled_in_line_with_the_evidence_passes():
     refuse_implausible(PARENT, proposed, _changes([1, 2, 3, 4]))  # no exception
 
 
-def test_the_jump_limit_is_a_factor_either_way_and_a_sign_change_of_the_factor_is_a_jump():
-    f = 28 / 68
-    up = _proposed([-6, -6.5, -7, -8.5, -12 * f * 1.6, -10 * f], unverified=[5, 6])
-    down = _proposed([-6, -6.5, -7, -8.5, -12 * f / 1.6, -10 * f], unverified=[5, 6])
-    for proposed in (up, down):
-        assert [p.check for p in plausibility_problems(PARENT, proposed, _changes([1, 2, 3, 4]))] == ["boundary_jump"]
-    assert plausibility_problems(PARENT, up, _changes([1, 2, 3, 4]), max_jump=1.7) == ()
+def _boundary(factor):
+    return _proposed([-6, -6.5, -7, -8.5, -12 * factor, -10 * 28 / 68], unverified=[5, 6])
+
+
+def test_the_jump_rule_by_hand():
+    # window factor F_O = 28/68, |ln F_O| = 0.8873; allowed gap = max(ln 1.5, (2/3) · 0.8873) = 0.5915
+    f, years = 28 / 68, _changes([1, 2, 3, 4])
+    allowed = max(math.log(1.5), 2 / 3 * abs(math.log(f)))
+    assert allowed == pytest.approx(0.5915, abs=1e-4)
+    for gap in (0.55, -0.55):  # within the gap either way: passes
+        assert plausibility_problems(PARENT, _boundary(f * math.exp(gap)), years) == ()
+    for gap in (0.65, -0.65):  # beyond it either way: a jump
+        checks = [p.check for p in plausibility_problems(PARENT, _boundary(f * math.exp(gap)), years)]
+        assert checks == ["boundary_jump"]
+    # following only a quarter of the way (in logs) is too little; half the way is enough
+    assert [p.check for p in plausibility_problems(PARENT, _boundary(f**0.25), years)] == ["boundary_jump"]
+    assert plausibility_problems(PARENT, _boundary(f**0.5), years) == ()
+    # a wider max_jump allows more; an opposite sign of the factor is always a jump
+    assert plausibility_problems(PARENT, _boundary(f * math.exp(0.65)), years, max_jump=2.0) == ()
+    sign = [p.check for p in plausibility_problems(PARENT, _boundary(-0.1), years)]
+    assert "boundary_jump" in sign and "sign_flip" in sign
+
+
+def test_a_small_window_change_tolerates_a_factor_max_jump():
+    # the window barely moved (F_O = 0.95): the year after it may differ by up to ×1.5, not more
+    parent = {"success_rate": {"value": 0.2}, "consequences": {"k": {"units": [-10, -10, -10]}}}
+    ok = {"success_rate": {"value": 0.2}, "consequences": {"k": {"units": [-9.5, -9.5, -10 * 0.95 / 1.45],
+                                                                 "unverified": [3]}}}
+    bad = {"success_rate": {"value": 0.2}, "consequences": {"k": {"units": [-9.5, -9.5, -10 * 0.95 / 1.6],
+                                                                  "unverified": [3]}}}
+    changes = [{"parameter": "consequences.k", "years": [{"consequence_year": 1}, {"consequence_year": 2}]}]
+    assert plausibility_problems(parent, ok, changes) == ()
+    assert [p.check for p in plausibility_problems(parent, bad, changes)] == ["boundary_jump"]
 
 
 def test_unobserved_years_must_be_marked_unverified():
