@@ -31,6 +31,7 @@ from som_models.estimators.results import DidResult
 from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
 from som_models.evidence import EvidenceWindow, RootChoice
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
+from som_models.plausibility import ImplausibleProposal, Problem, plausibility_problems
 from som_models.projection import Projection, project
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
 from som_reference.strict_yaml import load_yaml
@@ -631,30 +632,15 @@ def durations_reason(spec: EvaluationSpec) -> str:
             "parameters are unchanged for them.")
 
 
-def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
-                   verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
-                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None,
-                   durations: pl.DataFrame | None = None,
-                   window: Mapping[str, Any] | None = None) -> dict:
-    """Record the run, then store its estimates, verdicts and the proposed version in one transaction.
-
-    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``); the hazard-ratio and
-    survival-difference rows of ``durations`` (:func:`duration_summary`) are stored with the estimates (the
-    proposal itself is computed from ``estimates`` alone). Returns the
-    ``parameter_proposal`` dict of the Dagster asset. The proposed content names the data (vintage and
-    hash), never the run, so a rerun on the same data proposes the same content (no new version).
-
-    Evidence accounting: ``window`` is the panel's person-year window (``first_year``, ``last_year``,
-    ``persons``; :func:`som_models.evidence.panel_window`). When it overlaps evidence that informs the version
-    under test, the spec's ``overlap`` decides: ``root`` (default) updates the root prior
-    (:meth:`pipeline.store.ParameterStore.evidence_root`) — the verdicts still test the version under test —
-    and ``refuse`` refuses the proposal (:class:`pipeline.store.StoreError`) before the run is recorded; a
-    rerun on the data the version under test came from is not refused (the store links it to that version).
-    """
+def _update_prior(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], *, data_vintage: str, data_hash: str,
+                  window: Mapping[str, Any] | None):
+    """The update's prior (:mod:`som_models.evidence`): the root choice for this evidence and, when the root is not
+    the version under test, its parameters. Raises :class:`pipeline.store.StoreError` when the evidence overlaps
+    and the spec says ``overlap: refuse``. Reads the store only."""
     from pipeline.store import StoreError
 
-    params = parse_parameter_set(assumptions["content"])
     spec = loaded.spec
+    params = parse_parameter_set(assumptions["content"])
     evidence = EvidenceWindow(evaluation=spec.evaluation, vintage=data_vintage, data_hash=data_hash,
                               **{k: (window or {}).get(k) for k in ("first_year", "last_year", "persons")})
     root = store.evidence_root(params.intervention, assumptions["version"], evidence)
@@ -664,27 +650,90 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
                          "version is proposed. Use overlap: root to update the root prior, or evaluate the root "
                          f"version (parameter_version: {root.version}).")
     prior = None if root.is_current else parse_parameter_set(store.get_version(params.intervention, root.version).content)
-    run = store.record_run(evaluation_id=spec.evaluation, intervention=params.intervention, data_vintage=data_vintage,
-                           data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
-                           tested_version=assumptions["version"])
+    return root, prior
+
+
+def proposal_candidate(loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame, *,
+                       data_vintage: str, data_hash: str, descriptive: pl.DataFrame | None = None,
+                       store=None, window: Mapping[str, Any] | None = None) -> dict:
+    """The proposal as a pure value — nothing is written: ``intervention``, ``parent_version``, ``content``,
+    ``reason``, ``changes``, the data (``data_vintage``, ``data_hash``), the person-year ``window``, the update's
+    prior (``prior``: :meth:`som_models.evidence.RootChoice.to_dict`, chosen from ``store`` — read only — when
+    given; else the version under test) and the ``alpha`` its plausibility is judged at (:func:`proposal_problems`).
+    The ``parameter_candidate`` asset; :func:`store_proposal` writes it. The content names the data (vintage and
+    hash), never the run, so a rerun on the same data proposes the same content (no new version)."""
+    params = parse_parameter_set(assumptions["content"])
+    spec = loaded.spec
+    root, prior = (None, None) if store is None else _update_prior(store, loaded, assumptions, data_vintage=data_vintage,
+                                                                    data_hash=data_hash, window=window)
     label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
     doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive,
                                              prior=prior, root=root)
+    return {"intervention": params.intervention, "parent_version": assumptions["version"], "content": doc,
+            "reason": reason, "changes": jsonio.to_jsonable(list(changes)), "data_vintage": data_vintage,
+            "data_hash": data_hash, "alpha": float(spec.verdict.alpha), "window": dict(window) if window else None,
+            "prior": None if root is None else root.to_dict()}
+
+
+def proposal_problems(candidate: Mapping[str, Any], assumptions: Mapping[str, Any]) -> tuple[Problem, ...]:
+    """What makes ``candidate`` implausible against the version under test (:mod:`som_models.plausibility`)."""
+    return plausibility_problems(assumptions["content"], candidate["content"], candidate["changes"],
+                                 alpha=float(candidate.get("alpha", 0.05)))
+
+
+def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame,
+                   verdicts: pl.DataFrame, *, data_vintage: str, data_hash: str, code_version: str,
+                   actor: str = "pipeline", descriptive: pl.DataFrame | None = None,
+                   durations: pl.DataFrame | None = None, window: Mapping[str, Any] | None = None,
+                   candidate: Mapping[str, Any] | None = None) -> dict:
+    """Check the proposal, then record the run and store its estimates, verdicts and the proposed version in one
+    transaction.
+
+    ``assumptions`` is the version under test (``intervention``, ``version``, ``content``); ``candidate`` the
+    :func:`proposal_candidate` (computed here, with ``window``, when not given). An implausible candidate raises
+    :class:`som_models.plausibility.ImplausibleProposal` before anything is written. The hazard-ratio and
+    survival-difference rows of ``durations`` (:func:`duration_summary`) are stored with the estimates. Returns
+    the ``parameter_proposal`` dict of the Dagster asset.
+
+    Evidence accounting: the candidate's ``window`` is the panel's person-year window (``first_year``,
+    ``last_year``, ``persons``; :func:`som_models.evidence.panel_window`). When it overlaps evidence that informs
+    the version under test, the spec's ``overlap`` decides: ``root`` (default) updates the root prior
+    (:meth:`pipeline.store.ParameterStore.evidence_root`) — the verdicts still test the version under test —
+    and ``refuse`` refuses the proposal (:class:`pipeline.store.StoreError`) before the run is recorded; a
+    rerun on the data the version under test came from is not refused (the store links it to that version).
+    """
+    spec = loaded.spec
+    params = parse_parameter_set(assumptions["content"])
+    if candidate is None:
+        candidate = proposal_candidate(loaded, assumptions, estimates, data_vintage=data_vintage, data_hash=data_hash,
+                                       descriptive=descriptive, store=store, window=window)
+    problems = proposal_problems(candidate, assumptions)
+    if problems:
+        raise ImplausibleProposal(problems, intervention=params.intervention)
+    window = candidate.get("window") or window
+    prior_record = candidate.get("prior") or {"prior_version": assumptions["version"],
+                                              "tested_version": assumptions["version"], "skipped_versions": [],
+                                              "overlapping_evidence": [], "reason": "the version under test"}
+    prior_version = int(prior_record["prior_version"])
+    run = store.record_run(evaluation_id=spec.evaluation, intervention=params.intervention, data_vintage=data_vintage,
+                           data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
+                           tested_version=assumptions["version"])
+    doc, reason, changes = candidate["content"], candidate["reason"], candidate["changes"]
     verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
         run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,
         evidence={"evaluation": spec.evaluation, "tested_version": assumptions["version"],
-                  "changes": jsonio.to_jsonable(list(changes)), "prior": root.to_dict(),
+                  "changes": jsonio.to_jsonable(list(changes)), "prior": prior_record,
                   "verdicts": [{k: r[k] for k in ("assumption", "label", "sentence")} for r in verdict_rows]},
         estimates=[*estimates.to_dicts(), *(duration_summary(durations).to_dicts() if durations is not None else [])],
         verdicts=verdict_rows, actor=actor, window=window,
-        prior_version=None if root.is_current else root.version,
+        prior_version=None if prior_version == assumptions["version"] else prior_version,
     )
     return {"intervention": record.intervention, "version": record.version, "status": record.status,
             "parent_version": record.parent_version, "content": record.content, "reason": record.reason,
             "run_id": run.id, "reused": record.reused, "code_version": code_version,
-            "prior_version": root.version, "prior_reason": root.reason}
+            "prior_version": prior_version, "prior_reason": prior_record["reason"]}
 
 
 def projections(before: ParameterSet, after: ParameterSet) -> dict[str, Projection]:

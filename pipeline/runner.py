@@ -92,6 +92,8 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         if not check.passed:
             sev = getattr(check.severity, "value", check.severity)
             failures.append(f"check {check.asset_key.to_user_string()}:{check.check_name} failed ({sev})")
+            if check.blocking and check.description:  # a blocking check stopped the run: say why
+                failures.append(f"{check.check_name}: {check.description}")
     if not result.success:
         return RunOutcome(False, tuple(failures), (), {}, {}, None, database_url(workdir), result.run_id)
     # The evaluation assets are partitioned: read this partition's outputs.

@@ -14,8 +14,15 @@ Success rate: realised = ATT on the success indicator in consequence year 1. Con
 person ``c_j = ATT_i(e) / r_s`` with the delta-method SE ``|c_j| · √((σ_ATT/ATT)² + (σ_s/r_s)²)``
 (ignoring the covariance of the two estimates). This mapping is :mod:`som_models.assumptions`, shared with
 the verdicts. Consequences are only re-estimated when the realised
-success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``); years without data (or with fewer than
-``min_persons`` treated persons) keep the prior.
+success rate is significantly positive (``r_s / σ_s > z_{1−α/2}``).
+
+**Years without data** (beyond the observed window, or with fewer than ``min_persons`` treated persons) of
+an updated item do not keep the prior: they are extrapolated from the observed years — the assumed value
+scaled by the realised/assumed ratio over the observed window, with an SE that widens with the distance
+from the data (:mod:`som_models.extrapolation`, formulas there) — and the extrapolation enters the same
+update rule as evidence. Those years are listed in ``consequences.<item>.unverified`` with the rule and
+its figures in ``consequences.<item>.extrapolation``, and in the change record (``extrapolated``). An item
+that is not updated keeps its values and marks.
 
 **Two kinds of profile, never mixed** (``consequences.<item>.kind``, :mod:`som_models.parameters.schema`).
 The ratio above is a *causal* quantity (effect per net success) and updates only ``causal`` profiles. A
@@ -56,6 +63,7 @@ import polars as pl
 from som_models.assumptions import EVENT, AssumptionMap, units_per_success
 from som_models.descriptive import realised_contrast
 from som_models.estimators.results import z_value
+from som_models.extrapolation import extrapolate, year_span
 from som_models.parameters.schema import CAUSAL, CONSEQUENCE_KINDS, DESCRIPTIVE, ParameterSet
 
 POLICIES = ("precision_weighted", "replace")
@@ -208,6 +216,7 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         base_units = list(base.units) if base is not None else []
         base_ses: list[float | None] = (list(base.se) if base is not None and base.se else [None] * len(base_units))
         touched = []
+        observed: dict[int, tuple[float, float]] = {}
         for j in range(1, len(units) + 1):
             if j > len(base_units):
                 continue  # not in the root prior (added or converted later): kept, never updated twice
@@ -215,7 +224,7 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             if ext is not None:
                 c, se_c, how = float(ext["estimate"]), float(ext["se"]), "external estimate"
             elif has_external:
-                continue  # this item is estimated externally; years it lacks keep the prior
+                continue  # this item is estimated externally; years it lacks are extrapolated below
             elif cons.kind == DESCRIPTIVE:
                 row = contrasts[cons.item].get(j)
                 if row is None:
@@ -231,6 +240,7 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             if not (math.isfinite(c) and math.isfinite(se_c)):
                 continue
             new, new_se = combine(base_units[j - 1], base_ses[j - 1], c, se_c, policy, prior_cv)
+            observed[j] = (c, se_c)
             touched.append({"consequence_year": j, "from": units[j - 1], "to": _round(new),
                             **({"prior": base_units[j - 1], "prior_se": base_ses[j - 1]} if prior is not None else {}),
                             "realised": _round(c), "realised_se": _round(se_c), "method": how})
@@ -238,15 +248,35 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         if not touched:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "no realised consequence year"})
             continue
+        # The years without data: extrapolated from the observed ones and marked unverified (som_models.extrapolation).
+        # the prior of the years without data is the update's prior too (the root prior when there is one)
+        prior_units = base_units if len(base_units) == len(units) else list(cons.units)
+        prior_ses = base_ses if len(base_units) == len(units) else list(cons.se or [None] * len(units))
+        tail = extrapolate(prior_units, observed)
+        extrapolated = []
+        for y in tail.years:
+            k = y.consequence_year - 1
+            new, new_se = combine(prior_units[k], prior_ses[k], y.value, y.se, policy, prior_cv)
+            extrapolated.append({"consequence_year": y.consequence_year, "from": y.assumed, "to": _round(new),
+                                 "extrapolated": _round(y.value), "extrapolated_se": _round(y.se),
+                                 "distance": y.distance})
+            units[k], ses[k] = _round(new), _round(new_se)
         prior_se = [s if s is not None else _round(prior_cv * abs(u)) for s, u in zip(ses, cons.units, strict=False)]
-        doc["consequences"][cons.item] = {
+        entry: dict[str, Any] = {
             "kind": cons.kind,
             "units": units,
             "se": [s if s is not None else prior_se[k] for k, s in enumerate(ses)],
-            "source": f"{policy} update{root_note} of consequence years {touched[0]['consequence_year']}–"
-                      f"{touched[-1]['consequence_year']} from {evidence_label}; later years unchanged ({cons.source})",
+            "source": f"{policy} update{root_note} of consequence years {year_span(tail.observed)} from {evidence_label}"
+                      + (f"; years {year_span(tail.unobserved)} without data extrapolated (unverified): {tail.rule}"
+                         if tail.unobserved else "") + f" ({cons.source})",
         }
-        changes.append({"parameter": f"consequences.{cons.item}", "kind": cons.kind, "years": touched})
+        change: dict[str, Any] = {"parameter": f"consequences.{cons.item}", "kind": cons.kind, "years": touched}
+        if tail.unobserved:
+            entry["unverified"] = list(tail.unobserved)
+            entry["extrapolation"] = tail.record()
+            change.update(unverified=list(tail.unobserved), extrapolated=extrapolated, extrapolation=tail.record())
+        doc["consequences"][cons.item] = entry
+        changes.append(change)
         updated += 1
     what = "the success rate and " if sm_ok else ""
     return Proposal(doc, tuple(changes), f"{policy} update of {what}{updated} consequence profile(s) from {evidence_label}")

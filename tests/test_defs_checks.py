@@ -4,16 +4,18 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from pipeline.defs.checks import build_extra_checks, implausible_changes, standardised_differences
+from pipeline.defs.checks import build_extra_checks, standardised_differences
+from som_models.plausibility import plausibility_problems
 
 
 def test_plausibility_flags_sign_flips_tenfold_changes_and_bad_rates():
     parent = {"consequences": {"x": {"units": [-10, -5]}}, "success_rate": {"value": 0.2}}
     ok = {"consequences": {"x": {"units": [-12, -4]}}, "success_rate": {"value": 0.25}}
-    assert implausible_changes(parent, ok) == []
+    assert plausibility_problems(parent, ok) == ()
     bad = {"consequences": {"x": {"units": [3, -60]}}, "success_rate": {"value": 1.2}}
-    problems = implausible_changes(parent, bad)
-    assert len(problems) == 3 and "outside [0, 1]" in problems[0]
+    problems = plausibility_problems(parent, bad)
+    assert [p.check for p in problems] == ["success_rate", "sign_flip", "magnitude"]
+    assert "outside [0, 1]" in problems[0].message
 
 
 def test_standardised_differences_by_hand():

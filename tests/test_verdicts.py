@@ -297,7 +297,9 @@ def test_proposal_respects_the_evaluations_choice_of_items():
 def test_proposal_uses_external_consequence_estimates():
     external = pl.DataFrame({"item": ["nights"], "consequence_year": [2], "estimate": [-80.0], "se": [10.0]})
     p = propose(PARAMS, table(sr=(0.1, 0.02)), consequence_estimates=external, policy="replace")
-    assert p.document["consequences"]["nights"]["units"] == [-100, -80.0]  # year 1 keeps the prior
+    # year 1 has no estimate: extrapolated by the realised/assumed ratio −80/−50 = 1.6 and marked unverified
+    assert p.document["consequences"]["nights"]["units"] == [-160.0, -80.0]
+    assert p.document["consequences"]["nights"]["unverified"] == [1]
     (change,) = [c for c in p.changes if c["parameter"] == "consequences.nights"]
     assert change["years"] == [{"consequence_year": 2, "from": -50, "to": -80.0, "realised": -80.0,
                                 "realised_se": 10.0, "method": "external estimate"}]

@@ -221,6 +221,16 @@ def _kinds_line(content: dict) -> str:
         return "consequence profiles: kinds unknown (the document is not a valid parameter set)"
 
 
+def _unverified_line(content: dict) -> str | None:
+    """The consequence years of a stored document that no data have verified (extrapolated), in one line."""
+    from som_models.parameters import ParameterError, parse_parameter_set
+
+    try:
+        return parse_parameter_set(content).describe_unverified()
+    except (ParameterError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _actor(by: str | None) -> str:
     if by and by.strip():
         return by.strip()
@@ -290,6 +300,9 @@ def show_command(
     for w in doc["informed_by"]:
         console.print(f"  informed by (version {w['version']}): {describe_window(w)}", highlight=False, soft_wrap=True)
     console.print(f"  {_kinds_line(doc['content'])}", highlight=False, soft_wrap=True)
+    unverified = _unverified_line(doc["content"])
+    if unverified:
+        console.print(f"  [yellow]{unverified}[/]", highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(doc["content"], sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
     emit_json(json_out, doc)
 

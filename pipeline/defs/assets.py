@@ -1,7 +1,9 @@
 """The evaluation loop as Dagster assets (thin wrappers over ``pipeline.evaluation`` and ``som_models``).
 
-delivery → panel, treatments → realised_effects, pretrend_tests → verdicts → parameter_proposal →
-projections → audit_report; ``assumptions`` is the approved parameter version under evaluation. No
+delivery → panel, treatments → realised_effects, pretrend_tests → verdicts → parameter_candidate →
+parameter_proposal → projections → audit_report; ``assumptions`` is the approved parameter version under
+evaluation. ``parameter_candidate`` is the proposal as a value; its blocking check ``proposal_plausible``
+(:mod:`pipeline.defs.checks`) must pass before ``parameter_proposal`` writes anything to the store. No
 materialisation records person-level data: metadata holds counts, hashes and summary tables only, and every
 count or estimate shown rests on at least ``min_cell`` persons (the spec's ``min_cell``, default 5; smaller
 cells read "suppressed", :func:`pipeline.disclosure.suppress_small_cells`). Frames carry Dagster's
@@ -30,8 +32,8 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 3, "parameter_proposal": 3,
-    "projections": 1, "audit_report": 2,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 3, "parameter_candidate": 2,
+    "parameter_proposal": 3, "projections": 1, "audit_report": 2,
 }
 
 
@@ -274,27 +276,45 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
     return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
 
 
-@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
-          description="A proposed parameter version, written to the store with its evidence (person-year window; "
-                      "the update's prior is the root prior when the evidence overlaps earlier evidence).")
-def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                       panel: pl.LazyFrame, realised_effects: pl.DataFrame, verdicts: pl.DataFrame,
-                       descriptive_contrast: pl.DataFrame, duration_effects: pl.DataFrame) -> dict:
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_candidate"),
+          description="The proposed parameter version as a value (nothing written): the blocking check "
+                      "proposal_plausible judges it before parameter_proposal writes it.")
+def parameter_candidate(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+                        panel: pl.LazyFrame, realised_effects: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> dict:
     from som_models.evidence import panel_window
 
     loaded = _spec(context, som)
     window = panel_window(panel)  # first/last year and persons, scanned (the panel is not loaded whole)
+    with som.store() as store:  # read only: the root prior of the update (evidence accounting)
+        candidate = ev.proposal_candidate(loaded, assumptions, realised_effects, data_vintage=delivery["vintage"],
+                                          data_hash=delivery["data_hash"], descriptive=descriptive_contrast,
+                                          store=store, window=window)
+    unverified = parse_parameter_set(candidate["content"]).unverified()
+    context.add_output_metadata({"parent_version": candidate["parent_version"], "reason": candidate["reason"],
+                                 "unverified": dg.MetadataValue.json({k: list(v) for k, v in unverified.items()})})
+    return candidate
+
+
+@dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("parameter_proposal"),
+          description="The checked proposal written to the store with its run, estimates, verdicts and evidence "
+                      "(person-year window; the update's prior is the root prior when the evidence overlaps "
+                      "earlier evidence).")
+def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+                       realised_effects: pl.DataFrame, verdicts: pl.DataFrame, duration_effects: pl.DataFrame,
+                       parameter_candidate: dict) -> dict:
+    loaded = _spec(context, som)
     with som.store() as store:
         proposal = ev.store_proposal(store, loaded, assumptions, realised_effects, verdicts,
                                      data_vintage=delivery["vintage"], data_hash=delivery["data_hash"],
-                                     code_version=code_version(), descriptive=descriptive_contrast, window=window,
-                                     durations=duration_effects)
+                                     code_version=code_version(), durations=duration_effects,
+                                     candidate=parameter_candidate)
+    window = parameter_candidate.get("window") or {}
     min_cell = int(loaded.spec.min_cell)
     context.add_output_metadata({
         **{k: proposal[k] for k in ("version", "status", "parent_version", "reused", "run_id", "reason", "prior_version")},
         "prior_reason": proposal["prior_reason"],
-        "evidence_years": f"{window['first_year']}–{window['last_year']}",
-        "evidence_persons": suppressed_count(int(window["persons"] or 0), min_cell),
+        "evidence_years": f"{window.get('first_year')}–{window.get('last_year')}",
+        "evidence_persons": suppressed_count(int(window.get("persons") or 0), min_cell),
     })
     return proposal
 

@@ -6,8 +6,11 @@
 * ``baseline_balance`` (WARN): standardised mean differences (:mod:`som_models.estimators.balance`, the same
   implementation as the matching estimator's balance table) of sex, age and every outcome in the first panel
   year between ever-treated and never-treated persons; |SMD| > 0.1 is flagged (Austin 2009).
-* ``proposal_plausible`` (ERROR): the proposed success rate lies in [0, 1] and no consequence value
-  changes sign or grows more than tenfold against its parent — such a proposal needs a human look.
+* ``proposal_plausible`` (ERROR, **blocking**): the proposal computed by ``parameter_candidate`` (a value,
+  nothing written) passes :func:`som_models.plausibility.plausibility_problems` against the version under
+  test — success rate in [0, 1], no unsupported sign flip, no tenfold change, no jump at the data boundary,
+  the unobserved years marked unverified. A failure stops the run before ``parameter_proposal``: nothing is
+  written to the parameter store, and the check's description says why — such a proposal needs a human look.
 """
 
 import math
@@ -16,7 +19,9 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from pipeline.evaluation import proposal_problems
 from som_models.estimators.balance import smd
+from som_models.plausibility import ADVICE, describe
 
 SMD_LIMIT = 0.1
 MIN_CELL = 5  # the project's default small-cell rule (pipeline.disclosure)
@@ -69,27 +74,13 @@ def _baseline_balance(realised_effects: pl.DataFrame, panel: pl.DataFrame, treat
     )
 
 
-def implausible_changes(parent: dict, proposed: dict) -> list[str]:
-    problems = []
-    rate = proposed.get("success_rate", {}).get("value")
-    if rate is None or not 0 <= rate <= 1:
-        problems.append(f"success rate {rate!r} outside [0, 1]")
-    for item, new in proposed.get("consequences", {}).items():
-        old = parent.get("consequences", {}).get(item)
-        new_units = new["units"] if isinstance(new, dict) else new
-        old_units = (old["units"] if isinstance(old, dict) else old) or []
-        for k, (a, b) in enumerate(zip(old_units, new_units, strict=False), start=1):
-            if a and (b * a < 0 or abs(b) > 10 * abs(a)):
-                problems.append(f"{item} year {k}: {a:g} → {b:g}")
-    return problems
-
-
-def _proposal_plausible(parameter_proposal: dict, assumptions: dict) -> dg.AssetCheckResult:
-    problems = implausible_changes(assumptions["content"], parameter_proposal["content"])
+def _proposal_plausible(parameter_candidate: dict, assumptions: dict) -> dg.AssetCheckResult:
+    problems = proposal_problems(parameter_candidate, assumptions)
     return dg.AssetCheckResult(
         passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
-        description=None if not problems else "; ".join(problems[:10]),
-        metadata={"problems": len(problems), "version": parameter_proposal["version"]},
+        description=None if not problems else f"proposal refused, nothing written: {describe(problems)} — {ADVICE}",
+        metadata={"problems": len(problems), "parent_version": parameter_candidate["parent_version"],
+                  "checks_failed": dg.MetadataValue.json(sorted({p.check for p in problems}))},
     )
 
 
@@ -105,7 +96,9 @@ def build_extra_checks(partitions_def: dg.PartitionsDefinition | None = None) ->
                            additional_ins={"panel": dg.AssetIn("panel"), "treatments": dg.AssetIn("treatments")},
                            description="Treated and comparison persons are balanced at baseline (|SMD| ≤ 0.1).",
                            )(_baseline_balance),
-            dg.asset_check(asset="parameter_proposal", name="proposal_plausible", partitions_def=partitions_def,
-                           additional_ins={"assumptions": dg.AssetIn("assumptions")},
-                           description="The proposed values are plausible against their parent version.")(_proposal_plausible),
+            dg.asset_check(asset="parameter_candidate", name="proposal_plausible", partitions_def=partitions_def,
+                           blocking=True, additional_ins={"assumptions": dg.AssetIn("assumptions")},
+                           description="The proposed values are plausible against the version under test (blocks the "
+                                       "write: no jump at the data boundary, sign flip or tenfold change; the "
+                                       "unobserved years are marked unverified).")(_proposal_plausible),
         ]

@@ -84,7 +84,9 @@ def _projection_rows(data: ReportData) -> dict:
              "payback": pr.payback_year or "none", "success_rate": _fmt(pr.success_rate)} for k, pr in projections.items()]
     mc_rows = [{"parameters": k, **{p: f"{sims[k].prob_break_even[p]:.0%}" for p in ("kommune", "region", "stat", "total")},
                 "p5": _fmt(sims[k].percentiles["total"][5.0]), "p50": _fmt(sims[k].percentiles["total"][50.0]),
-                "p95": _fmt(sims[k].percentiles["total"][95.0])} for k in sims]
+                "p95": _fmt(sims[k].percentiles["total"][95.0]),
+                "unverified": params[k].describe_unverified() or "",
+                "unverified_npv": {p: _fmt(v) for p, v in sims[k].unverified_npv.items()}} for k in sims]
     return {
         "npv_rows": rows,
         "cumulative": cumulative_chart(
@@ -96,6 +98,29 @@ def _projection_rows(data: ReportData) -> dict:
         "mc_chart": monte_carlo_chart({k: r.npv_draws[:, -1] for k, r in sims.items()},
                                       {k: r.prob_break_even["total"] for k, r in sims.items()}),
     }
+
+
+def _profile_rows(data: ReportData) -> list[dict]:
+    """Per consequence item and year: the evaluated and the proposed value (± SE), and whether the year was
+    observed or is unverified (extrapolated beyond the data, :mod:`som_models.extrapolation`)."""
+    if data.after is None:
+        return []
+    before, after = data.before.content.get("consequences", {}), data.after.content.get("consequences", {})
+    rows = []
+    for item, entry in after.items():
+        if not isinstance(entry, dict):
+            continue
+        old = before.get(item)
+        old_units = (old.get("units") if isinstance(old, dict) else old) or []
+        unverified = set(entry.get("unverified") or ())
+        ses = entry.get("se") or []
+        for j, value in enumerate(entry.get("units") or [], start=1):
+            was = old_units[j - 1] if j - 1 < len(old_units) else None
+            rows.append({"item": item, "year": j, "before": _fmt(was), "after": _fmt(value),
+                         "se": _fmt(ses[j - 1]) if j - 1 < len(ses) else "",
+                         "status": "unverified (extrapolated)" if j in unverified else
+                         ("unchanged" if was == value else "updated from data")})
+    return rows
 
 
 def render_report(data: ReportData, path: Path) -> Path:
@@ -143,7 +168,7 @@ def render_report(data: ReportData, path: Path) -> Path:
         title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         verdicts=verdict_rows, charts=charts, held=held,
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
-        **proj,
+        **proj, profiles=_profile_rows(data),
         checks=list(data.checks), checks_failed=sum(not c["passed"] for c in data.checks), min_cell=m,
         spec_text=jsonio.dumps(data.spec, fallback=str),
         alpha=data.spec.get("alpha", 0.05), margin=data.spec.get("equivalence_margin", 0.5),

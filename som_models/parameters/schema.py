@@ -25,6 +25,11 @@ Optional sections (all backwards compatible — a document without them means wh
 * ``price_index``: the index used for price-year conversion — a name in ``assets/price_index``
   (default ``nettoprisindeks``) or an inline mapping ``{year: value}``.
 
+* ``consequences.<item>.unverified``: the consequence years (1-based, increasing) that no evaluation has
+  observed and an update extrapolated from the observed years; ``consequences.<item>.extrapolation``: the
+  rule and its figures (:mod:`som_models.extrapolation`). Both are written by
+  :func:`som_models.calibration.propose`; a document without them has no unverified years.
+
 ``success_measure`` is optional for a pure calculation document; the evaluation pipeline needs it.
 
 **Two kinds of consequence profile** (``consequences.<item>.kind``, never mixed; ``docs/concepts.md``):
@@ -53,6 +58,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from som_models.extrapolation import year_span
 from som_models.hashing import content_hash
 
 PAYERS = ("kommune", "region", "stat")
@@ -84,6 +90,8 @@ class Consequence:
 
     ``kind`` is ``causal`` (effect per net success) or ``descriptive`` (SØM's success-vs-non-success
     contrast); ``kind_stated`` is False when the document did not say and ``causal`` was assumed.
+    ``unverified`` lists the consequence years no evaluation has observed that an update extrapolated
+    (:mod:`som_models.extrapolation`).
     """
 
     item: str
@@ -92,6 +100,8 @@ class Consequence:
     source: str
     kind: str = CAUSAL
     kind_stated: bool = True
+    #: consequence years without data behind them, extrapolated (``consequences.<item>.unverified``)
+    unverified: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -229,6 +239,19 @@ class ParameterSet:
         return ("consequence profiles: " + ", ".join(parts)
                 + " — causal = effect per net success; descriptive = SØM's success-vs-non-success contrast")
 
+    def unverified(self) -> dict[str, tuple[int, ...]]:
+        """Consequence item → its unverified (extrapolated) consequence years, for the items that have any."""
+        return {c.item: c.unverified for c in self.consequences if c.unverified}
+
+    def describe_unverified(self) -> str | None:
+        """One line naming the unverified consequence years (None when there are none), e.g. for
+        ``som params show``, the projection notes and the report."""
+        marks = self.unverified()
+        if not marks:
+            return None
+        return ("unverified consequence years (no data; extrapolated from the observed years): "
+                + ", ".join(f"{item} {year_span(years)}" for item, years in marks.items()))
+
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the document (safe to modify)."""
         return copy.deepcopy(dict(self.document))
@@ -339,7 +362,8 @@ def _consequence(item: str, obj: Any, path: str, require_kind: bool = False) -> 
             raise ParameterError(f"{path}.kind: required key missing — write the item as a mapping "
                                  f"{{kind: causal | descriptive, units: [...]}}")
         obj = {"units": obj}
-    _keys(obj, path, {"units": True, "se": False, "source": False, "kind": require_kind})
+    _keys(obj, path, {"units": True, "se": False, "source": False, "kind": require_kind, "unverified": False,
+                      "extrapolation": False})
     kind, stated = CAUSAL, "kind" in obj
     if stated:
         kind = _str(obj["kind"], f"{path}.kind")
@@ -355,7 +379,17 @@ def _consequence(item: str, obj: Any, path: str, require_kind: bool = False) -> 
         if not isinstance(obj["se"], list) or len(obj["se"]) != len(values):
             raise ParameterError(f"{path}.se: expected a list as long as units ({len(values)})")
         se = tuple(_num(s, f"{path}.se[{k}]", minimum=0) for k, s in enumerate(obj["se"]))
-    return Consequence(item, values, se, str(obj.get("source", "")), kind, stated)
+    unverified: tuple[int, ...] = ()
+    if obj.get("unverified") is not None:
+        raw = obj["unverified"]
+        if not isinstance(raw, list):
+            raise ParameterError(f"{path}.unverified: expected a list of consequence years (1–{len(values)})")
+        unverified = tuple(_int(y, f"{path}.unverified[{k}]", minimum=1, maximum=len(values)) for k, y in enumerate(raw))
+        if list(unverified) != sorted(set(unverified)):
+            raise ParameterError(f"{path}.unverified: consequence years must be increasing and listed once, got {raw}")
+    if obj.get("extrapolation") is not None and not isinstance(obj["extrapolation"], Mapping):
+        raise ParameterError(f"{path}.extrapolation: expected a mapping (the rule that extrapolated the unverified years)")
+    return Consequence(item, values, se, str(obj.get("source", "")), kind, stated, unverified)
 
 
 def _discounting(obj: Any) -> Any:
@@ -635,6 +669,8 @@ def convert_profile(params: ParameterSet, item: str, *, to: str, reason: str,
     entry["kind"] = to
     if units is not None:
         entry["units"] = [float(u) for u in units]
+        entry.pop("unverified", None)  # new values: the old extrapolation no longer describes them
+        entry.pop("extrapolation", None)
         if se is not None:
             entry["se"] = [float(x) for x in se]
         elif "se" in entry and len(entry["se"]) != len(entry["units"]):

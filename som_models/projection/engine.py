@@ -165,6 +165,9 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         if c.se is not None:
             se[i, :len(c.se)] = c.se
     notes: list[str] = [params.describe_kinds()]  # both kinds are applied per successful person (N · s · units)
+    unverified_note = params.describe_unverified()
+    if unverified_note:
+        notes.append(unverified_note + " — projected with their wider standard errors")
     warnings: list[str] = []
     years_needed = ({s.price_year for s in params.price_specs.values()}
                     | {c.price_year for c in params.costs + params.avoided_costs if c.price_year})

@@ -16,6 +16,12 @@ and in total, and the probability that the intervention at least breaks even (``
 payer. The tornado table sets one uncertain input at a time to its low and high percentile
 (``monte_carlo.tornado_percentiles``, default 5 % and 95 %) with every other input at its point value, and
 sorts by the swing of the total NPV. With no uncertainty every draw equals the deterministic projection.
+
+**Unverified consequence years** (``consequences.<item>.unverified``: years no evaluation observed, extrapolated
+by :mod:`som_models.extrapolation`) are drawn like the others, from their own — wider — standard errors. The
+result marks them: ``unverified`` names them per item, ``unverified_npv`` is the part of the deterministic NPV
+that rests on them (``NPV − NPV with the unverified years' units set to 0``, per payer and in total), and the
+tornado has one row per item for those years alone (``consequence:<item> unverified years …``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from som_models.extrapolation import year_span
 from som_models.parameters.schema import PAYERS, ParameterSet
 from som_models.projection.engine import Compiled, base_inputs, compile_calculation, evaluate, payback_years
 from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
@@ -74,6 +81,10 @@ class MonteCarloResult(ResultDisplay):
     tornado: tuple[TornadoRow, ...]
     tornado_percentiles: tuple[float, float]
     npv_draws: np.ndarray
+    #: consequence item → its unverified (extrapolated) consequence years
+    unverified: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: the part of the deterministic NPV resting on the unverified years, per payer and in total
+    unverified_npv: Mapping[str, float] = field(default_factory=dict)
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"intervention": self.intervention, "draws": self.draws, "seed": self.seed,
@@ -103,6 +114,10 @@ class MonteCarloResult(ResultDisplay):
         body = ["NPV (kroner, discounted):"] + frame_lines(
             table, labels={"deterministic_npv": "point", "p_break_even": "P(NPV ≥ 0)"})
         footer = []
+        if self.unverified:
+            footer.append("Unverified consequence years (no data; extrapolated, drawn with their wider SEs): "
+                          + ", ".join(f"{item} {year_span(years)}" for item, years in self.unverified.items())
+                          + f"; they contribute {fmt(self.unverified_npv.get('total', 0.0))} kr to the total NPV (point)")
         if self.tornado:
             lo, hi = self.tornado_percentiles
             footer.append(f"Largest one-way sensitivities (total NPV with the input at its p{lo:g} / p{hi:g}):")
@@ -122,6 +137,8 @@ class MonteCarloResult(ResultDisplay):
             "tornado": [{"input": r.input, "low_value": r.low_value, "high_value": r.high_value, "npv_low": r.npv_low,
                          "npv_high": r.npv_high, "swing": r.swing, "npv_low_by_payer": dict(r.npv_low_by_payer),
                          "npv_high_by_payer": dict(r.npv_high_by_payer)} for r in self.tornado],
+            "unverified": {item: list(years) for item, years in self.unverified.items()},
+            "unverified_npv": dict(self.unverified_npv),
         }
 
 
@@ -166,7 +183,7 @@ class _Inputs:
         """The value of one input at quantile ``q`` (for the tornado)."""
         if kind == "success_rate":
             return float(np.clip(self.s0 + self.s_se * NormalDist().inv_cdf(q), 0, 1))
-        if kind == "consequence":
+        if kind in ("consequence", "unverified"):
             return NormalDist().inv_cdf(q)  # z shift applied to all years of the item
         if kind == "price":
             return float(_from_uniform(np.array(q), np.array(self.lo[k]), np.array(1.0), np.array(self.hi[k]), self.dist))
@@ -196,6 +213,11 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     for i, item in enumerate(c.items):
         if np.any(c.se[i] > 0):
             specs.append((f"consequence:{item} (total units)", "consequence", i))
+    masks = unverified_masks(c)
+    for i, item in enumerate(c.items):
+        if item in masks and np.any(c.se[i][masks[item]] > 0):
+            years = [int(j) + 1 for j in np.flatnonzero(masks[item])]
+            specs.append((f"consequence:{item} unverified years {year_span(years)} (total units)", "unverified", i))
     for i, item in enumerate(c.items):
         if inp.hi[i] > inp.lo[i] and np.any(c.prices[i]):
             specs.append((f"price:{item}", "price", i))
@@ -220,6 +242,10 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
             elif kind == "consequence":
                 U[row, k, :] = c.units[k] + c.se[k] * v
                 v = float(np.sum(U[row, k, :c.lengths[k]]))  # report the item's total units over its years
+            elif kind == "unverified":
+                mask = masks[c.items[k]]
+                U[row, k, :] = np.where(mask, c.units[k] + c.se[k] * v, c.units[k])
+                v = float(np.sum(U[row, k, mask]))  # the total units over the unverified years
             elif kind == "price":
                 PF[row, k] = v
             else:
@@ -235,6 +261,32 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
                                {p: float(lo_row[n]) for n, p in enumerate(PAYERS)},
                                {p: float(hi_row[n]) for n, p in enumerate(PAYERS)}))
     return tuple(sorted(rows, key=lambda row: -row.swing))
+
+
+def unverified_masks(c: Compiled) -> dict[str, np.ndarray]:
+    """Consequence item → boolean mask over the compiled consequence years, True in its unverified years."""
+    out = {}
+    for i, cons in enumerate(c.params.consequences):
+        if cons.unverified:
+            mask = np.zeros(c.units.shape[1], dtype=bool)
+            mask[[j - 1 for j in cons.unverified]] = True
+            out[c.items[i]] = mask
+    return out
+
+
+def unverified_npv(c: Compiled) -> dict[str, float]:
+    """The part of the deterministic NPV resting on the unverified years: ``NPV − NPV with their units at 0``
+    (per payer and ``total``; empty when there are none)."""
+    masks = unverified_masks(c)
+    if not masks:
+        return {}
+    s, u, pf, costs = base_inputs(c)
+    without = u.copy()
+    for i, item in enumerate(c.items):
+        if item in masks:
+            without[0, i, masks[item]] = 0.0
+    full, cut = _npv4(evaluate(c, s, u, pf, costs))[0], _npv4(evaluate(c, s, without, pf, costs))[0]
+    return {k: float(full[n] - cut[n]) for n, k in enumerate(KEYS)}
 
 
 def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | None = None,
@@ -268,4 +320,5 @@ def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | N
         params.intervention, draws, seed, spec.range_distribution, spec.consequence_correlation,
         {k: float(det[n]) for n, k in enumerate(KEYS)}, mean, pct, prob, float(paid.mean()), median,
         tornado(c, spec.range_distribution, spec.tornado_percentiles), spec.tornado_percentiles, npv,
+        params.unverified(), unverified_npv(c),
     )
