@@ -25,6 +25,7 @@ from som_models.estimators.results import DidResult
 from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
+from som_models.sequential import LookHistory, PriorLook
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
 from som_reference.strict_yaml import load_yaml
 
@@ -434,12 +435,20 @@ def descriptive_contrast(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Ev
     return pl.DataFrame(schema=CONSEQUENCE_SCHEMA) if res is None else res.table
 
 
+def look_history(store, evaluation: str, *, data_hash: str, data_vintage: str | None) -> LookHistory:
+    """The earlier looks of ``evaluation`` stored in the parameter store, for the verdicts on ``data_hash``
+    (:mod:`som_models.sequential`: a rerun on the same data is the same look again)."""
+    prior = (PriorLook.from_record(r["sequential"], r["data_vintage"]) for r in store.look_records(evaluation))
+    return LookHistory(data_hash=data_hash, vintage=data_vintage, prior=tuple(p for p in prior if p is not None))
+
+
 def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec,
              covariance: Mapping[str, PathCovariance] | None = None,
-             descriptive: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
+             descriptive: pl.DataFrame | None = None, looks: LookHistory | None = None) -> tuple[Verdict, ...]:
     """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings on the assumptions the spec
     tests (``assumptions:``; the Holm family is exactly these), with the covariance and the level of inference
-    per outcome from ``pretrends`` (:func:`pretrend_frame`)."""
+    per outcome from ``pretrends`` (:func:`pretrend_frame`) and, in the pipeline, the earlier looks of the
+    evaluation (:func:`look_history`: error control over repeated looks at cumulative vintages)."""
     pre = dict(pretrends.select("outcome", "p_value").iter_rows())
     if covariance is None:
         covariance = covariance_from_frame(pretrends)
@@ -449,7 +458,8 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
                  for outcome, i in inference_from_frame(pretrends).items()
                  if i["clusters"] is not None and i["treated_clusters"] is not None}
     return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
-                 inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None)
+                 inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None,
+                 looks=looks)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:

@@ -234,12 +234,15 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
           description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
-def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
-             pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> pl.DataFrame:
+def verdicts(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+             realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
+    with som.store() as store:  # the earlier looks of this evaluation: error control over repeated looks
+        looks = ev.look_history(store, loaded.spec.evaluation, data_hash=delivery["data_hash"],
+                                data_vintage=delivery["vintage"])
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
-                                         descriptive=descriptive_contrast))
+                                         descriptive=descriptive_contrast, looks=looks))
     context.add_output_metadata({**frame_metadata(frame),
                                  "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
     return frame
