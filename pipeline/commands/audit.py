@@ -74,26 +74,27 @@ def _print(intervention: str, approved: int | None, points: list[dict], by_assum
         console.print(f"Evaluation: {evaluations[0]}", highlight=False)
     for name, items in by_assumption.items():
         table = Table(title=name, title_justify="left")
-        columns = [*(["evaluation"] if len(evaluations) > 1 else []), "vintage", "tested", "run (UTC)", "look",
-                   "assumed", "realised", "interval", "verdict", "proposed", "changed"]
+        looks = any(r.get("look") is not None for r in items)
+        columns = [*(["evaluation"] if len(evaluations) > 1 else []), "vintage", "tested", "run (UTC)",
+                   *(["look"] if looks else []), "assumed", "realised", "interval", "verdict", "proposed"]
         for col in columns:
-            table.add_column(col, overflow="fold", no_wrap=col in ("run (UTC)", "verdict"),
+            table.add_column(col, overflow="fold", no_wrap=col in ("run (UTC)", "verdict", "proposed"),
                              justify="right" if col in ("assumed", "realised", "look") else "left")
         for r in items:
             label = r["label"] or ""
             proposed = "" if r["proposed_version"] is None else f"v{r['proposed_version']} {r['proposed_status']}"
             look = "" if r.get("look") is None else f"{r['look']} (t={r['information_fraction']:.2f})"
+            verdict = label_markup(label) if label else "(no verdicts stored)"
             cells = [*([r["evaluation_id"]] if len(evaluations) > 1 else []), r["data_vintage"] or "",
-                     f"v{r['tested_version']}" if r["tested_version"] else "", r["run_at"].strftime("%Y-%m-%d %H:%M"),
-                     look, fmt_number(r["assumed"]), "suppressed" if r.get("suppressed") else fmt_number(r["realised"]),
-                     fmt_interval(r["ci_low"], r["ci_high"]),
-                     label_markup(label) if label else "(no verdicts stored)", proposed,
-                     "yes" if r.get("flag") else ""]
+                     f"v{r['tested_version']}" if r["tested_version"] else "", r["run_at"].strftime("%Y-%m-%d"),
+                     *([look] if looks else []), fmt_number(r["assumed"]),
+                     "suppressed" if r.get("suppressed") else fmt_number(r["realised"]),
+                     fmt_interval(r["ci_low"], r["ci_high"]), verdict + (" *" if r.get("flag") else ""), proposed]
             table.add_row(*cells)
         console.print(table)
         for r in items:
             if r.get("flag"):
-                console.print(f"  Changed at vintage {r['data_vintage']} (v{r['tested_version']}): {r['flag']['from']} → "
+                console.print(f"  * Changed at vintage {r['data_vintage']} (v{r['tested_version']}): {r['flag']['from']} → "
                               f"{r['flag']['to']}: {r['flag']['why']}.", highlight=False, soft_wrap=True)
             for note in r.get("replaces") or ():
                 console.print(f"  Vintage {r['data_vintage']} (v{r['tested_version']}) {note}.", highlight=False,

@@ -100,7 +100,8 @@ def _why(prev: Mapping[str, Any], cur: Mapping[str, Any]) -> str:
                        f"(nominal {_num(cur.get('nominal_level'))})")
     a0, a1 = prev.get("assumed"), cur.get("assumed")
     if a0 is not None and a1 is not None and not math.isclose(a0, a1, rel_tol=1e-9, abs_tol=1e-12):
-        reasons.append(f"assumed value over the observed years moved from {_num(a0)} to {_num(a1)}")
+        over = "" if prev.get("tested_version") != cur.get("tested_version") else " (mean over the observed years)"
+        reasons.append(f"assumed value{over} moved from {_num(a0)} to {_num(a1)}")
     if prev.get("suppressed") or cur.get("suppressed"):
         reasons.append("estimate not shown (fewer treated persons than the minimum cell size)")
     elif prev.get("realised") is not None and cur.get("realised") is not None:
