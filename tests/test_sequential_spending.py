@@ -161,3 +161,14 @@ def test_judge_records_the_look_and_uses_the_repeated_interval():
     off = judge(params, est, {}, VerdictSettings(sequential="none"), tested=["success_rate"],
                 looks=LookHistory("a" * 64))[0]
     assert off.to_record() == single.to_record()
+
+
+def test_the_spec_chooses_the_rule():
+    from som_models.evaluation_spec import parse_evaluation_spec
+    from som_models.parameters import ParameterError
+
+    doc = {"evaluation": "e", "intervention": "x", "parameters": "p.yaml"}
+    assert parse_evaluation_spec(doc).verdict.sequential == "lan-demets-obf"
+    assert parse_evaluation_spec({**doc, "sequential": "none"}).verdict.sequential == "none"
+    with pytest.raises(ParameterError, match="sequential: 'pocock' is not one of lan-demets-obf, none"):
+        parse_evaluation_spec({**doc, "sequential": "pocock"})
