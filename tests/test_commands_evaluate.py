@@ -160,7 +160,8 @@ def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp
     audit = _invoke(["audit", "housing_first_demo", "--workdir", str(work), "--json", "-"])
     assert audit.exit_code == 0, audit.output
     trail = json.loads(audit.stdout)
-    assert trail["points"] == 3 and trail["vintages"] == 1 and trail["assumptions"]["effect_path:kontanthjaelp_weeks"][0]["label"] == "refuted-overestimated"
+    assert trail["points"] == 3 and trail["vintages"] == 1
+    assert trail["assumptions"]["effect_path:kontanthjaelp_weeks"][0]["label"] == "refuted-overestimated"
 
 
 @pytest.mark.parametrize("args, message", [
