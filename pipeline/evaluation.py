@@ -33,6 +33,7 @@ from som_models.evidence import EvidenceWindow, RootChoice
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.plausibility import ImplausibleProposal, Problem, plausibility_problems
 from som_models.projection import Projection, project
+from som_models.sequential import LookHistory, PriorLook
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
 from som_reference.strict_yaml import load_yaml
 
@@ -554,14 +555,23 @@ def duration_summary(durations: pl.DataFrame) -> pl.DataFrame:
             .select("outcome", "estimand", "event_time", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control"))
 
 
+def look_history(store, evaluation: str, *, data_hash: str, data_vintage: str | None) -> LookHistory:
+    """The earlier looks of ``evaluation`` stored in the parameter store, for the verdicts on ``data_hash``
+    (:mod:`som_models.sequential`: a rerun on the same data is the same look again)."""
+    prior = (PriorLook.from_record(r["sequential"], r["data_vintage"]) for r in store.look_records(evaluation))
+    return LookHistory(data_hash=data_hash, vintage=data_vintage, prior=tuple(p for p in prior if p is not None))
+
+
 def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFrame, spec: EvaluationSpec,
              covariance: Mapping[str, PathCovariance] | None = None,
-             descriptive: pl.DataFrame | None = None, durations: pl.DataFrame | None = None) -> tuple[Verdict, ...]:
+             descriptive: pl.DataFrame | None = None, durations: pl.DataFrame | None = None,
+             looks: LookHistory | None = None) -> tuple[Verdict, ...]:
     """The verdicts of :func:`som_models.verdicts.judge` with the spec's settings on the assumptions the spec
     tests (``assumptions:``; the Holm family is exactly these), with the covariance and the level of inference
-    per outcome from ``pretrends`` (:func:`pretrend_frame`). The spec's duration assumptions are judged in the
-    same family from ``durations`` (:func:`duration_estimates`; their level of inference is on its
-    ``log_hazard_ratio`` rows)."""
+    per outcome from ``pretrends`` (:func:`pretrend_frame`) and, in the pipeline, the earlier looks of the
+    evaluation (:func:`look_history`: error control over repeated looks at cumulative vintages). The spec's
+    duration assumptions are judged in the same family from ``durations`` (:func:`duration_estimates`; their
+    level of inference is on its ``log_hazard_ratio`` rows)."""
     pre = dict(pretrends.select("outcome", "p_value").iter_rows())
     if covariance is None:
         covariance = covariance_from_frame(pretrends)
@@ -578,7 +588,7 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
         inference.update(duration_inference(frame, spec.durations, spec.verdict))
     return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
                  inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None,
-                 extra=extra)
+                 extra=extra, looks=looks)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:

@@ -17,13 +17,15 @@ from som_models.duration_assumptions import DURATION, DurationAssumption, parse_
 from som_models.estimators.dispatch import EstimationSettings, settings_problems
 from som_models.evidence import OVERLAP_POLICIES
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
+from som_models.sequential import RULES as SEQUENTIAL_RULES
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
 
 _ALLOWED = {
     "evaluation": True, "intervention": True, "intervention_code": False, "title": False, "parameters": True,
     "parameter_version": False,
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
-    "equivalence_margin": False, "consistency": False, "path_test": False, "min_persons": False,
+    "equivalence_margin": False, "consistency": False, "path_test": False, "sequential": False,
+    "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
     "assumptions": False, "assigned_by": False, "durations": False, "overlap": False,
 }
@@ -270,6 +272,9 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     overlap = doc.get("overlap", "root")
     if overlap not in OVERLAP_POLICIES:
         raise ParameterError(f"overlap: {overlap!r} is not one of {', '.join(OVERLAP_POLICIES)}")
+    sequential = doc.get("sequential", "lan-demets-obf")
+    if sequential not in SEQUENTIAL_RULES:
+        raise ParameterError(f"sequential: {sequential!r} is not one of {', '.join(SEQUENTIAL_RULES)}")
     version = doc.get("parameter_version", "approved")
     if version in (None, "approved", "latest-approved"):
         version = None
@@ -285,7 +290,7 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         base_period=block.options.get("base_period", "varying"),
         verdict=VerdictSettings(alpha=alpha, margin=margin,
                                 min_persons=_int(doc.get("min_persons", 20), "min_persons", minimum=1),
-                                consistency=consistency, path_test=path_test),
+                                consistency=consistency, path_test=path_test, sequential=sequential),
         update_policy=policy,
         prior_cv=_num(doc.get("prior_cv", 0.5), "prior_cv", minimum=0),
         min_cell=_int(doc.get("min_cell", 5), "min_cell", minimum=1),

@@ -70,6 +70,16 @@ not trusted to refute is not trusted to confirm either.
    rule);
 4. ``inconclusive`` otherwise — too little power to tell.
 
+**Repeated looks** (``judge(looks=…)``, :mod:`som_models.sequential`). When an evaluation is rerun on cumulative
+vintages, each assumption's tests form a sequence of looks at the same hypothesis; with ``looks`` given (the data
+hash of this test and the stored earlier looks) every p-value above is replaced by its *repeated p-value* under
+Lan–DeMets O'Brien–Fleming-type alpha spending over the information fraction ``t = I/(I + I₀)`` (``I = 1/se²``),
+before Holm; the printed intervals are the repeated confidence intervals ``± c_k(α/h)·se`` (TOST ``± c_k(2α/h)·se``).
+A rerun on data already looked at is the same look again (same boundary, no α spent). The look number,
+information, information fraction, α spent and the boundary and nominal level used are in
+``evidence["sequential"]``. Without ``looks`` (a single analysis) the levels are the fixed-sample ones above;
+``sequential = "none"`` switches the adjustment off.
+
 The former default ``consistency = "precision"`` (``consistent`` when the interval was narrow and did not
 contain both zero and the assumption) is refused: it is not a test — with the truth exactly on the ±50 %
 margin it called effect paths consistent in 22–34 % of simulated evaluations, sometimes next to an interval
@@ -85,12 +95,15 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from som_models.assumptions import EVENT, AssumptionMap
 from som_models.comparison import Comparison as _Comparison
 from som_models.descriptive import descriptive_comparison
 from som_models.estimators.results import cluster_df, critical_value, two_sided_p, upper_p, wald_p_value
 from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
+from som_models.sequential import RULES as SEQUENTIAL_RULES
+from som_models.sequential import LookHistory, LookPlan, hypothesis_key, plan_look
 
 LABELS = ("consistent", "refuted-overestimated", "refuted-underestimated", "inconclusive")
 CONSISTENCY_RULES = ("tost",)
@@ -126,6 +139,8 @@ class VerdictSettings:
     min_persons: int = 20
     consistency: str = "tost"
     path_test: str = "mean"
+    #: the rule over repeated looks when ``judge`` is given ``looks`` (see :mod:`som_models.sequential`)
+    sequential: str = "lan-demets-obf"
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 0.5:
@@ -139,6 +154,8 @@ class VerdictSettings:
             raise ValueError(problem)
         if self.path_test not in PATH_TESTS:
             raise ValueError(f"path_test must be one of {', '.join(PATH_TESTS)}, got {self.path_test!r}")
+        if self.sequential not in SEQUENTIAL_RULES:
+            raise ValueError(f"sequential must be one of {', '.join(SEQUENTIAL_RULES)}, got {self.sequential!r}")
 
 
 @dataclass(frozen=True)
@@ -480,7 +497,7 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
           tested: Collection[str] | None = None,
           inference: Mapping[str, AssignmentInfo] | None = None,
           descriptive: pl.DataFrame | None = None,
-          extra: Sequence[_Comparison] = ()) -> tuple[Verdict, ...]:
+          extra: Sequence[_Comparison] = (), looks: LookHistory | None = None) -> tuple[Verdict, ...]:
     """Verdicts on the tested assumptions of ``params`` (see the module docstring for the tests and labels).
 
     ``estimates`` is the tidy table of DESIGN §3.3 (``event`` and ``overall`` rows are used);
@@ -493,6 +510,9 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
     table that tests descriptive consequence profiles (:mod:`som_models.descriptive`); ``extra`` are comparisons
     of assumptions stated outside the parameter set (the spec's duration assumptions,
     :mod:`som_models.duration_assumptions`), judged the same way and in the same Holm family.
+    ``looks`` the data hash of
+    this test and the earlier looks of the evaluation (:class:`som_models.sequential.LookHistory`): the tests then
+    control the error over repeated looks (module docstring, *Repeated looks*).
     """
     inference = inference or {}
     comps = comparisons(params, estimates, pretrend_p, settings, covariance=covariance, descriptive=descriptive,
@@ -524,18 +544,84 @@ def judge(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mapping[str
     decisions = {c.assumption: _decision(c, _info_for(inference, c), settings)
                  for c in comps if gates[c.assumption] != "not-estimable"}
     family = [c.assumption for c in comps if gates[c.assumption] is None]
-    p_raw = [decisions[a].p_value for a in family]
+    plans = ({c.assumption: _plan(params, c, looks, settings) for c in comps if gates[c.assumption] is None}
+             if looks is not None and settings.sequential != "none" else {})
+    p_raw = [_sequential_p(plans.get(a), decisions[a].p_value) for a in family]
     adj = dict(zip(family, holm(p_raw), strict=True))
     div = dict(zip(family, holm_divisors(p_raw, settings.alpha), strict=True))
     # equivalence: the same family, the same Holm adjustment; an assumption without an equivalence test counts
     # as p = 1 (it keeps its place in the family, so the others are not adjusted less).
-    t_raw = [float(t) if (t := decisions[a].tost_p) is not None else 1.0 for a in family]
+    t_raw = [_sequential_tost(plans.get(a), float(t)) if (t := decisions[a].tost_p) is not None else 1.0
+             for a in family]
     tost_adj = dict(zip(family, holm(t_raw), strict=True))
     tost_div = dict(zip(family, holm_divisors(t_raw, settings.alpha), strict=True))
-    return tuple(_label(c, gates[c.assumption], decisions.get(c.assumption), adj.get(c.assumption),
-                        div.get(c.assumption), tost_adj.get(c.assumption), tost_div.get(c.assumption), len(family),
-                        _info_for(inference, c), settings)
-                 for c in comps)
+    out = []
+    for c in comps:
+        plan = plans.get(c.assumption)
+        v = _label(c, gates[c.assumption], decisions.get(c.assumption), adj.get(c.assumption),
+                   div.get(c.assumption), tost_adj.get(c.assumption), tost_div.get(c.assumption), len(family),
+                   _info_for(inference, c), settings, crit=None if plan is None else plan.critical)
+        out.append(v if plan is None else _with_look(v, plan, div[c.assumption], settings))
+    return tuple(out)
+
+
+# ---- repeated looks (issue 12 item 5): som_models.sequential ---------------------------------------------
+
+def _hypothesis(params: ParameterSet, c: _Comparison) -> str:
+    """The key of the hypothesis a comparison tests: its assumed values (for an effect path the whole profile, so
+    the key does not change as more consequence years are observed)."""
+    doc: dict[str, Any] = {"assumption": c.assumption, "course_years": params.course_years,
+                           "success_rate": params.success_rate.value}
+    cons = next((x for x in params.consequences if c.assumption == f"effect_path:{x.item}"), None)
+    if cons is not None:
+        doc.update(units=list(cons.units), kind=cons.kind)
+    elif c.assumption != "success_rate":
+        doc["assumed"] = c.assumed
+    return hypothesis_key(doc)
+
+
+def _plan(params: ParameterSet, c: _Comparison, looks: LookHistory, st: VerdictSettings) -> LookPlan:
+    realised, se = c.estimate()
+    return plan_look(looks.prior, hypothesis=_hypothesis(params, c), data_hash=looks.data_hash,
+                     vintage=looks.vintage, information=1 / se ** 2, alpha=st.alpha, delta=st.margin * abs(c.assumed))
+
+
+def _sequential_p(plan: LookPlan | None, p: float) -> float:
+    """The repeated p-value of a two-sided p-value (through its normal equivalent |z| = Φ⁻¹(1 − p/2))."""
+    return p if plan is None else plan.repeated_p(float(stats.norm.isf(max(p, 1e-300) / 2)))
+
+
+def _sequential_tost(plan: LookPlan | None, p: float) -> float:
+    """The repeated p-value of the TOST (one-sided: half the two-sided repeated p of z = Φ⁻¹(1 − p))."""
+    if plan is None or p >= 0.5:
+        return p
+    return plan.repeated_p(float(stats.norm.isf(max(p, 1e-300)))) / 2
+
+
+def _with_look(v: Verdict, plan: LookPlan, h: int, st: VerdictSettings) -> Verdict:
+    """``v`` with its look recorded (``evidence["sequential"]``) and stated in the test name and sentence."""
+    from dataclasses import replace
+
+    rec = plan.record(decision_level=st.alpha / h)
+    evidence = {**v.evidence, "sequential": rec}
+    if evidence.get("ci_level") and v.ci_low is not None:
+        evidence["ci_level"] = f"{evidence['ci_level']}; a repeated confidence interval (look {plan.look})"
+    where = f" on vintage {plan.looks[-1].vintage}" if plan.looks[-1].vintage else ""
+    if not plan.adds_information:
+        note = (f" Look {plan.look} of this assumption{where} has no more information than an earlier look, so it "
+                "gets no α and cannot refute (alpha spending over repeated looks).")
+    else:
+        note = (f" Look {plan.look} of this assumption{where}: information fraction {rec['information_fraction']:.2f}, "
+                f"{rec['alpha_spent']:.3g} of α = {st.alpha:g} spent so far (Lan–DeMets O'Brien–Fleming-type "
+                f"alpha spending over repeated looks); the refutation boundary is |z| ≥ "
+                f"{rec['decision_boundary']:.2f} (nominal level {rec['decision_nominal_level']:.2g}) and the "
+                "p-values are repeated p-values.")
+    if plan.reused:
+        note += f" The data were looked at before (look {plan.look}): same boundary, no new α spent."
+    looks_txt = f"{plan.look} look{'s' if plan.look != 1 else ''}"
+    return replace(v, evidence=evidence, sentence=v.sentence + note,
+                   test=f"{v.test}; repeated p-value over {looks_txt} (Lan–DeMets O'Brien–Fleming spending)")
+# ---- end of repeated looks -------------------------------------------------------------------------------
 
 
 def _fmt(x: float) -> str:
@@ -561,7 +647,7 @@ def _clusters_text(info: AssignmentInfo) -> str:
 
 def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float | None, h: int | None,
            tost_adj: float | None, tost_h: int | None, m: int, info: AssignmentInfo | None,
-           st: VerdictSettings) -> Verdict:
+           st: VerdictSettings, crit: Any = None) -> Verdict:
     delta = st.margin * abs(c.assumed)
     what = c.what or ("success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}")
     span = ""
@@ -637,7 +723,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
     # The decision interval: Holm's step level 1 − α/h for a normal-theory level test; none when the decision
     # was taken by a test without a matching interval here (Wald path test, randomisation inference, bootstrap).
     if dec.method == "normal":
-        zh = critical_value(st.alpha / h, df)
+        zh = critical_value(st.alpha / h, df) if crit is None else crit(st.alpha / h)
         lo, hi = realised - zh * se, realised + zh * se
         base.update(ci_low=lo, ci_high=hi)
         evidence["ci_level"] = (f"{_level(st.alpha / h)} (Holm step 1 − α/{h}, {holm_txt}): the interval the "
@@ -651,7 +737,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
     evidence["holm_divisor"] = h
     tost_ci = None
     if dec.tost_method == "normal":
-        zt = critical_value(2 * st.alpha / tost_h, df)
+        zt = critical_value(2 * st.alpha / tost_h, df) if crit is None else crit(2 * st.alpha / tost_h)
         tost_ci = (realised - zt * se, realised + zt * se)
     equivalent = tost_adj < st.alpha and dec.tost_p is not None and delta > 0
     evidence["tost"] = {"p_value": dec.tost_p, "p_adjusted": tost_adj, "method": dec.tost_method,

@@ -132,7 +132,9 @@ def test_two_vintages_and_a_verdict_that_changes(tmp_path, demo_delivery, monkey
     folder, _ = demo_delivery
     landing = tmp_path / "landing"
     first = _copy(folder, landing, "2023")
-    second = write_delivery(simulate_homelessness(3000, 2, HomelessnessWorld(kh_effect_per_responder=0.13)), landing / "2024")
+    # a later vintage has more information than the earlier one (deliveries are cumulative); a look with less
+    # gets no α under alpha spending over repeated looks and could not change the verdict
+    second = write_delivery(simulate_homelessness(9000, 2, HomelessnessWorld(kh_effect_per_responder=0.13)), landing / "2024")
     manifest = json.loads((second / "manifest.json").read_text())
     manifest["vintage"] = "2024-06"
     (second / "manifest.json").write_text(json.dumps(manifest))

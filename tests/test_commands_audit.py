@@ -66,13 +66,17 @@ def test_audit_json_follows_each_assumption_over_vintages(env):
     result = runner.invoke(app, ["audit", "mst", "--json", "-"], env=env)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["approved_version"] == 2 and doc["runs"] == 4
+    # one point per (vintage, tested version): the rerun on the 2015-06 data adds none
+    assert doc["approved_version"] == 2 and doc["points"] == 5 and doc["vintages"] == 3
     crime = doc["assumptions"]["effect_path:convictions"]
     assert [(r["data_vintage"], r["tested_version"], r["label"], r["realised"], r["proposed_version"], r["proposed_status"])
             for r in crime] == [("2014-06", 1, "refuted-overestimated", 0.12, 2, "approved"),
-                                ("2015-06", 2, "refuted-overestimated", 0.15, 3, "proposed"),
                                 ("2015-06", 2, "refuted-overestimated", 0.15, 3, "proposed")]
-    assert crime[0]["ci_low"] == 0.05 and crime[0]["assumed"] == -0.225
+    assert crime[0]["ci_low"] == 0.05 and crime[0]["assumed"] == -0.225 and crime[1]["flag"] is None
+    success = doc["assumptions"]["success_rate"]
+    assert success[1]["flag"]["from"] == "inconclusive" and success[1]["flag"]["to"] == "refuted-overestimated"
+    assert "tested version changed from v1 to v2" in success[1]["flag"]["why"]
+    assert "estimate moved from 0.1 (CI -0.1 to 0.3) to -0.08 (CI -0.14 to -0.02)" in success[1]["flag"]["why"]
     assert doc["assumptions"]["(run without verdicts)"][0]["data_vintage"] == "2016-06"
 
 
@@ -84,7 +88,8 @@ def test_audit_text_and_filter(env):
     assert "effect_path:convictions" not in out
     assert "2014-06" in out and "v2 approved" in out and "Latest: refuted-overestimated" in out
     full = runner.invoke(app, ["audit", "mst"], env=env)
-    assert "(no verdicts stored)" in full.stdout and "4 evaluation run(s); version 2 is approved" in full.stdout
+    assert "(no verdicts stored)" in full.stdout and "3 data vintage(s) evaluated; version 2 is approved" in full.stdout
+    assert "* Changed at vintage 2015-06 (v2): inconclusive → refuted-overestimated" in full.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -19,7 +19,9 @@ from pipeline.store.testing import SKIP_REASON, postgres_admin_url, temporary_po
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SPEC = ROOT / "assets" / "evaluations" / "housing_first_demo.yaml"
-PLANTED = {"success_rate": "consistent", "effect_path:shelter_nights": "consistent",
+# shelter nights: planted close to the assumption, but equivalence is not yet shown at a first look under alpha
+# spending over repeated looks (docs/evaluation-spec.md, Repeated looks)
+PLANTED = {"success_rate": "consistent", "effect_path:shelter_nights": "inconclusive",
            "effect_path:kontanthjaelp_weeks": "refuted-overestimated"}
 runner = CliRunner()
 
@@ -158,7 +160,8 @@ def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp
     audit = _invoke(["audit", "housing_first_demo", "--workdir", str(work), "--json", "-"])
     assert audit.exit_code == 0, audit.output
     trail = json.loads(audit.stdout)
-    assert trail["runs"] == 1 and trail["assumptions"]["effect_path:kontanthjaelp_weeks"][0]["label"] == "refuted-overestimated"
+    assert trail["points"] == 3 and trail["vintages"] == 1
+    assert trail["assumptions"]["effect_path:kontanthjaelp_weeks"][0]["label"] == "refuted-overestimated"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -30,7 +30,9 @@ def test_run_succeeds_with_the_planted_verdicts(run):
     _, _, _, outcome, _ = run
     assert outcome.success, outcome.failures
     labels = {v["assumption"]: v["label"] for v in outcome.verdicts}
-    assert labels == {"success_rate": "consistent", "effect_path:shelter_nights": "consistent",
+    # shelter nights: close to the assumption, but at this first look (information fraction ≈ 0.55 under alpha
+    # spending over repeated looks) equivalence is not yet shown (docs/evaluation-spec.md, Repeated looks)
+    assert labels == {"success_rate": "consistent", "effect_path:shelter_nights": "inconclusive",
                       "effect_path:kontanthjaelp_weeks": "refuted-overestimated"}
 
 

@@ -1,13 +1,16 @@
-"""`som audit INTERVENTION`: how each assumption held across evaluation runs and data vintages.
+"""`som audit INTERVENTION`: how each assumption held across data vintages.
 
 Example::
 
     som audit housing_first_demo
     som audit housing_first_demo --assumption effect_path:shelter_nights --json audit.json
 
-For every assumption, one line per evaluation run (oldest first): when, which evaluation and data vintage,
-the parameter version evaluated, the assumed and realised value with its interval, the verdict, and the
-version the run proposed (with that version's status today).
+For every assumption, one point per (data vintage, tested version), ordered by vintage
+(:meth:`pipeline.store.ParameterStore.assumption_history`): the evaluation run behind it, the parameter version
+evaluated, the look (sequential monitoring over repeated looks), the assumed and realised value with its interval,
+the verdict, and the version the run proposed (with that version's status today). Reruns on unchanged data (same
+data hash, tested version and spec) add no point, so the output is the same after any number of monthly reruns;
+a verdict that changed since the previous vintage is flagged with why.
 """
 
 from __future__ import annotations
@@ -20,32 +23,13 @@ from rich.table import Table
 from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 from pipeline.commands.params import open_store, store_errors
-from pipeline.disclosure import DEFAULT_MIN_CELL, suppress_verdict
 from pipeline.tables import fmt_interval, fmt_number, label_markup
+
+NO_VERDICTS = "(run without verdicts)"
 
 
 def register(app: typer.Typer) -> None:
     app.command(name="audit")(json_command(audit_command))
-
-
-def _disclosed(store, rows: list[dict]) -> list[dict]:
-    """Audit rows with each verdict's persons count and the small-cell rule of its run's spec applied."""
-    out, cache = [], {}
-    for r in rows:
-        if r["assumption"] is None:
-            out.append(r)
-            continue
-        if r["run_id"] not in cache:
-            run = store.get_run(r["run_id"])
-            cache[r["run_id"]] = (int((run.spec or {}).get("min_cell", DEFAULT_MIN_CELL)),
-                                  {v["assumption"]: v for v in store.verdicts_for_run(run.id)})
-        min_cell, stored = cache[r["run_id"]]
-        evidence = (stored.get(r["assumption"]) or {}).get("evidence") or {}
-        shown = suppress_verdict({**r, "evidence": {"n_treated": evidence.get("n_treated")}}, min_cell)
-        shown["n_treated"] = shown.pop("evidence").get("n_treated")
-        shown["suppressed"] = shown["n_treated"] is None
-        out.append(shown)
-    return out
 
 
 def audit_command(
@@ -55,55 +39,66 @@ def audit_command(
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
-    """How each assumption held across evaluation runs and data vintages. Example: som audit housing_first_demo"""
+    """How each assumption held across data vintages. Example: som audit housing_first_demo"""
     with open_store(workdir) as store:
         try:
-            rows = _disclosed(store, store.audit_trail(intervention))
+            points = store.assumption_history(intervention)
             versions = {v.version: v for v in store.versions(intervention)}
         except store_errors() as exc:
             fail(str(exc))
-    known = sorted({r["assumption"] for r in rows if r["assumption"]})
+    known = sorted({r["assumption"] for r in points if r["assumption"]})
     if assumption is not None:
         if assumption not in known:
             fail(f"no verdicts on assumption {assumption!r} for {intervention!r}"
                  + (f"; known: {', '.join(known)}" if known else "; no run has stored verdicts yet"))
-        rows = [r for r in rows if r["assumption"] == assumption]
+        points = [r for r in points if r["assumption"] == assumption]
     by_assumption: dict[str, list[dict]] = {}
-    for r in rows:
-        by_assumption.setdefault(r["assumption"] or "(run without verdicts)", []).append(r)
+    for r in points:
+        by_assumption.setdefault(r["assumption"] or NO_VERDICTS, []).append(r)
     approved = next((v.version for v in reversed(list(versions.values())) if v.status == "approved"), None)
-    doc = {"intervention": intervention, "approved_version": approved, "runs": len({r["run_id"] for r in rows}),
-           "assumptions": by_assumption}
-    _print(intervention, approved, rows, by_assumption)
+    doc = {"intervention": intervention, "approved_version": approved, "points": len(points),
+           "vintages": len({r["data_vintage"] for r in points}), "assumptions": by_assumption}
+    _print(intervention, approved, points, by_assumption)
     emit_json(json_out, doc)
 
 
-def _print(intervention: str, approved: int | None, rows: list[dict], by_assumption: dict[str, list[dict]]) -> None:
-    if not rows:
+def _print(intervention: str, approved: int | None, points: list[dict], by_assumption: dict[str, list[dict]]) -> None:
+    if not points:
         console.print(f"No evaluation runs of {intervention} yet (approved version {approved}).", highlight=False)
         return
-    console.print(f"[bold]{intervention}[/]: {len({r['run_id'] for r in rows})} evaluation run(s); "
-                  f"version {approved} is approved.", highlight=False)
-    evaluations = sorted({r["evaluation_id"] for r in rows})
+    vintages = len({r["data_vintage"] for r in points})
+    console.print(f"[bold]{intervention}[/]: {vintages} data vintage(s) evaluated; version {approved} is approved. "
+                  "One row per vintage and tested version (reruns on unchanged data add none).", highlight=False)
+    evaluations = sorted({r["evaluation_id"] for r in points})
     if len(evaluations) == 1:
         console.print(f"Evaluation: {evaluations[0]}", highlight=False)
     for name, items in by_assumption.items():
         table = Table(title=name, title_justify="left")
-        columns = ["run (UTC)", *(["evaluation"] if len(evaluations) > 1 else []), "vintage", "tested", "assumed",
-                   "realised", "interval", "verdict", "proposed"]
+        looks = any(r.get("look") is not None for r in items)
+        columns = [*(["evaluation"] if len(evaluations) > 1 else []), "vintage", "tested", "run (UTC)",
+                   *(["look"] if looks else []), "assumed", "realised", "interval", "verdict", "proposed"]
         for col in columns:
-            table.add_column(col, overflow="fold", no_wrap=col in ("run (UTC)", "verdict"),
-                             justify="right" if col in ("assumed", "realised") else "left")
+            table.add_column(col, overflow="fold", no_wrap=col in ("run (UTC)", "verdict", "proposed"),
+                             justify="right" if col in ("assumed", "realised", "look") else "left")
         for r in items:
-            interval = fmt_interval(r["ci_low"], r["ci_high"])
             label = r["label"] or ""
             proposed = "" if r["proposed_version"] is None else f"v{r['proposed_version']} {r['proposed_status']}"
-            cells = [r["run_at"].strftime("%Y-%m-%d %H:%M"), *([r["evaluation_id"]] if len(evaluations) > 1 else []),
-                     r["data_vintage"] or "", f"v{r['tested_version']}" if r["tested_version"] else "",
-                     fmt_number(r["assumed"]), "suppressed" if r.get("suppressed") else fmt_number(r["realised"]),
-                     interval, label_markup(label) if label else "(no verdicts stored)", proposed]
+            look = "" if r.get("look") is None else f"{r['look']} (t={r['information_fraction']:.2f})"
+            verdict = label_markup(label) if label else "(no verdicts stored)"
+            cells = [*([r["evaluation_id"]] if len(evaluations) > 1 else []), r["data_vintage"] or "",
+                     f"v{r['tested_version']}" if r["tested_version"] else "", r["run_at"].strftime("%Y-%m-%d"),
+                     *([look] if looks else []), fmt_number(r["assumed"]),
+                     "suppressed" if r.get("suppressed") else fmt_number(r["realised"]),
+                     fmt_interval(r["ci_low"], r["ci_high"]), verdict + (" *" if r.get("flag") else ""), proposed]
             table.add_row(*cells)
         console.print(table)
+        for r in items:
+            if r.get("flag"):
+                console.print(f"  * Changed at vintage {r['data_vintage']} (v{r['tested_version']}): {r['flag']['from']} → "
+                              f"{r['flag']['to']}: {r['flag']['why']}.", highlight=False, soft_wrap=True)
+            for note in r.get("replaces") or ():
+                console.print(f"  Vintage {r['data_vintage']} (v{r['tested_version']}) {note}.", highlight=False,
+                              soft_wrap=True)
         last = items[-1]
         if last.get("sentence"):
             console.print(f"  Latest: {last['sentence']}", highlight=False, soft_wrap=True)

@@ -32,7 +32,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 3, "parameter_candidate": 2,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 4, "parameter_candidate": 2,
     "parameter_proposal": 3, "projections": 1, "audit_report": 2,
 }
 
@@ -249,13 +249,16 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
           description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
-def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
-             pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame,
+def verdicts(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+             realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame,
              duration_effects: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
+    with som.store() as store:  # the earlier looks of this evaluation: error control over repeated looks
+        looks = ev.look_history(store, loaded.spec.evaluation, data_hash=delivery["data_hash"],
+                                data_vintage=delivery["vintage"])
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
-                                         descriptive=descriptive_contrast, durations=duration_effects))
+                                         descriptive=descriptive_contrast, durations=duration_effects, looks=looks))
     context.add_output_metadata({**frame_metadata(frame), "verdicts": _verdict_table(
         frame, realised_effects, int(loaded.spec.min_cell), duration_effects)})
     return frame

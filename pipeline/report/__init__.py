@@ -156,7 +156,10 @@ def render_report(data: ReportData, path: Path) -> Path:
             "rows": [{"vintage": h["vintage"], "run": h["run_id"][:8], "label": h["label"], "assumed": _fmt(h["assumed"]),
                       "realised": mark if is_small(h["n_treated"], m) else _fmt(h["realised"]),
                       "ci": "" if is_small(h["n_treated"],
-                                           m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}"}
+                                           m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}",
+                      "tested": f"v{h['tested_version']}" if h.get("tested_version") else "",
+                      "look": "" if h.get("look") is None else f"{h['look']} (t = {h['information_fraction']:.2f})",
+                      "flag": h.get("flag"), "replaces": h.get("replaces") or []}
                      for h in rows],
         })
     est = data.estimates.filter(pl.col("estimand") != "att_gt").select(

@@ -2,7 +2,8 @@
 
 The same gathering serves the ``audit_report`` asset (right after a run) and ``som report`` (any time later):
 the store holds every run's estimates and verdicts and every parameter version, so the report can show how
-each assumption held over data vintages.
+each assumption held over data vintages (one point per vintage and tested version:
+:meth:`pipeline.store.ParameterStore.assumption_history`).
 """
 
 from __future__ import annotations
@@ -81,15 +82,11 @@ def gather(store, *, intervention: str | None = None, evaluation: str | None = N
         before = next(v for v in versions if v.version == after.parent_version)
     else:
         before = store.latest_approved(intervention)
-    history = []
-    for r in sorted((r for r in store.runs(intervention) if r.evaluation_id == run.evaluation_id), key=lambda r: r.created_at):
-        for v in store.verdicts_for_run(r.id):
-            evidence = v.get("evidence") or {}
-            history.append({
-                "assumption": v["assumption"], "vintage": r.data_vintage, "run_id": r.id, "created_at": r.created_at,
-                "label": v["label"], "assumed": v["assumed"], "realised": v["realised"], "ci_low": v["ci_low"],
-                "ci_high": v["ci_high"], "n_treated": evidence.get("n_treated"),
-            })
+    # One point per (vintage, tested version), ordered by vintage; reruns on unchanged data add none; changed
+    # verdicts flagged with why (pipeline.store.history). Small cells are withheld there already.
+    history = [{**p, "vintage": p["data_vintage"], "created_at": p["run_at"]}
+               for p in store.assumption_history(intervention, evaluation_id=run.evaluation_id)
+               if p["assumption"] is not None]
     rows = store.estimates_for_run(run.id)
     estimates = pl.DataFrame([{k: r.get(k) for k in ESTIMATES_SCHEMA} for r in rows], schema=ESTIMATES_SCHEMA)
     spec = dict(run.spec or {})

@@ -499,6 +499,24 @@ class ParameterStore:
         with self._transaction() as session:
             return [{k: getattr(r, k) for k in VERDICT_KEYS} for r in session.scalars(stmt)]
 
+    def look_records(self, evaluation_id: str) -> list[dict[str, Any]]:
+        """The looks an evaluation's verdicts recorded (:mod:`som_models.sequential`), oldest run first.
+
+        One row per stored verdict that carries a look record (``evidence["sequential"]``): ``run_id``,
+        ``run_at``, ``data_vintage``, ``data_hash`` (of the run), ``assumption`` and the record ``sequential``.
+        Reruns on the same data appear again; :func:`som_models.sequential.plan_look` counts distinct data once.
+        """
+        stmt = (select(EvaluationRun.id, EvaluationRun.created_at, EvaluationRun.data_vintage, EvaluationRun.data_hash,
+                       Verdict.assumption, Verdict.evidence)
+                .join(Verdict, Verdict.run_id == EvaluationRun.id)
+                .where(EvaluationRun.evaluation_id == evaluation_id)
+                .order_by(EvaluationRun.created_at, EvaluationRun.id, Verdict.id))
+        with self._transaction() as session:
+            rows = session.execute(stmt).all()
+        return [{"run_id": r[0], "run_at": r[1], "data_vintage": r[2], "data_hash": r[3], "assumption": r[4],
+                 "sequential": copy.deepcopy(r[5]["sequential"])}
+                for r in rows if isinstance(r[5], dict) and isinstance(r[5].get("sequential"), dict)]
+
     def audit_entries(self, intervention: str | None = None) -> list[dict[str, Any]]:
         """Audit log entries (optionally of one intervention), oldest first."""
         stmt = select(AuditEntry).order_by(AuditEntry.id)
@@ -545,10 +563,12 @@ class ParameterStore:
     def audit_trail(self, intervention: str) -> list[dict[str, Any]]:
         """How each assumption held across evaluation runs and data vintages, oldest run first.
 
-        One row per run × verdict: the run (evaluation, vintage, data hash, code version, time), the
-        version it evaluated and the version it proposed (with that version's current status), and the
-        verdict (assumed, realised with interval, label, test, Holm-adjusted p, sentence). Runs that
-        stored no verdicts (e.g. interrupted) appear once with ``assumption`` None.
+        One row per run × verdict: the run (evaluation, vintage, data hash, code version, time, the content
+        hash of its spec ``spec_hash`` and the spec's ``min_cell``), the version it evaluated and the version it
+        proposed (with that version's current status), and the verdict (assumed, realised with interval, label,
+        test, Holm-adjusted p, sentence, and its ``evidence`` unfiltered: not for output as it is). Runs that
+        stored no verdicts (e.g. interrupted) appear once with ``assumption`` None. :meth:`assumption_history`
+        turns the rows into one point per vintage and tested version.
         """
         with self._transaction() as session:
             if session.get(ParameterSet, intervention) is None:
@@ -571,16 +591,29 @@ class ParameterStore:
                 head = {"run_id": r.id, "evaluation_id": r.evaluation_id, "data_vintage": r.data_vintage,
                         "data_hash": r.data_hash, "code_version": r.code_version, "run_at": r.created_at,
                         "tested_version": r.tested_version, "proposed_version": r.proposed_version,
-                        "proposed_status": status.get(r.proposed_version)}
+                        "proposed_status": status.get(r.proposed_version), "spec_hash": content_hash(r.spec or {}),
+                        "min_cell": (r.spec or {}).get("min_cell")}
                 if not by_run[r.id]:
                     rows.append({**head, **{k: None for k in ("assumption", "outcome", "label", "assumed", "realised",
-                                                              "ci_low", "ci_high", "p_adjusted", "test", "sentence")}})
+                                                              "ci_low", "ci_high", "p_adjusted", "test", "sentence",
+                                                              "evidence")}})
                 for v in by_run[r.id]:
                     rows.append({**head, "assumption": v.assumption, "outcome": v.outcome, "label": v.label,
                                  "assumed": v.assumed, "realised": v.realised, "ci_low": v.ci_low,
                                  "ci_high": v.ci_high, "p_adjusted": v.p_adjusted, "test": v.test,
-                                 "sentence": v.sentence})
+                                 "sentence": v.sentence, "evidence": copy.deepcopy(v.evidence)})
             return rows
+
+    def assumption_history(self, intervention: str, evaluation_id: str | None = None) -> list[dict[str, Any]]:
+        """How each assumption held over data vintages: one point per (evaluation, assumption, vintage, tested
+        version), ordered by vintage, reruns on unchanged data collapsed, changed verdicts flagged with why
+        (:func:`pipeline.store.history.assumption_history`); optionally of one evaluation only."""
+        from pipeline.store.history import assumption_history
+
+        trail = self.audit_trail(intervention)
+        if evaluation_id is not None:
+            trail = [r for r in trail if r["evaluation_id"] == evaluation_id]
+        return assumption_history(trail)
 
     # ----------------------------------------------------------------- writes
 
