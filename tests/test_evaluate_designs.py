@@ -179,7 +179,8 @@ def test_standard_errors_cluster_where_the_delivery_says_the_intervention_was_as
     assert set(pre.get_column("treated_clusters")) == {30}  # the demo roll-out: 30 of 98 kommuner
     info = ev.inference_from_frame(pre)["shelter_nights"]
     assert info == {"cluster": "municipality_at_assignment", "clusters": info["clusters"], "treated_clusters": 30,
-                    "n_units": None, "cluster_scores": None}  # 30 treated clusters: no few-cluster method needed
+                    "n_units": None, "cluster_scores": None, "ri_p": None, "ri_tost_p": None,
+                    "ri_detail": None}  # 30 treated clusters: no few-cluster method needed
     # The covariance the verdicts use is the clustered one: its diagonal is the reported event-time variance.
     cov = ev.covariance_from_frame(pre)["shelter_nights"]
     rows = effects.table.filter((pl.col("outcome") == "shelter_nights") & (pl.col("estimand") == "event")).sort("event_time")
