@@ -26,6 +26,7 @@ from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, Evalua
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
+from som_models.volume_verdicts import VolumeSettings, judge_volumes, realised_cohorts_from
 from som_reference.strict_yaml import load_yaml
 
 VERDICT_SCHEMA = {
@@ -452,6 +453,83 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
                  inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None)
 
 
+#: the stem of a delivery's cost file (``costs.parquet``, ``costs.csv``, …): one row per participant
+COST_FILE_STEM = "costs"
+#: its columns: the participant's intervention cost in kroner (positive = cost), optional price year
+COST_AMOUNT, COST_PRICE_YEAR = "BELOEB", "PRISAAR"
+
+
+def cost_file(loaded: LoadedSpec, delivery_folder: str | Path | None) -> Path | None:
+    """The cost file of an evaluation: the spec's ``data.costs`` (relative to the spec), else the delivery's file
+    ``costs.*`` listed in its manifest, else None."""
+    named = loaded.data_path("costs")
+    if named is not None:
+        return named
+    if delivery_folder is None:
+        return None
+    from pipeline.registers import read_manifest
+
+    manifest = read_manifest(Path(delivery_folder))
+    found = [f for f in manifest.files if Path(f).stem.lower() == COST_FILE_STEM]
+    if len(found) > 1:
+        raise ParameterError(f"delivery {manifest.folder}: more than one cost file ({', '.join(found)})")
+    return manifest.folder / found[0] if found else None
+
+
+def read_costs(path: Path) -> pl.DataFrame:
+    """A cost file as ``amount`` (kroner per participant, positive = cost) and ``price_year`` (null = the parameter
+    set's price year). Columns ``BELOEB`` and optional ``PRISAAR`` (any case; Parquet, CSV incl. the Danish dialect,
+    SAS); any other column — a person number included — is not read. Errors name the file, column and rows."""
+    from pipeline.registers.files import DeliveryError, as_float, as_int, read_table
+
+    try:
+        table = read_table(path, [COST_AMOUNT, COST_PRICE_YEAR])
+        df = table.frame
+        if COST_AMOUNT not in df.columns:
+            raise DeliveryError(f"{path.name}: column {COST_AMOUNT} (cost per participant, kroner) not found")
+        amount = as_float(df.get_column(COST_AMOUNT), path.name, COST_AMOUNT, table.decimal_comma)
+        bad = amount.is_null() | ~amount.is_finite() | (amount < 0)
+        if bad.any():
+            rows = [i + 1 for i in bad.arg_true().head(5).to_list()]
+            raise DeliveryError(f"{path.name}: column {COST_AMOUNT}: {int(bad.sum())} value(s) empty, negative or not "
+                                f"finite (data rows {', '.join(map(str, rows))})")
+        year = (as_int(df.get_column(COST_PRICE_YEAR), path.name, COST_PRICE_YEAR, table.decimal_comma)
+                if COST_PRICE_YEAR in df.columns else pl.Series([None] * df.height, dtype=pl.Int64))
+    except DeliveryError as exc:
+        raise ParameterError(f"cost file {path}: {exc}") from None
+    return pl.DataFrame({"amount": amount, "price_year": year})
+
+
+def intervention_participants(treatments: pl.DataFrame, spec: EvaluationSpec) -> pl.DataFrame:
+    """The persons who received the intervention: the spec's ``intervention_code`` (when the register has several)
+    and not a randomised control arm (``arm`` = ``C``)."""
+    if spec.intervention_code is not None and "intervention" in treatments.columns:
+        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
+    if "arm" in treatments.columns:
+        treatments = treatments.filter(pl.col("arm").is_null() | (pl.col("arm") != "C"))
+    return treatments
+
+
+def observed_window(period_start: str, period_end: str) -> tuple[int, int]:
+    """The calendar years a delivery observes whole: from the year of ``period_start`` to the year of
+    ``period_end`` (the year before when the period ends before 31 December)."""
+    import datetime as dt
+
+    start, end = dt.date.fromisoformat(period_start), dt.date.fromisoformat(period_end)
+    last = end.year if (end.month, end.day) == (12, 31) else end.year - 1
+    return start.year, max(last, start.year)
+
+
+def volume_verdicts(params: ParameterSet, treatments: pl.DataFrame, spec: EvaluationSpec, *,
+                    window: tuple[int, int], costs: pl.DataFrame | None) -> tuple[Verdict, ...]:
+    """Verdicts on participants per cohort, course length and cost per participant
+    (:func:`som_models.volume_verdicts.judge_volumes`) with the spec's ``alpha``, ``volume_margin`` and
+    ``min_persons``."""
+    settings = VolumeSettings(alpha=spec.verdict.alpha, margin=spec.volume_margin, min_persons=spec.verdict.min_persons)
+    return judge_volumes(params, treatments=intervention_participants(treatments, spec), window=window, costs=costs,
+                         settings=settings)
+
+
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
     rows = []
     for v in items:
@@ -463,13 +541,16 @@ def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
 
 def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str,
                       consequence_estimates: pl.DataFrame | None = None,
-                      descriptive: pl.DataFrame | None = None) -> tuple[dict, str, tuple]:
+                      descriptive: pl.DataFrame | None = None,
+                      realised_cohorts: Mapping[int, int] | None = None) -> tuple[dict, str, tuple]:
     """The proposed parameter document, the reason and the list of changes (causal profiles from the ATT path,
-    descriptive ones from the descriptive contrast; a profile keeps its kind)."""
+    descriptive ones from the descriptive contrast; a profile keeps its kind; the cohorts already observed with
+    their realised participants)."""
     p = propose(params, estimates, policy=spec.update_policy, prior_cv=spec.prior_cv, alpha=spec.verdict.alpha,
                 evidence_label=run_label, items=spec.reestimate_consequences, min_persons=spec.verdict.min_persons,
                 consequence_estimates=consequence_estimates,
-                descriptive=descriptive if descriptive is not None and descriptive.height else None)
+                descriptive=descriptive if descriptive is not None and descriptive.height else None,
+                realised_cohorts=realised_cohorts)
     doc = dict(p.document)
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}
@@ -492,8 +573,9 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
                            data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
                            tested_version=assumptions["version"])
     label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
-    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive)
     verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
+    doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive,
+                                             realised_cohorts=realised_cohorts_from(verdict_rows))
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
         run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,

@@ -23,9 +23,9 @@ _ALLOWED = {
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
     "equivalence_margin": False, "consistency": False, "path_test": False, "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
-    "assumptions": False, "assigned_by": False,
+    "assumptions": False, "assigned_by": False, "volume_margin": False,
 }
-_DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False}
+_DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False, "costs": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
 #: the keys of a ``design:`` mapping — every option ``som estimate`` has (the arm and the randomisation period of
 #: the ``rct`` design come from the data: the treatments' ``arm`` and ``start_year``)
@@ -52,6 +52,8 @@ class DataSource:
     panel: str | None = None
     treatments: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
+    #: a cost file (one row per participant: BELOEB, optional PRISAAR); else the delivery's ``costs.*`` if any
+    costs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class EvaluationSpec:
     assumptions: tuple[str, ...] | None = None
     #: the level at which the intervention was assigned (a panel column such as ``municipality``), if the spec says
     assigned_by: str | None = None
+    #: relative equivalence margin of the volume, course-length and cost verdicts (:mod:`som_models.volume_verdicts`)
+    volume_margin: float = 0.2
 
 
 def _data(obj: Any) -> DataSource:
@@ -132,7 +136,8 @@ def _data(obj: Any) -> DataSource:
     columns = _keys(obj.get("columns", {}) or {}, "data.columns", _COLUMNS)
     if columns and not panel:
         raise ParameterError("data.columns: only applies to a panel")
-    return DataSource(delivery, panel, treatments, {k: _str(v, f"data.columns.{k}") for k, v in columns.items()})
+    costs = _str(obj["costs"], "data.costs") if obj.get("costs") is not None else None
+    return DataSource(delivery, panel, treatments, {k: _str(v, f"data.columns.{k}") for k, v in columns.items()}, costs)
 
 
 def _outcomes(obj: Any) -> dict[str, str]:
@@ -281,4 +286,12 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         estimation=block,
         assumptions=_assumptions(doc.get("assumptions")),
         assigned_by=_str(doc["assigned_by"], "assigned_by") if doc.get("assigned_by") is not None else None,
+        volume_margin=_volume_margin(doc.get("volume_margin", 0.2)),
     )
+
+
+def _volume_margin(obj: Any) -> float:
+    margin = _num(obj, "volume_margin", minimum=0)
+    if margin <= 0:
+        raise ParameterError(f"volume_margin: must be > 0 (a share of the assumption), got {margin}")
+    return margin

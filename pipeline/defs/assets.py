@@ -30,7 +30,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 2, "parameter_proposal": 1,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 2, "verdicts": 3, "parameter_proposal": 2,
     "projections": 1, "audit_report": 2,
 }
 
@@ -143,7 +143,7 @@ def _min_cell(context: dg.AssetExecutionContext, som: SomSettings) -> int:
     outs={
         "panel": dg.AssetOut(description="Canonical person-year panel (pseudonymised person_id, outcomes, covariates).",
                              code_version=asset_code_version("registers")),
-        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm.",
+        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm, course_days.",
                                   code_version=asset_code_version("registers")),
     },
     check_specs=ingest_check_specs(PARTITIONS),
@@ -233,25 +233,38 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
-          description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
-def verdicts(context: dg.AssetExecutionContext, som: SomSettings, assumptions: dict, realised_effects: pl.DataFrame,
-             pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> pl.DataFrame:
+          description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive (effects, and "
+                      "participants, course length and cost per participant from the registers and a cost file).")
+def verdicts(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
+             treatments: pl.DataFrame, realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame,
+             descriptive_contrast: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
+    costs_path = ev.cost_file(loaded, delivery["folder"])
+    volumes = ev.volume_verdicts(params, treatments, loaded.spec,
+                                 window=ev.observed_window(delivery["period_start"], delivery["period_end"]),
+                                 costs=None if costs_path is None else ev.read_costs(costs_path))
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
-                                         descriptive=descriptive_contrast))
+                                         descriptive=descriptive_contrast) + volumes)
     context.add_output_metadata({**frame_metadata(frame),
                                  "verdicts": _verdict_table(frame, realised_effects, int(loaded.spec.min_cell))})
     return frame
 
 
 def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell: int) -> dg.MetadataValue:
-    """Verdicts with the number of treated persons behind each outcome's overall estimate; a verdict whose
-    outcome rests on fewer than ``min_cell`` treated persons (or on an unknown number) shows no numbers."""
+    """Verdicts with the number of treated persons behind each outcome's overall estimate (a volume verdict: the
+    persons its evidence counts); a verdict resting on fewer than ``min_cell`` persons (or on an unknown number)
+    shows no numbers."""
+    import json
+
     n = (realised_effects.filter(pl.col("estimand") == "overall").group_by("outcome")
          .agg(pl.col("n_treated").min().alias("n_treated")))
+    own = pl.DataFrame({"assumption": frame.get_column("assumption"),
+                        "_n": [json.loads(e or "{}").get("n_treated") if json.loads(e or "{}").get("kind") == "volume"
+                               else None for e in frame.get_column("evidence")]}, schema={"assumption": pl.Utf8, "_n": pl.Int64})
     table = (frame.select("assumption", "outcome", "label", "assumed", "realised", "ci_low", "ci_high")
-             .join(n, on="outcome", how="left"))
+             .join(n, on="outcome", how="left").join(own, on="assumption", how="left")
+             .with_columns(pl.coalesce("_n", "n_treated").alias("n_treated")).drop("_n"))
     return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
 
 
