@@ -9,20 +9,28 @@ Three assumptions of a parameter set are not effects but administrative facts th
   document's price year.
 
 These are **descriptive checks of counts and means, not causal estimates**. Each returns the
-:class:`som_models.verdicts.Verdict` of the effect verdicts, with the same four labels, and is decided with the
-same two tests: a two-sided test of realised = assumed (refuted when its Holm-adjusted p < ``alpha``;
-*overestimated* = the assumption is larger than what happened) and an equivalence test (TOST) within the relative
-margin ``δ = margin · assumed`` (``consistent`` when its Holm-adjusted p < ``alpha``); otherwise ``inconclusive``.
+:class:`som_models.verdicts.Verdict` of the effect verdicts, with the same four labels. Unlike the effect verdicts
+(point null ``realised = assumed``), the null of the refutation is the *band* ``[A − δ, A + δ]`` around the
+assumption ``A`` (``δ = margin · |A|``; the spec's ``volume_margin``, default 20 %): register counts and means rest
+on near-census data, where a point null would refute a business case for a trivially small difference.
+
+* ``refuted-overestimated`` / ``-underestimated`` — the realised value is shown to lie *outside* the band: the two
+  one-sided tests against its edges, ``p = min(1, 2 · min(p_above(A + δ), p_below(A − δ)))``, Holm-adjusted
+  p < ``alpha`` (equivalently, the printed ``1 − α/h`` interval lies wholly outside the band); *overestimated* =
+  the assumption is larger than what happened;
+* ``consistent`` — shown *inside* the band: TOST ``p = max(p_above(A − δ), p_below(A + δ))``, Holm-adjusted
+  p < ``alpha`` (the ``1 − 2α/h`` interval lies inside the band);
+* ``inconclusive`` otherwise.
+
 The Holm family is the volume assumptions judged in one evaluation (up to three); it is separate from the family
-of the effect assumptions (:func:`som_models.verdicts.judge`), since the two kinds of claim are tested on
-different data.
+of the effect assumptions (:func:`som_models.verdicts.judge`), since the two kinds of claim rest on different data.
 
 **Participants** (the intervention register: persons by the year of their first start). Over the cohort years the
 delivery observes (``first_year … last_year``), ``R = Σ_y n_y`` realised participants against ``A = Σ_y a_y``
 assumed (``a_y = 0`` for a year without an assumed cohort). The intake of a programme is a count process, so the
-null is ``R ~ Poisson(A)``: exact two-sided test ``p = min(1, 2 · min(P(X ≤ R), P(X ≥ R)))``; exact (Garwood)
-interval of the intake ``[χ²_{α/2}(2R)/2, χ²_{1−α/2}(2R+2)/2]``; TOST ``p = max(P(X ≥ R | A(1 − m)),
-P(X ≤ R | A(1 + m)))``. The per-cohort counts are in ``evidence["cohorts"]`` (what the parameter proposal uses
+counts are exact Poisson tail probabilities: ``p_above(μ) = P(X ≥ R | μ)``, ``p_below(μ) = P(X ≤ R | μ)``,
+``X ~ Poisson(μ)``; the interval is the exact (Garwood) interval of the intake
+``[χ²_{α/2}(2R)/2, χ²_{1−α/2}(2R+2)/2]``, which excludes the band exactly when the test refutes. The per-cohort counts are in ``evidence["cohorts"]`` (what the parameter proposal uses
 for the projection of the cohorts already observed: :func:`observed_cohorts`).
 
 **Course length** (the intervention register's start and end dates). A person's course lasts
@@ -30,12 +38,13 @@ for the projection of the cohorts already observed: :func:`observed_cohorts`).
 panel's treatments with years only) ``d_i = end_year − start_year``, which estimates the duration without bias only
 when starts are spread evenly over the year (the evidence says which was used). Only cohorts whose every course has
 ended within the delivery are used (a course still running — no end date, or an end after ``last_year`` — would be
-cut short, biasing the mean down); ``d̄`` with ``se = s / √n`` (``s`` the sample SD), ``z = (d̄ − K) / se``, TOST
-with ``δ = margin · K``, against the assumed course length ``K`` (``course_years``).
+cut short, biasing the mean down); ``d̄`` with ``se = s / √n`` (``s`` the sample SD) and normal tail
+probabilities, against the assumed course length ``K`` (``course_years``, a whole number of years) with the band
+``δ = max(margin · K, ½ year)`` — half a year is the parameter's resolution.
 
 **Cost per participant** (a cost file: one row per participant with the intervention's cost in kroner,
 positive = cost, optional price year converted with the parameter set's price index). ``x̄`` with
-``se = s / √n`` against the assumed cost, ``z``-test and TOST as above.
+``se = s / √n`` and normal tail probabilities against the band around the assumed cost.
 
 Gates (label ``inconclusive``, no test): nothing observed (no cohort year in the window, no completed cohort, no
 cost file), or fewer than ``min_persons`` persons behind a mean. The interval printed beside a verdict is the one
@@ -61,6 +70,8 @@ COURSE_YEARS = "course_years"
 COST = "cost_per_participant"
 #: the volume, timing and cost assumptions, in the order they are judged
 VOLUME_ASSUMPTIONS = (PARTICIPANTS, COURSE_YEARS, COST)
+#: the course length is a whole number of years: its band is at least ± half a year (the parameter's resolution)
+COURSE_RESOLUTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,7 @@ class _Check:
     test: str
     interval: Any  # level -> (low, high) of the realised value
     evidence: Mapping[str, Any]
+    delta: float = 0.0  # half-width of the band around the assumption (absolute)
 
 
 # ----------------------------------------------------------------------------------------------- the data
@@ -125,11 +137,14 @@ def observed_cohorts(treatments: pl.DataFrame, *, first_year: int, last_year: in
 
 # ----------------------------------------------------------------------------------------------- the tests
 
-def _poisson_two_sided(r: int, mu: float) -> float:
-    if mu <= 0:
-        return 1.0 if r == 0 else 0.0
-    lower, upper = float(stats.poisson.cdf(r, mu)), float(stats.poisson.sf(r - 1, mu))
-    return min(1.0, 2 * min(lower, upper))
+def _p_at_least(r: int, mu: float) -> float:
+    """P(X ≥ r) for X ~ Poisson(mu) (mu = 0: X = 0)."""
+    return (1.0 if r <= 0 else 0.0) if mu <= 0 else float(stats.poisson.sf(r - 1, mu))
+
+
+def _p_at_most(r: int, mu: float) -> float:
+    """P(X ≤ r) for X ~ Poisson(mu) (mu = 0: X = 0)."""
+    return 1.0 if mu <= 0 else float(stats.poisson.cdf(r, mu))
 
 
 def garwood(r: int, level: float) -> tuple[float, float]:
@@ -157,16 +172,17 @@ def _participants(params: ParameterSet, cohorts: Mapping[int, int] | None, st: V
     if a == 0 and r == 0:
         return _Check(PARTICIPANTS, PARTICIPANTS, a, float(r), unit, what, "not-observed", None, None, None, "", None,
                       evidence)
-    lo_m, hi_m = a * (1 - st.margin), a * (1 + st.margin)
-    tost = 1.0 if a == 0 else max(float(stats.poisson.sf(r - 1, lo_m)) if lo_m > 0 else 0.0,
-                                  float(stats.poisson.cdf(r, hi_m)))
-    return _Check(PARTICIPANTS, PARTICIPANTS, a, float(r), unit, what, None, _poisson_two_sided(r, a), tost, None,
-                  f"exact two-sided Poisson test of realised = assumed over cohort years {years[0]}–{years[-1]}",
-                  lambda level: garwood(r, level), evidence)
+    delta = st.margin * a
+    lo_m, hi_m = max(a - delta, 0.0), a + delta
+    refute = min(1.0, 2 * min(_p_at_least(r, hi_m), _p_at_most(r, lo_m)))
+    tost = 1.0 if delta <= 0 else max(_p_at_least(r, lo_m), _p_at_most(r, hi_m))
+    return _Check(PARTICIPANTS, PARTICIPANTS, a, float(r), unit, what, None, refute, tost, None,
+                  f"exact Poisson test of the participants of cohort years {years[0]}–{years[-1]} against the band "
+                  f"±{100 * st.margin:g} % of the assumption", lambda level: garwood(r, level), evidence, delta)
 
 
 def _mean_check(assumption: str, values: np.ndarray, assumed: float, st: VolumeSettings, *, unit: str, what: str,
-                test: str, evidence: dict[str, Any]) -> _Check:
+                test: str, evidence: dict[str, Any], delta: float | None = None) -> _Check:
     n = int(values.size)
     evidence = {**evidence, "n_treated": n, "unit": unit}
     if n == 0:
@@ -179,30 +195,35 @@ def _mean_check(assumption: str, values: np.ndarray, assumed: float, st: VolumeS
     if n < st.min_persons:
         return _Check(assumption, assumption, assumed, mean, unit, what, "too-few-persons", None, None, None, test,
                       None, evidence)
-    d, delta = mean - assumed, st.margin * abs(assumed)
+    d = mean - assumed
+    delta = st.margin * abs(assumed) if delta is None else delta
     if se > 0:
-        z = d / se
-        p = float(2 * stats.norm.sf(abs(z)))
+        # refutation: the mean lies outside the band [A − δ, A + δ] (two one-sided tests against its edges)
+        z = (d - delta) / se if d >= 0 else (d + delta) / se
+        p = float(min(1.0, 2 * min(stats.norm.sf((d - delta) / se), stats.norm.cdf((d + delta) / se))))
         tost = 1.0 if delta <= 0 else float(max(stats.norm.sf((d + delta) / se), stats.norm.cdf((d - delta) / se)))
     else:  # every value equal: the difference is known exactly
         z = None
-        p = 0.0 if d != 0 else 1.0
+        p = 0.0 if abs(d) > delta else 1.0
         tost = 0.0 if abs(d) < delta else 1.0
 
     def interval(level: float) -> tuple[float, float]:
         q = float(stats.norm.ppf(1 - (1 - level) / 2))
         return mean - q * se, mean + q * se
 
-    return _Check(assumption, assumption, assumed, mean, unit, what, None, p, tost, z, test, interval, evidence)
+    return _Check(assumption, assumption, assumed, mean, unit, what, None, p, tost, z, test, interval, evidence, delta)
 
 
 def _course_years(params: ParameterSet, treatments: pl.DataFrame | None, last_year: int | None,
                   st: VolumeSettings) -> _Check:
     k = float(params.course_years)
     unit = "years per course (start to end date)"
-    test = "two-sided z-test of realised = assumed (mean course length of the completed cohorts)"
+    delta = max(st.margin * k, COURSE_RESOLUTION)
+    test = (f"z-tests of the mean course length of the completed cohorts against the band ±{delta:g} years of the "
+            "assumption")
     if treatments is None or last_year is None:
-        return _mean_check(COURSE_YEARS, np.zeros(0), k, st, unit=unit, what="course length", test=test, evidence={})
+        return _mean_check(COURSE_YEARS, np.zeros(0), k, st, unit=unit, what="course length", test=test, evidence={},
+                           delta=delta)
     starts = first_starts(treatments).with_columns(
         (pl.col("end_year").is_null() | (pl.col("end_year") > last_year)).alias("_ongoing"))
     bad = starts.filter(pl.col("end_year").is_not_null() & (pl.col("end_year") < pl.col("start_year"))).height
@@ -224,7 +245,8 @@ def _course_years(params: ParameterSet, treatments: pl.DataFrame | None, last_ye
     incomplete = sorted(int(y) for y in by_cohort.filter(pl.col("ongoing") > 0).get_column("start_year").to_list())
     return _mean_check(COURSE_YEARS, values, k, st, unit=unit, what="course length", test=test,
                        evidence={"complete_cohorts": complete, "incomplete_cohorts": incomplete,
-                                 "ongoing_courses": ongoing, "last_year": last_year, "measured_by": how})
+                                 "ongoing_courses": ongoing, "last_year": last_year, "measured_by": how},
+                       delta=delta)
 
 
 def assumed_cost(params: ParameterSet) -> float:
@@ -246,7 +268,8 @@ def assumed_cost(params: ParameterSet) -> float:
 
 def _cost(params: ParameterSet, costs: pl.DataFrame | None, st: VolumeSettings) -> _Check:
     unit = f"kroner per participant ({params.price_year} prices)"
-    test = "two-sided z-test of realised = assumed (mean cost per participant of the cost file)"
+    test = (f"z-tests of the mean cost per participant of the cost file against the band ±{100 * st.margin:g} % of "
+            "the assumption")
     assumed = assumed_cost(params)
     if costs is None:
         return _mean_check(COST, np.zeros(0), assumed, st, unit=unit, what="cost per participant", test=test,
@@ -286,7 +309,7 @@ def _p(p: float) -> str:
 
 def _verdict(c: _Check, p_adj: float | None, h: int | None, tost_adj: float | None, tost_h: int | None, m: int,
              st: VolumeSettings) -> Verdict:
-    delta = st.margin * abs(c.assumed)
+    delta = c.delta
     evidence: dict[str, Any] = {**c.evidence, "kind": "volume", "gate": c.gate, "alpha": st.alpha,
                                 "margin_abs": delta, "family_size": m, "ci_level": None,
                                 "note": "descriptive check of register counts and means, not a causal estimate"}
@@ -315,21 +338,22 @@ def _verdict(c: _Check, p_adj: float | None, h: int | None, tost_adj: float | No
     fact = (f"the realised {c.what} was {_fmt(c.realised)} ({_level(st.alpha / h)} CI {_fmt(lo)} to {_fmt(hi)}, "
             f"{holm_txt}) against an assumed {_fmt(c.assumed)}")
     base.update(test=f"{c.test}, {holm_txt}", ci_low=lo, ci_high=hi, evidence=evidence)
+    band = f"the band {_fmt(c.assumed - delta)} to {_fmt(c.assumed + delta)} around the assumption"
     if p_adj < st.alpha:
         over = c.realised < c.assumed
         word = "overestimated" if over else "underestimated"
         return Verdict(**base, label=f"refuted-{word}",
-                       sentence=f"Refuted: {fact}, so the assumption {word} it (Holm-adjusted {_p(p_adj)}).")
+                       sentence=f"Refuted: {fact}; the interval lies outside {band}, so the assumption {word} it "
+                                f"(Holm-adjusted {_p(p_adj)}).")
     if tost_adj < st.alpha and delta > 0:
         return Verdict(**base, label="consistent",
-                       sentence=f"Consistent: {fact}; not significantly different (Holm-adjusted {_p(p_adj)}), and "
-                                f"its {_level(2 * st.alpha / tost_h)} interval {_fmt(tlo)} to {_fmt(thi)} lies within "
-                                f"±{100 * st.margin:g} % of the assumption (TOST, Holm-adjusted {_p(tost_adj)}).")
-    reason = ("a zero assumption has no relative margin" if delta <= 0 else
-              f"the data cannot show it lies within ±{100 * st.margin:g} % of the assumption (TOST, Holm-adjusted "
+                       sentence=f"Consistent: {fact}; its {_level(2 * st.alpha / tost_h)} interval {_fmt(tlo)} to "
+                                f"{_fmt(thi)} lies within {band} (TOST, Holm-adjusted {_p(tost_adj)}).")
+    reason = ("a zero assumption has no band" if delta <= 0 else
+              f"the data can show neither that it lies outside nor that it lies within {band} (TOST, Holm-adjusted "
               f"{_p(tost_adj)})")
     return Verdict(**base, label="inconclusive",
-                   sentence=f"Inconclusive: {fact}; not significantly different (Holm-adjusted {_p(p_adj)}), but {reason}.")
+                   sentence=f"Inconclusive: {fact}; {reason}.")
 
 
 def judge_volumes(params: ParameterSet, *, treatments: pl.DataFrame | None = None,
