@@ -30,8 +30,9 @@ delivery observes (``first_year … last_year``), ``R = Σ_y n_y`` realised part
 assumed (``a_y = 0`` for a year without an assumed cohort). The intake of a programme is a count process, so the
 counts are exact Poisson tail probabilities: ``p_above(μ) = P(X ≥ R | μ)``, ``p_below(μ) = P(X ≤ R | μ)``,
 ``X ~ Poisson(μ)``; the interval is the exact (Garwood) interval of the intake
-``[χ²_{α/2}(2R)/2, χ²_{1−α/2}(2R+2)/2]``, which excludes the band exactly when the test refutes. The per-cohort counts are in ``evidence["cohorts"]`` (what the parameter proposal uses
-for the projection of the cohorts already observed: :func:`observed_cohorts`).
+``[χ²_{α/2}(2R)/2, χ²_{1−α/2}(2R+2)/2]``, which excludes the band exactly when the test refutes. The per-cohort
+counts are in ``evidence["cohorts"]`` (what the parameter proposal uses for the projection of the cohorts already
+observed: :func:`observed_cohorts`, :func:`realised_cohorts_from`).
 
 **Course length** (the intervention register's start and end dates). A person's course lasts
 ``d_i = (SLUT_DATO − START_DATO) / 365.25`` years (the treatments' ``course_days``); without dates (a handed-over
