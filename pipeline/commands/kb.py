@@ -96,8 +96,8 @@ def search(
             e = s.effects.get("difference")
             effect = "" if e is None else f"difference {e.value:.4g} ({e.se:.3g})"
             p = s.provenance
-            origin = (f"{s.origin}: {p.get('evaluation')} run {str(p.get('run_id'))[:8]}, vintage {p.get('data_vintage')}, "
-                      f"data {str(p.get('data_hash'))[:12]}, parameter version {p.get('parameter_version')}")
+            origin = (f"agency: vintage {p.get('data_vintage')}, run {str(p.get('run_id'))[:8]}, "
+                      f"data {str(p.get('data_hash'))[:12]}, v{p.get('parameter_version')}")
         else:
             effect = "" if std is None else f"{std.metric} {std.value:.3f} ({std.se:.3f})"
             origin = f"{s.origin} ({s.status})"
