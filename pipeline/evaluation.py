@@ -26,7 +26,7 @@ from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, Evalua
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.projection import Projection, project
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
-from som_models.volume_verdicts import VolumeSettings, judge_volumes, realised_cohorts_from
+from som_models.volume_verdicts import VOLUME_ASSUMPTIONS, VolumeSettings, judge_volumes, realised_cohorts_from
 from som_reference.strict_yaml import load_yaml
 
 VERDICT_SCHEMA = {
@@ -104,8 +104,9 @@ def load_spec(path: str | Path) -> LoadedSpec:
 
 
 def assumption_names(params: ParameterSet) -> list[str]:
-    """The assumptions a parameter set states: ``success_rate`` and ``effect_path:<item>`` per consequence item."""
-    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences)]
+    """The assumptions a parameter set states: ``success_rate``, ``effect_path:<item>`` per consequence item and the
+    volume, course-length and cost assumptions (:data:`som_models.volume_verdicts.VOLUME_ASSUMPTIONS`)."""
+    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences), *VOLUME_ASSUMPTIONS]
 
 
 def assumptions_version(store, loaded: LoadedSpec):
@@ -449,7 +450,8 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
                                          n_units=i.get("n_units"))
                  for outcome, i in inference_from_frame(pretrends).items()
                  if i["clusters"] is not None and i["treated_clusters"] is not None}
-    return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
+    tested = None if spec.assumptions is None else [a for a in spec.assumptions if a not in VOLUME_ASSUMPTIONS]
+    return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=tested,
                  inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None)
 
 
@@ -524,10 +526,14 @@ def volume_verdicts(params: ParameterSet, treatments: pl.DataFrame, spec: Evalua
                     window: tuple[int, int], costs: pl.DataFrame | None) -> tuple[Verdict, ...]:
     """Verdicts on participants per cohort, course length and cost per participant
     (:func:`som_models.volume_verdicts.judge_volumes`) with the spec's ``alpha``, ``volume_margin`` and
-    ``min_persons``."""
+    ``min_persons`` — those of them the spec's ``assumptions:`` names (all when it names none)."""
+    tested = VOLUME_ASSUMPTIONS if spec.assumptions is None else tuple(
+        a for a in VOLUME_ASSUMPTIONS if a in spec.assumptions)
+    if not tested:
+        return ()
     settings = VolumeSettings(alpha=spec.verdict.alpha, margin=spec.volume_margin, min_persons=spec.verdict.min_persons)
     return judge_volumes(params, treatments=intervention_participants(treatments, spec), window=window, costs=costs,
-                         settings=settings)
+                         settings=settings, tested=tested)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:

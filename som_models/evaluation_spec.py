@@ -16,6 +16,7 @@ from som_models.calibration import POLICIES
 from som_models.estimators.dispatch import EstimationSettings, settings_problems
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
+from som_models.volume_verdicts import VOLUME_ASSUMPTIONS
 
 _ALLOWED = {
     "evaluation": True, "intervention": True, "intervention_code": False, "title": False, "parameters": True,
@@ -230,8 +231,10 @@ def _assumptions(obj: Any) -> tuple[str, ...] | None:
                              f"got {obj!r}")
     out = tuple(_str(x, f"assumptions[{k}]") for k, x in enumerate(obj))
     for k, name in enumerate(out):
-        if name != SUCCESS_RATE and not (name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
-            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item>")
+        if name != SUCCESS_RATE and name not in VOLUME_ASSUMPTIONS and not (
+                name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
+            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate, effect_path:<consequence item> or one "
+                                 f"of {', '.join(VOLUME_ASSUMPTIONS)}")
     dup = sorted({x for x in out if out.count(x) > 1})
     if dup:
         raise ParameterError(f"assumptions: {', '.join(dup)} listed twice")

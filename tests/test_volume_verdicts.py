@@ -146,3 +146,44 @@ def test_observed_cohorts_and_proposal_uses_them():
     parse_parameter_set(p.document)
     unchanged = propose(params, pl.DataFrame(schema=ESTIMATES_SCHEMA), evidence_label="test")
     assert unchanged.document["cohorts"] == SEED["cohorts"] + [{"year": 2021, "participants": 150}]
+
+
+def test_the_specs_assumptions_choose_the_volume_verdicts():
+    from pipeline import evaluation as ev
+    from som_models.evaluation_spec import parse_evaluation_spec
+    from som_models.parameters import ParameterError
+
+    base = {"evaluation": "e", "intervention": SEED["intervention"], "parameters": "p.yaml"}
+    t = _treatments([(f"p{i}", 2018, 2019, 400) for i in range(30)]).with_columns(pl.lit("T").alias("arm"))
+    params = _params()
+
+    def names(**extra):
+        spec = parse_evaluation_spec({**base, **extra})
+        return [v.assumption for v in ev.volume_verdicts(params, t, spec, window=(2018, 2019), costs=None)]
+
+    assert names() == [PARTICIPANTS, COURSE_YEARS, COST]
+    assert names(assumptions=["effect_path:shelter_nights"]) == []
+    assert names(assumptions=["success_rate", "participants"]) == [PARTICIPANTS]
+    with pytest.raises(ParameterError, match="participant"):
+        parse_evaluation_spec({**base, "assumptions": ["participant"]})
+    with pytest.raises(ParameterError, match="volume_margin"):
+        parse_evaluation_spec({**base, "volume_margin": 0})
+    # a randomised control arm is not counted among the participants
+    controls = t.with_columns(pl.when(pl.col("person_id") < "p2").then(pl.lit("C")).otherwise(pl.col("arm")).alias("arm"))
+    (v,) = ev.volume_verdicts(params, controls, parse_evaluation_spec({**base, "assumptions": ["participants"]}),
+                              window=(2018, 2019), costs=None)
+    assert v.realised == 30 - controls.filter(pl.col("arm") == "C").height
+
+
+def test_cost_file_reader_names_file_column_and_rows(tmp_path):
+    from pipeline import evaluation as ev
+    from som_models.parameters import ParameterError
+
+    good = tmp_path / "costs.csv"
+    good.write_text("PNR;BELOEB;PRISAAR\n0101011234;95000,5;2024\n0101015678;105000;2023\n", encoding="utf-8")
+    df = ev.read_costs(good)
+    assert df.columns == ["amount", "price_year"] and df["amount"].to_list() == [95000.5, 105000.0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("BELOEB\n100\n-5\n\n", encoding="utf-8")
+    with pytest.raises(ParameterError, match=r"bad.csv.*BELOEB.*data rows 2"):
+        ev.read_costs(bad)
