@@ -98,8 +98,9 @@ def load_spec(path: str | Path) -> LoadedSpec:
         known = assumption_names(seed)
         bad = [a for a in spec.assumptions if a not in known]
         if bad:
+            effects = [a for a in known if a not in VOLUME_ASSUMPTIONS]
             raise ParameterError(f"{path}: assumptions: {', '.join(bad)} is not an assumption of {seed_path.name} "
-                                 f"(it has {', '.join(known)})")
+                                 f"(it has {', '.join(effects)}) nor a volume assumption ({', '.join(VOLUME_ASSUMPTIONS)})")
     return LoadedSpec(path, spec, seed, seed_path)
 
 

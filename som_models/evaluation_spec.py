@@ -233,8 +233,8 @@ def _assumptions(obj: Any) -> tuple[str, ...] | None:
     for k, name in enumerate(out):
         if name != SUCCESS_RATE and name not in VOLUME_ASSUMPTIONS and not (
                 name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
-            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate, effect_path:<consequence item> or one "
-                                 f"of {', '.join(VOLUME_ASSUMPTIONS)}")
+            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item> "
+                                 f"(nor a volume assumption: {', '.join(VOLUME_ASSUMPTIONS)})")
     dup = sorted({x for x in out if out.count(x) > 1})
     if dup:
         raise ParameterError(f"assumptions: {', '.join(dup)} listed twice")
