@@ -35,6 +35,7 @@ from som_models.plausibility import ImplausibleProposal, Problem, plausibility_p
 from som_models.projection import Projection, project
 from som_models.sequential import LookHistory, PriorLook
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
+from som_models.volume_verdicts import VOLUME_ASSUMPTIONS, VolumeSettings, judge_volumes, realised_cohorts_from
 from som_reference.strict_yaml import load_yaml
 
 VERDICT_SCHEMA = {
@@ -107,14 +108,16 @@ def load_spec(path: str | Path) -> LoadedSpec:
         known = [*assumption_names(seed), *(d.assumption for d in spec.durations)]
         bad = [a for a in spec.assumptions if a not in known]
         if bad:
+            effects = [a for a in known if a not in VOLUME_ASSUMPTIONS]
             raise ParameterError(f"{path}: assumptions: {', '.join(bad)} is not an assumption of {seed_path.name} "
-                                 f"(it has {', '.join(known)})")
+                                 f"(it has {', '.join(effects)}) nor a volume assumption ({', '.join(VOLUME_ASSUMPTIONS)})")
     return LoadedSpec(path, spec, seed, seed_path)
 
 
 def assumption_names(params: ParameterSet) -> list[str]:
-    """The assumptions a parameter set states: ``success_rate`` and ``effect_path:<item>`` per consequence item."""
-    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences)]
+    """The assumptions a parameter set states: ``success_rate``, ``effect_path:<item>`` per consequence item and the
+    volume, course-length and cost assumptions (:data:`som_models.volume_verdicts.VOLUME_ASSUMPTIONS`)."""
+    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences), *VOLUME_ASSUMPTIONS]
 
 
 def assumptions_version(store, loaded: LoadedSpec):
@@ -586,9 +589,92 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
         frame = durations if durations is not None else pl.DataFrame(schema=DURATION_SCHEMA)
         extra = duration_comparisons(frame, spec.durations)
         inference.update(duration_inference(frame, spec.durations, spec.verdict))
-    return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=spec.assumptions,
+    # the volume verdicts (participants, course length, cost) are judged apart (:func:`volume_verdicts`)
+    tested = None if spec.assumptions is None else [a for a in spec.assumptions if a not in VOLUME_ASSUMPTIONS]
+    return judge(params, estimates, pre, spec.verdict, covariance=covariance, tested=tested,
                  inference=inference, descriptive=descriptive if descriptive is not None and descriptive.height else None,
                  extra=extra, looks=looks)
+
+
+#: the stem of a delivery's cost file (``costs.parquet``, ``costs.csv``, …): one row per participant
+COST_FILE_STEM = "costs"
+#: its columns: the participant's intervention cost in kroner (positive = cost), optional price year
+COST_AMOUNT, COST_PRICE_YEAR = "BELOEB", "PRISAAR"
+
+
+def cost_file(loaded: LoadedSpec, delivery_folder: str | Path | None) -> Path | None:
+    """The cost file of an evaluation: the spec's ``data.costs`` (relative to the spec), else the delivery's file
+    ``costs.*`` listed in its manifest, else None."""
+    named = loaded.data_path("costs")
+    if named is not None:
+        return named
+    if delivery_folder is None:
+        return None
+    from pipeline.registers import read_manifest
+
+    manifest = read_manifest(Path(delivery_folder))
+    found = [f for f in manifest.files if Path(f).stem.lower() == COST_FILE_STEM]
+    if len(found) > 1:
+        raise ParameterError(f"delivery {manifest.folder}: more than one cost file ({', '.join(found)})")
+    return manifest.folder / found[0] if found else None
+
+
+def read_costs(path: Path) -> pl.DataFrame:
+    """A cost file as ``amount`` (kroner per participant, positive = cost) and ``price_year`` (null = the parameter
+    set's price year). Columns ``BELOEB`` and optional ``PRISAAR`` (any case; Parquet, CSV incl. the Danish dialect,
+    SAS); any other column — a person number included — is not read. Errors name the file, column and rows."""
+    from pipeline.registers.files import DeliveryError, as_float, as_int, read_table
+
+    try:
+        table = read_table(path, [COST_AMOUNT, COST_PRICE_YEAR])
+        df = table.frame
+        if COST_AMOUNT not in df.columns:
+            raise DeliveryError(f"{path.name}: column {COST_AMOUNT} (cost per participant, kroner) not found")
+        amount = as_float(df.get_column(COST_AMOUNT), path.name, COST_AMOUNT, table.decimal_comma)
+        bad = amount.is_null() | ~amount.is_finite() | (amount < 0)
+        if bad.any():
+            rows = [i + 1 for i in bad.arg_true().head(5).to_list()]
+            raise DeliveryError(f"{path.name}: column {COST_AMOUNT}: {int(bad.sum())} value(s) empty, negative or not "
+                                f"finite (data rows {', '.join(map(str, rows))})")
+        year = (as_int(df.get_column(COST_PRICE_YEAR), path.name, COST_PRICE_YEAR, table.decimal_comma)
+                if COST_PRICE_YEAR in df.columns else pl.Series([None] * df.height, dtype=pl.Int64))
+    except DeliveryError as exc:
+        raise ParameterError(f"cost file {path}: {exc}") from None
+    return pl.DataFrame({"amount": amount, "price_year": year})
+
+
+def intervention_participants(treatments: pl.DataFrame, spec: EvaluationSpec) -> pl.DataFrame:
+    """The persons who received the intervention: the spec's ``intervention_code`` (when the register has several)
+    and not a randomised control arm (``arm`` = ``C``)."""
+    if spec.intervention_code is not None and "intervention" in treatments.columns:
+        treatments = treatments.filter(pl.col("intervention") == spec.intervention_code)
+    if "arm" in treatments.columns:
+        treatments = treatments.filter(pl.col("arm").is_null() | (pl.col("arm") != "C"))
+    return treatments
+
+
+def observed_window(period_start: str, period_end: str) -> tuple[int, int]:
+    """The calendar years a delivery observes whole: from the year of ``period_start`` to the year of
+    ``period_end`` (the year before when the period ends before 31 December)."""
+    import datetime as dt
+
+    start, end = dt.date.fromisoformat(period_start), dt.date.fromisoformat(period_end)
+    last = end.year if (end.month, end.day) == (12, 31) else end.year - 1
+    return start.year, max(last, start.year)
+
+
+def volume_verdicts(params: ParameterSet, treatments: pl.DataFrame, spec: EvaluationSpec, *,
+                    window: tuple[int, int], costs: pl.DataFrame | None) -> tuple[Verdict, ...]:
+    """Verdicts on participants per cohort, course length and cost per participant
+    (:func:`som_models.volume_verdicts.judge_volumes`) with the spec's ``alpha``, ``volume_margin`` and
+    ``min_persons`` — those of them the spec's ``assumptions:`` names (all when it names none)."""
+    tested = VOLUME_ASSUMPTIONS if spec.assumptions is None else tuple(
+        a for a in VOLUME_ASSUMPTIONS if a in spec.assumptions)
+    if not tested:
+        return ()
+    settings = VolumeSettings(alpha=spec.verdict.alpha, margin=spec.volume_margin, min_persons=spec.verdict.min_persons)
+    return judge_volumes(params, treatments=intervention_participants(treatments, spec), window=window, costs=costs,
+                         settings=settings, tested=tested)
 
 
 def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
@@ -603,9 +689,11 @@ def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
 def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str,
                       consequence_estimates: pl.DataFrame | None = None,
                       descriptive: pl.DataFrame | None = None, prior: ParameterSet | None = None,
-                      root: RootChoice | None = None) -> tuple[dict, str, tuple]:
+                      root: RootChoice | None = None,
+                      realised_cohorts: Mapping[int, int] | None = None) -> tuple[dict, str, tuple]:
     """The proposed parameter document, the reason and the list of changes (causal profiles from the ATT path,
-    descriptive ones from the descriptive contrast; a profile keeps its kind).
+    descriptive ones from the descriptive contrast; a profile keeps its kind; the cohorts already observed with
+    their realised participants, ``realised_cohorts``).
 
     ``prior`` (the parameters of ``root``, :mod:`som_models.evidence`) is the root prior the update combines with
     when the evidence overlaps evidence that informs ``params``; the reason and ``provenance`` name it and why.
@@ -616,7 +704,8 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
                 consequence_estimates=consequence_estimates,
                 descriptive=descriptive if descriptive is not None and descriptive.height else None,
                 prior=prior if use_root else None,
-                prior_label=f"root prior: version {root.version}" if use_root and root is not None else "")
+                prior_label=f"root prior: version {root.version}" if use_root and root is not None else "",
+                realised_cohorts=realised_cohorts)
     doc = dict(p.document)
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}
@@ -665,24 +754,32 @@ def _update_prior(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], *, 
 
 def proposal_candidate(loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame, *,
                        data_vintage: str, data_hash: str, descriptive: pl.DataFrame | None = None,
-                       store=None, window: Mapping[str, Any] | None = None) -> dict:
+                       store=None, window: Mapping[str, Any] | None = None,
+                       verdicts: pl.DataFrame | None = None) -> dict:
     """The proposal as a pure value — nothing is written: ``intervention``, ``parent_version``, ``content``,
     ``reason``, ``changes``, the data (``data_vintage``, ``data_hash``), the person-year ``window``, the update's
     prior (``prior``: :meth:`som_models.evidence.RootChoice.to_dict`, chosen from ``store`` — read only — when
     given; else the version under test) and the ``alpha`` its plausibility is judged at (:func:`proposal_problems`).
     The ``parameter_candidate`` asset; :func:`store_proposal` writes it. The content names the data (vintage and
-    hash), never the run, so a rerun on the same data proposes the same content (no new version)."""
+    hash), never the run, so a rerun on the same data proposes the same content (no new version). ``verdicts``
+    (the verdict frame) gives the realised participants of the cohorts already observed (the volume verdicts)."""
     params = parse_parameter_set(assumptions["content"])
     spec = loaded.spec
     root, prior = (None, None) if store is None else _update_prior(store, loaded, assumptions, data_vintage=data_vintage,
                                                                     data_hash=data_hash, window=window)
     label = f"evaluation {spec.evaluation} on vintage {data_vintage} (data sha256 {data_hash[:12]})"
+    cohorts = realised_cohorts_from(_verdict_rows(verdicts)) if verdicts is not None else None
     doc, reason, changes = proposal_document(params, estimates, spec, run_label=label, descriptive=descriptive,
-                                             prior=prior, root=root)
+                                             prior=prior, root=root, realised_cohorts=cohorts)
     return {"intervention": params.intervention, "parent_version": assumptions["version"], "content": doc,
             "reason": reason, "changes": jsonio.to_jsonable(list(changes)), "data_vintage": data_vintage,
             "data_hash": data_hash, "alpha": float(spec.verdict.alpha), "window": dict(window) if window else None,
             "prior": None if root is None else root.to_dict()}
+
+
+def _verdict_rows(verdicts: pl.DataFrame) -> list[dict[str, Any]]:
+    """The verdict frame's rows with their evidence parsed (it is stored as JSON text in the frame)."""
+    return [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
 
 
 def proposal_problems(candidate: Mapping[str, Any], assumptions: Mapping[str, Any]) -> tuple[Problem, ...]:
@@ -716,7 +813,7 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
     params = parse_parameter_set(assumptions["content"])
     if candidate is None:
         candidate = proposal_candidate(loaded, assumptions, estimates, data_vintage=data_vintage, data_hash=data_hash,
-                                       descriptive=descriptive, store=store, window=window)
+                                       descriptive=descriptive, store=store, window=window, verdicts=verdicts)
     problems = proposal_problems(candidate, assumptions)
     if problems:
         raise ImplausibleProposal(problems, intervention=params.intervention)
@@ -729,7 +826,7 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
                            data_hash=data_hash, code_version=code_version, spec=dict(spec.document),
                            tested_version=assumptions["version"])
     doc, reason, changes = candidate["content"], candidate["reason"], candidate["changes"]
-    verdict_rows = [{**r, "evidence": json.loads(r["evidence"])} for r in verdicts.to_dicts()]
+    verdict_rows = _verdict_rows(verdicts)
     record = store.propose_version(
         intervention=params.intervention, parent_version=assumptions["version"], content=doc, reason=reason,
         run_id=run.id, data_vintage=data_vintage, data_hash=data_hash, code_version=code_version,

@@ -132,12 +132,36 @@ def _check_kinds(params: ParameterSet, external: Mapping[tuple[str, int], dict],
                                  f"contrast into a {cons.kind} profile")
 
 
+def _realised_cohorts(params: ParameterSet, doc: dict[str, Any], realised: Mapping[int, int] | None,
+                      evidence_label: str) -> dict | None:
+    """Put the realised participants of the observed cohort years into ``doc["cohorts"]`` (years inside the horizon;
+    an observed year without participants drops its cohort) and keep the assumed cohorts of later years; the
+    change record, or None when nothing changes."""
+    if not realised:
+        return None
+    last, end = max(realised), params.start_year + params.horizon_years
+    inside = {y: int(n) for y, n in realised.items() if params.start_year <= y < end}
+    cohorts = [{"year": y, "participants": n} for y, n in sorted(inside.items()) if n > 0]
+    cohorts += [{"year": y, "participants": n} for y, n in params.cohorts if y > last]
+    before = [{"year": y, "participants": n} for y, n in params.cohorts]
+    if cohorts == before or not cohorts:
+        return None
+    doc["cohorts"] = cohorts
+    if isinstance(doc.get("sources"), dict):
+        doc["sources"]["cohorts"] = {"status": "estimated", "note": f"realised participants of cohort years "
+                                     f"{min(realised)}–{last} from {evidence_label}; later cohorts as assumed"}
+    outside = sorted(y for y in realised if y not in inside and realised[y] > 0)
+    return {"parameter": "cohorts", "from": before, "to": cohorts, "method": "realised participants per cohort year "
+            f"(intervention register, cohort years {min(realised)}–{last}); later cohorts as assumed",
+            **({"outside_horizon": outside} if outside else {})}
+
+
 def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "precision_weighted",
             prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation",
             items: tuple[str, ...] | None = None, min_persons: int = 1,
             consequence_estimates: pl.DataFrame | None = None,
             descriptive: pl.DataFrame | None = None, prior: ParameterSet | None = None,
-            prior_label: str = "") -> Proposal:
+            prior_label: str = "", realised_cohorts: Mapping[int, int] | None = None) -> Proposal:
     """A new parameter document updated with the realised estimates (the input is never modified).
 
     Causal profiles are updated from the causal ATT path (or causal ``consequence_estimates``), descriptive
@@ -146,6 +170,9 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     ``changes`` lists every changed value with its prior, realised and new value; items that were not
     re-estimated appear with ``"kept"`` and the reason. ``prior`` is the root prior each update combines with
     (default ``params``; module docstring), named ``prior_label`` in the sources and changes.
+    ``realised_cohorts`` (participants per cohort year observed in the intervention register,
+    :func:`som_models.volume_verdicts.observed_cohorts`) replaces the assumed cohorts of the years observed
+    (:func:`_realised_cohorts`); later cohorts stay as assumed.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown update policy {policy!r}; use one of {POLICIES}")
@@ -160,6 +187,9 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
                  for c in wanted if c.kind == DESCRIPTIVE}
     doc = params.to_dict()
     changes: list[dict] = []
+    cohort_change = _realised_cohorts(params, doc, realised_cohorts, evidence_label)
+    if cohort_change:
+        changes.append(cohort_change)
     amap = AssumptionMap.from_params(params)
     events = {
         (r["outcome"], int(r["event_time"])): r
@@ -171,7 +201,8 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     sm: dict[str, Any] = found or {}
     sm_ok = not (found is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]))
     if not sm_ok and not any(contrasts.values()):
-        return Proposal(doc, (), "no realised success rate: parameters unchanged")
+        return Proposal(doc, tuple(changes), "no realised success rate: " + (
+            "realised cohorts recorded, effect parameters unchanged" if cohort_change else "parameters unchanged"))
     z = z_value(alpha)
     root = params if prior is None else prior
     root_note = f" ({prior_label})" if prior_label else ""

@@ -19,6 +19,7 @@ from som_models.evidence import OVERLAP_POLICIES
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
 from som_models.sequential import RULES as SEQUENTIAL_RULES
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
+from som_models.volume_verdicts import VOLUME_ASSUMPTIONS
 
 _ALLOWED = {
     "evaluation": True, "intervention": True, "intervention_code": False, "title": False, "parameters": True,
@@ -27,9 +28,9 @@ _ALLOWED = {
     "equivalence_margin": False, "consistency": False, "path_test": False, "sequential": False,
     "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
-    "assumptions": False, "assigned_by": False, "durations": False, "overlap": False,
+    "assumptions": False, "assigned_by": False, "durations": False, "overlap": False, "volume_margin": False,
 }
-_DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False}
+_DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False, "costs": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
 #: the keys of a ``design:`` mapping — every option ``som estimate`` has (the arm and the randomisation period of
 #: the ``rct`` design come from the data: the treatments' ``arm`` and ``start_year``)
@@ -56,6 +57,8 @@ class DataSource:
     panel: str | None = None
     treatments: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
+    #: a cost file (one row per participant: BELOEB, optional PRISAAR); else the delivery's ``costs.*`` if any
+    costs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class EvaluationSpec:
     durations: tuple[DurationAssumption, ...] = ()
     #: evidence overlapping what informs the version under test: ``root`` (update the root prior) or ``refuse``
     overlap: str = "root"
+    #: relative equivalence margin of the volume, course-length and cost verdicts (:mod:`som_models.volume_verdicts`)
+    volume_margin: float = 0.2
 
 
 def _data(obj: Any) -> DataSource:
@@ -141,7 +146,8 @@ def _data(obj: Any) -> DataSource:
     columns = _keys(obj.get("columns", {}) or {}, "data.columns", _COLUMNS)
     if columns and not panel:
         raise ParameterError("data.columns: only applies to a panel")
-    return DataSource(delivery, panel, treatments, {k: _str(v, f"data.columns.{k}") for k, v in columns.items()})
+    costs = _str(obj["costs"], "data.costs") if obj.get("costs") is not None else None
+    return DataSource(delivery, panel, treatments, {k: _str(v, f"data.columns.{k}") for k, v in columns.items()}, costs)
 
 
 def _outcomes(obj: Any) -> dict[str, str]:
@@ -239,9 +245,11 @@ def _assumptions(obj: Any, durations: tuple[DurationAssumption, ...] = ()) -> tu
             if name not in declared:
                 raise ParameterError(f"assumptions[{k}]: {name!r} is not one of the spec's durations "
                                      f"({', '.join(declared) if declared else 'the spec has none'})")
-        elif name != SUCCESS_RATE and not (name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
+        elif name != SUCCESS_RATE and name not in VOLUME_ASSUMPTIONS and not (
+                name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
             raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item> (or "
-                                 "duration:<name> of the spec's durations)")
+                                 f"duration:<name> of the spec's durations, or a volume assumption: "
+                                 f"{', '.join(VOLUME_ASSUMPTIONS)})")
     dup = sorted({x for x in out if out.count(x) > 1})
     if dup:
         raise ParameterError(f"assumptions: {', '.join(dup)} listed twice")
@@ -306,4 +314,12 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         assigned_by=_str(doc["assigned_by"], "assigned_by") if doc.get("assigned_by") is not None else None,
         durations=durations,
         overlap=overlap,
+        volume_margin=_volume_margin(doc.get("volume_margin", 0.2)),
     )
+
+
+def _volume_margin(obj: Any) -> float:
+    margin = _num(obj, "volume_margin", minimum=0)
+    if margin <= 0:
+        raise ParameterError(f"volume_margin: must be > 0 (a share of the assumption), got {margin}")
+    return margin

@@ -58,7 +58,7 @@ def test_panel_numbers_by_hand(tmp_path):
     assert b19["self_support_weeks"] == 52 and b19["kontanthjaelp_weeks"] == 0  # absent from DREAM
     assert a19["birth_year"] == 1990 and a19["age"] == 29 and a19["municipality"] == 101
     assert built.treatments.to_dicts() == [{"person_id": a19["person_id"], "intervention": "HF", "start_year": 2019,
-                                            "end_year": None, "arm": None}]
+                                            "end_year": None, "arm": None, "course_days": None}]
 
 
 def test_person_ids_are_keyed_pseudonyms(tmp_path):

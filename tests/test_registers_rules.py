@@ -137,5 +137,6 @@ def test_dream_and_shelter_rules(built):
 def test_treatments(built):
     b, _, ids = built
     t = {row["person_id"]: row for row in b.treatments.to_dicts()}
-    assert t[ids[A]] == {"person_id": ids[A], "intervention": "HF", "start_year": 2019, "end_year": None, "arm": "T"}
+    assert t[ids[A]] == {"person_id": ids[A], "intervention": "HF", "start_year": 2019, "end_year": None, "arm": "T",
+                        "course_days": None}
     assert t[ids[C]]["arm"] == "C" and t[ids[C]]["end_year"] == 2020

@@ -159,8 +159,11 @@ def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend, 
             assert after.npv["total"] != pytest.approx(before.npv["total"], rel=1e-6)
             assert before.npv == pytest.approx(result.projections["before"]["npv"])
             assert after.npv == pytest.approx(result.projections["after"]["npv"])
-            kh_before = before.rows.filter(before.rows["item"] == "kontanthjaelp_weeks")["discounted"].sum()
-            kh_after = after.rows.filter(after.rows["item"] == "kontanthjaelp_weeks")["discounted"].sum()
+            # per participant: the approved version also projects the realised volumes (volume verdicts, issue 12)
+            volume = {v: sum(n for _, n in parse_parameter_set(store.get_version("housing_first_demo", v).content).cohorts)
+                      for v in (1, 2)}
+            kh_before = before.rows.filter(before.rows["item"] == "kontanthjaelp_weeks")["discounted"].sum() / volume[1]
+            kh_after = after.rows.filter(after.rows["item"] == "kontanthjaelp_weeks")["discounted"].sum() / volume[2]
             assert 0 < kh_after < kh_before
             # A rerun on the same data evaluates version 2, which already holds these data: no new version
             # (updating it again would count the same data twice), but the run's verdicts are kept.
@@ -168,7 +171,7 @@ def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend, 
             assert again.versions["before"] == 2
             assert (again.proposal["version"], again.proposal["reused"], again.proposal["status"]) == (2, True, "approved")
             assert [v.version for v in store.versions("housing_first_demo")] == [1, 2]
-            assert len(store.verdicts_for_run(again.proposal["run_id"])) == 3
+            assert len(store.verdicts_for_run(again.proposal["run_id"])) == 6  # 3 effect + 3 volume verdicts
             assert "already incorporated in version 2" in store.audit_entries("housing_first_demo")[-1]["detail"]["note"]
             # Other data are new evidence: proposed on top of version 2.
             newer = run(panel=other_path, vintage="2024-06")

@@ -3,11 +3,18 @@
 Examples::
 
     som kb search housing --outcome stable_housing
+    som kb search --own                     # the agency's own approved register evaluations
     som kb show stergiopoulos2015_hf_icm
+    som kb show housing_first_demo_eval.no_shelter_stay
     som kb show voksne_i_hjemloeshed
     som kb pool --outcome stable_housing --method REML
     som kb pool --outcome employment_or_education --metric cox_d --baseline 0.4
     som kb template voksne_i_hjemloeshed --participants 100 --start-year 2025 --cost 95000 --success-rate 0.2 --out calc.yaml
+
+Besides the packaged studies (reference data), ``search``, ``show`` and ``pool`` read the agency's own evidence:
+every approved evaluation in the parameter store of ``--workdir`` (or ``$SOM_DATABASE_URL``) is a study marked
+``agency register evaluation``, with its provenance (:mod:`pipeline.kb_evidence`). Without a store, only the
+packaged studies.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pipeline.cli import console, fail
+from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 
 kb_app = typer.Typer(help="The knowledge base: effect studies, target groups with consequence profiles and prices, "
@@ -29,13 +36,28 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kb_app, name="kb")
 
 
-def _load():
+def _load(workdir: Path | None = None, *, with_store: bool = True):
+    """The packaged knowledge base, plus the agency's approved evaluations from the store (``with_store``)."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from pipeline.commands.params import display_url, store_url
     from som_models.knowledge import KnowledgeBase, KnowledgeError
 
     try:
-        return KnowledgeBase.load()
+        if not with_store:
+            return KnowledgeBase.load()
+        from pipeline.kb_evidence import knowledge_base
+
+        return knowledge_base(workdir)[0]
     except KnowledgeError as exc:
         fail(f"knowledge base: {exc}")
+    except ArgumentError:
+        fail(f"SOM_DATABASE_URL is not a valid database URL: {display_url(store_url(workdir))}")
+    except ModuleNotFoundError as exc:
+        fail(f"no database driver for {display_url(store_url(workdir))} ({exc.name} is not installed)")
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the agency's evaluations from the parameter store at {display_url(store_url(workdir))}: "
+             f"{' '.join(str(getattr(exc, 'orig', exc)).split())[:300]}")
 
 
 def _fmt(x) -> str:
@@ -50,25 +72,37 @@ def search(
     outcome: str | None = typer.Option(None, "--outcome", "-o", help="Only studies of this outcome."),
     max_level: int | None = typer.Option(None, "--max-level", help="Only evidence levels up to this (1 = meta-study/RCT)."),
     country: str | None = typer.Option(None, "--country", help="Only studies from this country."),
+    own: bool = typer.Option(False, "--own", help="Only the agency's own register evaluations (approved in the store)."),
+    workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
-    """Find effect studies. Example: som kb search housing first --outcome stable_housing"""
+    """Find effect studies, packaged and the agency's approved evaluations. Example: som kb search housing --own"""
     if max_level is not None and max_level not in (1, 2, 3):
         fail(f"--max-level must be 1, 2 or 3 (got {max_level})")
-    from som_models.knowledge import KnowledgeError
+    from som_models.knowledge import AGENCY, KnowledgeError
 
-    kb = _load()
+    kb = _load(workdir)
     try:
-        found = kb.search(text, target_group=target_group, outcome=outcome, max_level=max_level, country=country)
+        found = kb.search(text, target_group=target_group, outcome=outcome, max_level=max_level, country=country,
+                          origin=AGENCY if own else None)
     except KnowledgeError as exc:
         fail(str(exc))
     t = Table(title=f"{len(found)} effect stud{'y' if len(found) == 1 else 'ies'}")
-    for col in ("id", "target group", "outcome", "design", "level", "country", "year", "n", "standardised effect (se)", "status"):
+    for col in ("id", "target group", "outcome", "design", "level", "country", "year", "n", "effect (se)", "origin"):
         t.add_column(col, overflow="fold")
     for s in found:
         std = s.standardised
+        if s.own:
+            e = s.effects.get("difference")
+            effect = "" if e is None else f"difference {e.value:.4g} ({e.se:.3g})"
+            p = s.provenance
+            origin = (f"agency: vintage {p.get('data_vintage')}, run {str(p.get('run_id'))[:8]}, "
+                      f"data {str(p.get('data_hash'))[:12]}, v{p.get('parameter_version')}")
+        else:
+            effect = "" if std is None else f"{std.metric} {std.value:.3f} ({std.se:.3f})"
+            origin = f"{s.origin} ({s.status})"
         t.add_row(s.id, s.target_group, s.outcome, s.design, str(s.evidence_level), s.country, str(s.year), str(s.n or ""),
-                  "" if std is None else f"{std.metric} {std.value:.3f} ({std.se:.3f})", s.status)
+                  effect, origin)
     console.print(t)
     emit_json(json_out, [s.to_dict() for s in found])
 
@@ -77,10 +111,11 @@ def search(
 @json_command
 def show(
     what: str = typer.Argument(..., help="A study id, a target-group id or a unit-price id."),
+    workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
     """Show one study, target group (consequence profile and prices) or unit price. Example: som kb show voksne_i_hjemloeshed"""
-    kb = _load()
+    kb = _load(workdir)
     study = next((s for s in kb.studies if s.id == what), None)
     if study is not None:
         d = study.to_dict()
@@ -96,6 +131,14 @@ def show(
             t.add_row(f"effect: {metric}", f"{e.value:.4f} (se {e.se:.4f}) — {e.derived_from}")
         if not study.effects:
             t.add_row("effects", "none computable (see notes)")
+        t.add_row("origin", study.origin)
+        for key, value in study.provenance.items():
+            if key == "earlier_vintages":
+                value = "; ".join(f"vintage {e['data_vintage']} (run {str(e['run_id'])[:8]}, data "
+                                  f"{str(e['data_hash'])[:12]}, version {e['parameter_version']})" for e in value) or "none"
+                key = "earlier approved vintages (superseded)"
+            if value not in (None, ""):
+                t.add_row(f"provenance: {key}", str(value))
         console.print(t)
         emit_json(json_out, d)
         return
@@ -150,6 +193,7 @@ def pool(
     baseline: float | None = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / "
                                           "log OR into a success-rate prior."),
     basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
+    workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
     """Random-effects meta-analysis and the prior it gives. Example: som kb pool --outcome stable_housing --method DL"""
@@ -163,7 +207,7 @@ def pool(
         fail(f"--baseline must be a share strictly between 0 and 1 (got {baseline})")
     if basis not in ("predictive", "mean"):
         fail(f"--basis must be predictive or mean (got {basis})")
-    kb = _load()
+    kb = _load(workdir)
     try:
         res = kb.pool(outcome=outcome, target_group=target_group, metric=metric, method=method,
                       ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None, max_level=max_level,
@@ -176,7 +220,7 @@ def pool(
         t.add_column(col, justify="left" if col == "study" else "right")
     for s, w in zip(res.studies, r.weights, strict=False):
         e = s.effects[res.metric]
-        t.add_row(s.id, f"{e.value:.4f}", f"{e.se:.4f}", f"{w:.1%}")
+        t.add_row(s.id + (" [agency]" if s.own else ""), f"{e.value:.4f}", f"{e.se:.4f}", f"{w:.1%}")
     t.add_row("[bold]pooled[/]", f"[bold]{r.estimate:.4f}[/]", f"{r.se:.4f}", "100%")
     console.print(t)
     console.print(f"95 % CI {r.ci_low:.4f} to {r.ci_high:.4f}; prediction interval {r.pi_low:.4f} to {r.pi_high:.4f}; "
@@ -223,7 +267,7 @@ def template(
     from som_models.knowledge import KnowledgeError
     from som_models.parameters import ParameterError, parse_parameter_set
 
-    kb = _load()
+    kb = _load(with_store=False)
     try:
         doc = kb.calculation_template(target_group, intervention=intervention or f"{target_group}_calculation",
                                       start_year=start_year, participants=participants, cost_per_participant=cost,

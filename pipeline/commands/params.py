@@ -398,6 +398,7 @@ def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: 
             fail(f"conflict: {exc}")
         except store_errors() as exc:
             fail(str(exc))
+        studies = _kb_studies(store, record) if approve else []
     doc: dict[str, Any] = {"intervention": intervention, "version": record.version, "status": record.status,
                            "decided_by": record.decided_by, "decided_at": record.decided_at,
                            "reason": record.decision_reason, "parent_version": record.parent_version}
@@ -411,7 +412,22 @@ def _decide(intervention: str, version: int, *, approve: bool, reason: str, by: 
         console.print(npv_table("Projection (NPV, kr, discounted)",
                                 {f"v{previous.version} (before)": doc["projection"]["previous"],
                                  f"v{record.version} (approved)": doc["projection"]["approved"]}))
+        doc["knowledge_base_studies"] = studies
+        if studies:
+            console.print(f"The evaluation is now evidence in the knowledge base ({len(studies)} stud"
+                          f"{'y' if len(studies) == 1 else 'ies'}): som kb show {studies[0]}", highlight=False,
+                          soft_wrap=True)
     emit_json(json_out, doc)
+
+
+def _kb_studies(store: Any, record: Any) -> list[str]:
+    """The knowledge-base studies an approved version's evaluation now provides (:mod:`pipeline.kb_evidence`)."""
+    if not record.evaluation_run_id:
+        return []
+    from pipeline.kb_evidence import agency_studies
+
+    return [s.id for s in agency_studies(store, [record.intervention])
+            if s.provenance.get("parameter_version") == record.version]
 
 
 @params_app.command("approve")

@@ -32,7 +32,7 @@ DEFAULT_MIN_CELL = 5
 #: Revision of each asset's computation; bump one when its code changes what it produces. The code version
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
-    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 4, "parameter_candidate": 2,
+    "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 5, "parameter_candidate": 3,
     "parameter_proposal": 3, "projections": 1, "audit_report": 2,
 }
 
@@ -145,7 +145,7 @@ def _min_cell(context: dg.AssetExecutionContext, som: SomSettings) -> int:
     outs={
         "panel": dg.AssetOut(description="Canonical person-year panel (pseudonymised person_id, outcomes, covariates).",
                              code_version=asset_code_version("registers")),
-        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm.",
+        "treatments": dg.AssetOut(description="Intervention register: person_id, start_year, end_year, arm, course_days.",
                                   code_version=asset_code_version("registers")),
     },
     check_specs=ingest_check_specs(PARTITIONS),
@@ -248,17 +248,23 @@ def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict,
 
 
 @dg.asset(group_name="evaluate", partitions_def=PARTITIONS, code_version=asset_code_version("verdicts"),
-          description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive.")
+          description="A verdict per assumption: consistent, refuted-over/underestimated or inconclusive (effects, and "
+                      "participants, course length and cost per participant from the registers and a cost file).")
 def verdicts(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-             realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame, descriptive_contrast: pl.DataFrame,
-             duration_effects: pl.DataFrame) -> pl.DataFrame:
+             treatments: pl.DataFrame, realised_effects: pl.DataFrame, pretrend_tests: pl.DataFrame,
+             descriptive_contrast: pl.DataFrame, duration_effects: pl.DataFrame) -> pl.DataFrame:
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
     with som.store() as store:  # the earlier looks of this evaluation: error control over repeated looks
         looks = ev.look_history(store, loaded.spec.evaluation, data_hash=delivery["data_hash"],
                                 data_vintage=delivery["vintage"])
+    costs_path = ev.cost_file(loaded, delivery["folder"])
+    volumes = ev.volume_verdicts(params, treatments, loaded.spec,
+                                 window=ev.observed_window(delivery["period_start"], delivery["period_end"]),
+                                 costs=None if costs_path is None else ev.read_costs(costs_path))
     frame = ev.verdict_frame(ev.verdicts(params, realised_effects, pretrend_tests, loaded.spec,
-                                         descriptive=descriptive_contrast, durations=duration_effects, looks=looks))
+                                         descriptive=descriptive_contrast, durations=duration_effects, looks=looks)
+                             + volumes)
     context.add_output_metadata({**frame_metadata(frame), "verdicts": _verdict_table(
         frame, realised_effects, int(loaded.spec.min_cell), duration_effects)})
     return frame
@@ -267,15 +273,21 @@ def verdicts(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict
 def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell: int,
                    duration_effects: pl.DataFrame | None = None) -> dg.MetadataValue:
     """Verdicts with the number of treated persons behind each outcome's overall estimate (a duration's: its hazard
-    ratio); a verdict whose outcome rests on fewer than ``min_cell`` treated persons (or on an unknown number)
-    shows no numbers."""
+    ratio; a volume verdict: the persons its evidence counts); a verdict resting on fewer than ``min_cell`` persons
+    (or on an unknown number) shows no numbers."""
+    import json
+
     rows = realised_effects.filter(pl.col("estimand") == "overall").select("outcome", "n_treated")
     if duration_effects is not None and duration_effects.height:
         rows = pl.concat([rows, duration_effects.filter(pl.col("estimand") == "log_hazard_ratio")
                           .select("outcome", "n_treated").cast(rows.schema)])
     n = rows.group_by("outcome").agg(pl.col("n_treated").min().alias("n_treated"))
+    own = pl.DataFrame({"assumption": frame.get_column("assumption"),
+                        "_n": [json.loads(e or "{}").get("n_treated") if json.loads(e or "{}").get("kind") == "volume"
+                               else None for e in frame.get_column("evidence")]}, schema={"assumption": pl.Utf8, "_n": pl.Int64})
     table = (frame.select("assumption", "outcome", "label", "assumed", "realised", "ci_low", "ci_high")
-             .join(n, on="outcome", how="left"))
+             .join(n, on="outcome", how="left").join(own, on="assumption", how="left")
+             .with_columns(pl.coalesce("_n", "n_treated").alias("n_treated")).drop("_n"))
     return suppressed_table(table, counts=["n_treated"], values=["realised", "ci_low", "ci_high"], min_cell=min_cell)
 
 
@@ -283,7 +295,8 @@ def _verdict_table(frame: pl.DataFrame, realised_effects: pl.DataFrame, min_cell
           description="The proposed parameter version as a value (nothing written): the blocking check "
                       "proposal_plausible judges it before parameter_proposal writes it.")
 def parameter_candidate(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, assumptions: dict,
-                        panel: pl.LazyFrame, realised_effects: pl.DataFrame, descriptive_contrast: pl.DataFrame) -> dict:
+                        panel: pl.LazyFrame, realised_effects: pl.DataFrame, descriptive_contrast: pl.DataFrame,
+                        verdicts: pl.DataFrame) -> dict:
     from som_models.evidence import panel_window
 
     loaded = _spec(context, som)
@@ -291,7 +304,7 @@ def parameter_candidate(context: dg.AssetExecutionContext, som: SomSettings, del
     with som.store() as store:  # read only: the root prior of the update (evidence accounting)
         candidate = ev.proposal_candidate(loaded, assumptions, realised_effects, data_vintage=delivery["vintage"],
                                           data_hash=delivery["data_hash"], descriptive=descriptive_contrast,
-                                          store=store, window=window)
+                                          store=store, window=window, verdicts=verdicts)
     unverified = parse_parameter_set(candidate["content"]).unverified()
     context.add_output_metadata({"parent_version": candidate["parent_version"], "reason": candidate["reason"],
                                  "unverified": dg.MetadataValue.json({k: list(v) for k, v in unverified.items()})})

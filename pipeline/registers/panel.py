@@ -602,11 +602,13 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
 # --------------------------------------------------------------------------- treatments and the panel
 
 def treatments_frame(ctx: _Ctx, files) -> pl.DataFrame:
-    """The intervention register (validated) → PNR, intervention, start_year, end_year, arm."""
+    """The intervention register (validated) → PNR, intervention, start_year, end_year, arm, course_days (days from
+    START_DATO to SLUT_DATO; null while the course is ongoing)."""
     df = load_register(ctx, "indsats", files)
     return df.select(
         "PNR", pl.col("INDSATS").alias("intervention"), pl.col("START_DATO").dt.year().cast(pl.Int64).alias("start_year"),
-        pl.col("SLUT_DATO").dt.year().cast(pl.Int64).alias("end_year"), pl.col("ARM").alias("arm"))
+        pl.col("SLUT_DATO").dt.year().cast(pl.Int64).alias("end_year"), pl.col("ARM").alias("arm"),
+        (pl.col("SLUT_DATO") - pl.col("START_DATO")).dt.total_days().cast(pl.Int64).alias("course_days"))
 
 
 def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = None, *,
@@ -682,7 +684,8 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     })
     tr = persons.attach(treat, how="left")
     treatments = (tr.with_columns(persons.person_id.gather(tr.get_column("pid")).alias("person_id"))
-                  .select("person_id", "intervention", "start_year", "end_year", "arm").sort("person_id", "start_year"))
+                  .select("person_id", "intervention", "start_year", "end_year", "arm", "course_days")
+                  .sort("person_id", "start_year"))
     counts = {"bef": ctx.counts.get("bef", 0), **{k: v for k, v in ctx.counts.items() if k != "bef"},
               "person_years": panel.height, "persons": int(base.get_column("pid").n_unique())}
     lap("assemble")

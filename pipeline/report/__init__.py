@@ -123,6 +123,37 @@ def _profile_rows(data: ReportData) -> list[dict]:
     return rows
 
 
+def _volume_rows(verdicts: tuple[dict, ...], min_cell: int) -> dict:
+    """The volume section: participants per cohort year (assumed vs realised, small cells suppressed) and what the
+    course-length and cost checks rested on (:mod:`som_models.volume_verdicts`)."""
+    by = {v["assumption"]: v for v in verdicts if (v.get("evidence") or {}).get("kind") == "volume"}
+    mark = SUPPRESSED.format(n=min_cell)
+    cohorts = []
+    part = by.get("participants")
+    for r in ((part or {}).get("evidence") or {}).get("cohorts", []):
+        if not r["assumed"] and not r["realised"]:
+            continue
+        small = is_small(r["realised"], min_cell) and r["realised"] != 0
+        cohorts.append({"year": r["year"], "assumed": r["assumed"], "realised": mark if small else r["realised"],
+                        "ratio": "" if small or not r["assumed"] else f"{r['realised'] / r['assumed']:.2f}"})
+    later = ((part or {}).get("evidence") or {}).get("not_yet_observed", [])
+    notes = []
+    course = (by.get("course_years") or {}).get("evidence") or {}
+    if course:
+        notes.append(f"Course length: {course.get('measured_by') or 'not measured'}; completed cohorts "
+                     f"{', '.join(map(str, course.get('complete_cohorts') or [])) or 'none'}"
+                     + (f"; cohorts with courses still running left out: "
+                        f"{', '.join(map(str, course['incomplete_cohorts']))}" if course.get("incomplete_cohorts") else ""))
+    cost = (by.get("cost_per_participant") or {}).get("evidence") or {}
+    if cost:
+        notes.append("Cost per participant: " + ("no cost file in the delivery or the spec" if cost.get("gate") ==
+                                                 "not-observed" else f"cost file, {cost.get('unit', '')}"
+                                                 + (" (converted from other price years)" if cost.get("converted_price_year")
+                                                    else "")))
+    return {"volume_verdicts": [v for v in verdicts if v["assumption"] in by], "cohorts": cohorts,
+            "cohorts_later": later, "volume_notes": notes}
+
+
 def render_report(data: ReportData, path: Path) -> Path:
     """Render ``data`` and write the HTML atomically; returns the path."""
     from som_models.estimators import z_value
@@ -169,7 +200,7 @@ def render_report(data: ReportData, path: Path) -> Path:
     proj = _projection_rows(data)
     html = _ENV.get_template("audit.html.j2").render(
         title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        verdicts=verdict_rows, charts=charts, held=held,
+        verdicts=verdict_rows, charts=charts, held=held, **_volume_rows(tuple(verdict_rows), m),
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
         **proj, profiles=_profile_rows(data),
         checks=list(data.checks), checks_failed=sum(not c["passed"] for c in data.checks), min_cell=m,

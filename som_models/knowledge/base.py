@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,11 @@ ASSETS_DIR = packaged_assets_dir()
 METRICS = ("difference", "log_odds_ratio", "log_risk_ratio", "cox_d", "hedges_g", "smd")
 DESIGNS = ("rct", "meta-analysis", "quasi-experimental", "before-after-control", "before-after")
 STANDARDISED = ("cox_d", "hedges_g", "smd")
+#: where a study comes from: the packaged reference data (published studies) or the agency's own approved register
+#: evaluations (built from the parameter store, :mod:`pipeline.kb_evidence`)
+REFERENCE = "reference"
+AGENCY = "agency register evaluation"
+ORIGINS = (REFERENCE, AGENCY)
 
 
 class KnowledgeError(ValueError):
@@ -85,6 +90,15 @@ class EffectStudy:
     status: str
     notes: str
     effects: Mapping[str, Effect] = field(default_factory=dict)
+    #: :data:`REFERENCE` (a published study in ``assets/knowledge``) or :data:`AGENCY` (an approved evaluation)
+    origin: str = REFERENCE
+    #: for an agency study: evaluation, run id, data vintage and hash, parameter version, approval, earlier vintages
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def own(self) -> bool:
+        """True for the agency's own register evidence (an approved evaluation)."""
+        return self.origin == AGENCY
 
     @property
     def n(self) -> int | None:
@@ -109,6 +123,8 @@ class EffectStudy:
         out["effects"] = {m: {"value": e.value, "se": e.se, "derived_from": e.derived_from} for m, e in self.effects.items()}
         std = self.standardised
         out["standardised_effect"] = None if std is None else {"metric": std.metric, "value": std.value, "se": std.se}
+        out["origin"] = self.origin
+        out["provenance"] = copy.deepcopy(dict(self.provenance))
         return out
 
 
@@ -177,7 +193,8 @@ class PoolResult:
         return {
             "outcome": self.outcome, "metric": self.metric, "unit": self.unit,
             "studies": [{"id": s.id, "effect": s.effects[self.metric].value, "se": s.effects[self.metric].se,
-                         "weight": w} for s, w in zip(self.studies, self.result.weights, strict=False)],
+                         "weight": w, "origin": s.origin}
+                        for s, w in zip(self.studies, self.result.weights, strict=False)],
             "excluded": [{"id": i, "reason": r} for i, r in self.excluded],
             "meta_analysis": self.result.to_dict(), "prior": self.prior.to_dict(),
             "success_rate_prior": None if self.success_rate_prior is None else self.success_rate_prior.to_dict(),
@@ -419,9 +436,17 @@ class KnowledgeBase:
 
     def with_study(self, study: EffectStudy) -> KnowledgeBase:
         """A new knowledge base that also holds ``study`` (ids must stay unique; the files are not changed)."""
-        if any(s.id == study.id for s in self.studies):
-            raise KnowledgeError(f"studies: duplicate id {study.id!r}")
-        return KnowledgeBase((*self.studies, study), self.target_groups, self.prices, self.tax_rates)
+        return self.with_studies((study,))
+
+    def with_studies(self, studies: Iterable[EffectStudy]) -> KnowledgeBase:
+        """A new knowledge base that also holds ``studies`` — e.g. the agency's own approved evaluations — after the
+        packaged ones (ids must stay unique; no file is changed)."""
+        added = tuple(studies)
+        ids = [s.id for s in (*self.studies, *added)]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise KnowledgeError(f"studies: duplicate id(s) {', '.join(dup)}")
+        return KnowledgeBase((*self.studies, *added), self.target_groups, self.prices, self.tax_rates)
 
     # -- queries
 
@@ -437,10 +462,14 @@ class KnowledgeBase:
         return self.target_groups[tg]
 
     def search(self, text: str = "", *, target_group: str | None = None, outcome: str | None = None,
-               max_level: int | None = None, country: str | None = None) -> list[EffectStudy]:
-        """Studies matching every given filter; ``text`` matches id, title, intervention, population, outcome (any case)."""
+               max_level: int | None = None, country: str | None = None,
+               origin: str | None = None) -> list[EffectStudy]:
+        """Studies matching every given filter; ``text`` matches id, title, intervention, population, outcome (any case);
+        ``origin`` is :data:`REFERENCE` or :data:`AGENCY`."""
         if target_group is not None:
             self.target_group(target_group)
+        if origin is not None and origin not in ORIGINS:
+            raise KnowledgeError(f"origin must be one of {', '.join(ORIGINS)}, got {origin!r}")
         words = text.lower().split()
         out = []
         for s in self.studies:
@@ -455,6 +484,8 @@ class KnowledgeBase:
             if max_level is not None and s.evidence_level > max_level:
                 continue
             if country and s.country.lower() != country.lower():
+                continue
+            if origin is not None and s.origin != origin:
                 continue
             out.append(s)
         return out
@@ -590,20 +621,26 @@ def study_from_evaluation(*, id: str, target_group: str, outcome: str, estimate:
                           design: str, evidence_level: int, n_treatment: int | None, n_control: int | None,
                           source: str, unit: str = "share", desirable: str = "higher",
                           outcome_type: str = "binary", follow_up_months: float | None = None,
-                          intervention: str = "", country: str = "Denmark") -> EffectStudy:
+                          intervention: str = "", country: str = "Denmark", outcome_definition: str | None = None,
+                          sample: str | None = None, notes: str = "",
+                          provenance: Mapping[str, Any] | None = None) -> EffectStudy:
     """A finished evaluation as a knowledge-base study (DESIGN §4: "a finished evaluation becomes a new study").
 
     ``estimate``/``se`` are the realised effect on the outcome's natural scale (treated − comparison, e.g. the
-    realised net success rate); it is stored as a ``difference`` estimate and pooled like any other study.
+    realised net success rate); it is stored as a ``difference`` estimate and pooled like any other study. The study
+    is marked as the agency's own register evidence (``origin`` :data:`AGENCY`) with its ``provenance``; ``sample``
+    names the persons it rests on (studies of one sample are pooled once, :meth:`KnowledgeBase.pool`).
     """
-    return parse_study({
+    study = parse_study({
         "id": id, "title": f"Register evaluation of {intervention or target_group}: {outcome}", "url": source,
         "citation": source, "country": country, "year": year, "target_group": target_group,
         "intervention": intervention or "evaluated intervention", "comparison": "register comparison group",
         "design": design, "evidence_level": evidence_level, "outcome": outcome, "outcome_type": outcome_type,
-        "outcome_definition": outcome, "unit": unit, "desirable": desirable, "sample": id,
-        "reported": f"{estimate:.4g} (se {se:.3g})", "status": "verified (computed by this pipeline)",
+        "outcome_definition": outcome_definition or outcome, "unit": unit, "desirable": desirable,
+        "sample": sample or id, "reported": f"{estimate:.4g} (se {se:.3g})", "status": "verified (computed by this pipeline)",
         "data": [{"kind": "estimate", "metric": "difference", "value": float(estimate), "se": float(se)}],
         **({"n_treatment": n_treatment} if n_treatment else {}), **({"n_control": n_control} if n_control else {}),
         **({"follow_up_months": follow_up_months} if follow_up_months is not None else {}),
+        **({"notes": notes} if notes else {}),
     }, f"studies[{id}]")
+    return replace(study, origin=AGENCY, provenance=copy.deepcopy(dict(provenance or {})))

@@ -86,6 +86,8 @@ class HomelessnessWorld:
     kh_effect_per_responder: float = 0.04
     foertidspension_share: float = 0.08
     mortality: float = 0.015
+    #: the programme's cost per participant (mean kroner, Gamma shape; 2024 prices) in the delivery's cost file
+    cost_per_participant: tuple[float, float] | None = (105_000.0, 4.0)
     scenario: str = "homelessness"
     intervention: str = "HOUSING_FIRST"
     target_share: float = 1.0
@@ -102,7 +104,7 @@ def _spec(w: HomelessnessWorld) -> WorldSpec:
         first_year=w.first_year, last_year=w.last_year, target=w.target, background=w.background,
         target_share=w.target_share, design="staggered", rollout=w.rollout, participation=w.participation,
         success_rate=w.responder_share, success=("no_shelter_stay", "shelter_nights", "zero"),
-        planted=("shelter_nights", "kontanthjaelp_weeks"), move=w.move)
+        planted=("shelter_nights", "kontanthjaelp_weeks"), move=w.move, cost_per_participant=w.cost_per_participant)
 
 
 def simulate_homelessness(persons: int, seed: int, world: HomelessnessWorld | None = None, *,

@@ -120,6 +120,10 @@ class WorldSpec:
     arm_share: float = 0.5
     eligible_ages: tuple[int, int] = (0, 120)
     course_days: int = 365
+    #: a cost file (``costs``: one row per participant, BELOEB kroner and PRISAAR) with Gamma-distributed costs of
+    #: this (mean, shape), in price year ``cost_price_year``; None = no cost file
+    cost_per_participant: tuple[float, float] | None = None
+    cost_price_year: int = 2024
     success_rate: float = 0.5
     effects: tuple[Effect, ...] = ()
     success: tuple[str, str, str] = ("success", "shelter_nights", "zero")  # (name, outcome, rule zero|positive)
@@ -551,6 +555,11 @@ def _truth_doc(spec, seed, persons, n_target, start, arm, responder, truth: _Tru
         "rollout": {str(k): v for k, v in spec.rollout},
         "randomisation_years": list(spec.randomisation),
         "participants": int(participants.sum()),
+        "participants_by_start_year": {str(int(y)): int(((start == y) & participants).sum())
+                                       for y in np.unique(start[participants])},
+        "cost_per_participant": (None if spec.cost_per_participant is None else
+                                 {"mean": spec.cost_per_participant[0], "gamma_shape": spec.cost_per_participant[1],
+                                  "price_year": spec.cost_price_year}),
         "controls": int(((start > 0) & (arm == "C")).sum()),
         "responders": int(responder.sum()),
         "planted": {
@@ -635,7 +644,21 @@ def _frames(spec: WorldSpec, pop: Population, parts: dict, start, arm, streams: 
     frames["bua"] = get("bua").with_columns(pl.col("SAG_VFRA").cast(pl.Date),
                                             pl.col("SAG_VTIL").cast(pl.Date)).sort("SAG_VFRA", "PNR")
     frames["indsats"] = intervention_register(spec, pop, start, arm, streams)
+    if spec.cost_per_participant is not None:
+        frames["costs"] = cost_file(spec, frames["indsats"].height, streams)
     return frames
+
+
+def cost_file(spec: WorldSpec, n: int, streams: Streams) -> pl.DataFrame:
+    """The intervention's cost per participant (the municipality's accounts): one row per row of the intervention
+    register, ``BELOEB`` ~ Gamma(shape, mean) kroner rounded to whole kroner, ``PRISAAR`` the price year; no person
+    number (the check of the assumed cost needs none)."""
+    from som_models.simulate.rand import gamma
+
+    assert spec.cost_per_participant is not None
+    mean, shape = spec.cost_per_participant
+    amount = np.rint(gamma(streams.uniform("cost", np.arange(n)), shape, mean))
+    return pl.DataFrame({"BELOEB": amount, "PRISAAR": np.full(n, spec.cost_price_year, dtype=np.int64)})
 
 
 def intervention_register(spec: WorldSpec, pop: Population, start: np.ndarray, arm: np.ndarray, streams: Streams) -> pl.DataFrame:
