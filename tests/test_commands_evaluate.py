@@ -165,7 +165,9 @@ def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp
     audit = _invoke(["audit", "housing_first_demo", "--workdir", str(work), "--json", "-"])
     assert audit.exit_code == 0, audit.output
     trail = json.loads(audit.stdout)
-    assert trail["points"] == 3 and trail["vintages"] == 1
+    # one point per assumption on the one vintage: the three effect assumptions and the three volume checks
+    assert trail["points"] == 6 and trail["vintages"] == 1
+    assert trail["assumptions"]["participants"][0]["label"] == "refuted-underestimated"
     assert trail["assumptions"]["effect_path:kontanthjaelp_weeks"][0]["label"] == "refuted-overestimated"
 
 
