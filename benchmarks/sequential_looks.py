@@ -44,11 +44,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from som_models.sequential import PriorLook, plan_look  # noqa: E402
+from som_models.sequential import DEFAULT_RULE, RULES, PriorLook, plan_look  # noqa: E402
 
 ALPHA, MARGIN = 0.05, 0.5
 Z = 1.959963984540054
 MONTHS = [1] * 4 + [2] * 4 + [3] * 4  # the vintage each monthly look sees
+#: the spending rule of this run (set from --rule)
+RULE = [DEFAULT_RULE]
 SUCCESS_RATE = 0.2
 COHORT = 400
 PATH = np.array([-20.0, -15.0, -10.0])  # assumed (= true) effect in consequence years 1..3
@@ -98,7 +100,7 @@ def monitor(world: list[tuple[float, float]], assumed: list[float], delta: list[
         est, se = world[v - 1]
         z = (est - assumed[v - 1]) / se
         plan = plan_look(prior, hypothesis=key, data_hash=f"vintage-{v}", vintage=f"{2020 + v}-06",
-                         information=1 / se ** 2, alpha=ALPHA, delta=delta[v - 1])
+                         information=1 / se ** 2, alpha=ALPHA, delta=delta[v - 1], rule=RULE[0])
         if not plan.reused:
             rec = PriorLook.from_record(plan.record(), plan.looks[-1].vintage)
             assert rec is not None
@@ -158,7 +160,8 @@ def judge_check(n: int, rng: np.random.Generator) -> tuple[int, int]:
             table = pl.DataFrame([{"outcome": "ok", "estimand": "event", "group": None, "time": None, "event_time": 1,
                                    "estimate": est, "se": se, "ci_low": None, "ci_high": None, "n_treated": 500,
                                    "n_control": 500}], schema=ESTIMATES_SCHEMA)
-            (verdict,) = judge(params, table, {}, VerdictSettings(alpha=ALPHA, margin=MARGIN), tested=["success_rate"],
+            settings = VerdictSettings(alpha=ALPHA, margin=MARGIN, sequential=RULE[0])
+            (verdict,) = judge(params, table, {}, settings, tested=["success_rate"],
                                looks=LookHistory(f"vintage-{v}", f"{2020 + v}-06", tuple(prior)))
             rec = PriorLook.from_record(verdict.evidence["sequential"], f"{2020 + v}-06")
             if rec is not None:
@@ -175,10 +178,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--judge", type=int, default=0, help="also run this many success-rate worlds through judge")
+    ap.add_argument("--rule", default=DEFAULT_RULE, choices=[r for r in RULES if r != "none"],
+                    help="the alpha-spending rule (default: the verdicts' default)")
     args = ap.parse_args()
+    RULE[0] = args.rule
     rng = np.random.default_rng(args.seed)
     print(f"12 monthly looks over 3 cumulative vintages (looks 1-4: vintage 1, 5-8: vintage 2, 9-12: vintage 3); "
-          f"alpha = {ALPHA}, margin = {MARGIN:.0%}, {args.reps} worlds per case")
+          f"alpha = {ALPHA}, margin = {MARGIN:.0%}, {args.reps} worlds per case, rule {args.rule}")
     for shift, what in ((0.0, "truth = assumption: false refutation at any look"),
                         (-MARGIN / 2, "truth off by half a margin (25 %): power at any look")):
         print(f"\n{what}")

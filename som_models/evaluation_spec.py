@@ -280,7 +280,7 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     overlap = doc.get("overlap", "root")
     if overlap not in OVERLAP_POLICIES:
         raise ParameterError(f"overlap: {overlap!r} is not one of {', '.join(OVERLAP_POLICIES)}")
-    sequential = doc.get("sequential", "lan-demets-obf")
+    sequential = doc.get("sequential", "lan-demets-linear")
     if sequential not in SEQUENTIAL_RULES:
         raise ParameterError(f"sequential: {sequential!r} is not one of {', '.join(SEQUENTIAL_RULES)}")
     version = doc.get("parameter_version", "approved")

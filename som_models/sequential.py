@@ -14,10 +14,24 @@ identified by its data hash (sha256 of the delivery). A rerun on data already lo
 the same look again — same look number, same information, same boundary, hence the same verdict — and spends no
 α. Only distinct data count, in the order in which they were first looked at (:func:`plan_look`).
 
-**The rule: Lan–DeMets alpha spending, O'Brien–Fleming type** (Lan & DeMets 1983, Biometrika 70:659–663;
-DeMets & Lan 1994, Stat Med 13:1341–1352). With ``z = z_{1−α/2}`` the spending function::
+**The rule: Lan–DeMets alpha spending** (Lan & DeMets 1983, Biometrika 70:659–663; DeMets & Lan 1994, Stat Med
+13:1341–1352; the power family of Kim & DeMets 1987, Biometrics 43:857–864), linear by default
+(``lan-demets-linear``), or Pocock type (``lan-demets-pocock``) or O'Brien–Fleming type (``lan-demets-obf``)::
 
-    α*(t) = 2 − 2 Φ(z / √t),      0 < t ≤ 1,   α*(0) = 0,  α*(1) = α
+    linear (power ρ = 1):   α*(t) = α · t
+    Pocock type:            α*(t) = α · ln(1 + (e − 1) t)
+    O'Brien–Fleming type:   α*(t) = 2 − 2 Φ(z_{1−α/2} / √t),      0 < t ≤ 1,   α*(0) = 0,  α*(1) = α
+
+**Why linear by default.** On the open-ended axis below the first look sits near ``t = ½`` or above, and for most
+evaluations the first vintage is the look a kommune acts on. O'Brien–Fleming-type spending gives it
+α*(½) = 0.0056 (a boundary of |z| ≥ 2.77 at α = 5 %): it turned the demo's shelter-night path — realised within the
+margin — from ``consistent`` into ``inconclusive`` on its only look. Linear spending gives the first look
+α*(½) = 0.025 (|z| ≥ 2.24) and Pocock-type 0.031 (|z| ≥ 2.16). ``benchmarks/sequential_looks.py --rule`` (5,000
+worlds, 12 monthly looks over 3 cumulative vintages, truth = assumption, seeds 1 and 2): false refutations at
+any look 0.047–0.049 (success rate) and 0.042–0.046 (effect path) with linear spending; 0.052–0.056 and
+0.041–0.046 with Pocock-type (the estimated standard errors make the realised error exceed the nominal spend
+α*(t₃) = 0.046 a little, and Pocock spends most of it at the first look); 0.043 and 0.030 with O'Brien–Fleming
+(2,000 worlds). Linear spending is the most first-look power that still stays within α.
 
 gives the type-I error that may have been spent by information fraction ``t``. Look ``k`` (information ``I_k``,
 fraction ``t_k``) rejects when ``|Z_k| ≥ c_k``, with ``c_k`` solving::
@@ -28,8 +42,8 @@ under the canonical joint distribution of a statistic on cumulative data (Jennis
 *Group Sequential Methods*, §3.1): ``Z_k`` standard normal, ``Cov(Z_j, Z_k) = √(I_j / I_k)`` for ``I_j ≤ I_k``
 (the score ``Z_k √I_k`` is a Brownian motion in information time, with independent increments). Whatever the
 number of looks, ``P(reject at some look | H₀) = α*(t_K) ≤ α``. O'Brien–Fleming shape: early looks on little
-information get almost no α (boundaries ≈ 3.4–4), later looks close to the fixed-sample level, so verdicts do
-not flip on thin early data and the final power is nearly that of one analysis.
+information get almost no α (boundaries ≈ 3.4–4), later looks close to the fixed-sample level; Pocock shape:
+nearly equal boundaries at every look.
 
 **Information and the open-ended horizon.** The information of a look is ``I = 1 / se²`` of the statistic the
 verdict tests (the level test's standard error). Lan & DeMets use ``t = I / I_max`` with a planned maximum
@@ -94,8 +108,10 @@ from scipy import optimize, stats
 
 from som_models.hashing import content_hash
 
-#: the monitoring rules: Lan–DeMets O'Brien–Fleming-type spending, or none (every look at the fixed level α)
-RULES = ("lan-demets-obf", "none")
+#: the monitoring rules: Lan–DeMets linear spending (the default), Pocock- or O'Brien–Fleming-type spending, or
+#: none (every look at the fixed level α)
+RULES = ("lan-demets-linear", "lan-demets-pocock", "lan-demets-obf", "none")
+DEFAULT_RULE = "lan-demets-linear"
 #: power of the fixed-sample design that defines the reference information I₀ (against one margin)
 REFERENCE_POWER = 0.8
 #: boundaries are searched below this |z| (beyond it the normal tail is below 1e-300)
@@ -112,6 +128,28 @@ def obf_spending(t: float, alpha: float) -> float:
     if t == 0:
         return 0.0
     return float(2 * stats.norm.sf(stats.norm.isf(alpha / 2) / math.sqrt(t)))
+
+
+def pocock_spending(t: float, alpha: float) -> float:
+    """Lan–DeMets Pocock-type spending ``α*(t) = α · ln(1 + (e − 1) t)`` (0 at ``t = 0``, α at ``t = 1``)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not 0 <= t <= 1:
+        raise ValueError(f"information fraction must be in [0, 1], got {t}")
+    return float(alpha * math.log1p((math.e - 1) * t))
+
+
+def spending(rule: str, t: float, alpha: float) -> float:
+    """``α*(t)`` of a spending ``rule`` (:data:`RULES` except ``none``)."""
+    if rule == "lan-demets-pocock":
+        return pocock_spending(t, alpha)
+    if rule == "lan-demets-obf":
+        return obf_spending(t, alpha)
+    if rule == "lan-demets-linear":
+        if not (0 < alpha < 1 and 0 <= t <= 1):
+            raise ValueError(f"alpha must be in (0, 1) and t in [0, 1], got {alpha}, {t}")
+        return float(alpha * t)
+    raise ValueError(f"no spending function for rule {rule!r} (one of {', '.join(RULES[:-1])})")
 
 
 def information_fraction(information: float, reference: float) -> float:
@@ -190,32 +228,33 @@ def critical_values(informations: Sequence[float], spent: Sequence[float]) -> tu
 
 
 @lru_cache(maxsize=4096)
-def _boundaries(informations: tuple[float, ...], reference: float, alpha: float) -> tuple[float, ...]:
+def _boundaries(informations: tuple[float, ...], reference: float, alpha: float, rule: str) -> tuple[float, ...]:
     kept: list[int] = []
     for k, info in enumerate(informations):
         if not kept or info > informations[kept[-1]]:
             kept.append(k)
     sub = critical_values([informations[k] for k in kept],
-                          [obf_spending(information_fraction(informations[k], reference), alpha) for k in kept])
+                          [spending(rule, information_fraction(informations[k], reference), alpha) for k in kept])
     out = [math.inf] * len(informations)
     for k, c in zip(kept, sub, strict=True):
         out[k] = c
     return tuple(out)
 
 
-def boundaries(informations: Sequence[float], reference: float, alpha: float) -> tuple[float, ...]:
-    """The boundaries ``c_1 … c_K`` on ``|Z|`` of looks at ``informations`` (in the order taken) under
-    O'Brien–Fleming-type spending over ``t = I/(I + I₀)`` at level ``alpha``; ∞ for a look that adds no
-    information."""
+def boundaries(informations: Sequence[float], reference: float, alpha: float,
+               rule: str = DEFAULT_RULE) -> tuple[float, ...]:
+    """The boundaries ``c_1 … c_K`` on ``|Z|`` of looks at ``informations`` (in the order taken) under the
+    spending ``rule`` (Pocock- or O'Brien–Fleming-type) over ``t = I/(I + I₀)`` at level ``alpha``; ∞ for a look
+    that adds no information."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     infos = tuple(float(i) for i in informations)
     if not infos or any(not (i > 0 and math.isfinite(i)) for i in infos):
         raise ValueError(f"informations must be positive and finite, got {list(informations)}")
-    return _boundaries(infos, float(reference), float(alpha))
+    return _boundaries(infos, float(reference), float(alpha), rule)
 
 
-def repeated_p(z: float, informations: Sequence[float], reference: float) -> float:
+def repeated_p(z: float, informations: Sequence[float], reference: float, rule: str = DEFAULT_RULE) -> float:
     """Two-sided repeated p-value of the last look: ``inf {α′ : |z| ≥ c_K(α′)}`` (1 when the look cannot refute
     at any level below 0.99, e.g. because it adds no information; floored at 1e-15)."""
     z = abs(float(z))
@@ -224,11 +263,11 @@ def repeated_p(z: float, informations: Sequence[float], reference: float) -> flo
         raise ValueError(f"z must be finite, got {z}")
 
     def gap(log_a: float) -> float:
-        c = boundaries(infos, reference, math.exp(log_a))[-1]
+        c = boundaries(infos, reference, math.exp(log_a), rule)[-1]
         return (c if math.isfinite(c) else 2 * _Z_MAX) - z
 
     lo, hi = math.log(1e-15), math.log(0.99)
-    if not math.isfinite(boundaries(infos, reference, 0.5)[-1]) or gap(hi) > 0:
+    if not math.isfinite(boundaries(infos, reference, 0.5, rule)[-1]) or gap(hi) > 0:
         return 1.0
     if gap(lo) <= 0:
         return 1e-15
@@ -291,6 +330,7 @@ class LookPlan:
     reference_information: float
     alpha: float
     reused: bool
+    rule: str = DEFAULT_RULE
 
     @property
     def look(self) -> int:
@@ -311,20 +351,20 @@ class LookPlan:
 
     def critical(self, level: float) -> float:
         """The boundary ``c_k(level)`` on ``|z|`` at this look (two-sided, family level ``level``)."""
-        return boundaries(self.informations, self.reference_information, level)[-1]
+        return boundaries(self.informations, self.reference_information, level, self.rule)[-1]
 
     def repeated_p(self, z: float) -> float:
-        return repeated_p(z, self.informations, self.reference_information)
+        return repeated_p(z, self.informations, self.reference_information, self.rule)
 
     def alpha_spent(self, level: float | None = None) -> float:
         """α*(t) spent by this look (the largest fraction reached so far) at ``level`` (default the family α)."""
-        return obf_spending(max(self.fractions), self.alpha if level is None else level)
+        return spending(self.rule, max(self.fractions), self.alpha if level is None else level)
 
     def record(self, *, decision_level: float | None = None) -> dict[str, Any]:
         """The look record stored in a verdict's evidence (``evidence["sequential"]``)."""
         c = self.critical(self.alpha)
         rec: dict[str, Any] = {
-            "rule": "lan-demets-obf", "hypothesis": self.hypothesis, "data_hash": self.looks[-1].data_hash,
+            "rule": self.rule, "hypothesis": self.hypothesis, "data_hash": self.looks[-1].data_hash,
             "vintage": self.looks[-1].vintage, "look": self.look, "reused": self.reused,
             "information": self.informations[-1], "reference_information": self.reference_information,
             "information_fraction": self.fractions[-1], "alpha": self.alpha, "alpha_spent": self.alpha_spent(),
@@ -345,7 +385,7 @@ def _nominal(c: float) -> float:
 
 
 def plan_look(prior: Iterable[PriorLook], *, hypothesis: str, data_hash: str, vintage: str | None,
-              information: float, alpha: float, delta: float) -> LookPlan:
+              information: float, alpha: float, delta: float, rule: str = DEFAULT_RULE) -> LookPlan:
     """This test's place in its hypothesis's sequence of looks.
 
     ``prior`` are the stored looks of the evaluation in the order taken (any hypothesis; repeats allowed). Looks
@@ -366,6 +406,6 @@ def plan_look(prior: Iterable[PriorLook], *, hypothesis: str, data_hash: str, vi
     looks = [Look(k, p.data_hash, p.vintage, p.information) for k, p in enumerate(earlier, start=1)]
     if data_hash in distinct:
         k = list(distinct).index(data_hash)
-        return LookPlan(hypothesis, tuple(looks[:k + 1]), reference, alpha, True)
+        return LookPlan(hypothesis, tuple(looks[:k + 1]), reference, alpha, True, rule)
     looks.append(Look(len(looks) + 1, data_hash, vintage, float(information)))
-    return LookPlan(hypothesis, tuple(looks), reference, alpha, False)
+    return LookPlan(hypothesis, tuple(looks), reference, alpha, False, rule)

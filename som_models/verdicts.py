@@ -73,7 +73,8 @@ not trusted to refute is not trusted to confirm either.
 **Repeated looks** (``judge(looks=…)``, :mod:`som_models.sequential`). When an evaluation is rerun on cumulative
 vintages, each assumption's tests form a sequence of looks at the same hypothesis; with ``looks`` given (the data
 hash of this test and the stored earlier looks) every p-value above is replaced by its *repeated p-value* under
-Lan–DeMets O'Brien–Fleming-type alpha spending over the information fraction ``t = I/(I + I₀)`` (``I = 1/se²``),
+Lan–DeMets alpha spending (linear by default; Pocock- or O'Brien–Fleming-type on request: ``sequential``) over the
+information fraction ``t = I/(I + I₀)`` (``I = 1/se²``),
 before Holm; the printed intervals are the repeated confidence intervals ``± c_k(α/h)·se`` (TOST ``± c_k(2α/h)·se``).
 A rerun on data already looked at is the same look again (same boundary, no α spent). The look number,
 information, information fraction, α spent and the boundary and nominal level used are in
@@ -140,7 +141,7 @@ class VerdictSettings:
     consistency: str = "tost"
     path_test: str = "mean"
     #: the rule over repeated looks when ``judge`` is given ``looks`` (see :mod:`som_models.sequential`)
-    sequential: str = "lan-demets-obf"
+    sequential: str = "lan-demets-linear"
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 0.5:
@@ -583,7 +584,8 @@ def _hypothesis(params: ParameterSet, c: _Comparison) -> str:
 def _plan(params: ParameterSet, c: _Comparison, looks: LookHistory, st: VerdictSettings) -> LookPlan:
     realised, se = c.estimate()
     return plan_look(looks.prior, hypothesis=_hypothesis(params, c), data_hash=looks.data_hash,
-                     vintage=looks.vintage, information=1 / se ** 2, alpha=st.alpha, delta=st.margin * abs(c.assumed))
+                     vintage=looks.vintage, information=1 / se ** 2, alpha=st.alpha, delta=st.margin * abs(c.assumed),
+                     rule=st.sequential)
 
 
 def _sequential_p(plan: LookPlan | None, p: float) -> float:
@@ -612,7 +614,7 @@ def _with_look(v: Verdict, plan: LookPlan, h: int, st: VerdictSettings) -> Verdi
                 "gets no α and cannot refute (alpha spending over repeated looks).")
     else:
         note = (f" Look {plan.look} of this assumption{where}: information fraction {rec['information_fraction']:.2f}, "
-                f"{rec['alpha_spent']:.3g} of α = {st.alpha:g} spent so far (Lan–DeMets O'Brien–Fleming-type "
+                f"{rec['alpha_spent']:.3g} of α = {st.alpha:g} spent so far (Lan–DeMets {_RULE_NAMES[plan.rule]} "
                 f"alpha spending over repeated looks); the refutation boundary is |z| ≥ "
                 f"{rec['decision_boundary']:.2f} (nominal level {rec['decision_nominal_level']:.2g}) and the "
                 "p-values are repeated p-values.")
@@ -620,7 +622,10 @@ def _with_look(v: Verdict, plan: LookPlan, h: int, st: VerdictSettings) -> Verdi
         note += f" The data were looked at before (look {plan.look}): same boundary, no new α spent."
     looks_txt = f"{plan.look} look{'s' if plan.look != 1 else ''}"
     return replace(v, evidence=evidence, sentence=v.sentence + note,
-                   test=f"{v.test}; repeated p-value over {looks_txt} (Lan–DeMets O'Brien–Fleming spending)")
+                   test=f"{v.test}; repeated p-value over {looks_txt} (Lan–DeMets {_RULE_NAMES[plan.rule]} spending)")
+
+
+_RULE_NAMES = {"lan-demets-linear": "linear", "lan-demets-pocock": "Pocock", "lan-demets-obf": "O'Brien–Fleming"}
 # ---- end of repeated looks -------------------------------------------------------------------------------
 
 

