@@ -18,8 +18,10 @@ from som_models.sequential import (
     information_fraction,
     obf_spending,
     plan_look,
+    pocock_spending,
     reference_information,
     repeated_p,
+    spending,
 )
 
 Z975 = 1.959963984540054  # z_{0.975}
@@ -40,7 +42,7 @@ def test_hand_computed_spending_values():
 
 def test_first_boundary_is_z_over_root_t():
     # at look 1, P(|Z| ≥ c₁) = α*(t₁) = 2 − 2Φ(z/√t₁), so c₁ = z_{0.975}/√t₁: I = 1, I₀ = 3 → t = 1/4 → c₁ = 3.91993
-    assert boundaries([1.0], 3.0, 0.05)[0] == pytest.approx(2 * Z975, abs=1e-9)
+    assert boundaries([1.0], 3.0, 0.05, "lan-demets-obf")[0] == pytest.approx(2 * Z975, abs=1e-9)
 
 
 def test_published_lan_demets_obf_bounds():
@@ -54,7 +56,7 @@ def test_published_lan_demets_obf_bounds():
 
 def test_two_looks_match_the_exact_bivariate_formula():
     infos, ref = [1.0, 2.5], 2.0
-    c1, c2 = boundaries(infos, ref, 0.05)
+    c1, c2 = boundaries(infos, ref, 0.05, "lan-demets-obf")
     r = math.sqrt(infos[0] / infos[1])
     s = math.sqrt(1 - r * r)
 
@@ -72,13 +74,33 @@ def test_error_over_five_looks_by_simulation():
     five looks equals α*(t₅) (< α), within Monte Carlo error; the unadjusted rule exceeds α."""
     rng = np.random.default_rng(1)
     infos, ref = np.array([1.0, 2.0, 3.5, 5.0, 8.0]), 2.0
-    c = np.array(boundaries(infos, ref, 0.05))
+    c = np.array(boundaries(infos, ref, 0.05, "lan-demets-obf"))
     increments = rng.standard_normal((200_000, 5)) * np.sqrt(np.diff(infos, prepend=0.0))
     z = np.cumsum(increments, axis=1) / np.sqrt(infos)
     crossed = (np.abs(z) >= c).any(axis=1).mean()
     target = obf_spending(information_fraction(8.0, ref), 0.05)
     assert abs(crossed - target) < 4 * math.sqrt(target * (1 - target) / 200_000)
     assert crossed < 0.05 < (np.abs(z) >= Z975).any(axis=1).mean()
+
+
+def test_linear_and_pocock_spending_hand_computed_and_by_simulation():
+    # linear: α*(t) = α t; Pocock-type: α ln(1 + (e − 1) t) — t = 1/2: 0.025 and 0.05 · ln(1.8591409) = 0.0310057
+    assert spending("lan-demets-linear", 0.5, 0.05) == pytest.approx(0.025, abs=1e-15)
+    assert pocock_spending(0.5, 0.05) == pytest.approx(0.0310057, abs=1e-7)
+    assert pocock_spending(1.0, 0.05) == pytest.approx(0.05, abs=1e-15) and pocock_spending(0.0, 0.05) == 0.0
+    # first boundary: P(|Z| ≥ c₁) = α*(t₁) → c₁ = z_{1 − α*/2}; I = 1, I₀ = 1 → t = 1/2 → linear c₁ = z_{0.9875}
+    assert boundaries([1.0], 1.0, 0.05)[0] == pytest.approx(2.2414027, abs=1e-6)
+    assert boundaries([1.0], 1.0, 0.05, "lan-demets-pocock")[0] == pytest.approx(stats.norm.isf(0.0310057 / 2), abs=1e-5)
+    # five looks of a Brownian motion: the share crossing at any look is α*(t₅) under each rule
+    rng = np.random.default_rng(2)
+    infos, ref = np.array([1.0, 2.0, 3.5, 5.0, 8.0]), 2.0
+    increments = rng.standard_normal((200_000, 5)) * np.sqrt(np.diff(infos, prepend=0.0))
+    z = np.cumsum(increments, axis=1) / np.sqrt(infos)
+    for rule in ("lan-demets-linear", "lan-demets-pocock"):
+        c = np.array(boundaries(infos, ref, 0.05, rule))
+        target = spending(rule, information_fraction(8.0, ref), 0.05)
+        crossed = (np.abs(z) >= c).any(axis=1).mean()
+        assert abs(crossed - target) < 4 * math.sqrt(target * (1 - target) / 200_000), rule
 
 
 def test_repeated_p_is_below_alpha_exactly_when_the_boundary_is_crossed():
@@ -168,7 +190,8 @@ def test_the_spec_chooses_the_rule():
     from som_models.parameters import ParameterError
 
     doc = {"evaluation": "e", "intervention": "x", "parameters": "p.yaml"}
-    assert parse_evaluation_spec(doc).verdict.sequential == "lan-demets-obf"
+    assert parse_evaluation_spec(doc).verdict.sequential == "lan-demets-linear"
     assert parse_evaluation_spec({**doc, "sequential": "none"}).verdict.sequential == "none"
-    with pytest.raises(ParameterError, match="sequential: 'pocock' is not one of lan-demets-obf, none"):
+    assert parse_evaluation_spec({**doc, "sequential": "lan-demets-obf"}).verdict.sequential == "lan-demets-obf"
+    with pytest.raises(ParameterError, match="sequential: 'pocock' is not one of lan-demets-linear, lan-demets-pocock"):
         parse_evaluation_spec({**doc, "sequential": "pocock"})
