@@ -19,10 +19,12 @@ from pipeline.store.testing import SKIP_REASON, postgres_admin_url, temporary_po
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SPEC = ROOT / "assets" / "evaluations" / "housing_first_demo.yaml"
-# shelter nights: planted close to the assumption, but equivalence is not yet shown at a first look under alpha
-# spending over repeated looks (docs/evaluation-spec.md, Repeated looks)
-PLANTED = {"success_rate": "consistent", "effect_path:shelter_nights": "inconclusive",
+# the planted verdicts: success rate and shelter nights close to the assumption, kontanthjælp far more optimistic
+PLANTED = {"success_rate": "consistent", "effect_path:shelter_nights": "consistent",
            "effect_path:kontanthjaelp_weeks": "refuted-overestimated"}
+# the demo delivery (seed 2): shelter nights are within the margin, but at this first look (information fraction
+# 0.50, linear alpha spending over repeated looks) equivalence is not yet shown (TOST repeated p 0.060 after Holm)
+FIRST_LOOK_DEMO = {**PLANTED, "effect_path:shelter_nights": "inconclusive"}
 runner = CliRunner()
 
 
@@ -156,7 +158,7 @@ def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert {v["assumption"]: v["label"] for v in doc["verdicts"]} == {
-        **PLANTED, "participants": "refuted-underestimated", "course_years": "consistent",
+        **FIRST_LOOK_DEMO, "participants": "refuted-underestimated", "course_years": "consistent",
         "cost_per_participant": "consistent"}
     assert doc["source"] == {"delivery": str(folder.resolve())} and doc["proposal"]["version"] == 2
     # Path-level evidence is kept with every verdict (and small cells would be blanked).
