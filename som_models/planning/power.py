@@ -283,9 +283,7 @@ def _volume_plan(design: RolloutDesign, cohorts_assumed: Mapping[int, int], vint
     level = st.alpha / family_size
     last = max(cohorts_assumed)
     rows = []
-    for v in vintages:
-        if v < last:
-            continue
+    for v in [v for v in vintages if v >= last][:1]:  # a count: later vintages add nothing
         hi_edge, lo_edge = A + delta, A - delta
         # refute "over the band": P(X ≥ R | A+δ) < level/2 ⇔ R ≥ r_hi
         r_hi = int(stats.poisson.isf(level / 2, hi_edge)) + 1
