@@ -113,12 +113,12 @@ def test_evppi_of_an_irrelevant_input_is_near_zero():
 
 
 def test_projection_draws_are_the_monte_carlo_draws():
+    import yaml
+
     from som_models.parameters import parse_parameter_set
     from som_models.planning.voi import projection_draws, value_of_information
     from som_models.projection import monte_carlo
     from som_reference import asset
-
-    import yaml
 
     params = parse_parameter_set(yaml.safe_load(asset("parameters", "housing_first_demo.yaml").read_text()))
     inputs, npv = projection_draws(params, draws=5000, seed=4)
