@@ -173,10 +173,10 @@ def default_components(outcomes: Iterable[str], target_group: str | None = None,
                        path: Path | None = None) -> dict[str, VarianceComponents]:
     """Variance components from the knowledge base's stated defaults (``assets/knowledge/outcome_variances.yaml``);
     ``ValueError`` naming the outcomes it has no figure for."""
-    import yaml
+    from som_reference.strict_yaml import load_yaml
 
     p = path or _defaults_path()
-    doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    doc = load_yaml(p)
     entries: Mapping[str, Any] = doc.get("outcomes", {})
     out, missing = {}, []
     for outcome in outcomes:
