@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from som_models.estimators.staggered_did import aggregate, att_gt
 from som_models.planning import RolloutDesign, contrast_variance, estimate_components, refutation_power, tost_power
 from som_models.sequential import REFERENCE_POWER, boundaries
-from scipy import stats
 
 ALPHA, MARGIN, K = 0.05, 0.5, 1
 YEARS = list(range(2014, 2022))  # vintage 2021
