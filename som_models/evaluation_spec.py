@@ -29,6 +29,7 @@ _ALLOWED = {
     "min_persons": False,
     "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
     "assumptions": False, "assigned_by": False, "durations": False, "overlap": False, "volume_margin": False,
+    "alerts": False, "follow_up_costs": False,
 }
 _DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False, "costs": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
@@ -130,6 +131,8 @@ class EvaluationSpec:
     durations: tuple[DurationAssumption, ...] = ()
     #: evidence overlapping what informs the version under test: ``root`` (update the root prior) or ``refuse``
     overlap: str = "root"
+    #: alert thresholds raised after each evaluation (:mod:`som_models.alerts`)
+    alerts: Any = None
     #: relative equivalence margin of the volume, course-length and cost verdicts (:mod:`som_models.volume_verdicts`)
     volume_margin: float = 0.2
 
@@ -315,7 +318,17 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         durations=durations,
         overlap=overlap,
         volume_margin=_volume_margin(doc.get("volume_margin", 0.2)),
+        alerts=_alerts(doc.get("alerts")),
     )
+
+
+def _alerts(obj: Any) -> Any:
+    from som_models.alerts import parse_alerts
+
+    try:
+        return parse_alerts(obj)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 def _volume_margin(obj: Any) -> float:

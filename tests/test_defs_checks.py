@@ -31,7 +31,7 @@ def test_standardised_differences_by_hand():
 
 def test_pretrend_check_result():
     checks = {next(iter(c.check_keys)).name: c for c in build_extra_checks()}
-    assert set(checks) == {"pretrends_hold", "baseline_balance", "proposal_plausible"}
+    assert set(checks) == {"pretrends_hold", "baseline_balance", "proposal_plausible", "case_alerts"}
     result = dg.materialize(
         [dg.AssetSpec("pretrend_tests").with_io_manager_key("io_manager"), checks["pretrends_hold"]],
         resources={"io_manager": _Static({"pretrend_tests": pl.DataFrame({"outcome": ["a", "b"], "statistic": [1.0, 30.0],

@@ -56,10 +56,35 @@ def audit_command(
     for r in points:
         by_assumption.setdefault(r["assumption"] or NO_VERDICTS, []).append(r)
     approved = next((v.version for v in reversed(list(versions.values())) if v.status == "approved"), None)
+    alerts = _latest_alerts(workdir, intervention, points)
     doc = {"intervention": intervention, "approved_version": approved, "points": len(points),
-           "vintages": len({r["data_vintage"] for r in points}), "assumptions": by_assumption}
+           "vintages": len({r["data_vintage"] for r in points}), "alerts": alerts, "assumptions": by_assumption}
+    for a in alerts:  # alerts first (the spec's alerts: thresholds, on the latest run of each evaluation)
+        colour = "red" if a["severity"] == "error" else "yellow"
+        console.print(f"[bold {colour}]ALERT ({a['severity']})[/] {a['evaluation']} vintage {a['data_vintage']}: "
+                      f"{a['message']}" + ("" if a["new"] else " (not new)"), highlight=False, soft_wrap=True)
     _print(intervention, approved, points, by_assumption)
     emit_json(json_out, doc)
+
+
+def _latest_alerts(workdir: Path | None, intervention: str, points: list[dict]) -> list[dict]:
+    """The alerts (:func:`pipeline.alerts.stored_run_alerts`) of the latest run with verdicts of each evaluation."""
+    from pipeline.alerts import stored_run_alerts
+
+    latest: dict[str, dict] = {}
+    for r in points:
+        if r.get("assumption") and (r["evaluation_id"] not in latest or r["run_at"] >= latest[r["evaluation_id"]]["run_at"]):
+            latest[r["evaluation_id"]] = r
+    out = []
+    with open_store(workdir) as store:
+        for evaluation, r in sorted(latest.items()):
+            try:
+                alerts = stored_run_alerts(store, r["run_id"])
+            except store_errors() as exc:
+                fail(str(exc))
+            out += [{"evaluation": evaluation, "data_vintage": r["data_vintage"], "run_id": r["run_id"], **a.to_dict()}
+                    for a in alerts]
+    return out
 
 
 def _print(intervention: str, approved: int | None, points: list[dict], by_assumption: dict[str, list[dict]]) -> None:

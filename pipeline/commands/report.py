@@ -44,7 +44,7 @@ def report(
             fail(str(exc))
     path = out or home / "reports" / f"{data.evaluation}-{data.run.data_vintage}.html"
     try:
-        render_report(data, path)
+        render_report(data, path, workdir=home)
     except OSError as exc:
         fail(f"cannot write {path} ({exc.strerror or exc})")
     console.print(f"Report: {path}", soft_wrap=True)

@@ -356,7 +356,8 @@ def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: 
     save_checks(som.workdir_path(), parameter_proposal["run_id"], checks)
     with som.store() as store:
         data = gather(store, run_id=parameter_proposal["run_id"], checks=checks)
-    path = render_report(data, som.workdir_path() / "reports" / f"{evaluation}-{vintage}.html")
+    path = render_report(data, som.workdir_path() / "reports" / f"{evaluation}-{vintage}.html",
+                         workdir=som.workdir_path())
     # ``report_path``: the IO manager's own ``path`` metadata names where it stored this value.
     context.add_output_metadata({"report_path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
     return str(path)

@@ -11,6 +11,10 @@
   test — success rate in [0, 1], no unsupported sign flip, no tenfold change, no jump at the data boundary,
   the unobserved years marked unverified. A failure stops the run before ``parameter_proposal``: nothing is
   written to the parameter store, and the check's description says why — such a proposal needs a human look.
+* ``case_alerts`` (WARN or ERROR as the spec's ``alerts.severity`` says): the spec's alert thresholds
+  (:mod:`som_models.alerts`, :func:`pipeline.alerts.run_alerts`) — P(NPV ≥ 0) of the proposed version for a payer
+  below its threshold, a verdict with an alerting label. Passes when the spec sets none or none fires; the alerts
+  are in the metadata (``alerts``) for a sensor to forward (docs/planning.md).
 """
 
 import math
@@ -84,8 +88,23 @@ def _proposal_plausible(parameter_candidate: dict, assumptions: dict) -> dg.Asse
     )
 
 
+def _case_alerts(context: dg.AssetCheckExecutionContext, projections: dict, parameter_proposal: dict) -> dg.AssetCheckResult:
+    from pipeline.alerts import stored_run_alerts
+    from pipeline.defs.resources import SomSettings
+
+    som: SomSettings = context.resources.som
+    with som.store() as store:
+        alerts = stored_run_alerts(store, parameter_proposal["run_id"])
+    severe = any(a.severity == "error" for a in alerts)
+    return dg.AssetCheckResult(
+        passed=not alerts, severity=dg.AssetCheckSeverity.ERROR if severe else dg.AssetCheckSeverity.WARN,
+        description=None if not alerts else "; ".join(a.message for a in alerts),
+        metadata={"alerts": dg.MetadataValue.json([a.to_dict() for a in alerts]), "fired": len(alerts)},
+    )
+
+
 def build_extra_checks(partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetChecksDefinition]:
-    """The three checks above, partitioned like the assets they check."""
+    """The four checks above, partitioned like the assets they check."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks are "preview" in Dagster 1.13
         return [
@@ -101,4 +120,9 @@ def build_extra_checks(partitions_def: dg.PartitionsDefinition | None = None) ->
                            description="The proposed values are plausible against the version under test (blocks the "
                                        "write: no jump at the data boundary, sign flip or tenfold change; the "
                                        "unobserved years are marked unverified).")(_proposal_plausible),
+            dg.asset_check(asset="projections", name="case_alerts", partitions_def=partitions_def,
+                           additional_ins={"parameter_proposal": dg.AssetIn("parameter_proposal")},
+                           required_resource_keys={"som"},
+                           description="The spec's alert thresholds (P(NPV ≥ 0) per payer, verdict labels) after "
+                                       "this evaluation; WARN or ERROR as the spec says.")(_case_alerts),
         ]

@@ -154,8 +154,35 @@ def _volume_rows(verdicts: tuple[dict, ...], min_cell: int) -> dict:
             "cohorts_later": later, "volume_notes": notes}
 
 
-def render_report(data: ReportData, path: Path) -> Path:
-    """Render ``data`` and write the HTML atomically; returns the path."""
+def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict]) -> tuple[list[dict], int | None]:
+    """Planned vs realised standard error per assumption (the stored plan of the tested version, at the last planned
+    vintage not after the delivery's last register year); small cells stay suppressed."""
+    if not plan or data.estimates.is_empty():
+        return [], None
+    year = data.estimates.get_column("time").drop_nulls().max()
+    if year is None:
+        return [], None
+    rows = []
+    for a in plan.get("assumptions", []):
+        v = next((x for x in verdicts if x["assumption"] == a["assumption"]), None)
+        cands = [r for r in a.get("vintages", []) if r["vintage"] <= int(year)]  # type: ignore[call-overload]
+        if v is None or not cands or a.get("kind") != "effect":
+            continue
+        r = cands[-1]
+        se = (v.get("evidence") or {}).get("se")
+        small = v.get("realised_txt") == SUPPRESSED.format(n=data.min_cell)
+        rows.append({"assumption": a["assumption"], "vintage": r["vintage"], "planned": _fmt(r["se"]),
+                     "realised": "" if se is None or small else _fmt(se),
+                     "ratio": "" if se is None or small or not r["se"] else f"{se / r['se']:.2f}",
+                     "refute": a.get("refutable_from") or "not planned", "confirm": a.get("confirmable_from") or "not planned"})
+    return rows, int(year)  # type: ignore[call-overload]
+
+
+def render_report(data: ReportData, path: Path, *, workdir: Path | None = None) -> Path:
+    """Render ``data`` and write the HTML atomically; returns the path. With ``workdir`` the stored plan of the
+    tested version (``som plan``) is shown against the realised precision."""
+    from pipeline.alerts import run_alerts
+    from pipeline.plan import load_plan
     from som_models.estimators import z_value
 
     m = data.min_cell
@@ -198,7 +225,13 @@ def render_report(data: ReportData, path: Path) -> Path:
     est_table = suppress_small_cells(est, count_columns=["n_treated", "n_control"],
                                      value_columns=["estimate", "se", "ci_low", "ci_high"], min_cell=m)
     proj = _projection_rows(data)
+    content = (data.after or data.before).content if (data.after or data.before) is not None else None
+    alerts = [a.to_dict() for a in run_alerts(data.spec, data.verdicts, content, data.history, data.run.id)]
+    plan = load_plan(workdir, data.intervention, getattr(data.before, "version", None))
+    plan_rows, plan_year = _plan_rows(data, plan, verdict_rows)
     html = _ENV.get_template("audit.html.j2").render(
+        alerts=alerts, plan_rows=plan_rows, plan_year=plan_year,
+        plan_source=(plan or {}).get("variance_source", ""),
         title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         verdicts=verdict_rows, charts=charts, held=held, **_volume_rows(tuple(verdict_rows), m),
         estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],

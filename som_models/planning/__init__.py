@@ -1,0 +1,24 @@
+"""Planning before looking (issue 14): the evaluation plan — minimum detectable deviation by data vintage and the
+vintage at which each assumption becomes decidable (:mod:`.power`, variances from :mod:`.variance`) — and the
+value of information per assumption (:mod:`.voi`)."""
+
+from som_models.planning.power import (
+    AssumptionPlan,
+    EvaluationPlan,
+    PlanSettings,
+    RolloutDesign,
+    VintagePlan,
+    contrast_variance,
+    mdd,
+    plan_evaluation,
+    refutation_power,
+    tost_power,
+)
+from som_models.planning.variance import VarianceComponents, default_components, estimate_components
+from som_models.planning.voi import evppi_gaussian, evppi_regression, nested_evppi, value_of_information
+
+__all__ = [
+    "AssumptionPlan", "EvaluationPlan", "PlanSettings", "RolloutDesign", "VarianceComponents", "VintagePlan",
+    "contrast_variance", "default_components", "estimate_components", "evppi_gaussian", "evppi_regression", "mdd",
+    "nested_evppi", "plan_evaluation", "refutation_power", "tost_power", "value_of_information",
+]
