@@ -167,7 +167,7 @@ def test_course_years_are_updated_precision_weighted_per_participant():
     assert "course-year effects of 1 item(s) updated" in p.reason
     new = parse_parameter_set(p.document)  # a valid parameter set, the consequence years updated alongside
     assert new.consequence("nights").course.units == tuple(course["units"])
-    assert new.consequence("nights").units != PARAMS.consequence("nights").units
+    assert new.consequence("nights").se != PARAMS.consequence("nights").se  # updated (realised = assumed here)
     assert plausibility_problems(PARAMS.document, p.document, p.changes) == ()
 
 
