@@ -250,7 +250,7 @@ def _assumptions(obj: Any, durations: tuple[DurationAssumption, ...] = ()) -> tu
                                      f"({', '.join(declared) if declared else 'the spec has none'})")
         elif name != SUCCESS_RATE and name not in VOLUME_ASSUMPTIONS and not any(
                 name.startswith(prefix) and len(name) > len(prefix) for prefix in (EFFECT_PATH, COURSE_PATH)):
-            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate, effect_path:<consequence item> or "
+            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item> or "
                                  f"course_path:<consequence item> (or "
                                  f"duration:<name> of the spec's durations, or a volume assumption: "
                                  f"{', '.join(VOLUME_ASSUMPTIONS)})")
