@@ -28,7 +28,14 @@ from som_models.duration_assumptions import (
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
 from som_models.estimators.dispatch import estimate
 from som_models.estimators.results import DidResult
-from som_models.evaluation_spec import EFFECT_PATH, PERSON, SUCCESS_RATE, EvaluationSpec, parse_evaluation_spec
+from som_models.evaluation_spec import (
+    COURSE_PATH,
+    EFFECT_PATH,
+    PERSON,
+    SUCCESS_RATE,
+    EvaluationSpec,
+    parse_evaluation_spec,
+)
 from som_models.evidence import EvidenceWindow, RootChoice
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.plausibility import ImplausibleProposal, Problem, plausibility_problems
@@ -115,9 +122,12 @@ def load_spec(path: str | Path) -> LoadedSpec:
 
 
 def assumption_names(params: ParameterSet) -> list[str]:
-    """The assumptions a parameter set states: ``success_rate``, ``effect_path:<item>`` per consequence item and the
-    volume, course-length and cost assumptions (:data:`som_models.volume_verdicts.VOLUME_ASSUMPTIONS`)."""
-    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences), *VOLUME_ASSUMPTIONS]
+    """The assumptions a parameter set states: ``success_rate``, ``effect_path:<item>`` per consequence item,
+    ``course_path:<item>`` per causal course-year profile (:mod:`som_models.verdicts`) and the volume, course-length
+    and cost assumptions (:data:`som_models.volume_verdicts.VOLUME_ASSUMPTIONS`)."""
+    return [SUCCESS_RATE, *(f"{EFFECT_PATH}{c.item}" for c in params.consequences),
+            *(f"{COURSE_PATH}{c.item}" for c in params.consequences if c.course is not None and c.course.kind != "descriptive"),
+            *VOLUME_ASSUMPTIONS]
 
 
 def assumptions_version(store, loaded: LoadedSpec):
@@ -169,7 +179,8 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
     """Event-time effects of the intervention on the success indicator and each consequence item.
 
     The estimation is :func:`som_models.estimators.dispatch.estimate` with the spec's ``design:`` block; the
-    ``overall`` mean starts after the course (``min_e`` = the parameter set's course years).
+    ``overall`` mean starts after the course (``min_e`` = the parameter set's course years); the event-time rows
+    of the course (``e = 0 … K − 1``) test and update the course-year effects (``course_path:<item>``).
 
     * ``staggered`` / ``matched``: the cohort of a person is the first ``start_year`` in ``treatments``;
       persons in a randomised control arm (``arm`` = ``C``) did not receive the intervention and are compared,
@@ -266,7 +277,7 @@ def rollout_inference(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalu
     out: dict[str, dict[str, Any]] = {}
     for c in comps:
         path = {int(p["event_time"]): float(p["assumed"]) for p in c.path
-                if p.get("used") and p.get("consequence_year") in c.years}
+                if p.get("used") and p.get(c.year_key) in c.years}
         nuisance = {int(e): float(v) for e, v in events.filter(pl.col("outcome") == c.outcome)
                     .select("event_time", "estimate").iter_rows() if e is not None and e >= 0 and v is not None
                     and int(e) not in path}

@@ -39,6 +39,15 @@ none; the spec's ``reestimate_consequences``). Consequences estimated elsewhere 
 successful person, ``causal`` unless the column says otherwise); for those items they replace the
 realised value above and enter the same update rule — only into a profile of the same kind.
 
+**Course-year effects** (``consequences.<item>.course``, units per participant in course years ``1 … K``): a
+*causal* course profile is updated from the realised event-time ATT at ``e = k − 1`` directly — it is per
+participant, so it is not divided by the success rate and does not wait for a significant one — with the same
+policy and the same root prior as the consequence years (:func:`_course_updates`). Course years are all observed
+once a cohort has been seen for ``K`` years; a course year without data (or with fewer than ``min_persons``
+treated persons) keeps its value and is not extrapolated (there is nothing to extrapolate from within the course).
+A *descriptive* course profile is kept (no register counterpart is estimated), and so is the course profile of an
+item the evaluation does not re-estimate. The change record is ``consequences.<item>.course`` with ``course_years``.
+
 **Cumulative vintages (the root prior).** Register vintages are cumulative: a new delivery repeats the earlier
 person-years. An update of a version that was itself fitted to overlapping person-years therefore takes its
 prior from the *root prior* ``prior`` — the nearest ancestor not informed by overlapping evidence, chosen by
@@ -156,6 +165,72 @@ def _realised_cohorts(params: ParameterSet, doc: dict[str, Any], realised: Mappi
             **({"outside_horizon": outside} if outside else {})}
 
 
+def _entry(doc: dict[str, Any], item: str) -> dict[str, Any]:
+    """The document's mapping of consequence ``item`` (a list-form profile becomes ``{units: [...]}``)."""
+    old = doc["consequences"][item]
+    entry = dict(old) if isinstance(old, Mapping) else {"units": list(old)}
+    doc["consequences"][item] = entry
+    return entry
+
+
+def _course_updates(params: ParameterSet, root: ParameterSet, doc: dict[str, Any],
+                    events: Mapping[tuple[str, int], dict], wanted: list, *, policy: str, prior_cv: float,
+                    min_persons: int, evidence_label: str, root_note: str, with_prior: bool) -> tuple[list[dict], int]:
+    """Update the causal course-year profiles of the ``wanted`` items in ``doc`` from the realised ATTs at
+    ``e = 0 … K − 1`` (module docstring); the change records and how many profiles changed."""
+    amap = AssumptionMap.from_params(params)
+    root_course = root.course_profiles()
+    changes: list[dict] = []
+    updated = 0
+    for cons in wanted:
+        course = cons.course
+        if course is None:
+            continue
+        parameter = f"consequences.{cons.item}.course"
+        if course.kind == DESCRIPTIVE:
+            changes.append({"parameter": parameter, "kept": "a descriptive course-year profile has no register "
+                                                            "counterpart (the causal ATT path is never stored into it)"})
+            continue
+        base = root_course.get(cons.item)
+        if base is None or base.kind != course.kind:
+            changes.append({"parameter": parameter, "kept": "not in the root prior (added later): not updated twice"})
+            continue
+        units = list(course.units)
+        ses: list[float | None] = list(course.se) if course.se else [None] * len(units)
+        base_ses: list[float | None] = list(base.se) if base.se else [None] * len(base.units)
+        touched = []
+        for k in range(1, params.course_years + 1):
+            key = amap.course_estimand(cons.item, k)
+            row = events.get((key.outcome, key.event_time))
+            if (row is None or row["se"] is None or row["estimate"] is None or not row["se"] > 0
+                    or int(row["n_treated"] or 0) < min_persons):
+                continue
+            c, se_c = float(row["estimate"]), float(row["se"])
+            if not (math.isfinite(c) and math.isfinite(se_c)):
+                continue
+            new, new_se = combine(base.units[k - 1], base_ses[k - 1], c, se_c, policy, prior_cv)
+            touched.append({"course_year": k, "event_time": key.event_time, "from": units[k - 1], "to": _round(new),
+                            **({"prior": base.units[k - 1], "prior_se": base_ses[k - 1]} if with_prior else {}),
+                            "realised": _round(c), "realised_se": _round(se_c),
+                            "method": "event-time ATT per participant"})
+            units[k - 1], ses[k - 1] = _round(new), _round(new_se)
+        if not touched:
+            changes.append({"parameter": parameter, "kept": "no realised course year"})
+            continue
+        seen = [t["course_year"] for t in touched]
+        missing = [k for k in range(1, params.course_years + 1) if k not in seen]
+        _entry(doc, cons.item)["course"] = {
+            "kind": course.kind, "units": units,
+            "se": [x if x is not None else _round(prior_cv * abs(u)) for x, u in zip(ses, course.units, strict=True)],
+            "source": f"{policy} update{root_note} of course years {year_span(seen)} from {evidence_label}"
+                      + (f"; course years {year_span(missing)} without data kept" if missing else "")
+                      + (f" ({course.source})" if course.source else ""),
+        }
+        changes.append({"parameter": parameter, "kind": course.kind, "course_years": touched})
+        updated += 1
+    return changes, updated
+
+
 def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "precision_weighted",
             prior_cv: float = 0.5, alpha: float = 0.05, evidence_label: str = "evaluation",
             items: tuple[str, ...] | None = None, min_persons: int = 1,
@@ -196,16 +271,23 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         for r in estimates.filter(pl.col("estimand") == EVENT).to_dicts()
         if r["event_time"] is not None
     }
+    root = params if prior is None else prior
+    root_note = f" ({prior_label})" if prior_label else ""
+    course_changes, course_updated = _course_updates(
+        params, root, doc, events, wanted, policy=policy, prior_cv=prior_cv, min_persons=min_persons,
+        evidence_label=evidence_label, root_note=root_note, with_prior=prior is not None)
+    changes.extend(course_changes)
+    course_note = (f"; course-year effects of {course_updated} item(s) updated from {evidence_label}"
+                   if course_updated else "")
     key = amap.success_estimand
     found = events.get((key.outcome, key.event_time))
     sm: dict[str, Any] = found or {}
     sm_ok = not (found is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]))
     if not sm_ok and not any(contrasts.values()):
         return Proposal(doc, tuple(changes), "no realised success rate: " + (
-            "realised cohorts recorded, effect parameters unchanged" if cohort_change else "parameters unchanged"))
+            "realised cohorts recorded, effect parameters unchanged" if cohort_change else "parameters unchanged")
+            + course_note)
     z = z_value(alpha)
-    root = params if prior is None else prior
-    root_note = f" ({prior_label})" if prior_label else ""
     root_cons = {c.item: c for c in root.consequences}
     if sm_ok:
         sr = root.success_rate
@@ -231,7 +313,8 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         for cons in wanted:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "realised success rate not significantly positive"})
         return Proposal(doc, tuple(changes),
-                        "success rate updated; consequences kept (realised success rate not significantly positive)")
+                        "success rate updated; consequences kept (realised success rate not significantly positive)"
+                        + course_note)
     updated = 0
     for cons in wanted:
         has_external = any(k[0] == cons.item for k in external)
@@ -306,8 +389,12 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             entry["unverified"] = list(tail.unobserved)
             entry["extrapolation"] = tail.record()
             change.update(unverified=list(tail.unobserved), extrapolated=extrapolated, extrapolation=tail.record())
+        course_entry = _entry(doc, cons.item).get("course")
+        if course_entry is not None:
+            entry["course"] = course_entry  # the course-year profile (updated above or kept)
         doc["consequences"][cons.item] = entry
         changes.append(change)
         updated += 1
     what = "the success rate and " if sm_ok else ""
-    return Proposal(doc, tuple(changes), f"{policy} update of {what}{updated} consequence profile(s) from {evidence_label}")
+    return Proposal(doc, tuple(changes), f"{policy} update of {what}{updated} consequence profile(s) from {evidence_label}"
+                    + course_note)

@@ -18,7 +18,8 @@ class Comparison:
 
     ``realised``/``se`` are None when the comparison is not estimable (``level_source`` says why);
     ``n_treated`` is the number of persons the realised value rests on; ``path`` has one entry per
-    consequence year; ``what`` names the quantity in verdict sentences (default: from the assumption);
+    consequence year (course year for a course path, ``year_label``); ``what`` names the quantity in verdict
+    sentences (default: from the assumption);
     ``kind`` is the profile kind of a consequence item (``causal`` / ``descriptive``; None for the success rate;
     ``duration`` for a duration assumption of the spec, :mod:`som_models.duration_assumptions`); ``details`` is
     further evidence carried into the verdict's ``evidence["details"]`` (e.g. why the pre-trend gate does not apply).
@@ -39,6 +40,14 @@ class Comparison:
     what: str | None = None
     kind: str | None = None
     details: Mapping[str, Any] | None = None
+    #: what ``years`` count, in words (``consequence year``; ``course year`` for a course path); the path entries
+    #: carry the year under :attr:`year_key`
+    year_label: str = "consequence year"
+
+    @property
+    def year_key(self) -> str:
+        """The key of a path entry holding its year (``consequence_year`` / ``course_year``)."""
+        return self.year_label.replace(" ", "_")
 
     def estimate(self) -> tuple[float, float]:
         """The realised value and its se; an error when the comparison is not estimable (either is None)."""

@@ -43,6 +43,8 @@ PERSON = "person"
 #: the assumption names a parameter set has: ``success_rate`` and ``effect_path:<consequence item>``
 SUCCESS_RATE = "success_rate"
 EFFECT_PATH = "effect_path:"
+#: the course-year effects of a consequence item (``consequences.<item>.course``; :mod:`som_models.verdicts`)
+COURSE_PATH = "course_path:"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ class EvaluationSpec:
     intervention_code: str | None = None
     #: the estimator (``design:``); ``design``, ``control`` and ``base_period`` above repeat its choices
     estimation: DesignBlock = field(default_factory=DesignBlock)
-    #: the assumptions tested (``success_rate``, ``effect_path:<item>``); None = every assumption of the parameters
+    #: the assumptions tested (``success_rate``, ``effect_path:<item>``, ``course_path:<item>``); None = every
+    #: assumption of the parameters
     assumptions: tuple[str, ...] | None = None
     #: the level at which the intervention was assigned (a panel column such as ``municipality``), if the spec says
     assigned_by: str | None = None
@@ -248,9 +251,10 @@ def _assumptions(obj: Any, durations: tuple[DurationAssumption, ...] = ()) -> tu
             if name not in declared:
                 raise ParameterError(f"assumptions[{k}]: {name!r} is not one of the spec's durations "
                                      f"({', '.join(declared) if declared else 'the spec has none'})")
-        elif name != SUCCESS_RATE and name not in VOLUME_ASSUMPTIONS and not (
-                name.startswith(EFFECT_PATH) and len(name) > len(EFFECT_PATH)):
-            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item> (or "
+        elif name != SUCCESS_RATE and name not in VOLUME_ASSUMPTIONS and not any(
+                name.startswith(prefix) and len(name) > len(prefix) for prefix in (EFFECT_PATH, COURSE_PATH)):
+            raise ParameterError(f"assumptions[{k}]: {name!r} is not success_rate or effect_path:<consequence item> or "
+                                 f"course_path:<consequence item> (or "
                                  f"duration:<name> of the spec's durations, or a volume assumption: "
                                  f"{', '.join(VOLUME_ASSUMPTIONS)})")
     dup = sorted({x for x in out if out.count(x) > 1})

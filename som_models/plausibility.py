@@ -25,6 +25,11 @@ evaluation observed (the ``years`` of the item's change record) and ``m = max O`
   (``F_b = 1``: it follows none of the way) is refused — the unobserved tail kept the refuted assumption.
   The window's factor (not year ``m``'s alone) keeps one noisy boundary year from deciding.
 * **unverified tail** — every year of an updated item without data is listed in its ``unverified`` mark.
+* **course years** (``consequences.<item>.course``, updated from the realised ATTs at ``e = 0 … K − 1``; change
+  record ``consequences.<item>.course`` with ``course_years``) — the magnitude and sign-flip rules above, per
+  course year, against the parent's course value; a course year is always observed when it is updated, so a
+  flip is accepted exactly when its realised estimate shows the new sign significantly. There is no boundary or
+  tail rule: course years are not extrapolated.
 
 ``MAX_JUMP``, ``MIN_FOLLOW`` and ``MAX_FACTOR`` are conventions (a human looks at anything beyond them), not estimates.
 """
@@ -88,6 +93,44 @@ def _records(changes: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any
     return out
 
 
+def _course_records(changes: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """``item → change record`` for the course-year profiles a proposal updated (records with ``course_years``)."""
+    out = {}
+    for ch in changes:
+        param = str(ch.get("parameter", ""))
+        if param.startswith("consequences.") and param.endswith(".course") and ch.get("course_years"):
+            out[param[len("consequences."):-len(".course")]] = ch
+    return out
+
+
+def _course_units(entry: Any) -> list[float]:
+    course = entry.get("course") if isinstance(entry, Mapping) else None
+    return list(course.get("units") or []) if isinstance(course, Mapping) else []
+
+
+def _course_problems(parent_cons: Mapping[str, Any], proposed_cons: Mapping[str, Any],
+                     changes: Iterable[Mapping[str, Any]], z: float, max_factor: float) -> list[Problem]:
+    """Magnitude and sign flips of the course-year values (module docstring, *course years*)."""
+    problems = []
+    records = _course_records(changes)
+    for item, entry in proposed_cons.items():
+        new, old = _course_units(entry), _course_units(parent_cons.get(item))
+        by_year = {int(y["course_year"]): y for y in (records.get(item) or {}).get("course_years", ())}
+        for k, (a, b) in enumerate(zip(old, new, strict=False), start=1):
+            if not a:
+                continue
+            if b * a < 0 and not _significant(by_year.get(k), b, z):
+                why = "its realised estimate does not show the new sign significantly" if k in by_year else \
+                    "a course year without data"
+                problems.append(Problem("sign_flip", f"consequences.{item}.course", k,
+                                        f"{item} course year {k}: sign flips {a:g} → {b:g} ({why})"))
+            if abs(b) > max_factor * abs(a):
+                problems.append(Problem("magnitude", f"consequences.{item}.course", k,
+                                        f"{item} course year {k}: {a:g} → {b:g} is more than {max_factor:g}× the "
+                                        "parent value"))
+    return problems
+
+
 def observed_years(changes: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, ...]]:
     """``item → the consequence years the evaluation observed`` (from the change records of a proposal)."""
     return {item: tuple(sorted(int(y["consequence_year"]) for y in ch["years"]))
@@ -109,12 +152,14 @@ def plausibility_problems(parent: Mapping[str, Any], proposed: Mapping[str, Any]
                           alpha: float = 0.05) -> tuple[Problem, ...]:
     """Every problem of ``proposed`` against ``parent`` (documents as mappings; module docstring)."""
     problems: list[Problem] = []
+    changes = list(changes)
     rate = (proposed.get("success_rate") or {}).get("value")
     if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         problems.append(Problem("success_rate", "success_rate", None, f"success rate {rate!r} outside [0, 1]"))
     z = NormalDist().inv_cdf(1 - alpha / 2)
     records = _records(changes)
     parent_cons = parent.get("consequences") or {}
+    problems += _course_problems(parent_cons, proposed.get("consequences") or {}, list(changes), z, max_factor)
     for item, entry in (proposed.get("consequences") or {}).items():
         new, old = _units(entry), _units(parent_cons.get(item))
         record = records.get(item) or {}

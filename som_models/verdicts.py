@@ -6,7 +6,16 @@ Assumptions of a parameter set (DESIGN §4; the mapping to estimates is :mod:`so
   success indicator in consequence year 1 (event time ``e = K``, ``K`` = ``course_years``);
 * ``effect_path:<item>`` — for each consequence item the implied effect path
   ``a_e = s · units[e − K + 1]`` (success rate × consequence profile; 0 beyond the profile), compared with
-  the realised event-time ATTs ``r_e`` over the consequence years observed in the data (``e ≥ K``).
+  the realised event-time ATTs ``r_e`` over the consequence years observed in the data (``e ≥ K``);
+* ``course_path:<item>`` — for each consequence item with a *causal* course-year profile
+  (``consequences.<item>.course``, units per participant) the assumed course path ``b_e = course[e + 1]``
+  compared with the realised event-time ATTs over the course years observed (``0 ≤ e < K``). A separate
+  assumption, not part of the effect path: the course values are per participant and do not scale with the
+  success rate, so they are a separate claim of the business case — one hypothesis of the Holm family, with its
+  own verdict, update and audit row — and an effect path judged on ``e ≥ K`` keeps meaning what it meant. The
+  tests, labels and intervals are the effect path's (the same code, :func:`_event_path`); the level's SE never
+  comes from the estimator's ``overall`` row (that is the mean over the consequence years). A *descriptive*
+  course profile has no register counterpart here and is not tested.
 
 **Level test** (the budget-relevant quantity: SØM's NPV is linear in the path). With the observed
 consequence years ``E`` (event times with at least ``min_persons`` treated persons and a standard error),
@@ -90,7 +99,7 @@ that excluded the assumption (benchmarks/verdict_calibration.py measures the TOS
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -108,6 +117,8 @@ from som_models.sequential import LookHistory, LookPlan, hypothesis_key, plan_lo
 
 LABELS = ("consistent", "refuted-overestimated", "refuted-underestimated", "inconclusive")
 CONSISTENCY_RULES = ("tost",)
+#: the prefix of a course-path assumption (``course_path:<item>``; module docstring)
+COURSE_PATH = "course_path:"
 PATH_TESTS = ("mean", "joint")
 #: Fewer treated clusters than this: the sentence says so and a few-cluster p-value decides when given.
 FEW_CLUSTERS = 20
@@ -299,19 +310,64 @@ def _success_comparison(amap: AssumptionMap, estimates: pl.DataFrame, pretrend_p
                        pretrend_p.get(sm), path, "share of participants", None, (1,) if ok else ())
 
 
+@dataclass(frozen=True)
+class _PathWindow:
+    """Which event times a path assumption covers and what it assumes there (:func:`_event_path`).
+
+    ``assumption`` names it; ``in_window(e)`` selects the event times; ``year(e)`` labels them in
+    ``year_label`` units (consequence year ``e − K + 1`` or course year ``e + 1``); ``assumed(e)`` is the
+    assumed event-time effect and ``beyond(e)`` marks event times past the stated profile; ``empty_assumed`` is
+    the assumption shown when no year is observed.
+    """
+
+    assumption: str
+    in_window: Callable[[int], bool]
+    year: Callable[[int], int]
+    assumed: Callable[[int], float]
+    beyond: Callable[[int], bool]
+    empty_assumed: float
+    year_label: str = "consequence year"
+    what: str | None = None
+
+
+def _consequence_window(amap: AssumptionMap, item: str) -> _PathWindow:
+    """The effect path of ``item``: ``a_i(e) = s · u_i[e − K + 1]`` over the consequence years ``e ≥ K``."""
+    return _PathWindow(f"effect_path:{item}", amap.in_consequence_years, amap.consequence_year,
+                       lambda e: amap.implied_effect(item, e), lambda e: amap.beyond_profile(item, e),
+                       amap.first_year_effect(item))
+
+
+def _course_window(amap: AssumptionMap, item: str) -> _PathWindow:
+    """The course path of ``item``: ``b_i(e) = v_i[e + 1]`` (per participant) over the course years ``0 ≤ e < K``."""
+    return _PathWindow(f"{COURSE_PATH}{item}", amap.in_course_years, amap.course_year,
+                       lambda e: amap.course_effect(item, e), lambda e: False, amap.course_profiles[item][0],
+                       "course year", f"effect on {item} during the course (per participant)")
+
+
 def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
                      settings: VerdictSettings, cov: PathCovariance | None, df: int | None = None) -> _Comparison:
+    """The effect path of consequence item ``cons`` against its realised event-time ATTs (:func:`_event_path`)."""
+    return _event_path(_consequence_window(amap, cons.item), cons.item, estimates, pretrend_p, settings, cov, df)
+
+
+def _event_path(win: _PathWindow, item: str, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
+                settings: VerdictSettings, cov: PathCovariance | None, df: int | None = None) -> _Comparison:
+    """An assumed event-time path (``win``) against the realised event-time ATTs of ``item`` over the event times
+    of its window: the per-year entries, the level (mean) and, with two or more years, the shape test (module
+    docstring)."""
     z = critical_value(settings.alpha, df)
-    events = sorted((r for r in _rows(estimates, cons.item, EVENT) if amap.in_consequence_years(r["event_time"])),
+    events = sorted((r for r in _rows(estimates, item, EVENT)
+                     if r["event_time"] is not None and win.in_window(int(r["event_time"]))),
                     key=lambda r: r["event_time"])
+    key, label = win.year_label.replace(" ", "_"), win.year_label
     path = []
     for r in events:
         e = int(r["event_time"])
-        j, a = amap.consequence_year(e), amap.implied_effect(cons.item, e)
+        j, a = win.year(e), win.assumed(e)
         n = int(r["n_treated"] or 0)
         ok = _finite(r["estimate"]) and _finite(r["se"]) and r["se"] > 0 and n >= settings.min_persons
-        entry = {"event_time": e, "consequence_year": j, "assumed": a, "realised": r["estimate"], "se": r["se"],
-                 "n_treated": n, "used": ok, "beyond_profile": amap.beyond_profile(cons.item, e)}
+        entry = {"event_time": e, key: j, "assumed": a, "realised": r["estimate"], "se": r["se"],
+                 "n_treated": n, "used": ok, "beyond_profile": win.beyond(e)}
         if ok:
             zz = (r["estimate"] - a) / r["se"]
             entry.update(ci_low=r["estimate"] - z * r["se"], ci_high=r["estimate"] + z * r["se"], z=zz,
@@ -319,11 +375,11 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
         path.append(entry)
     used = [p for p in path if p["used"]]
     n_max = max((p["n_treated"] for p in path), default=0)
-    unit = "units per treated person and year"
+    unit = ("units per treated person and year" if label == "consequence year"
+            else "units per participant and course year")
     if not used:
-        assumed = amap.first_year_effect(cons.item)
-        return _Comparison(f"effect_path:{cons.item}", cons.item, assumed, None, None, "", n_max,
-                           pretrend_p.get(cons.item), tuple(path), unit, None, ())
+        return _Comparison(win.assumption, item, win.empty_assumed, None, None, "", n_max,
+                           pretrend_p.get(item), tuple(path), unit, None, (), what=win.what, year_label=label)
     times = [p["event_time"] for p in used]
     realised_v = np.array([p["realised"] for p in used])
     assumed_v = np.array([p["assumed"] for p in used])
@@ -331,7 +387,8 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
     k = len(used)
     v = cov.sub(times) if cov is not None else None
     realised, assumed = float(realised_v.mean()), float(assumed_v.mean())
-    overall = _rows(estimates, cons.item, "overall")
+    # the estimator's overall row is the mean over the consequence years (min_e = K): never a course path's level
+    overall = _rows(estimates, item, "overall") if label == "consequence year" else []
     if v is not None:
         se = float(math.sqrt(max(v.sum(), 0.0)) / k)
         source = "mean of the event-time ATTs, covariance from the influence functions"
@@ -348,15 +405,21 @@ def _path_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretren
             rank = int(np.linalg.matrix_rank(v))
             g = None if df is None else df + 1
             ref = f"Wald χ²({rank})" if g is None else f"Wald test, Hotelling F({rank}, {g - rank}) over {g} clusters,"
-            shape = {"test": f"{ref} on {k} consequence years, influence-function covariance",
+            shape = {"test": f"{ref} on {k} {label}s, influence-function covariance",
                      "statistic": w, "df": rank, "p_value": wald_p_value(w, rank, g) if rank else None}
         else:
             zs = d / ses
-            shape = {"test": f"Bonferroni over {k} consequence years (max |z|; no covariance given)",
+            shape = {"test": f"Bonferroni over {k} {label}s (max |z|; no covariance given)",
                      "statistic": float(np.abs(zs).max()), "df": None,
                      "p_value": float(min(1.0, k * _p_two_sided(float(np.abs(zs).max()), df)))}
-    return _Comparison(f"effect_path:{cons.item}", cons.item, assumed, realised, se, source, n_max,
-                       pretrend_p.get(cons.item), tuple(path), unit, shape, tuple(p["consequence_year"] for p in used))
+    return _Comparison(win.assumption, item, assumed, realised, se, source, n_max, pretrend_p.get(item), tuple(path),
+                       unit, shape, tuple(p[key] for p in used), what=win.what, year_label=label)
+
+
+def _course_comparison(amap: AssumptionMap, cons, estimates: pl.DataFrame, pretrend_p: Mapping[str, float],
+                       settings: VerdictSettings, cov: PathCovariance | None, df: int | None = None) -> _Comparison:
+    """The course path of ``cons`` (a causal course profile) against the realised ATTs at ``e = 0 … K − 1``."""
+    return _event_path(_course_window(amap, cons.item), cons.item, estimates, pretrend_p, settings, cov, df)
 
 
 # ---- consequence-profile kind dispatch (issue 11 item 5) -------------------------------------------------
@@ -394,6 +457,11 @@ def comparisons(params: ParameterSet, estimates: pl.DataFrame, pretrend_p: Mappi
         info = inference.get(f"effect_path:{cons.item}", inference.get(cons.item))
         out.append(_consequence_comparison(params, amap, cons, estimates, pretrend_p, settings,
                                            covariance.get(cons.item), descriptive, _df(info)))
+    for cons in params.consequences:  # the course paths (causal course profiles only; module docstring)
+        if cons.course is not None and cons.course.kind != DESCRIPTIVE:
+            info = inference.get(f"{COURSE_PATH}{cons.item}", inference.get(cons.item))
+            out.append(_course_comparison(amap, cons, estimates, pretrend_p, settings, covariance.get(cons.item),
+                                          _df(info)))
     return out
 
 
@@ -454,7 +522,7 @@ def _with_wild_bootstrap(c: _Comparison, info: AssignmentInfo, st: VerdictSettin
     if not scores or not n or info.treated_clusters <= VERY_FEW_CLUSTERS or c.realised is None:
         return info
     times = [int(p["event_time"]) for p in c.path
-             if p.get("consequence_year") in c.years and p.get("event_time") is not None]
+             if p.get(c.year_key) in c.years and p.get("event_time") is not None]
     if not times or len(times) != len(c.years) or any(t not in scores for t in times):
         return info
     s = np.array([scores[t] for t in times], dtype=float).mean(axis=0)
@@ -467,7 +535,7 @@ def _decision(c: _Comparison, info: AssignmentInfo | None, st: VerdictSettings) 
     realised, se = c.estimate()
     z_level = (realised - c.assumed) / se
     what = ("two-sided z-test of realised = assumed" if len(c.years) <= 1 else
-            f"two-sided z-test of realised = assumed, mean over consequence years {c.years[0]}–{c.years[-1]}")
+            f"two-sided z-test of realised = assumed, mean over {c.year_label}s {c.years[0]}–{c.years[-1]}")
     df = _df(info)
     normal_tost = _tost(realised - c.assumed, se, st.margin * abs(c.assumed), df)
     few = info is not None and info.treated_clusters < FEW_CLUSTERS
@@ -574,8 +642,12 @@ def _hypothesis(params: ParameterSet, c: _Comparison) -> str:
     doc: dict[str, Any] = {"assumption": c.assumption, "course_years": params.course_years,
                            "success_rate": params.success_rate.value}
     cons = next((x for x in params.consequences if c.assumption == f"effect_path:{x.item}"), None)
+    course = next((x.course for x in params.consequences
+                   if c.assumption == f"{COURSE_PATH}{x.item}" and x.course is not None), None)
     if cons is not None:
         doc.update(units=list(cons.units), kind=cons.kind)
+    elif course is not None:
+        doc.update(course_units=list(course.units), kind=course.kind)
     elif c.assumption != "success_rate":
         doc["assumed"] = c.assumed
     return hypothesis_key(doc)
@@ -657,13 +729,14 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
     what = c.what or ("success rate" if c.assumption == "success_rate" else f"effect on {c.outcome}")
     span = ""
     if c.years:
-        span = (f" in consequence year {c.years[0]}" if len(c.years) == 1
-                else f" averaged over consequence years {c.years[0]}–{c.years[-1]}")
+        span = (f" in {c.year_label} {c.years[0]}" if len(c.years) == 1
+                else f" averaged over {c.year_label}s {c.years[0]}–{c.years[-1]}")
     few = info is not None and info.treated_clusters < FEW_CLUSTERS
     evidence: dict[str, Any] = {
         "path": [dict(p) for p in c.path], "n_treated": c.n_treated, "pretrend_p": c.pretrend_p,
         "pretrend_alpha": st.alpha, "unit": c.unit, "level_source": c.level_source, "se": c.se,
-        "consequence_years": list(c.years), "margin_abs": delta, "alpha": st.alpha,
+        "consequence_years": list(c.years) if c.year_label == "consequence year" else [],
+        **({"course_years": list(c.years)} if c.year_label == "course year" else {}), "margin_abs": delta, "alpha": st.alpha,
         "consistency_rule": st.consistency, "path_test": st.path_test, "family_size": m, "gate": gate,
         "shape_test": dict(c.shape) if c.shape else None,
         "assignment": None if info is None else {**asdict(info), "few_clusters": few},
@@ -688,7 +761,7 @@ def _label(c: _Comparison, gate: str | None, dec: _Decision | None, p_adj: float
                        sentence=f"The {what} could not be estimated from the data: "
                                 + (f"{c.level_source}." if c.kind == "duration" and c.level_source else
                                    f"no treated cohort with at least {st.min_persons} persons was observed in a "
-                                   "consequence year."))
+                                   f"{c.year_label}."))
     assert dec is not None
     realised, se = c.estimate()
     d = realised - c.assumed

@@ -1,5 +1,6 @@
 """The assumption ↔ estimand mapping shared by verdicts and calibration (som_models.assumptions)."""
 
+import copy
 import math
 from pathlib import Path
 
@@ -35,9 +36,13 @@ def test_mapping_of_the_demo_parameter_set(doc):
 
 
 def test_course_length_moves_the_event_times(doc):
+    doc = copy.deepcopy(doc)
+    for entry in doc["consequences"].values():  # a course profile has one value per course year
+        entry["course"]["units"], entry["course"]["se"] = [*entry["course"]["units"], 0, 0], [*entry["course"]["se"], 1, 1]
     longer = parse_parameter_set({**doc, "course_years": 3})
     amap = AssumptionMap.from_params(longer)
     assert amap.success_estimand.event_time == 3 and amap.event_time(1) == 3 and amap.consequence_year(5) == 3
+    assert [amap.course_estimand("shelter_nights", k).event_time for k in (1, 2, 3)] == [0, 1, 2]
 
 
 def test_units_per_success_delta_method():

@@ -39,6 +39,7 @@ def test_notebook_quick_start_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "delivery" / "manifest.json").exists()
     assert "Realised effects by year since start" in printed and "Monte Carlo — housing_first_demo" in printed
     labels = {v.assumption: v.label for v in namespace["verdicts"]}
-    assert set(labels) == {"success_rate", "effect_path:shelter_nights", "effect_path:kontanthjaelp_weeks"}
+    assert set(labels) == {"success_rate", "effect_path:shelter_nights", "effect_path:kontanthjaelp_weeks",
+                           "course_path:shelter_nights", "course_path:kontanthjaelp_weeks"}
     assert all(f"{a:32} {label}" in printed for a, label in labels.items())
     assert namespace["mc"].draws == 2000 and shown[-1].startswith("shape: (4, 5)")

@@ -34,6 +34,9 @@ def test_run_succeeds_with_the_planted_verdicts(run):
     # spending over repeated looks) equivalence is not yet shown (docs/evaluation-spec.md, Repeated looks)
     assert labels == {"success_rate": "consistent", "effect_path:shelter_nights": "inconclusive",
                       "effect_path:kontanthjaelp_weeks": "refuted-overestimated",
+                      # course-year effects of the seed (per participant at event time 0; tests/test_course_known_truth.py)
+                      "course_path:shelter_nights": "inconclusive",
+                      "course_path:kontanthjaelp_weeks": "refuted-overestimated",
                       # volume verdicts (tests/test_volume_demo.py): 1584 participants vs 2 × 150 assumed
                       "participants": "refuted-underestimated", "course_years": "consistent",
                       "cost_per_participant": "consistent"}

@@ -69,7 +69,7 @@ def test_project_a_stored_parameter_version(tmp_path, monkeypatch):
     result = runner.invoke(app, ["project", "--intervention", "housing_first_demo", "--version", "1", "--workdir", str(tmp_path),
                                  "--json", "-"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["payback_year"] == 2022
+    assert json.loads(result.stdout)["payback_year"] == 2021  # course-year effects: a year earlier
     missing = runner.invoke(app, ["project", "--intervention", "housing_first_demo", "--version", "9",
                                   "--workdir", str(tmp_path)])
     one_line_error(missing, "no version 9")

@@ -70,18 +70,35 @@ def test_zero_variance_monte_carlo_equals_the_deterministic_result():
     assert mc.median_payback_year == det.payback_year
 
 
-def test_vectorised_engine_matches_the_line_by_line_projection_at_drawn_inputs():
+def with_course(d):
+    """Course-year effects (per participant) on a refunded, an expensive-case and a taxed item, with SEs."""
+    d = copy.deepcopy(d)
+    d["consequences"]["weeks"]["course"] = {"units": [-6, -4], "se": [2, 2]}
+    d["consequences"]["placement_days"]["course"] = {"units": [-40, -20], "se": [10, 10]}
+    d["consequences"]["earnings"]["course"] = {"units": [20000, 30000], "se": [5000, 5000]}
+    return d
+
+
+@pytest.mark.parametrize("course", [False, True])
+@pytest.mark.parametrize("correlation", ["independent", "item"])
+def test_vectorised_engine_matches_the_line_by_line_projection_at_drawn_inputs(course, correlation):
     d = with_uncertainty(rich_doc())
+    if course:
+        d = with_course(d)
     params = parse_parameter_set(d)
     c = compile_calculation(params)
-    s, units, pf, costs = _Inputs(c, "triangular").draw(np.random.default_rng(11), 6, "independent")
-    ev = evaluate(c, s, units, pf, costs)
+    s, units, pf, costs, course_units = _Inputs(c, "triangular").draw(np.random.default_rng(11), 6, correlation)
+    assert (course_units is None) == (not course)
+    ev = evaluate(c, s, units, pf, costs, course_units)
     for k in range(6):
         dk = copy.deepcopy(d)
         dk["success_rate"] = {"value": float(s[k])}
         for i, item in enumerate(c.items):
             n = len(dk["consequences"][item]["units"])
+            had = dk["consequences"][item].get("course")
             dk["consequences"][item] = {"units": [float(x) for x in units[k, i, :n]]}
+            if had is not None:
+                dk["consequences"][item]["course"] = {"units": [float(x) for x in course_units[k, i]]}
             if item in dk["prices"]:
                 for payer, v in list(dk["prices"][item].items()):
                     if payer == "kommune" and isinstance(v, dict):

@@ -112,12 +112,15 @@ def test_housing_first_demo_numbers_are_unchanged():
     result = project(p)
     # 2018: 150 × −95,000 = −14,250,000; 2019 adds the second cohort's cost and the first cohort's year-1 savings:
     # 30 successful × (95 × 850 + 20 × 2,300) = 3,802,500 kommune, 30 × (95 × 850 + 20 × 600) = 2,782,500 stat.
+    # Each cohort's course year (per participant, no success rate): 150 × (14 × 850 + 3 × 2,300) = 2,820,000
+    # kommune and 150 × (14 × 850 + 3 × 600) = 2,055,000 stat, in 2018 (first cohort) and 2019 (second cohort).
     rows = {(r["year"], r["payer"]): r["amount"] for r in result.rows.group_by("year", "payer").agg(
         __import__("polars").col("amount").sum()).to_dicts()}
-    assert rows[(2018, "kommune")] == -14_250_000
-    assert rows[(2019, "kommune")] == -14_250_000 + 3_802_500
-    assert rows[(2019, "stat")] == 2_782_500
-    assert result.payback_year == 2022
+    assert rows[(2018, "kommune")] == -14_250_000 + 2_820_000
+    assert rows[(2018, "stat")] == 2_055_000
+    assert rows[(2019, "kommune")] == -14_250_000 + 2_820_000 + 3_802_500
+    assert rows[(2019, "stat")] == 2_055_000 + 2_782_500
+    assert result.payback_year == 2021
 
 
 def test_the_documented_example_is_a_valid_calculation_document():

@@ -59,11 +59,15 @@ def test_roughly_right_assumptions_are_consistent(demo):
     units = doc["consequences"]["kontanthjaelp_weeks"]["units"]
     doc["consequences"]["kontanthjaelp_weeks"]["units"] = [
         round(truth[j]["kontanthjaelp_weeks"] / s, 2) if j in truth else u for j, u in enumerate(units, start=1)]
+    # and the course-year effects (per participant, event time 0) at the planted ones
+    for item in ("shelter_nights", "kontanthjaelp_weeks"):
+        doc["consequences"][item]["course"]["units"] = [round(v, 2) for v in sim.truth["course_effects"][item]]
     params = parse_parameter_set(doc)
     verdicts, _ = _verdicts(loaded, params, panel, treatments)
     assert {a: v.label for a, v in verdicts.items()} == {
         "success_rate": "consistent", "effect_path:shelter_nights": "consistent",
-        "effect_path:kontanthjaelp_weeks": "consistent"}
+        "effect_path:kontanthjaelp_weeks": "consistent", "course_path:shelter_nights": "consistent",
+        "course_path:kontanthjaelp_weeks": "consistent"}
     kh = verdicts["effect_path:kontanthjaelp_weeks"]
     assert kh.ci_low <= kh.assumed <= kh.ci_high and kh.sentence.startswith("Consistent:")
     assert kh.evidence["consequence_years"] == [1, 2, 3, 4]
@@ -171,7 +175,7 @@ def test_approving_the_proposal_changes_the_projection(demo, tmp_path, backend, 
             assert again.versions["before"] == 2
             assert (again.proposal["version"], again.proposal["reused"], again.proposal["status"]) == (2, True, "approved")
             assert [v.version for v in store.versions("housing_first_demo")] == [1, 2]
-            assert len(store.verdicts_for_run(again.proposal["run_id"])) == 6  # 3 effect + 3 volume verdicts
+            assert len(store.verdicts_for_run(again.proposal["run_id"])) == 8  # 5 effect (2 course paths) + 3 volume
             assert "already incorporated in version 2" in store.audit_entries("housing_first_demo")[-1]["detail"]["note"]
             # Other data are new evidence: proposed on top of version 2.
             newer = run(panel=other_path, vintage="2024-06")

@@ -42,7 +42,8 @@ def test_demo_tail_of_the_refuted_item_is_extrapolated_and_marked_unverified(dem
     workdir, _, _, outcome, _ = demo_run
     assert outcome.success, outcome.failures
     (v1, v2), verdicts = _versions(workdir)
-    refuted = [v["assumption"].split(":", 1)[1] for v in verdicts if v["label"] == "refuted-overestimated"]
+    refuted = [v["assumption"].split(":", 1)[1] for v in verdicts
+               if v["label"] == "refuted-overestimated" and v["assumption"].startswith("effect_path:")]
     assert refuted == ["kontanthjaelp_weeks"]
     changes = {c["parameter"]: c for c in v2.evidence["changes"]}
     for item in refuted:

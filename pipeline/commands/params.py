@@ -118,7 +118,10 @@ def version_dict(v: Any) -> dict[str, Any]:
 
 
 def _assumption_of(parameter: str) -> str:
-    """The verdict assumption a calibrated parameter answers to (``consequences.X`` → ``effect_path:X``)."""
+    """The verdict assumption a calibrated parameter answers to (``consequences.X`` → ``effect_path:X``,
+    ``consequences.X.course`` → ``course_path:X``)."""
+    if parameter.startswith("consequences.") and parameter.endswith(".course"):
+        return "course_path:" + parameter[len("consequences."):-len(".course")]
     return "effect_path:" + parameter.split(".", 1)[1] if parameter.startswith("consequences.") else parameter
 
 
@@ -216,9 +219,11 @@ def _kinds_line(content: dict) -> str:
     from som_models.parameters import ParameterError, parse_parameter_set
 
     try:
-        return parse_parameter_set(content).describe_kinds()
+        params = parse_parameter_set(content)
     except (ParameterError, ValueError, KeyError, TypeError):
         return "consequence profiles: kinds unknown (the document is not a valid parameter set)"
+    course = params.describe_course()
+    return params.describe_kinds() + (f"; {course}" if course else "")
 
 
 def _unverified_line(content: dict) -> str | None:

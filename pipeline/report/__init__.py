@@ -114,6 +114,13 @@ def _profile_rows(data: ReportData) -> list[dict]:
         old_units = (old.get("units") if isinstance(old, dict) else old) or []
         unverified = set(entry.get("unverified") or ())
         ses = entry.get("se") or []
+        course, old_course = entry.get("course") or {}, (old.get("course") if isinstance(old, dict) else None) or {}
+        course_ses = course.get("se") or []
+        for k, value in enumerate(course.get("units") or [], start=1):  # course years, per participant
+            was = (old_course.get("units") or [])[k - 1] if k - 1 < len(old_course.get("units") or []) else None
+            rows.append({"item": item, "year": f"course {k}", "before": _fmt(was), "after": _fmt(value),
+                         "se": _fmt(course_ses[k - 1]) if k - 1 < len(course_ses) else "",
+                         "status": "unchanged" if was == value else "updated from data"})
         for j, value in enumerate(entry.get("units") or [], start=1):
             was = old_units[j - 1] if j - 1 < len(old_units) else None
             rows.append({"item": item, "year": j, "before": _fmt(was), "after": _fmt(value),
@@ -201,7 +208,8 @@ def render_report(data: ReportData, path: Path, *, workdir: Path | None = None) 
         hidden = len(evidence.get("path", [])) - len(path_rows)
         if path_rows and not small:
             title = ("Success rate (consequence year 1)" if v["assumption"] == "success_rate"
-                     else f"Effect on {v['outcome']} per treated person")
+                     else f"Effect on {v['outcome']} per participant during the course"
+                     if v["assumption"].startswith("course_path:") else f"Effect on {v['outcome']} per treated person")
             charts.append({"title": title, "img": effect_path_chart(title, evidence.get("unit", ""), path_rows),
                            "suppressed": hidden})
     held = []

@@ -7,6 +7,7 @@ from som_models.parameters.schema import (
     PAYERS,
     Consequence,
     CostLine,
+    CourseProfile,
     Estimate,
     MonteCarloSpec,
     ParameterError,
@@ -21,6 +22,7 @@ from som_models.parameters.schema import (
     parse_parameter_set,
 )
 
-__all__ = ["CAUSAL", "CONSEQUENCE_KINDS", "DESCRIPTIVE", "PAYERS", "Consequence", "CostLine", "Estimate", "MonteCarloSpec",
+__all__ = ["CAUSAL", "CONSEQUENCE_KINDS", "DESCRIPTIVE", "PAYERS", "Consequence", "CostLine", "CourseProfile", "Estimate",
+           "MonteCarloSpec",
            "ParameterError", "ParameterSet", "PriceSpec", "RefusionGroup", "SuccessMeasure", "TaxSpec", "check_kinds_kept",
            "content_hash", "convert_profile", "parse_parameter_set"]

@@ -30,6 +30,16 @@ Optional sections (all backwards compatible — a document without them means wh
   rule and its figures (:mod:`som_models.extrapolation`). Both are written by
   :func:`som_models.calibration.propose`; a document without them has no unverified years.
 
+* ``consequences.<item>.course``: the item's **course-year effect** (effects during the intervention, as SØM has
+  counted them since 2020): ``units`` — one value per course year ``1 … K`` (``K`` = ``course_years``; course
+  year ``k`` is event time ``e = k − 1``, the cost lines' ``course_year`` numbering), optional ``se`` (as long
+  as ``units``), ``kind`` (``causal`` / ``descriptive``, the same rules as the item's ``kind`` below: required
+  with ``require_kind=True``, else ``causal``) and ``source``. The units are **per participant** (negative =
+  less use), not per success: during the course success is not yet defined (it is measured in consequence
+  year 1), so the projection multiplies them by the participants ``N``, not by ``N · s``, and a causal course
+  profile is the event-time ATT at ``e = k − 1`` itself (:mod:`som_models.assumptions`). Absent = no effect
+  during the course (what every document meant before).
+
 ``success_measure`` is optional for a pure calculation document; the evaluation pipeline needs it.
 
 **Two kinds of consequence profile** (``consequences.<item>.kind``, never mixed; ``docs/concepts.md``):
@@ -85,6 +95,22 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class CourseProfile:
+    """Units per *participant* in course years 1 … K (negative = less use); course year ``k`` is event time ``k − 1``.
+
+    ``kind`` follows the item's rules (``causal``: the effect of the intervention per participant, tested against
+    and updated from the event-time ATT; ``descriptive``: a contrast that is not causal, projected but not tested
+    against the causal path); ``kind_stated`` is False when the document did not say and ``causal`` was assumed.
+    """
+
+    units: tuple[float, ...]
+    se: tuple[float, ...] | None
+    source: str
+    kind: str = "causal"
+    kind_stated: bool = True
+
+
+@dataclass(frozen=True)
 class Consequence:
     """Units per successful person in consequence years 1, 2, … (negative = less use).
 
@@ -102,6 +128,8 @@ class Consequence:
     kind_stated: bool = True
     #: consequence years without data behind them, extrapolated (``consequences.<item>.unverified``)
     unverified: tuple[int, ...] = ()
+    #: the effect during the course, per participant (``consequences.<item>.course``); None = no effect assumed
+    course: CourseProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +267,19 @@ class ParameterSet:
         return ("consequence profiles: " + ", ".join(parts)
                 + " — causal = effect per net success; descriptive = SØM's success-vs-non-success contrast")
 
+    def course_profiles(self) -> dict[str, CourseProfile]:
+        """Consequence item → its course-year profile (units per participant), for the items that state one."""
+        return {c.item: c.course for c in self.consequences if c.course is not None}
+
+    def describe_course(self) -> str | None:
+        """One line naming the course-year effects (None when there are none), e.g. for ``som params show`` and the
+        projection notes."""
+        profiles = self.course_profiles()
+        if not profiles:
+            return None
+        return ("effects during the course (per participant, course years 1–" + str(self.course_years) + "): "
+                + ", ".join(f"{item} {list(p.units)} {p.kind}" for item, p in profiles.items()))
+
     def unverified(self) -> dict[str, tuple[int, ...]]:
         """Consequence item → its unverified (extrapolated) consequence years, for the items that have any."""
         return {c.item: c.unverified for c in self.consequences if c.unverified}
@@ -356,20 +397,43 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
     return tuple(out)
 
 
-def _consequence(item: str, obj: Any, path: str, require_kind: bool = False) -> Consequence:
+def _kind(obj: Mapping[str, Any], path: str) -> tuple[str, bool]:
+    """The ``kind`` of a profile mapping and whether it was stated (default ``causal``)."""
+    if "kind" not in obj:
+        return CAUSAL, False
+    kind = _str(obj["kind"], f"{path}.kind")
+    if kind not in CONSEQUENCE_KINDS:
+        raise ParameterError(f"{path}.kind: {kind!r} is not a kind of consequence profile "
+                             f"(allowed: {', '.join(CONSEQUENCE_KINDS)})")
+    return kind, True
+
+
+def _course(obj: Any, path: str, course_years: int, require_kind: bool) -> CourseProfile:
+    """``consequences.<item>.course``: one value per course year 1 … K, per participant (module docstring)."""
+    _keys(obj, path, {"units": True, "se": False, "source": False, "kind": require_kind})
+    kind, stated = _kind(obj, path)
+    units = obj["units"]
+    if not isinstance(units, list) or len(units) != course_years:
+        raise ParameterError(f"{path}.units: expected a list of {course_years} number(s), one per course year 1–"
+                             f"{course_years} (course_years), got {units!r}")
+    values = tuple(_num(u, f"{path}.units[{k}]") for k, u in enumerate(units))
+    se = None
+    if obj.get("se") is not None:
+        if not isinstance(obj["se"], list) or len(obj["se"]) != len(values):
+            raise ParameterError(f"{path}.se: expected a list as long as units ({len(values)})")
+        se = tuple(_num(s, f"{path}.se[{k}]", minimum=0) for k, s in enumerate(obj["se"]))
+    return CourseProfile(values, se, str(obj.get("source", "")), kind, stated)
+
+
+def _consequence(item: str, obj: Any, path: str, require_kind: bool = False, course_years: int = 1) -> Consequence:
     if isinstance(obj, list):
         if require_kind:
             raise ParameterError(f"{path}.kind: required key missing — write the item as a mapping "
                                  f"{{kind: causal | descriptive, units: [...]}}")
         obj = {"units": obj}
     _keys(obj, path, {"units": True, "se": False, "source": False, "kind": require_kind, "unverified": False,
-                      "extrapolation": False})
-    kind, stated = CAUSAL, "kind" in obj
-    if stated:
-        kind = _str(obj["kind"], f"{path}.kind")
-        if kind not in CONSEQUENCE_KINDS:
-            raise ParameterError(f"{path}.kind: {kind!r} is not a kind of consequence profile "
-                                 f"(allowed: {', '.join(CONSEQUENCE_KINDS)})")
+                      "extrapolation": False, "course": False})
+    kind, stated = _kind(obj, path)
     units = obj["units"]
     if not isinstance(units, list) or not units:
         raise ParameterError(f"{path}.units: expected a non-empty list of numbers")
@@ -389,7 +453,8 @@ def _consequence(item: str, obj: Any, path: str, require_kind: bool = False) -> 
             raise ParameterError(f"{path}.unverified: consequence years must be increasing and listed once, got {raw}")
     if obj.get("extrapolation") is not None and not isinstance(obj["extrapolation"], Mapping):
         raise ParameterError(f"{path}.extrapolation: expected a mapping (the rule that extrapolated the unverified years)")
-    return Consequence(item, values, se, str(obj.get("source", "")), kind, stated, unverified)
+    course = _course(obj["course"], f"{path}.course", course_years, require_kind) if obj.get("course") is not None else None
+    return Consequence(item, values, se, str(obj.get("source", "")), kind, stated, unverified, course)
 
 
 def _discounting(obj: Any) -> Any:
@@ -593,9 +658,10 @@ def parse_parameter_set(doc: Mapping[str, Any], *, require_kind: bool = False) -
     value = _num(sr["value"], "success_rate.value")
     if not 0 <= value <= 1:
         raise ParameterError(f"success_rate.value: a share must be between 0 and 1, got {value:g}")
+    course_years = _int(doc.get("course_years", 1), "course_years", minimum=1)
     consequences = _keys(doc["consequences"], "consequences",
                          {k: False for k in doc["consequences"]} if isinstance(doc["consequences"], Mapping) else {})
-    parsed_cons = tuple(_consequence(item, obj, f"consequences.{item}", require_kind)
+    parsed_cons = tuple(_consequence(item, obj, f"consequences.{item}", require_kind, course_years)
                         for item, obj in consequences.items())
     parsed_prices, price_specs = _prices(doc["prices"], price_year)
     tax = _tax(doc["tax"], parsed_cons) if doc.get("tax") is not None else None
@@ -610,7 +676,7 @@ def parse_parameter_set(doc: Mapping[str, Any], *, require_kind: bool = False) -
         start_year=start_year,
         horizon_years=horizon,
         price_year=price_year,
-        course_years=_int(doc.get("course_years", 1), "course_years", minimum=1),
+        course_years=course_years,
         cohorts=tuple(parsed_cohorts),
         success_measure=measure,
         success_rate=Estimate(value, _num(sr["se"], "success_rate.se", minimum=0) if sr.get("se") is not None else None,
@@ -696,7 +762,8 @@ def convert_profile(params: ParameterSet, item: str, *, to: str, reason: str,
 
 def check_kinds_kept(parent: ParameterSet, child: ParameterSet) -> None:
     """Raise :class:`ParameterError` if an item present in both has another kind in ``child`` without a
-    matching ``provenance.conversions`` record (item, from, to) in ``child`` — an update keeps the kind."""
+    matching ``provenance.conversions`` record (item, from, to) in ``child`` — an update keeps the kind — or a
+    course-year profile present in both has another kind (course profiles have no conversion step)."""
     recorded = {(str(c.get("item")), str(c.get("from")), str(c.get("to"))) for c in _conversions(child.document)}
     before = parent.kinds()
     for cons in child.consequences:
@@ -704,3 +771,9 @@ def check_kinds_kept(parent: ParameterSet, child: ParameterSet) -> None:
         if was is not None and was != cons.kind and (cons.item, was, cons.kind) not in recorded:
             raise ParameterError(f"consequences.{cons.item}.kind: changed from {was} to {cons.kind} without a recorded "
                                  "conversion (use convert_profile)")
+    course_before = {item: p.kind for item, p in parent.course_profiles().items()}
+    for item, profile in child.course_profiles().items():
+        was = course_before.get(item)
+        if was is not None and was != profile.kind:
+            raise ParameterError(f"consequences.{item}.course.kind: changed from {was} to {profile.kind}; an update "
+                                 "keeps the kind of a course-year profile")

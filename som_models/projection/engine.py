@@ -14,10 +14,14 @@ for cohorts ``c`` of ``N_c`` participants, ``K`` course years and ``t = 0 … ho
     V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p]                  consequences per successful person
                  ∓ refusion transfers (staircase, expensive cases; kommune −, stat +)
                  + rate_p · Σ_i u[d,i,j] · taxable_i (+ tilbageløb to stat)
-    Y[d, p, t] = s[d] · Σ_j V[d,p,j] · E[j,t] + Σ_k C[d,p,k] · F[k,t]
+    W[d, p, k] = the same valuation of the course-year units v[d,i,k] (per participant)
+    Y[d, p, t] = s[d] · Σ_j V[d,p,j] · E[j,t] + Σ_{k≤K} W[d,p,k] · F[k,t] + Σ_k C[d,p,k] · F[k,t]
 
-with ``s`` the success rate, ``u`` the consequence units, ``f`` the relative price factors and ``C`` the cost
-per participant by payer and course year. ``NPV[d, p] = Σ_t Y[d,p,t] · δ_t``. :func:`som_models.projection.project`
+with ``s`` the success rate, ``u`` the consequence units, ``v`` the course-year units
+(``consequences.<item>.course``: per participant, so not multiplied by ``s``), ``f`` the relative price factors
+and ``C`` the cost per participant by payer and course year. The refusion rules value a course year with the
+figures of consequence year 1 (``weeks_before`` / ``case_expense``: the nearest year the document states).
+``NPV[d, p] = Σ_t Y[d,p,t] · δ_t``. :func:`som_models.projection.project`
 computes the same quantities line by line (a separate implementation; a test checks they agree).
 """
 
@@ -127,6 +131,8 @@ class Compiled:
     tilbageloeb: float
     exposure: np.ndarray        # (J, T)
     cost_exposure: np.ndarray   # (K, T)
+    course_units: np.ndarray    # (I, K) units per participant in course years 1 … K (0 = no course effect)
+    course_se: np.ndarray       # (I, K)
     index: PriceIndex | None
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
@@ -164,7 +170,18 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         units[i, :len(c.units)] = c.units
         if c.se is not None:
             se[i, :len(c.se)] = c.se
+    course_units = np.zeros((n_items, K))
+    course_se = np.zeros((n_items, K))
+    for i, c in enumerate(params.consequences):
+        if c.course is not None:
+            course_units[i] = c.course.units
+            if c.course.se is not None:
+                course_se[i] = c.course.se
     notes: list[str] = [params.describe_kinds()]  # both kinds are applied per successful person (N · s · units)
+    course_note = params.describe_course()
+    if course_note:
+        notes.append(course_note + " — projected in the course years for every participant (N · units, no success "
+                                   "rate); refusion with the figures of consequence year 1")
     unverified_note = params.describe_unverified()
     if unverified_note:
         notes.append(unverified_note + " — projected with their wider standard errors")
@@ -268,8 +285,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 cost_exposure[k - 1, t] += n
     return Compiled(params, first, T, discount_factors(params.discounting, T), items, units, se,
                     tuple(len(c.units) for c in params.consequences), prices, price_range, committees, tuple(costs),
-                    tuple(staircase), tuple(expensive), tax_rates, taxable, tl, exposure, cost_exposure, index,
-                    tuple(notes), tuple(dict.fromkeys(warnings)))
+                    tuple(staircase), tuple(expensive), tax_rates, taxable, tl, exposure, cost_exposure, course_units,
+                    course_se, index, tuple(notes), tuple(dict.fromkeys(warnings)))
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -306,32 +323,49 @@ class Evaluation(ResultDisplay):
                               frame_lines(means.rename({c: f"mean {c}" for c in means.columns})))
 
 
-def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: np.ndarray,
-             cost_amounts: np.ndarray) -> Evaluation:
-    """Evaluate ``D`` draws: ``success`` (D,), ``units`` (D, I, J), ``price_factor`` (D, I), ``cost_amounts`` (D, L)."""
-    D = success.shape[0]
-    P = len(PAYERS)
-    # consequences per successful person: V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p]
-    saving = -units * price_factor[:, :, None]                      # (D, I, J), units saved × price factor
-    V = np.einsum("dij,ip->dpj", saving, c.prices)                  # (D, P, J)
-    for st in c.staircase:
+def _valued(c: Compiled, units: np.ndarray, price_factor: np.ndarray, weeks_before: list[np.ndarray],
+            case_expense: list[np.ndarray]) -> np.ndarray:
+    """``V[d, p, j]``: kroner per person of ``units`` (D, I, J′) by payer — savings at the unit prices, the refusion
+    transfers (``weeks_before`` / ``case_expense``: per refusion group, one value per column j) and the tax."""
+    saving = -units * price_factor[:, :, None]                      # (D, I, J′), units saved × price factor
+    V = np.einsum("dij,ip->dpj", saving, c.prices)                  # (D, P, J′)
+    for st, weeks in zip(c.staircase, weeks_before, strict=True):
         for i in st.items:
             u = units[:, i, :]
-            share = st.rule.weeks_share(st.weeks_before[None, :], np.abs(u))   # S(W_j, |u|)
+            share = st.rule.weeks_share(weeks[None, :], np.abs(u))   # S(W_j, |u|)
             x = -np.sign(u) * price_factor[:, i, None] * c.prices[i, KOMMUNE] * share
             V[:, KOMMUNE, :] -= x
             V[:, STAT, :] += x
-    for ex in c.expensive:
-        d = sum(saving[:, i, :] * c.prices[i, KOMMUNE] for i in ex.items)  # (D, J) kommune gross saving
-        e0 = ex.case_expense[None, :]
+    for ex, expense in zip(c.expensive, case_expense, strict=True):
+        d = sum(saving[:, i, :] * c.prices[i, KOMMUNE] for i in ex.items)  # (D, J′) kommune gross saving
+        e0 = expense[None, :]
         dr = ex.rule.refusion(e0, ex.thresholds) - ex.rule.refusion(e0 - d, ex.thresholds)
         V[:, KOMMUNE, :] -= dr
         V[:, STAT, :] += dr
     if c.has_tax:
-        dinc = np.einsum("dij,i->dj", units, c.taxable)              # (D, J) change in taxable income
+        dinc = np.einsum("dij,i->dj", units, c.taxable)              # (D, J′) change in taxable income
         V += c.tax_rates[None, :, None] * dinc[:, None, :]
         V[:, STAT, :] += c.tilbageloeb * (1.0 - c.tax_rates.sum()) * dinc
+    return V
+
+
+def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: np.ndarray,
+             cost_amounts: np.ndarray, course_units: np.ndarray | None = None) -> Evaluation:
+    """Evaluate ``D`` draws: ``success`` (D,), ``units`` (D, I, J), ``price_factor`` (D, I), ``cost_amounts`` (D, L),
+    ``course_units`` (D, I, K; default the point values of every draw)."""
+    D = success.shape[0]
+    P = len(PAYERS)
+    # consequences per successful person: V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p] (± refusion, tax)
+    V = _valued(c, units, price_factor, [st.weeks_before for st in c.staircase],
+                [ex.case_expense for ex in c.expensive])
     yearly = success[:, None, None] * (V @ c.exposure)               # (D, P, T)
+    if np.any(c.course_units) or (course_units is not None and np.any(course_units)):
+        K = c.course_units.shape[1]
+        v = np.broadcast_to(c.course_units, (D, *c.course_units.shape)) if course_units is None else course_units
+        # course years: per participant (no success rate), refusion with consequence year 1's figures
+        W = _valued(c, v, price_factor, [np.full(K, st.weeks_before[0]) for st in c.staircase],
+                    [np.full(K, ex.case_expense[0]) for ex in c.expensive])
+        yearly = yearly + W @ c.cost_exposure[:K]
     if c.costs:
         kmax = c.cost_exposure.shape[0]
         C = np.zeros((D, P, kmax))

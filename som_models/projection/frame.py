@@ -11,6 +11,10 @@ For a cohort starting in year ``c`` with ``N`` participants, a success rate ``s`
 
   (SØM: consequences × prices for citizens who achieve success; Socialstyrelsen, vidensdatabasen
   konsekvenser/priser). Prices are first converted to the document's price year (``prices.py``);
+* course-year effects (``consequences.<item>.course``, units per *participant* in course years ``k = 1 … K``):
+  course year ``k`` falls in ``c + k − 1`` (like the costs) and carries ``−N · course_i[k] · price_i[p]`` — no
+  success rate (success is not yet defined during the course), priced, split by committee, refunded and taxed
+  like the consequences (the refusion rules with the figures of consequence year 1), in the item's rows;
 * refusion (``rules.py``) moves part of the kommune amount of the items it concerns to the state, shown as
   the transfer rows ``refusion:<item>`` (staircase: ``−N·s·sign(u)·price_kommune·S(W_j, |u|)`` to stat) and
   ``refusion:<rule>`` (expensive cases: ``N·s·(R(E_0) − R(E_0 − d_j))`` to stat, ``d_j`` the kommune gross
@@ -141,6 +145,53 @@ def _payback(years: list[int], discounted: list[float]) -> int | None:
     return None
 
 
+def _price_course(c, params: ParameterSet, i: int, course: tuple[float, ...], base: int, n: int, add) -> None:
+    """Add the course-year amounts of consequence item ``i`` (units per participant ``course[k − 1]`` in year
+    ``base + k − 1``) for ``n`` participants: the item's savings by payer, its refusion transfers (the rules'
+    figures of consequence year 1) and its tax — the consequence-year formulas with ``N`` in place of ``N · s``."""
+    item = c.items[i]
+    for k, v in enumerate(course, start=1):
+        t = base + k - 1
+        for p, payer in enumerate(PAYERS):
+            if payer in params.prices.get(item, {}):
+                add(t, payer, item, -n * v * c.prices[i, p], c.committees.get(item))
+        for st in c.staircase:
+            if i in st.items:
+                x = -np.sign(v) * c.prices[i, KOMMUNE] * float(st.rule.weeks_share(st.weeks_before[0], abs(v)))
+                add(t, "kommune", f"refusion:{item}", -n * x, c.committees.get(item))
+                add(t, "stat", f"refusion:{item}", n * x)
+        if params.tax is not None and item in params.tax.taxable:
+            income = v * params.tax.taxable[item]
+            for payer, rate in params.tax.rates.items():
+                add(t, payer, f"tax:{item}", n * rate * income)
+            if params.tax.tilbageloeb:
+                rest = 1.0 - sum(params.tax.rates.values())
+                add(t, "stat", f"tilbageloeb:{item}", n * params.tax.tilbageloeb * rest * income)
+
+
+def _course_expensive(c, params: ParameterSet, base: int, n: int, add) -> None:
+    """The expensive-case refusion of the course years: per group and course year ``k``, the kommune gross saving
+    per participant ``d_k = Σ_i −course_i[k] · price_i[kommune]`` of its items, valued at consequence year 1's
+    ``case_expense``."""
+    for ex in c.expensive:
+        courses = {c.items[i]: params.consequences[i].course for i in ex.items
+                   if params.consequences[i].course is not None}
+        for k in range(1, params.course_years + 1):
+            contrib = {item: -course.units[k - 1] * c.prices[c.items.index(item), KOMMUNE]
+                       for item, course in courses.items() if course is not None}
+            d = sum(contrib.values())
+            if not d:
+                continue
+            e0 = ex.case_expense[0]
+            dr = float(ex.rule.refusion(e0, ex.thresholds) - ex.rule.refusion(e0 - d, ex.thresholds))
+            shares: dict[str, float] = defaultdict(float)
+            for item, g in contrib.items():
+                for committee, share in c.committees.get(item, {UNASSIGNED: 1.0}).items():
+                    shares[committee] += g / d * share
+            add(base + k - 1, "kommune", ex.label, -n * dr, shares)
+            add(base + k - 1, "stat", ex.label, n * dr)
+
+
 def project(params: ParameterSet, *, success_rate: float | None = None) -> Projection:
     """Project the budget consequences of ``params`` (optionally with another success rate)."""
     c = compile_calculation(params)
@@ -168,6 +219,11 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
             if not line.avoided and 0 <= t < T:
                 pv_costs += n * line.amount * factors[t]
         t_success = base + K - 1
+        # course years: per participant (N · v, no success rate) in year c + k − 1
+        for i, cons in enumerate(params.consequences):
+            if cons.course is not None:
+                _price_course(c, params, i, cons.course.units, base, n, add)
+        _course_expensive(c, params, base, n, add)
         for i, cons in enumerate(params.consequences):
             for j, u in enumerate(cons.units, start=1):
                 for p, payer in enumerate(PAYERS):

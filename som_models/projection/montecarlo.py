@@ -7,6 +7,10 @@ Draws (vectorised with numpy, seeded; draws are generated in fixed chunks of ``C
 * consequence units ``u[i, j] = u₀[i, j] + σ[i, j]·z`` with one ``z`` per item and draw
   (``consequence_correlation: item``, default: the year-by-year estimates of one item move together) or one
   per item, year and draw (``independent``);
+* course-year units (``consequences.<item>.course``, per participant) ``v[i, k] = v₀[i, k] + σ[i, k]·z`` — with
+  ``item`` correlation the same ``z`` as the item's consequence years (the course-year and later effects of one
+  item move together), with ``independent`` one ``z`` per item, course year and draw (drawn after the costs,
+  so a document without course-year effects gets the same draws as before);
 * prices: one relative factor per item and draw from ``prices.<item>.range = [low, high]`` — triangular with
   mode 1 (default) or uniform; costs: the per-participant amount of each line from ``costs[k].range``,
   triangular with mode at the amount, or uniform.
@@ -177,13 +181,17 @@ class _Inputs:
         pf = _from_uniform(rng.random((n, n_items)), self.lo[None, :], np.ones((1, n_items)), self.hi[None, :], self.dist)
         L = len(c.costs)
         costs = _from_uniform(rng.random((n, L)), self.cost_lo[None, :], self.cost0[None, :], self.cost_hi[None, :], self.dist)
-        return s, units, pf, costs
+        course = None
+        if np.any(c.course_se):
+            zc = z[:, :, :1] if correlation == "item" else rng.standard_normal((n, n_items, c.course_units.shape[1]))
+            course = c.course_units[None, :, :] + c.course_se[None, :, :] * zc
+        return s, units, pf, costs, course
 
     def quantile_value(self, kind: str, k: int, q: float):
         """The value of one input at quantile ``q`` (for the tornado)."""
         if kind == "success_rate":
             return float(np.clip(self.s0 + self.s_se * NormalDist().inv_cdf(q), 0, 1))
-        if kind in ("consequence", "unverified"):
+        if kind in ("consequence", "unverified", "course"):
             return NormalDist().inv_cdf(q)  # z shift applied to all years of the item
         if kind == "price":
             return float(_from_uniform(np.array(q), np.array(self.lo[k]), np.array(1.0), np.array(self.hi[k]), self.dist))
@@ -219,6 +227,9 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
             years = [int(j) + 1 for j in np.flatnonzero(masks[item])]
             specs.append((f"consequence:{item} unverified years {year_span(years)} (total units)", "unverified", i))
     for i, item in enumerate(c.items):
+        if np.any(c.course_se[i] > 0):
+            specs.append((f"course:{item} (total units per participant)", "course", i))
+    for i, item in enumerate(c.items):
         if inp.hi[i] > inp.lo[i] and np.any(c.prices[i]):
             specs.append((f"price:{item}", "price", i))
     for j, line in enumerate(c.costs):
@@ -231,6 +242,7 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     U = np.repeat(u, n, axis=0)
     PF = np.repeat(pf, n, axis=0)
     C = np.repeat(costs, n, axis=0)
+    CU = np.repeat(c.course_units[None, :, :], n, axis=0)
     values = []
     for r, (_name, kind, k) in enumerate(specs):
         pair = []
@@ -246,13 +258,16 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
                 mask = masks[c.items[k]]
                 U[row, k, :] = np.where(mask, c.units[k] + c.se[k] * v, c.units[k])
                 v = float(np.sum(U[row, k, mask]))  # the total units over the unverified years
+            elif kind == "course":
+                CU[row, k, :] = c.course_units[k] + c.course_se[k] * v
+                v = float(np.sum(CU[row, k, :]))  # the total course-year units per participant
             elif kind == "price":
                 PF[row, k] = v
             else:
                 C[row, k] = v
             pair.append(v)
         values.append(pair)
-    npv = _npv4(evaluate(c, S, U, PF, C))
+    npv = _npv4(evaluate(c, S, U, PF, C, CU))
     rows = []
     for r, (name, _, _) in enumerate(specs):
         lo_row, hi_row = npv[2 * r], npv[2 * r + 1]

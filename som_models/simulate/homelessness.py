@@ -26,7 +26,10 @@ roll-out assignment matches BEF's KOM), after which persons move with probabilit
 (``mortality``) are deaths or emigrations.
 
 The planted truth is recorded as the sample ATT (mean over treated persons resident in the year of
-``Y(1) − Y(0)``) for each outcome and event time, and the net success rate
+``Y(1) − Y(0)``) for each outcome and event time — the course year (the start year, event time 0: one course
+year, ``course_years`` = 1) separately too, as ``course_effects`` per outcome (per participant: responders
+housed with probability ``course_year_housed`` and their kontanthjælp propensity already lowered) — and the net
+success rate
 ``s_e = mean(1{shelter_nights(1) = 0} − 1{shelter_nights(0) = 0})`` — SØM's success rate, net of what would
 have happened anyway (Socialstyrelsen, FAQ vidensdatabasen/effekt).
 
@@ -65,6 +68,8 @@ TARGET_PROFILE = Profile(birth_years=(1958, 1997), male_share=0.7, heterogeneity
                          psychiatric=0.25, outpatient=1.2, emergency=0.6, partday=0.1, shelter=0.0, employment=0.15,
                          wage=180_000.0, benefits=())
 BACKGROUND_PROFILE = Profile()
+#: the course length of the world: the start year is the one course year (event time 0)
+COURSE_YEARS = 1
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,7 @@ def _truth(w, seed, persons, n_target, years, participates, responder, start_yea
                 "no_shelter_stay": float((free1.astype(float) - free0.astype(float)).mean()),
             }
         )
+    course = [r for r in event_rows if r["event_time"] < COURSE_YEARS]
     return {
         "scenario": w.scenario,
         "seed": seed,
@@ -278,6 +284,14 @@ def _truth(w, seed, persons, n_target, years, participates, responder, start_yea
         },
         "success_measure": "no_shelter_stay: no §110 shelter night in the calendar year",
         "att_by_event_time": event_rows,
+        "course_years": COURSE_YEARS,
+        "course_effects": {
+            "event_times": [r["event_time"] for r in course],
+            "course_years": [r["event_time"] + 1 for r in course],
+            "n_treated": [r["n_treated"] for r in course],
+            **{k: [r[k] for r in course] for k in ("shelter_nights", "kontanthjaelp_weeks", "no_shelter_stay")},
+            "unit": "per participant (sample ATT in course year k = event time k - 1)",
+        },
         "note": "ATT = mean over treated persons resident in the year of Y(1) - Y(0), from the generator's "
                 "potential outcomes; no_shelter_stay ATT is the net success rate. Other registers carry no planted effect.",
     }
