@@ -64,7 +64,8 @@ def test_every_gx_check_ran_and_passed(run):
 
     _, _, _, outcome, instance = run
     checks = collect_check_results(instance, outcome.run_id)
-    assert {c["asset"] for c in checks} == {"panel", "treatments", "realised_effects", "pretrend_tests", "parameter_candidate"}
+    assert {c["asset"] for c in checks} == {"panel", "treatments", "realised_effects", "pretrend_tests", "parameter_candidate",
+                                            "projections"}
     assert len(checks) > 40 and all(c["passed"] for c in checks), [c for c in checks if not c["passed"]]
 
 
