@@ -482,3 +482,24 @@ def test_diff_documents_lists_changed_leaves() -> None:
     ]
     assert diff_documents(a, a) == []
     assert diff_documents({"u": [1]}, {"u": [1, 2]}) == [{"path": "u", "change": "changed", "from": [1], "to": [1, 2]}]
+
+
+def test_a_look_missed_by_a_parallel_run_is_refused_and_nothing_written(store: ParameterStore) -> None:
+    """Two vintages of one evaluation judged at the same time both think they are look 1 of the hypothesis: the one
+    that writes second is refused (its boundary would spend α the other already spent); rerun, it is look 2."""
+    store.ensure_parameter_set("mst", SEED, title="MST", source="assets/parameters/mst.yaml")
+
+    def look(n: int) -> list[dict[str, Any]]:
+        return [_verdict(evidence={"sequential": {"hypothesis": "h1", "look": n, "reused": False,
+                                                  "information": 400.0, "reference_information": 300.0}})]
+
+    _propose(store, {**SEED, "horizon": 11}, vintage="2022-06", verdicts=look(1))
+    before = (_count(store, ParameterVersion), _count(store, Verdict))
+    with pytest.raises(StoreError, match=r"judged as look 1, but 1 earlier look\(s\) on other data \(vintages 2022-06\)"):
+        _propose(store, {**SEED, "horizon": 12}, vintage="2023-06", verdicts=look(1))
+    assert (_count(store, ParameterVersion), _count(store, Verdict)) == before
+    # rerun: now look 2 — accepted; and a rerun on the first vintage's data is the same look again (reused)
+    _propose(store, {**SEED, "horizon": 12}, vintage="2023-06", verdicts=look(2))
+    same = [_verdict(evidence={"sequential": {"hypothesis": "h1", "look": 1, "reused": True,
+                                              "information": 400.0, "reference_information": 300.0}})]
+    _propose(store, {**SEED, "horizon": 11}, vintage="2022-06", verdicts=same)

@@ -499,6 +499,39 @@ class ParameterStore:
         with self._transaction() as session:
             return [{k: getattr(r, k) for k in VERDICT_KEYS} for r in session.scalars(stmt)]
 
+    @staticmethod
+    def _check_looks(session: Session, run: EvaluationRun, verdict_rows: list[dict[str, Any]]) -> None:
+        """Refuse verdicts whose look number missed a look stored meanwhile (:mod:`som_models.sequential`).
+
+        A verdict judged at look ``k`` of its hypothesis counted ``k − 1`` earlier looks on other data. If the store
+        now holds more distinct data sets for that hypothesis and evaluation — another vintage judged while this
+        run was (parallel backfills) — its boundary spent α that look already spent: the error over the looks
+        would no longer be controlled. Checked in the proposal's locked transaction; :class:`StoreError`, nothing
+        written; a rerun then counts the other look."""
+        wanted = [(v["assumption"], v["evidence"]["sequential"]) for v in verdict_rows
+                  if isinstance(v.get("evidence"), dict) and isinstance(v["evidence"].get("sequential"), dict)]
+        wanted = [(a, r) for a, r in wanted if r.get("hypothesis") and r.get("look") and not r.get("reused")]
+        if not wanted:
+            return
+        stmt = (select(EvaluationRun.data_hash, EvaluationRun.data_vintage, Verdict.evidence)
+                .join(Verdict, Verdict.run_id == EvaluationRun.id)
+                .where(EvaluationRun.evaluation_id == run.evaluation_id, EvaluationRun.id != run.id))
+        seen: dict[str, dict[str, str | None]] = {}
+        for data_hash, vintage, evidence in session.execute(stmt).all():
+            rec = evidence.get("sequential") if isinstance(evidence, dict) else None
+            if isinstance(rec, dict) and rec.get("hypothesis") and data_hash:
+                seen.setdefault(str(rec["hypothesis"]), {})[data_hash] = vintage
+        for assumption, rec in wanted:
+            others = {h: v for h, v in seen.get(str(rec["hypothesis"]), {}).items() if h != run.data_hash}
+            if len(others) > int(rec["look"]) - 1:
+                vintages = ", ".join(sorted(str(v) for v in others.values()))
+                raise StoreError(
+                    f"evaluation {run.evaluation_id!r}: the verdict on {assumption} was judged as look {rec['look']}, "
+                    f"but {len(others)} earlier look(s) on other data (vintages {vintages}) are stored now — another "
+                    "vintage was judged while this run was (parallel runs of one evaluation); nothing was written. "
+                    "Rerun this evaluation: it will count that look (run the vintages of one evaluation one at a "
+                    "time).")
+
     def look_records(self, evaluation_id: str) -> list[dict[str, Any]]:
         """The looks an evaluation's verdicts recorded (:mod:`som_models.sequential`), oldest run first.
 
@@ -752,6 +785,7 @@ class ParameterStore:
                 if run.proposed_version is not None:
                     raise StoreError(f"evaluation run {run_id!r} already has a proposal (version "
                                      f"{run.proposed_version}); record a new run")
+                self._check_looks(session, run, verdict_rows)
                 existing = session.scalars(
                     select(ParameterVersion)
                     .where(
