@@ -129,14 +129,16 @@ def projection_draws(params: ParameterSet, *, draws: int, seed: int) -> tuple[di
     disc = c.factors[:T] if len(c.factors) >= T else np.ones(T)
     for k, child in enumerate(children):
         n = min(CHUNK, draws - k * CHUNK)
-        s, units, pf, costs = inp.draw(np.random.default_rng(child), n, spec.consequence_correlation)
-        npv[k * CHUNK:k * CHUNK + n] = _npv4(evaluate(c, s, units, pf, costs))
+        s, units, pf, costs, course = inp.draw(np.random.default_rng(child), n, spec.consequence_correlation)
+        npv[k * CHUNK:k * CHUNK + n] = _npv4(evaluate(c, s, units, pf, costs, course))
         inputs.setdefault("success_rate", []).append(s)
         for i, item in enumerate(c.items):
             if np.any(c.se[i] > 0):
                 inputs.setdefault(f"consequence:{item}", []).append((units[:, i, :] * disc[None, :]).sum(axis=1))
             if inp.hi[i] > inp.lo[i]:
                 inputs.setdefault(f"price:{item}", []).append(pf[:, i])
+            if course is not None and np.any(c.course_se[i] > 0):
+                inputs.setdefault(f"course:{item}", []).append(course[:, i, :].sum(axis=1))
         for j, line in enumerate(c.costs):
             if inp.cost_hi[j] > inp.cost_lo[j]:
                 inputs.setdefault(f"cost:{line.label}", []).append(costs[:, j])
