@@ -32,21 +32,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.registers.files import DeliveryError, Manifest
+from pipeline.registers.files import VINTAGE_PATTERN, DeliveryError, Manifest, check_vintage  # noqa: F401 (re-exported)
 
-#: a vintage is a label used in partition keys and file names: letters, digits and ``._-`` (no path parts)
-VINTAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CANONICAL = ("person_id", "year", "start_year")
 #: how the values of a handed-over arm column are read (text is compared case-insensitively)
 ARM_VALUES = {"t": "T", "c": "C", "1": "T", "0": "C", "1.0": "T", "0.0": "C", "true": "T", "false": "C"}
-
-
-def check_vintage(vintage: str) -> str:
-    """``vintage`` if it is a safe label (see :data:`VINTAGE_PATTERN`), else :class:`DeliveryError`."""
-    if not isinstance(vintage, str) or not VINTAGE_PATTERN.fullmatch(vintage) or ".." in vintage:
-        raise DeliveryError(f"vintage {vintage!r}: use 1–64 letters, digits, '.', '_' or '-', starting with a letter "
-                            "or digit")
-    return vintage
 
 
 def read_frame(path: Path, what: str, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
