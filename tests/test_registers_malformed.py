@@ -165,19 +165,24 @@ CASES = {
 }
 
 
+def _snapshot(out):
+    """Every path under ``out`` (hidden version folders included) with the bytes of its files."""
+    return {str(p.relative_to(out)): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))}
+
+
 def _assert_refused(base, tmp_path, mutate, pattern, *, max_gx_rows, folder="good"):
     d = tmp_path / "delivery"
     shutil.copytree(base[folder], d)
     out = tmp_path / "out"
     shutil.copytree(base["out"], out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _snapshot(out)
     mutate(d)
     with pytest.raises(DeliveryError) as exc:
         ingest(d, out, KEY, max_gx_rows=max_gx_rows)
     text = "\n".join(exc.value.lines) + str(exc.value)
     assert re.search(pattern, text), text
     assert not any(p in text for p in base["pnrs"]), "a PNR leaked into the message"
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # earlier outputs intact, no temp folder left
+    assert _snapshot(out) == before  # earlier outputs intact, no temp folder left
     return text
 
 

@@ -3,9 +3,10 @@
 One path, :func:`build_checked`, used by ``ingest`` and by the Dagster ``registers`` asset. Order: manifest →
 checksums (when the manifest carries ``sha256``) → every register read, typed and validated with its suite →
 outcomes → the panel and treatments validated with ``expectations/panel.json``
-and ``expectations/treatments.json`` → files written into a temporary folder inside ``out_dir`` and moved
-into place with ``os.replace``. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`) before
-anything is moved, so an earlier good panel in ``out_dir`` is left intact.
+and ``expectations/treatments.json`` → the three files written into a new version folder inside ``out_dir`` and
+switched in as a whole by one pointer (:mod:`pipeline.registers.output`), so a run killed at any moment leaves
+the previous complete output. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`)
+before anything is written, so an earlier good panel in ``out_dir`` is left intact.
 
 ``ingest.json`` records the vintage, period, content hash of the delivery, files used and ignored, row
 counts, the outcome columns and the column-mapping source — counts only, never a person number.
@@ -14,7 +15,6 @@ counts, the outcome columns and the column-mapping source — counts only, never
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,17 +133,17 @@ def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | No
         "stage_seconds": dict(checked.seconds),
         "software": f"som-evaluation {code_version()}",
     }
-    from pipeline.atomic import staging_dir
     from pipeline.jsonio import dumps
+    from pipeline.registers.output import publish
 
-    with staging_dir(out_dir, prefix=".ingest-") as staging:
+    def write(staging: Path) -> None:
         write_started = time.perf_counter()
         built.panel.write_parquet(staging / "panel.parquet")
         built.treatments.write_parquet(staging / "treatments.parquet")
         summary["stage_seconds"]["write"] = round(time.perf_counter() - write_started, 3)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         (staging / "ingest.json").write_text(dumps(summary), encoding="utf-8")
-        for name in OUTPUTS:
-            os.replace(staging / name, out_dir / name)
+
+    publish(out_dir, OUTPUTS, write)
     return IngestResult(out_dir, out_dir / "panel.parquet", out_dir / "treatments.parquet", summary, built,
                         checked.validations)
