@@ -270,6 +270,18 @@ def _check_names(names: list[str], file: str) -> dict[str, str]:
     return upper
 
 
+def parquet_names(path: Path) -> dict[str, str]:
+    """Upper-cased column name → the Parquet file's name (rule ``column-names``; a file whose footer cannot be read
+    — truncated or corrupt — is refused)."""
+    try:
+        schema = pl.read_parquet_schema(path)
+    except pl.exceptions.DuplicateError:
+        raise DeliveryError(f"{path.name}: rule column-names: two columns have the same name; deliver one") from None
+    except Exception:
+        raise DeliveryError(f"{path.name}: cannot be read as Parquet (truncated or corrupt file?)") from None
+    return _check_names(list(schema), path.name)
+
+
 def decode_text(raw: bytes, file: str) -> str:
     """UTF-8 (BOM allowed) or Latin-1/Windows-1252 text; UTF-16, NUL bytes and undecodable bytes are refused."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
@@ -295,12 +307,8 @@ def read_table(path: Path, columns: list[str] | None = None) -> Table:
         raise DeliveryError(f"{file}: the file is empty (0 bytes)")
     try:
         if suffix == ".parquet":
-            try:
-                schema = pl.read_parquet_schema(path)
-            except Exception:
-                raise DeliveryError(f"{file}: cannot be read as Parquet (truncated or corrupt file?)") from None
-            upper = _check_names(list(schema), file)
-            want = [upper[c] for c in columns if c in upper] if columns is not None else list(schema)
+            upper = parquet_names(path)
+            want = [upper[c] for c in columns if c in upper] if columns is not None else list(upper.values())
             df = pl.read_parquet(path, columns=want)
             return Table(file, df.rename({c: c.strip().upper() for c in df.columns}))
         if suffix == ".csv":
@@ -321,7 +329,8 @@ def _read_csv(path: Path, columns: list[str] | None) -> Table:
         raise DeliveryError(f"{file}: the file is empty (no header line)")
     first = text.split("\n", 1)[0]
     sep = ";" if first.count(";") > first.count(",") else ","
-    check_row_widths(text, sep, file)
+    _check_names(check_row_widths(text, sep, file), file)
+    text = text.rstrip("\r\n") + "\n"  # blank lines at the end are no rows (blank lines inside were refused)
     try:
         df = pl.read_csv(text.encode("utf-8"), separator=sep, infer_schema=False, truncate_ragged_lines=False)
     except Exception as exc:
@@ -333,18 +342,18 @@ def _read_csv(path: Path, columns: list[str] | None) -> Table:
     return Table(file, df, decimal_comma=(sep == ";"))
 
 
-def check_row_widths(text: str, sep: str, file: str) -> None:
+def check_row_widths(text: str, sep: str, file: str) -> list[str]:
     """Every data row of a CSV text has exactly as many fields as the header (rule ``csv-row-width``).
 
     A short row is never padded with empty values (a missing end date would become an open spell) and a long
     row never truncated; blank lines count as short rows except at the end of the file. Row numbers are
-    0-based data rows (the header is not counted), as everywhere in refusals.
+    0-based data rows (the header is not counted), as everywhere in refusals. Returns the header's names.
     """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', strict=True)
     try:
         header = next(reader)
     except StopIteration:
-        return
+        return []
     except csv.Error:
         raise DeliveryError(f"{file}: rule csv-quoting: the header line is not well-formed CSV") from None
     width = len(header)
@@ -376,6 +385,7 @@ def check_row_widths(text: str, sep: str, file: str) -> None:
                         f"(rows {long[:_SAMPLE]})")
     if problems:
         raise DeliveryError(problems[0], problems)
+    return header
 
 
 def _read_sas(path: Path, columns: list[str] | None) -> Table:

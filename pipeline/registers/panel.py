@@ -50,6 +50,7 @@ from pipeline.registers.files import (
     as_int,
     as_pnr,
     as_text,
+    parquet_names,
     read_table,
 )
 from pipeline.registers.pseudonym import pseudonymise
@@ -410,7 +411,7 @@ class _DreamSource:
         self.file = file
         self.parquet = self.path.suffix.lower() == ".parquet"
         if self.parquet:
-            self.actual = {u: n for u, n in _check_names(list(pl.read_parquet_schema(self.path)), file).items()}
+            self.actual = parquet_names(self.path)
         else:
             self.frame = read_table(self.path, [pnr_col, *week_cols]).frame
 
@@ -507,11 +508,7 @@ def _group_matrix(df: pl.DataFrame, lut: np.ndarray) -> np.ndarray:
 def _dream_columns(ctx: _Ctx, file: str) -> tuple[str, list[str], list[tuple[int, int]]]:
     path = ctx.manifest.folder / file
     if path.suffix.lower() == ".parquet":
-        try:
-            schema = list(pl.read_parquet_schema(path))
-        except Exception:
-            raise DeliveryError(f"{file}: cannot be read as Parquet (truncated or corrupt file?)") from None
-        names = list(_check_names(schema, file))
+        names = list(parquet_names(path))
     else:
         names = read_table(path).frame.columns if path.suffix.lower() != ".csv" else _csv_header(path)
     pnr_col = ctx.cmap.delivered("dream", "PNR")
