@@ -159,6 +159,26 @@ def _scramble(raw: bytes) -> bytes:
     return raw[:mid] + bytes((b ^ 0x5A) for b in raw[mid:mid + 64]) + raw[mid + 64:]
 
 
+def _unlist(file: str, register: str, *, from_registers: bool = True) -> Callable[[Path], None]:
+    """``file`` removed from the folder and the manifest (and ``register`` from its registers list)."""
+    def mutate(d: Path) -> None:
+        (d / file).unlink()
+        doc = _manifest(d)
+        doc["files"] = [f for f in doc["files"] if f != file]
+        doc["sha256"].pop(file, None)
+        if from_registers:
+            doc["registers"] = [r for r in doc["registers"] if r != register]
+        _save(d, doc)
+    return mutate
+
+
+def _without(*columns: str) -> Callable[[pl.DataFrame, pl.DataFrame, dict], None]:
+    def check(panel: pl.DataFrame, clean: pl.DataFrame, ctx: dict) -> None:
+        want = clean.drop([c for c in clean.columns if c in columns or (columns == ("*_weeks",) and c.endswith("_weeks"))])
+        assert panel.equals(want), (panel.columns, want.columns)
+    return check
+
+
 def _dashed(p: str | None) -> str | None:
     return None if p is None else f"{p[:6]}-{p[6:]}"
 
@@ -303,6 +323,14 @@ CASES: dict[str, Case] = {
         _both(_manifest_edit(extracted="2023-01-02"),
               _parquet(f"lpr_adm{LAST}.parquet", lambda df: _set(df, 0, D_INDDTO=CROSS["start"], D_UDDTO=CROSS["end"]))),
         rf"lpr_adm{LAST}\.parquet: check between__D_UDDTO .*1 of \d+ rows fail"),
+    # ---- a register neither delivered nor listed yields no column (and is no refusal)
+    "shelter neither delivered nor listed": Case(_unlist("shelter.parquet", "shelter"), _without("shelter_nights")),
+    "DREAM neither delivered nor listed": Case(_unlist("dream.parquet", "dream"), _without("*_weeks")),
+    "LPR neither delivered nor listed": Case(
+        lambda d: [_unlist(f"lpr_adm{y}.parquet", "lpr")(d) for y in range(2019, 2023)],
+        _without("somatic_bed_days", "psychiatric_bed_days", "outpatient_visits", "emergency_visits")),
+    "shelter listed but not delivered": Case(_unlist("shelter.parquet", "shelter", from_registers=False),
+                                             r"missing register shelter .*listed in the manifest"),
     # ---- PNR: exactly 10 ASCII digits; the dashed form normalised
     "PNR dashed DDMMYY-XXXX in every register": Case(
         lambda d: [_parquet(f.name, lambda df: df.with_columns(pl.col("PNR").map_elements(_dashed, return_dtype=pl.Utf8)))(d)
