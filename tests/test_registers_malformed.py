@@ -95,7 +95,8 @@ CASES = {
     "numeric PNR": (lambda d: _edit(d, "ind2019.parquet", lambda df: df.with_columns(pl.col("PNR").cast(pl.Int64))),
                     r"ind2019\.parquet: column PNR: rule pnr-format: PNR has type Int64; it must be text"),
     "PNR not 10 characters": (lambda d: _edit(d, "shelter.parquet", lambda df: _row(df, 2, PNR="12345")),
-                              r"shelter\.parquet: column PNR: rule pnr-format: 1 value\(s\) are not a PNR of exactly 10 ASCII digits.*\(rows \[2\]\)"),
+                              (r"shelter\.parquet: column PNR: rule pnr-format: 1 value\(s\) are not a PNR of exactly 10 ASCII "
+                               r"digits.*\(rows \[2\]\)")),
     "missing PNR": (lambda d: _edit(d, "kraf2020.parquet", lambda df: _row(df, 0, PNR=None)),
                     r"kraf2020\.parquet: check not_null__PNR .*1 of \d+ rows fail"),
     "duplicate person-years in BEF": (

@@ -68,13 +68,13 @@ def read_frame(path: Path, what: str, text_columns: tuple[str, ...] = ()) -> pl.
 
 def _arm(frame: pl.DataFrame, col: str, what: str) -> pl.Expr:
     """The arm column as ``T``/``C`` text (see :data:`ARM_VALUES`); an unreadable value is an error naming the
-    file, the column and how many rows have it."""
+    file, the column, how many rows have it and the first rows (never the value)."""
     text = frame.get_column(col).cast(pl.Utf8).str.strip_chars().str.to_lowercase()
     bad = text.is_not_null() & ~text.is_in(list(ARM_VALUES))
     if bad.any():
-        values = sorted(set(frame.get_column(col).filter(bad).cast(pl.Utf8).to_list()))[:3]
+        rows = bad.arg_true().head(5).to_list()
         raise DeliveryError(f"{what}: column {col!r} (arm) must be T/C or 1/0; {int(bad.sum())} row(s) hold other "
-                            f"values (e.g. {', '.join(values)})")
+                            f"values (rule arm-values; rows {rows})")
     return pl.col(col).cast(pl.Utf8).str.strip_chars().str.to_lowercase().replace_strict(
         ARM_VALUES, default=None, return_dtype=pl.Utf8).alias("arm")
 
