@@ -2,6 +2,7 @@
 output (the previous one until the pointer moves, then the new one), and the next run finishes cleanly."""
 
 import json
+import os
 import shutil
 
 import polars as pl
@@ -51,7 +52,7 @@ def ingest(delivery, out, key):
 
 
 def _versions(out):
-    return sorted(p.name for p in (out / ".ingest").iterdir() if p.name != "current")
+    return sorted(p.name for p in (out / ".ingest").iterdir() if p.name not in ("current", "lock"))
 
 
 @pytest.mark.parametrize("layout", ["pointer", "plain files"])
@@ -121,3 +122,21 @@ def test_fallback_without_symbolic_links_replaces_the_files(deliveries, tmp_path
     result = ingest(old, tmp_path / "out", KEY)
     assert all((tmp_path / "out" / n).is_file() and not (tmp_path / "out" / n).is_symlink() for n in NAMES)
     assert pl.read_parquet(result.panel).height == 3
+
+
+def test_two_runs_into_one_folder_take_turns(deliveries, tmp_path):
+    """Concurrent ingests into the same folder: both succeed, the output is one whole version, none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    old, new, ref_old, ref_new = deliveries
+    out = tmp_path / "out"
+    with ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(ingest, d, out, KEY) for d in (old, new, old, new)]:
+            f.result()
+    seen = _state(out)
+    assert seen[0] in (ref_old[0], ref_new[0])
+    ref_dir = old.parent / "ref" if seen[0] == ref_old[0] else new.parent / "ref"
+    assert pl.read_parquet(out / "panel.parquet").equals(pl.read_parquet(ref_dir / "panel.parquet"))
+    assert pl.read_parquet(out / "treatments.parquet").equals(pl.read_parquet(ref_dir / "treatments.parquet"))
+    assert len(_versions(out)) == 1
+    assert os.readlink(out / ".ingest" / "current") in _versions(out)

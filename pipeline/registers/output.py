@@ -23,7 +23,9 @@ Steps of :func:`publish` (each leaves every name showing one complete output):
 5. ``prune``: versions other than the current one and left-over temporary folders are removed.
 
 A run killed at any point leaves the previous complete output (or, after step 3, the new one); a later run
-finishes the adoption and prunes what was left. Readers open ``OUT/panel.parquet`` as before. Where the file
+finishes the adoption and prunes what was left. Two runs into the same folder take turns: the steps run under
+an exclusive lock on ``.ingest/lock`` (``fcntl.flock``, released by the OS when a process dies), so one run's
+pruning never removes the other's version. Readers open ``OUT/panel.parquet`` as before. Where the file
 system cannot make symbolic links, the files are replaced one by one (:data:`FALLBACK`), as before this layout.
 """
 
@@ -33,7 +35,8 @@ import datetime as dt
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 VERSIONS = ".ingest"
@@ -88,6 +91,22 @@ def _symlinks_work(folder: Path) -> bool:
     return True
 
 
+@contextmanager
+def _locked(versions: Path) -> Iterator[None]:
+    """An exclusive lock on ``versions/lock`` while the block runs (no-op where ``fcntl`` is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(versions / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def publish(out_dir: Path, names: tuple[str, ...], write: Callable[[Path], None]) -> str:
     """Write a new output with ``write(folder)`` (it must create every file of ``names`` in ``folder``) and switch
     ``out_dir`` to it as a whole (see the module docstring). Returns "pointer" or "files" (the fallback)."""
@@ -97,6 +116,11 @@ def publish(out_dir: Path, names: tuple[str, ...], write: Callable[[Path], None]
         return _publish_files(out_dir, names, write)
     versions = out_dir / VERSIONS
     versions.mkdir(exist_ok=True)
+    with _locked(versions):
+        return _publish(out_dir, versions, names, write)
+
+
+def _publish(out_dir: Path, versions: Path, names: tuple[str, ...], write: Callable[[Path], None]) -> str:
     staging = versions / f".tmp-{secrets.token_hex(6)}"
     staging.mkdir()
     try:
@@ -168,7 +192,7 @@ def prune(out_dir: Path) -> None:
     current = versions / CURRENT
     keep = os.readlink(current) if current.is_symlink() else None
     for p in versions.iterdir() if versions.is_dir() else ():
-        if p.name == CURRENT or p.name == keep:
+        if p.name in (CURRENT, "lock") or p.name == keep:
             continue
         if p.is_symlink() or p.is_file():
             p.unlink(missing_ok=True)
