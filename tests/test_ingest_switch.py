@@ -140,3 +140,41 @@ def test_two_runs_into_one_folder_take_turns(deliveries, tmp_path):
     assert pl.read_parquet(out / "treatments.parquet").equals(pl.read_parquet(ref_dir / "treatments.parquet"))
     assert len(_versions(out)) == 1
     assert os.readlink(out / ".ingest" / "current") in _versions(out)
+
+
+_KILLER = """
+import os, signal, sys
+from pathlib import Path
+from pipeline.registers import ingest, output
+step, delivery, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+real_link, calls = output._link, []
+def link(target, at):
+    calls.append(at.name)
+    if step == f"link{len(calls)}":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_link(target, at)
+output._link = link
+output._step = lambda name: os.kill(os.getpid(), signal.SIGKILL) if name == step else None
+ingest(delivery, out, bytes.fromhex(sys.argv[4]), max_gx_rows=0)
+"""
+
+
+@pytest.mark.parametrize("step", ["link2", "adopt", "switch"])
+def test_kill_9_between_the_renames(deliveries, tmp_path, step):
+    """A real SIGKILL (no clean-up runs) inside the adoption, before and after the switch."""
+    import subprocess
+    import sys
+
+    old, new, ref_old, ref_new = deliveries
+    out = tmp_path / "out"
+    ingest(old, out, KEY)
+    _make_plain(out)
+    before = _state(out)
+    proc = subprocess.run([sys.executable, "-c", _KILLER, step, str(new), str(out), KEY.hex()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    # before the pointer moves: every name shows the old output; after: every name the new one (same bytes)
+    assert _state(out) == (before if step != "switch" else ref_new)
+    assert before == ref_old
+    ingest(new, out, KEY)
+    assert _state(out)[0] == ref_new[0] and len(_versions(out)) == 1
