@@ -411,6 +411,21 @@ def _row_widths_unquoted(text: str, sep: str, file: str) -> list[str]:
     return header
 
 
+_OBSV8 = b"HEADER RECORD*******OBSV8   HEADER RECORD!!!!!!!"
+
+
+def _xport_declared_rows(path: Path, limit: int = 1 << 22) -> int | None:
+    """The observation count an XPORT version 8/9 file states in its OBSV8 header record (None for version 5,
+    which states none, or when the header is not within the first ``limit`` bytes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(limit)
+    i = head.find(_OBSV8)
+    if i < 0:
+        return None
+    count = head[i + len(_OBSV8):i + 80].strip()
+    return int(count) if count.isdigit() else None
+
+
 def _read_sas(path: Path, columns: list[str] | None) -> Table:
     import pyreadstat
 
@@ -423,6 +438,10 @@ def _read_sas(path: Path, columns: list[str] | None) -> Table:
     upper = _check_names(list(meta.column_names), path.name)
     use = [upper[c] for c in columns if c in upper] if columns is not None else None
     df, _ = reader(str(path), usecols=use, output_format="polars")
+    declared = _xport_declared_rows(path) if path.suffix.lower() == ".xpt" else None
+    if declared is not None and declared != df.height:
+        raise DeliveryError(f"{path.name}: rule sas-transport-records: the file declares {declared} observations but "
+                            f"holds {df.height} (truncated or corrupt SAS transport file)")
     return Table(path.name, df.rename({c: c.strip().upper() for c in df.columns}))
 
 

@@ -153,6 +153,11 @@ def _replace_file(file: str, make: Callable[[Path, Path], None]) -> Callable[[Pa
     return mutate
 
 
+def _cut_at_record(raw: bytes, share: float) -> bytes:
+    """The first ``share`` of the bytes, cut back to a whole number of 80-byte XPORT records."""
+    return raw[:(int(len(raw) * share) // 80) * 80]
+
+
 def _scramble(raw: bytes) -> bytes:
     """The bytes with a stretch in the middle (data pages, not the footer) overwritten."""
     mid = len(raw) // 3
@@ -427,6 +432,9 @@ CASES: dict[str, Case] = {
                                             r"shelter\.xpt: (rule sas-transport-records|cannot be read)", fmt="sas"),
     "SAS transport truncated mid-record": Case(_truncate("bef202012.xpt", 0.93),
                                                r"bef202012\.xpt: (rule sas-transport-records|cannot be read)", fmt="sas"),
+    "SAS transport cut at a record boundary": Case(
+        lambda d: ((d / "shelter.xpt").write_bytes(_cut_at_record((d / "shelter.xpt").read_bytes(), 0.6)), _no_sha(d)),
+        r"shelter\.xpt: rule sas-transport-records: the file declares \d+ observations but holds \d+", fmt="sas"),
     "SAS transport with garbage bytes": Case(_replace_file("krin.xpt", lambda d, p: p.write_bytes(os.urandom(800))),
                                              r"krin\.xpt: cannot be read", fmt="sas"),
     "empty CSV": Case(_replace_file("krin.csv", lambda d, p: p.write_bytes(b"")), r"krin\.csv: the file is empty",
