@@ -1,16 +1,25 @@
 """Reading a register delivery folder: manifest, content hash, and typed tables from Parquet, CSV or SAS.
 
-* Column names are upper-cased on read (DST deliveries vary in case) and mapped to the contract's names by
-  the column-mapping config (:mod:`pipeline.registers.config`).
-* CSV: separator ``;`` or ``,`` (from the header line), decimal comma with ``;``, UTF-8 (with or without BOM)
-  or Latin-1/Windows-1252; UTF-16 and binary files are refused as a wrong encoding.
-* SAS: ``.sas7bdat`` and ``.xpt`` through pyreadstat (dates with SAS date formats arrive as dates).
-* Dates: date values, ISO text (``2019-12-31``, a time part is dropped), SAS ``DDMMMYYYY`` text
-  (``31DEC2019``), ``DD-MM-YYYY`` text, or numbers = SAS date values (days since 1960-01-01). Open ends
-  (empty, 9999-12-31, ``31DEC9999``) become missing in end columns.
+The field rules (contract: shared/reference/register-outcomes.md; ``docs/registers.md`` section 3):
 
-Every error is a :class:`DeliveryError` naming the file and column, with counts and 0-based data-row
-numbers — never a cell value (which could be a person number).
+* Manifest: a safe vintage label (:func:`check_vintage`), plain file names (:func:`check_name`), each a
+  regular file inside the delivery folder (a symbolic link only to a file in the same folder); the
+  extraction day (:func:`extraction_date`) bounds every date of the delivery.
+* Column names are matched case-insensitively (upper-cased on read) and mapped to the contract's names by the
+  column-mapping config (:mod:`pipeline.registers.config`); two names that collide that way are refused.
+* CSV: separator ``;`` or ``,`` (from the header line), decimal comma with ``;``, UTF-8 (with or without BOM)
+  or Latin-1/Windows-1252; UTF-16 and binary files are refused as a wrong encoding; every row has exactly the
+  header's number of fields (:func:`check_row_widths`).
+* SAS: ``.sas7bdat`` and ``.xpt`` through pyreadstat (dates with SAS date formats arrive as dates); a transport
+  file must consist of whole 80-byte records and hold the observations its OBSV8 header states.
+* PNR: exactly 10 ASCII digits, ``DDMMYY-XXXX`` normalised (:func:`as_pnr`); numbers finite and, as text,
+  parsed exactly — Danish ``1.234,5`` included (:func:`as_float`).
+* Dates: date values, ISO text (``2019-12-31``, a time part is dropped), SAS ``DDMMMYYYY`` text
+  (``31DEC2019``) or ``DD-MM-YYYY`` text; numbers only in the encoding the register configuration declares
+  (:func:`as_date`). Open ends (empty, 9999-12-31, ``31DEC9999``) become missing in end columns.
+
+Every error is a :class:`DeliveryError` naming the file, the column and the rule, with counts and 0-based
+data-row numbers — never a cell value (which could be a person number).
 """
 
 from __future__ import annotations
