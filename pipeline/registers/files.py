@@ -2,7 +2,7 @@
 
 The field rules (contract: shared/reference/register-outcomes.md; ``docs/registers.md`` section 3):
 
-* Manifest: a safe vintage label (:func:`check_vintage`), plain file names (:func:`check_name`), each a
+* Manifest: a safe vintage label (:func:`check_vintage`), plain file names (no separator, ``..``, control character, not hidden), each a
   regular file inside the delivery folder (a symbolic link only to a file in the same folder); the
   extraction day (:func:`extraction_date`) bounds every date of the delivery.
 * Column names are matched case-insensitively (upper-cased on read) and mapped to the contract's names by the
@@ -107,15 +107,6 @@ def check_vintage(vintage: str) -> str:
         raise DeliveryError(f"vintage {ascii(vintage)[:80]}: use 1–64 letters, digits, '.', '_' or '-', starting with a letter "
                             "or digit")
     return vintage
-
-
-def check_name(name: str, what: str) -> str:
-    """``name`` if it is safe as one path part (no separator, ``..``, control character, leading dot), else
-    :class:`DeliveryError` naming ``what`` (the name itself is shown only through ``ascii``: no escape codes)."""
-    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or ".." in name:
-        raise DeliveryError(f"{what}: {ascii(name)[:80]} is not a plain file name (letters, digits, '_', '-', '.', "
-                            "space; no path separators, no '..', no control characters, not hidden)")
-    return name
 
 
 def extraction_date(vintage: str, period_end: dt.date, today: dt.date | None = None) -> dt.date:
