@@ -2,9 +2,9 @@
 
 The field rules (contract: shared/reference/register-outcomes.md; ``docs/registers.md`` section 3):
 
-* Manifest: a safe vintage label (:func:`check_vintage`), plain file names (no separator, ``..``, control character, not hidden), each a
-  regular file inside the delivery folder (a symbolic link only to a file in the same folder); the
-  extraction day (:func:`extraction_date`) bounds every date of the delivery.
+* Manifest: a safe vintage label (:func:`check_vintage`), plain file names (no separator, ``..``, control
+  character, not hidden), each a regular file inside the delivery folder (a symbolic link only to a file in
+  the same folder); the extraction day (:func:`extraction_date`) bounds every date of the delivery.
 * Column names are matched case-insensitively (upper-cased on read) and mapped to the contract's names by the
   column-mapping config (:mod:`pipeline.registers.config`); two names that collide that way are refused.
 * CSV: separator ``;`` or ``,`` (from the header line), decimal comma with ``;``, UTF-8 (with or without BOM)
