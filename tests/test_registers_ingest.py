@@ -102,15 +102,18 @@ def test_ingest_writes_outputs_atomically_and_records_counts_only(small, tmp_pat
     folder = write_delivery(small, tmp_path / "d")
     out = tmp_path / "out"
     result = ingest(folder, out, KEY)
-    assert sorted(p.name for p in out.iterdir()) == ["ingest.json", "panel.parquet", "treatments.parquet"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ingest.json", "panel.parquet",
+                                                                                   "treatments.parquet"]
     _assert_exact(pl.read_parquet(result.panel), small)
     text = (out / "ingest.json").read_text()
     summary = json.loads(text)
     assert summary["rows"]["person_years"] == small.expected.height and summary["vintage"] == "2023-06"
     assert not any(p in text for p in small.frames["bef202212"]["PNR"].to_list())
-    # A second ingestion replaces the outputs whole.
+    # A second ingestion replaces the outputs whole: one version folder remains, the earlier one is pruned.
     ingest(folder, out, KEY, max_gx_rows=0)
-    assert sorted(p.name for p in out.iterdir()) == ["ingest.json", "panel.parquet", "treatments.parquet"]
+    assert len([p for p in (out / ".ingest").iterdir() if p.name.startswith("v-")]) == 1
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ingest.json", "panel.parquet",
+                                                                                   "treatments.parquet"]
 
 
 def test_cli_generate_then_ingest_round_trip(tmp_path, monkeypatch):

@@ -91,11 +91,12 @@ CASES = {
     "wrong type (text in a number column)": (
         lambda d: _edit(d, "bef202012.parquet",
                         lambda df: df.with_columns(pl.col("KOEN").cast(pl.Utf8)).pipe(_row, 3, KOEN="mand")),
-        r"bef202012\.parquet: column KOEN: 1 value\(s\) are not numbers \(rows \[3\]\)"),
+        r"bef202012\.parquet: column KOEN: rule number-format: 1 value\(s\) are not numbers \(rows \[3\]\)"),
     "numeric PNR": (lambda d: _edit(d, "ind2019.parquet", lambda df: df.with_columns(pl.col("PNR").cast(pl.Int64))),
-                    r"ind2019\.parquet: column PNR: PNR has type Int64; it must be text"),
+                    r"ind2019\.parquet: column PNR: rule pnr-format: PNR has type Int64; it must be text"),
     "PNR not 10 characters": (lambda d: _edit(d, "shelter.parquet", lambda df: _row(df, 2, PNR="12345")),
-                              r"shelter\.parquet: check length__PNR .*1 of \d+ rows fail.*first rows: row 2"),
+                              (r"shelter\.parquet: column PNR: rule pnr-format: 1 value\(s\) are not a PNR of exactly 10 ASCII "
+                               r"digits.*\(rows \[2\]\)")),
     "missing PNR": (lambda d: _edit(d, "kraf2020.parquet", lambda df: _row(df, 0, PNR=None)),
                     r"kraf2020\.parquet: check not_null__PNR .*1 of \d+ rows fail"),
     "duplicate person-years in BEF": (
@@ -111,8 +112,8 @@ CASES = {
                                                                          pl.lit(dt.date(2018, 6, 1)).alias("SLUT_DATO"))
                         .head(4).vstack(df.slice(4))),
         r"shelter\.parquet: check ge__SLUT_DATO__START_DATO .*4 of \d+ rows fail.*first rows: row 0, row 1, row 2, row 3"),
-    "date in the future": (
-        lambda d: _edit(d, "lpr_adm2022.parquet", lambda df: _row(df, 0, D_INDDTO=dt.date(2023, 2, 1), D_UDDTO=None)),
+    "date in the future (after the vintage 2023-06)": (
+        lambda d: _edit(d, "lpr_adm2022.parquet", lambda df: _row(df, 0, D_INDDTO=dt.date(2023, 7, 1), D_UDDTO=None)),
         r"lpr_adm2022\.parquet: check between__D_INDDTO .*1 of \d+ rows fail"),
     "end date after the period": (
         lambda d: _edit(d, "krin.parquet", lambda df: _row(df, 0, IND_LOESDTO=dt.date(2030, 1, 1))),
@@ -123,7 +124,7 @@ CASES = {
     "unparseable date text": (
         lambda d: _edit(d, "bua.parquet",
                         lambda df: df.with_columns(pl.col("SAG_VFRA").cast(pl.Utf8)).pipe(_row, 2, SAG_VFRA="2019-13-45")),
-        r"bua\.parquet: column SAG_VFRA: 1 value\(s\) are not dates \(rows \[2\]\)"),
+        r"bua\.parquet: column SAG_VFRA: rule date-encoding: 1 value\(s\) are not dates .*\(rows \[2\]\)"),
     "DREAM code outside every group": (
         lambda d: _edit(d, "dream.parquet", lambda df: _row(df, 4, y_2003="555", y_2004="555")),
         r"dream\.parquet: check between__CODES_OUTSIDE_GROUPS .*1 of \d+ rows fail.*row 4.*y_2003, y_2004"),
@@ -161,8 +162,13 @@ CASES = {
                                       "files": [f.replace("shelter.parquet", "shelter.xlsx") for f in _manifest(d)["files"]]})),
         r"missing register shelter"),
     "column names collide": (lambda d: _edit(d, "krin.parquet", lambda df: df.with_columns(pl.col("PNR").alias("pnr"))),
-                             r"krin\.parquet: column names collide when upper-cased"),
+                             r"krin\.parquet: column PNR: rule column-names: two columns have this name when case is ignored"),
 }
+
+
+def _snapshot(out):
+    """Every path under ``out`` (hidden version folders included) with the bytes of its files."""
+    return {str(p.relative_to(out)): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))}
 
 
 def _assert_refused(base, tmp_path, mutate, pattern, *, max_gx_rows, folder="good"):
@@ -170,14 +176,14 @@ def _assert_refused(base, tmp_path, mutate, pattern, *, max_gx_rows, folder="goo
     shutil.copytree(base[folder], d)
     out = tmp_path / "out"
     shutil.copytree(base["out"], out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _snapshot(out)
     mutate(d)
     with pytest.raises(DeliveryError) as exc:
         ingest(d, out, KEY, max_gx_rows=max_gx_rows)
     text = "\n".join(exc.value.lines) + str(exc.value)
     assert re.search(pattern, text), text
     assert not any(p in text for p in base["pnrs"]), "a PNR leaked into the message"
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # earlier outputs intact, no temp folder left
+    assert _snapshot(out) == before  # earlier outputs intact, no temp folder left
     return text
 
 
@@ -188,7 +194,8 @@ def test_malformed_delivery_is_refused(base, tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["duplicate person-years in BEF", "end before start", "DREAM code outside every group",
-                                  "negative amount", "PNR not 10 characters", "date in the future"])
+                                  "negative amount", "PNR not 10 characters",
+                                  "date in the future (after the vintage 2023-06)"])
 def test_malformed_delivery_is_refused_by_great_expectations_too(base, tmp_path, case):
     mutate, pattern = CASES[case]
     _assert_refused(base, tmp_path, mutate, pattern, max_gx_rows=10**9)
@@ -210,17 +217,18 @@ CSV_CASES = {
         lambda d: ((d / "krin.csv").write_text((d / "krin.csv").read_text(encoding="latin-1") + "1;2;3;4;5;6\n",
                                                encoding="latin-1"),
                    _rehash(d)),
-        r"krin\.csv: not a well-formed CSV file"),
-    "thousands separator in a Danish number": (
-        lambda d: ((d / "ind2019.csv").write_text(_first_amount(d / "ind2019.csv"), encoding="latin-1"), _rehash(d)),
-        r"ind2019\.csv: column LOENMV_13: 1 value\(s\) are not numbers \(rows \[0\]\)"),
+        r"krin\.csv: rule csv-row-width: 1 row\(s\) have more fields than the header's 3"),
+    "point decimal mark in a Danish number": (
+        lambda d: ((d / "ind2019.csv").write_text(_first_amount(d / "ind2019.csv", "1234.50"), encoding="latin-1"),
+                   _rehash(d)),
+        r"ind2019\.csv: column LOENMV_13: rule number-format: 1 value\(s\) are not numbers \(Danish format.*\(rows \[0\]\)"),
 }
 
 
-def _first_amount(path):
+def _first_amount(path, amount):
     lines = path.read_text(encoding="latin-1").split("\n")
     cells = lines[1].split(";")
-    cells[-1] = "1.234,50"
+    cells[-1] = amount
     lines[1] = ";".join(cells)
     return "\n".join(lines)
 

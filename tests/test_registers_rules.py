@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from pipeline.registers import build_panel, pseudonymise, read_manifest
+from pipeline.registers.config import parse_column_map
 from som_models.simulate.calendar import iso_weeks_in_year, week_column
 
 KEY = b"r" * 32
@@ -82,7 +83,9 @@ def built(tmp_path_factory):
     (d / "manifest.json").write_text(json.dumps({"vintage": "2021-06", "period_start": "2019-01-01", "period_end": "2020-12-31",
                                                  "files": files, "registers": ["bef", "lpr", "kraf", "krin", "bua", "ind",
                                                                                "dream", "shelter", "indsats"]}))
-    b = build_panel(read_manifest(d), KEY)
+    # KRAF's dates are plain numbers: their encoding is declared in the register configuration (an undeclared
+    # number date is refused, see tests/hostile).
+    b = build_panel(read_manifest(d), KEY, parse_column_map({"kraf": {"dates": "sas_days"}}))
     ids = dict(zip([A, B, C], pseudonymise(pl.Series([A, B, C]), KEY).to_list(), strict=False))
     rows = {(r["person_id"], r["year"]): r for r in b.panel.to_dicts()}
     return b, {(p, y): rows.get((ids[p], y)) for p in (A, B, C) for y in (2019, 2020)}, ids

@@ -10,7 +10,8 @@ from pipeline.quality.gx_runner import list_suites, load_suite, validate_frame
 from pipeline.registers.config import REGISTERS, SUITES
 from pipeline.registers.validate import _for_gx, bind, describe, evaluate_polars, register_suite
 
-PARAMS = {"period_start": dt.date(2019, 1, 1), "period_end": dt.date(2020, 12, 31), "period_end_next": dt.date(2021, 1, 1)}
+PARAMS = {"period_start": dt.date(2019, 1, 1), "period_end": dt.date(2020, 12, 31), "period_end_next": dt.date(2021, 1, 1),
+          "extraction": dt.date(2021, 6, 30)}
 D = dt.date
 
 

@@ -56,6 +56,32 @@ def handover_suite(suite: SuiteSpec, columns: Collection[str]) -> tuple[SuiteSpe
     return replace(suite, expectations=tuple(kept)), not_applicable
 
 
+def absent_register_suite(suite: SuiteSpec, columns: Collection[str], absent: dict[str, str]
+                          ) -> tuple[SuiteSpec, dict[str, str]]:
+    """The suite for a panel built from registers when some registers were neither delivered nor listed in the
+    manifest: ``absent`` maps each outcome column such a register would have produced to the register's name.
+    Those columns are not required, and expectations on them are *not applicable* (reported as passed with the
+    reason); everything else — including a column of a register that *was* delivered — applies unchanged."""
+    present = set(columns)
+    missing = {c: r for c, r in absent.items() if c not in present}
+    if not missing:
+        return suite, {}
+    kept, not_applicable = [], {}
+    for e in suite.expectations:
+        if e.type == "expect_table_columns_to_match_set":
+            required = [c for c in e.kwargs.get("column_set", []) if c not in missing]
+            kept.append(replace(e, kwargs={**e.kwargs, "column_set": required}))
+            continue
+        gone = [c for c in _columns(e.kwargs) if c in missing]
+        if gone:
+            regs = sorted({missing[c] for c in gone})
+            not_applicable[e.check_name] = (f"not applicable: register {', '.join(regs)} neither delivered nor listed in "
+                                            f"the manifest, so the panel has no column {', '.join(map(repr, gone))}")
+            continue
+        kept.append(e)
+    return replace(suite, expectations=tuple(kept)), not_applicable
+
+
 def not_applicable_report(suite: SuiteSpec, reasons: dict[str, str]) -> ValidationReport:
     """The expectations of ``suite`` named in ``reasons`` as passed outcomes, each saying why it does not apply
     (``engine`` ``not applicable``; the reason is the observed value shown with the check)."""

@@ -10,8 +10,16 @@ columns and file patterns per register::
       columns: {PNR: pnr_krypt, KOM: bopael_kom}
     lpr:
       columns: {C_PSYK: psyk}
+      dates: sas_days              # how dates delivered as numbers are encoded (all date columns) …
+    kraf:
+      dates: {AFG_ADTO: yyyymmdd}  # … or per column
 
-Names are matched case-insensitively; unknown registers or columns in the config are errors. Code lists
+Names are matched case-insensitively; unknown registers or columns in the config are errors. A date column
+delivered as numbers is refused unless ``dates`` declares their encoding (``sas_days`` = days since
+1960-01-01, ``unix_days`` = days since 1970-01-01, ``yyyymmdd``); ``iso``, ``sas_text`` (``31DEC2019``) and
+``dmy`` (``31-12-2019``) restrict text dates to that one form; ``auto`` (the default) accepts date values
+and the three text forms (:func:`pipeline.registers.files.as_date`). Amounts must be finite numbers
+(:func:`pipeline.registers.files.as_float`); their plausible range is a rule of the register's suite. Code lists
 (DREAM benefit groups, KRAF sanction groups, BUA PGF groups, LPR patient types) are CSV files in
 ``assets/registers/`` (packaged reference data, :mod:`som_reference`) — data, not code; every row has a
 ``status`` (verified / unverified / illustrative …). The config is read with the strict YAML loader (a
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.registers.files import DATE_ENCODINGS
 from som_reference import asset, expectations_dir
 from som_reference.strict_yaml import loads_yaml
 from som_reference.values import ReferenceDataError, check_status
@@ -103,6 +112,11 @@ class ColumnMap:
     patterns: Mapping[str, str] = field(default_factory=dict)
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: str = "defaults"
+    #: per register: canonical date column → encoding (:data:`~pipeline.registers.files.DATE_ENCODINGS`)
+    dates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def date_encoding(self, register: str, canonical: str) -> str:
+        return self.dates.get(register, {}).get(canonical, "auto")
 
     def pattern(self, register: str) -> str:
         return self.patterns.get(register, REGISTERS[register].pattern)
@@ -143,17 +157,22 @@ def parse_column_map(doc: Any, source: str = "config") -> ColumnMap:
         raise ConfigError(f"{source}: expected a mapping of register → {{file, columns}}")
     patterns: dict[str, str] = {}
     columns: dict[str, dict[str, str]] = {}
+    dates: dict[str, dict[str, str]] = {}
     for reg, spec in doc.items():
         if reg not in REGISTERS:
             raise ConfigError(f"{source}: unknown register {reg!r} (known: {', '.join(REGISTERS)})")
-        if not isinstance(spec, Mapping) or set(spec) - {"file", "columns"}:
-            raise ConfigError(f"{source}: {reg}: expected keys 'file' and/or 'columns'")
+        if not isinstance(spec, Mapping) or set(spec) - {"file", "columns", "dates"}:
+            raise ConfigError(f"{source}: {reg}: expected keys 'file', 'columns' and/or 'dates'")
         if "file" in spec:
             pat = spec["file"]
-            if not isinstance(pat, str) or not pat.strip() or (REGISTERS[reg].yearly and "{year}" not in pat):
+            if not isinstance(pat, str) or not pat.strip() or (REGISTERS[reg].yearly and "{year}" not in pat) or (
+                    not _STEM.fullmatch(pat.strip()) or ".." in pat):
                 containing = " containing {year}" if REGISTERS[reg].yearly else ""
-                raise ConfigError(f"{source}: {reg}.file must be a file-name stem{containing}, got {pat!r}")
+                raise ConfigError(f"{source}: {reg}.file must be a file-name stem{containing} (letters, digits, '_', "
+                                  f"'-', '.'; no path separators or '..'), got {ascii(pat)[:80]}")
             patterns[reg] = pat.strip()
+        if "dates" in spec:
+            dates[reg] = _date_encodings(spec["dates"], reg, source)
         cols = spec.get("columns") or {}
         if not isinstance(cols, Mapping):
             raise ConfigError(f"{source}: {reg}.columns must map canonical names to delivered names")
@@ -168,7 +187,27 @@ def parse_column_map(doc: Any, source: str = "config") -> ColumnMap:
         if len(set(out.values())) != len(out):
             raise ConfigError(f"{source}: {reg}.columns maps two canonical columns to the same delivered name")
         columns[reg] = out
-    return ColumnMap(patterns, columns, source)
+    return ColumnMap(patterns, columns, source, dates)
+
+
+_STEM = re.compile(r"[A-Za-z0-9_{}][A-Za-z0-9_.{}-]{0,99}")
+
+
+def _date_encodings(value: Any, reg: str, source: str) -> dict[str, str]:
+    """``dates:`` of one register: an encoding for all its date columns, or a mapping column → encoding."""
+    date_cols = [c.name for c in REGISTERS[reg].columns if c.kind in ("date", "end")]
+    if isinstance(value, str):
+        value = {c: value for c in date_cols}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: {reg}.dates must be an encoding or map date columns to encodings")
+    out = {}
+    for col, enc in value.items():
+        if str(col).upper() not in date_cols:
+            raise ConfigError(f"{source}: {reg}.dates: {col!r} is not a date column (date columns: {', '.join(date_cols)})")
+        if enc not in DATE_ENCODINGS:
+            raise ConfigError(f"{source}: {reg}.dates.{col}: unknown encoding {enc!r} (known: {', '.join(DATE_ENCODINGS)})")
+        out[str(col).upper()] = enc
+    return out
 
 
 # --------------------------------------------------------------------------- code lists

@@ -32,21 +32,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.registers.files import DeliveryError, Manifest
+from pipeline.registers.files import VINTAGE_PATTERN, DeliveryError, Manifest, check_vintage  # noqa: F401 (re-exported)
 
-#: a vintage is a label used in partition keys and file names: letters, digits and ``._-`` (no path parts)
-VINTAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CANONICAL = ("person_id", "year", "start_year")
 #: how the values of a handed-over arm column are read (text is compared case-insensitively)
 ARM_VALUES = {"t": "T", "c": "C", "1": "T", "0": "C", "1.0": "T", "0.0": "C", "true": "T", "false": "C"}
-
-
-def check_vintage(vintage: str) -> str:
-    """``vintage`` if it is a safe label (see :data:`VINTAGE_PATTERN`), else :class:`DeliveryError`."""
-    if not isinstance(vintage, str) or not VINTAGE_PATTERN.fullmatch(vintage) or ".." in vintage:
-        raise DeliveryError(f"vintage {vintage!r}: use 1–64 letters, digits, '.', '_' or '-', starting with a letter "
-                            "or digit")
-    return vintage
 
 
 def read_frame(path: Path, what: str, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
@@ -78,13 +68,13 @@ def read_frame(path: Path, what: str, text_columns: tuple[str, ...] = ()) -> pl.
 
 def _arm(frame: pl.DataFrame, col: str, what: str) -> pl.Expr:
     """The arm column as ``T``/``C`` text (see :data:`ARM_VALUES`); an unreadable value is an error naming the
-    file, the column and how many rows have it."""
+    file, the column, how many rows have it and the first rows (never the value)."""
     text = frame.get_column(col).cast(pl.Utf8).str.strip_chars().str.to_lowercase()
     bad = text.is_not_null() & ~text.is_in(list(ARM_VALUES))
     if bad.any():
-        values = sorted(set(frame.get_column(col).filter(bad).cast(pl.Utf8).to_list()))[:3]
+        rows = bad.arg_true().head(5).to_list()
         raise DeliveryError(f"{what}: column {col!r} (arm) must be T/C or 1/0; {int(bad.sum())} row(s) hold other "
-                            f"values (e.g. {', '.join(values)})")
+                            f"values (rule arm-values; rows {rows})")
     return pl.col(col).cast(pl.Utf8).str.strip_chars().str.to_lowercase().replace_strict(
         ARM_VALUES, default=None, return_dtype=pl.Utf8).alias("arm")
 

@@ -3,9 +3,10 @@
 One path, :func:`build_checked`, used by ``ingest`` and by the Dagster ``registers`` asset. Order: manifest →
 checksums (when the manifest carries ``sha256``) → every register read, typed and validated with its suite →
 outcomes → the panel and treatments validated with ``expectations/panel.json``
-and ``expectations/treatments.json`` → files written into a temporary folder inside ``out_dir`` and moved
-into place with ``os.replace``. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`) before
-anything is moved, so an earlier good panel in ``out_dir`` is left intact.
+and ``expectations/treatments.json`` → the three files written into a new version folder inside ``out_dir`` and
+switched in as a whole by one pointer (:mod:`pipeline.registers.output`), so a run killed at any moment leaves
+the previous complete output. A refused delivery raises :class:`RefusedDelivery` (a :class:`DeliveryError`)
+before anything is written, so an earlier good panel in ``out_dir`` is left intact.
 
 ``ingest.json`` records the vintage, period, content hash of the delivery, files used and ignored, row
 counts, the outcome columns and the column-mapping source — counts only, never a person number.
@@ -14,14 +15,13 @@ counts, the outcome columns and the column-mapping source — counts only, never
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.quality.engine import collect_reports, gx_max_rows, validate
 from pipeline.quality.gx_runner import SUITE_DIR, ValidationReport, load_suite
-from pipeline.registers.config import ColumnMap
+from pipeline.registers.config import REGISTERS, ColumnMap
 from pipeline.registers.files import DeliveryError, Manifest, delivery_hash, read_manifest
 from pipeline.registers.panel import PanelBuild, build_panel
 from pipeline.registers.validate import describe
@@ -64,22 +64,43 @@ def check_outputs(built: PanelBuild, *, max_gx_rows: int | None = None, kind: st
     """Validate the panel and treatments with the project's suites (blocking failures refuse the delivery).
 
     For a handed-over panel (``kind`` ``panel``) the suites are restricted to what such a panel can be held
-    to (:func:`pipeline.quality.handover.handover_suite`); the others are recorded as not applicable.
+    to (:func:`pipeline.quality.handover.handover_suite`); the others are recorded as not applicable. For a
+    register delivery, the outcome columns of a register that was neither delivered nor listed in the manifest
+    are not demanded (:func:`pipeline.quality.handover.absent_register_suite`): the panel has no such column.
     """
     from pipeline.quality.engine import record
-    from pipeline.quality.handover import handover_suite, not_applicable_report
+    from pipeline.quality.handover import absent_register_suite, handover_suite, not_applicable_report
 
     lines = []
     for frame, suite, source in ((built.panel, "panel", "panel (built from the delivery)"),
                                  (built.treatments, "treatments", "treatments (built from the delivery)")):
-        spec = load_suite(SUITE_DIR / f"{suite}.json")
+        full = load_suite(SUITE_DIR / f"{suite}.json")
         if kind == "panel":
-            spec, reasons = handover_suite(spec, frame.columns)
-            record(not_applicable_report(load_suite(SUITE_DIR / f"{suite}.json"), reasons))
+            spec, reasons = handover_suite(full, frame.columns)
+        else:
+            spec, reasons = absent_register_suite(full, frame.columns, _absent_outcomes(built))
+        if reasons:
+            record(not_applicable_report(full, reasons))
         report = validate(frame, spec, max_gx_rows=max_gx_rows)
         lines += describe(report, [(source, frame.height)])
     if lines:
         raise DeliveryError(lines[0], lines)
+
+
+def _absent_outcomes(built: PanelBuild) -> dict[str, str]:
+    """Outcome column → register, for the registers the build did not read (neither delivered nor listed: a
+    listed register that is missing refuses the delivery earlier). DREAM yields every ``*_weeks`` column."""
+    out: dict[str, str] = {}
+    for name, reg in REGISTERS.items():
+        if name in built.registers:
+            continue
+        for col in reg.outcomes:
+            out[col] = name
+    if "dream" not in built.registers:
+        from pipeline.registers.config import dream_groups
+
+        out.update({f"{g}_weeks": "dream" for g in dream_groups().groups})
+    return out
 
 
 def build_checked(manifest: Manifest | Path, key: bytes, columns: ColumnMap | None = None, *,
@@ -133,17 +154,17 @@ def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | No
         "stage_seconds": dict(checked.seconds),
         "software": f"som-evaluation {code_version()}",
     }
-    from pipeline.atomic import staging_dir
     from pipeline.jsonio import dumps
+    from pipeline.registers.output import publish
 
-    with staging_dir(out_dir, prefix=".ingest-") as staging:
+    def write(staging: Path) -> None:
         write_started = time.perf_counter()
         built.panel.write_parquet(staging / "panel.parquet")
         built.treatments.write_parquet(staging / "treatments.parquet")
         summary["stage_seconds"]["write"] = round(time.perf_counter() - write_started, 3)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         (staging / "ingest.json").write_text(dumps(summary), encoding="utf-8")
-        for name in OUTPUTS:
-            os.replace(staging / name, out_dir / name)
+
+    publish(out_dir, OUTPUTS, write)
     return IngestResult(out_dir, out_dir / "panel.parquet", out_dir / "treatments.parquet", summary, built,
                         checked.validations)

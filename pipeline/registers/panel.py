@@ -44,11 +44,13 @@ from pipeline.registers.files import (
     DeliveryError,
     Manifest,
     Table,
+    _check_names,
     as_date,
     as_float,
     as_int,
     as_pnr,
     as_text,
+    parquet_names,
     read_table,
 )
 from pipeline.registers.pseudonym import pseudonymise
@@ -102,8 +104,12 @@ class _Ctx:
 
     @property
     def params(self) -> dict:
+        """Suite parameters: the period, the day after it, and ``extraction`` — the last valid date of the
+        delivery (:attr:`~pipeline.registers.files.Manifest.extraction`): spells may run past the period (they
+        are clipped), but no date may lie after the extraction."""
         m = self.manifest
-        return {"period_start": m.period_start, "period_end": m.period_end, "period_end_next": self.period_end_next}
+        return {"period_start": m.period_start, "period_end": m.period_end, "period_end_next": self.period_end_next,
+                "extraction": m.extraction}
 
 
 # --------------------------------------------------------------------------- which files are which register
@@ -173,7 +179,7 @@ def _typed(ctx: _Ctx, name: str, table: Table) -> pl.DataFrame:
         elif col.kind == "float":
             out[col.name] = as_float(s, file, delivered, table.decimal_comma)
         else:
-            d = as_date(s, file, delivered)
+            d = as_date(s, file, delivered, ctx.cmap.date_encoding(name, col.name))
             if col.kind == "end":  # open ends (empty, 9999-12-31, 31DEC9999) become missing
                 d = pl.select(pl.when(d >= OPEN_END).then(None).otherwise(d)).to_series().alias(col.name)
             out[col.name] = d.alias(col.name)
@@ -405,7 +411,7 @@ class _DreamSource:
         self.file = file
         self.parquet = self.path.suffix.lower() == ".parquet"
         if self.parquet:
-            self.actual = {n.strip().upper(): n for n in pl.read_parquet_schema(self.path)}
+            self.actual = parquet_names(self.path)
         else:
             self.frame = read_table(self.path, [pnr_col, *week_cols]).frame
 
@@ -502,10 +508,7 @@ def _group_matrix(df: pl.DataFrame, lut: np.ndarray) -> np.ndarray:
 def _dream_columns(ctx: _Ctx, file: str) -> tuple[str, list[str], list[tuple[int, int]]]:
     path = ctx.manifest.folder / file
     if path.suffix.lower() == ".parquet":
-        try:
-            names = [n.strip().upper() for n in pl.read_parquet_schema(path)]
-        except Exception:
-            raise DeliveryError(f"{file}: cannot be read as Parquet (truncated or corrupt file?)") from None
+        names = list(parquet_names(path))
     else:
         names = read_table(path).frame.columns if path.suffix.lower() != ".csv" else _csv_header(path)
     pnr_col = ctx.cmap.delivered("dream", "PNR")
@@ -535,7 +538,7 @@ def _csv_header(path: Path) -> list[str]:
     if not first.strip():
         raise DeliveryError(f"{path.name}: the file is empty (no header line)")
     sep = ";" if first.count(";") > first.count(",") else ","
-    return [c.strip().strip('"').upper() for c in first.split(sep)]
+    return list(_check_names([c.strip().strip('"') for c in first.split(sep)], path.name))
 
 
 def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[str, np.ndarray]:
