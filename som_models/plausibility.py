@@ -116,18 +116,25 @@ def _course_problems(parent_cons: Mapping[str, Any], proposed_cons: Mapping[str,
     for item, entry in proposed_cons.items():
         new, old = _course_units(entry), _course_units(parent_cons.get(item))
         by_year = {int(y["course_year"]): y for y in (records.get(item) or {}).get("course_years", ())}
-        for k, (a, b) in enumerate(zip(old, new, strict=False), start=1):
-            if not a:
-                continue
-            if b * a < 0 and not _significant(by_year.get(k), b, z):
-                why = "its realised estimate does not show the new sign significantly" if k in by_year else \
-                    "a course year without data"
-                problems.append(Problem("sign_flip", f"consequences.{item}.course", k,
-                                        f"{item} course year {k}: sign flips {a:g} → {b:g} ({why})"))
-            if abs(b) > max_factor * abs(a):
-                problems.append(Problem("magnitude", f"consequences.{item}.course", k,
-                                        f"{item} course year {k}: {a:g} → {b:g} is more than {max_factor:g}× the "
-                                        "parent value"))
+        problems += _year_problems(f"consequences.{item}.course", f"{item} course year", old, new, by_year, z,
+                                   max_factor, "a course year without data")
+    return problems
+
+
+def _year_problems(parameter: str, label: str, old: Sequence[float], new: Sequence[float],
+                   by_year: Mapping[int, Mapping[str, Any]], z: float, max_factor: float, no_data: str) -> list[Problem]:
+    """Sign flips not shown significantly by the year's own estimate, and changes beyond ``max_factor``× the parent
+    value, year by year (years numbered from 1)."""
+    problems = []
+    for k, (a, b) in enumerate(zip(old, new, strict=False), start=1):
+        if not a:
+            continue
+        if b * a < 0 and not _significant(by_year.get(k), b, z):
+            why = "its realised estimate does not show the new sign significantly" if k in by_year else no_data
+            problems.append(Problem("sign_flip", parameter, k, f"{label} {k}: sign flips {a:g} → {b:g} ({why})"))
+        if abs(b) > max_factor * abs(a):
+            problems.append(Problem("magnitude", parameter, k,
+                                    f"{label} {k}: {a:g} → {b:g} is more than {max_factor:g}× the parent value"))
     return problems
 
 
@@ -164,17 +171,8 @@ def plausibility_problems(parent: Mapping[str, Any], proposed: Mapping[str, Any]
         new, old = _units(entry), _units(parent_cons.get(item))
         record = records.get(item) or {}
         by_year = {int(y["consequence_year"]): y for y in record.get("years", ())}
-        for j, (a, b) in enumerate(zip(old, new, strict=False), start=1):
-            if not a:
-                continue
-            if b * a < 0 and not _significant(by_year.get(j), b, z):
-                why = "its realised estimate does not show the new sign significantly" if j in by_year else \
-                    "a year without data"
-                problems.append(Problem("sign_flip", f"consequences.{item}", j,
-                                        f"{item} year {j}: sign flips {a:g} → {b:g} ({why})"))
-            if abs(b) > max_factor * abs(a):
-                problems.append(Problem("magnitude", f"consequences.{item}", j,
-                                        f"{item} year {j}: {a:g} → {b:g} is more than {max_factor:g}× the parent value"))
+        problems += _year_problems(f"consequences.{item}", f"{item} year", old, new, by_year, z, max_factor,
+                                   "a year without data")
         if not by_year:
             continue
         obs = sorted(by_year)

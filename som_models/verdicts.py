@@ -137,6 +137,17 @@ def consistency_problem(rule: Any) -> str | None:
     return None
 
 
+def check_decision_levels(alpha: float, margin: float, min_persons: int) -> None:
+    """Refuse a significance level outside (0, 0.5), a margin that is not a positive number and a minimum number of
+    persons that is not a positive integer (the settings every verdict family shares)."""
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
+    if not (margin > 0 and math.isfinite(margin)):
+        raise ValueError(f"margin must be a positive number, got {margin}")
+    if int(min_persons) != min_persons or min_persons < 1:
+        raise ValueError(f"min_persons must be a positive integer, got {min_persons}")
+
+
 @dataclass(frozen=True)
 class VerdictSettings:
     """Decision settings: significance level, relative equivalence margin, minimum treated persons.
@@ -155,12 +166,7 @@ class VerdictSettings:
     sequential: str = "lan-demets-linear"
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha < 0.5:
-            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
-        if not (self.margin > 0 and math.isfinite(self.margin)):
-            raise ValueError(f"margin must be a positive number, got {self.margin}")
-        if int(self.min_persons) != self.min_persons or self.min_persons < 1:
-            raise ValueError(f"min_persons must be a positive integer, got {self.min_persons}")
+        check_decision_levels(self.alpha, self.margin, self.min_persons)
         problem = consistency_problem(self.consistency)
         if problem:
             raise ValueError(problem)

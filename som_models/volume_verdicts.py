@@ -64,7 +64,7 @@ import polars as pl
 from scipy import stats
 
 from som_models.parameters.schema import ParameterSet
-from som_models.verdicts import Verdict, holm, holm_divisors
+from som_models.verdicts import Verdict, check_decision_levels, holm, holm_divisors
 
 PARTICIPANTS = "participants"
 COURSE_YEARS = "course_years"
@@ -84,12 +84,7 @@ class VolumeSettings:
     min_persons: int = 20
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha < 0.5:
-            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
-        if not (self.margin > 0 and math.isfinite(self.margin)):
-            raise ValueError(f"margin must be a positive number, got {self.margin}")
-        if int(self.min_persons) != self.min_persons or self.min_persons < 1:
-            raise ValueError(f"min_persons must be a positive integer, got {self.min_persons}")
+        check_decision_levels(self.alpha, self.margin, self.min_persons)
 
 
 @dataclass(frozen=True)

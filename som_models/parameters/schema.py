@@ -417,12 +417,17 @@ def _course(obj: Any, path: str, course_years: int, require_kind: bool) -> Cours
         raise ParameterError(f"{path}.units: expected a list of {course_years} number(s), one per course year 1–"
                              f"{course_years} (course_years), got {units!r}")
     values = tuple(_num(u, f"{path}.units[{k}]") for k, u in enumerate(units))
-    se = None
-    if obj.get("se") is not None:
-        if not isinstance(obj["se"], list) or len(obj["se"]) != len(values):
-            raise ParameterError(f"{path}.se: expected a list as long as units ({len(values)})")
-        se = tuple(_num(s, f"{path}.se[{k}]", minimum=0) for k, s in enumerate(obj["se"]))
+    se = _se_list(obj, path, len(values))
     return CourseProfile(values, se, str(obj.get("source", "")), kind, stated)
+
+
+def _se_list(obj: Mapping[str, Any], path: str, n: int) -> tuple[float, ...] | None:
+    """The optional ``se`` list of a profile: ``n`` non-negative numbers, one per value (None when absent)."""
+    if obj.get("se") is None:
+        return None
+    if not isinstance(obj["se"], list) or len(obj["se"]) != n:
+        raise ParameterError(f"{path}.se: expected a list as long as units ({n})")
+    return tuple(_num(s, f"{path}.se[{k}]", minimum=0) for k, s in enumerate(obj["se"]))
 
 
 def _consequence(item: str, obj: Any, path: str, require_kind: bool = False, course_years: int = 1) -> Consequence:
@@ -438,11 +443,7 @@ def _consequence(item: str, obj: Any, path: str, require_kind: bool = False, cou
     if not isinstance(units, list) or not units:
         raise ParameterError(f"{path}.units: expected a non-empty list of numbers")
     values = tuple(_num(u, f"{path}.units[{k}]") for k, u in enumerate(units))
-    se = None
-    if obj.get("se") is not None:
-        if not isinstance(obj["se"], list) or len(obj["se"]) != len(values):
-            raise ParameterError(f"{path}.se: expected a list as long as units ({len(values)})")
-        se = tuple(_num(s, f"{path}.se[{k}]", minimum=0) for k, s in enumerate(obj["se"]))
+    se = _se_list(obj, path, len(values))
     unverified: tuple[int, ...] = ()
     if obj.get("unverified") is not None:
         raw = obj["unverified"]
