@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -54,7 +55,7 @@ def demo(
     console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
     if not outcome.success:
         for line in outcome.failures:
-            err.print(f"[red]•[/] {line}", highlight=False)
+            err.print(Text.assemble(("•", "red"), f" {line}"), highlight=False)
         fail("the evaluation run did not complete (see above)", EXIT_REFUSED)
     doc = run_result(home, load_spec(DEFAULT_SPEC), outcome.evaluation_run_id, source={"delivery": str(folder)})
     doc.update(report=outcome.report, dagster_run_id=outcome.run_id)

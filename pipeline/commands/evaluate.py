@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -59,7 +60,7 @@ def evaluate_command(
         fail(str(exc))
     if not outcome.success:
         for line in outcome.failures:
-            err.print(f"[red]•[/] {line}", highlight=False, soft_wrap=True)
+            err.print(Text.assemble(("•", "red"), f" {line}"), highlight=False, soft_wrap=True)
         fail("the evaluation run did not complete (see above); nothing was proposed", EXIT_REFUSED)
     from pipeline import evaluation as ev
 

@@ -147,14 +147,20 @@ def _jsonable(value: Any, *, strict: bool) -> Any:
 
 
 def _check_text(**fields: Any) -> None:
-    """Refuse text the databases cannot store alike: NUL characters (PostgreSQL text rejects them).
+    """Refuse text that is not plain text (:func:`som_reference.strict_yaml.text_problem`): control characters
+    (NUL — which PostgreSQL text rejects — ESC and the rest; tab and line feed are allowed) and more than
+    :data:`~som_reference.strict_yaml.MAX_TEXT_CHARS` characters. The message names the field, never the value.
 
-    Everything else — quotes, semicolons, SQL keywords, backslashes, ``%`` — is stored verbatim: all
-    values travel as bound parameters.
+    Everything else — quotes, semicolons, SQL keywords, backslashes, ``%``, rich markup such as ``[/x]`` — is
+    stored verbatim: all values travel as bound parameters, and the CLI prints stored text as plain text.
     """
+    from som_reference.strict_yaml import text_problem
+
     for name, value in fields.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise StoreError(f"{name} contains a NUL character, which the store does not accept")
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                raise StoreError(f"{name} {problem}; the store does not accept it")
 
 
 def _opt_float(value: Any) -> float | None:
