@@ -45,6 +45,23 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def debug_enabled() -> bool:
+    """``som --debug`` was given (commands then show Dagster's log and tracebacks)."""
+    return bool(_state["debug"])
+
+
+def fail_run(failures: tuple[str, ...] | list[str], what: str) -> None:
+    """Report a Dagster run that did not complete and exit 3: each failure is one line (the cause's message:
+    file, column, rule, rows for a refused delivery), never a stack trace. One failure makes one error line;
+    several are listed first, each on a line."""
+    failures = list(failures) or ["a step failed"]
+    if len(failures) == 1:
+        fail(f"{what} — {failures[0]}", EXIT_REFUSED)
+    for line in failures:
+        err.print(Text.assemble(("•", "red"), f" {line}"), highlight=False, soft_wrap=True)
+    fail(f"{what} (see above)", EXIT_REFUSED)
+
+
 def _print_version(value: bool) -> None:
     """``som --version``: the package version and the code version recorded with runs (git commit in a checkout)."""
     if not value:
