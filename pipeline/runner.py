@@ -90,9 +90,13 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
     vintage = read_manifest(Path(delivery)).vintage
     resources = build_resources(str(workdir), delivery=str(delivery), evaluations_dir=str(spec_path.parent))
     if instance is None:
+        from pipeline.workdir import setup_lock
+
         home = dagster_home(Path(workdir))
         os.environ["DAGSTER_HOME"] = str(home)
-        instance = dg.DagsterInstance.get()
+        with setup_lock(Path(workdir)):  # the first open creates the instance's SQLite databases
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)
     partition = register_partition(instance, evaluation, vintage)
     result = dg.materialize(
         [*ASSETS, *all_checks()], resources=resources, instance=instance, raise_on_error=False,
