@@ -33,6 +33,7 @@ def error_line(message: str) -> Text:
     """``error: message`` with the prefix in bold red and the message as plain text."""
     return Text.assemble(("error:", "bold red"), " ", message)
 
+
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 
