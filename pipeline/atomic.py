@@ -4,6 +4,9 @@ Every writer in the pipeline goes through these helpers: the new content is writ
 sibling in the same folder (same file system), then moved onto the target with ``os.replace``, which is
 atomic on POSIX and Windows. On any error the temporary file or folder is removed and the target is left
 as it was.
+
+:func:`file_lock` serialises first-time set-up across processes (two ``som evaluate`` starting at once on a
+fresh workdir: the workdir, the store's first migration, the Dagster instance's databases).
 """
 
 from __future__ import annotations
@@ -14,6 +17,30 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created, mode 0600) while the block runs.
+
+    ``fcntl.flock``: waits for the holder, and the OS releases the lock when its process dies, so a killed run
+    never leaves a stale lock. Threads of one process are not serialised by it (each call opens its own file
+    descriptor, and flock locks belong to the descriptor, so they do exclude each other on Linux). A no-op where
+    ``fcntl`` is unavailable (not POSIX).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @contextmanager

@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # polars is imported where a frame is suppressed (keeps `som 
     import polars as pl
 
 DEFAULT_MIN_CELL = 5
+#: the agency's floor: a threshold below it needs an explicit, recorded override (the spec's
+#: ``min_cell_override``, the CLI's ``--min-cell-reason``); equal to ``som_models.evaluation_spec.MIN_CELL_FLOOR``
+MIN_CELL_FLOOR = 5
 SUPPRESSED = "suppressed (<{n})"
 
 #: Verdict fields that quote the realised comparison (withheld when it rests on fewer than min_cell persons).
@@ -38,6 +41,25 @@ def check_min_cell(min_cell: int) -> int:
     if isinstance(min_cell, bool) or int(min_cell) != min_cell or min_cell < 1:
         raise ValueError(f"min_cell must be a whole number of at least 1 (got {min_cell!r})")
     return int(min_cell)
+
+
+def check_min_cell_floor(min_cell: int, reason: str | None, *, option: str = "--min-cell",
+                         reason_option: str = "--min-cell-reason") -> dict[str, Any] | None:
+    """A user-chosen threshold checked against :data:`MIN_CELL_FLOOR`; the override record or None.
+
+    Below the floor a non-empty ``reason`` is required; it comes back as ``{"value", "reason"}`` for the command
+    to record in its output (``--json`` metadata). A reason without a threshold below the floor is refused too.
+    """
+    value = check_min_cell(min_cell)
+    reason = (reason or "").strip() or None
+    if value >= MIN_CELL_FLOOR:
+        if reason is not None:
+            raise ValueError(f"{reason_option} is only for a {option} below the floor of {MIN_CELL_FLOOR} (got {value})")
+        return None
+    if reason is None:
+        raise ValueError(f"{value} is below the agency's small-cell floor of {MIN_CELL_FLOOR}; a lower threshold "
+                         f"needs an explicit override: add {reason_option} \"why\" (it is recorded with the output)")
+    return {"value": value, "reason": reason}
 
 
 def is_small(n: Any, min_cell: int) -> bool:

@@ -84,7 +84,14 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError:
         raise ParameterError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        detail = " ".join(str(exc).split()).removeprefix(f"{path}: ")  # the loader's own errors name the file too
+        raise ParameterError(f"{path}: not valid YAML ({detail})") from None
+
+
+def _named(path: Path, exc: Exception) -> str:
+    """``exc``'s message beginning with ``path`` (once)."""
+    message = str(exc)
+    return message if message.startswith(f"{path}: ") else f"{path}: {message}"
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -93,12 +100,12 @@ def load_spec(path: str | Path) -> LoadedSpec:
     try:
         spec = parse_evaluation_spec(read_yaml(path))
     except ParameterError as exc:
-        raise ParameterError(f"{path}: {exc}") from None
+        raise ParameterError(_named(path, exc)) from None
     seed_path = (path.parent / spec.parameters).resolve()
     try:
         seed = parse_parameter_set(read_yaml(seed_path))
     except ParameterError as exc:
-        raise ParameterError(f"{seed_path}: {exc}") from None
+        raise ParameterError(_named(seed_path, exc)) from None
     if seed.intervention != spec.intervention:
         raise ParameterError(f"{path}: intervention {spec.intervention!r} does not match "
                              f"{seed_path.name}'s {seed.intervention!r}")

@@ -32,14 +32,29 @@ class EvaluationRefused(ValueError):
     """The evaluation cannot start: a bad spec, delivery or handed-over panel (the message says which)."""
 
 
+#: the Dagster console log level of in-process runs: a failed step is logged at ERROR with its stack trace, so
+#: only CRITICAL is shown; every failure is in :attr:`RunOutcome.failures` (one line each, the cause's message).
+#: ``som --debug`` passes ``DEBUG_LOG_LEVEL``.
+QUIET_LOG_LEVEL = "CRITICAL"
+DEBUG_LOG_LEVEL = "WARNING"
+
+
 def _root_message(error) -> str:
-    """The innermost error's one-line message (Dagster wraps user errors in its own)."""
+    """The innermost error's one-line message (Dagster wraps user errors in its own), without the exception's
+    class name: ``pipeline.registers.files.DeliveryError: a.parquet: column PNR: …`` → ``a.parquet: column PNR: …``."""
     if error is None:
         return "failed"
     while error.cause is not None:
         error = error.cause
     lines = error.message.strip().splitlines()
-    return lines[-1] if lines else error.cls_name or "failed"
+    if not lines:
+        return error.cls_name or "failed"
+    line = lines[-1]
+    # Dagster's message is "module.Class: message"; the class name is the code's business, not the user's
+    head, sep, rest = line.partition(": ")
+    if sep and error.cls_name and head.split(".")[-1] == error.cls_name and rest.strip():
+        return rest.strip()
+    return line
 
 
 def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str = "demo") -> Path:
@@ -54,7 +69,7 @@ def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str 
 
 
 def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None,
-                   log_level: str = "WARNING") -> RunOutcome:
+                   log_level: str = QUIET_LOG_LEVEL) -> RunOutcome:
     """Materialise every asset and check in-process for one evaluation × vintage partition of ``delivery``
     (a register delivery or a staged panel delivery — the one evaluation path).
 
@@ -75,9 +90,13 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
     vintage = read_manifest(Path(delivery)).vintage
     resources = build_resources(str(workdir), delivery=str(delivery), evaluations_dir=str(spec_path.parent))
     if instance is None:
+        from pipeline.workdir import setup_lock
+
         home = dagster_home(Path(workdir))
         os.environ["DAGSTER_HOME"] = str(home)
-        instance = dg.DagsterInstance.get()
+        with setup_lock(Path(workdir)):  # the first open creates the instance's SQLite databases
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)
     partition = register_partition(instance, evaluation, vintage)
     result = dg.materialize(
         [*ASSETS, *all_checks()], resources=resources, instance=instance, raise_on_error=False,
@@ -117,7 +136,7 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
 
 def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: str | Path | None = None,
              panel: str | Path | None = None, treatments: str | Path | None = None, vintage: str | None = None,
-             instance=None, log_level: str = "WARNING") -> RunOutcome:
+             instance=None, log_level: str = QUIET_LOG_LEVEL) -> RunOutcome:
     """One evaluation end to end — the function behind ``som evaluate`` and the notebook API.
 
     The data are a register ``delivery`` folder or a handed-over ``panel`` file (+ ``treatments``), else the

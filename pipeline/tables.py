@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 PAYER_COLUMNS = ("kommune", "region", "stat", "total")
 LABEL_COLOURS = {"consistent": "green", "inconclusive": "yellow", "refuted-overestimated": "red",
@@ -29,11 +30,9 @@ def fmt_interval(low: Any, high: Any) -> str:
     return "" if low is None or high is None else f"{fmt_number(low)} to {fmt_number(high)}"
 
 
-def label_markup(label: str | None) -> str:
-    """A verdict label in its colour (rich markup)."""
-    if not label:
-        return ""
-    return f"[{LABEL_COLOURS.get(label, 'white')}]{label}[/]"
+def label_text(label: str | None) -> Text:
+    """A verdict label in its colour (a :class:`rich.text.Text`, never parsed as markup)."""
+    return Text(label or "", style=LABEL_COLOURS.get(label or "", "white"))
 
 
 def verdict_table(verdicts: Iterable[Mapping[str, Any]], *, title: str, alpha: float = 0.05) -> Table:
@@ -45,7 +44,7 @@ def verdict_table(verdicts: Iterable[Mapping[str, Any]], *, title: str, alpha: f
         table.add_column(col, justify="right")
     for v in verdicts:
         withheld = bool((v.get("evidence") or {}).get("suppressed"))
-        table.add_row(v["assumption"], label_markup(v["label"]), fmt_number(v.get("assumed")),
+        table.add_row(v["assumption"], label_text(v["label"]), fmt_number(v.get("assumed")),
                       "suppressed" if withheld else fmt_number(v.get("realised")),
                       "" if withheld else fmt_interval(v.get("ci_low"), v.get("ci_high")))
     return table

@@ -37,19 +37,40 @@ def resolve_workdir(workdir: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser().resolve() if env else (Path.cwd() / ".som").resolve()
 
 
+#: the lock file that serialises the first-time set-up of a workdir across processes (:func:`setup_lock`)
+SETUP_LOCK = ".setup.lock"
+
+
+def setup_lock(workdir: Path):
+    """An exclusive cross-process lock on ``{workdir}/.setup.lock`` (:func:`pipeline.atomic.file_lock`): held
+    while a workdir is prepared and while its Dagster instance is first opened, so that concurrent starts on a
+    fresh workdir do not race on creating files and databases."""
+    from pipeline.atomic import file_lock
+
+    return file_lock(Path(workdir) / SETUP_LOCK)
+
+
 def prepare_workdir(workdir: str | os.PathLike | None = None) -> Path:
-    """Create the workdir and its Dagster instance folder; raise :class:`WorkdirError` if not writable."""
+    """Create the workdir and its Dagster instance folder; raise :class:`WorkdirError` if not writable.
+
+    Safe under concurrent starts: the write probe is a unique temporary file, ``dagster.yaml`` is written
+    atomically, and the whole set-up holds :func:`setup_lock`.
+    """
+    import tempfile
+
+    from pipeline.atomic import write_text_atomic
+
     path = resolve_workdir(workdir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-        dagster_home = path / "dagster"
-        dagster_home.mkdir(exist_ok=True)
-        cfg = dagster_home / "dagster.yaml"
-        if not cfg.exists():
-            cfg.write_text(DAGSTER_YAML)
+        with setup_lock(path):
+            with tempfile.NamedTemporaryFile(prefix=".write-test-", dir=path):
+                pass
+            dagster_home = path / "dagster"
+            dagster_home.mkdir(exist_ok=True)
+            cfg = dagster_home / "dagster.yaml"
+            if not cfg.exists():
+                write_text_atomic(cfg, DAGSTER_YAML)
     except OSError as exc:
         raise WorkdirError(f"workdir {path} is not writable ({exc.strerror or exc})") from None
     return path

@@ -27,10 +27,14 @@ _ALLOWED = {
     "data": False, "outcomes": False, "design": False, "control": False, "base_period": False, "alpha": False,
     "equivalence_margin": False, "consistency": False, "path_test": False, "sequential": False,
     "min_persons": False,
-    "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False, "notes": False,
+    "update_policy": False, "prior_cv": False, "reestimate_consequences": False, "min_cell": False,
+    "min_cell_override": False, "notes": False,
     "assumptions": False, "assigned_by": False, "durations": False, "overlap": False, "volume_margin": False,
     "alerts": False, "follow_up_costs": False,
 }
+#: the agency's small-cell floor: ``min_cell`` below it needs ``min_cell_override: {value, reason}`` (Statistics
+#: Denmark's output rules for research access: no published cell of fewer than 5 persons)
+MIN_CELL_FLOOR = 5
 _DATA = {"delivery": False, "panel": False, "treatments": False, "columns": False, "costs": False}
 _COLUMNS = {"person_id": False, "year": False, "start_year": False, "arm": False}
 #: the keys of a ``design:`` mapping — every option ``som estimate`` has (the arm and the randomisation period of
@@ -308,7 +312,7 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
                                 consistency=consistency, path_test=path_test, sequential=sequential),
         update_policy=policy,
         prior_cv=_num(doc.get("prior_cv", 0.5), "prior_cv", minimum=0),
-        min_cell=_int(doc.get("min_cell", 5), "min_cell", minimum=1),
+        min_cell=_min_cell(doc),
         document=dict(doc),
         parameter_version=version,
         data=_data(doc["data"]) if doc.get("data") is not None else None,
@@ -324,6 +328,34 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
         volume_margin=_volume_margin(doc.get("volume_margin", 0.2)),
         alerts=_alerts(doc.get("alerts")),
     )
+
+
+def _min_cell(doc: Mapping[str, Any]) -> int:
+    """``min_cell`` (default :data:`MIN_CELL_FLOOR`); below the floor only with a matching, reasoned override.
+
+    ``min_cell: 3`` must come with ``min_cell_override: {value: 3, reason: "..."}`` (the same value and a non-empty
+    reason); the spec document, override included, is stored with every run, so the exception is on record.
+    An override with ``min_cell`` at or above the floor is refused too (it would record an exception that is
+    not taken).
+    """
+    value = _int(doc.get("min_cell", MIN_CELL_FLOOR), "min_cell", minimum=1)
+    override = doc.get("min_cell_override")
+    if override is None:
+        if value < MIN_CELL_FLOOR:
+            raise ParameterError(f"min_cell: {value} is below the agency's small-cell floor of {MIN_CELL_FLOOR}; a lower "
+                                 f"threshold needs an explicit override recorded with the run: min_cell_override: "
+                                 f"{{value: {value}, reason: \"why (e.g. the data owner's approval)\"}}")
+        return value
+    _keys(override, "min_cell_override", {"value": True, "reason": True})
+    wanted = _int(override["value"], "min_cell_override.value", minimum=1)
+    _str(override["reason"], "min_cell_override.reason")
+    if wanted != value:
+        raise ParameterError(f"min_cell_override.value: {wanted} does not match min_cell {value} (state the same "
+                             "threshold in both)")
+    if value >= MIN_CELL_FLOOR:
+        raise ParameterError(f"min_cell_override: min_cell {value} is not below the floor of {MIN_CELL_FLOOR}; "
+                             "remove the override")
+    return value
 
 
 def _alerts(obj: Any) -> Any:

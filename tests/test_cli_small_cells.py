@@ -41,7 +41,9 @@ def test_estimate_suppresses_cells_of_fewer_than_min_cell_persons(tmp_path):
     assert f"(s) = {SUPPRESSED.format(n=5)}" in result.stdout and "rest on fewer than 5 persons" in result.stdout
     assert result.stdout.count("(s)") > len(small)
     relaxed = runner.invoke(app, ["estimate", str(_panel(tmp_path)), "--id", "id", "--time", "year", "--outcome", "y",
-                                  "--group", "g", "--min-cell", "3", "--json", "-"])
+                                  "--group", "g", "--min-cell", "3", "--min-cell-reason", "test of the override",
+                                  "--json", "-"])
+    assert json.loads(relaxed.stdout)["metadata"]["min_cell_override"] == {"value": 3, "reason": "test of the override"}
     assert not any(r["suppressed"] for r in json.loads(relaxed.stdout)["estimates"] if r["group"] == 2017)
     bad = runner.invoke(app, ["estimate", str(_panel(tmp_path)), "--id", "id", "--time", "year", "--outcome", "y",
                               "--group", "g", "--min-cell", "0"])

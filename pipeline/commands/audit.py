@@ -19,11 +19,12 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 from pipeline.commands.params import open_store, store_errors
-from pipeline.tables import fmt_interval, fmt_number, label_markup
+from pipeline.tables import fmt_interval, fmt_number, label_text
 
 NO_VERDICTS = "(run without verdicts)"
 
@@ -61,8 +62,9 @@ def audit_command(
            "vintages": len({r["data_vintage"] for r in points}), "alerts": alerts, "assumptions": by_assumption}
     for a in alerts:  # alerts first (the spec's alerts: thresholds, on the latest run of each evaluation)
         colour = "red" if a["severity"] == "error" else "yellow"
-        console.print(f"[bold {colour}]ALERT ({a['severity']})[/] {a['evaluation']} vintage {a['data_vintage']}: "
-                      f"{a['message']}" + ("" if a["new"] else " (not new)"), highlight=False, soft_wrap=True)
+        console.print(Text.assemble((f"ALERT ({a['severity']})", f"bold {colour}"),
+                                    f" {a['evaluation']} vintage {a['data_vintage']}: {a['message']}"
+                                    + ("" if a["new"] else " (not new)")), highlight=False, soft_wrap=True)
     _print(intervention, approved, points, by_assumption)
     emit_json(json_out, doc)
 
@@ -92,8 +94,9 @@ def _print(intervention: str, approved: int | None, points: list[dict], by_assum
         console.print(f"No evaluation runs of {intervention} yet (approved version {approved}).", highlight=False)
         return
     vintages = len({r["data_vintage"] for r in points})
-    console.print(f"[bold]{intervention}[/]: {vintages} data vintage(s) evaluated; version {approved} is approved. "
-                  "One row per vintage and tested version (reruns on unchanged data add none).", highlight=False)
+    console.print(Text.assemble((intervention, "bold"), f": {vintages} data vintage(s) evaluated; version {approved} is "
+                                "approved. One row per vintage and tested version (reruns on unchanged data add none)."),
+                  highlight=False)
     evaluations = sorted({r["evaluation_id"] for r in points})
     if len(evaluations) == 1:
         console.print(f"Evaluation: {evaluations[0]}", highlight=False)
@@ -109,7 +112,7 @@ def _print(intervention: str, approved: int | None, points: list[dict], by_assum
             label = r["label"] or ""
             proposed = "" if r["proposed_version"] is None else f"v{r['proposed_version']} {r['proposed_status']}"
             look = "" if r.get("look") is None else f"{r['look']} (t={r['information_fraction']:.2f})"
-            verdict = label_markup(label) if label else "(no verdicts stored)"
+            verdict = label_text(label) if label else "(no verdicts stored)"
             cells = [*([r["evaluation_id"]] if len(evaluations) > 1 else []), r["data_vintage"] or "",
                      f"v{r['tested_version']}" if r["tested_version"] else "", r["run_at"].strftime("%Y-%m-%d"),
                      *([look] if looks else []), fmt_number(r["assumed"]),

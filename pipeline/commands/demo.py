@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
+from pipeline.cli import WorkdirOpt, console, debug_enabled, fail, fail_run
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 
 
@@ -43,19 +43,18 @@ def demo(
     from pipeline.commands.params import display_url
     from pipeline.evaluation import load_spec
     from pipeline.progress import stages
-    from pipeline.runner import generate_demo_delivery, run_evaluation
+    from pipeline.runner import DEBUG_LOG_LEVEL, QUIET_LOG_LEVEL, generate_demo_delivery, run_evaluation
     from pipeline.workdir import DEFAULT_SPEC
 
     with stages(["Generating a synthetic register delivery", "Materialising the Dagster asset graph (in-process)"]) as step:
         step("Generating a synthetic register delivery")
         folder = generate_demo_delivery(home, persons=persons, seed=seed)
         step("Materialising the Dagster asset graph (in-process)")
-        outcome = run_evaluation(home, delivery=folder)
+        outcome = run_evaluation(home, delivery=folder,
+                                 log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL)
     console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
     if not outcome.success:
-        for line in outcome.failures:
-            err.print(f"[red]•[/] {line}", highlight=False)
-        fail("the evaluation run did not complete (see above)", EXIT_REFUSED)
+        fail_run(outcome.failures, "the evaluation run did not complete")
     doc = run_result(home, load_spec(DEFAULT_SPEC), outcome.evaluation_run_id, source={"delivery": str(folder)})
     doc.update(report=outcome.report, dagster_run_id=outcome.run_id)
     print_result(doc)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from pipeline.cli import console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
-from pipeline.disclosure import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell, suppress_frame, suppress_records
+from pipeline.disclosure import DEFAULT_MIN_CELL, SUPPRESSED, check_min_cell_floor, suppress_frame, suppress_records
 
 COUNT_COLUMNS = ("n_treated", "n_control")
 VALUE_COLUMNS = ("estimate", "se", "ci_low", "ci_high")
@@ -82,6 +82,8 @@ def estimate(
                                               "start_year per id becomes the --group column (absent = never treated)."),
     min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Smallest number of persons a published "
                                  "figure may describe; rows resting on fewer are suppressed (Statistics Denmark's rule)."),
+    min_cell_reason: str | None = typer.Option(None, "--min-cell-reason", help="Why --min-cell is below the agency's "
+                                               "floor of 5 (required then; recorded in the --json metadata)."),
     json_out: Path | None = JsonOpt,
 ) -> None:
     """Estimate realised effects. Example: som estimate mpdta.csv --id countyreal --time year --outcome lemp --group first.treat
@@ -113,7 +115,7 @@ def estimate(
     if problems:
         fail(problems[0])
     try:
-        check_min_cell(min_cell)
+        override = check_min_cell_floor(min_cell, min_cell_reason)
     except ValueError as exc:
         fail(f"--min-cell: {exc}")
     settings = EstimationSettings(**options)
@@ -152,6 +154,7 @@ def estimate(
     meta = _disclosed_meta({
         **effects.metadata,
         "min_cell": min_cell,
+        **({"min_cell_override": override} if override is not None else {}),
         "data": {"path": str(panel), "sha256": digest, "rows": data.height},
         "code_version": code_version(),
     }, table, min_cell)

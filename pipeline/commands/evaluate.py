@@ -21,7 +21,7 @@ from typing import Any
 
 import typer
 
-from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
+from pipeline.cli import WorkdirOpt, console, debug_enabled, err, fail, fail_run
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 from pipeline.commands.params import open_store, projection_summary
 from pipeline.disclosure import suppress_verdict
@@ -48,19 +48,17 @@ def evaluate_command(
     """
     if vintage is not None and not vintage.strip():
         fail("--vintage must not be empty")
-    from pipeline.runner import EvaluationRefused, evaluate
+    from pipeline.runner import DEBUG_LOG_LEVEL, QUIET_LOG_LEVEL, EvaluationRefused, evaluate
     from pipeline.workdir import WorkdirError
 
     try:
         with err.status("Materialising the Dagster asset graph (in-process)…"):
             outcome = evaluate(spec, workdir=workdir, delivery=delivery, panel=panel, treatments=treatments,
-                               vintage=vintage)
+                               vintage=vintage, log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL)
     except (EvaluationRefused, WorkdirError) as exc:
         fail(str(exc))
     if not outcome.success:
-        for line in outcome.failures:
-            err.print(f"[red]•[/] {line}", highlight=False, soft_wrap=True)
-        fail("the evaluation run did not complete (see above); nothing was proposed", EXIT_REFUSED)
+        fail_run(outcome.failures, "the evaluation run stopped, nothing was proposed")
     from pipeline import evaluation as ev
 
     loaded = ev.load_spec(spec)

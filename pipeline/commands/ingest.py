@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from pipeline.cli import EXIT_REFUSED, WorkdirOpt, console, err, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
-from pipeline.disclosure import DEFAULT_MIN_CELL, check_min_cell, suppress_scalar
+from pipeline.disclosure import DEFAULT_MIN_CELL, check_min_cell_floor, suppress_scalar
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +25,8 @@ def ingest(
     json_out: Path | None = JsonOpt,
     min_cell: int = typer.Option(DEFAULT_MIN_CELL, "--min-cell", help="Counts of fewer persons or records than this are "
                                  "not printed (Statistics Denmark's small-cell rule)."),
+    min_cell_reason: str | None = typer.Option(None, "--min-cell-reason", help="Why --min-cell is below the agency's "
+                                               "floor of 5 (required then; recorded in the --json document)."),
     gx_rows: int | None = typer.Option(None, "--gx-rows", help="Frames up to this many rows are validated by Great "
                                        "Expectations itself, larger ones by the polars evaluator of the same suites "
                                        "(default 50 000)."),
@@ -34,7 +37,7 @@ def ingest(
     if not delivery.is_dir():
         fail(f"{delivery} is not a folder (expected a delivery folder with manifest.json)")
     try:
-        check_min_cell(min_cell)
+        override = check_min_cell_floor(min_cell, min_cell_reason)
     except ValueError as exc:
         fail(f"--min-cell: {exc}")
     if gx_rows is not None and gx_rows < 0:
@@ -55,11 +58,11 @@ def ingest(
     except (ValueError, OSError) as exc:
         fail(f"pseudonym key: {exc}")
     try:
-        with err.status(f"Ingesting {delivery}…"):
+        with err.status(Text(f"Ingesting {delivery}…")):
             result = run_ingest(delivery, out, key, columns=cmap, max_gx_rows=gx_rows)
     except DeliveryError as exc:
         for line in exc.lines[1:]:
-            err.print(f"[red]•[/] {line}", highlight=False, soft_wrap=True)
+            err.print(Text.assemble(("•", "red"), f" {line}"), highlight=False, soft_wrap=True)
         fail(f"delivery refused: {exc.lines[0]}", EXIT_REFUSED)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
@@ -75,7 +78,8 @@ def ingest(
     if s["ignored_files"]:
         console.print(f"Ignored files: {', '.join(s['ignored_files'][:5])}{' …' if len(s['ignored_files']) > 5 else ''}",
                       soft_wrap=True)
-    emit_json(json_out, {"panel": str(result.panel), "treatments": str(result.treatments), **s})
+    emit_json(json_out, {"panel": str(result.panel), "treatments": str(result.treatments), **s,
+                         **({"min_cell_override": override} if override is not None else {})})
 
 
 def _disclosed_counts(rows: dict, min_cell: int) -> dict:

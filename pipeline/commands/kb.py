@@ -23,6 +23,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -144,7 +145,7 @@ def show(
         return
     if what in kb.target_groups:
         tg = kb.target_groups[what]
-        console.print(f"[bold]{tg.name}[/] ({tg.id})\n{tg.description}", soft_wrap=True)
+        console.print(Text.assemble((tg.name, "bold"), f" ({tg.id})\n{tg.description}"), soft_wrap=True)
         sm = tg.success_measure
         console.print(f"Success measure: {sm['name']} — {sm.get('description', '')} ({sm['outcome']} {sm['rule']})",
                       soft_wrap=True)
@@ -171,8 +172,8 @@ def show(
         return
     if what in kb.prices:
         p = kb.prices[what]
-        console.print(f"[bold]{p.id}[/]: {p.unit}\n" + ", ".join(f"{k} {v:,.2f} kr" for k, v in p.amounts.items())
-                      + f" ({p.price_year} prices; {p.status})\nsource: {p.source}", soft_wrap=True)
+        console.print(Text.assemble((p.id, "bold"), f": {p.unit}\n" + ", ".join(f"{k} {v:,.2f} kr" for k, v in p.amounts.items())
+                                + f" ({p.price_year} prices; {p.status})\nsource: {p.source}"), soft_wrap=True)
         emit_json(json_out, {"id": p.id, "unit": p.unit, "amounts": dict(p.amounts), "price_year": p.price_year,
                              "gross_for": p.gross_for, "status": p.status, "source": p.source})
         return
@@ -221,13 +222,13 @@ def pool(
     for s, w in zip(res.studies, r.weights, strict=False):
         e = s.effects[res.metric]
         t.add_row(s.id + (" [agency]" if s.own else ""), f"{e.value:.4f}", f"{e.se:.4f}", f"{w:.1%}")
-    t.add_row("[bold]pooled[/]", f"[bold]{r.estimate:.4f}[/]", f"{r.se:.4f}", "100%")
+    t.add_row(Text("pooled", style="bold"), Text(f"{r.estimate:.4f}", style="bold"), f"{r.se:.4f}", "100%")
     console.print(t)
     console.print(f"95 % CI {r.ci_low:.4f} to {r.ci_high:.4f}; prediction interval {r.pi_low:.4f} to {r.pi_high:.4f}; "
                   f"τ² = {r.tau2:.4g} (τ = {r.tau:.4g}); I² = {r.i2:.1%}; Q = {r.q:.3f} on {r.q_df} df"
                   + (f" (p = {r.q_p:.3g})" if r.q_p is not None else ""), soft_wrap=True)
     for sid, reason in res.excluded:
-        console.print(f"[dim]excluded {sid}: {reason}[/]", soft_wrap=True, highlight=False)
+        console.print(Text(f"excluded {sid}: {reason}", style="dim"), soft_wrap=True, highlight=False)
     console.print(f"Prior ({res.prior.basis}): {res.prior.metric} {res.prior.value:.4f}, sd {res.prior.se:.4f}", soft_wrap=True)
     if res.success_rate_prior is not None:
         p = res.success_rate_prior

@@ -27,6 +27,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -287,7 +288,8 @@ def show_command(
         except store_errors() as exc:
             fail(str(exc))
         doc = disclosed_version(store, record)
-    console.print(f"[bold]{record.intervention}[/] version {record.version} — {record.status}", highlight=False)
+    console.print(Text.assemble((record.intervention, "bold"), f" version {record.version} — {record.status}"),
+                  highlight=False)
     for label, value in (("parent", record.parent_version), ("reason", record.reason),
                          ("created", _when(record.created_at)), ("evaluation run", record.evaluation_run_id),
                          ("data vintage", record.data_vintage), ("data sha256", record.data_hash),
@@ -307,7 +309,7 @@ def show_command(
     console.print(f"  {_kinds_line(doc['content'])}", highlight=False, soft_wrap=True)
     unverified = _unverified_line(doc["content"])
     if unverified:
-        console.print(f"  [yellow]{unverified}[/]", highlight=False, soft_wrap=True)
+        console.print(Text.assemble("  ", (unverified, "yellow")), highlight=False, soft_wrap=True)
     console.print(yaml.safe_dump(doc["content"], sort_keys=False, allow_unicode=True), highlight=False, soft_wrap=True)
     emit_json(json_out, doc)
 
@@ -332,7 +334,7 @@ def history_command(
     for v in versions:
         w = v.evidence_window or {}
         years = f"{w['first_year']}–{w['last_year']}" if w.get("first_year") is not None else ""
-        table.add_row(str(v.version), f"[{colours.get(v.status, 'white')}]{v.status}[/]", _fmt(v.parent_version),
+        table.add_row(str(v.version), Text(v.status, style=colours.get(v.status, "white")), _fmt(v.parent_version),
                       _fmt(v.prior_version), _when(v.created_at), v.data_vintage or "", years, v.reason,
                       v.decided_by or "", v.decision_reason or "")
     console.print(table)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -105,8 +106,8 @@ def plan_command(
 def _print(plan, path: Path) -> None:
     from som_models.results_base import fmt
 
-    console.print(f"[bold]Evaluation plan[/] — {plan.intervention}"
-                  + (f" v{plan.version}" if plan.version is not None else " (seed file)"), highlight=False)
+    console.print(Text.assemble(("Evaluation plan", "bold"), f" — {plan.intervention}"
+                                + (f" v{plan.version}" if plan.version is not None else " (seed file)")), highlight=False)
     console.print(f"Variances: {plan.variance_source}. Tests: α = {plan.settings.alpha:g}, Bonferroni over "
                   f"{plan.family_size} (a lower bound on Holm's power), {plan.settings.sequential} alpha spending with "
                   f"one look per vintage; miss planned for ±{plan.settings.margin:.0%} of the assumption; power "

@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli import WorkdirOpt, console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -133,8 +134,8 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
 
     from som_models.parameters import PAYERS
 
-    console.print(f"[bold]{result.intervention}[/] — {source}; success rate {result.success_rate:.3g}; "
-                  f"kroner at {result.price_year} prices; savings positive, costs negative", soft_wrap=True)
+    console.print(Text.assemble((result.intervention, "bold"), f" — {source}; success rate {result.success_rate:.3g}; "
+                                f"kroner at {result.price_year} prices; savings positive, costs negative"), soft_wrap=True)
     if show_rows:
         t = Table(title="Budget consequences by year, payer and item")
         for col, just in (("year", "right"), ("payer", "left"), ("item", "left"), ("nominal", "right"), ("discounted", "right")):
@@ -172,13 +173,13 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
     yearly = result.rows.group_by("year", "payer").agg(pl.col("discounted").sum())
     bears_cost = {p: bool((yearly.filter(pl.col("payer") == p)["discounted"] < 0).any()) for p in PAYERS}
     per_payer = ", ".join(f"{p} {payback[p] or ('never' if bears_cost[p] else 'no net cost')}" for p in PAYERS)
-    console.print(f"Payback year: [bold]{result.payback_year or 'none within the horizon'}[/] (by payer: {per_payer}); "
-                  f"ROI {'n/a' if result.roi is None else f'{result.roi:.2f}'} (NPV per krone of discounted intervention cost)",
-                  soft_wrap=True)
+    console.print(Text.assemble("Payback year: ", (str(result.payback_year or "none within the horizon"), "bold"),
+                                f" (by payer: {per_payer}); ROI {'n/a' if result.roi is None else f'{result.roi:.2f}'} "
+                                "(NPV per krone of discounted intervention cost)"), soft_wrap=True)
     for note in result.notes:
-        console.print(f"[dim]note: {note}[/]", soft_wrap=True, highlight=False)
+        console.print(Text(f"note: {note}", style="dim"), soft_wrap=True, highlight=False)
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, highlight=False)
+        console.print(Text.assemble(("warning:", "yellow"), f" {w}"), soft_wrap=True, highlight=False)
     if mc is None:
         return
     t = Table(title=f"Monte Carlo: {mc.draws:,} draws, seed {mc.seed} (NPV, kr)")
@@ -190,9 +191,9 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
         t.add_row(k, _kr(mc.mean[k]), _kr(q[5.0]), _kr(q[25.0]), _kr(q[50.0]), _kr(q[75.0]), _kr(q[95.0]),
                   f"{mc.prob_break_even[k]:.1%}")
     console.print(t)
-    console.print(f"Probability of at least breaking even: [bold]{mc.prob_break_even['total']:.1%}[/]; paid back within the "
-                  f"horizon in {mc.prob_payback:.1%} of draws (median payback year {mc.median_payback_year or 'none'}).",
-                  soft_wrap=True)
+    console.print(Text.assemble("Probability of at least breaking even: ", (f"{mc.prob_break_even['total']:.1%}", "bold"),
+                                f"; paid back within the horizon in {mc.prob_payback:.1%} of draws "
+                                f"(median payback year {mc.median_payback_year or 'none'})."), soft_wrap=True)
     if mc.tornado:
         lo, hi = mc.tornado_percentiles
         t = Table(title=f"One-way sensitivity (tornado): total NPV with one input at its p{lo:g} / p{hi:g}")

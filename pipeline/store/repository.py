@@ -25,6 +25,7 @@ import copy
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.hashing import canonical_json, content_hash  # noqa: F401 - part of the store's API
@@ -147,14 +148,20 @@ def _jsonable(value: Any, *, strict: bool) -> Any:
 
 
 def _check_text(**fields: Any) -> None:
-    """Refuse text the databases cannot store alike: NUL characters (PostgreSQL text rejects them).
+    """Refuse text that is not plain text (:func:`som_reference.strict_yaml.text_problem`): control characters
+    (NUL — which PostgreSQL text rejects — ESC and the rest; tab and line feed are allowed) and more than
+    :data:`~som_reference.strict_yaml.MAX_TEXT_CHARS` characters. The message names the field, never the value.
 
-    Everything else — quotes, semicolons, SQL keywords, backslashes, ``%`` — is stored verbatim: all
-    values travel as bound parameters.
+    Everything else — quotes, semicolons, SQL keywords, backslashes, ``%``, rich markup such as ``[/x]`` — is
+    stored verbatim: all values travel as bound parameters, and the CLI prints stored text as plain text.
     """
+    from som_reference.strict_yaml import text_problem
+
     for name, value in fields.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise StoreError(f"{name} contains a NUL character, which the store does not accept")
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                raise StoreError(f"{name} {problem}; the store does not accept it")
 
 
 def _opt_float(value: Any) -> float | None:
@@ -300,6 +307,28 @@ def _make_engine(url: str) -> Engine:
 
 
 _UPGRADE_LOCK = threading.Lock()
+_UPGRADE_ATTEMPTS = 5
+
+
+def _concurrent_migration(exc: OperationalError) -> bool:
+    """The error a concurrent first migration can cause (worth re-reading the version and retrying)."""
+    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
+    return "already exists" in text or "database is locked" in text or "database table is locked" in text
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """A cross-process lock for the first migration of a SQLite file (``<database>.migrate.lock`` beside it);
+    a no-op for other databases (PostgreSQL: the migration environment's advisory lock)."""
+    from pipeline.atomic import file_lock
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with file_lock(Path(database).expanduser().with_name(Path(database).name + ".migrate.lock")):
+        yield
 
 
 @lru_cache(maxsize=1)
@@ -336,14 +365,33 @@ class ParameterStore:
 
         Alembic's ``context`` is a process-wide global, so migrations are serialised across threads
         here; across processes the migration environment takes a PostgreSQL advisory lock (SQLite:
-        ``BEGIN IMMEDIATE``). A database already at head is detected without running Alembic.
+        ``BEGIN IMMEDIATE`` and a lock file beside the database, :func:`_migration_lock`). A database
+        already at head is detected without running Alembic, and again once the lock is held (another
+        process may have migrated meanwhile). Should a concurrent start still collide ("table … already
+        exists", "database is locked"), the upgrade is retried after re-reading the version.
         """
         heads = _script_heads()
+        if self._current_heads() == heads:
+            return
+        with _UPGRADE_LOCK, _migration_lock(self.url):
+            for attempt in range(_UPGRADE_ATTEMPTS):
+                if self._current_heads() == heads:  # another process migrated while this one waited
+                    return
+                try:
+                    self._run_upgrade()
+                    return
+                except OperationalError as exc:
+                    if attempt + 1 == _UPGRADE_ATTEMPTS or not _concurrent_migration(exc):
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+
+    def _current_heads(self) -> set[str]:
         with self.engine.connect() as conn:
-            if set(MigrationContext.configure(conn).get_current_heads()) == heads:
-                return
+            return set(MigrationContext.configure(conn).get_current_heads())
+
+    def _run_upgrade(self) -> None:
         config = _alembic_config(self.url)
-        with _UPGRADE_LOCK, self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 config.attributes["connection"] = conn

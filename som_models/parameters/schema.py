@@ -15,7 +15,8 @@ Optional sections (all backwards compatible — a document without them means wh
   its sum is the kommune price.
 * ``costs[k]`` / ``avoided_costs[k]``: besides ``course_year``, ``payer``, ``amount``, optional ``item``
   (row label), ``committee`` (kommune only), ``price_year`` and ``range`` (``[low, high]`` in kroner per
-  participant, containing ``amount``).
+  participant, containing ``amount``). A cost ``amount`` (and its ``range``) is ≤ 0 — a positive one is an
+  error, not a silent sign flip (a saving belongs under ``avoided_costs``).
 * ``refusion``: ``staircase`` (refusion staircase on income support by cumulative weeks) and
   ``expensive_cases`` (Serviceloven § 176 / Barnets lov § 198), each a mapping or a list of mappings.
 * ``tax``: marginal tax rates by payer on changed taxable income, taxable kroner per unit of each item,
@@ -375,6 +376,10 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
         _keys(line, p, allowed)
         payer = _payer(line["payer"], f"{p}.payer")
         amount = _num(line["amount"], f"{p}.amount")
+        if not avoided and amount > 0:
+            raise ParameterError(f"{p}.amount: {amount:g} is positive, but costs are negative cash flows in a calculation "
+                                 f"document (savings positive, costs negative): write -{amount:g}, or list a saving "
+                                 "under avoided_costs")
         committee = None
         if line.get("committee") is not None:
             committee = _str(line["committee"], f"{p}.committee")
@@ -385,6 +390,9 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
             rng = _pair(line["range"], f"{p}.range")
             if not rng[0] <= amount <= rng[1]:
                 raise ParameterError(f"{p}.range: [{rng[0]:g}, {rng[1]:g}] does not contain the amount {amount:g}")
+            if not avoided and rng[1] > 0:
+                raise ParameterError(f"{p}.range: the high end {rng[1]:g} is positive, but a cost is negative (savings "
+                                     "positive, costs negative)")
             if avoided and rng[0] * rng[1] < 0:
                 raise ParameterError(f"{p}.range: an avoided cost range must not change sign")
         out.append(CostLine(
