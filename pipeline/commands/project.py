@@ -110,11 +110,12 @@ def project_command(
     source = str(calc) if calc is not None else f"{intervention} version {version}"
 
     from som_models.parameters import ParameterError, parse_parameter_set
-    from som_models.projection import monte_carlo, project
+    from som_models.projection import break_even, monte_carlo, project
 
     try:
         params = parse_parameter_set(doc)
         result = project(params)
+        be = break_even(params)
         n_draws = draws if draws is not None else params.monte_carlo.draws
         mc = monte_carlo(params, draws=n_draws, seed=seed) if n_draws else None
     except ParameterError as exc:
@@ -122,13 +123,14 @@ def project_command(
 
     out = result.to_dict()
     out["source"] = source
+    out["break_even"] = be.to_dict()
     if mc is not None:
         out["monte_carlo"] = mc.to_dict()
-    _print(result, mc, source, rows)
+    _print(result, mc, source, rows, be)
     emit_json(json_out, out)
 
 
-def _print(result, mc, source: str, show_rows: bool) -> None:
+def _print(result, mc, source: str, show_rows: bool, be) -> None:
     import polars as pl
 
     from som_models.parameters import PAYERS
@@ -175,6 +177,12 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
     console.print(f"Payback year: [bold]{result.payback_year or 'none within the horizon'}[/] (by payer: {per_payer}); "
                   f"ROI {'n/a' if result.roi is None else f'{result.roi:.2f}'} (NPV per krone of discounted intervention cost)",
                   soft_wrap=True)
+    t = Table(title="Break-even (NPV = 0; NPV is linear in each, so exact)")
+    for col, just in (("payer", "left"), ("success rate", "left"), ("cost per participant", "left")):
+        t.add_column(col, justify=just)
+    for k in (*PAYERS, "total"):
+        t.add_row(k, be.success_rate[k].describe(), be.cost_per_participant[k].describe())
+    console.print(t)
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]", soft_wrap=True, highlight=False)
     for w in result.warnings:
@@ -188,7 +196,7 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
     for k in (*PAYERS, "total"):
         q = mc.percentiles[k]
         t.add_row(k, _kr(mc.mean[k]), _kr(q[5.0]), _kr(q[25.0]), _kr(q[50.0]), _kr(q[75.0]), _kr(q[95.0]),
-                  f"{mc.prob_break_even[k]:.1%}")
+                  "no stake" if mc.prob_break_even[k] is None else f"{mc.prob_break_even[k]:.1%}")
     console.print(t)
     console.print(f"Probability of at least breaking even: [bold]{mc.prob_break_even['total']:.1%}[/]; paid back within the "
                   f"horizon in {mc.prob_payback:.1%} of draws (median payback year {mc.median_payback_year or 'none'}).",
