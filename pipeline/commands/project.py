@@ -85,10 +85,13 @@ def project_command(
     seed: int | None = typer.Option(None, "--seed", "-s",
                                     help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
     rows: bool = typer.Option(True, "--rows/--no-rows", help="Print the year × payer × item table."),
+    xlsx: Path | None = typer.Option(None, "--xlsx", metavar="PATH",
+                                     help="Also write an Excel workbook: flows by year and payer, NPV and payback, "
+                                          "break-even, udvalg (committee) split."),
 ) -> None:
     """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo.
 
-    Example: som project calc.yaml --draws 10000 --json out.json
+    Example: som project calc.yaml --draws 10000 --json out.json --xlsx out.xlsx
 
     CALC is a calculation document (docs/calculation-document.md); or project a stored parameter version with
     --intervention ID --version V.
@@ -105,6 +108,8 @@ def project_command(
         fail(f"--draws must be between 0 and {MAX_DRAWS:,} (got {draws})")
     if seed is not None and seed < 0:
         fail(f"--seed must be non-negative (got {seed})")
+    if xlsx is not None and xlsx.suffix.lower() != ".xlsx":
+        fail(f"--xlsx {xlsx}: the workbook file name must end in .xlsx")
 
     doc = _read_document(calc) if calc is not None else _stored_document(intervention, version, workdir)
     source = str(calc) if calc is not None else f"{intervention} version {version}"
@@ -123,10 +128,19 @@ def project_command(
 
     out = result.to_dict()
     out["source"] = source
+    out["discounting"] = result.discounting
     out["break_even"] = be.to_dict()
     if mc is not None:
         out["monte_carlo"] = mc.to_dict()
     _print(result, mc, source, rows, be)
+    if xlsx is not None:
+        from pipeline.xlsx_export import write_projection_xlsx
+
+        try:
+            write_projection_xlsx(xlsx, out, cohorts=params.cohorts)
+        except OSError as exc:
+            fail(f"--xlsx {xlsx}: cannot be written ({exc.strerror or exc})")
+        console.print(f"Workbook written: {xlsx}", soft_wrap=True, highlight=False)
     emit_json(json_out, out)
 
 
