@@ -82,9 +82,17 @@ def test_small_cohort_is_not_written(tmp_path):
     assert 3 not in values  # the small cohort appears nowhere as a number
 
 
-def test_no_udvalg_sheet_without_a_committee_split(tmp_path):
+def test_udvalg_sheet_from_the_default_mapping_or_none(tmp_path):
+    # no committee split in the document: shelter_nights gets the default (socialudvalget); benefit_weeks is not
+    # in the default mapping and the cost line has no committee → unassigned
     doc = {**DOC, "costs": [{"course_year": 1, "payer": "kommune", "amount": -20000}],
            "prices": {"shelter_nights": {"kommune": 800, "stat": 300}, "benefit_weeks": {"kommune": 2900}}}
+    data, wb = run(tmp_path, doc=doc)
+    assert "Udvalg" in wb.sheetnames and set(data["npv_by_committee"]) == {"socialudvalget", "unassigned"}
+    _, udvalg = sheet_rows(wb["Udvalg"])
+    assert sum(r[3] for r in udvalg if r and isinstance(r[0], int)) == pytest.approx(data["npv"]["kommune"], abs=1e-6)
+    # items the default mapping does not know: no committee view at all
+    doc = {**doc, "consequences": {"benefit_weeks": [-8, -8]}, "prices": {"benefit_weeks": {"kommune": 2900}}}
     data, wb = run(tmp_path, doc=doc)
     assert "Udvalg" not in wb.sheetnames and "committees" not in data
 
