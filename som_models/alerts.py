@@ -89,7 +89,7 @@ def parse_alerts(obj: Any) -> AlertRules | None:
 
 
 def evaluate_alerts(rules: AlertRules | None, *, verdicts: Iterable[Mapping[str, Any]],
-                    prob_break_even: Mapping[str, float] | None,
+                    prob_break_even: Mapping[str, float | None] | None,
                     previous: Mapping[str, str] | None = None) -> tuple[Alert, ...]:
     """The alerts that fire: ``verdicts`` are verdict records (``assumption``, ``label``), ``prob_break_even`` the
     break-even probability per payer of the proposed version, ``previous`` the previous vintage's label per
@@ -115,8 +115,9 @@ def evaluate_alerts(rules: AlertRules | None, *, verdicts: Iterable[Mapping[str,
     return tuple(out)
 
 
-def break_even(params, *, draws: int = DRAWS, seed: int = SEED) -> dict[str, float]:
-    """P(NPV ≥ 0) per payer from the projection Monte Carlo (:data:`DRAWS`, :data:`SEED`)."""
+def break_even(params, *, draws: int = DRAWS, seed: int = SEED) -> dict[str, float | None]:
+    """P(NPV ≥ 0) per payer from the projection Monte Carlo (:data:`DRAWS`, :data:`SEED`); None for a payer with
+    no stake (no flow falls on it), which never fires a probability alert."""
     from som_models.projection import monte_carlo
 
     return dict(monte_carlo(params, draws=draws, seed=seed).prob_break_even)

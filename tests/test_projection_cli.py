@@ -99,3 +99,22 @@ def test_bad_documents_are_one_line_errors_naming_the_field(tmp_path, monkeypatc
     one_line_error(runner.invoke(app, ["project", str(path), "--intervention", "x", "--version", "1"]), "give either")
     one_line_error(runner.invoke(app, ["project", "--intervention", "x", "--version", "1", "--workdir", str(tmp_path / "empty")]),
                    "no parameter store in")
+
+
+def test_project_shows_break_even_and_no_stake(tmp_path):
+    out = tmp_path / "out.json"
+    result = runner.invoke(app, ["project", str(write(tmp_path, DOC)), "--json", str(out), "--draws", "300", "--no-rows"])
+    assert result.exit_code == 0, result.output
+    assert "Break-even" in result.output and "no stake" in result.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    be = data["break_even"]["success_rate"]
+    # kommune: −1,000,000 + s × 50 × (10 + 5) × 800 = −1,000,000 + 600,000 s → s* = 5/3 (not reachable)
+    assert be["kommune"]["value"] == pytest.approx(5 / 3, abs=1e-12) and be["kommune"]["reachable"] is False
+    # total: −1,000,000 + 1,200,000 s → s* = 5/6
+    assert be["total"]["value"] == pytest.approx(5 / 6, abs=1e-12) and be["total"]["reachable"] is True
+    assert be["region"]["status"] == "no_stake" and be["stat"]["value"] == 0.0
+    cost = data["break_even"]["cost_per_participant"]
+    # total at s = 0.4 and zero cost: 480,000; costs −1,000,000 for 20,000 kr per participant → 9,600 kr
+    assert cost["total"]["value"] == pytest.approx(9_600, abs=1e-9)
+    assert cost["kommune"]["status"] == "break_even" and cost["stat"]["status"] == "no_cost"
+    assert data["monte_carlo"]["prob_break_even"]["region"] is None and data["monte_carlo"]["no_stake"] == ["region"]

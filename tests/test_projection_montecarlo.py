@@ -64,7 +64,8 @@ def test_zero_variance_monte_carlo_equals_the_deterministic_result():
         assert mc.deterministic_npv[k] == pytest.approx(det.npv[k], abs=1e-6)
         assert np.allclose(mc.npv_draws[:, list((*PAYERS, "total")).index(k)], det.npv[k], atol=1e-6, rtol=0)
         assert all(v == pytest.approx(det.npv[k], abs=1e-6) for v in mc.percentiles[k].values())
-        assert mc.prob_break_even[k] == (1.0 if det.npv[k] >= 0 else 0.0)
+        stake = k == "total" or bool(det.rows.filter(det.rows["payer"] == k).height)
+        assert mc.prob_break_even[k] == ((1.0 if det.npv[k] >= 0 else 0.0) if stake else None)
     assert mc.tornado == ()
     assert mc.prob_payback == (1.0 if det.payback_year else 0.0)
     assert mc.median_payback_year == det.payback_year
@@ -140,7 +141,7 @@ def test_break_even_probability_matches_the_closed_form():
          "prices": {"x": {"kommune": 2000}}, "discounting": "none"}
     mc = monte_carlo(parse_parameter_set(d), draws=200_000, seed=1)
     assert mc.prob_break_even["total"] == pytest.approx(1 - NormalDist().cdf(0.5), abs=0.005)
-    assert mc.prob_break_even["region"] == 1.0  # nothing falls on the region: it always breaks even
+    assert mc.prob_break_even["region"] is None and mc.no_stake == ("region", "stat")  # nothing falls on them
     assert mc.percentiles["total"][50.0] == pytest.approx(-11_000 + 10_000, abs=60)
     # Tornado: the success rate at its 5th / 95th percentile, 0.5 ∓ 1.645 × 0.1.
     (row,) = mc.tornado

@@ -86,10 +86,13 @@ def project_command(
     seed: int | None = typer.Option(None, "--seed", "-s",
                                     help="Monte Carlo seed (default: the document's monte_carlo.seed, else 1)."),
     rows: bool = typer.Option(True, "--rows/--no-rows", help="Print the year × payer × item table."),
+    xlsx: Path | None = typer.Option(None, "--xlsx", metavar="PATH",
+                                     help="Also write an Excel workbook: flows by year and payer, NPV and payback, "
+                                          "break-even, udvalg (committee) split."),
 ) -> None:
     """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo.
 
-    Example: som project calc.yaml --draws 10000 --json out.json
+    Example: som project calc.yaml --draws 10000 --json out.json --xlsx out.xlsx
 
     CALC is a calculation document (docs/calculation-document.md); or project a stored parameter version with
     --intervention ID --version V.
@@ -106,16 +109,19 @@ def project_command(
         fail(f"--draws must be between 0 and {MAX_DRAWS:,} (got {draws})")
     if seed is not None and seed < 0:
         fail(f"--seed must be non-negative (got {seed})")
+    if xlsx is not None and xlsx.suffix.lower() != ".xlsx":
+        fail(f"--xlsx {xlsx}: the workbook file name must end in .xlsx")
 
     doc = _read_document(calc) if calc is not None else _stored_document(intervention, version, workdir)
     source = str(calc) if calc is not None else f"{intervention} version {version}"
 
     from som_models.parameters import ParameterError, parse_parameter_set
-    from som_models.projection import monte_carlo, project
+    from som_models.projection import break_even, monte_carlo, project
 
     try:
         params = parse_parameter_set(doc)
         result = project(params)
+        be = break_even(params)
         n_draws = draws if draws is not None else params.monte_carlo.draws
         mc = monte_carlo(params, draws=n_draws, seed=seed) if n_draws else None
     except ParameterError as exc:
@@ -123,13 +129,23 @@ def project_command(
 
     out = result.to_dict()
     out["source"] = source
+    out["discounting"] = result.discounting
+    out["break_even"] = be.to_dict()
     if mc is not None:
         out["monte_carlo"] = mc.to_dict()
-    _print(result, mc, source, rows)
+    _print(result, mc, source, rows, be)
+    if xlsx is not None:
+        from pipeline.xlsx_export import write_projection_xlsx
+
+        try:
+            write_projection_xlsx(xlsx, out, cohorts=params.cohorts)
+        except OSError as exc:
+            fail(f"--xlsx {xlsx}: cannot be written ({exc.strerror or exc})")
+        console.print(f"Workbook written: {xlsx}", soft_wrap=True, highlight=False)
     emit_json(json_out, out)
 
 
-def _print(result, mc, source: str, show_rows: bool) -> None:
+def _print(result, mc, source: str, show_rows: bool, be) -> None:
     import polars as pl
 
     from som_models.parameters import PAYERS
@@ -176,6 +192,12 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
     console.print(Text.assemble("Payback year: ", (str(result.payback_year or "none within the horizon"), "bold"),
                                 f" (by payer: {per_payer}); ROI {'n/a' if result.roi is None else f'{result.roi:.2f}'} "
                                 "(NPV per krone of discounted intervention cost)"), soft_wrap=True)
+    t = Table(title="Break-even (NPV = 0; NPV is linear in each, so exact)")
+    for col, just in (("payer", "left"), ("success rate", "left"), ("cost per participant", "left")):
+        t.add_column(col, justify=just)
+    for k in (*PAYERS, "total"):
+        t.add_row(k, be.success_rate[k].describe(), be.cost_per_participant[k].describe())
+    console.print(t)
     for note in result.notes:
         console.print(Text(f"note: {note}", style="dim"), soft_wrap=True, highlight=False)
     for w in result.warnings:
@@ -189,7 +211,7 @@ def _print(result, mc, source: str, show_rows: bool) -> None:
     for k in (*PAYERS, "total"):
         q = mc.percentiles[k]
         t.add_row(k, _kr(mc.mean[k]), _kr(q[5.0]), _kr(q[25.0]), _kr(q[50.0]), _kr(q[75.0]), _kr(q[95.0]),
-                  f"{mc.prob_break_even[k]:.1%}")
+                  "no stake" if mc.prob_break_even[k] is None else f"{mc.prob_break_even[k]:.1%}")
     console.print(t)
     console.print(Text.assemble("Probability of at least breaking even: ", (f"{mc.prob_break_even['total']:.1%}", "bold"),
                                 f"; paid back within the horizon in {mc.prob_payback:.1%} of draws "

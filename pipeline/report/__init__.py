@@ -48,6 +48,11 @@ def collect_check_results(instance: Any, run_id: str) -> list[dict]:
     return sorted(out, key=lambda r: (r["asset"], r["check"]))
 
 
+def _pct_or_no_stake(p: float | None) -> str:
+    """P(NPV ≥ 0) as a percentage; "no stake" for a payer on whom no flow falls (Monte Carlo gives None)."""
+    return "no stake" if p is None else f"{p:.0%}"
+
+
 def _fmt(x: Any, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and x != x):
         return ""
@@ -82,7 +87,8 @@ def _projection_rows(data: ReportData) -> dict:
     rows = [{"parameters": f"{k} (v{versions[k].version}, {versions[k].status})",
              **{p: _fmt(pr.npv[p]) for p in ("kommune", "region", "stat", "total")},
              "payback": pr.payback_year or "none", "success_rate": _fmt(pr.success_rate)} for k, pr in projections.items()]
-    mc_rows = [{"parameters": k, **{p: f"{sims[k].prob_break_even[p]:.0%}" for p in ("kommune", "region", "stat", "total")},
+    mc_rows = [{"parameters": k,
+                **{p: _pct_or_no_stake(sims[k].prob_break_even[p]) for p in ("kommune", "region", "stat", "total")},
                 "p5": _fmt(sims[k].percentiles["total"][5.0]), "p50": _fmt(sims[k].percentiles["total"][50.0]),
                 "p95": _fmt(sims[k].percentiles["total"][95.0]),
                 "unverified": params[k].describe_unverified() or "",

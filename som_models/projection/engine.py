@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
+from som_models.projection.committees import default_split
 from som_models.projection.prices import PriceIndex, load_price_index
 from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
 from som_models.results_base import ResultDisplay, frame_lines, render_summary, short_repr
@@ -219,6 +220,11 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             if total == 0:
                 raise ParameterError(f"prices.{item}.kommune: a committee split must not add up to 0")
             committees[item] = {k: v / total for k, v in spec.committees.items()}
+    if not committees and not any(line.committee for line in params.costs + params.avoided_costs):
+        split, note = default_split([item for i, item in enumerate(items) if prices[i, KOMMUNE] != 0])
+        committees.update(split)
+        if note:
+            notes.append(note)
     costs = []
     for kind, lines in (("costs", params.costs), ("avoided_costs", params.avoided_costs)):
         avoided = kind == "avoided_costs"

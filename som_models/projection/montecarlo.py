@@ -17,7 +17,9 @@ Draws (vectorised with numpy, seeded; draws are generated in fixed chunks of ``C
 
 Reported as WSIPP reports its risk analysis (shared/research/domain.md §3): percentiles of the NPV per payer
 and in total, and the probability that the intervention at least breaks even (``NPV ≥ 0``) overall and per
-payer. The tornado table sets one uncertain input at a time to its low and high percentile
+payer — for payers with a stake only: a payer on whom no flow falls in any draw (every yearly amount 0) gets
+``None`` ("no stake"; listed in ``no_stake``), not a meaningless 100 %. The tornado table sets one uncertain
+input at a time to its low and high percentile
 (``monte_carlo.tornado_percentiles``, default 5 % and 95 %) with every other input at its point value, and
 sorts by the swing of the total NPV. With no uncertainty every draw equals the deterministic projection.
 
@@ -79,7 +81,8 @@ class MonteCarloResult(ResultDisplay):
     deterministic_npv: Mapping[str, float]
     mean: Mapping[str, float]
     percentiles: Mapping[str, Mapping[float, float]]
-    prob_break_even: Mapping[str, float]
+    #: P(NPV ≥ 0) per payer and in total; None for a payer with no stake (no flow in any draw)
+    prob_break_even: Mapping[str, float | None]
     prob_payback: float
     median_payback_year: int | None
     tornado: tuple[TornadoRow, ...]
@@ -89,6 +92,8 @@ class MonteCarloResult(ResultDisplay):
     unverified: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     #: the part of the deterministic NPV resting on the unverified years, per payer and in total
     unverified_npv: Mapping[str, float] = field(default_factory=dict)
+    #: payers on whom no flow falls in any draw (their P(NPV ≥ 0) is None)
+    no_stake: tuple[str, ...] = ()
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"intervention": self.intervention, "draws": self.draws, "seed": self.seed,
@@ -114,7 +119,8 @@ class MonteCarloResult(ResultDisplay):
                 ("Median payback year", self.median_payback_year if self.median_payback_year is not None
                  else "none (fewer than half the draws pay back)")]
         table = self.to_polars().with_columns(
-            pl.Series("p_break_even", [f"{p:.3f}" for p in self.to_polars().get_column("p_break_even").to_list()]))
+            pl.Series("p_break_even", ["no stake" if p is None else f"{p:.3f}"
+                                       for p in self.to_polars().get_column("p_break_even").to_list()]))
         body = ["NPV (kroner, discounted):"] + frame_lines(
             table, labels={"deterministic_npv": "point", "p_break_even": "P(NPV ≥ 0)"})
         footer = []
@@ -135,7 +141,7 @@ class MonteCarloResult(ResultDisplay):
             "consequence_correlation": self.consequence_correlation,
             "deterministic_npv": dict(self.deterministic_npv), "mean": dict(self.mean),
             "percentiles": {k: {f"p{q:g}": v for q, v in d.items()} for k, d in self.percentiles.items()},
-            "prob_break_even": dict(self.prob_break_even),
+            "prob_break_even": dict(self.prob_break_even), "no_stake": list(self.no_stake),
             "prob_payback_within_horizon": self.prob_payback, "median_payback_year": self.median_payback_year,
             "tornado_percentiles": list(self.tornado_percentiles),
             "tornado": [{"input": r.input, "low_value": r.low_value, "high_value": r.high_value, "npv_low": r.npv_low,
@@ -319,12 +325,16 @@ def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | N
     children = np.random.SeedSequence(seed).spawn(n_chunks)
     npv = np.empty((draws, len(KEYS)))
     payback = np.empty(draws, dtype=int)
+    stake = np.zeros(len(PAYERS), dtype=bool)
     for k, child in enumerate(children):
         n = min(CHUNK, draws - k * CHUNK)
         ev = evaluate(c, *inp.draw(np.random.default_rng(child), n, spec.consequence_correlation))
         npv[k * CHUNK:k * CHUNK + n] = _npv4(ev)
         payback[k * CHUNK:k * CHUNK + n] = payback_years(c, ev.yearly.sum(axis=1))
-    mean, pct, prob = _summaries(npv)
+        stake |= np.any(ev.yearly != 0, axis=(0, 2))
+    mean, pct, prob_all = _summaries(npv)
+    no_stake = tuple(p for n, p in enumerate(PAYERS) if not stake[n])
+    prob: dict[str, float | None] = {k: (None if k in no_stake else v) for k, v in prob_all.items()}
     paid = payback >= 0
     median = None
     if paid.mean() >= 0.5:
@@ -335,5 +345,5 @@ def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | N
         params.intervention, draws, seed, spec.range_distribution, spec.consequence_correlation,
         {k: float(det[n]) for n, k in enumerate(KEYS)}, mean, pct, prob, float(paid.mean()), median,
         tornado(c, spec.range_distribution, spec.tornado_percentiles), spec.tornado_percentiles, npv,
-        params.unverified(), unverified_npv(c),
+        params.unverified(), unverified_npv(c), no_stake,
     )
