@@ -80,7 +80,9 @@ def test_instance_config_loads_with_dagsters_schema(monkeypatch):
     assert queue.value["max_concurrent_runs"] == 2
     assert config["telemetry"]["enabled"] is False
     assert queue.value["tag_concurrency_limits"] == [
-        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+        # one run per evaluation: its vintages count each other's looks (docs/operations.md, Run queue)
+        {"key": "dagster/partition/evaluation", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
     assert config["retention"]["sensor"]["purge_after_days"]["skipped"] == 7
 
 
