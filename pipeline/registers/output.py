@@ -35,9 +35,10 @@ import datetime as dt
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+
+from pipeline.atomic import file_lock
 
 VERSIONS = ".ingest"
 CURRENT = "current"
@@ -91,22 +92,6 @@ def _symlinks_work(folder: Path) -> bool:
     return True
 
 
-@contextmanager
-def _locked(versions: Path) -> Iterator[None]:
-    """An exclusive lock on ``versions/lock`` while the block runs (no-op where ``fcntl`` is unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(versions / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def publish(out_dir: Path, names: tuple[str, ...], write: Callable[[Path], None]) -> str:
     """Write a new output with ``write(folder)`` (it must create every file of ``names`` in ``folder``) and switch
     ``out_dir`` to it as a whole (see the module docstring). Returns "pointer" or "files" (the fallback)."""
@@ -116,7 +101,7 @@ def publish(out_dir: Path, names: tuple[str, ...], write: Callable[[Path], None]
         return _publish_files(out_dir, names, write)
     versions = out_dir / VERSIONS
     versions.mkdir(exist_ok=True)
-    with _locked(versions):
+    with file_lock(versions / "lock"):  # one run at a time publishes into this folder
         return _publish(out_dir, versions, names, write)
 
 
