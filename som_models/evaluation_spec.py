@@ -7,7 +7,7 @@ they are kept as written here and resolved by the caller (``pipeline.evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +17,7 @@ from som_models.duration_assumptions import DURATION, DurationAssumption, parse_
 from som_models.estimators.dispatch import EstimationSettings, settings_problems
 from som_models.evidence import OVERLAP_POLICIES
 from som_models.parameters.schema import ParameterError, _int, _keys, _num, _str
+from som_models.sequential import DEFAULT_RULE
 from som_models.sequential import RULES as SEQUENTIAL_RULES
 from som_models.verdicts import PATH_TESTS, VerdictSettings, consistency_problem
 from som_models.volume_verdicts import VOLUME_ASSUMPTIONS
@@ -267,6 +268,14 @@ def _assumptions(obj: Any, durations: tuple[DurationAssumption, ...] = ()) -> tu
     return out
 
 
+def _choice(doc: Mapping[str, Any], key: str, default: str, options: Sequence[str]) -> str:
+    """``doc[key]`` (``default`` when absent), refused with a message naming the key unless one of ``options``."""
+    value = doc.get(key, default)
+    if value not in options:
+        raise ParameterError(f"{key}: {value!r} is not one of {', '.join(options)}")
+    return value
+
+
 def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     """Validate an evaluation spec; ``parameters`` is the seed parameter file (relative to the spec)."""
     _keys(doc, "", _ALLOWED)
@@ -283,17 +292,11 @@ def parse_evaluation_spec(doc: Mapping[str, Any]) -> EvaluationSpec:
     consistency = doc.get("consistency", "tost")
     if consistency_problem(consistency):
         raise ParameterError(consistency_problem(consistency))
-    path_test = doc.get("path_test", "mean")
-    if path_test not in PATH_TESTS:
-        raise ParameterError(f"path_test: {path_test!r} is not one of {', '.join(PATH_TESTS)}")
+    path_test = _choice(doc, "path_test", "mean", PATH_TESTS)
     durations = parse_durations(doc.get("durations"), design=block.design,
                                 control=block.options.get("control", "never"))
-    overlap = doc.get("overlap", "root")
-    if overlap not in OVERLAP_POLICIES:
-        raise ParameterError(f"overlap: {overlap!r} is not one of {', '.join(OVERLAP_POLICIES)}")
-    sequential = doc.get("sequential", "lan-demets-linear")
-    if sequential not in SEQUENTIAL_RULES:
-        raise ParameterError(f"sequential: {sequential!r} is not one of {', '.join(SEQUENTIAL_RULES)}")
+    overlap = _choice(doc, "overlap", "root", OVERLAP_POLICIES)
+    sequential = _choice(doc, "sequential", DEFAULT_RULE, SEQUENTIAL_RULES)
     version = doc.get("parameter_version", "approved")
     if version in (None, "approved", "latest-approved"):
         version = None

@@ -112,8 +112,8 @@ from som_models.comparison import Comparison as _Comparison
 from som_models.descriptive import descriptive_comparison
 from som_models.estimators.results import cluster_df, critical_value, two_sided_p, upper_p, wald_p_value
 from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
+from som_models.sequential import DEFAULT_RULE, LookHistory, LookPlan, hypothesis_key, plan_look
 from som_models.sequential import RULES as SEQUENTIAL_RULES
-from som_models.sequential import LookHistory, LookPlan, hypothesis_key, plan_look
 
 LABELS = ("consistent", "refuted-overestimated", "refuted-underestimated", "inconclusive")
 CONSISTENCY_RULES = ("tost",)
@@ -163,7 +163,7 @@ class VerdictSettings:
     consistency: str = "tost"
     path_test: str = "mean"
     #: the rule over repeated looks when ``judge`` is given ``looks`` (see :mod:`som_models.sequential`)
-    sequential: str = "lan-demets-linear"
+    sequential: str = DEFAULT_RULE
 
     def __post_init__(self) -> None:
         check_decision_levels(self.alpha, self.margin, self.min_persons)
