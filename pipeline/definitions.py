@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from pipeline.threads import apply_blas_policy
 
-from pipeline.defs import assets
-from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule
-from pipeline.defs.checks import build_extra_checks
-from pipeline.defs.executor import executor_from_env
-from pipeline.defs.io_managers import PolarsParquetIOManager
-from pipeline.defs.resources import settings_from_env, storage_url
-from pipeline.defs.retention import run_retention_job, run_retention_schedule
-from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets
-from pipeline.workdir import resolve_workdir
+apply_blas_policy()  # run workers import this module first: one BLAS thread unless SOM_BLAS_THREADS (pipeline.threads)
+
+import dagster as dg  # noqa: E402
+
+from pipeline.defs import assets  # noqa: E402
+from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule  # noqa: E402
+from pipeline.defs.checks import build_extra_checks  # noqa: E402
+from pipeline.defs.executor import executor_from_env  # noqa: E402
+from pipeline.defs.io_managers import PolarsParquetIOManager  # noqa: E402
+from pipeline.defs.resources import settings_from_env, storage_url  # noqa: E402
+from pipeline.defs.retention import run_retention_job, run_retention_schedule  # noqa: E402
+from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets  # noqa: E402
+from pipeline.workdir import resolve_workdir  # noqa: E402
 
 ASSETS = [
     assets.delivery, assets.registers, assets.assumptions, assets.effects, assets.verdicts,
