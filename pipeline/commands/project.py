@@ -92,7 +92,7 @@ def project_command(
     discount_sensitivity: str | None = typer.Option(
         None, "--discount-sensitivity", metavar="LIST",
         help="Discount schedules to compare, comma-separated: fm2021, fm2013, none, or flat rates in per cent "
-             "(default: fm2021,fm2013,0,2,3.5,4)."),
+             "(default: fm2021,fm2013,none,2,3.5,4)."),
 ) -> None:
     """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo.
 

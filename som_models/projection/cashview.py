@@ -93,5 +93,5 @@ def cash_view(params: ParameterSet, *, compiled: Compiled | None = None) -> Cash
     by_payer = {p: _year(cash, payback_years(cash, yearly[k][None, :])[0]) for k, p in enumerate(PAYERS)}
     non_cashable = tuple([item for item in c.items if item in c.params.price_specs
                           and not c.params.price_specs[item].cashable]
-                         + [fx.label for fx in c.fixed_lines if not fx.cashable])
+                         + [fx.item for fx in c.fixed_lines if not fx.cashable])
     return CashView(npv_full, npv_cash, payback, by_payer, non_cashable)

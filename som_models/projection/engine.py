@@ -243,8 +243,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             if total == 0:
                 raise ParameterError(f"prices.{item}.kommune: a committee split must not add up to 0")
             committees[item] = {k: v / total for k, v in spec.committees.items()}
-    if not committees and not any(line.committee for line in (*params.costs, *params.avoided_costs,
-                                                                *params.fixed_costs)):
+    if (not committees and not any(line.committee for line in params.costs + params.avoided_costs)
+            and not any(fc.committee for fc in params.fixed_costs)):
         split, note = default_split([item for i, item in enumerate(items) if prices[i, KOMMUNE] != 0])
         committees.update(split)
         if note:

@@ -29,7 +29,8 @@ Danish Finance Ministry schedule since 2021: 3.5 % for years 1–35, 2.5 % for 3
 NPV = Σ discounted amounts; payback year = first year, at or after the first year with a net cost (discounted
 net < 0), in which the cumulative discounted net (all payers, or one payer) is ≥ 0; ROI = NPV / |present value
 of the intervention costs| (``costs`` and ``fixed_costs`` lines, not avoided costs). An ``optimism_bias`` is applied
-by :func:`.engine.compile_calculation` (the projection computes with its adjusted parameter set). Kommune amounts are split by municipal
+by :func:`.engine.compile_calculation` (the projection computes with its adjusted parameter set).
+Kommune amounts are split by municipal
 committee where the document says so (``prices.<item>.kommune: {committee: kr}``, ``costs[k].committee``);
 the rest is ``unassigned``.
 
@@ -204,7 +205,8 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
     factors = c.factors
     acc: dict[tuple[int, str, str], float] = defaultdict(float)
     by_committee: dict[tuple[int, str], float] = defaultdict(float)
-    show_committees = bool(c.committees) or any(line.committee for line in (*c.costs, *c.fixed_lines))
+    show_committees = (bool(c.committees) or any(line.committee for line in c.costs)
+                       or any(fx.committee for fx in c.fixed_lines))
     pv_costs = 0.0
 
     def add(t: int, payer: str, item: str, amount: float, shares: Mapping[str, float] | None = None) -> None:

@@ -9,7 +9,7 @@ The schedules (``δ_t = Π_{u=1..t} 1/(1 + r(u))``, :func:`.engine.discount_fact
 * a flat rate ``r`` in every year.
 
 :data:`DEFAULT_SCHEDULES` — the document's own schedule, then ``fm2021``, ``fm2013``, 0 %, and flat 2 %, 3.5 % and
-4 % — is shown by ``som project``; ``--discount-sensitivity fm2021,fm2013,2,3.5,4`` (flat rates in per cent)
+4 % — is shown by ``som project`` (the 4 % and 2 % flat rates bracket the Finance Ministry's 3.5 %); ``--discount-sensitivity fm2021,fm2013,2,3.5,4`` (flat rates in per cent)
 chooses another list. The yearly nominal amounts do not depend on the rate, so they are computed once with the
 vectorised engine at the point values and discounted with each schedule: ``NPV_p = Σ_t Y[p, t] · δ_t``; the
 payback year is recomputed for each schedule.
@@ -39,7 +39,7 @@ KEYS = (*PAYERS, "total")
 FM2013 = ((1, 0.04), (36, 0.03), (71, 0.02))
 NAMED = {"fm2021": FM2021, "fm2013": FM2013, "none": ((1, 0.0),)}
 #: the alternatives shown by default after the document's own schedule (flat rates as shares)
-DEFAULT_SCHEDULES: tuple[str | float, ...] = ("fm2021", "fm2013", 0.0, 0.02, 0.035, 0.04)
+DEFAULT_SCHEDULES: tuple[str | float, ...] = ("fm2021", "fm2013", "none", 0.02, 0.035, 0.04)
 
 
 def _steps(schedule: Any) -> tuple[tuple[int, float], ...]:
@@ -118,7 +118,7 @@ def discount_sensitivity(params: ParameterSet, schedules: Sequence[str | float] 
     c = compiled or compile_calculation(params)
     yearly = evaluate(c, *base_inputs(c)).yearly[0]                  # (P, T) nominal
     T = c.n_years
-    own = _steps(params.discounting) if params.discounting != "none" else NAMED["none"]
+    own = _steps(params.discounting)
     entries: list[tuple[str, Any, bool]] = [("document", params.discounting, True)]
     seen = {own}
     for sch in DEFAULT_SCHEDULES if schedules is None else schedules:
@@ -129,12 +129,12 @@ def discount_sensitivity(params: ParameterSet, schedules: Sequence[str | float] 
         entries.append((_label(sch), sch, False))
     rows = []
     for label, sch, is_doc in entries:
-        steps = _steps(sch) if sch != "none" else NAMED["none"]
+        steps = _steps(sch)
         factors = discount_factors(steps, T)
         npv = {p: float(yearly[k] @ factors) for k, p in enumerate(PAYERS)}
         npv["total"] = float(sum(npv[p] for p in PAYERS))
         t = int(payback_years(replace(c, factors=factors), yearly.sum(axis=0)[None, :])[0])
-        desc = describe_discounting("none" if sch == "none" else ("fm2021" if sch in (None, "fm2021") else steps))
-        rows.append(DiscountRow(label if not is_doc else f"document ({_label(sch) if sch else 'fm2021'})", desc, npv,
+        desc = describe_discounting(sch if sch in (None, "fm2021", "none") else steps)
+        rows.append(DiscountRow(f"document ({_label(sch or 'fm2021')})" if is_doc else label, desc, npv,
                                 None if t < 0 else c.first + t, is_doc))
     return DiscountSensitivity(tuple(rows))
