@@ -8,11 +8,11 @@ The schedules (``δ_t = Π_{u=1..t} 1/(1 + r(u))``, :func:`.engine.discount_fact
 * ``none`` — 0 %, undiscounted;
 * a flat rate ``r`` in every year.
 
-:data:`DEFAULT_SCHEDULES` — the document's own schedule, then ``fm2021``, ``fm2013``, 0 %, and flat 2 %, 3.5 % and
-4 % — is shown by ``som project`` (the 4 % and 2 % flat rates bracket the Finance Ministry's 3.5 %); ``--discount-sensitivity fm2021,fm2013,2,3.5,4`` (flat rates in per cent)
-chooses another list. The yearly nominal amounts do not depend on the rate, so they are computed once with the
-vectorised engine at the point values and discounted with each schedule: ``NPV_p = Σ_t Y[p, t] · δ_t``; the
-payback year is recomputed for each schedule.
+:data:`DEFAULT_SCHEDULES` — the document's own schedule, then ``fm2021``, ``fm2013``, ``none`` and flat 2 %,
+3.5 % and 4 % (brackets around the Finance Ministry's 3.5 %) — is shown by ``som project``;
+``--discount-sensitivity fm2021,fm2013,2,3.5,4`` (flat rates in per cent) chooses another list. The yearly
+nominal amounts do not depend on the rate, so they are computed once with the vectorised engine at the point
+values and discounted with each schedule: ``NPV_p = Σ_t Y[p, t] · δ_t``; the payback year is recomputed for each schedule.
 """
 
 from __future__ import annotations
