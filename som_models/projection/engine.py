@@ -37,7 +37,8 @@ import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
 from som_models.projection.committees import default_split
-from som_models.projection.optimism import apply_optimism_bias, describe
+from som_models.projection.optimism import apply_optimism_bias
+from som_models.projection.optimism import describe as describe_optimism
 from som_models.projection.prices import PriceIndex, load_price_index
 from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
 from som_models.results_base import ResultDisplay, frame_lines, render_summary, short_repr
@@ -200,7 +201,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 course_se[i] = c.course.se
     notes: list[str] = [params.describe_kinds()]  # both kinds are applied per successful person (N · s · units)
     if params.optimism_bias is not None:
-        notes.append(describe(params.optimism_bias))
+        notes.append(describe_optimism(params.optimism_bias))
     course_note = params.describe_course()
     if course_note:
         notes.append(course_note + " — projected in the course years for every participant (N · units, no success "
