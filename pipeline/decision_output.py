@@ -34,7 +34,7 @@ def print_decision_aids(console: Console, aids: Any) -> None:
         for k in KEYS:
             t.add_row(f"NPV {k}", *(_kr(col.npv[k]) for col in cols))
         for k in KEYS:
-            t.add_row(f"payback {k}", *(str(col.payback[k] or "none") for col in cols))
+            t.add_row(f"payback {k}", *(col.describe_payback(k) for col in cols))
         t.add_row("success rate", *(f"{col.success_rate:.3g}" for col in cols))
         for k in KEYS:
             t.add_row(f"break-even s* {k}", *(col.break_even.success_rate[k].describe() for col in cols))

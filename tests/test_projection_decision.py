@@ -148,6 +148,9 @@ def test_scenario_table_hand_case_exact_to_the_krone():
     # optimistic: costs −5,000, coordinator −1,100 − 1,000: kommune −5,000 − 5,000 − 2,100 + 15,000 = 2,900
     assert {k: krone(v) for k, v in opt.npv.items()} == {"kommune": 2900, "region": -1000, "stat": 7500, "total": 9400}
     assert opt.payback["total"] == 2026 and base.payback["total"] == 2027
+    assert pess.describe_payback("total") == "never" and base.describe_payback("stat") == "no net cost"
+    assert base.describe_payback("kommune") == "never" and base.bears_cost == {"kommune": True, "region": True,
+                                                                               "stat": False, "total": True}
     assert opt.break_even.success_rate["kommune"].value == pytest.approx(12100 / 30000, abs=1e-12)
     assert pess.break_even.success_rate["kommune"].value == pytest.approx(19200 / 15000, abs=1e-12)
     wide = table.to_polars()

@@ -10,7 +10,7 @@ differs between the columns: a scenario that overrides nothing would repeat the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -33,10 +33,20 @@ class ScenarioResult:
     npv: Mapping[str, float]
     payback: Mapping[str, int | None]
     break_even: BreakEvenResult
+    #: whether the payer (or the total) has a year with a net cost; without one there is no payback to reach
+    bears_cost: Mapping[str, bool] = field(default_factory=dict)
+
+    def describe_payback(self, key: str) -> str:
+        """The payback year, ``never`` (a net cost not recovered within the horizon) or ``no net cost``."""
+        year = self.payback[key]
+        if year is not None:
+            return str(year)
+        return "never" if self.bears_cost.get(key, True) else "no net cost"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "success_rate": self.success_rate,
-                "npv": dict(self.npv), "payback": dict(self.payback), "break_even": self.break_even.to_dict()}
+                "npv": dict(self.npv), "payback": dict(self.payback), "bears_cost": dict(self.bears_cost),
+                "break_even": self.break_even.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,10 @@ def _column(name: str, description: str, params: ParameterSet) -> ScenarioResult
     proj = project(params)
     payback: dict[str, int | None] = {p: proj.payback_by_payer.get(p) for p in PAYERS}
     payback["total"] = proj.payback_year
-    return ScenarioResult(name, description, proj.success_rate, dict(proj.npv), payback, break_even(params))
+    by_year = proj.rows.group_by("year", "payer").agg(pl.col("discounted").sum())
+    bears = {p: bool((by_year.filter(pl.col("payer") == p)["discounted"] < 0).any()) for p in PAYERS}
+    bears["total"] = bool((proj.cumulative["discounted"] < 0).any())
+    return ScenarioResult(name, description, proj.success_rate, dict(proj.npv), payback, break_even(params), bears)
 
 
 def scenario_table(params: ParameterSet) -> ScenarioTable:
