@@ -21,7 +21,9 @@ def _measure(col: Mapping[str, Any], key: str, payer: str) -> Any:
     if key == "npv":
         return col["npv"][payer]
     if key == "payback":
-        return col["payback"][payer] if col["payback"][payer] is not None else "none within the horizon"
+        if col["payback"][payer] is not None:
+            return col["payback"][payer]
+        return "never" if col.get("bears_cost", {}).get(payer, True) else "no net cost"
     be = col["break_even"][key][payer]
     return be["value"] if be["value"] is not None else be["status"]
 
