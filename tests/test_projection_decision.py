@@ -331,3 +331,17 @@ def test_som_project_rejects_a_bad_discount_list(tmp_path):
     result = runner.invoke(app, ["project", str(calc), "--discount-sensitivity", "fm2099"])
     assert result.exit_code != 0
     assert "--discount-sensitivity: 'fm2099' is neither" in result.output
+
+
+def test_the_documented_example_has_working_decision_aids():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "calculation-document.md").read_text(encoding="utf-8")
+    params = parse_parameter_set(yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0]))
+    assert [f.one_off for f in params.fixed_costs] == [True, False]
+    assert params.optimism_bias is not None and params.optimism_bias.source
+    aids = decision_aids(params)
+    assert aids.scenarios is not None and aids.scenarios.names == ("base", "pessimistic")
+    pess = aids.scenarios.columns[1]
+    assert pess.success_rate == 0.08 and pess.npv["total"] < aids.scenarios.columns[0].npv["total"]
+    assert aids.discount.rows[0].is_document and not aids.cash.differs
