@@ -13,6 +13,7 @@ workbook cannot disagree), with the year × payer flows aggregated from its ``ro
   P(NPV ≥ 0) when draws were made ("no stake" for a payer with no flows);
 * ``Break-even`` — the break-even success rate and cost per participant per payer (status, value, intercept,
   slope; :mod:`som_models.projection.breakeven`);
+* ``Scenarios``, ``Discount sensitivity``, ``Cash view`` — the decision aids (:mod:`pipeline.xlsx_decision`);
 * ``Udvalg`` — only when the document splits the kommune by committee: the kommune's net by committee and year
   (nominal, discounted) and the NPV per committee.
 
@@ -125,6 +126,10 @@ def projection_workbook(doc: Mapping[str, Any], *, cohorts: Iterable[tuple[int, 
                                   "NPV per unit of s", "within [0, 1]", "ceiling (s ≤)", "cost: status",
                                   "break-even cost per participant (kr)", "cost per participant now (kr)",
                                   "NPV at zero cost", "NPV of the costs"), be_rows)
+
+    from pipeline.xlsx_decision import add_decision_sheets
+
+    add_decision_sheets(wb, doc)
 
     if doc.get("committees") is not None:
         ws = _sheet(wb, "Udvalg", ("year", "committee (udvalg)", "amount", "discounted"),

@@ -51,7 +51,7 @@ def test_unknown_keys_are_errors_naming_the_key(over, match):
     ({"success_rate": {"value": 0.5, "se": -1}}, r"success_rate\.se: must be ≥ 0"),
     ({"consequences": {"weeks": [-1], "nights": [-2]}}, r"prices\.nights: consequence item has no unit prices"),
     ({"costs": [{"course_year": 1, "payer": "county", "amount": -1}]}, r"costs\[0\]\.payer: 'county' is not a payer"),
-    ({"prices": {"weeks": {"county": 100}}}, r"prices\.weeks\.county: unknown key \(allowed: kommune, "),
+    ({"prices": {"weeks": {"county": 100}}}, r"prices\.weeks\.county: unknown key \(allowed: cashable, kommune, "),
     ({"prices": {"weeks": {"stat": {"udvalg": 1}}}},
      r"prices\.weeks\.stat: a committee \(udvalg\) split is only possible for kommune"),
     ({"prices": {"weeks": {"kommune": 100, "range": [1.1, 1.3]}}}, r"prices\.weeks\.range: relative factors"),

@@ -40,7 +40,8 @@ def run(tmp_path, *extra, doc=DOC):
 
 def test_workbook_totals_equal_the_json(tmp_path):
     data, wb = run(tmp_path, "--draws", "300", "--seed", "2")
-    assert wb.sheetnames == ["Summary", "Flows by year", "Rows", "NPV and payback", "Break-even", "Udvalg"]
+    assert wb.sheetnames == ["Summary", "Flows by year", "Rows", "NPV and payback", "Break-even", "Discount sensitivity",
+                            "Cash view", "Udvalg"]
     header, flows = sheet_rows(wb["Flows by year"])
     assert [r[0] for r in flows] == [c["year"] for c in data["cumulative"]]
     for payer in ("kommune", "region", "stat", "total"):

@@ -89,6 +89,10 @@ def project_command(
     xlsx: Path | None = typer.Option(None, "--xlsx", metavar="PATH",
                                      help="Also write an Excel workbook: flows by year and payer, NPV and payback, "
                                           "break-even, udvalg (committee) split."),
+    discount_sensitivity: str | None = typer.Option(
+        None, "--discount-sensitivity", metavar="LIST",
+        help="Discount schedules to compare, comma-separated: fm2021, fm2013, none, or flat rates in per cent "
+             "(default: fm2021,fm2013,none,2,3.5,4)."),
 ) -> None:
     """Budget consequences per year, payer and item; NPV, payback, ROI; Monte Carlo.
 
@@ -112,16 +116,26 @@ def project_command(
     if xlsx is not None and xlsx.suffix.lower() != ".xlsx":
         fail(f"--xlsx {xlsx}: the workbook file name must end in .xlsx")
 
+    schedules = None
+    if discount_sensitivity is not None:
+        from som_models.projection.sensitivity import parse_schedules
+
+        try:
+            schedules = parse_schedules(discount_sensitivity)
+        except ValueError as exc:
+            fail(f"--discount-sensitivity: {exc}")
     doc = _read_document(calc) if calc is not None else _stored_document(intervention, version, workdir)
     source = str(calc) if calc is not None else f"{intervention} version {version}"
 
     from som_models.parameters import ParameterError, parse_parameter_set
     from som_models.projection import break_even, monte_carlo, project
+    from som_models.projection.decision import decision_aids
 
     try:
         params = parse_parameter_set(doc)
         result = project(params)
         be = break_even(params)
+        aids = decision_aids(params, discount_schedules=schedules)
         n_draws = draws if draws is not None else params.monte_carlo.draws
         mc = monte_carlo(params, draws=n_draws, seed=seed) if n_draws else None
     except ParameterError as exc:
@@ -131,9 +145,13 @@ def project_command(
     out["source"] = source
     out["discounting"] = result.discounting
     out["break_even"] = be.to_dict()
+    out.update(aids.to_dict())
     if mc is not None:
         out["monte_carlo"] = mc.to_dict()
     _print(result, mc, source, rows, be)
+    from pipeline.decision_output import print_decision_aids
+
+    print_decision_aids(console, aids)
     if xlsx is not None:
         from pipeline.xlsx_export import write_projection_xlsx
 

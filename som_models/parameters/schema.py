@@ -41,6 +41,18 @@ Optional sections (all backwards compatible — a document without them means wh
   profile is the event-time ATT at ``e = k − 1`` itself (:mod:`som_models.assumptions`). Absent = no effect
   during the course (what every document meant before).
 
+* ``fixed_costs[k]``: costs that do not scale with participants — a one-off cost in calendar ``year`` or a fixed
+  yearly cost in each of ``years: [first, last]`` (inclusive), kroner per year (≤ 0), with ``payer``, optional
+  ``item``, ``committee`` (kommune only), ``price_year``, ``cashable`` (default true), ``source``.
+* ``prices.<item>.cashable``: whether the item's savings release cash (default true: every price line counts in
+  the cash view, what every document meant before); the cash view (:mod:`som_models.projection.cashview`)
+  counts only cashable amounts.
+* ``optimism_bias``: ``costs`` (uplift share on costs, e.g. 0.2 = +20 %), ``effects`` (haircut share on effects,
+  0 ≤ h < 1) and a required ``source`` — no defaults (:mod:`som_models.projection.optimism`).
+* ``scenarios.<name>``: named overrides of the document — ``set`` (``{path: value}``, paths like
+  ``success_rate.value`` or ``costs[0].amount``), ``scale`` (``{target: factor}``), ``description``; each
+  scenario is validated as a whole document (:mod:`som_models.parameters.scenarios`).
+
 ``success_measure`` is optional for a pure calculation document; the evaluation pipeline needs it.
 
 **Two kinds of consequence profile** (``consequences.<item>.kind``, never mixed; ``docs/concepts.md``):
@@ -175,6 +187,42 @@ class PriceSpec:
     committees: Mapping[str, float]
     source: str
     status: str
+    #: whether the item's savings release cash (``prices.<item>.cashable``; default True)
+    cashable: bool = True
+
+
+@dataclass(frozen=True)
+class FixedCost:
+    """A cost that does not scale with participants: ``amount`` kroner (≤ 0) paid by ``payer`` in each calendar year
+    ``first_year … last_year`` (one-off: ``first_year == last_year``); ``price_year`` None = the document's."""
+
+    payer: str
+    amount: float
+    first_year: int
+    last_year: int
+    item: str | None = None
+    committee: str | None = None
+    price_year: int | None = None
+    cashable: bool = True
+    source: str = ""
+
+    @property
+    def one_off(self) -> bool:
+        return self.first_year == self.last_year
+
+
+@dataclass(frozen=True)
+class OptimismBias:
+    """Optimism-bias adjustment of a projection: costs × (1 + ``costs``), effects × (1 − ``effects``).
+
+    ``applied`` is True on the adjusted parameter set the projection computes with
+    (:func:`som_models.projection.optimism.apply_optimism_bias`), so it is never applied twice.
+    """
+
+    costs: float
+    effects: float
+    source: str
+    applied: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,6 +297,10 @@ class ParameterSet:
     tax: TaxSpec | None = None
     monte_carlo: MonteCarloSpec = MonteCarloSpec()
     price_index: Any = None
+    fixed_costs: tuple[FixedCost, ...] = ()
+    optimism_bias: OptimismBias | None = None
+    #: named scenarios (``scenarios``), each a validated parameter set of its own
+    scenarios: tuple[Scenario, ...] = ()
 
     def consequence(self, item: str) -> Consequence:
         for c in self.consequences:
@@ -303,6 +355,15 @@ class ParameterSet:
         return content_hash(self.document)
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """A named scenario: the document with its overrides applied (``scenarios.<name>``), validated."""
+
+    name: str
+    description: str
+    params: ParameterSet
+
+
 
 
 _TOP = {
@@ -311,6 +372,7 @@ _TOP = {
     "costs": True, "avoided_costs": False, "consequences": True, "prices": True, "discounting": False,
     "sources": False, "notes": False, "provenance": False,
     "refusion": False, "tax": False, "monte_carlo": False, "price_index": False,
+    "fixed_costs": False, "optimism_bias": False, "scenarios": False,
 }
 
 
@@ -363,6 +425,89 @@ def _pair(obj: Any, path: str) -> tuple[float, float]:
     if low > high:
         raise ParameterError(f"{path}: low {low:g} is above high {high:g}")
     return low, high
+
+
+def _bool(obj: Any, path: str) -> bool:
+    if not isinstance(obj, bool):
+        raise ParameterError(f"{path}: expected true or false, got {obj!r}")
+    return obj
+
+
+def _fixed_costs(obj: Any, start_year: int, horizon: int) -> tuple[FixedCost, ...]:
+    """``fixed_costs``: one-off (``year``) or fixed yearly (``years: [first, last]``) costs, kroner per year ≤ 0."""
+    if not isinstance(obj, list):
+        raise ParameterError("fixed_costs: expected a list of {payer, amount, year | years}")
+    last_horizon = start_year + horizon - 1
+    out = []
+    for k, line in enumerate(obj):
+        p = f"fixed_costs[{k}]"
+        _keys(line, p, {"payer": True, "amount": True, "year": False, "years": False, "item": False, "committee": False,
+                        "price_year": False, "cashable": False, "source": False})
+        payer = _payer(line["payer"], f"{p}.payer")
+        amount = _num(line["amount"], f"{p}.amount")
+        if amount > 0:
+            raise ParameterError(f"{p}.amount: {amount:g} is positive, but costs are negative cash flows (savings "
+                                 f"positive, costs negative): write -{amount:g}")
+        if ("year" in line) == ("years" in line):
+            raise ParameterError(f"{p}: give either year (a one-off cost) or years: [first, last] (a fixed yearly cost)")
+        if "year" in line:
+            first = last = _int(line["year"], f"{p}.year")
+            where = f"{p}.year"
+        else:
+            span = line["years"]
+            if not isinstance(span, list) or len(span) != 2:
+                raise ParameterError(f"{p}.years: expected [first, last] (calendar years, inclusive), got {span!r}")
+            first, last = _int(span[0], f"{p}.years[0]"), _int(span[1], f"{p}.years[1]")
+            where = f"{p}.years"
+            if first > last:
+                raise ParameterError(f"{where}: first year {first} is after last year {last}")
+        if first < start_year or last > last_horizon:
+            raise ParameterError(f"{where}: {first}–{last} is outside the horizon {start_year}–{last_horizon}")
+        committee = None
+        if line.get("committee") is not None:
+            committee = _str(line["committee"], f"{p}.committee")
+            if payer != "kommune":
+                raise ParameterError(f"{p}.committee: a committee (udvalg) split is only possible for payer kommune")
+        out.append(FixedCost(
+            payer, amount, first, last,
+            item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
+            committee=committee,
+            price_year=_int(line["price_year"], f"{p}.price_year") if line.get("price_year") is not None else None,
+            cashable=_bool(line.get("cashable", True), f"{p}.cashable"), source=str(line.get("source", "")),
+        ))
+    return tuple(out)
+
+
+def _optimism_bias(obj: Any) -> OptimismBias:
+    """``optimism_bias: {costs, effects, source}`` — shares, no defaults (module docstring)."""
+    _keys(obj, "optimism_bias", {"costs": True, "effects": True, "source": True})
+    costs = _num(obj["costs"], "optimism_bias.costs", minimum=0, maximum=10)
+    effects = _num(obj["effects"], "optimism_bias.effects", minimum=0)
+    if effects >= 1:
+        raise ParameterError(f"optimism_bias.effects: a haircut share must be below 1, got {effects:g}")
+    return OptimismBias(costs, effects, _str(obj["source"], "optimism_bias.source"))
+
+
+def _scenarios(doc: Mapping[str, Any], require_kind: bool) -> tuple[Scenario, ...]:
+    """``scenarios.<name>``: each the document with its overrides, validated as a whole (names the scenario)."""
+    from som_models.parameters.scenarios import apply_scenario
+
+    obj = doc["scenarios"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise ParameterError("scenarios: expected a mapping {name: {description, set, scale}}")
+    base = {k: v for k, v in doc.items() if k != "scenarios"}
+    out = []
+    for name, spec in obj.items():
+        path = f"scenarios.{name}"
+        if not isinstance(name, str) or not name.strip() or name == "base":
+            raise ParameterError(f"{path}: a scenario needs a name other than 'base' (the document itself)")
+        merged = apply_scenario(base, spec, path)
+        try:
+            scenario = parse_parameter_set(merged, require_kind=require_kind)
+        except ParameterError as exc:
+            raise ParameterError(f"{path} (the document with its overrides): {exc}") from None
+        out.append(Scenario(name, str(spec.get("description", "")), scenario))
+    return tuple(out)
 
 
 def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...]:
@@ -486,7 +631,8 @@ def _prices(obj: Any, price_year: int) -> tuple[dict[str, dict[str, float]], dic
     prices = _keys(obj, "prices", {k: False for k in obj} if isinstance(obj, Mapping) else {})
     amounts: dict[str, dict[str, float]] = {}
     specs: dict[str, PriceSpec] = {}
-    allowed = {**{p: False for p in PAYERS}, "price_year": False, "range": False, "source": False, "status": False}
+    allowed = {**{p: False for p in PAYERS}, "price_year": False, "range": False, "source": False, "status": False,
+               "cashable": False}
     for item, line in prices.items():
         path = f"prices.{item}"
         _keys(line, path, allowed)
@@ -516,7 +662,8 @@ def _prices(obj: Any, price_year: int) -> tuple[dict[str, dict[str, float]], dic
                 raise ParameterError(f"{path}.range: relative factors [low, high] need 0 ≤ low ≤ 1 ≤ high, got {list(rng)}")
         own_year = _int(line["price_year"], f"{path}.price_year") if line.get("price_year") is not None else price_year
         amounts[item] = by_payer
-        specs[item] = PriceSpec(item, own_year, rng, committees, str(line.get("source", "")), str(line.get("status", "")))
+        specs[item] = PriceSpec(item, own_year, rng, committees, str(line.get("source", "")), str(line.get("status", "")),
+                                _bool(line.get("cashable", True), f"{path}.cashable"))
     return amounts, specs
 
 
@@ -701,6 +848,9 @@ def parse_parameter_set(doc: Mapping[str, Any], *, require_kind: bool = False) -
         tax=tax,
         monte_carlo=_monte_carlo(doc["monte_carlo"]) if doc.get("monte_carlo") is not None else MonteCarloSpec(),
         price_index=_price_index(doc.get("price_index")),
+        fixed_costs=_fixed_costs(doc["fixed_costs"], start_year, horizon) if doc.get("fixed_costs") is not None else (),
+        optimism_bias=_optimism_bias(doc["optimism_bias"]) if doc.get("optimism_bias") is not None else None,
+        scenarios=_scenarios(doc, require_kind) if doc.get("scenarios") is not None else (),
     )
 
 

@@ -15,11 +15,13 @@ for cohorts ``c`` of ``N_c`` participants, ``K`` course years and ``t = 0 … ho
                  ∓ refusion transfers (staircase, expensive cases; kommune −, stat +)
                  + rate_p · Σ_i u[d,i,j] · taxable_i (+ tilbageløb to stat)
     W[d, p, k] = the same valuation of the course-year units v[d,i,k] (per participant)
-    Y[d, p, t] = s[d] · Σ_j V[d,p,j] · E[j,t] + Σ_{k≤K} W[d,p,k] · F[k,t] + Σ_k C[d,p,k] · F[k,t]
+    Y[d, p, t] = s[d] · Σ_j V[d,p,j] · E[j,t] + Σ_{k≤K} W[d,p,k] · F[k,t] + Σ_k C[d,p,k] · F[k,t] + G[p, t]
 
 with ``s`` the success rate, ``u`` the consequence units, ``v`` the course-year units
 (``consequences.<item>.course``: per participant, so not multiplied by ``s``), ``f`` the relative price factors
-and ``C`` the cost per participant by payer and course year. The refusion rules value a course year with the
+``C`` the cost per participant by payer and course year and ``G`` the one-off and fixed costs (``fixed_costs``,
+kroner per calendar year, not scaled by participants). An ``optimism_bias`` section is applied first
+(:mod:`som_models.projection.optimism`; ``Compiled.params`` is the adjusted set). The refusion rules value a course year with the
 figures of consequence year 1 (``weeks_before`` / ``case_expense``: the nearest year the document states).
 ``NPV[d, p] = Σ_t Y[d,p,t] · δ_t``. :func:`som_models.projection.project`
 computes the same quantities line by line (a separate implementation; a test checks they agree).
@@ -35,6 +37,8 @@ import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
 from som_models.projection.committees import default_split
+from som_models.projection.optimism import apply_optimism_bias
+from som_models.projection.optimism import describe as describe_optimism
 from som_models.projection.prices import PriceIndex, load_price_index
 from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
 from som_models.results_base import ResultDisplay, frame_lines, render_summary, short_repr
@@ -91,6 +95,20 @@ class CostSpec:
     label: str
 
 
+@dataclass(frozen=True)
+class FixedSpec:
+    """A one-off or fixed yearly cost in price-year kroner per year, in years ``t_first … t_last`` after start."""
+
+    payer: int
+    amount: float
+    t_first: int
+    t_last: int
+    item: str
+    committee: str | None
+    cashable: bool
+    label: str
+
+
 @dataclass(frozen=True, eq=False)
 class StaircaseSpec:
     group: RefusionGroup
@@ -137,6 +155,8 @@ class Compiled:
     index: PriceIndex | None
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
+    fixed_lines: tuple[FixedSpec, ...] = ()
+    fixed: np.ndarray | None = None  # (P, T) one-off and fixed costs per payer and year; None = none
 
     @property
     def has_tax(self) -> bool:
@@ -161,6 +181,7 @@ def _loaded(index: PriceIndex | None, where: str) -> PriceIndex:
 
 def compile_calculation(params: ParameterSet) -> Compiled:
     """Resolve prices, rules, thresholds and exposures of ``params`` (raises ParameterError naming the field)."""
+    params = apply_optimism_bias(params)
     first, T, K = params.start_year, params.horizon_years, params.course_years
     items = tuple(c.item for c in params.consequences)
     J = max(len(c.units) for c in params.consequences) if params.consequences else 1
@@ -179,6 +200,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             if c.course.se is not None:
                 course_se[i] = c.course.se
     notes: list[str] = [params.describe_kinds()]  # both kinds are applied per successful person (N · s · units)
+    if params.optimism_bias is not None:
+        notes.append(describe_optimism(params.optimism_bias))
     course_note = params.describe_course()
     if course_note:
         notes.append(course_note + " — projected in the course years for every participant (N · units, no success "
@@ -188,7 +211,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
         notes.append(unverified_note + " — projected with their wider standard errors")
     warnings: list[str] = []
     years_needed = ({s.price_year for s in params.price_specs.values()}
-                    | {c.price_year for c in params.costs + params.avoided_costs if c.price_year})
+                    | {c.price_year for c in params.costs + params.avoided_costs if c.price_year}
+                    | {f.price_year for f in params.fixed_costs if f.price_year})
     index = None
     if (years_needed - {params.price_year} or params.price_index is not None
             or any(g.kind == "expensive_cases" for g in params.refusion)):
@@ -220,7 +244,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             if total == 0:
                 raise ParameterError(f"prices.{item}.kommune: a committee split must not add up to 0")
             committees[item] = {k: v / total for k, v in spec.committees.items()}
-    if not committees and not any(line.committee for line in params.costs + params.avoided_costs):
+    if (not committees and not any(line.committee for line in params.costs + params.avoided_costs)
+            and not any(fc.committee for fc in params.fixed_costs)):
         split, note = default_split([item for i, item in enumerate(items) if prices[i, KOMMUNE] != 0])
         committees.update(split)
         if note:
@@ -248,6 +273,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 raise ParameterError(f"{kind}[{k}].item: {label!r} is also a consequence item; use another label")
             costs.append(CostSpec(line.course_year, PAYERS.index(line.payer), amount, rng, label, line.committee, avoided,
                                   f"{kind}[{k}] {label} (course year {line.course_year}, {line.payer})"))
+    fixed_lines, fixed = _fixed(params, index, items, notes, warnings)
     staircase: list[StaircaseSpec] = []
     expensive: list[ExpensiveSpec] = []
     for group in params.refusion:
@@ -292,7 +318,35 @@ def compile_calculation(params: ParameterSet) -> Compiled:
     return Compiled(params, first, T, discount_factors(params.discounting, T), items, units, se,
                     tuple(len(c.units) for c in params.consequences), prices, price_range, committees, tuple(costs),
                     tuple(staircase), tuple(expensive), tax_rates, taxable, tl, exposure, cost_exposure, course_units,
-                    course_se, index, tuple(notes), tuple(dict.fromkeys(warnings)))
+                    course_se, index, tuple(notes), tuple(dict.fromkeys(warnings)), fixed_lines=fixed_lines,
+                    fixed=fixed)
+
+
+def _fixed(params: ParameterSet, index: PriceIndex | None, items: tuple[str, ...], notes: list[str],
+           warnings: list[str]) -> tuple[tuple[FixedSpec, ...], np.ndarray | None]:
+    """The ``fixed_costs`` lines in price-year kroner and ``G[p, t]``, their sum per payer and year (None if none)."""
+    if not params.fixed_costs:
+        return (), None
+    G = np.zeros((len(PAYERS), params.horizon_years))
+    out = []
+    for k, line in enumerate(params.fixed_costs):
+        f = 1.0
+        if line.price_year is not None and line.price_year != params.price_year:
+            where = f"fixed_costs[{k}].price_year"
+            pindex = _loaded(index, where)
+            f = pindex.factor(line.price_year, params.price_year, where)
+            notes.append(f"fixed_costs[{k}]: {line.price_year} → {params.price_year} prices × {f:.4f} ({pindex.name})")
+            warnings.extend(pindex.warnings_for(line.price_year, params.price_year))
+        label = line.item or ("one_off_cost" if line.one_off else "fixed_cost")
+        if label in items:
+            raise ParameterError(f"fixed_costs[{k}].item: {label!r} is also a consequence item; use another label")
+        t0, t1 = line.first_year - params.start_year, line.last_year - params.start_year
+        spec = FixedSpec(PAYERS.index(line.payer), line.amount * f, t0, t1, label, line.committee, line.cashable,
+                         f"fixed_costs[{k}] {label} ({line.first_year}"
+                         f"{'' if line.one_off else f'–{line.last_year}'}, {line.payer})")
+        G[spec.payer, t0:t1 + 1] += spec.amount
+        out.append(spec)
+    return tuple(out), G
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -378,6 +432,8 @@ def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: 
         for k, line in enumerate(c.costs):
             C[:, line.payer, line.course_year - 1] += cost_amounts[:, k]
         yearly = yearly + C @ c.cost_exposure
+    if c.fixed is not None:
+        yearly = yearly + c.fixed[None, :, :]                        # one-off and fixed costs, same in every draw
     return Evaluation(yearly, yearly @ c.factors)
 
 

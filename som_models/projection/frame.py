@@ -3,6 +3,8 @@
 For a cohort starting in year ``c`` with ``N`` participants, a success rate ``s`` and ``K`` course years:
 
 * costs fall in the course years: year ``c + k − 1`` carries ``N · amount(k, payer)`` (amounts negative);
+  one-off and fixed costs (``fixed_costs``) carry their ``amount`` in each of their calendar years, whatever the
+  cohorts (rows labelled by ``item``, default ``one_off_cost`` / ``fixed_cost``);
   ``avoided_costs`` are added the same way as savings (positive);
 * success is reached in the last course year ``c + K − 1``; consequence year ``j ≥ 1`` falls in
   ``c + K − 1 + j`` and carries, per item ``i`` and payer ``p``::
@@ -26,7 +28,9 @@ Discounting: year ``t`` after ``start_year`` has factor ``Π_{s=1..t} 1 / (1 + r
 Danish Finance Ministry schedule since 2021: 3.5 % for years 1–35, 2.5 % for 36–70, 1.5 % after.
 NPV = Σ discounted amounts; payback year = first year, at or after the first year with a net cost (discounted
 net < 0), in which the cumulative discounted net (all payers, or one payer) is ≥ 0; ROI = NPV / |present value
-of the intervention costs| (``costs`` lines, not avoided costs). Kommune amounts are split by municipal
+of the intervention costs| (``costs`` and ``fixed_costs`` lines, not avoided costs). An ``optimism_bias`` is applied
+by :func:`.engine.compile_calculation` (the projection computes with its adjusted parameter set).
+Kommune amounts are split by municipal
 committee where the document says so (``prices.<item>.kommune: {committee: kr}``, ``costs[k].committee``);
 the rest is ``unassigned``.
 
@@ -195,12 +199,14 @@ def _course_expensive(c, params: ParameterSet, base: int, n: int, add) -> None:
 def project(params: ParameterSet, *, success_rate: float | None = None) -> Projection:
     """Project the budget consequences of ``params`` (optionally with another success rate)."""
     c = compile_calculation(params)
+    params = c.params  # with an optimism-bias adjustment applied (som_models.projection.optimism)
     s = params.success_rate.value if success_rate is None else float(success_rate)
     first, T, K = params.start_year, params.horizon_years, params.course_years
     factors = c.factors
     acc: dict[tuple[int, str, str], float] = defaultdict(float)
     by_committee: dict[tuple[int, str], float] = defaultdict(float)
-    show_committees = bool(c.committees) or any(line.committee for line in c.costs)
+    show_committees = (bool(c.committees) or any(line.committee for line in c.costs)
+                       or any(fx.committee for fx in c.fixed_lines))
     pv_costs = 0.0
 
     def add(t: int, payer: str, item: str, amount: float, shares: Mapping[str, float] | None = None) -> None:
@@ -211,6 +217,11 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
             for committee, share in (shares or {UNASSIGNED: 1.0}).items():
                 by_committee[(first + t, committee)] += amount * share
 
+    for fx in c.fixed_lines:  # one-off and fixed costs: per calendar year, not per participant
+        for t in range(fx.t_first, fx.t_last + 1):
+            add(t, PAYERS[fx.payer], fx.item, fx.amount, {fx.committee: 1.0} if fx.committee else None)
+            if 0 <= t < T:
+                pv_costs += fx.amount * factors[t]
     for cohort_year, n in params.cohorts:
         base = cohort_year - first
         for line in c.costs:
