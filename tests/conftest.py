@@ -5,6 +5,9 @@ import os
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# In-process evaluations run on an ephemeral Dagster instance unless a test asks for the workdir's history
+# (pipeline.runner.keeps_history): the SQLite event log's disk syncs were half of each small run.
+os.environ.setdefault("SOM_RUN_HISTORY", "off")
 
 DEMO_PERSONS = 8000
 DEMO_SEED = 2
