@@ -9,6 +9,7 @@ from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_sched
 from pipeline.defs.checks import build_extra_checks
 from pipeline.defs.executor import executor_from_env
 from pipeline.defs.io_managers import PolarsParquetIOManager
+from pipeline.defs.planning import approval_sensor, evaluation_plan, plan_job
 from pipeline.defs.resources import settings_from_env, storage_url
 from pipeline.defs.retention import run_retention_job, run_retention_schedule
 from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets
@@ -17,6 +18,7 @@ from pipeline.workdir import resolve_workdir
 ASSETS = [
     assets.delivery, assets.registers, assets.assumptions, assets.effects, assets.verdicts,
     assets.parameter_candidate, assets.parameter_proposal, assets.projections, assets.audit_report,
+    evaluation_plan,
 ]
 
 
@@ -50,8 +52,8 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=all_checks(),
-        jobs=[evaluation_job, run_retention_job],
-        sensors=[landing_sensor],
+        jobs=[evaluation_job, run_retention_job, plan_job],
+        sensors=[landing_sensor, approval_sensor],
         schedules=[rerun_schedule, run_retention_schedule],
         resources=build_resources(workdir, **settings),
         executor=executor_from_env(),

@@ -46,12 +46,14 @@ def plan_command(
                                                 help="Treated clusters in all (default: from the baseline's treatments)."),
     draws: int = typer.Option(20_000, "--draws", help="Monte Carlo draws of the value of information."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of those draws (default: the parameter set's)."),
+    sim_draws: int = typer.Option(2000, "--sim-draws", help="Draws per truth and vintage of the simulated plans "
+                                  "(course length, cost per participant)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
     """When will the registers decide each assumption, and which is worth following up? Example: som plan spec.yaml"""
-    from pipeline.evaluation import cluster_level, load_spec
-    from pipeline.plan import baseline_from_delivery, make_plan, read_baseline, save_plan
+    from pipeline.evaluation import load_spec
+    from pipeline.plan import plan_version
     from pipeline.workdir import resolve_workdir
     from som_models.parameters import parse_parameter_set
     from som_models.parameters.schema import ParameterError
@@ -60,6 +62,8 @@ def plan_command(
         fail("give --baseline or --delivery, not both")
     if draws < 100:
         fail(f"--draws must be at least 100 (got {draws})")
+    if sim_draws < 100:
+        fail(f"--sim-draws must be at least 100 (got {sim_draws})")
     try:
         loaded = load_spec(spec)
     except (ParameterError, OSError) as exc:
@@ -80,30 +84,26 @@ def plan_command(
             except store_errors() as exc:
                 if wanted is not None:
                     fail(str(exc))
-    panel = treatments = None
     try:
-        if baseline is not None:
-            panel, treatments = read_baseline(baseline.expanduser())
-        elif delivery is not None:
+        key = None
+        if delivery is not None:
             from pipeline.registers import load_key
-            from pipeline.registers.handover import assignment_level
 
-            panel, treatments = baseline_from_delivery(delivery.expanduser(), load_key(home))
-            level = cluster_level(loaded.spec, assignment_level(delivery.expanduser()))
-        if delivery is None:
-            level = cluster_level(loaded.spec)
+            key = load_key(home)
         with console.status("Planning…"):
-            plan = make_plan(params, loaded.spec, panel=panel, treatments=treatments, level=level,
-                             version=tested_version, until=until, controls=controls,
-                             treated_clusters=treated_clusters, voi_draws=draws, voi_seed=seed)
+            plan, path = plan_version(home, loaded, params, tested_version,
+                                      baseline=None if baseline is None else baseline.expanduser(),
+                                      delivery=None if delivery is None else delivery.expanduser(), key=key,
+                                      until=until, controls=controls, treated_clusters=treated_clusters,
+                                      voi_draws=draws, voi_seed=seed, sim_draws=sim_draws)
     except (ValueError, ParameterError, OSError) as exc:
         fail(str(exc))
-    path = save_plan(home, plan)
     _print(plan, path)
     emit_json(json_out, {**plan.to_dict(), "stored_at": str(path)})
 
 
 def _print(plan, path: Path) -> None:
+    from som_models.planning.power import cohort_source_text
     from som_models.results_base import fmt
 
     console.print(Text.assemble(("Evaluation plan", "bold"), f" — {plan.intervention}"
@@ -112,6 +112,7 @@ def _print(plan, path: Path) -> None:
                   f"{plan.family_size} (a lower bound on Holm's power), {plan.settings.sequential} alpha spending with "
                   f"one look per vintage; miss planned for ±{plan.settings.margin:.0%} of the assumption; power "
                   f"{plan.settings.power:.0%}.", highlight=False, soft_wrap=True)
+    console.print(f"Cohort sizes: {cohort_source_text(plan.design)}.", highlight=False, soft_wrap=True)
     voi = plan.value_of_information
     table = Table(title="Decidable by vintage, ranked by value of information", title_justify="left")
     for col in ("assumption", "refute ±margin from", "confirm from", "EVPPI total (kr)", "EVPPI kommune (kr)",
