@@ -144,10 +144,13 @@ def _print(plan, path: Path) -> None:
             f"{k} {fmt(voi['by_assumption'][k]['total']['evppi'])}" for k in others), highlight=False, soft_wrap=True)
     udvalg = voi.get("udvalg", {}).get("keys", [])
     if udvalg:
-        ranked = [a for a in voi.get("ranking", []) if voi["by_assumption"][a].get("udvalg")]
-        console.print("EVPPI per udvalg (kommune committees; kr): " + "; ".join(
-            f"{k}: " + ", ".join(f"{a} {fmt(voi['by_assumption'][a]['udvalg'][k]['evppi'])}" for a in ranked[:3])
-            for k in udvalg), highlight=False, soft_wrap=True)
+        def top(k: str) -> str:
+            ranked = sorted((a for a, e in voi["by_assumption"].items() if k in e.get("udvalg", {})),
+                            key=lambda a: -voi["by_assumption"][a]["udvalg"][k]["evppi"])
+            return ", ".join(f"{a} {fmt(voi['by_assumption'][a]['udvalg'][k]['evppi'])}" for a in ranked[:3])
+
+        console.print("EVPPI per udvalg (its share of the kommune NPV; kr, largest three): " + "; ".join(
+            f"{k}: {top(k)}" for k in udvalg), highlight=False, soft_wrap=True)
     console.print(f"EVPI (all inputs, total): {fmt(voi.get('evpi', {}).get('total'))} kr; {voi.get('draws')} draws, seed "
                   f"{voi.get('seed')}. Plan stored at {path}.", highlight=False, soft_wrap=True)
 

@@ -436,10 +436,10 @@ class EvaluationPlan(ResultDisplay):
 
 def cohort_source_text(d: RolloutDesign) -> str:
     """Which cohort sizes were observed and which taken from the parameter set, in words."""
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[str]] = {}
     for g in sorted(d.cohorts):
-        groups.setdefault(d.cohort_sources.get(g, "parameter set"), []).append(g)
-    return "; ".join(f"{src} ({', '.join(map(str, ys))})" for src, ys in groups.items())
+        groups.setdefault(d.cohort_sources.get(g, "parameter set"), []).append(f"{g}: {d.cohorts[g]}")
+    return "; ".join(f"{src} ({', '.join(ys)})" for src, ys in groups.items())
 
 
 def _voi_key(assumption: str) -> str:
@@ -470,11 +470,10 @@ def plan_evaluation(params, design: RolloutDesign, variances: Mapping[str, Varia
     path, plus ``participants``, ``course_years`` and ``cost_per_participant``); ``volume_values`` the observed
     individual course lengths (years) and costs per participant (kroner) to resample in the simulated plans
     (absent or None: a gamma distribution with ``settings.volume_cv``)."""
-    from som_models.planning.volumes import course_band, persons_by_vintage
-    from som_models.volume_verdicts import COST, COURSE_YEARS, VOLUME_ASSUMPTIONS, assumed_cost
-
     from som_models.assumptions import AssumptionMap
     from som_models.parameters.schema import DESCRIPTIVE
+    from som_models.planning.volumes import course_band, persons_by_vintage
+    from som_models.volume_verdicts import COST, COURSE_YEARS, VOLUME_ASSUMPTIONS, assumed_cost
 
     amap = AssumptionMap.from_params(params)
     causal = [c.item for c in params.consequences if c.kind != DESCRIPTIVE]
