@@ -18,8 +18,9 @@ from pipeline.workdir import resolve_workdir
 ASSETS = [
     assets.delivery, assets.registers, assets.assumptions, assets.effects, assets.verdicts,
     assets.parameter_candidate, assets.parameter_proposal, assets.projections, assets.audit_report,
-    evaluation_plan,
 ]
+#: assets outside the evaluation graph (their own partitions and job): the plan of an approved version
+PLAN_ASSETS = [evaluation_plan]
 
 
 def asset_keys() -> set[str]:
@@ -50,7 +51,7 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     """
     validate_suite_assets(asset_keys())
     return dg.Definitions(
-        assets=ASSETS,
+        assets=[*ASSETS, *PLAN_ASSETS],
         asset_checks=all_checks(),
         jobs=[evaluation_job, run_retention_job, plan_job],
         sensors=[landing_sensor, approval_sensor],
