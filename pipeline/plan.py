@@ -221,10 +221,12 @@ def make_plan(params: ParameterSet, spec: EvaluationSpec, *, panel: pl.DataFrame
     return replace(plan, value_of_information=voi)
 
 
-def realised_vs_planned(plan: Mapping[str, Any] | None, verdicts: Sequence[Mapping[str, Any]], vintage: int | str, *,
+def realised_vs_planned(plan: Mapping[str, Any] | None, verdicts: Sequence[Mapping[str, Any]], last_year: int, *,
                         min_cell: int = 5) -> list[dict[str, Any]]:
     """Realised against planned precision after an evaluation, as rows: ``assumption``, ``vintage`` (the planned
-    vintage compared: the last one not after the delivery's ``vintage``), ``planned_se``, ``realised_se`` (the
+    vintage compared: the last one not after ``last_year``, the last register year the evaluated delivery holds —
+    e.g. the largest ``time`` of its estimates; a plan's vintages are register years, not delivery labels such as
+    ``2023-06``), ``planned_se``, ``realised_se`` (the
     verdict's ``evidence["se"]``; None when withheld — fewer than ``min_cell`` persons — or not estimated) and
     ``ratio`` = realised / planned. ``plan`` is a stored plan (:func:`load_plan`); verdicts are verdict records.
     A ratio well below 1 says the plan was too pessimistic (e.g. more persons treated than planned), above 1 the
@@ -233,7 +235,9 @@ def realised_vs_planned(plan: Mapping[str, Any] | None, verdicts: Sequence[Mappi
 
     if not plan:
         return []
-    year = int(vintage)
+    if isinstance(last_year, bool) or not isinstance(last_year, int):
+        raise ValueError(f"last_year must be a register year (an integer such as 2022), got {last_year!r}")
+    year = last_year
     by_name = {v.get("assumption"): v for v in verdicts}
     rows = []
     for a in plan.get("assumptions", []):

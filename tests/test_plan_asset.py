@@ -55,8 +55,10 @@ def test_realised_vs_planned_rows():
         {"assumption": "course_years", "vintages": [{"vintage": 2021, "se": 0.1}]}]}
     verdicts = [{"assumption": "success_rate", "evidence": {"se": 0.02, "n_treated": 400}},
                 {"assumption": "course_years", "evidence": {"se": 0.3, "n_treated": 3}}]
-    rows = realised_vs_planned(plan, verdicts, "2020")
+    rows = realised_vs_planned(plan, verdicts, 2020)
     assert rows == [{"assumption": "success_rate", "vintage": 2020, "planned_se": 0.04, "realised_se": 0.02,
                      "ratio": pytest.approx(0.5)}]  # course_years: no planned vintage by 2020
     (late,) = [r for r in realised_vs_planned(plan, verdicts, 2022) if r["assumption"] == "course_years"]
     assert late["realised_se"] is None and late["ratio"] is None  # 3 persons: withheld
+    with pytest.raises(ValueError, match="register year"):
+        realised_vs_planned(plan, verdicts, "2023-06")  # a delivery label, not a register year

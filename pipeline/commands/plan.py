@@ -117,7 +117,8 @@ def _print(plan, path: Path) -> None:
     table = Table(title="Decidable by vintage, ranked by value of information", title_justify="left")
     for col in ("assumption", "refute ±margin from", "confirm from", "EVPPI total (kr)", "EVPPI kommune (kr)",
                 "follow-up cost"):
-        table.add_column(col, justify="right" if "EVPPI" in col else "left")
+        table.add_column(col, justify="right" if "EVPPI" in col else "left",
+                         min_width=31 if col == "assumption" else None)
     for d in plan.decidable():
         e = voi.get("by_assumption", {}).get(_key(d["assumption"]), {})
         table.add_row(d["assumption"], str(d["refutable_from"] or "not by the plan's last vintage"),
@@ -128,7 +129,8 @@ def _print(plan, path: Path) -> None:
     detail = Table(title="Minimum detectable deviation (80 % power) by vintage", title_justify="left")
     for col in ("assumption", "vintage", "cons. years", "assumed", "se", "design effect", "MDD", "MDD / assumed",
                 "P(refute miss)", "P(confirm)"):
-        detail.add_column(col, justify="left" if col == "assumption" else "right")
+        detail.add_column(col, justify="left" if col == "assumption" else "right",
+                          min_width=31 if col == "assumption" else None)
     for a in plan.assumptions:
         for r in a.rows:
             detail.add_row(a.assumption, str(r.vintage), str(len(r.consequence_years)) if r.consequence_years else "",
