@@ -13,11 +13,15 @@ the script
    roll-out design) and decides as the verdicts do (repeated-look boundary at the estimated information);
 4. prints planned vs realised rates with the Monte Carlo standard error. Target: within ±5 points.
 
+Two further worlds check the *simulated* plan of the cost per participant (:func:`run_cost`): planned from a
+baseline cost file by resampling, realised by the verdict itself (:func:`som_models.volume_verdicts.judge_volumes`)
+on fresh samples from the true (lognormal) distribution.
+
 Outcome model: ``Y_it = a_i + s_{k(i),t} + e_it`` with person effect ``a_i ~ N(0, σ_a²)``, cluster-year shock
 ``s_kt ~ N(0, σ_s²)`` and AR(1) noise ``e_it`` (ρ = 0.5) — a process the plan does not know; it sees only the
 baseline panel. The effect is planted on treated persons from event time K on.
 
-Full run (≈ 30 s on one core)::
+Full run (≈ 2–3 min on one core)::
 
     uv run --frozen python benchmarks/plan_power.py --sims 1000
 
