@@ -62,3 +62,31 @@ def test_realised_vs_planned_rows():
     assert late["realised_se"] is None and late["ratio"] is None  # 3 persons: withheld
     with pytest.raises(ValueError, match="register year"):
         realised_vs_planned(plan, verdicts, "2023-06")  # a delivery label, not a register year
+
+
+def test_som_plan_on_the_demo_prints_the_decidable_vintage_per_assumption(tmp_path, demo_delivery, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from som_reference import asset
+
+    monkeypatch.setenv("SOM_PSEUDONYM_KEY", "ab" * 32)
+    monkeypatch.delenv("SOM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    folder, _ = demo_delivery
+    out = tmp_path / "plan.json"
+    result = CliRunner().invoke(app, ["plan", str(asset("evaluations", "housing_first_demo.yaml")), "--delivery",
+                                      str(folder), "--workdir", str(tmp_path), "--draws", "1000", "--sim-draws", "200",
+                                      "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert "Cohort sizes: observed (2018: " in result.output
+    for d in doc["decidable"]:  # every assumption is printed with its vintage (or that the horizon is too short)
+        line = next(x for x in result.output.splitlines() if x.startswith(f"│ {d['assumption']} "))
+        assert str(d["refutable_from"] or "not by the plan") in line
+    assert {d["assumption"] for d in doc["decidable"]} == {
+        "success_rate", "effect_path:shelter_nights", "effect_path:kontanthjaelp_weeks", "participants",
+        "course_years", "cost_per_participant"}
+    assert doc["value_of_information"]["udvalg"]["keys"]
