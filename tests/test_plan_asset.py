@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from pipeline.defs.partitions import EVALUATIONS, evaluation_specs
-from pipeline.defs.planning import approval_requests, evaluation_plan
+from pipeline.defs.planning import approval_requests, approval_sensor, evaluation_plan
 from pipeline.defs.resources import SomSettings
 from pipeline.plan import load_plan, plan_path, realised_vs_planned
 
@@ -27,10 +27,25 @@ def test_plan_asset_plans_the_approved_version_from_the_landed_delivery(tmp_path
     (request,) = approval_requests(specs, {"housing_first_demo": 1}, tmp_path, known_evaluations=[]).run_requests
     assert request.partition_key == EVALUATION and request.run_key == f"plan|{EVALUATION}|v1"
     with dg.instance_for_test() as instance:
+        # the sensor reads the approvals from the parameter store: the seeded version 1 is approved, not planned
+        import yaml
+
+        from pipeline.store import ParameterStore
+        from som_reference import asset
+
+        store = ParameterStore.from_workdir(tmp_path)
+        store.upgrade()
+        store.ensure_parameter_set("housing_first_demo",
+                                   yaml.safe_load(asset("parameters", "housing_first_demo.yaml").read_text()),
+                                   source="test")
+        store.close()
+        som = SomSettings(workdir=str(tmp_path), landing=str(landing))
+        tick = approval_sensor(dg.build_sensor_context(instance=instance, resources={"som": som}))
+        assert [r.run_key for r in tick.run_requests] == [f"plan|{EVALUATION}|v1"]
         instance.add_dynamic_partitions(EVALUATIONS.name, [EVALUATION])
         result = dg.materialize(
             [evaluation_plan], partition_key=EVALUATION, instance=instance,
-            resources={"som": SomSettings(workdir=str(tmp_path), landing=str(landing))},
+            resources={"som": som},
             run_config={"ops": {"evaluation_plan": {"config": {"version": 0, "voi_draws": 1000, "sim_draws": 300}}}},
         )
     assert result.success
