@@ -218,7 +218,10 @@ def make_plan(params: ParameterSet, spec: EvaluationSpec, *, panel: pl.DataFrame
     voi = value_of_information(params, draws=voi_draws, seed=voi_seed)
     follow_up = (spec.document.get("follow_up_costs") or {}) if isinstance(spec.document, Mapping) else {}
     voi["follow_up_cost"] = dict(follow_up)
-    return replace(plan, value_of_information=voi)
+    unplanned = [a for a in (spec.assumptions or ()) if tested is not None and a not in tested]
+    notes = plan.notes + ((f"Tested but not planned (no plan for this kind of assumption yet): "
+                           f"{', '.join(unplanned)}.",) if unplanned else ())
+    return replace(plan, value_of_information=voi, notes=notes)
 
 
 def realised_vs_planned(plan: Mapping[str, Any] | None, verdicts: Sequence[Mapping[str, Any]], last_year: int, *,

@@ -140,6 +140,8 @@ def _print(plan, path: Path) -> None:
     for a in plan.assumptions:
         if a.note:
             console.print(f"  {a.assumption}: {a.note}", highlight=False, soft_wrap=True)
+    for note in plan.notes:
+        console.print(f"  {note}", highlight=False, soft_wrap=True)
     others = [k for k in voi.get("ranking", []) if not k.startswith(("consequence:", "success_rate"))]
     if others:
         console.print("Other uncertain inputs by EVPPI (total): " + ", ".join(

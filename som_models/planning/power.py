@@ -48,7 +48,13 @@ normal-theory test.
 
 **Volumes** (participants): a register count with no sampling error beyond Poisson variation of the intake; the
 plan states the vintage that holds the last cohort year and the Poisson power of the band test of
-:mod:`som_models.volume_verdicts` against a deviation of twice the volume margin.
+:mod:`som_models.volume_verdicts` against a deviation of twice the volume margin. **Course length and cost per
+participant**: no analytic variance applies; planned by simulating the verdicts' band test
+(:mod:`som_models.planning.volumes`, seed and draws recorded). The volume assumptions are one Holm family, as in
+the verdicts.
+
+**Cohort sizes** (``design.cohorts``) are the caller's: :func:`pipeline.plan.build_design` takes the observed
+participants of a baseline where it has them (``design.cohort_sources`` says which).
 """
 
 from __future__ import annotations
