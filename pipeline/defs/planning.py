@@ -21,7 +21,15 @@ import dagster as dg
 from pipeline.defs.partitions import EVALUATIONS, evaluation_specs
 from pipeline.defs.resources import SomSettings
 
+#: revision of the plan's computation (the code version Dagster records is ``{package version}.r{revision}``, as for
+#: the evaluation assets in :mod:`pipeline.defs.assets`)
 REVISION = 1
+
+
+def _code_version() -> str:
+    from pipeline.version import code_version
+
+    return f"{code_version().split('+', 1)[0]}.r{REVISION}"
 
 
 class PlanConfig(dg.Config):
@@ -46,7 +54,7 @@ def newest_delivery(landing: Path, intervention_code: str | None) -> Path | None
     return [d for d in found if str(d.vintage) == latest][-1].folder
 
 
-@dg.asset(group_name="plan", partitions_def=EVALUATIONS, code_version=f"plan.r{REVISION}",
+@dg.asset(group_name="plan", partitions_def=EVALUATIONS, code_version=_code_version(),
           description="The evaluation plan of the approved parameter version: per assumption the minimum detectable "
                       "deviation by data vintage, the vintage by which it is decidable and its value of information.")
 def evaluation_plan(context: dg.AssetExecutionContext, som: SomSettings, config: PlanConfig) -> dict:
