@@ -18,9 +18,9 @@ from pipeline.threads import apply_blas_policy
 
 apply_blas_policy()  # before anything imports numpy (pipeline.threads)
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.text import Text  # noqa: E402
+import typer
+from rich.console import Console
+from rich.text import Text
 
 EPILOG = ("Exit codes: 0 success · 2 bad input or usage · 3 a delivery or data check refused the run · "
           "1 unexpected error (add --debug for the traceback). Workdir: --workdir, else $SOM_HOME, else ./.som.")

@@ -6,22 +6,25 @@ from pipeline.threads import apply_blas_policy
 
 apply_blas_policy()  # run workers import this module first: one BLAS thread unless SOM_BLAS_THREADS (pipeline.threads)
 
-import dagster as dg  # noqa: E402
+import dagster as dg
 
-from pipeline.defs import assets  # noqa: E402
-from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule  # noqa: E402
-from pipeline.defs.checks import build_extra_checks  # noqa: E402
-from pipeline.defs.executor import executor_from_env  # noqa: E402
-from pipeline.defs.io_managers import PolarsParquetIOManager  # noqa: E402
-from pipeline.defs.resources import settings_from_env, storage_url  # noqa: E402
-from pipeline.defs.retention import run_retention_job, run_retention_schedule  # noqa: E402
-from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets  # noqa: E402
-from pipeline.workdir import resolve_workdir  # noqa: E402
+from pipeline.defs import assets
+from pipeline.defs.automation import evaluation_job, landing_sensor, rerun_schedule
+from pipeline.defs.checks import build_extra_checks
+from pipeline.defs.executor import executor_from_env
+from pipeline.defs.io_managers import PolarsParquetIOManager
+from pipeline.defs.planning import approval_sensor, evaluation_plan, plan_job
+from pipeline.defs.resources import settings_from_env, storage_url
+from pipeline.defs.retention import run_retention_job, run_retention_schedule
+from pipeline.quality.checks import INGEST_OUTPUT_SUITES, build_gx_asset_checks, validate_suite_assets
+from pipeline.workdir import resolve_workdir
 
 ASSETS = [
     assets.delivery, assets.registers, assets.assumptions, assets.effects, assets.verdicts,
     assets.parameter_candidate, assets.parameter_proposal, assets.projections, assets.audit_report,
 ]
+#: assets outside the evaluation graph (their own partitions and job): the plan of an approved version
+PLAN_ASSETS = [evaluation_plan]
 
 
 def asset_keys() -> set[str]:
@@ -52,10 +55,10 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     """
     validate_suite_assets(asset_keys())
     return dg.Definitions(
-        assets=ASSETS,
+        assets=[*ASSETS, *PLAN_ASSETS],
         asset_checks=all_checks(),
-        jobs=[evaluation_job, run_retention_job],
-        sensors=[landing_sensor],
+        jobs=[evaluation_job, run_retention_job, plan_job],
+        sensors=[landing_sensor, approval_sensor],
         schedules=[rerun_schedule, run_retention_schedule],
         resources=build_resources(workdir, **settings),
         executor=executor_from_env(),

@@ -9,11 +9,13 @@ The spec's ``alerts:`` block (all keys optional)::
       severity: warn                         # warn (default) or error
 
 ``P(NPV ≥ 0)`` is the projection Monte Carlo's break-even probability of the version the evaluation proposes
-(``monte_carlo`` with :data:`DRAWS` draws and :data:`SEED`, the report's own draws). ``verdict_turns`` fires for
-every tested assumption whose verdict has that label now (``refuted`` stands for both ``refuted-…`` labels) and
-says what the previous vintage's verdict was when it is known (a turn) — a verdict that already had the label
-still alerts (the case is still bad), marked as not new. :func:`evaluate_alerts` is the one implementation: the
-Dagster check ``case_alerts``, the report and ``som audit`` call it.
+(``monte_carlo`` with :data:`DRAWS` draws and :data:`SEED`, the report's own draws). ``verdict_turns`` fires on a
+**change**: for a tested assumption whose verdict now has an alerting label (``refuted`` stands for both
+``refuted-…`` labels) *and* whose verdict at the previous evaluation (the assumption's previous point in the
+history: the previous data vintage, or the previous tested version on the same vintage) had another label. The
+first evaluation of an assumption counts as a change from "not evaluated". A verdict that keeps its label from
+one evaluation to the next does not alert again (it alerted when it turned). :func:`evaluate_alerts` is the one
+implementation: the Dagster check ``case_alerts``, the report and ``som audit`` call it.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ def evaluate_alerts(rules: AlertRules | None, *, verdicts: Iterable[Mapping[str,
                     prob_break_even: Mapping[str, float | None] | None,
                     previous: Mapping[str, str] | None = None) -> tuple[Alert, ...]:
     """The alerts that fire: ``verdicts`` are verdict records (``assumption``, ``label``), ``prob_break_even`` the
-    break-even probability per payer of the proposed version, ``previous`` the previous vintage's label per
-    assumption (when known)."""
+    break-even probability per payer of the proposed version, ``previous`` the label per assumption at the previous
+    evaluation (absent: not evaluated before)."""
     if rules is None or rules.empty:
         return ()
     previous = previous or {}
@@ -105,13 +107,12 @@ def evaluate_alerts(rules: AlertRules | None, *, verdicts: Iterable[Mapping[str,
                              f"P(NPV ≥ 0) for {payer} is {p:.0%}, below the alert threshold {limit:.0%}", p, limit))
     for v in verdicts:
         label = v.get("label")
-        if label in rules.verdict_labels:
-            before = previous.get(v["assumption"])
-            turned = before is not None and before != label
-            what = (f"turned {before} → {label}" if turned else
-                    f"is {label}" + (" (as at the previous vintage)" if before == label else ""))
-            out.append(Alert("verdict", v["assumption"], rules.severity, f"verdict on {v['assumption']} {what}",
-                             label, list(rules.verdict_labels), new=before != label))
+        before = previous.get(v["assumption"])
+        if label not in rules.verdict_labels or before == label:
+            continue  # no alerting label, or the same label as at the previous evaluation: no turn
+        what = f"turned {before} → {label}" if before is not None else f"is {label} at its first evaluation"
+        out.append(Alert("verdict", v["assumption"], rules.severity, f"verdict on {v['assumption']} {what}",
+                         label, list(rules.verdict_labels), new=True))
     return tuple(out)
 
 

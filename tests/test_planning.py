@@ -140,7 +140,8 @@ def test_plan_on_the_demo_spec_with_knowledge_base_variances():
                      voi_draws=2000, voi_seed=1)
     assert "knowledge-base defaults" in plan.variance_source
     names = [a.assumption for a in plan.assumptions]
-    assert names == ["success_rate", "effect_path:shelter_nights", "effect_path:kontanthjaelp_weeks", "participants"]
+    assert names == ["success_rate", "effect_path:shelter_nights", "effect_path:kontanthjaelp_weeks", "participants",
+                     "course_years", "cost_per_participant"]
     for a in plan.assumptions:
         assert all(r.power_refute <= 1 and r.mdd > 0 for r in a.rows)
         if a.kind == "effect":  # precision never falls as vintages add consequence years (same assumed level)

@@ -46,12 +46,14 @@ def plan_command(
                                                 help="Treated clusters in all (default: from the baseline's treatments)."),
     draws: int = typer.Option(20_000, "--draws", help="Monte Carlo draws of the value of information."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of those draws (default: the parameter set's)."),
+    sim_draws: int = typer.Option(2000, "--sim-draws", help="Draws per truth and vintage of the simulated plans "
+                                  "(course length, cost per participant)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
     """When will the registers decide each assumption, and which is worth following up? Example: som plan spec.yaml"""
-    from pipeline.evaluation import cluster_level, load_spec
-    from pipeline.plan import baseline_from_delivery, make_plan, read_baseline, save_plan
+    from pipeline.evaluation import load_spec
+    from pipeline.plan import plan_version
     from pipeline.workdir import resolve_workdir
     from som_models.parameters import parse_parameter_set
     from som_models.parameters.schema import ParameterError
@@ -60,6 +62,8 @@ def plan_command(
         fail("give --baseline or --delivery, not both")
     if draws < 100:
         fail(f"--draws must be at least 100 (got {draws})")
+    if sim_draws < 100:
+        fail(f"--sim-draws must be at least 100 (got {sim_draws})")
     try:
         loaded = load_spec(spec)
     except (ParameterError, OSError) as exc:
@@ -80,30 +84,26 @@ def plan_command(
             except store_errors() as exc:
                 if wanted is not None:
                     fail(str(exc))
-    panel = treatments = None
     try:
-        if baseline is not None:
-            panel, treatments = read_baseline(baseline.expanduser())
-        elif delivery is not None:
+        key = None
+        if delivery is not None:
             from pipeline.registers import load_key
-            from pipeline.registers.handover import assignment_level
 
-            panel, treatments = baseline_from_delivery(delivery.expanduser(), load_key(home))
-            level = cluster_level(loaded.spec, assignment_level(delivery.expanduser()))
-        if delivery is None:
-            level = cluster_level(loaded.spec)
+            key = load_key(home)
         with console.status("Planning…"):
-            plan = make_plan(params, loaded.spec, panel=panel, treatments=treatments, level=level,
-                             version=tested_version, until=until, controls=controls,
-                             treated_clusters=treated_clusters, voi_draws=draws, voi_seed=seed)
+            plan, path = plan_version(home, loaded, params, tested_version,
+                                      baseline=None if baseline is None else baseline.expanduser(),
+                                      delivery=None if delivery is None else delivery.expanduser(), key=key,
+                                      until=until, controls=controls, treated_clusters=treated_clusters,
+                                      voi_draws=draws, voi_seed=seed, sim_draws=sim_draws)
     except (ValueError, ParameterError, OSError) as exc:
         fail(str(exc))
-    path = save_plan(home, plan)
     _print(plan, path)
     emit_json(json_out, {**plan.to_dict(), "stored_at": str(path)})
 
 
 def _print(plan, path: Path) -> None:
+    from som_models.planning.power import cohort_source_text
     from som_models.results_base import fmt
 
     console.print(Text.assemble(("Evaluation plan", "bold"), f" — {plan.intervention}"
@@ -112,11 +112,13 @@ def _print(plan, path: Path) -> None:
                   f"{plan.family_size} (a lower bound on Holm's power), {plan.settings.sequential} alpha spending with "
                   f"one look per vintage; miss planned for ±{plan.settings.margin:.0%} of the assumption; power "
                   f"{plan.settings.power:.0%}.", highlight=False, soft_wrap=True)
+    console.print(f"Cohort sizes: {cohort_source_text(plan.design)}.", highlight=False, soft_wrap=True)
     voi = plan.value_of_information
     table = Table(title="Decidable by vintage, ranked by value of information", title_justify="left")
     for col in ("assumption", "refute ±margin from", "confirm from", "EVPPI total (kr)", "EVPPI kommune (kr)",
                 "follow-up cost"):
-        table.add_column(col, justify="right" if "EVPPI" in col else "left")
+        table.add_column(col, justify="right" if "EVPPI" in col else "left",
+                         min_width=31 if col == "assumption" else None)
     for d in plan.decidable():
         e = voi.get("by_assumption", {}).get(_key(d["assumption"]), {})
         table.add_row(d["assumption"], str(d["refutable_from"] or "not by the plan's last vintage"),
@@ -127,7 +129,8 @@ def _print(plan, path: Path) -> None:
     detail = Table(title="Minimum detectable deviation (80 % power) by vintage", title_justify="left")
     for col in ("assumption", "vintage", "cons. years", "assumed", "se", "design effect", "MDD", "MDD / assumed",
                 "P(refute miss)", "P(confirm)"):
-        detail.add_column(col, justify="left" if col == "assumption" else "right")
+        detail.add_column(col, justify="left" if col == "assumption" else "right",
+                          min_width=31 if col == "assumption" else None)
     for a in plan.assumptions:
         for r in a.rows:
             detail.add_row(a.assumption, str(r.vintage), str(len(r.consequence_years)) if r.consequence_years else "",
@@ -137,10 +140,21 @@ def _print(plan, path: Path) -> None:
     for a in plan.assumptions:
         if a.note:
             console.print(f"  {a.assumption}: {a.note}", highlight=False, soft_wrap=True)
+    for note in plan.notes:
+        console.print(f"  {note}", highlight=False, soft_wrap=True)
     others = [k for k in voi.get("ranking", []) if not k.startswith(("consequence:", "success_rate"))]
     if others:
         console.print("Other uncertain inputs by EVPPI (total): " + ", ".join(
             f"{k} {fmt(voi['by_assumption'][k]['total']['evppi'])}" for k in others), highlight=False, soft_wrap=True)
+    udvalg = voi.get("udvalg", {}).get("keys", [])
+    if udvalg:
+        def top(k: str) -> str:
+            ranked = sorted((a for a, e in voi["by_assumption"].items() if k in e.get("udvalg", {})),
+                            key=lambda a: -voi["by_assumption"][a]["udvalg"][k]["evppi"])
+            return ", ".join(f"{a} {fmt(voi['by_assumption'][a]['udvalg'][k]['evppi'])}" for a in ranked[:3])
+
+        console.print("EVPPI per udvalg (its share of the kommune NPV; kr, largest three): " + "; ".join(
+            f"{k}: {top(k)}" for k in udvalg), highlight=False, soft_wrap=True)
     console.print(f"EVPI (all inputs, total): {fmt(voi.get('evpi', {}).get('total'))} kr; {voi.get('draws')} draws, seed "
                   f"{voi.get('seed')}. Plan stored at {path}.", highlight=False, soft_wrap=True)
 

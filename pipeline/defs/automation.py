@@ -31,7 +31,7 @@ from pipeline.defs.resources import SomSettings
 from pipeline.landing import LandedDelivery, deliveries_of, scan_landing, superseded_by
 
 evaluation_job = dg.define_asset_job(
-    "evaluation_job", selection=dg.AssetSelection.all(),
+    "evaluation_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("plan"),
     description="The whole evaluation loop for one evaluation × vintage (executor: see pipeline.defs.executor).",
 )
 

@@ -1,6 +1,7 @@
 """Planning before looking (issue 14): the evaluation plan — minimum detectable deviation by data vintage and the
-vintage at which each assumption becomes decidable (:mod:`.power`, variances from :mod:`.variance`) — and the
-value of information per assumption (:mod:`.voi`)."""
+vintage at which each assumption becomes decidable (:mod:`.power`, variances from :mod:`.variance`, simulated
+course-length and cost plans in :mod:`.volumes`) — and the value of information per assumption, payer and udvalg
+(:mod:`.voi`)."""
 
 from som_models.planning.power import (
     AssumptionPlan,
@@ -15,10 +16,19 @@ from som_models.planning.power import (
     tost_power,
 )
 from som_models.planning.variance import VarianceComponents, default_components, estimate_components
-from som_models.planning.voi import evppi_gaussian, evppi_regression, nested_evppi, value_of_information
+from som_models.planning.voi import (
+    committee_attribution,
+    committee_npv_draws,
+    evppi_gaussian,
+    evppi_regression,
+    nested_evppi,
+    value_of_information,
+)
+from som_models.planning.volumes import band_decisions, simulate_band_power
 
 __all__ = [
     "AssumptionPlan", "EvaluationPlan", "PlanSettings", "RolloutDesign", "VarianceComponents", "VintagePlan",
-    "contrast_variance", "default_components", "estimate_components", "evppi_gaussian", "evppi_regression", "mdd",
-    "nested_evppi", "plan_evaluation", "refutation_power", "tost_power", "value_of_information",
+    "band_decisions", "committee_attribution", "committee_npv_draws", "contrast_variance", "default_components",
+    "estimate_components", "evppi_gaussian", "evppi_regression", "mdd", "nested_evppi", "plan_evaluation",
+    "refutation_power", "simulate_band_power", "tost_power", "value_of_information",
 ]

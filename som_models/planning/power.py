@@ -48,7 +48,13 @@ normal-theory test.
 
 **Volumes** (participants): a register count with no sampling error beyond Poisson variation of the intake; the
 plan states the vintage that holds the last cohort year and the Poisson power of the band test of
-:mod:`som_models.volume_verdicts` against a deviation of twice the volume margin.
+:mod:`som_models.volume_verdicts` against a deviation of twice the volume margin. **Course length and cost per
+participant**: no analytic variance applies; planned by simulating the verdicts' band test
+(:mod:`som_models.planning.volumes`, seed and draws recorded). The volume assumptions are one Holm family, as in
+the verdicts.
+
+**Cohort sizes** (``design.cohorts``) are the caller's: :func:`pipeline.plan.build_design` takes the observed
+participants of a baseline where it has them (``design.cohort_sources`` says which).
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class RolloutDesign:
     #: cohort → number of treated clusters (persons per treated cluster m_g = n_g / clusters)
     treated_clusters: Mapping[int, int] = field(default_factory=dict)
     control_clusters: int | None = None
+    #: where the cohort sizes come from: cohort → "observed" (the baseline's treatments) or "parameter set"
+    cohort_sources: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.cohorts or any(n <= 0 for n in self.cohorts.values()):
@@ -115,7 +123,8 @@ class RolloutDesign:
         return {"cohorts": {str(k): v for k, v in self.cohorts.items()}, "controls": self.controls,
                 "course_years": self.course_years, "cluster_level": self.cluster_level,
                 "treated_clusters": {str(k): v for k, v in self.treated_clusters.items()},
-                "control_clusters": self.control_clusters}
+                "control_clusters": self.control_clusters,
+                "cohort_sources": {str(k): v for k, v in self.cohort_sources.items()}}
 
 
 def event_weights(design: RolloutDesign, vintage: int, event_time: int) -> dict[int, float]:
@@ -207,6 +216,9 @@ class AssumptionPlan:
     refutable_from: int | None
     confirmable_from: int | None
     note: str = ""
+    #: "analytic" or "simulation" (then ``simulation`` holds the seed, draws and the source of the values)
+    method: str = "analytic"
+    simulation: Mapping[str, Any] = field(default_factory=dict)
 
     def at(self, vintage: int) -> VintagePlan | None:
         return next((r for r in self.rows if r.vintage == vintage), None)
@@ -220,6 +232,11 @@ class PlanSettings:
     sequential: str = DEFAULT_RULE
     min_persons: int = 20
     volume_margin: float = 0.2
+    #: simulated plans (course length, cost): draws per truth and vintage, seed, and the coefficient of variation
+    #: of the individual values when none are observed (:mod:`som_models.planning.volumes`)
+    sim_draws: int = 2000
+    sim_seed: int = 20261
+    volume_cv: float = 0.5
 
 
 def _crit(level: float, design: RolloutDesign, infos: list[float], reference: float, st: PlanSettings) -> float:
@@ -305,6 +322,36 @@ def _volume_plan(design: RolloutDesign, cohorts_assumed: Mapping[int, int], vint
                           f"±{st.volume_margin:.0%}); the miss planned for is twice the band")
 
 
+def _band_plan(name: str, assumed: float, delta: float, persons: Mapping[int, int], base: np.ndarray | None,
+               family_size: int, st: PlanSettings, source: str, seed: int) -> AssumptionPlan:
+    """Course length or cost per participant: the verdict's band test simulated at every vintage that adds persons
+    (:mod:`som_models.planning.volumes`)."""
+    from som_models.planning.volumes import simulate_band_power
+
+    level = st.alpha / family_size
+    c = float(stats.norm.isf(level / 2))
+    rows: list[VintagePlan] = []
+    last_n = 0
+    for v, n in persons.items():
+        if n < max(2, st.min_persons) or n == last_n:
+            continue
+        last_n = n
+        sim = simulate_band_power(n, assumed, delta, level, base=base, cv=st.volume_cv, draws=st.sim_draws,
+                                  seed=seed + v)
+        z80 = float(stats.norm.ppf(st.power))
+        d = delta + (c + z80) * sim.expected_se  # beyond the band edge: the normal approximation, for orientation
+        rows.append(VintagePlan(v, (), assumed, sim.expected_se, 1.0, 1 / sim.expected_se**2 if sim.expected_se else
+                                math.inf, len(rows) + 1, c, float(stats.norm.isf(level)), delta, d,
+                                d / abs(assumed) if assumed else None, sim.refute, sim.confirm))
+    refute = next((r.vintage for r in rows if r.power_refute >= st.power), None)
+    confirm = next((r.vintage for r in rows if r.power_confirm >= st.power), None)
+    note = (f"simulated band test (±{delta:,.4g} around the assumption; miss planned for: twice the band), "
+            f"{st.sim_draws} draws per truth and vintage, seed {seed} + vintage; values: {source}")
+    return AssumptionPlan(name, name, "volume", tuple(rows), refute, confirm, note, "simulation",
+                          {"draws": st.sim_draws, "seed": seed, "seed_rule": "seed + vintage", "values": source,
+                           "persons_by_vintage": {str(k): v for k, v in persons.items()}})
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class EvaluationPlan(ResultDisplay):
     """The plan of one parameter version: per assumption and vintage the planned precision (module docstring)."""
@@ -385,11 +432,20 @@ class EvaluationPlan(ResultDisplay):
             "variance_source": self.variance_source, "variances": {k: v.to_dict() for k, v in self.variances.items()},
             "assumptions": [{"assumption": a.assumption, "outcome": a.outcome, "kind": a.kind,
                              "refutable_from": a.refutable_from, "confirmable_from": a.confirmable_from, "note": a.note,
+                             "method": a.method, "simulation": dict(a.simulation),
                              "vintages": [r.__dict__ | {"consequence_years": list(r.consequence_years)}
                                           for r in a.rows]} for a in self.assumptions],
             "decidable": self.decidable(), "value_of_information": dict(self.value_of_information),
             "simulation": dict(self.simulation), "notes": list(self.notes),
         }
+
+
+def cohort_source_text(d: RolloutDesign) -> str:
+    """Which cohort sizes were observed and which taken from the parameter set, in words."""
+    groups: dict[str, list[str]] = {}
+    for g in sorted(d.cohorts):
+        groups.setdefault(d.cohort_sources.get(g, "parameter set"), []).append(f"{g}: {d.cohorts[g]}")
+    return "; ".join(f"{src} ({', '.join(ys)})" for src, ys in groups.items())
 
 
 def _voi_key(assumption: str) -> str:
@@ -400,6 +456,8 @@ def _voi_key(assumption: str) -> str:
 def _design_text(d: RolloutDesign) -> str:
     txt = (f"cohorts {', '.join(f'{g}: {n}' for g, n in sorted(d.cohorts.items()))}; {d.controls} comparison persons; "
            f"course {d.course_years} year(s)")
+    if d.cohort_sources:
+        txt += f"; cohort sizes: {cohort_source_text(d)}"
     if d.cluster_level:
         txt += (f"; assigned by {d.cluster_level}: {d.treated_cluster_count} treated and {d.control_clusters} "
                 "comparison clusters")
@@ -409,24 +467,31 @@ def _design_text(d: RolloutDesign) -> str:
 def plan_evaluation(params, design: RolloutDesign, variances: Mapping[str, VarianceComponents], *,
                     vintages: Sequence[int], settings: PlanSettings = PlanSettings(),
                     tested: Sequence[str] | None = None, version: int | None = None,
-                    variance_source: str = "") -> EvaluationPlan:
+                    variance_source: str = "",
+                    volume_values: Mapping[str, np.ndarray | None] | None = None) -> EvaluationPlan:
     """The plan of ``params`` (a :class:`~som_models.parameters.schema.ParameterSet`) for the given vintages.
 
     ``variances`` maps the success measure's *name* (the success indicator) and each consequence item to its
     components; ``tested`` names the assumptions (verdict names; default: success rate and every causal effect
-    path, plus ``participants``)."""
+    path, plus ``participants``, ``course_years`` and ``cost_per_participant``); ``volume_values`` the observed
+    individual course lengths (years) and costs per participant (kroner) to resample in the simulated plans
+    (absent or None: a gamma distribution with ``settings.volume_cv``)."""
     from som_models.assumptions import AssumptionMap
     from som_models.parameters.schema import DESCRIPTIVE
+    from som_models.planning.volumes import course_band, persons_by_vintage
+    from som_models.volume_verdicts import COST, COURSE_YEARS, VOLUME_ASSUMPTIONS, assumed_cost
 
     amap = AssumptionMap.from_params(params)
     causal = [c.item for c in params.consequences if c.kind != DESCRIPTIVE]
-    names = ["success_rate", *(f"effect_path:{i}" for i in causal), "participants"]
+    names = ["success_rate", *(f"effect_path:{i}" for i in causal), *VOLUME_ASSUMPTIONS]
     if tested is not None:
         unknown = sorted(set(tested) - set(names))
         if unknown:
             raise ValueError(f"cannot plan {', '.join(unknown)}: the plan covers {', '.join(names)}")
         names = [n for n in names if n in tested]
-    effects = [n for n in names if n != "participants"]
+    effects = [n for n in names if n not in VOLUME_ASSUMPTIONS]
+    volume_family = max(1, sum(n in VOLUME_ASSUMPTIONS for n in names))  # Holm over the volume verdicts (≤ 3)
+    values = dict(volume_values or {})
     family = max(1, len(effects))
     notes = ["Holm is planned at its first step (Bonferroni α/m): the planned power is a lower bound.",
              "Left out of the variance: the estimation effect of the cohort shares, attrition, and any change in the "
@@ -452,6 +517,23 @@ def plan_evaluation(params, design: RolloutDesign, variances: Mapping[str, Varia
             plans.append(_effect_plan(name, item, design, comp, vintages,
                                       lambda e, item=item: amap.implied_effect(item, e), family, settings, False))
     if "participants" in names:
-        plans.append(_volume_plan(design, dict(params.cohorts), vintages, 1, settings))
+        plans.append(_volume_plan(design, dict(params.cohorts), vintages, volume_family, settings))
+    K = params.course_years
+    for name, assumed, delta, lag in ((COURSE_YEARS, float(K), course_band(K, settings.volume_margin), K),
+                                      (COST, assumed_cost(params), settings.volume_margin * abs(assumed_cost(params)),
+                                       K - 1)):
+        if name not in names:
+            continue
+        base = values.get(name)
+        source = (f"resampled from {len(base)} observed values" if base is not None and len(base) >= 2 else
+                  f"gamma, coefficient of variation {settings.volume_cv:g} (assumed: none observed)")
+        if assumed == 0:
+            notes.append(f"{name}: the assumption is 0, so it has no band and cannot be confirmed; not planned.")
+            continue
+        persons = persons_by_vintage(design.cohorts, K, vintages, lag)
+        plans.append(_band_plan(name, assumed, delta, persons, None if base is None or len(base) < 2 else base,
+                                volume_family, settings, source, settings.sim_seed))
+    sims = {a.assumption: dict(a.simulation) for a in plans if a.method == "simulation"}
     return EvaluationPlan(params.intervention, version, settings, design, tuple(plans), variance_source,
-                          dict(variances), family, notes=tuple(notes))
+                          dict(variances), family, method="analytic" if not sims else "analytic and simulation",
+                          notes=tuple(notes), simulation=sims)
