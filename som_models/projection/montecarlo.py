@@ -21,8 +21,8 @@ payer — for payers with a stake only: a payer on whom no flow falls in any dra
 ``None`` ("no stake"; listed in ``no_stake``), not a meaningless 100 %. The same per udvalg: every draw is also
 booked to the accounts (payer, udvalg) of the udvalg ledger (:func:`.ledger.account_flows`, whose accounts add
 up to the payer's net in every draw), and ``udvalg`` gives per account with a stake (a flow in some draw) the
-mean, p5, p50, p95 and P(NPV ≥ 0); the named udvalg without any flow are listed in ``udvalg_no_stake``. The tornado table sets one uncertain
-input at a time to its low and high percentile
+mean, p5, p50, p95 and P(NPV ≥ 0); the named udvalg without any flow are listed in ``udvalg_no_stake``.
+The tornado table sets one uncertain input at a time to its low and high percentile
 (``monte_carlo.tornado_percentiles``, default 5 % and 95 %) with every other input at its point value, and
 sorts by the swing of the total NPV. With no uncertainty every draw equals the deterministic projection.
 
