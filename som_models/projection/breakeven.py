@@ -104,6 +104,15 @@ class BreakEven:
             return f"{self.value:.4g}"
         return f"{self.value:,.0f} kr (now {self.current:,.0f})"
 
+    def short(self) -> str:
+        """The value in a few words for narrow tables, e.g. ``0.2005`` / ``4,988 kr`` / ``no effect``."""
+        if self.value is None:
+            text = self.status.replace("_", " ")
+            return f"{text} (s ≤ {self.ceiling:.4g})" if self.ceiling is not None else text
+        if self.kind == "success_rate":
+            return f"{self.value:.4g}" + (" (any s)" if self.value <= 0 else " (not reachable)" if self.value > 1 else "")
+        return f"{self.value:,.0f} kr"
+
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "value": self.value, "intercept": self.intercept, "slope": self.slope,
                 "current": self.current, "ceiling": self.ceiling, "reachable": self.reachable}
