@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, debug_enabled, err, fail, fail_run
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -78,6 +79,8 @@ def run_result(workdir: Path | None, loaded, run_id: int, *, source: dict) -> di
 
 def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
     """The evaluation's result as plain data, read back from the store (what --json writes)."""
+    from pipeline import evaluation as ev
+
     spec = loaded.spec
     tested = store.get_version(spec.intervention, run.tested_version)
     proposed = store.get_version(spec.intervention, run.proposed_version) if run.proposed_version else None
@@ -98,6 +101,7 @@ def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
             "content_hash": proposed.content_hash},
         "projections": {"before": projection_summary(tested.content),
                         "after": projection_summary(proposed.content) if proposed else None},
+        "udvalg_comparison": ev.udvalg_comparison(tested.content, proposed.content if proposed else None),
     }
 
 
@@ -118,6 +122,14 @@ def print_result(doc: dict[str, Any]) -> None:
         console.print(npv_table("Projection (NPV, kr, discounted)",
                                 {f"v{doc['tested_version']} (evaluated)": proj["before"],
                                  f"v{p['version']} (proposed)" if p else "proposal": proj["after"]}))
+    cmp = doc.get("udvalg_comparison")
+    if cmp and cmp["accounts"]:
+        t = Table(title="Projected (evaluated version) vs realised (proposal) per udvalg: NPV, kr")
+        for col in ("udvalg", "projected", "realised", "difference"):
+            t.add_column(col, justify="left" if col == "udvalg" else "right")
+        for r in cmp["accounts"]:
+            t.add_row(r["label"], f"{r['npv_projected']:,.0f}", f"{r['npv_realised']:,.0f}", f"{r['npv_difference']:,.0f}")
+        console.print(t)
     hint = ""
     if p is not None and p["status"] == "proposed":
         hint = f"; to approve: som params approve {doc['intervention']} {p['version']} --reason \"…\""

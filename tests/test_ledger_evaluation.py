@@ -1,0 +1,55 @@
+"""After an evaluation: projected (the version under test) vs realised (the proposal) per udvalg, in the
+``projections`` asset (the Dagster graph on the demo delivery) — one function, JSON-able."""
+
+import json
+
+import pytest
+
+from pipeline import evaluation as ev
+from pipeline.store import ParameterStore
+from som_models.parameters import parse_parameter_set
+
+
+def test_the_projections_asset_compares_per_udvalg(demo_run):
+    _, _, _, outcome, _ = demo_run
+    assert outcome.success, outcome.failures
+    proj = outcome.projections
+    cmp = proj["udvalg_comparison"]
+    json.dumps(cmp, allow_nan=False)  # JSON-able as it is
+    rows = {r["label"]: r for r in cmp["accounts"]}
+    before = {a["label"]: a["npv"] for a in proj["before"]["udvalg"]["accounts"]}
+    after = {a["label"]: a["npv"] for a in proj["after"]["udvalg"]["accounts"]}
+    assert set(rows) == set(before) | set(after)
+    for k, r in rows.items():
+        assert r["npv_projected"] == pytest.approx(before.get(k, 0.0), abs=1e-9)
+        assert r["npv_realised"] == pytest.approx(after.get(k, 0.0), abs=1e-9)
+        assert r["npv_difference"] == pytest.approx(r["npv_realised"] - r["npv_projected"], abs=1e-9)
+    for payer in ("kommune", "stat"):
+        assert sum(r["npv_realised"] for r in cmp["accounts"] if r["payer"] == payer) == pytest.approx(
+            proj["after"]["npv"][payer], abs=1e-6)
+    # the housing-first demo: shelter nights are priced 850 kr for kommune (socialudvalget) and stat (social) →
+    # the two accounts are equal on both sides; the cost line (no committee) is kommune/unassigned and follows
+    # the participants, which the evaluation found many more of (1,584 vs 2 × 150)
+    for side in ("npv_projected", "npv_realised"):
+        assert rows["kommune/socialudvalget"][side] == pytest.approx(rows["stat/social"][side], rel=1e-12)
+    from som_models.projection import discount_factors
+
+    def pv_costs(content):
+        f = discount_factors(content.get("discounting", "fm2021"), content["horizon_years"])
+        return sum(c["participants"] * f[c["year"] - content["start_year"]] for c in content["cohorts"]) * -95_000
+
+    with ParameterStore(outcome.database) as store:
+        before_doc = store.get_version("housing_first_demo", outcome.versions["before"]).content
+    after_doc = outcome.proposal["content"]
+    assert rows["kommune/unassigned"]["npv_projected"] == pytest.approx(pv_costs(before_doc), abs=1e-6)
+    assert rows["kommune/unassigned"]["npv_realised"] == pytest.approx(pv_costs(after_doc), abs=1e-6)
+    years = cmp["by_year"]
+    assert sum(y["kommune/unassigned"]["difference"] for y in years) == pytest.approx(
+        -95_000 * (sum(c["participants"] for c in after_doc["cohorts"])
+                   - sum(c["participants"] for c in before_doc["cohorts"])), abs=1e-6)
+    # the same function the CLI (`som evaluate --json`) calls on the stored documents
+    assert ev.udvalg_comparison(before_doc, after_doc) == cmp
+    again = ev.udvalg_comparison(outcome.proposal["content"], outcome.proposal["content"])
+    assert again is not None and all(r["npv_difference"] == 0 for r in again["accounts"])
+    assert ev.udvalg_comparison(outcome.proposal["content"], None) is None
+    assert parse_parameter_set(outcome.proposal["content"]).intervention == "housing_first_demo"
