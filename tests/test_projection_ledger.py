@@ -211,3 +211,28 @@ def test_switching_the_default_off_leaves_the_rest_unassigned():
     assert npv["kommune/unassigned"] == pytest.approx(5 * (2_500 + 5_000), abs=EXACT)
     assert npv["kommune/beskaeftigelsesudvalget"] == pytest.approx(-20_000 + 5 * (2_200 + 1_100), abs=EXACT)
     assert any("switched off" in n for n in p.notes)
+
+
+def test_som_project_shows_and_writes_the_ledger(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    calc = tmp_path / "calc.yaml"
+    calc.write_text(yaml.safe_dump(doc(success_rate={"value": 0.5, "se": 0.2})), encoding="utf-8")
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(app, ["project", str(calc), "--no-rows", "--draws", "500", "--json", str(out)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Who invests, who gains" in result.output and "Cross-subsidy by year" in result.output
+    assert "Invests: kommune/boerne_og_ungeudvalget -10,000, stat/social -2,000, stat/overfoersler -900" in result.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert {a["label"]: a["npv"] for a in data["udvalg"]["accounts"]} == pytest.approx(
+        {k: sum(v.values()) for k, v in BY_YEAR.items()}, abs=EXACT)
+    assert data["break_even"]["udvalg"]["kommune/beskaeftigelsesudvalget"]["success_rate"]["value"] == pytest.approx(
+        20_000 / 99_750, abs=1e-12)
+    assert set(data["monte_carlo"]["udvalg"]) == set(BY_YEAR)
+    assert [r["year"] for r in data["udvalg"]["by_year"]] == [2020, 2021, 2022, 2023]
