@@ -53,3 +53,38 @@ def test_the_projections_asset_compares_per_udvalg(demo_run):
     assert again is not None and all(r["npv_difference"] == 0 for r in again["accounts"])
     assert ev.udvalg_comparison(outcome.proposal["content"], None) is None
     assert parse_parameter_set(outcome.proposal["content"]).intervention == "housing_first_demo"
+
+
+def test_som_audit_shows_projected_vs_realised_per_udvalg(tmp_path):
+    """The latest run with a proposal of each evaluation: the version it tested vs the version it proposed, per
+    udvalg — the hand case of tests/test_projection_ledger.py (realised: half the earnings gain, no second-year
+    kontanthjælp effect)."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from tests.test_projection_ledger import doc
+
+    url = f"sqlite:///{tmp_path / 'som.db'}"
+    seed = doc()
+    realised = doc(consequences={"kontanthjaelp_weeks": [-4, 0], "earnings_dkk": [5000, 10000]})
+    verdict = {"assumption": "effect_path:earnings_dkk", "outcome": "earnings_dkk", "label": "refuted-overestimated",
+               "test": "z-test", "assumed": 5000.0, "realised": 2500.0, "ci_low": 2000.0, "ci_high": 3000.0,
+               "p_adjusted": 0.01, "sentence": "refuted", "evidence": {"n_treated": 200}}
+    with ParameterStore(url) as store:
+        store.ensure_parameter_set("ledger", seed, source="seed")
+        run = store.record_run(evaluation_id="ledger_eval", intervention="ledger", data_vintage="2023-06",
+                               data_hash="h" * 64, code_version="c", spec={}, tested_version=1)
+        store.propose_version(intervention="ledger", parent_version=1, content=realised, reason="vintage 2023-06",
+                              run_id=run.id, data_vintage="2023-06", data_hash="h" * 64, code_version="c",
+                              evidence={}, estimates=[], verdicts=[verdict])
+    result = CliRunner().invoke(app, ["audit", "ledger", "--json", "-"], env={"SOM_DATABASE_URL": url, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    doc_ = json.loads(result.stdout)
+    (entry,) = doc_["udvalg_comparison"]
+    assert (entry["evaluation"], entry["tested_version"], entry["proposed_version"]) == ("ledger_eval", 1, 2)
+    rows = {r["label"]: r for r in entry["comparison"]["accounts"]}
+    assert rows["kommune/beskaeftigelsesudvalget"]["npv_projected"] == pytest.approx(29_875, abs=1e-6)
+    assert rows["kommune/beskaeftigelsesudvalget"]["npv_realised"] == pytest.approx(7_000, abs=1e-6)
+    assert rows["stat/skatter"]["npv_difference"] == pytest.approx(-17_250, abs=1e-6)
+    text = CliRunner().invoke(app, ["audit", "ledger"], env={"SOM_DATABASE_URL": url, "COLUMNS": "200"})
+    assert "projected (v1) vs realised (v2) per udvalg" in text.stdout and "29,875" in text.stdout

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, debug_enabled, err, fail, fail_run
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -124,12 +123,10 @@ def print_result(doc: dict[str, Any]) -> None:
                                  f"v{p['version']} (proposed)" if p else "proposal": proj["after"]}))
     cmp = doc.get("udvalg_comparison")
     if cmp and cmp["accounts"]:
-        t = Table(title="Projected (evaluated version) vs realised (proposal) per udvalg: NPV, kr")
-        for col in ("udvalg", "projected", "realised", "difference"):
-            t.add_column(col, justify="left" if col == "udvalg" else "right")
-        for r in cmp["accounts"]:
-            t.add_row(r["label"], f"{r['npv_projected']:,.0f}", f"{r['npv_realised']:,.0f}", f"{r['npv_difference']:,.0f}")
-        console.print(t)
+        from pipeline.commands.project import udvalg_comparison_table
+
+        console.print(udvalg_comparison_table(cmp, "Projected (evaluated version) vs realised (proposal) per udvalg: "
+                                                   "NPV, kr"))
     hint = ""
     if p is not None and p["status"] == "proposed":
         hint = f"; to approve: som params approve {doc['intervention']} {p['version']} --reason \"…\""

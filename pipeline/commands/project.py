@@ -256,3 +256,16 @@ def _print_ledger(book, be, mc) -> None:
     gains = ", ".join(f"{k} {_kr(v)}" for k, v in cross["gains"].items()) or "none"
     console.print(Text.assemble(("Invests: ", "bold"), invests, ("; gains: ", "bold"), gains, " (NPV, kr)"),
                   soft_wrap=True, highlight=False)
+
+
+def udvalg_comparison_table(cmp: dict, title: str) -> Table:
+    """Projected vs realised NPV per udvalg (:func:`som_models.projection.ledger.compare_ledgers`), for
+    `som evaluate` and `som audit`."""
+    t = Table(title=title)
+    for col in ("udvalg", "projected", "realised", "difference", "role"):
+        t.add_column(col, justify="left" if col in ("udvalg", "role") else "right")
+    for r in cmp["accounts"]:
+        role = r["role_projected"] if r["role_projected"] == r["role_realised"] else \
+            f"{r['role_projected']} → {r['role_realised']}"
+        t.add_row(r["label"], _kr(r["npv_projected"]), _kr(r["npv_realised"]), _kr(r["npv_difference"]), role)
+    return t
