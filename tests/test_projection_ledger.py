@@ -236,3 +236,34 @@ def test_som_project_shows_and_writes_the_ledger(tmp_path):
         20_000 / 99_750, abs=1e-12)
     assert set(data["monte_carlo"]["udvalg"]) == set(BY_YEAR)
     assert [r["year"] for r in data["udvalg"]["by_year"]] == [2020, 2021, 2022, 2023]
+
+
+def test_every_flow_is_attributed_on_a_rich_document():
+    """Two cohorts, two course years with course effects, staircase and expensive-case refusion, tax, avoided
+    costs: with an udvalg for every item and payer, only the region's cost line without a committee is unassigned,
+    and the accounts add up to the payers in every drawn input."""
+    from tests.test_projection_montecarlo import rich_doc, with_uncertainty
+
+    from som_models.projection.montecarlo import _Inputs
+
+    d = with_uncertainty(rich_doc())
+    d["consequences"]["weeks"]["course"] = {"units": [-2, -4], "se": [1, 1]}
+    d["avoided_costs"][0]["committee"] = "social"
+    d["udvalg"] = {"items": {"weeks": {"kommune": {"beskaeftigelse": 1.0}, "stat": {"overfoersler": 1.0}},
+                             "gp": {"kommune": {"sundhed": 1.0}, "region": {"somatik": 1.0}},
+                             "earnings": {"kommune": {"beskaeftigelse": 0.5, "social": 0.5}, "stat": {"skatter": 1.0}}}}
+    c = compile_calculation(parse_parameter_set(d))
+    draws = _Inputs(c, "triangular").draw(np.random.default_rng(11), 200, "item")
+    ev, accts, Y = account_flows(c, *draws)
+    for p, payer in enumerate(("kommune", "region", "stat")):
+        own = [n for n, a in enumerate(accts) if a[0] == payer]
+        assert np.allclose(Y[:, own, :].sum(axis=1), ev.yearly[:, p, :], rtol=1e-12, atol=1e-6)
+    unassigned = {a: n for n, a in enumerate(accts) if a[1] == "unassigned"}
+    assert not np.any(Y[:, unassigned[("kommune", "unassigned")], :])
+    assert not np.any(Y[:, unassigned[("stat", "unassigned")], :])
+    # region/unassigned is exactly the cost line: −5,000 × participants in course year 2 (2023: 30, 2024: 20)
+    region = Y[:, unassigned[("region", "unassigned")], :]
+    assert np.allclose(region[:, 1], -5_000 * 30) and np.allclose(region[:, 2], -5_000 * 20)
+    assert np.allclose(np.delete(region, [1, 2], axis=1), 0)
+    # the expensive-case refusion of placements lands in the stat sector of the item (default: social)
+    assert ("stat", "social") in accts and np.any(Y[:, accts.index(("stat", "social")), :] > 0)

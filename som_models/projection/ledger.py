@@ -266,7 +266,8 @@ def compare_ledgers(projected: Mapping[str, Any], realised: Mapping[str, Any]) -
     rows = []
     for k in keys:
         b, a = before.get(k), after.get(k)
-        payer, udvalg = (b or a)["payer"], (b or a)["udvalg"]  # type: ignore[index]
+        ref = b if b is not None else after[k]
+        payer, udvalg = ref["payer"], ref["udvalg"]
         npv_b = b["npv"] if b else 0.0
         npv_a = a["npv"] if a else 0.0
         rows.append({"payer": payer, "udvalg": udvalg, "label": k, "npv_projected": npv_b, "npv_realised": npv_a,
