@@ -242,9 +242,8 @@ def test_every_flow_is_attributed_on_a_rich_document():
     """Two cohorts, two course years with course effects, staircase and expensive-case refusion, tax, avoided
     costs: with an udvalg for every item and payer, only the region's cost line without a committee is unassigned,
     and the accounts add up to the payers in every drawn input."""
-    from tests.test_projection_montecarlo import rich_doc, with_uncertainty
-
     from som_models.projection.montecarlo import _Inputs
+    from tests.test_projection_montecarlo import rich_doc, with_uncertainty
 
     d = with_uncertainty(rich_doc())
     d["consequences"]["weeks"]["course"] = {"units": [-2, -4], "se": [1, 1]}
