@@ -266,3 +266,20 @@ def test_every_flow_is_attributed_on_a_rich_document():
     assert np.allclose(np.delete(region, [1, 2], axis=1), 0)
     # the expensive-case refusion of placements lands in the stat sector of the item (default: social)
     assert ("stat", "social") in accts and np.any(Y[:, accts.index(("stat", "social")), :] > 0)
+
+
+def test_the_ledger_follows_the_result_protocol():
+    import dataclasses
+
+    from som_models.results_base import REPR_WIDTH, Result
+
+    book = project(parse_parameter_set(doc())).ledger
+    assert isinstance(book, Result)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        book.npv = {}  # type: ignore[misc]
+    text = repr(book)
+    assert text.startswith("Ledger(") and "\n" not in text and len(text) <= REPR_WIDTH and "invests=3" in text
+    frame = book.to_polars()
+    assert frame.columns == ["payer", "udvalg", "npv", "payback_year", "role"] and frame.height == 6
+    summary = book.summary()
+    assert "29,875" in summary and "Invests: kommune/boerne_og_ungeudvalget -10,000" in summary

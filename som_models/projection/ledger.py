@@ -53,6 +53,7 @@ from som_models.projection.engine import (
     evaluate,
     payback_years,
 )
+from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
 #: kroner: |a residual| below ``RESIDUAL_TOLERANCE · (1 + scale)`` is floating-point noise, not an unassigned flow
 RESIDUAL_TOLERANCE = 1e-9
@@ -163,9 +164,13 @@ def account_flows(c: Compiled, success: np.ndarray, units: np.ndarray, price_fac
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Ledger:
+class Ledger(ResultDisplay):
     """The deterministic udvalg ledger of one projection: yearly net per account (nominal ``amounts`` and
-    ``discounted``, shape (accounts, years)), NPV and payback per account. Only accounts with a flow are kept."""
+    ``discounted``, shape (accounts, years)), NPV and payback per account. Only accounts with a flow are kept.
+
+    Result protocol (:mod:`som_models.results_base`): ``to_polars()`` has one row per account (payer, udvalg,
+    NPV, payback year, role); ``summary()`` adds who invests and who gains.
+    """
 
     accounts: tuple[tuple[str, str], ...]
     years: tuple[int, ...]
@@ -175,6 +180,30 @@ class Ledger:
     payback: Mapping[str, int | None]
     origin: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"accounts": len(self.accounts), "years": len(self.years),
+                "invests": sum(self.role(k) == "invests" for k in self.labels),
+                "gains": sum(self.role(k) == "gains" for k in self.labels)}
+
+    def to_polars(self) -> pl.DataFrame:
+        """``payer``, ``udvalg``, ``npv`` (discounted kroner), ``payback_year`` (null = none within the horizon) and
+        ``role`` (invests / gains / neutral) per account."""
+        return pl.DataFrame([{"payer": p, "udvalg": u, "npv": self.npv[label(p, u)],
+                              "payback_year": self.payback[label(p, u)], "role": self.role(label(p, u))}
+                             for p, u in self.accounts],
+                            schema={"payer": pl.Utf8, "udvalg": pl.Utf8, "npv": pl.Float64, "payback_year": pl.Int64,
+                                    "role": pl.Utf8})
+
+    def summary(self) -> str:
+        """Horizon, the NPV per account and who invests / gains."""
+        cross = self.cross_subsidy()
+        info = [("Years", f"{self.years[0]}–{self.years[-1]}" if self.years else None), ("Accounts", len(self.accounts))]
+        footer = [f"Invests: {', '.join(f'{k} {fmt(v)}' for k, v in cross['invests'].items()) or 'none'}",
+                  f"Gains: {', '.join(f'{k} {fmt(v)}' for k, v in cross['gains'].items()) or 'none'}"]
+        return render_summary("Udvalg ledger (NPV, kroner, discounted)", info,
+                              frame_lines(self.to_polars(), labels={"npv": "NPV (kr)", "payback_year": "payback"}),
+                              footer)
 
     @property
     def labels(self) -> tuple[str, ...]:
