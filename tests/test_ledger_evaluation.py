@@ -52,6 +52,16 @@ def test_the_projections_asset_compares_per_udvalg(demo_run):
     again = ev.udvalg_comparison(outcome.proposal["content"], outcome.proposal["content"])
     assert again is not None and all(r["npv_difference"] == 0 for r in again["accounts"])
     assert ev.udvalg_comparison(outcome.proposal["content"], None) is None
+    # the asset's Dagster metadata: NPV per udvalg, projected / realised / difference
+    import dagster as dg
+
+    instance = demo_run[4]
+    mats = {e.dagster_event.asset_key.to_user_string(): e.dagster_event.event_specific_data.materialization.metadata
+            for e in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+    table = {r.data["label"]: r.data for r in mats["projections"]["npv_by_udvalg"].value.records}
+    assert set(table) == set(rows)
+    assert table["kommune/unassigned"]["npv_realised"] == pytest.approx(rows["kommune/unassigned"]["npv_realised"],
+                                                                        rel=1e-7)
     assert parse_parameter_set(outcome.proposal["content"]).intervention == "housing_first_demo"
 
 

@@ -283,3 +283,11 @@ def test_the_ledger_follows_the_result_protocol():
     assert frame.columns == ["payer", "udvalg", "npv", "payback_year", "role"] and frame.height == 6
     summary = book.summary()
     assert "29,875" in summary and "Invests: kommune/boerne_og_ungeudvalget -10,000" in summary
+
+
+def test_a_note_names_the_flows_without_an_udvalg():
+    p = project(parse_parameter_set(doc(udvalg={"default": False})))
+    note = next(n for n in p.notes if "no udvalg for" in n)
+    assert ("kontanthjaelp_weeks kommune, kontanthjaelp_weeks stat, earnings_dkk kommune, earnings_dkk stat"
+            in note)
+    assert not any("no udvalg for" in n for n in project(parse_parameter_set(doc())).notes)

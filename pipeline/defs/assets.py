@@ -342,7 +342,11 @@ def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_
                                      parse_parameter_set(parameter_proposal["content"]))
     table = pl.DataFrame([{"parameters": k, **{p: v for p, v in result[k]["npv"].items()},
                            "payback_year": result[k]["payback_year"]} for k in ("before", "after")])
-    context.add_output_metadata({"npv": table_metadata(table, digits=8)})
+    udvalg = pl.DataFrame([{k: r[k] for k in ("label", "npv_projected", "npv_realised", "npv_difference")}
+                           for r in result["udvalg_comparison"]["accounts"]],
+                          schema={"label": pl.Utf8, "npv_projected": pl.Float64, "npv_realised": pl.Float64,
+                                  "npv_difference": pl.Float64})
+    context.add_output_metadata({"npv": table_metadata(table, digits=8), "npv_by_udvalg": table_metadata(udvalg, digits=8)})
     return result
 
 

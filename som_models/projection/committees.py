@@ -148,7 +148,11 @@ def resolve_udvalg(params: ParameterSet, *, path: str | None = None) -> UdvalgMa
                 shares.setdefault(item, {})[payer] = dict(cmap.items[item][payer])
                 origin.setdefault(item, {})[payer] = f"default ({cmap.status[item].split()[0]})"
                 from_default.append(f"{item} {payer} → {'/'.join(cmap.items[item][payer])}")
+    missing = [f"{item} {payer}" for item, payer in _flows(params) if payer not in shares.get(item, {})]
     notes = []
+    if missing:
+        notes.append(f"udvalg ledger: no udvalg for {', '.join(missing)} — booked as the payer's 'unassigned' (name "
+                     "one in udvalg.items or the price split)")
     if from_default and cmap is not None:
         statuses = sorted({cmap.status[c.item].split()[0] for c in params.consequences if c.item in cmap.items})
         notes.append(f"udvalg ledger: default mapping {Path(cmap.path).name} ({'/'.join(statuses)}; the document "
@@ -157,3 +161,27 @@ def resolve_udvalg(params: ParameterSet, *, path: str | None = None) -> UdvalgMa
         notes.append("udvalg ledger: default mapping switched off (udvalg.default: false); only the document's own "
                      "udvalg are used")
     return UdvalgMap(shares, origin, cmap.names if cmap is not None else {}, use_default, tuple(notes))
+
+
+def _flows(params: ParameterSet) -> list[tuple[str, str]]:
+    """The (item, payer) pairs that carry a flow in a projection of ``params``: a non-zero price, a refusion
+    transfer (kommune and stat of a refunded item) or tax (a taxable item for each payer with a rate, and the
+    stat with tilbageløb)."""
+    pairs: dict[tuple[str, str], None] = {}
+    for cons in params.consequences:
+        for payer, kr in params.prices.get(cons.item, {}).items():
+            if kr:
+                pairs[(cons.item, payer)] = None
+    for group in params.refusion:
+        for item in group.items:
+            pairs[(item, "kommune")] = None
+            pairs[(item, "stat")] = None
+    if params.tax is not None:
+        for item in params.tax.taxable:
+            for payer, rate in params.tax.rates.items():
+                if rate:
+                    pairs[(item, payer)] = None
+            if params.tax.tilbageloeb:
+                pairs[(item, "stat")] = None
+    order = {c.item: n for n, c in enumerate(params.consequences)}
+    return sorted(pairs, key=lambda ip: (order.get(ip[0], 0), PAYERS.index(ip[1])))
