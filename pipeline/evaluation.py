@@ -40,6 +40,7 @@ from som_models.evidence import EvidenceWindow, RootChoice
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.plausibility import ImplausibleProposal, Problem, plausibility_problems
 from som_models.projection import Projection, project
+from som_models.projection.ledger import compare_ledgers
 from som_models.sequential import LookHistory, PriorLook
 from som_models.verdicts import FEW_CLUSTERS, AssignmentInfo, PathCovariance, Verdict, judge
 from som_models.volume_verdicts import VOLUME_ASSUMPTIONS, VolumeSettings, judge_volumes, realised_cohorts_from
@@ -863,6 +864,27 @@ def store_proposal(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], es
 
 def projections(before: ParameterSet, after: ParameterSet) -> dict[str, Projection]:
     return {"before": project(before), "after": project(after)}
+
+
+def projections_document(before: ParameterSet, after: ParameterSet) -> dict[str, Any]:
+    """The ``projections`` asset's value: ``before`` / ``after`` (:meth:`Projection.to_dict` of the version under
+    test and of the proposal) and ``udvalg_comparison`` — projected (the version under test) vs realised (the
+    proposal, updated from the registers) per udvalg (:func:`som_models.projection.ledger.compare_ledgers`)."""
+    out: dict[str, Any] = {k: v.to_dict() for k, v in projections(before, after).items()}
+    out["udvalg_comparison"] = compare_ledgers(out["before"]["udvalg"], out["after"]["udvalg"])
+    return out
+
+
+def udvalg_comparison(before: Mapping[str, Any], after: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Projected vs realised per udvalg of two stored parameter documents (the version under test, the proposal):
+    ``projections_document(...)["udvalg_comparison"]``; None without a proposal or when a document is not a
+    calculation document."""
+    if after is None:
+        return None
+    try:
+        return projections_document(parse_parameter_set(before), parse_parameter_set(after))["udvalg_comparison"]
+    except (ParameterError, ValueError, KeyError, TypeError):
+        return None
 
 
 def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> pl.DataFrame:

@@ -14,8 +14,12 @@ workbook cannot disagree), with the year × payer flows aggregated from its ``ro
 * ``Break-even`` — the break-even success rate and cost per participant per payer (status, value, intercept,
   slope; :mod:`som_models.projection.breakeven`);
 * ``Scenarios``, ``Discount sensitivity``, ``Cash view`` — the decision aids (:mod:`pipeline.xlsx_decision`);
-* ``Udvalg`` — only when the document splits the kommune by committee: the kommune's net by committee and year
-  (nominal, discounted) and the NPV per committee.
+* ``Udvalg`` — the udvalg ledger (:mod:`som_models.projection.ledger`): per account (payer, udvalg) its NPV,
+  payback year, role (invests / gains), break-even success rate and cost per participant, and — with draws —
+  the Monte Carlo mean and P(NPV ≥ 0) ("no stake" for a named udvalg with no flow in any draw);
+* ``Udvalg by year`` / ``Udvalg by year (discounted)`` — the cross-subsidy table: one row per year, one column per
+  account ``payer/udvalg`` (the JSON ``udvalg.by_year`` / ``udvalg.by_year_discounted``; a discounted column sums
+  to the account's NPV, the accounts of a payer to the payer's).
 
 Amounts are kroner at the document's price year, savings positive, costs negative — as in the JSON.
 """
@@ -131,14 +135,38 @@ def projection_workbook(doc: Mapping[str, Any], *, cohorts: Iterable[tuple[int, 
 
     add_decision_sheets(wb, doc)
 
-    if doc.get("committees") is not None:
-        ws = _sheet(wb, "Udvalg", ("year", "committee (udvalg)", "amount", "discounted"),
-                    ((r["year"], r["committee"], r["amount"], r["discounted"]) for r in doc["committees"]))
-        ws.append([])
-        ws.append(["NPV by committee (kommune)"])
-        for k, v in doc.get("npv_by_committee", {}).items():
-            ws.append([None, k, None, v])
+    ledger = doc.get("udvalg")
+    if ledger and ledger["accounts"]:
+        _udvalg_sheets(wb, ledger, be, mc)
     return wb
+
+
+def _udvalg_sheets(wb: Any, ledger: Mapping[str, Any], be: Mapping[str, Any] | None, mc: Mapping[str, Any] | None
+                   ) -> None:
+    """The ``Udvalg`` and ``Udvalg by year`` sheets of the JSON ``udvalg`` ledger (module docstring)."""
+    header = ["payer", "udvalg", "NPV (kr)", "payback year", "role", "break-even success rate",
+              "break-even success rate: status", "break-even cost per participant (kr)", "break-even cost: status"]
+    if mc:
+        header += ["MC mean", "P(NPV ≥ 0)"]
+    rows = []
+    for a in ledger["accounts"]:
+        k = a["label"]
+        pair = (be or {}).get("udvalg", {}).get(k)
+        s, c = (pair["success_rate"], pair["cost_per_participant"]) if pair else ({}, {})
+        row: list[Any] = [a["payer"], a["udvalg"], a["npv"],
+                          a["payback_year"] if a["payback_year"] is not None else "none within the horizon", a["role"],
+                          s.get("value"), s.get("status"), c.get("value"), c.get("status")]
+        if mc:
+            sim = mc.get("udvalg", {}).get(k)
+            row += [sim["mean"], sim["prob_break_even"]] if sim else [None, "no stake"]
+        rows.append(row)
+    if mc:
+        rows += [[k.split("/")[0], k.split("/", 1)[1], 0.0, "no flow", "neutral", None, "no_stake", None, "no_stake",
+                  None, "no stake"] for k in mc.get("udvalg_no_stake", [])]
+    _sheet(wb, "Udvalg", header, rows)
+    labels = [a["label"] for a in ledger["accounts"]]
+    for title, key in (("Udvalg by year", "by_year"), ("Udvalg by year (discounted)", "by_year_discounted")):
+        _sheet(wb, title, ["year", *labels], ([r["year"], *(r[k] for k in labels)] for r in ledger[key]))
 
 
 def write_projection_xlsx(target: Path, doc: Mapping[str, Any], *, cohorts: Iterable[tuple[int, int]] = (),

@@ -41,7 +41,7 @@ def run(tmp_path, *extra, doc=DOC):
 def test_workbook_totals_equal_the_json(tmp_path):
     data, wb = run(tmp_path, "--draws", "300", "--seed", "2")
     assert wb.sheetnames == ["Summary", "Flows by year", "Rows", "NPV and payback", "Break-even", "Discount sensitivity",
-                            "Cash view", "Udvalg"]
+                             "Cash view", "Udvalg", "Udvalg by year", "Udvalg by year (discounted)"]
     header, flows = sheet_rows(wb["Flows by year"])
     assert [r[0] for r in flows] == [c["year"] for c in data["cumulative"]]
     for payer in ("kommune", "region", "stat", "total"):
@@ -65,13 +65,25 @@ def test_workbook_totals_equal_the_json(tmp_path):
     assert be_by["total"][header.index("break-even success rate")] == pytest.approx(
         data["break_even"]["success_rate"]["total"]["value"], abs=1e-12)
     assert be_by["region"][header.index("success rate: status")] == "no_stake"
-    # the udvalg split: per committee NPV equals the JSON, and sums to the kommune NPV
-    _, udvalg = sheet_rows(wb["Udvalg"])
-    yearly = [r for r in udvalg if r and isinstance(r[0], int)]
-    assert sum(r[3] for r in yearly) == pytest.approx(data["npv"]["kommune"], abs=1e-6)
-    npv_by = {r[1]: r[3] for r in udvalg if r and r[0] is None and r[1] is not None}
-    assert npv_by == pytest.approx(data["npv_by_committee"], abs=1e-9)
-    assert set(npv_by) == {"boerne_unge", "social", "sundhed", "beskaeftigelse", "unassigned"}
+    # the udvalg ledger: NPV per account equals the JSON; the accounts of a payer sum to its NPV
+    header, udvalg = sheet_rows(wb["Udvalg"])
+    npv_by = {f"{r[0]}/{r[1]}": r[2] for r in udvalg}
+    assert npv_by == pytest.approx({a["label"]: a["npv"] for a in data["udvalg"]["accounts"]}, abs=1e-9)
+    assert set(npv_by) == {"kommune/boerne_unge", "kommune/social", "kommune/sundhed", "kommune/beskaeftigelse",
+                           "kommune/unassigned", "stat/social"}  # stat/social: the default for shelter_nights
+    for payer in ("kommune", "stat"):
+        assert sum(v for k, v in npv_by.items() if k.startswith(payer)) == pytest.approx(data["npv"][payer], abs=1e-6)
+    assert {f"{r[0]}/{r[1]}": r[header.index("P(NPV ≥ 0)")] for r in udvalg} == pytest.approx(
+        {k: v["prob_break_even"] for k, v in data["monte_carlo"]["udvalg"].items()})
+    assert {f"{r[0]}/{r[1]}": r[header.index("break-even success rate")] for r in udvalg} == pytest.approx(
+        {k: v["success_rate"]["value"] for k, v in data["break_even"]["udvalg"].items()})
+    # the cross-subsidy table: a discounted column sums to the account's NPV
+    header, years = sheet_rows(wb["Udvalg by year (discounted)"])
+    assert [r[0] for r in years] == [c["year"] for c in data["cumulative"]]
+    for k, v in npv_by.items():
+        assert sum(r[header.index(k)] for r in years) == pytest.approx(v, abs=1e-6)
+    header, years = sheet_rows(wb["Udvalg by year"])
+    assert sum(r[header.index("kommune/boerne_unge")] for r in years) == pytest.approx(-20000 * 43, abs=1e-6)
 
 
 def test_small_cohort_is_not_written(tmp_path):
@@ -83,19 +95,21 @@ def test_small_cohort_is_not_written(tmp_path):
     assert 3 not in values  # the small cohort appears nowhere as a number
 
 
-def test_udvalg_sheet_from_the_default_mapping_or_none(tmp_path):
-    # no committee split in the document: shelter_nights gets the default (socialudvalget); benefit_weeks is not
-    # in the default mapping and the cost line has no committee → unassigned
+def test_udvalg_sheet_from_the_default_mapping(tmp_path):
+    # no udvalg in the document: shelter_nights gets the default (kommune socialudvalget, stat social);
+    # benefit_weeks is not in the default mapping and the cost line has no committee → unassigned
     doc = {**DOC, "costs": [{"course_year": 1, "payer": "kommune", "amount": -20000}],
            "prices": {"shelter_nights": {"kommune": 800, "stat": 300}, "benefit_weeks": {"kommune": 2900}}}
     data, wb = run(tmp_path, doc=doc)
-    assert "Udvalg" in wb.sheetnames and set(data["npv_by_committee"]) == {"socialudvalget", "unassigned"}
+    assert set(data["npv_by_committee"]) == {"socialudvalget", "unassigned"}
     _, udvalg = sheet_rows(wb["Udvalg"])
-    assert sum(r[3] for r in udvalg if r and isinstance(r[0], int)) == pytest.approx(data["npv"]["kommune"], abs=1e-6)
-    # items the default mapping does not know: no committee view at all
+    assert {f"{r[0]}/{r[1]}" for r in udvalg} == {"kommune/socialudvalget", "kommune/unassigned", "stat/social"}
+    assert sum(r[2] for r in udvalg if r[0] == "kommune") == pytest.approx(data["npv"]["kommune"], abs=1e-6)
+    # items the default mapping does not know: no kommune committee view, the ledger has the unassigned accounts
     doc = {**doc, "consequences": {"benefit_weeks": [-8, -8]}, "prices": {"benefit_weeks": {"kommune": 2900}}}
     data, wb = run(tmp_path, doc=doc)
-    assert "Udvalg" not in wb.sheetnames and "committees" not in data
+    assert "committees" not in data
+    assert [a["label"] for a in data["udvalg"]["accounts"]] == ["kommune/unassigned"]
 
 
 def test_bad_xlsx_target_is_a_one_line_error(tmp_path):

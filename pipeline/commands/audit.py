@@ -58,15 +58,47 @@ def audit_command(
         by_assumption.setdefault(r["assumption"] or NO_VERDICTS, []).append(r)
     approved = next((v.version for v in reversed(list(versions.values())) if v.status == "approved"), None)
     alerts = _latest_alerts(workdir, intervention, points)
+    ledgers = _udvalg_comparisons(points, versions)
     doc = {"intervention": intervention, "approved_version": approved, "points": len(points),
-           "vintages": len({r["data_vintage"] for r in points}), "alerts": alerts, "assumptions": by_assumption}
+           "vintages": len({r["data_vintage"] for r in points}), "alerts": alerts, "assumptions": by_assumption,
+           "udvalg_comparison": ledgers}
     for a in alerts:  # alerts first (the spec's alerts: thresholds, on the latest run of each evaluation)
         colour = "red" if a["severity"] == "error" else "yellow"
         console.print(Text.assemble((f"ALERT ({a['severity']})", f"bold {colour}"),
                                     f" {a['evaluation']} vintage {a['data_vintage']}: {a['message']}"
                                     + ("" if a["new"] else " (not new)")), highlight=False, soft_wrap=True)
     _print(intervention, approved, points, by_assumption)
+    from pipeline.commands.project import udvalg_comparison_table
+
+    for ledger in ledgers:
+        console.print(udvalg_comparison_table(
+            ledger["comparison"], f"{ledger['evaluation']} vintage {ledger['data_vintage']}: projected "
+                                  f"(v{ledger['tested_version']}) vs realised (v{ledger['proposed_version']}) per udvalg, "
+                                  "NPV kr"))
     emit_json(json_out, doc)
+
+
+def _udvalg_comparisons(points: list[dict], versions: dict) -> list[dict]:
+    """Per evaluation, its latest run with a proposal: projected (the version it tested) vs realised (the version
+    it proposed) per udvalg (:func:`pipeline.evaluation.udvalg_comparison`)."""
+    from pipeline.evaluation import udvalg_comparison
+
+    latest: dict[str, dict] = {}
+    for r in points:
+        if r.get("proposed_version") is not None and r.get("tested_version") is not None and (
+                r["evaluation_id"] not in latest or r["run_at"] >= latest[r["evaluation_id"]]["run_at"]):
+            latest[r["evaluation_id"]] = r
+    out = []
+    for evaluation, r in sorted(latest.items()):
+        tested, proposed = versions.get(r["tested_version"]), versions.get(r["proposed_version"])
+        if tested is None or proposed is None:
+            continue
+        cmp = udvalg_comparison(tested.content, proposed.content)
+        if cmp is not None:
+            out.append({"evaluation": evaluation, "data_vintage": r["data_vintage"], "run_id": r["run_id"],
+                        "tested_version": r["tested_version"], "proposed_version": r["proposed_version"],
+                        "comparison": cmp})
+    return out
 
 
 def _latest_alerts(workdir: Path | None, intervention: str, points: list[dict]) -> list[dict]:

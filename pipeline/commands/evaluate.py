@@ -78,6 +78,8 @@ def run_result(workdir: Path | None, loaded, run_id: int, *, source: dict) -> di
 
 def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
     """The evaluation's result as plain data, read back from the store (what --json writes)."""
+    from pipeline import evaluation as ev
+
     spec = loaded.spec
     tested = store.get_version(spec.intervention, run.tested_version)
     proposed = store.get_version(spec.intervention, run.proposed_version) if run.proposed_version else None
@@ -98,6 +100,7 @@ def _result(store, loaded, run, *, source: dict) -> dict[str, Any]:
             "content_hash": proposed.content_hash},
         "projections": {"before": projection_summary(tested.content),
                         "after": projection_summary(proposed.content) if proposed else None},
+        "udvalg_comparison": ev.udvalg_comparison(tested.content, proposed.content if proposed else None),
     }
 
 
@@ -118,6 +121,12 @@ def print_result(doc: dict[str, Any]) -> None:
         console.print(npv_table("Projection (NPV, kr, discounted)",
                                 {f"v{doc['tested_version']} (evaluated)": proj["before"],
                                  f"v{p['version']} (proposed)" if p else "proposal": proj["after"]}))
+    cmp = doc.get("udvalg_comparison")
+    if cmp and cmp["accounts"]:
+        from pipeline.commands.project import udvalg_comparison_table
+
+        console.print(udvalg_comparison_table(cmp, "Projected (evaluated version) vs realised (proposal) per udvalg: "
+                                                   "NPV, kr"))
     hint = ""
     if p is not None and p["status"] == "proposed":
         hint = f"; to approve: som params approve {doc['intervention']} {p['version']} --reason \"…\""

@@ -191,13 +191,6 @@ def _print(result, mc, source: str, show_rows: bool, be) -> None:
         t.add_row(str(r["year"]), *(_kr(row.get(p) or 0.0) for p in PAYERS), _kr(r["amount"]), _kr(r["discounted"]),
                   _kr(r["cumulative"]), _kr(r["cumulative_discounted"]))
     console.print(t)
-    if result.committees is not None and result.committees.height:
-        t = Table(title="Kommune by committee (udvalg), NPV")
-        t.add_column("committee")
-        t.add_column("NPV", justify="right")
-        for k, v in result.npv_by_committee.items():
-            t.add_row(k, _kr(v))
-        console.print(t)
     t = Table(title="Net present value (discounted)")
     for col in (*PAYERS, "total"):
         t.add_column(col, justify="right")
@@ -216,6 +209,8 @@ def _print(result, mc, source: str, show_rows: bool, be) -> None:
     for k in (*PAYERS, "total"):
         t.add_row(k, be.success_rate[k].describe(), be.cost_per_participant[k].describe())
     console.print(t)
+    if result.ledger is not None and result.ledger.accounts:
+        _print_ledger(result.ledger, be, mc)
     for note in result.notes:
         console.print(Text(f"note: {note}", style="dim"), soft_wrap=True, highlight=False)
     for w in result.warnings:
@@ -243,3 +238,52 @@ def _print(result, mc, source: str, show_rows: bool, be) -> None:
         for r in mc.tornado:
             t.add_row(r.input, f"{r.low_value:,.4g}", f"{r.high_value:,.4g}", _kr(r.npv_low), _kr(r.npv_high), _kr(r.swing))
         console.print(t)
+
+
+def _print_ledger(book, be, mc) -> None:
+    """The udvalg ledger: NPV, payback, role, break-even and P(NPV ≥ 0) per udvalg; the cross-subsidy by year."""
+    t = Table(title="Who invests, who gains: NPV and payback by udvalg (discounted kr; break-even exact)")
+    cols = ["payer", "udvalg", "NPV", "payback", "role", "break-even success rate", "break-even cost per participant"]
+    if mc is not None:
+        cols.append("P(NPV ≥ 0)")
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("NPV", "payback", "P(NPV ≥ 0)") else "left", overflow="fold")
+    for n, (payer, udvalg) in enumerate(book.accounts):
+        k = book.labels[n]
+        paid = book.payback[k]
+        payback = str(paid) if paid is not None else ("never" if (book.amounts[n] < 0).any() else "no net cost")
+        row = [payer, udvalg, _kr(book.npv[k]), payback, book.role(k),
+               be.udvalg_success_rate[k].short() if k in be.udvalg_success_rate else "",
+               be.udvalg_cost_per_participant[k].short() if k in be.udvalg_cost_per_participant else ""]
+        if mc is not None:
+            p = mc.udvalg.get(k)
+            row.append("no stake" if p is None else f"{p['prob_break_even']:.1%}")
+        t.add_row(*row)
+    console.print(t)
+    if mc is not None and mc.udvalg_no_stake:
+        console.print(f"No stake (no flow in any draw): {', '.join(mc.udvalg_no_stake)}", highlight=False, soft_wrap=True)
+    t = Table(title="Cross-subsidy by year: net per udvalg (nominal kr; negative = invests, positive = gains)")
+    t.add_column("year", justify="right")
+    for payer, udvalg in book.accounts:
+        t.add_column(f"{payer}/\n{udvalg}", justify="right")
+    for row in book.by_year():
+        t.add_row(str(row["year"]), *(_kr(row[k]) for k in book.labels))
+    console.print(t)
+    cross = book.cross_subsidy()
+    invests = ", ".join(f"{k} {_kr(v)}" for k, v in cross["invests"].items()) or "none"
+    gains = ", ".join(f"{k} {_kr(v)}" for k, v in cross["gains"].items()) or "none"
+    console.print(Text.assemble(("Invests: ", "bold"), invests, ("; gains: ", "bold"), gains, " (NPV, kr)"),
+                  soft_wrap=True, highlight=False)
+
+
+def udvalg_comparison_table(cmp: dict, title: str) -> Table:
+    """Projected vs realised NPV per udvalg (:func:`som_models.projection.ledger.compare_ledgers`), for
+    `som evaluate` and `som audit`."""
+    t = Table(title=title)
+    for col in ("udvalg", "projected", "realised", "difference", "role"):
+        t.add_column(col, justify="left" if col in ("udvalg", "role") else "right")
+    for r in cmp["accounts"]:
+        role = r["role_projected"] if r["role_projected"] == r["role_realised"] else \
+            f"{r['role_projected']} → {r['role_realised']}"
+        t.add_row(r["label"], _kr(r["npv_projected"]), _kr(r["npv_realised"]), _kr(r["npv_difference"]), role)
+    return t

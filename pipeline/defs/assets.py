@@ -33,7 +33,7 @@ DEFAULT_MIN_CELL = 5
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
     "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 5, "parameter_candidate": 3,
-    "parameter_proposal": 3, "projections": 1, "audit_report": 2,
+    "parameter_proposal": 3, "projections": 2, "audit_report": 2,
 }
 
 
@@ -338,11 +338,16 @@ def parameter_proposal(context: dg.AssetExecutionContext, som: SomSettings, deli
 @dg.asset(group_name="project", partitions_def=PARTITIONS, code_version=asset_code_version("projections"),
           description="SØM projection of budget consequences: original vs proposed parameters.")
 def projections(context: dg.AssetExecutionContext, assumptions: dict, parameter_proposal: dict) -> dict:
-    result = ev.projections(parse_parameter_set(assumptions["content"]), parse_parameter_set(parameter_proposal["content"]))
-    table = pl.DataFrame([{"parameters": k, **{p: v for p, v in proj.npv.items()}, "payback_year": proj.payback_year}
-                          for k, proj in result.items()])
-    context.add_output_metadata({"npv": table_metadata(table, digits=8)})
-    return {k: v.to_dict() for k, v in result.items()}
+    result = ev.projections_document(parse_parameter_set(assumptions["content"]),
+                                     parse_parameter_set(parameter_proposal["content"]))
+    table = pl.DataFrame([{"parameters": k, **{p: v for p, v in result[k]["npv"].items()},
+                           "payback_year": result[k]["payback_year"]} for k in ("before", "after")])
+    udvalg = pl.DataFrame([{k: r[k] for k in ("label", "npv_projected", "npv_realised", "npv_difference")}
+                           for r in result["udvalg_comparison"]["accounts"]],
+                          schema={"label": pl.Utf8, "npv_projected": pl.Float64, "npv_realised": pl.Float64,
+                                  "npv_difference": pl.Float64})
+    context.add_output_metadata({"npv": table_metadata(table, digits=8), "npv_by_udvalg": table_metadata(udvalg, digits=8)})
+    return result
 
 
 @dg.asset(group_name="report", partitions_def=PARTITIONS, code_version=asset_code_version("audit_report"),

@@ -11,10 +11,10 @@ Optional sections (all backwards compatible — a document without them means wh
 * ``prices.<item>``: besides ``kommune``/``region``/``stat`` amounts, ``price_year`` (the year the amounts
   are quoted in; converted to the document's ``price_year`` with the net price index), ``range``
   (``[low, high]`` *relative* factors for the Monte Carlo, e.g. ``[0.8, 1.25]``), ``source``, ``status``;
-  ``kommune`` may be a mapping ``{committee: kr}`` splitting the municipal price by committee (udvalg);
-  its sum is the kommune price.
+  each payer's amount may be a mapping ``{udvalg: kr}`` splitting that payer's price by udvalg (committee
+  or sector); its sum is the payer's price.
 * ``costs[k]`` / ``avoided_costs[k]``: besides ``course_year``, ``payer``, ``amount``, optional ``item``
-  (row label), ``committee`` (kommune only), ``price_year`` and ``range`` (``[low, high]`` in kroner per
+  (row label), ``committee`` (the udvalg of the line, any payer), ``price_year`` and ``range`` (``[low, high]`` in kroner per
   participant, containing ``amount``). A cost ``amount`` (and its ``range``) is ≤ 0 — a positive one is an
   error, not a silent sign flip (a saving belongs under ``avoided_costs``).
 * ``refusion``: ``staircase`` (refusion staircase on income support by cumulative weeks) and
@@ -23,6 +23,9 @@ Optional sections (all backwards compatible — a document without them means wh
   optional ``tilbageloeb`` (indirect taxes returning to the state).
 * ``monte_carlo``: ``draws``, ``seed``, ``range_distribution`` (``triangular``/``uniform``),
   ``consequence_correlation`` (``item``/``independent``), ``tornado_percentiles``.
+* ``udvalg``: the udvalg ledger (:mod:`som_models.projection.ledger`): ``default`` (true/false, default true:
+  the default mapping ``assets/udvalg/default_committees.yaml`` fills what the document does not say) and
+  ``items.<item>.<payer>: {udvalg: share}`` (shares adding up to 1) for any consequence item.
 * ``price_index``: the index used for price-year conversion — a name in ``assets/price_index``
   (default ``nettoprisindeks``) or an inline mapping ``{year: value}``.
 
@@ -43,7 +46,7 @@ Optional sections (all backwards compatible — a document without them means wh
 
 * ``fixed_costs[k]``: costs that do not scale with participants — a one-off cost in calendar ``year`` or a fixed
   yearly cost in each of ``years: [first, last]`` (inclusive), kroner per year (≤ 0), with ``payer``, optional
-  ``item``, ``committee`` (kommune only), ``price_year``, ``cashable`` (default true), ``source``.
+  ``item``, ``committee`` (the udvalg of the line, any payer), ``price_year``, ``cashable`` (default true), ``source``.
 * ``prices.<item>.cashable``: whether the item's savings release cash (default true: every price line counts in
   the cash view, what every document meant before); the cash view (:mod:`som_models.projection.cashview`)
   counts only cashable amounts.
@@ -177,8 +180,9 @@ class SuccessMeasure:
 class PriceSpec:
     """What a price line says besides its amounts: quoted price year, Monte Carlo range, committee split.
 
-    ``committees`` maps municipal committee → kroner per unit (their sum is the kommune price);
-    ``range`` is ``(low, high)`` relative factors applied to all payers' prices of the item.
+    ``committees`` maps municipal committee → kroner per unit (their sum is the kommune price); ``udvalg`` maps
+    payer → {udvalg: kroner per unit} for every payer whose price is split (``udvalg["kommune"]`` is
+    ``committees``); ``range`` is ``(low, high)`` relative factors applied to all payers' prices of the item.
     """
 
     item: str
@@ -187,6 +191,7 @@ class PriceSpec:
     committees: Mapping[str, float]
     source: str
     status: str
+    udvalg: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     #: whether the item's savings release cash (``prices.<item>.cashable``; default True)
     cashable: bool = True
 
@@ -223,6 +228,15 @@ class OptimismBias:
     effects: float
     source: str
     applied: bool = False
+
+
+@dataclass(frozen=True)
+class UdvalgSpec:
+    """The document's ``udvalg`` section: ``default`` — whether the default mapping fills what the document does
+    not say; ``items`` — item → payer → {udvalg: share} (shares add up to 1)."""
+
+    default: bool = True
+    items: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -301,6 +315,7 @@ class ParameterSet:
     optimism_bias: OptimismBias | None = None
     #: named scenarios (``scenarios``), each a validated parameter set of its own
     scenarios: tuple[Scenario, ...] = ()
+    udvalg: UdvalgSpec = UdvalgSpec()
 
     def consequence(self, item: str) -> Consequence:
         for c in self.consequences:
@@ -372,7 +387,7 @@ _TOP = {
     "costs": True, "avoided_costs": False, "consequences": True, "prices": True, "discounting": False,
     "sources": False, "notes": False, "provenance": False,
     "refusion": False, "tax": False, "monte_carlo": False, "price_index": False,
-    "fixed_costs": False, "optimism_bias": False, "scenarios": False,
+    "fixed_costs": False, "optimism_bias": False, "scenarios": False, "udvalg": False,
 }
 
 
@@ -466,8 +481,6 @@ def _fixed_costs(obj: Any, start_year: int, horizon: int) -> tuple[FixedCost, ..
         committee = None
         if line.get("committee") is not None:
             committee = _str(line["committee"], f"{p}.committee")
-            if payer != "kommune":
-                raise ParameterError(f"{p}.committee: a committee (udvalg) split is only possible for payer kommune")
         out.append(FixedCost(
             payer, amount, first, last,
             item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
@@ -528,8 +541,6 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
         committee = None
         if line.get("committee") is not None:
             committee = _str(line["committee"], f"{p}.committee")
-            if payer != "kommune":
-                raise ParameterError(f"{p}.committee: a committee (udvalg) split is only possible for payer kommune")
         rng = None
         if line.get("range") is not None:
             rng = _pair(line["range"], f"{p}.range")
@@ -637,20 +648,19 @@ def _prices(obj: Any, price_year: int) -> tuple[dict[str, dict[str, float]], dic
         path = f"prices.{item}"
         _keys(line, path, allowed)
         by_payer: dict[str, float] = {}
-        committees: dict[str, float] = {}
+        split: dict[str, dict[str, float]] = {}
         for payer in PAYERS:
             if payer not in line:
                 continue
             value = line[payer]
             if isinstance(value, Mapping):
-                if payer != "kommune":
-                    raise ParameterError(f"{path}.{payer}: a committee (udvalg) split is only possible for kommune")
                 if not value:
-                    raise ParameterError(f"{path}.kommune: a committee split needs at least one committee")
+                    raise ParameterError(f"{path}.{payer}: an udvalg split needs at least one udvalg")
+                split[payer] = {}
                 for committee, kr in value.items():
-                    _str(committee, f"{path}.kommune (committee name)")
-                    committees[committee] = _num(kr, f"{path}.kommune.{committee}")
-                by_payer[payer] = float(sum(committees.values()))
+                    _str(committee, f"{path}.{payer} (udvalg name)")
+                    split[payer][committee] = _num(kr, f"{path}.{payer}.{committee}")
+                by_payer[payer] = float(sum(split[payer].values()))
             else:
                 by_payer[payer] = _num(value, f"{path}.{payer}")
         if not by_payer:
@@ -662,7 +672,8 @@ def _prices(obj: Any, price_year: int) -> tuple[dict[str, dict[str, float]], dic
                 raise ParameterError(f"{path}.range: relative factors [low, high] need 0 ≤ low ≤ 1 ≤ high, got {list(rng)}")
         own_year = _int(line["price_year"], f"{path}.price_year") if line.get("price_year") is not None else price_year
         amounts[item] = by_payer
-        specs[item] = PriceSpec(item, own_year, rng, committees, str(line.get("source", "")), str(line.get("status", "")),
+        specs[item] = PriceSpec(item, own_year, rng, split.get("kommune", {}), str(line.get("source", "")),
+                                str(line.get("status", "")), split,
                                 _bool(line.get("cashable", True), f"{path}.cashable"))
     return amounts, specs
 
@@ -740,6 +751,34 @@ def _tax(obj: Any, consequences: tuple[Consequence, ...]) -> TaxSpec:
         taxable[item] = _num(kr, f"tax.taxable.{item}")
     tl = _num(obj.get("tilbageloeb", 0), "tax.tilbageloeb", minimum=0, maximum=1)
     return TaxSpec(rates, taxable, tl, str(obj.get("source", "")))
+
+
+def _udvalg(obj: Any, items: set[str]) -> UdvalgSpec:
+    """The ``udvalg`` section: ``default`` (bool) and ``items.<item>.<payer>: {udvalg: share}`` (shares ≥ 0 adding
+    up to 1, for consequence items)."""
+    _keys(obj, "udvalg", {"default": False, "items": False, "source": False})
+    default = obj.get("default", True)
+    if not isinstance(default, bool):
+        raise ParameterError(f"udvalg.default: true or false (got {default!r})")
+    raw = obj.get("items") or {}
+    if not isinstance(raw, Mapping):
+        raise ParameterError("udvalg.items: expected a mapping {item: {payer: {udvalg: share}}}")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for item, by_payer in raw.items():
+        path = f"udvalg.items.{item}"
+        if item not in items:
+            raise ParameterError(f"{path}: not a consequence item (known: {', '.join(sorted(items))})")
+        _keys(by_payer, path, {p: False for p in PAYERS})
+        out[item] = {}
+        for payer, shares in by_payer.items():
+            if not isinstance(shares, Mapping) or not shares:
+                raise ParameterError(f"{path}.{payer}: expected {{udvalg: share, …}}")
+            parsed = {_str(u, f"{path}.{payer} (udvalg name)"): _num(v, f"{path}.{payer}.{u}", minimum=0, maximum=1)
+                      for u, v in shares.items()}
+            if abs(sum(parsed.values()) - 1.0) > 1e-9:
+                raise ParameterError(f"{path}.{payer}: shares add up to {sum(parsed.values()):g}, not 1")
+            out[item][payer] = parsed
+    return UdvalgSpec(default, out)
 
 
 def _monte_carlo(obj: Any) -> MonteCarloSpec:
@@ -851,6 +890,7 @@ def parse_parameter_set(doc: Mapping[str, Any], *, require_kind: bool = False) -
         fixed_costs=_fixed_costs(doc["fixed_costs"], start_year, horizon) if doc.get("fixed_costs") is not None else (),
         optimism_bias=_optimism_bias(doc["optimism_bias"]) if doc.get("optimism_bias") is not None else None,
         scenarios=_scenarios(doc, require_kind) if doc.get("scenarios") is not None else (),
+        udvalg=_udvalg(doc["udvalg"], {c.item for c in parsed_cons}) if doc.get("udvalg") is not None else UdvalgSpec(),
     )
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterError, ParameterSet, RefusionGroup
-from som_models.projection.committees import default_split
+from som_models.projection.committees import UdvalgMap, resolve_udvalg
 from som_models.projection.optimism import apply_optimism_bias
 from som_models.projection.optimism import describe as describe_optimism
 from som_models.projection.prices import PriceIndex, load_price_index
@@ -141,7 +141,7 @@ class Compiled:
     lengths: tuple[int, ...]    # consequence years per item
     prices: np.ndarray          # (I, P) price-year kroner per unit
     price_range: np.ndarray     # (I, 2) relative factors
-    committees: dict            # item -> {committee: share of the kommune price}
+    udvalg: UdvalgMap           # item -> payer -> {udvalg: share} (:func:`.committees.resolve_udvalg`)
     costs: tuple[CostSpec, ...]
     staircase: tuple[StaircaseSpec, ...]
     expensive: tuple[ExpensiveSpec, ...]
@@ -223,7 +223,6 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 raise
     prices = np.zeros((n_items, len(PAYERS)))
     price_range = np.ones((n_items, 2))
-    committees: dict[str, dict[str, float]] = {}
     for i, item in enumerate(items):
         if item not in params.prices:
             continue
@@ -239,17 +238,8 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             prices[i, p] = params.prices[item].get(payer, 0.0) * f
         if spec is not None and spec.range is not None:
             price_range[i] = spec.range
-        if spec is not None and spec.committees:
-            total = sum(spec.committees.values())
-            if total == 0:
-                raise ParameterError(f"prices.{item}.kommune: a committee split must not add up to 0")
-            committees[item] = {k: v / total for k, v in spec.committees.items()}
-    if (not committees and not any(line.committee for line in params.costs + params.avoided_costs)
-            and not any(fc.committee for fc in params.fixed_costs)):
-        split, note = default_split([item for i, item in enumerate(items) if prices[i, KOMMUNE] != 0])
-        committees.update(split)
-        if note:
-            notes.append(note)
+    udvalg = resolve_udvalg(params)
+    notes.extend(udvalg.notes)
     costs = []
     for kind, lines in (("costs", params.costs), ("avoided_costs", params.avoided_costs)):
         avoided = kind == "avoided_costs"
@@ -316,7 +306,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
             if 0 <= t < T:
                 cost_exposure[k - 1, t] += n
     return Compiled(params, first, T, discount_factors(params.discounting, T), items, units, se,
-                    tuple(len(c.units) for c in params.consequences), prices, price_range, committees, tuple(costs),
+                    tuple(len(c.units) for c in params.consequences), prices, price_range, udvalg, tuple(costs),
                     tuple(staircase), tuple(expensive), tax_rates, taxable, tl, exposure, cost_exposure, course_units,
                     course_se, index, tuple(notes), tuple(dict.fromkeys(warnings)), fixed_lines=fixed_lines,
                     fixed=fixed)

@@ -29,10 +29,10 @@ Danish Finance Ministry schedule since 2021: 3.5 % for years 1–35, 2.5 % for 3
 NPV = Σ discounted amounts; payback year = first year, at or after the first year with a net cost (discounted
 net < 0), in which the cumulative discounted net (all payers, or one payer) is ≥ 0; ROI = NPV / |present value
 of the intervention costs| (``costs`` and ``fixed_costs`` lines, not avoided costs). An ``optimism_bias`` is applied
-by :func:`.engine.compile_calculation` (the projection computes with its adjusted parameter set).
-Kommune amounts are split by municipal
-committee where the document says so (``prices.<item>.kommune: {committee: kr}``, ``costs[k].committee``);
-the rest is ``unassigned``.
+by :func:`.engine.compile_calculation` (the projection computes with its adjusted parameter set). Every payer's
+amounts are split by udvalg (committee or sector) in the udvalg ledger (:mod:`som_models.projection.ledger`:
+``ledger``; the kommune's part also as ``committees`` / ``npv_by_committee``); what no udvalg is named for is
+``unassigned``.
 
 Events outside ``start_year … start_year + horizon_years − 1`` are not counted.
 """
@@ -48,6 +48,7 @@ import numpy as np
 import polars as pl
 
 from som_models.parameters.schema import PAYERS, ParameterSet
+from som_models.projection.committees import UNASSIGNED
 from som_models.projection.engine import (
     FM2021,
     KOMMUNE,
@@ -56,11 +57,11 @@ from som_models.projection.engine import (
     describe_discounting,
     discount_factors,
 )
+from som_models.projection.ledger import Ledger, ledger
 from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
 ROW_SCHEMA = {"year": pl.Int64, "payer": pl.Utf8, "item": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
 COMMITTEE_SCHEMA = {"year": pl.Int64, "committee": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
-UNASSIGNED = "unassigned"
 
 __all__ = ["FM2021", "Projection", "discount_factors", "project"]
 
@@ -89,6 +90,8 @@ class Projection(ResultDisplay):
     warnings: tuple[str, ...] = ()
     #: the discount schedule in words (:func:`som_models.projection.engine.describe_discounting`)
     discounting: str = ""
+    #: the udvalg ledger: net per (payer, udvalg) and year, NPV, payback, cross-subsidy (:mod:`.ledger`)
+    ledger: Ledger | None = None
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"intervention": self.intervention, "years": self.cumulative.height, "rows": self.rows.height,
@@ -113,8 +116,8 @@ class Projection(ResultDisplay):
                 ("Payback year", self.payback_year if self.payback_year is not None else "not within the horizon")]
         body = frame_lines(self.to_polars(), labels={"npv": "NPV (kr)", "payback_year": "payback"})
         footer = []
-        if self.npv_by_committee:
-            footer.append("Kommune NPV by committee: " + ", ".join(f"{k} {fmt(v)}" for k, v in self.npv_by_committee.items()))
+        if self.ledger is not None and self.ledger.accounts:
+            footer.append("NPV by udvalg: " + ", ".join(f"{k} {fmt(v)}" for k, v in self.ledger.npv.items()))
         footer += [f"Warning: {w}" for w in self.warnings]
         return render_summary(f"SØM projection — {self.intervention}", info, body, footer)
 
@@ -136,6 +139,8 @@ class Projection(ResultDisplay):
         if self.committees is not None:
             out["committees"] = self.committees.to_dicts()
             out["npv_by_committee"] = dict(self.npv_by_committee)
+        if self.ledger is not None:
+            out["udvalg"] = self.ledger.to_dict()
         return out
 
 
@@ -158,11 +163,11 @@ def _price_course(c, params: ParameterSet, i: int, course: tuple[float, ...], ba
         t = base + k - 1
         for p, payer in enumerate(PAYERS):
             if payer in params.prices.get(item, {}):
-                add(t, payer, item, -n * v * c.prices[i, p], c.committees.get(item))
+                add(t, payer, item, -n * v * c.prices[i, p])
         for st in c.staircase:
             if i in st.items:
                 x = -np.sign(v) * c.prices[i, KOMMUNE] * float(st.rule.weeks_share(st.weeks_before[0], abs(v)))
-                add(t, "kommune", f"refusion:{item}", -n * x, c.committees.get(item))
+                add(t, "kommune", f"refusion:{item}", -n * x)
                 add(t, "stat", f"refusion:{item}", n * x)
         if params.tax is not None and item in params.tax.taxable:
             income = v * params.tax.taxable[item]
@@ -188,11 +193,7 @@ def _course_expensive(c, params: ParameterSet, base: int, n: int, add) -> None:
                 continue
             e0 = ex.case_expense[0]
             dr = float(ex.rule.refusion(e0, ex.thresholds) - ex.rule.refusion(e0 - d, ex.thresholds))
-            shares: dict[str, float] = defaultdict(float)
-            for item, g in contrib.items():
-                for committee, share in c.committees.get(item, {UNASSIGNED: 1.0}).items():
-                    shares[committee] += g / d * share
-            add(base + k - 1, "kommune", ex.label, -n * dr, shares)
+            add(base + k - 1, "kommune", ex.label, -n * dr)
             add(base + k - 1, "stat", ex.label, n * dr)
 
 
@@ -204,29 +205,23 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
     first, T, K = params.start_year, params.horizon_years, params.course_years
     factors = c.factors
     acc: dict[tuple[int, str, str], float] = defaultdict(float)
-    by_committee: dict[tuple[int, str], float] = defaultdict(float)
-    show_committees = (bool(c.committees) or any(line.committee for line in c.costs)
-                       or any(fx.committee for fx in c.fixed_lines))
     pv_costs = 0.0
 
-    def add(t: int, payer: str, item: str, amount: float, shares: Mapping[str, float] | None = None) -> None:
+    def add(t: int, payer: str, item: str, amount: float) -> None:
         if not 0 <= t < T or amount == 0:
             return
         acc[(first + t, payer, item)] += amount
-        if payer == "kommune":
-            for committee, share in (shares or {UNASSIGNED: 1.0}).items():
-                by_committee[(first + t, committee)] += amount * share
 
     for fx in c.fixed_lines:  # one-off and fixed costs: per calendar year, not per participant
         for t in range(fx.t_first, fx.t_last + 1):
-            add(t, PAYERS[fx.payer], fx.item, fx.amount, {fx.committee: 1.0} if fx.committee else None)
+            add(t, PAYERS[fx.payer], fx.item, fx.amount)
             if 0 <= t < T:
                 pv_costs += fx.amount * factors[t]
     for cohort_year, n in params.cohorts:
         base = cohort_year - first
         for line in c.costs:
             t = base + line.course_year - 1
-            add(t, PAYERS[line.payer], line.item, n * line.amount, {line.committee: 1.0} if line.committee else None)
+            add(t, PAYERS[line.payer], line.item, n * line.amount)
             if not line.avoided and 0 <= t < T:
                 pv_costs += n * line.amount * factors[t]
         t_success = base + K - 1
@@ -239,26 +234,21 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
             for j, u in enumerate(cons.units, start=1):
                 for p, payer in enumerate(PAYERS):
                     if payer in params.prices.get(cons.item, {}):
-                        add(t_success + j, payer, cons.item, -n * s * u * c.prices[i, p], c.committees.get(cons.item))
+                        add(t_success + j, payer, cons.item, -n * s * u * c.prices[i, p])
         for st in c.staircase:
             for i in st.items:
                 item = c.items[i]
                 for j, u in enumerate(params.consequences[i].units, start=1):
                     x = -np.sign(u) * c.prices[i, KOMMUNE] * float(st.rule.weeks_share(st.weeks_before[j - 1], abs(u)))
-                    add(t_success + j, "kommune", f"refusion:{item}", -n * s * x, c.committees.get(item))
+                    add(t_success + j, "kommune", f"refusion:{item}", -n * s * x)
                     add(t_success + j, "stat", f"refusion:{item}", n * s * x)
         for ex in c.expensive:
             for j in range(1, max(c.lengths[i] for i in ex.items) + 1):
-                contrib = {c.items[i]: -params.consequences[i].units[j - 1] * c.prices[i, KOMMUNE]
-                           for i in ex.items if j <= c.lengths[i]}
-                d = sum(contrib.values())
+                d = sum(-params.consequences[i].units[j - 1] * c.prices[i, KOMMUNE]
+                        for i in ex.items if j <= c.lengths[i])
                 e0 = ex.case_expense[j - 1]
                 dr = float(ex.rule.refusion(e0, ex.thresholds) - ex.rule.refusion(e0 - d, ex.thresholds))
-                shares: dict[str, float] = defaultdict(float)
-                for item, g in contrib.items():
-                    for committee, share in c.committees.get(item, {UNASSIGNED: 1.0}).items():
-                        shares[committee] += (g / d if d else 0.0) * share
-                add(t_success + j, "kommune", ex.label, -n * s * dr, shares if d else None)
+                add(t_success + j, "kommune", ex.label, -n * s * dr)
                 add(t_success + j, "stat", ex.label, n * s * dr)
         if params.tax is not None:
             for item, kr in params.tax.taxable.items():
@@ -289,17 +279,23 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
     for payer in PAYERS:
         per_year = dict(table.filter(pl.col("payer") == payer).group_by("year").agg(pl.col("discounted").sum()).iter_rows())
         payback_by_payer[payer] = _payback(years, [per_year.get(y, 0.0) for y in years])
-    committees = None
-    npv_by_committee: dict[str, float] = {}
-    if show_committees:
-        committees = pl.DataFrame(
-            [{"year": y, "committee": k, "amount": a, "discounted": a * factors[y - first]}
-             for (y, k), a in sorted(by_committee.items()) if a != 0],
-            schema=COMMITTEE_SCHEMA,
-        )
-        committee_npv = committees.group_by("committee").agg(pl.col("discounted").sum()).sort("committee")
-        npv_by_committee = {k: float(v) for k, v in committee_npv.iter_rows()}
+    book = ledger(compiled=c, success_rate=s)
+    committees, npv_by_committee = _kommune_committees(book)
     roi = npv["total"] / abs(pv_costs) if pv_costs else None
     return Projection(params.intervention, s, table, npv, payback, roi, by_year, payback_by_payer, float(pv_costs),
                       params.price_year, committees, npv_by_committee, c.notes, c.warnings,
-                      describe_discounting(params.discounting))
+                      describe_discounting(params.discounting), book)
+
+
+def _kommune_committees(book: Ledger) -> tuple[pl.DataFrame | None, dict[str, float]]:
+    """The kommune's part of the ledger as the ``committees`` table (year, committee, amount, discounted) and
+    ``npv_by_committee`` — None / empty when no kommune udvalg is named (everything municipal unassigned)."""
+    mine = [n for n, (p, u) in enumerate(book.accounts) if p == "kommune"]
+    if not any(book.accounts[n][1] != UNASSIGNED for n in mine):
+        return None, {}
+    rows = [{"year": y, "committee": book.accounts[n][1], "amount": float(book.amounts[n, t]),
+             "discounted": float(book.discounted[n, t])}
+            for t, y in enumerate(book.years) for n in sorted(mine, key=lambda n: book.accounts[n][1])
+            if book.amounts[n, t] != 0]
+    return (pl.DataFrame(rows, schema=COMMITTEE_SCHEMA),
+            {book.accounts[n][1]: float(book.discounted[n].sum()) for n in sorted(mine, key=lambda n: book.accounts[n][1])})

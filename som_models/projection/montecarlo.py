@@ -18,8 +18,11 @@ Draws (vectorised with numpy, seeded; draws are generated in fixed chunks of ``C
 Reported as WSIPP reports its risk analysis (shared/research/domain.md §3): percentiles of the NPV per payer
 and in total, and the probability that the intervention at least breaks even (``NPV ≥ 0``) overall and per
 payer — for payers with a stake only: a payer on whom no flow falls in any draw (every yearly amount 0) gets
-``None`` ("no stake"; listed in ``no_stake``), not a meaningless 100 %. The tornado table sets one uncertain
-input at a time to its low and high percentile
+``None`` ("no stake"; listed in ``no_stake``), not a meaningless 100 %. The same per udvalg: every draw is also
+booked to the accounts (payer, udvalg) of the udvalg ledger (:func:`.ledger.account_flows`, whose accounts add
+up to the payer's net in every draw), and ``udvalg`` gives per account with a stake (a flow in some draw) the
+mean, p5, p50, p95 and P(NPV ≥ 0); the named udvalg without any flow are listed in ``udvalg_no_stake``.
+The tornado table sets one uncertain input at a time to its low and high percentile
 (``monte_carlo.tornado_percentiles``, default 5 % and 95 %) with every other input at its point value, and
 sorts by the swing of the total NPV. With no uncertainty every draw equals the deterministic projection.
 
@@ -42,7 +45,9 @@ import polars as pl
 
 from som_models.extrapolation import year_span
 from som_models.parameters.schema import PAYERS, ParameterSet
+from som_models.projection.committees import UNASSIGNED
 from som_models.projection.engine import Compiled, base_inputs, compile_calculation, evaluate, payback_years
+from som_models.projection.ledger import account_flows, label
 from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
 CHUNK = 4096
@@ -94,6 +99,10 @@ class MonteCarloResult(ResultDisplay):
     unverified_npv: Mapping[str, float] = field(default_factory=dict)
     #: payers on whom no flow falls in any draw (their P(NPV ≥ 0) is None)
     no_stake: tuple[str, ...] = ()
+    #: per account ``payer/udvalg`` with a stake: mean, p5, p50, p95 of its NPV and P(NPV ≥ 0)
+    udvalg: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: the named udvalg of the document on which no flow falls in any draw
+    udvalg_no_stake: tuple[str, ...] = ()
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"intervention": self.intervention, "draws": self.draws, "seed": self.seed,
@@ -124,6 +133,9 @@ class MonteCarloResult(ResultDisplay):
         body = ["NPV (kroner, discounted):"] + frame_lines(
             table, labels={"deterministic_npv": "point", "p_break_even": "P(NPV ≥ 0)"})
         footer = []
+        if self.udvalg:
+            footer.append("P(NPV ≥ 0) by udvalg: " + ", ".join(f"{k} {v['prob_break_even']:.3f}"
+                                                              for k, v in self.udvalg.items()))
         if self.unverified:
             footer.append("Unverified consequence years (no data; extrapolated, drawn with their wider SEs): "
                           + ", ".join(f"{item} {year_span(years)}" for item, years in self.unverified.items())
@@ -149,6 +161,7 @@ class MonteCarloResult(ResultDisplay):
                          "npv_high_by_payer": dict(r.npv_high_by_payer)} for r in self.tornado],
             "unverified": {item: list(years) for item, years in self.unverified.items()},
             "unverified_npv": dict(self.unverified_npv),
+            "udvalg": {k: dict(v) for k, v in self.udvalg.items()}, "udvalg_no_stake": list(self.udvalg_no_stake),
         }
 
 
@@ -326,12 +339,27 @@ def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | N
     npv = np.empty((draws, len(KEYS)))
     payback = np.empty(draws, dtype=int)
     stake = np.zeros(len(PAYERS), dtype=bool)
+    accts: tuple[tuple[str, str], ...] = ()
+    acc_npv = np.empty((0, 0))
+    acc_stake = np.zeros(0, dtype=bool)
     for k, child in enumerate(children):
         n = min(CHUNK, draws - k * CHUNK)
-        ev = evaluate(c, *inp.draw(np.random.default_rng(child), n, spec.consequence_correlation))
+        ev, accts, Y = account_flows(c, *inp.draw(np.random.default_rng(child), n, spec.consequence_correlation))
+        if k == 0:
+            acc_npv = np.empty((draws, len(accts)))
+            acc_stake = np.zeros(len(accts), dtype=bool)
         npv[k * CHUNK:k * CHUNK + n] = _npv4(ev)
+        acc_npv[k * CHUNK:k * CHUNK + n] = Y @ c.factors
         payback[k * CHUNK:k * CHUNK + n] = payback_years(c, ev.yearly.sum(axis=1))
         stake |= np.any(ev.yearly != 0, axis=(0, 2))
+        acc_stake |= np.any(Y != 0, axis=(0, 2))
+    by_udvalg = {label(*a): {"mean": float(acc_npv[:, n].mean()),
+                             **{f"p{q:g}": float(v) for q, v in zip((5.0, 50.0, 95.0),
+                                                                    np.percentile(acc_npv[:, n], (5.0, 50.0, 95.0)),
+                                                                    strict=True)},
+                             "prob_break_even": float(np.mean(acc_npv[:, n] >= 0))}
+                 for n, a in enumerate(accts) if acc_stake[n]}
+    udvalg_no_stake = tuple(label(*a) for n, a in enumerate(accts) if not acc_stake[n] and a[1] != UNASSIGNED)
     mean, pct, prob_all = _summaries(npv)
     no_stake = tuple(p for n, p in enumerate(PAYERS) if not stake[n])
     prob: dict[str, float | None] = {k: (None if k in no_stake else v) for k, v in prob_all.items()}
@@ -345,5 +373,5 @@ def monte_carlo(params: ParameterSet, *, draws: int | None = None, seed: int | N
         params.intervention, draws, seed, spec.range_distribution, spec.consequence_correlation,
         {k: float(det[n]) for n, k in enumerate(KEYS)}, mean, pct, prob, float(paid.mean()), median,
         tornado(c, spec.range_distribution, spec.tornado_percentiles), spec.tornado_percentiles, npv,
-        params.unverified(), unverified_npv(c), no_stake,
+        params.unverified(), unverified_npv(c), no_stake, by_udvalg, udvalg_no_stake,
     )
