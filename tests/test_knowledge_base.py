@@ -176,7 +176,8 @@ def test_templates_are_valid_calculation_documents(kb, tg):
     if tg == "udsatte_boern_unge_6_13":
         assert doc["refusion"]["expensive_cases"]["rule"] == "barnets_lov_198"
     if tg == "voksne_med_psykisk_lidelse_paa_offentlig_forsoergelse":
-        assert doc["tax"]["taxable"] == {"earnings_dkk": 1.0} and doc["refusion"]["staircase"]["items"] == ["kontanthjaelp_weeks"]
+        assert doc["tax"]["taxable"] == {"earnings_dkk": {"kroner": 1.0, "income": "earned"}}
+        assert doc["tax"]["am_bidrag"] == 0.08 and doc["refusion"]["staircase"]["items"] == ["kontanthjaelp_weeks"]
 
 
 def test_kb_cli(tmp_path):

@@ -30,7 +30,7 @@ from som_models.knowledge import effect_sizes as es
 from som_models.knowledge.meta import MetaResult, meta_analysis
 from som_reference import assets_dir as packaged_assets_dir
 from som_reference.strict_yaml import load_yaml
-from som_reference.values import ReferenceDataError, check_status_unit
+from som_reference.values import ReferenceDataError, check_status, check_status_unit
 
 ASSETS_DIR = packaged_assets_dir()
 METRICS = ("difference", "log_odds_ratio", "log_risk_ratio", "cox_d", "hedges_g", "smd")
@@ -138,6 +138,7 @@ class ConsequenceProfile:
     status: str
     source: str
     unit: str = ""  # what ``units`` count, e.g. "nights at a §110 shelter per successful person and consequence year"
+    income: str = "earned"  # for ``taxable`` items: earned (AM-bidrag applies) or transfer income
 
 
 @dataclass(frozen=True)
@@ -225,11 +226,21 @@ def _reference(entry: Mapping[str, Any], where: str) -> None:
 
 
 def parse_tax_rates(obj: Any, where: str = "tax_rates") -> Mapping[str, Any]:
-    """Marginal tax rates by payer and the tilbageløb share: shares in [0, 1], with status, unit and source."""
-    d = _check_keys(obj, where, ("status", "unit", "source", "rates"), ("tilbageloeb",))
+    """Income-tax rates by payer, AM-bidrag (earned income only) and the tilbageløb share: shares in [0, 1], with
+    status, unit, source and the date they apply from (``valid_from``); ``am_bidrag`` carries its own status."""
+    d = _check_keys(obj, where, ("status", "unit", "source", "rates"),
+                    ("tilbageloeb", "am_bidrag", "am_bidrag_status", "valid_from"))
     _reference(d, where)
+    if "am_bidrag" in d:
+        if not d.get("am_bidrag_status"):
+            raise KnowledgeError(f"{where}.am_bidrag_status: am_bidrag states its own status and source")
+        try:
+            check_status(d["am_bidrag_status"], f"{where}.am_bidrag_status")
+        except ReferenceDataError as exc:
+            raise KnowledgeError(str(exc)) from None
     rates = _check_keys(d["rates"], f"{where}.rates", (), ("kommune", "region", "stat"))
-    for key, value in (*((f"rates.{p}", r) for p, r in rates.items()), ("tilbageloeb", d.get("tilbageloeb", 0.0))):
+    for key, value in (*((f"rates.{p}", r) for p, r in rates.items()), ("tilbageloeb", d.get("tilbageloeb", 0.0)),
+                       ("am_bidrag", d.get("am_bidrag", 0.0))):
         if not 0 <= _number(value, f"{where}.{key}") <= 1:
             raise KnowledgeError(f"{where}.{key}: a tax rate is a share in [0, 1], got {value!r}")
     return d
@@ -368,8 +379,10 @@ def _parse_target_group(obj: Any, where: str) -> TargetGroup:
     profiles = []
     for item, c in d["consequences"].items():
         w = f"{where}.consequences.{item}"
-        _check_keys(c, w, ("units", "unit", "status", "source"), ("se", "price", "taxable"))
+        _check_keys(c, w, ("units", "unit", "status", "source"), ("se", "price", "taxable", "income"))
         _reference(c, w)
+        if c.get("income", "earned") not in ("earned", "transfer"):
+            raise KnowledgeError(f"{w}.income: earned or transfer (got {c.get('income')!r})")
         if ("price" in c) == ("taxable" in c):
             raise KnowledgeError(f"{w}: give either a price (unit price id) or taxable (kroner of taxable income per unit)")
         units = tuple(_number(u, f"{w}.units") for u in c["units"])
@@ -378,7 +391,8 @@ def _parse_target_group(obj: Any, where: str) -> TargetGroup:
             raise KnowledgeError(f"{w}.se: expected {len(units)} values")
         profiles.append(ConsequenceProfile(item, units, se, c.get("price"),
                                            None if c.get("taxable") is None else _number(c["taxable"], f"{w}.taxable"),
-                                           str(c["status"]), str(c["source"]), str(c["unit"])))
+                                           str(c["status"]), str(c["source"]), str(c["unit"]),
+                                           str(c.get("income", "earned"))))
     return TargetGroup(str(d["id"]), str(d["name"]), str(d["description"]), dict(d["success_measure"]), tuple(profiles))
 
 
@@ -582,7 +596,7 @@ class KnowledgeBase:
             "costs": [{"course_year": 1, "payer": "kommune", "amount": -abs(cost_per_participant)}],
             "consequences": {}, "prices": {}, "sources": {},
         }
-        taxable = {}
+        taxable, incomes = {}, {}
         gross_items: dict[str, list[str]] = {"staircase": [], "expensive_cases": []}
         for c in tg.consequences:
             doc["consequences"][c.item] = {"kind": "descriptive", "units": list(c.units), **({"se": list(c.se)} if c.se else {}),
@@ -597,9 +611,12 @@ class KnowledgeBase:
                     gross_items[p.gross_for].append(c.item)
             else:
                 taxable[c.item] = c.taxable
+                incomes[c.item] = c.income
         if taxable and with_tax:
             rates = self.tax_rates.get("rates", {})
-            doc["tax"] = {"rates": {k: float(v) for k, v in rates.items()}, "taxable": taxable,
+            doc["tax"] = {"rates": {k: float(v) for k, v in rates.items()},
+                          "am_bidrag": float(self.tax_rates.get("am_bidrag", 0.0)),
+                          "taxable": {item: {"kroner": kr, "income": incomes[item]} for item, kr in taxable.items()},
                           "tilbageloeb": float(self.tax_rates.get("tilbageloeb", 0.0)),
                           "source": f"assets/prices/tax_rates.yaml ({self.tax_rates.get('status', 'status not stated')})"}
         refusion = {}
