@@ -17,6 +17,7 @@ from pipeline.workdir import resolve_workdir
 ASSETS = [
     assets.delivery, assets.registers, assets.assumptions, assets.effects, assets.verdicts,
     assets.parameter_candidate, assets.parameter_proposal, assets.projections, assets.audit_report,
+    assets.consequence_profiles,
 ]
 
 

@@ -107,3 +107,30 @@ def test_zero_insignificant_applies_soms_rule_and_bad_input_is_one_line(tmp_path
     assert both.exit_code == 2 and "--delimitation-year" in both.output
     low = runner.invoke(app, ["kb", "consequences", str(panel), *ARGS, "--min-cell", "3"])
     assert low.exit_code == 2 and "below the agency's small-cell floor" in low.output
+
+
+def test_dagster_asset_runs_the_same_path_as_the_command(tmp_path):
+    import dagster as dg
+
+    from pipeline.defs.assets import consequence_profiles
+    from pipeline.defs.io_managers import PolarsParquetIOManager
+    from pipeline.defs.resources import SomSettings
+
+    panel = world(tmp_path)
+    config = {"panel": str(panel), "target_group": "tg", "outcomes": ["weeks"], "success_outcome": "shelter_nights",
+              "rule": "zero", "delimitation_year": 2018, "years": 5, "factors": ["sex"]}
+    result = dg.materialize(
+        [consequence_profiles],
+        resources={"som": SomSettings(workdir=str(tmp_path / "som")),
+                   "io_manager": PolarsParquetIOManager(base_dir=str(tmp_path / "storage"))},
+        run_config={"ops": {"consequence_profiles": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    doc = result.output_for_node("consequence_profiles")
+    cli = runner.invoke(app, ["kb", "consequences", str(panel), *ARGS, "--factors", "sex", "--json", "-"])
+    assert doc["consequences"] == json.loads(cli.stdout)["consequences"]
+    written = yaml.safe_load((tmp_path / "som" / "knowledge" / "consequences_tg.yaml").read_text(encoding="utf-8"))
+    assert written["consequences"] == doc["consequences"]
+    meta = result.asset_materializations_for_node("consequence_profiles")[0].metadata
+    assert meta["profiles"].value == {"weeks": 5}
