@@ -17,12 +17,13 @@ from pipeline.workdir import resolve_workdir
 ASSETS = [
     assets.delivery, assets.registers, assets.assumptions, assets.effects, assets.verdicts,
     assets.parameter_candidate, assets.parameter_proposal, assets.projections, assets.audit_report,
-    assets.consequence_profiles,
 ]
+#: assets outside the evaluation loop, materialised on their own with a run config (not in ``evaluation_job``)
+KNOWLEDGE_ASSETS = [assets.consequence_profiles]
 
 
 def asset_keys() -> set[str]:
-    return {key.to_user_string() for a in ASSETS for key in a.keys}
+    return {key.to_user_string() for a in [*ASSETS, *KNOWLEDGE_ASSETS] for key in a.keys}
 
 
 def all_checks() -> list[dg.AssetChecksDefinition]:
@@ -49,7 +50,7 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     """
     validate_suite_assets(asset_keys())
     return dg.Definitions(
-        assets=ASSETS,
+        assets=[*ASSETS, *KNOWLEDGE_ASSETS],
         asset_checks=all_checks(),
         jobs=[evaluation_job, run_retention_job],
         sensors=[landing_sensor],

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import polars as pl
-import pytest
 import yaml
 from typer.testing import CliRunner
 

@@ -7,7 +7,7 @@ Examples::
     som kb show stergiopoulos2015_hf_icm
     som kb show housing_first_demo_eval.no_shelter_stay
     som kb show voksne_i_hjemloeshed
-    som kb pool --outcome stable_housing --method REML
+    som kb pool --outcome stable_housing --measure share_of_time --method REML
     som kb pool --outcome employment_or_education --metric cox_d --baseline 0.4
     som kb template voksne_i_hjemloeshed --participants 100 --start-year 2025 --cost 95000 --success-rate 0.2 --out calc.yaml
     som kb consequences panel.parquet -t voksne_i_hjemloeshed --delimitation-year 2018 --factors sex --out profile.yaml
@@ -195,10 +195,15 @@ def pool(
     baseline: float | None = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / "
                                           "log OR into a success-rate prior."),
     basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
+    measure: str | None = typer.Option(None, "--measure", help="Only studies of this measure: point, share_of_time, "
+                                       "ever or score."),
+    allow_incomparable: bool = typer.Option(False, "--allow-incomparable",
+                                            help="Pool different measures or horizons anyway (a warning is recorded)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
-    """Random-effects meta-analysis and the prior it gives. Example: som kb pool --outcome stable_housing --method DL"""
+    """Random-effects meta-analysis and the prior it gives; refuses incomparable outcomes and states the
+    transferability rule for a success rate. Example: som kb pool --outcome stable_housing --measure share_of_time"""
     from som_models.knowledge import METHODS, METRICS, KnowledgeError
 
     if method.upper() not in METHODS:
@@ -213,7 +218,7 @@ def pool(
     try:
         res = kb.pool(outcome=outcome, target_group=target_group, metric=metric, method=method,
                       ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None, max_level=max_level,
-                      baseline=baseline, basis=basis)
+                      baseline=baseline, basis=basis, measure=measure, allow_incomparable=allow_incomparable)
     except KnowledgeError as exc:
         fail(str(exc))
     r = res.result
@@ -231,8 +236,12 @@ def pool(
     for sid, reason in res.excluded:
         console.print(Text(f"excluded {sid}: {reason}", style="dim"), soft_wrap=True, highlight=False)
     console.print(f"Prior ({res.prior.basis}): {res.prior.metric} {res.prior.value:.4f}, sd {res.prior.se:.4f}", soft_wrap=True)
+    for w in res.warnings:
+        console.print(Text.assemble(("warning:", "yellow"), f" {w}"), soft_wrap=True, highlight=False)
     if res.success_rate_prior is not None:
         p = res.success_rate_prior
+        if res.transfer and res.transfer not in res.warnings:
+            console.print(Text(res.transfer, style="dim"), soft_wrap=True, highlight=False)
         console.print(f"As a success rate for a calculation document: success_rate: {{value: {p.value:.4f}, se: {p.se:.4f}}}",
                       soft_wrap=True, highlight=False)
     emit_json(json_out, res.to_dict())

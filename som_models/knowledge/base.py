@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from som_models.knowledge import effect_sizes as es
+from som_models.knowledge.comparability import MEASURES, IncomparableStudies, check_comparable, transfer_rule
 from som_models.knowledge.meta import MetaResult, meta_analysis
 from som_reference import assets_dir as packaged_assets_dir
 from som_reference.strict_yaml import load_yaml
@@ -94,6 +95,8 @@ class EffectStudy:
     origin: str = REFERENCE
     #: for an agency study: evaluation, run id, data vintage and hash, parameter version, approval, earlier vintages
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: how the outcome is measured (:data:`som_models.knowledge.comparability.MEASURES`); "" = not stated
+    measure: str = ""
 
     @property
     def own(self) -> bool:
@@ -118,7 +121,8 @@ class EffectStudy:
         out = {k: getattr(self, k) for k in (
             "id", "title", "url", "citation", "country", "year", "target_group", "population", "intervention",
             "comparison", "design", "evidence_level", "n_treatment", "n_control", "n_total", "outcome", "outcome_type",
-            "outcome_definition", "unit", "desirable", "follow_up_months", "sample", "reported", "status", "notes")}
+            "outcome_definition", "unit", "desirable", "follow_up_months", "sample", "reported", "status", "notes",
+            "measure")}
         out["data"] = [dict(d) for d in self.data]
         out["effects"] = {m: {"value": e.value, "se": e.se, "derived_from": e.derived_from} for m, e in self.effects.items()}
         std = self.standardised
@@ -179,6 +183,11 @@ class Prior:
         return {"metric": self.metric, "value": self.value, "se": self.se, "basis": self.basis, "source": self.source}
 
 
+def _pool_label(result: MetaResult, studies: Iterable[EffectStudy]) -> str:
+    ids = [s.id for s in studies]
+    return f"{result.method} random-effects pool of {result.k} stud{'y' if result.k == 1 else 'ies'} ({', '.join(ids)})"
+
+
 @dataclass(frozen=True)
 class PoolResult:
     outcome: str
@@ -189,9 +198,13 @@ class PoolResult:
     result: MetaResult
     prior: Prior
     success_rate_prior: Prior | None
+    #: comparability and transferability warnings (:mod:`som_models.knowledge.comparability`)
+    warnings: tuple[str, ...] = ()
+    #: the transferability rule applied to ``success_rate_prior`` (None without one)
+    transfer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return {"warnings": list(self.warnings), "transferability": self.transfer,
             "outcome": self.outcome, "metric": self.metric, "unit": self.unit,
             "studies": [{"id": s.id, "effect": s.effects[self.metric].value, "se": s.effects[self.metric].se,
                          "weight": w, "origin": s.origin}
@@ -337,7 +350,7 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
 _STUDY_REQUIRED = ("id", "title", "url", "citation", "country", "year", "target_group", "intervention", "comparison",
                    "design", "evidence_level", "outcome", "outcome_type", "outcome_definition", "unit", "desirable",
                    "sample", "reported", "data", "status")
-_STUDY_OPTIONAL = ("population", "n_treatment", "n_control", "n_total", "follow_up_months", "notes")
+_STUDY_OPTIONAL = ("population", "n_treatment", "n_control", "n_total", "follow_up_months", "notes", "measure")
 
 
 def parse_study(obj: Any, where: str = "study") -> EffectStudy:
@@ -355,6 +368,8 @@ def parse_study(obj: Any, where: str = "study") -> EffectStudy:
         raise KnowledgeError(f"{where}.desirable: expected higher or lower")
     if not isinstance(d["data"], list):
         raise KnowledgeError(f"{where}.data: expected a list")
+    if d.get("measure") not in (None, "") and d["measure"] not in MEASURES:
+        raise KnowledgeError(f"{where}.measure: expected one of {', '.join(MEASURES)}, got {d['measure']!r}")
     data = tuple(copy.deepcopy(x) for x in d["data"])
     ints = {}
     for key in ("n_treatment", "n_control", "n_total"):
@@ -369,7 +384,7 @@ def parse_study(obj: Any, where: str = "study") -> EffectStudy:
         outcome_definition=str(d["outcome_definition"]), unit=str(d["unit"]), desirable=d["desirable"],
         follow_up_months=None if d.get("follow_up_months") is None else float(d["follow_up_months"]),
         sample=str(d["sample"]), reported=str(d["reported"]), data=data, status=str(d["status"]),
-        notes=str(d.get("notes", "")), effects=_effects_from(data, where),
+        notes=str(d.get("notes", "")), effects=_effects_from(data, where), measure=str(d.get("measure") or ""),
     )
 
 
@@ -506,8 +521,14 @@ class KnowledgeBase:
 
     def pool(self, *, outcome: str, target_group: str | None = None, metric: str | None = None,
              method: str = "REML", ids: Iterable[str] | None = None, max_level: int | None = None,
-             baseline: float | None = None, basis: str = "predictive", level: float = 0.95) -> PoolResult:
+             baseline: float | None = None, basis: str = "predictive", level: float = 0.95,
+             measure: str | None = None, allow_incomparable: bool = False) -> PoolResult:
         """Random-effects meta-analysis of the studies of one outcome, and the prior it implies.
+
+        The pooled studies must measure the outcome comparably (same ``measure``, horizons within 1.5×;
+        :func:`som_models.knowledge.comparability.check_comparable`): otherwise a :class:`KnowledgeError`, unless
+        ``allow_incomparable`` (then a warning); ``measure`` keeps only the studies of that measure. A success-rate
+        prior follows the transferability rule of :func:`som_models.knowledge.comparability.transfer_rule`.
 
         ``metric`` defaults to ``difference`` when every candidate has it, else the standardised metric. Studies
         without the metric, and all but the largest study of each ``sample``, are excluded (with the reason).
@@ -526,13 +547,21 @@ class KnowledgeBase:
         if not candidates:
             raise KnowledgeError(f"no studies of outcome {outcome!r}"
                                  + (f" in target group {target_group!r}" if target_group else ""))
+        excluded: list[tuple[str, str]] = []
+        if measure is not None:
+            if measure not in MEASURES:
+                raise KnowledgeError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+            excluded += [(s.id, f"measure {s.measure or 'not stated'}, not {measure}") for s in candidates
+                         if s.measure != measure]
+            candidates = [s for s in candidates if s.measure == measure]
+            if not candidates:
+                raise KnowledgeError(f"no studies of outcome {outcome!r} with measure {measure!r}")
         if metric is None:
             with_effects = [s for s in candidates if s.effects]
             metric = "difference" if with_effects and all("difference" in s.effects for s in with_effects) else (
                 "cox_d" if all(s.outcome_type == "binary" for s in with_effects) else "hedges_g")
         if metric not in METRICS:
             raise KnowledgeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-        excluded: list[tuple[str, str]] = []
         usable = []
         for s in candidates:
             if metric not in s.effects:
@@ -553,22 +582,40 @@ class KnowledgeBase:
         if len(units) > 1:
             raise KnowledgeError(f"the studies measure {outcome!r} in different units ({', '.join(sorted(units))}); "
                                  "pool a standardised metric instead (--metric cox_d or hedges_g)")
+        try:
+            warnings = check_comparable(studies, allow=allow_incomparable)
+        except IncomparableStudies as exc:
+            raise KnowledgeError(f"{outcome}: {exc}") from None
         result = meta_analysis([s.effects[metric].value for s in studies], [s.effects[metric].variance for s in studies],
                                method=method, level=level)
-        label = (f"{result.method} random-effects pool of {result.k} stud{'y' if result.k == 1 else 'ies'} "
-                 f"({', '.join(s.id for s in studies)})")
+        label = _pool_label(result, studies)
         se = result.predictive_se if basis == "predictive" else result.se
         prior = Prior(metric, result.estimate, se, basis, label)
         sr = None
+        transfer = None
         unit = units.pop()
-        if metric == "difference" and unit == "share":
-            sr = Prior("success_rate", result.estimate, se, basis, f"{label}; a difference in shares is a net success rate")
-        elif baseline is not None and metric in ("cox_d", "log_odds_ratio"):
-            d, sd = (result.estimate, se) if metric == "cox_d" else (result.estimate / es.COX_FACTOR, se / es.COX_FACTOR)
-            value, sr_se = es.success_rate_from_d(d, sd, baseline)
-            sr = Prior("success_rate", value, sr_se, basis,
-                       f"{label}; success rate = expit(logit({baseline:g}) + 1.65·d) − {baseline:g}")
-        return PoolResult(outcome, metric, unit, studies, tuple(excluded), result, prior, sr)
+        if (metric == "difference" and unit == "share") or (baseline is not None and metric in ("cox_d", "log_odds_ratio")):
+            used, transfer = transfer_rule(studies)
+            sr_result, sr_basis, sr_label = result, basis, label
+            if len(used) < len(studies):  # rule 1: the Danish studies alone
+                sr_result = meta_analysis([s.effects[metric].value for s in used],
+                                          [s.effects[metric].variance for s in used], method=method, level=level)
+                sr_label = _pool_label(sr_result, used)
+            elif not any(s.country == "Denmark" or s.own for s in used):  # rule 2: predictive SD, whatever basis
+                sr_basis = "predictive"
+                warnings.append(transfer)
+            sr_se = sr_result.predictive_se if sr_basis == "predictive" else sr_result.se
+            if metric == "difference":
+                sr = Prior("success_rate", sr_result.estimate, sr_se, sr_basis,
+                           f"{sr_label}; a difference in shares is a net success rate; {transfer}")
+            else:
+                assert baseline is not None
+                d, sd = ((sr_result.estimate, sr_se) if metric == "cox_d"
+                         else (sr_result.estimate / es.COX_FACTOR, sr_se / es.COX_FACTOR))
+                value, p_se = es.success_rate_from_d(d, sd, baseline)
+                sr = Prior("success_rate", value, p_se, sr_basis,
+                           f"{sr_label}; success rate = expit(logit({baseline:g}) + 1.65·d) − {baseline:g}; {transfer}")
+        return PoolResult(outcome, metric, unit, studies, tuple(excluded), result, prior, sr, tuple(warnings), transfer)
 
     def calculation_template(self, target_group: str, *, intervention: str, start_year: int, participants: int,
                              cost_per_participant: float, success_rate: float, success_rate_se: float | None = None,

@@ -113,7 +113,7 @@ def profile_document(table: pl.DataFrame, *, outcomes: Sequence[str], success_me
             ses.append(float(r["se"]))
             k += 1
         if not units:
-            reason = ("suppressed: fewer than {} persons in a group".format(min_cell) if 1 in mine
+            reason = (f"suppressed: fewer than {min_cell} persons in a group" if 1 in mine
                       else "not estimated: too few persons in a group")
             not_published[item] = f"year 1 {reason}"
             continue

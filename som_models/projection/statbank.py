@@ -119,8 +119,8 @@ def read_statbank_csv(path: Path, *, where: Mapping[str, str] | None = None, bas
     if not months:
         raise ParameterError(f"{name}: no monthly values (after --where)")
     monthly: dict[int, list[float | None]] = {}
-    for (y, m), v in months.items():
-        monthly.setdefault(y, [None] * 12)[m - 1] = v
+    for (yr, mo), v in months.items():
+        monthly.setdefault(yr, [None] * 12)[mo - 1] = v
     monthly = dict(sorted(monthly.items()))
     index_from_monthly("import", monthly, name, "import", where=name)  # gaps inside the series are errors
     if base_year is not None:
