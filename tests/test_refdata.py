@@ -153,3 +153,24 @@ def test_am_bidrag_needs_the_kind_of_income():
     doc["tax"]["taxable"]["kontanthjaelp_weeks"] = {"kroner": 2900, "income": "benefit"}
     with pytest.raises(ParameterError, match="must be earned or transfer"):
         parse_parameter_set(doc)
+
+
+def test_a_stated_forecast_replaces_the_rule_for_the_years_it_names(tmp_path):
+    doc = {"name": "made_up", "status": "illustrative (test data)", "unit": "index points", "source": "made up",
+           "forecast": {2025: 0.03}, "forecast_source": "a made-up forecast for the test",
+           "monthly": {2023: [100.0] * 12, 2024: [101.0] * 6 + [None] * 6}}
+    path = tmp_path / "made_up.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    index = load_price_index(str(path))
+    g = 1.01  # June 2023 → June 2024
+    assert index.level(2024) == pytest.approx((6 * 101 + sum(101 * g ** (k / 12) for k in range(1, 7))) / 12)
+    dec24 = 101 * g ** 0.5
+    assert index.level(2025) == pytest.approx(sum(dec24 * 1.03 ** (m / 12) for m in range(1, 13)) / 12)
+    dec25 = dec24 * 1.03
+    assert index.level(2026) == pytest.approx(sum(dec25 * g ** (m / 12) for m in range(1, 13)) / 12)
+    (w,) = index.warnings_for(2025)
+    assert "stated forecast 2025 +3.00 % (a made-up forecast for the test)" in w
+    with pytest.raises(ParameterError, match="month 2024-03 is missing inside the series"):
+        bad = dict(doc, monthly={2024: [1.0, 1.0, None, 1.0] + [None] * 8})
+        path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+        load_price_index(str(path))
