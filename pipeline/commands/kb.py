@@ -126,7 +126,7 @@ def show(
         t.add_column("value", overflow="fold")
         for key in ("title", "citation", "url", "country", "year", "target_group", "population", "intervention", "comparison",
                     "design", "evidence_level", "n_treatment", "n_control", "n_total", "outcome", "outcome_definition", "unit",
-                    "desirable", "follow_up_months", "sample", "reported", "status", "notes"):
+                    "desirable", "measure", "follow_up_months", "sample", "reported", "status", "notes"):
             if d[key] not in (None, ""):
                 t.add_row(key, str(d[key]))
         for metric, e in study.effects.items():
