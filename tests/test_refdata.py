@@ -174,3 +174,12 @@ def test_a_stated_forecast_replaces_the_rule_for_the_years_it_names(tmp_path):
         bad = dict(doc, monthly={2024: [1.0, 1.0, None, 1.0] + [None] * 8})
         path.write_text(yaml.safe_dump(bad), encoding="utf-8")
         load_price_index(str(path))
+
+
+def test_expensive_case_thresholds_in_2025_are_an_estimate_shown_as_a_warning():
+    doc = json.loads(json.dumps(PRICE_2025))
+    doc["refusion"] = {"expensive_cases": {"items": ["nights"], "case_expense": 2_000_000}}
+    p = project(parse_parameter_set(doc))
+    (w,) = [w for w in p.warnings if "serviceloven_176" in w]
+    assert "thresholds at 2022 level carried +3 year(s) to 2025" in w and "estimate" in w
+    assert "nettoprisindeks" not in w  # not indexed with the net price index
