@@ -25,10 +25,12 @@ ASSETS = [
 ]
 #: assets outside the evaluation graph (their own partitions and job): the plan of an approved version
 PLAN_ASSETS = [evaluation_plan]
+#: assets outside the evaluation loop, materialised on their own with a run config (not in ``evaluation_job``)
+KNOWLEDGE_ASSETS = [assets.consequence_profiles]
 
 
 def asset_keys() -> set[str]:
-    return {key.to_user_string() for a in ASSETS for key in a.keys}
+    return {key.to_user_string() for a in [*ASSETS, *KNOWLEDGE_ASSETS] for key in a.keys}
 
 
 def all_checks() -> list[dg.AssetChecksDefinition]:
@@ -55,7 +57,7 @@ def build_definitions(workdir: str = "", **settings: str) -> dg.Definitions:
     """
     validate_suite_assets(asset_keys())
     return dg.Definitions(
-        assets=[*ASSETS, *PLAN_ASSETS],
+        assets=[*ASSETS, *PLAN_ASSETS, *KNOWLEDGE_ASSETS],
         asset_checks=all_checks(),
         jobs=[evaluation_job, run_retention_job, plan_job],
         sensors=[landing_sensor, approval_sensor],

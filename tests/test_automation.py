@@ -78,7 +78,8 @@ def test_schedule_reruns_the_applicable_evaluations_on_the_latest_vintage(tmp_pa
     folder, _ = demo_delivery
     assert rerun_schedule.cron_schedule == "0 3 1 * *"
     assert rerun_schedule.job_name == evaluation_job.name
-    assert evaluation_job.selection == dg.AssetSelection.all() - dg.AssetSelection.groups("plan")
+    # every asset except the plan group and the knowledge group (each runs on its own job / config)
+    assert evaluation_job.selection == dg.AssetSelection.all() - dg.AssetSelection.groups("plan", "knowledge")
     landing = tmp_path / "landing"
     _copy(folder, landing, "old", vintage="2022-06")
     current = _copy(folder, landing, "new", interventions=["HOUSING_FIRST"])  # the demo vintage 2023-06

@@ -90,7 +90,7 @@ def _in_process(world) -> list[tuple[str, list[str]]]:
         ("report", ["report", "--intervention", HF, "--out", str(world["base"] / "report.html"), *w]),
         ("kb search", ["kb", "search", "housing"]),
         ("kb show", ["kb", "show", "voksne_i_hjemloeshed"]),
-        ("kb pool", ["kb", "pool", "--outcome", "stable_housing"]),
+        ("kb pool", ["kb", "pool", "--outcome", "stable_housing", "--measure", "share_of_time"]),
         ("params reject", ["params", "reject", HF, "3", "--reason", "test", "--by", "tester", *w]),
         ("params approve", ["params", "approve", HF, "2", "--reason", "test", "--by", "tester", *w]),
     ]

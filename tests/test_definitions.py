@@ -13,7 +13,7 @@ def test_definitions_load_with_all_assets_and_checks(tmp_path):
     assert asset_keys() == {"delivery", "panel", "treatments", "assumptions", "realised_effects", "pretrend_tests",
                                     "descriptive_contrast", "duration_effects", "verdicts", "parameter_candidate",
                                     "parameter_proposal",
-                                    "projections", "audit_report"}
+                                    "projections", "audit_report", "consequence_profiles"}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("panel", "in_set__sex") in checks and ("realised_effects", "ge__ci_high__estimate") in checks
     assert ("pretrend_tests", "pretrends_hold") in checks and ("parameter_candidate", "proposal_plausible") in checks

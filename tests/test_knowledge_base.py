@@ -107,8 +107,11 @@ def test_search_filters(kb):
 
 
 def test_pool_keeps_one_study_per_sample_and_gives_a_success_rate_prior(kb):
-    res = kb.pool(outcome="stable_housing", method="DL")
+    # a 12-month point share and a 24-month share of time: refused unless allowed, then pooled with a warning
+    res = kb.pool(outcome="stable_housing", method="DL", allow_incomparable=True)
     assert [s.id for s in res.studies] == ["aubry2015_hf_act_12m", "stergiopoulos2015_hf_icm"]
+    assert res.warnings[0].startswith("incomparable outcomes: the studies measure the outcome differently")
+    assert "transferability rule 2" in res.transfer and "Canada vs treatment as usual" in res.transfer
     assert dict(res.excluded) == {
         "aubry2016_hf_act_24m": "no difference (no standard error reported)",
         "somers2017_congregate_hf": "same sample as aubry2015_hf_act_12m (at_home_chez_soi_high_needs)",
@@ -126,15 +129,24 @@ def test_pool_keeps_one_study_per_sample_and_gives_a_success_rate_prior(kb):
     sr = res.success_rate_prior
     assert sr.value == pytest.approx(mu) and sr.se == pytest.approx(math.sqrt(tau2 + 1 / sum(ws)))
     assert res.prior.basis == "predictive"
-    assert kb.pool(outcome="stable_housing", method="DL", basis="mean").prior.se == pytest.approx(1 / math.sqrt(sum(ws)))
+    mean_basis = kb.pool(outcome="stable_housing", method="DL", basis="mean", allow_incomparable=True)
+    assert mean_basis.prior.se == pytest.approx(1 / math.sqrt(sum(ws)))
+    # rule 2: a foreign contrast offered as a success rate keeps the predictive SD whatever basis was asked for
+    assert mean_basis.success_rate_prior.se == pytest.approx(math.sqrt(tau2 + 1 / sum(ws)))
 
 
 def test_pool_on_the_cox_scale_turns_into_a_success_rate_with_a_baseline(kb):
-    res = kb.pool(outcome="employment_or_education", metric="cox_d", method="REML", baseline=0.4)
+    res = kb.pool(outcome="employment_or_education", metric="cox_d", method="REML", baseline=0.4,
+                  allow_incomparable=True)
     assert {s.id for s in res.studies} == {"bond_ips_young_adults", "hellstrom2017_ips_ma_dk"}
-    expected = success_rate_from_d(res.prior.value, res.prior.se, 0.4)
+    # rule 1: the Danish study alone makes the success-rate prior (the US trial is pooled but not transferred)
+    danish = kb.pool(outcome="employment_or_education", metric="cox_d", method="REML", ids=["hellstrom2017_ips_ma_dk"],
+                     baseline=0.4)
+    expected = success_rate_from_d(danish.prior.value, danish.prior.se, 0.4)
     assert (res.success_rate_prior.value, res.success_rate_prior.se) == pytest.approx(expected)
-    no_baseline = kb.pool(outcome="employment_or_education", metric="cox_d")
+    assert "transferability rule 1" in res.transfer and "bond_ips_young_adults (United States)" in res.transfer
+    assert danish.transfer == "Danish evidence: no transfer" and danish.warnings == ()
+    no_baseline = kb.pool(outcome="employment_or_education", metric="cox_d", allow_incomparable=True)
     assert no_baseline.success_rate_prior is None
     with pytest.raises(KnowledgeError, match="no studies of outcome 'flying'"):
         kb.pool(outcome="flying")
@@ -176,7 +188,8 @@ def test_templates_are_valid_calculation_documents(kb, tg):
     if tg == "udsatte_boern_unge_6_13":
         assert doc["refusion"]["expensive_cases"]["rule"] == "barnets_lov_198"
     if tg == "voksne_med_psykisk_lidelse_paa_offentlig_forsoergelse":
-        assert doc["tax"]["taxable"] == {"earnings_dkk": 1.0} and doc["refusion"]["staircase"]["items"] == ["kontanthjaelp_weeks"]
+        assert doc["tax"]["taxable"] == {"earnings_dkk": {"kroner": 1.0, "income": "earned"}}
+        assert doc["tax"]["am_bidrag"] == 0.08 and doc["refusion"]["staircase"]["items"] == ["kontanthjaelp_weeks"]
 
 
 def test_kb_cli(tmp_path):
@@ -188,7 +201,10 @@ def test_kb_cli(tmp_path):
     r = runner.invoke(app, ["kb", "show", "udsatte_boern_unge_6_13"])
     assert r.exit_code == 0 and "gp_contact_0_17" in r.output
     r = runner.invoke(app, ["kb", "pool", "--outcome", "stable_housing", "--method", "DL", "--json", "-"])
-    assert r.exit_code == 0
+    assert r.exit_code == 2 and "incomparable outcomes" in r.output and "--allow-incomparable" in r.output
+    r = runner.invoke(app, ["kb", "pool", "--outcome", "stable_housing", "--method", "DL", "--allow-incomparable",
+                            "--json", "-"])
+    assert r.exit_code == 0 and "warning: incomparable outcomes" in r.stderr
     pooled = json.loads(r.stdout)
     assert pooled["meta_analysis"]["method"] == "DL" and pooled["success_rate_prior"]["metric"] == "success_rate"
     out = tmp_path / "calc.yaml"
@@ -223,7 +239,9 @@ def test_a_finished_evaluation_becomes_a_study_that_pools(kb):
                                intervention="Housing First (demo)")
     bigger = kb.with_study(ev)
     assert len(bigger.studies) == len(kb.studies) + 1 and len(KnowledgeBase.load().studies) == len(kb.studies)
-    res = bigger.pool(outcome="stable_housing", method="DL")
+    res = bigger.pool(outcome="stable_housing", method="DL", allow_incomparable=True)
     assert "eval_hf_dk" in [s.id for s in res.studies] and res.result.k == 3
+    # the agency's own (Danish) evaluation alone makes the success-rate prior (transferability rule 1)
+    assert res.success_rate_prior.value == pytest.approx(0.18) and "rule 1" in res.transfer
     with pytest.raises(KnowledgeError, match="duplicate id"):
         bigger.with_study(ev)

@@ -34,13 +34,22 @@ def test_expensive_case_tiers_just_below_and_above_each_threshold(sel176, expens
     assert float(sel176.refusion(expense, thresholds)) == pytest.approx(expected, abs=1e-9)
 
 
-def test_stated_2020_level_is_used_as_is_and_other_years_are_indexed(sel176):
+def test_stated_2020_level_is_used_as_is_and_other_years_carry_the_statutes_own_growth(sel176):
     assert sel176.thresholds(2020, None)[0] == (830_000, 1_630_000, 2_050_000)
-    index = load_price_index({2022: 100, 2023: 105})
-    t, note = sel176.thresholds(2023, index)  # nearest stated level 2022, × 105/100
-    assert t == pytest.approx((903_000, 1_764_000, 2_226_000)) and "estimate" in note
-    with pytest.raises(ParameterError, match="no price index"):
-        sel176.thresholds(2023, None)
+    # Not the net price index: a 5 % index rise must not move the thresholds. 2023 = the 2022 level × the yearly
+    # growth of the stated levels, g_k = (T_k(2022) / T_k(2020))^(1/2): 860,000 · √(860/830) = 875,404.21 …
+    t, note = sel176.thresholds(2023, load_price_index({2022: 100, 2023: 105}))
+    assert t == pytest.approx((860_000 * (860 / 830) ** 0.5, 1_680_000 * (1680 / 1630) ** 0.5,
+                               2_120_000 * (2120 / 2050) ** 0.5))
+    assert t[0] == pytest.approx(875_404.21, abs=0.01) and "estimate" in note
+    assert sel176.thresholds(2023, None)[0] == t  # no index needed
+    # two years on from 2022: g² ; Barnets lov § 198 (one stated level) borrows § 176's growth
+    t25 = sel176.thresholds(2025)[0]
+    assert t25[0] == pytest.approx(860_000 * (860 / 830) ** 1.5)
+    assert load_rule("expensive_cases", "barnets_lov_198").thresholds(2025)[0] == pytest.approx(t25)
+    single = load_rule("expensive_cases", {"rates": [0.25], "levels": {2022: [100]}})
+    with pytest.raises(ParameterError, match="no growth between levels"):
+        single.thresholds(2023)
 
 
 def test_expensive_case_threshold_crossing_through_a_projection():
@@ -103,7 +112,18 @@ def test_net_price_index_asset():
     assert index.values[2015] == pytest.approx(100.0, abs=0.05)  # 2015 = 100 (mean of the monthly values)
     assert index.values[2022] == pytest.approx(sum([107.9, 109.5, 110.1, 111.6, 112.7, 113.6, 115.1, 115.1, 116.4,
                                                     117.7, 116.7, 116.0]) / 12)
-    assert 2024 in index.partial and 2014 in index.partial and 2023 not in index.partial
+    assert 2014 in index.partial and 2023 not in index.partial
+    assert index.last_month == (2024, 6) and not index.extrapolated(2023)
+    # 2024 (January–June shown) and 2025 are extrapolated by the stated rule: the twelve-month growth to June 2024
+    # (118.8 / 117.6) continued month by month; hand computation of 2025's mean
+    g = 118.8 / 117.6
+    assert index.growth == pytest.approx(g)
+    assert index.level(2025) == pytest.approx(sum(118.8 * g ** ((6 + m) / 12) for m in range(1, 13)) / 12)
+    assert index.level(2024) == pytest.approx((118.1 + 5 * 118.8 + sum(118.8 * g ** (m / 12) for m in range(1, 7))) / 12)
+    (w,) = index.warnings_for(2025)
+    assert "2025 is extrapolated" in w and "2024-06" in w and "+1.02 %" in w
+    with pytest.raises(ParameterError, match="no value for 2040"):
+        index.level(2040)
     assert index.factor(2022, 2022) == 1.0
     with pytest.raises(ParameterError, match="no value for 1990"):
         index.factor(1990, 2022)

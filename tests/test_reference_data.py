@@ -133,8 +133,9 @@ def test_refusion_version_without_status_is_refused(tmp_path):
     ("knowledge/target_groups/voksne_i_hjemloeshed.yaml", "    status: placeholder\n", "    status: guess\n",
      r"consequences\.shelter_nights: status 'guess' must start with one of"),
     ("prices/unit_prices.yaml", "    status: placeholder\n", "    status: ''\n", r"unit_prices\.gp_contact_adult: no status"),
-    ("prices/tax_rates.yaml", "unit: share of the change in taxable income (rates) and of the net income change "
-     "(tilbageloeb), 0-1\n", "", r"tax_rates\.yaml\.unit: required key missing"),
+    ("prices/tax_rates.yaml", "unit: share of the change in income (rates on income after AM-bidrag; am_bidrag on "
+     "earned income; tilbageloeb of the net income change), 0-1\n", "", r"tax_rates\.yaml\.unit: required key missing"),
+    ("prices/tax_rates.yaml", "am_bidrag_status: >-\n", "am_bidrag_note: >-\n", r"tax_rates\.yaml\.am_bidrag_note: unknown key"),
 ])
 def test_knowledge_base_refuses_values_without_status_or_unit(tmp_path, file, old, new, message):
     root = _copy_assets(tmp_path)

@@ -7,9 +7,10 @@ Examples::
     som kb show stergiopoulos2015_hf_icm
     som kb show housing_first_demo_eval.no_shelter_stay
     som kb show voksne_i_hjemloeshed
-    som kb pool --outcome stable_housing --method REML
+    som kb pool --outcome stable_housing --measure share_of_time --method REML
     som kb pool --outcome employment_or_education --metric cox_d --baseline 0.4
     som kb template voksne_i_hjemloeshed --participants 100 --start-year 2025 --cost 95000 --success-rate 0.2 --out calc.yaml
+    som kb consequences panel.parquet -t voksne_i_hjemloeshed --delimitation-year 2018 --factors sex --out profile.yaml
 
 Besides the packaged studies (reference data), ``search``, ``show`` and ``pool`` read the agency's own evidence:
 every approved evaluation in the parameter store of ``--workdir`` (or ``$SOM_DATABASE_URL``) is a study marked
@@ -125,7 +126,7 @@ def show(
         t.add_column("value", overflow="fold")
         for key in ("title", "citation", "url", "country", "year", "target_group", "population", "intervention", "comparison",
                     "design", "evidence_level", "n_treatment", "n_control", "n_total", "outcome", "outcome_definition", "unit",
-                    "desirable", "follow_up_months", "sample", "reported", "status", "notes"):
+                    "desirable", "measure", "follow_up_months", "sample", "reported", "status", "notes"):
             if d[key] not in (None, ""):
                 t.add_row(key, str(d[key]))
         for metric, e in study.effects.items():
@@ -194,10 +195,15 @@ def pool(
     baseline: float | None = typer.Option(None, "--baseline", help="Control group's success share, to turn a Cox d / "
                                           "log OR into a success-rate prior."),
     basis: str = typer.Option("predictive", "--basis", help="Prior SD: predictive (√(τ²+se²), a new setting) or mean (se)."),
+    measure: str | None = typer.Option(None, "--measure", help="Only studies of this measure: point, share_of_time, "
+                                       "ever or score."),
+    allow_incomparable: bool = typer.Option(False, "--allow-incomparable",
+                                            help="Pool different measures or horizons anyway (a warning is recorded)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
-    """Random-effects meta-analysis and the prior it gives. Example: som kb pool --outcome stable_housing --method DL"""
+    """Random-effects meta-analysis and the prior it gives; refuses incomparable outcomes and states the
+    transferability rule for a success rate. Example: som kb pool --outcome stable_housing --measure share_of_time"""
     from som_models.knowledge import METHODS, METRICS, KnowledgeError
 
     if method.upper() not in METHODS:
@@ -212,7 +218,7 @@ def pool(
     try:
         res = kb.pool(outcome=outcome, target_group=target_group, metric=metric, method=method,
                       ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None, max_level=max_level,
-                      baseline=baseline, basis=basis)
+                      baseline=baseline, basis=basis, measure=measure, allow_incomparable=allow_incomparable)
     except KnowledgeError as exc:
         fail(str(exc))
     r = res.result
@@ -230,8 +236,12 @@ def pool(
     for sid, reason in res.excluded:
         console.print(Text(f"excluded {sid}: {reason}", style="dim"), soft_wrap=True, highlight=False)
     console.print(f"Prior ({res.prior.basis}): {res.prior.metric} {res.prior.value:.4f}, sd {res.prior.se:.4f}", soft_wrap=True)
+    for w in res.warnings:
+        console.print(Text.assemble(("warning:", "yellow"), f" {w}"), soft_wrap=True, highlight=False)
     if res.success_rate_prior is not None:
         p = res.success_rate_prior
+        if res.transfer and res.transfer not in res.warnings:
+            console.print(Text(res.transfer, style="dim"), soft_wrap=True, highlight=False)
         console.print(f"As a success rate for a calculation document: success_rate: {{value: {p.value:.4f}, se: {p.se:.4f}}}",
                       soft_wrap=True, highlight=False)
     emit_json(json_out, res.to_dict())
@@ -290,3 +300,85 @@ def template(
     except OSError as exc:
         fail(f"{out}: cannot write ({exc.strerror or exc})")
     console.print(f"Calculation document written to {out}; run: som project {out}", soft_wrap=True)
+
+
+@kb_app.command("consequences")
+@json_command
+def consequences(
+    panel: Path = typer.Argument(..., help="Register panel of the target group: one row per person and year (CSV or Parquet)."),
+    target_group: str = typer.Option(..., "--target-group", "-t",
+                                     help="Target-group id; a knowledge-base group supplies the success measure and outcomes."),
+    outcomes: str | None = typer.Option(None, "--outcomes", "-o", help="Comma-separated outcome columns (default: the "
+                                        "target group's consequence items)."),
+    success_outcome: str | None = typer.Option(None, "--success-outcome", help="Column of the success measure."),
+    rule: str | None = typer.Option(None, "--rule", help="Success when the success outcome is 'zero' or 'positive'."),
+    delimitation_year: int | None = typer.Option(None, "--delimitation-year", help="Year everyone entered the target group."),
+    delimitation_col: str | None = typer.Option(None, "--delimitation-col", help="Column with each person's delimitation year."),
+    years: int = typer.Option(10, "--years", help="Consequence years to estimate (1 = the success year)."),
+    covariates: str | None = typer.Option(None, "--covariates", help="Numeric adjustment columns (read at delimitation)."),
+    factors: str | None = typer.Option(None, "--factors", help="Categorical adjustment columns (dummy-coded), e.g. sex."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also adjust for the outcome the year before delimitation."),
+    id_col: str = typer.Option("person_id", "--id-col", help="Person id column (pseudonymised)."),
+    time_col: str = typer.Option("year", "--time-col", help="Year column."),
+    min_cell: int = typer.Option(5, "--min-cell", help="Withhold every number resting on fewer persons in a group."),
+    min_cell_reason: str | None = typer.Option(None, "--min-cell-reason", help="Required for --min-cell below 5."),
+    zero_insignificant: bool = typer.Option(False, "--zero-insignificant",
+                                            help="SØM's publication rule: years not significant at 5 % get units 0."),
+    out: Path | None = typer.Option(None, "--out", help="Write the profile document (YAML) here."),
+    json_out: Path | None = JsonOpt,
+) -> None:
+    """SØM-style consequence profiles (success vs non-success, adjusted) from a register panel, as a descriptive
+    profile. Example: som kb consequences panel.parquet -t voksne_i_hjemloeshed --delimitation-year 2018 --factors sex"""
+    from pipeline.disclosure import check_min_cell_floor
+    from pipeline.kb_consequences import ProfileRequest, build_profiles, parse_list, write_profiles
+    from pipeline.registers.files import DeliveryError
+
+    try:
+        override = check_min_cell_floor(min_cell, min_cell_reason)
+    except ValueError as exc:
+        fail(str(exc))
+    if (delimitation_year is None) == (delimitation_col is None):
+        fail("give the delimitation year: --delimitation-year YEAR or --delimitation-col COLUMN (one of them)")
+    kb = _load(with_store=False)
+    tg = kb.target_groups.get(target_group)
+    items = parse_list(outcomes) or (tuple(c.item for c in tg.consequences) if tg else ())
+    sm = dict(tg.success_measure) if tg else {}
+    success_outcome = success_outcome or sm.get("outcome")
+    rule = rule or sm.get("rule")
+    if not items:
+        fail(f"{target_group!r} is not a knowledge-base target group: name the outcomes with --outcomes")
+    if not success_outcome or not rule:
+        fail(f"{target_group!r} is not a knowledge-base target group: give --success-outcome and --rule (zero or positive)")
+    req = ProfileRequest(panel=panel, target_group=target_group, outcomes=items, success_outcome=success_outcome,
+                         rule=rule, reference=delimitation_col if delimitation_col else int(delimitation_year),  # type: ignore[arg-type]
+                         years=years, covariates=parse_list(covariates), factors=parse_list(factors), baseline=baseline,
+                         id_col=id_col, time_col=time_col, min_cell=min_cell, zero_insignificant=zero_insignificant)
+    try:
+        doc, table = build_profiles(req)
+    except (ValueError, DeliveryError) as exc:
+        fail(str(exc))
+    if override:
+        doc["provenance"]["min_cell_override"] = override
+    t = Table(title=f"Consequence profiles, {target_group}: success vs non-success by year since success "
+                    "(descriptive, not causal)")
+    for col in ("outcome", "year", "estimate", "se", "p", "5 %", "n success", "n non-success"):
+        t.add_column(col, justify="left" if col == "outcome" else "right")
+    for r in table.iter_rows(named=True):
+        if r["suppressed"]:
+            t.add_row(r["outcome"], str(r["event_time"]), f"suppressed (<{min_cell})", "", "", "", "", "")
+            continue
+        t.add_row(r["outcome"], str(r["event_time"]), f"{r['estimate']:.4g}", f"{r['se']:.3g}", f"{r['p_value']:.3g}",
+                  "*" if r["significant_5pct"] else "", str(r["n_treated"]), str(r["n_control"]))
+    console.print(t)
+    for item, why in doc["not_published"].items():
+        console.print(f"{item}: no profile — {why}", soft_wrap=True, highlight=False)
+    console.print("Only estimates significant at 5 % (*) would be shown by SØM; here every year is flagged"
+                  + (" and the others set to 0 in the profile." if zero_insignificant else ", none is dropped."),
+                  soft_wrap=True, highlight=False)
+    if out is not None:
+        try:
+            write_profiles(doc, out)
+        except OSError as exc:
+            fail(f"{out}: cannot write ({exc.strerror or exc})")
+        console.print(f"Profile document written to {out} (kind: descriptive)", soft_wrap=True, highlight=False)
+    emit_json(json_out, doc)

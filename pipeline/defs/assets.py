@@ -33,7 +33,7 @@ DEFAULT_MIN_CELL = 5
 #: Dagster records is ``{package version}.r{revision}`` (a changed version marks downstream assets stale).
 REVISIONS = {
     "delivery": 1, "registers": 2, "assumptions": 1, "effects": 3, "verdicts": 5, "parameter_candidate": 3,
-    "parameter_proposal": 3, "projections": 2, "audit_report": 2,
+    "parameter_proposal": 3, "projections": 2, "audit_report": 2, "consequence_profiles": 1,
 }
 
 
@@ -366,3 +366,60 @@ def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: 
     # ``report_path``: the IO manager's own ``path`` metadata names where it stored this value.
     context.add_output_metadata({"report_path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
     return str(path)
+
+
+class ConsequenceProfilesConfig(dg.Config):
+    """What ``consequence_profiles`` estimates (the options of ``som kb consequences``)."""
+
+    panel: str
+    target_group: str
+    outcomes: list[str]
+    success_outcome: str
+    rule: str = "zero"
+    delimitation_year: int | None = None
+    delimitation_col: str | None = None
+    years: int = 10
+    covariates: list[str] = []
+    factors: list[str] = []
+    baseline: bool = False
+    id_col: str = "person_id"
+    time_col: str = "year"
+    min_cell: int = DEFAULT_MIN_CELL
+    zero_insignificant: bool = False
+    out: str = ""  # default: {workdir}/knowledge/consequences_<target_group>.yaml
+
+
+@dg.asset(group_name="knowledge", code_version=asset_code_version("consequence_profiles"),
+          description="SØM-style consequence profiles (success vs non-success, adjusted; descriptive) from a register "
+                      "panel of a target group — the same path as `som kb consequences`.")
+def consequence_profiles(context: dg.AssetExecutionContext, som: SomSettings, config: ConsequenceProfilesConfig) -> dict:
+    from pathlib import Path
+
+    from pipeline.disclosure import check_min_cell_floor
+    from pipeline.kb_consequences import ProfileRequest, build_profiles, write_profiles
+
+    check_min_cell_floor(config.min_cell, None)  # below the floor only through the CLI, with a recorded reason
+    if (config.delimitation_year is None) == (config.delimitation_col is None):
+        raise dg.Failure("consequence_profiles: give delimitation_year or delimitation_col (one of them)")
+    req = ProfileRequest(panel=Path(config.panel), target_group=config.target_group, outcomes=tuple(config.outcomes),
+                         success_outcome=config.success_outcome, rule=config.rule,
+                         reference=config.delimitation_col or int(config.delimitation_year),  # type: ignore[arg-type]
+                         years=config.years, covariates=tuple(config.covariates), factors=tuple(config.factors),
+                         baseline=config.baseline, id_col=config.id_col, time_col=config.time_col,
+                         min_cell=config.min_cell, zero_insignificant=config.zero_insignificant)
+    try:
+        doc, table = build_profiles(req)
+    except ValueError as exc:
+        raise dg.Failure(f"consequence_profiles: {exc}") from None
+    out = Path(config.out) if config.out else som.workdir_path() / "knowledge" / f"consequences_{config.target_group}.yaml"
+    write_profiles(doc, out)
+    shown = table.select("outcome", "event_time", "estimate", "se", "p_value", "significant_5pct", "n_treated",
+                         "n_control", "suppressed")
+    context.add_output_metadata({
+        "profile_file": str(out), "target_group": config.target_group,
+        "profiles": {k: len(v["units"]) for k, v in doc["consequences"].items()},
+        "not_published": dict(doc["not_published"]),
+        "estimates": table_metadata(shown),  # already suppressed: withheld rows are null
+        "panel_sha256": doc["provenance"]["panel_sha256"],
+    })
+    return doc

@@ -31,7 +31,9 @@ from pipeline.defs.resources import SomSettings
 from pipeline.landing import LandedDelivery, deliveries_of, scan_landing, superseded_by
 
 evaluation_job = dg.define_asset_job(
-    "evaluation_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("plan"),
+    # every asset except the plan group (evaluation_plan: its own job) and the knowledge group
+    # (consequence_profiles runs on its own, with its own config)
+    "evaluation_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("plan", "knowledge"),
     description="The whole evaluation loop for one evaluation × vintage (executor: see pipeline.defs.executor).",
 )
 

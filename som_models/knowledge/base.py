@@ -27,10 +27,11 @@ from typing import Any
 import yaml
 
 from som_models.knowledge import effect_sizes as es
+from som_models.knowledge.comparability import MEASURES, IncomparableStudies, check_comparable, transfer_rule
 from som_models.knowledge.meta import MetaResult, meta_analysis
 from som_reference import assets_dir as packaged_assets_dir
 from som_reference.strict_yaml import load_yaml
-from som_reference.values import ReferenceDataError, check_status_unit
+from som_reference.values import ReferenceDataError, check_status, check_status_unit
 
 ASSETS_DIR = packaged_assets_dir()
 METRICS = ("difference", "log_odds_ratio", "log_risk_ratio", "cox_d", "hedges_g", "smd")
@@ -94,6 +95,8 @@ class EffectStudy:
     origin: str = REFERENCE
     #: for an agency study: evaluation, run id, data vintage and hash, parameter version, approval, earlier vintages
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: how the outcome is measured (:data:`som_models.knowledge.comparability.MEASURES`); "" = not stated
+    measure: str = ""
 
     @property
     def own(self) -> bool:
@@ -118,7 +121,8 @@ class EffectStudy:
         out = {k: getattr(self, k) for k in (
             "id", "title", "url", "citation", "country", "year", "target_group", "population", "intervention",
             "comparison", "design", "evidence_level", "n_treatment", "n_control", "n_total", "outcome", "outcome_type",
-            "outcome_definition", "unit", "desirable", "follow_up_months", "sample", "reported", "status", "notes")}
+            "outcome_definition", "unit", "desirable", "follow_up_months", "sample", "reported", "status", "notes",
+            "measure")}
         out["data"] = [dict(d) for d in self.data]
         out["effects"] = {m: {"value": e.value, "se": e.se, "derived_from": e.derived_from} for m, e in self.effects.items()}
         std = self.standardised
@@ -138,6 +142,7 @@ class ConsequenceProfile:
     status: str
     source: str
     unit: str = ""  # what ``units`` count, e.g. "nights at a §110 shelter per successful person and consequence year"
+    income: str = "earned"  # for ``taxable`` items: earned (AM-bidrag applies) or transfer income
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,11 @@ class Prior:
         return {"metric": self.metric, "value": self.value, "se": self.se, "basis": self.basis, "source": self.source}
 
 
+def _pool_label(result: MetaResult, studies: Iterable[EffectStudy]) -> str:
+    ids = [s.id for s in studies]
+    return f"{result.method} random-effects pool of {result.k} stud{'y' if result.k == 1 else 'ies'} ({', '.join(ids)})"
+
+
 @dataclass(frozen=True)
 class PoolResult:
     outcome: str
@@ -188,9 +198,13 @@ class PoolResult:
     result: MetaResult
     prior: Prior
     success_rate_prior: Prior | None
+    #: comparability and transferability warnings (:mod:`som_models.knowledge.comparability`)
+    warnings: tuple[str, ...] = ()
+    #: the transferability rule applied to ``success_rate_prior`` (None without one)
+    transfer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return {"warnings": list(self.warnings), "transferability": self.transfer,
             "outcome": self.outcome, "metric": self.metric, "unit": self.unit,
             "studies": [{"id": s.id, "effect": s.effects[self.metric].value, "se": s.effects[self.metric].se,
                          "weight": w, "origin": s.origin}
@@ -225,11 +239,21 @@ def _reference(entry: Mapping[str, Any], where: str) -> None:
 
 
 def parse_tax_rates(obj: Any, where: str = "tax_rates") -> Mapping[str, Any]:
-    """Marginal tax rates by payer and the tilbageløb share: shares in [0, 1], with status, unit and source."""
-    d = _check_keys(obj, where, ("status", "unit", "source", "rates"), ("tilbageloeb",))
+    """Income-tax rates by payer, AM-bidrag (earned income only) and the tilbageløb share: shares in [0, 1], with
+    status, unit, source and the date they apply from (``valid_from``); ``am_bidrag`` carries its own status."""
+    d = _check_keys(obj, where, ("status", "unit", "source", "rates"),
+                    ("tilbageloeb", "am_bidrag", "am_bidrag_status", "valid_from"))
     _reference(d, where)
+    if "am_bidrag" in d:
+        if not d.get("am_bidrag_status"):
+            raise KnowledgeError(f"{where}.am_bidrag_status: am_bidrag states its own status and source")
+        try:
+            check_status(d["am_bidrag_status"], f"{where}.am_bidrag_status")
+        except ReferenceDataError as exc:
+            raise KnowledgeError(str(exc)) from None
     rates = _check_keys(d["rates"], f"{where}.rates", (), ("kommune", "region", "stat"))
-    for key, value in (*((f"rates.{p}", r) for p, r in rates.items()), ("tilbageloeb", d.get("tilbageloeb", 0.0))):
+    for key, value in (*((f"rates.{p}", r) for p, r in rates.items()), ("tilbageloeb", d.get("tilbageloeb", 0.0)),
+                       ("am_bidrag", d.get("am_bidrag", 0.0))):
         if not 0 <= _number(value, f"{where}.{key}") <= 1:
             raise KnowledgeError(f"{where}.{key}: a tax rate is a share in [0, 1], got {value!r}")
     return d
@@ -326,7 +350,7 @@ def _effects_from(data: tuple[Mapping[str, Any], ...], where: str) -> dict[str, 
 _STUDY_REQUIRED = ("id", "title", "url", "citation", "country", "year", "target_group", "intervention", "comparison",
                    "design", "evidence_level", "outcome", "outcome_type", "outcome_definition", "unit", "desirable",
                    "sample", "reported", "data", "status")
-_STUDY_OPTIONAL = ("population", "n_treatment", "n_control", "n_total", "follow_up_months", "notes")
+_STUDY_OPTIONAL = ("population", "n_treatment", "n_control", "n_total", "follow_up_months", "notes", "measure")
 
 
 def parse_study(obj: Any, where: str = "study") -> EffectStudy:
@@ -344,6 +368,8 @@ def parse_study(obj: Any, where: str = "study") -> EffectStudy:
         raise KnowledgeError(f"{where}.desirable: expected higher or lower")
     if not isinstance(d["data"], list):
         raise KnowledgeError(f"{where}.data: expected a list")
+    if d.get("measure") not in (None, "") and d["measure"] not in MEASURES:
+        raise KnowledgeError(f"{where}.measure: expected one of {', '.join(MEASURES)}, got {d['measure']!r}")
     data = tuple(copy.deepcopy(x) for x in d["data"])
     ints = {}
     for key in ("n_treatment", "n_control", "n_total"):
@@ -358,7 +384,7 @@ def parse_study(obj: Any, where: str = "study") -> EffectStudy:
         outcome_definition=str(d["outcome_definition"]), unit=str(d["unit"]), desirable=d["desirable"],
         follow_up_months=None if d.get("follow_up_months") is None else float(d["follow_up_months"]),
         sample=str(d["sample"]), reported=str(d["reported"]), data=data, status=str(d["status"]),
-        notes=str(d.get("notes", "")), effects=_effects_from(data, where),
+        notes=str(d.get("notes", "")), effects=_effects_from(data, where), measure=str(d.get("measure") or ""),
     )
 
 
@@ -368,8 +394,10 @@ def _parse_target_group(obj: Any, where: str) -> TargetGroup:
     profiles = []
     for item, c in d["consequences"].items():
         w = f"{where}.consequences.{item}"
-        _check_keys(c, w, ("units", "unit", "status", "source"), ("se", "price", "taxable"))
+        _check_keys(c, w, ("units", "unit", "status", "source"), ("se", "price", "taxable", "income"))
         _reference(c, w)
+        if c.get("income", "earned") not in ("earned", "transfer"):
+            raise KnowledgeError(f"{w}.income: earned or transfer (got {c.get('income')!r})")
         if ("price" in c) == ("taxable" in c):
             raise KnowledgeError(f"{w}: give either a price (unit price id) or taxable (kroner of taxable income per unit)")
         units = tuple(_number(u, f"{w}.units") for u in c["units"])
@@ -378,7 +406,8 @@ def _parse_target_group(obj: Any, where: str) -> TargetGroup:
             raise KnowledgeError(f"{w}.se: expected {len(units)} values")
         profiles.append(ConsequenceProfile(item, units, se, c.get("price"),
                                            None if c.get("taxable") is None else _number(c["taxable"], f"{w}.taxable"),
-                                           str(c["status"]), str(c["source"]), str(c["unit"])))
+                                           str(c["status"]), str(c["source"]), str(c["unit"]),
+                                           str(c.get("income", "earned"))))
     return TargetGroup(str(d["id"]), str(d["name"]), str(d["description"]), dict(d["success_measure"]), tuple(profiles))
 
 
@@ -492,8 +521,14 @@ class KnowledgeBase:
 
     def pool(self, *, outcome: str, target_group: str | None = None, metric: str | None = None,
              method: str = "REML", ids: Iterable[str] | None = None, max_level: int | None = None,
-             baseline: float | None = None, basis: str = "predictive", level: float = 0.95) -> PoolResult:
+             baseline: float | None = None, basis: str = "predictive", level: float = 0.95,
+             measure: str | None = None, allow_incomparable: bool = False) -> PoolResult:
         """Random-effects meta-analysis of the studies of one outcome, and the prior it implies.
+
+        The pooled studies must measure the outcome comparably (same ``measure``, horizons within 1.5×;
+        :func:`som_models.knowledge.comparability.check_comparable`): otherwise a :class:`KnowledgeError`, unless
+        ``allow_incomparable`` (then a warning); ``measure`` keeps only the studies of that measure. A success-rate
+        prior follows the transferability rule of :func:`som_models.knowledge.comparability.transfer_rule`.
 
         ``metric`` defaults to ``difference`` when every candidate has it, else the standardised metric. Studies
         without the metric, and all but the largest study of each ``sample``, are excluded (with the reason).
@@ -512,13 +547,21 @@ class KnowledgeBase:
         if not candidates:
             raise KnowledgeError(f"no studies of outcome {outcome!r}"
                                  + (f" in target group {target_group!r}" if target_group else ""))
+        excluded: list[tuple[str, str]] = []
+        if measure is not None:
+            if measure not in MEASURES:
+                raise KnowledgeError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+            excluded += [(s.id, f"measure {s.measure or 'not stated'}, not {measure}") for s in candidates
+                         if s.measure != measure]
+            candidates = [s for s in candidates if s.measure == measure]
+            if not candidates:
+                raise KnowledgeError(f"no studies of outcome {outcome!r} with measure {measure!r}")
         if metric is None:
             with_effects = [s for s in candidates if s.effects]
             metric = "difference" if with_effects and all("difference" in s.effects for s in with_effects) else (
                 "cox_d" if all(s.outcome_type == "binary" for s in with_effects) else "hedges_g")
         if metric not in METRICS:
             raise KnowledgeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-        excluded: list[tuple[str, str]] = []
         usable = []
         for s in candidates:
             if metric not in s.effects:
@@ -539,22 +582,40 @@ class KnowledgeBase:
         if len(units) > 1:
             raise KnowledgeError(f"the studies measure {outcome!r} in different units ({', '.join(sorted(units))}); "
                                  "pool a standardised metric instead (--metric cox_d or hedges_g)")
+        try:
+            warnings = check_comparable(studies, allow=allow_incomparable)
+        except IncomparableStudies as exc:
+            raise KnowledgeError(f"{outcome}: {exc}") from None
         result = meta_analysis([s.effects[metric].value for s in studies], [s.effects[metric].variance for s in studies],
                                method=method, level=level)
-        label = (f"{result.method} random-effects pool of {result.k} stud{'y' if result.k == 1 else 'ies'} "
-                 f"({', '.join(s.id for s in studies)})")
+        label = _pool_label(result, studies)
         se = result.predictive_se if basis == "predictive" else result.se
         prior = Prior(metric, result.estimate, se, basis, label)
         sr = None
+        transfer = None
         unit = units.pop()
-        if metric == "difference" and unit == "share":
-            sr = Prior("success_rate", result.estimate, se, basis, f"{label}; a difference in shares is a net success rate")
-        elif baseline is not None and metric in ("cox_d", "log_odds_ratio"):
-            d, sd = (result.estimate, se) if metric == "cox_d" else (result.estimate / es.COX_FACTOR, se / es.COX_FACTOR)
-            value, sr_se = es.success_rate_from_d(d, sd, baseline)
-            sr = Prior("success_rate", value, sr_se, basis,
-                       f"{label}; success rate = expit(logit({baseline:g}) + 1.65·d) − {baseline:g}")
-        return PoolResult(outcome, metric, unit, studies, tuple(excluded), result, prior, sr)
+        if (metric == "difference" and unit == "share") or (baseline is not None and metric in ("cox_d", "log_odds_ratio")):
+            used, transfer = transfer_rule(studies)
+            sr_result, sr_basis, sr_label = result, basis, label
+            if len(used) < len(studies):  # rule 1: the Danish studies alone
+                sr_result = meta_analysis([s.effects[metric].value for s in used],
+                                          [s.effects[metric].variance for s in used], method=method, level=level)
+                sr_label = _pool_label(sr_result, used)
+            elif not any(s.country == "Denmark" or s.own for s in used):  # rule 2: predictive SD, whatever basis
+                sr_basis = "predictive"
+                warnings.append(transfer)
+            sr_se = sr_result.predictive_se if sr_basis == "predictive" else sr_result.se
+            if metric == "difference":
+                sr = Prior("success_rate", sr_result.estimate, sr_se, sr_basis,
+                           f"{sr_label}; a difference in shares is a net success rate; {transfer}")
+            else:
+                assert baseline is not None
+                d, sd = ((sr_result.estimate, sr_se) if metric == "cox_d"
+                         else (sr_result.estimate / es.COX_FACTOR, sr_se / es.COX_FACTOR))
+                value, p_se = es.success_rate_from_d(d, sd, baseline)
+                sr = Prior("success_rate", value, p_se, sr_basis,
+                           f"{sr_label}; success rate = expit(logit({baseline:g}) + 1.65·d) − {baseline:g}; {transfer}")
+        return PoolResult(outcome, metric, unit, studies, tuple(excluded), result, prior, sr, tuple(warnings), transfer)
 
     def calculation_template(self, target_group: str, *, intervention: str, start_year: int, participants: int,
                              cost_per_participant: float, success_rate: float, success_rate_se: float | None = None,
@@ -582,7 +643,7 @@ class KnowledgeBase:
             "costs": [{"course_year": 1, "payer": "kommune", "amount": -abs(cost_per_participant)}],
             "consequences": {}, "prices": {}, "sources": {},
         }
-        taxable = {}
+        taxable, incomes = {}, {}
         gross_items: dict[str, list[str]] = {"staircase": [], "expensive_cases": []}
         for c in tg.consequences:
             doc["consequences"][c.item] = {"kind": "descriptive", "units": list(c.units), **({"se": list(c.se)} if c.se else {}),
@@ -597,9 +658,12 @@ class KnowledgeBase:
                     gross_items[p.gross_for].append(c.item)
             else:
                 taxable[c.item] = c.taxable
+                incomes[c.item] = c.income
         if taxable and with_tax:
             rates = self.tax_rates.get("rates", {})
-            doc["tax"] = {"rates": {k: float(v) for k, v in rates.items()}, "taxable": taxable,
+            doc["tax"] = {"rates": {k: float(v) for k, v in rates.items()},
+                          "am_bidrag": float(self.tax_rates.get("am_bidrag", 0.0)),
+                          "taxable": {item: {"kroner": kr, "income": incomes[item]} for item, kr in taxable.items()},
                           "tilbageloeb": float(self.tax_rates.get("tilbageloeb", 0.0)),
                           "source": f"assets/prices/tax_rates.yaml ({self.tax_rates.get('status', 'status not stated')})"}
         refusion = {}

@@ -265,16 +265,21 @@ class RefusionGroup:
 
 @dataclass(frozen=True)
 class TaxSpec:
-    """Income tax on changed taxable income: ``tax_p = rates[p] · Δincome``; ``Δincome = Σ_i units_i · taxable[i]``.
+    """Income tax on changed income ``Δincome_i = units_i · taxable[i]``, by kind of income (``income[i]``).
 
-    ``tilbageloeb`` is the share of the net income change (Δincome − Σ_p tax_p) returning to the state as
-    indirect taxes (Finance Ministry principle, shared/research/domain.md §1.9).
+    ``am_bidrag`` (labour-market contribution, to the state) is levied on *earned* income only; income tax
+    ``rates[p]`` falls on earned income after AM-bidrag and on transfer income (kontanthjælp etc.) in full;
+    ``tilbageloeb`` is the share of the net income change returning to the state as indirect taxes (Finance
+    Ministry principle, shared/research/domain.md §1.9). The formulas are in
+    :func:`som_models.projection.rules.tax_shares`.
     """
 
     rates: Mapping[str, float]
     taxable: Mapping[str, float]
     tilbageloeb: float
     source: str
+    am_bidrag: float = 0.0
+    income: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -734,8 +739,11 @@ def _refusion(
     return tuple(groups)
 
 
+INCOME_KINDS = ("earned", "transfer")
+
+
 def _tax(obj: Any, consequences: tuple[Consequence, ...]) -> TaxSpec:
-    _keys(obj, "tax", {"rates": True, "taxable": True, "tilbageloeb": False, "source": False})
+    _keys(obj, "tax", {"rates": True, "taxable": True, "tilbageloeb": False, "am_bidrag": False, "source": False})
     rates_obj = _keys(obj["rates"], "tax.rates", {p: False for p in PAYERS})
     rates = {p: _num(v, f"tax.rates.{p}", minimum=0, maximum=1) for p, v in rates_obj.items()}
     if sum(rates.values()) >= 1:
@@ -744,13 +752,27 @@ def _tax(obj: Any, consequences: tuple[Consequence, ...]) -> TaxSpec:
     taxable_obj = obj["taxable"]
     if not isinstance(taxable_obj, Mapping) or not taxable_obj:
         raise ParameterError("tax.taxable: expected a mapping {consequence item: taxable kroner per unit}")
-    taxable = {}
-    for item, kr in taxable_obj.items():
+    am = _num(obj.get("am_bidrag", 0), "tax.am_bidrag", minimum=0, maximum=1)
+    taxable, income = {}, {}
+    for item, entry in taxable_obj.items():
         if item not in items:
             raise ParameterError(f"tax.taxable.{item}: not a consequence item")
-        taxable[item] = _num(kr, f"tax.taxable.{item}")
+        if isinstance(entry, Mapping):
+            _keys(entry, f"tax.taxable.{item}", {"kroner": True, "income": True})
+            kind = entry["income"]
+            if kind not in INCOME_KINDS:
+                raise ParameterError(f"tax.taxable.{item}.income: must be earned or transfer (got {kind!r})")
+            taxable[item] = _num(entry["kroner"], f"tax.taxable.{item}.kroner")
+            income[item] = str(kind)
+        else:
+            if am:
+                raise ParameterError(f"tax.taxable.{item}: with am_bidrag, say whether the income is earned or a "
+                                     f"transfer: {{kroner: {entry}, income: earned | transfer}} (AM-bidrag is levied on "
+                                     "earned income only)")
+            taxable[item] = _num(entry, f"tax.taxable.{item}")
+            income[item] = "earned"
     tl = _num(obj.get("tilbageloeb", 0), "tax.tilbageloeb", minimum=0, maximum=1)
-    return TaxSpec(rates, taxable, tl, str(obj.get("source", "")))
+    return TaxSpec(rates, taxable, tl, str(obj.get("source", "")), am, income)
 
 
 def _udvalg(obj: Any, items: set[str]) -> UdvalgSpec:

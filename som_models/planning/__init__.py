@@ -17,8 +17,6 @@ from som_models.planning.power import (
 )
 from som_models.planning.variance import VarianceComponents, default_components, estimate_components
 from som_models.planning.voi import (
-    committee_attribution,
-    committee_npv_draws,
     evppi_gaussian,
     evppi_regression,
     nested_evppi,
@@ -28,7 +26,7 @@ from som_models.planning.volumes import band_decisions, simulate_band_power
 
 __all__ = [
     "AssumptionPlan", "EvaluationPlan", "PlanSettings", "RolloutDesign", "VarianceComponents", "VintagePlan",
-    "band_decisions", "committee_attribution", "committee_npv_draws", "contrast_variance", "default_components",
+    "band_decisions", "contrast_variance", "default_components",
     "estimate_components", "evppi_gaussian", "evppi_regression", "mdd", "nested_evppi", "plan_evaluation",
     "refutation_power", "simulate_band_power", "tost_power", "value_of_information",
 ]

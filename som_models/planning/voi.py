@@ -26,7 +26,7 @@ sum of units, an index of the whole vector), ``price:<item>`` (the relative pric
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,55 +113,14 @@ def nested_evppi(draw_phi: Callable[[np.random.Generator, int], np.ndarray],
     return value, float(pos.std(ddof=1) / math.sqrt(outer))
 
 
-def _committee_shares(c) -> dict[str, dict[int, float]]:
-    """Committee → {item index: share of the item's kommune price} of a compiled calculation."""
-    out: dict[str, dict[int, float]] = {}
-    for i, item in enumerate(c.items):
-        for committee, share in (c.committees.get(item) or {}).items():
-            out.setdefault(committee, {})[i] = float(share)
-    for line in c.costs:
-        if line.committee:
-            out.setdefault(line.committee, {})
-    return out
-
-
-def committee_attribution(c, s: np.ndarray, units: np.ndarray, pf: np.ndarray, costs: np.ndarray,
-                          course: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per draw, the kommune NPV of each committee (udvalg) and the expensive-case refusion part left unassigned.
-
-    The engine (:func:`som_models.projection.engine.evaluate`) is linear in the kommune price of an item, and the
-    projection frame (:func:`som_models.projection.frame.project`) gives a committee the share ``w_ik`` of item
-    ``i``'s kommune savings, of its staircase refusion and of its course-year amounts, and the whole of a cost line
-    assigned to it. So committee ``k``'s NPV is the kommune NPV of the calculation with kommune prices
-    ``w_ik · price_i``, the cost lines of ``k`` only and no tax — exact. The expensive-case refusion is not linear
-    (a function of the summed saving); it is returned separately, per draw, as the kommune NPV with it minus without
-    it, for the caller to split (:func:`committee_npv_draws`)."""
-    from dataclasses import replace
-
-    from som_models.projection.engine import evaluate
-
-    KOM = PAYERS.index("kommune")
-    out: dict[str, np.ndarray] = {}
-    zero_tax = np.zeros_like(c.tax_rates)
-    for committee, shares in _committee_shares(c).items():
-        prices = np.zeros_like(c.prices)
-        for i, w in shares.items():
-            prices[i, KOM] = c.prices[i, KOM] * w
-        ck = replace(c, prices=prices, expensive=(), tax_rates=zero_tax, tilbageloeb=0.0)
-        mask = np.array([line.committee == committee for line in c.costs], dtype=float)
-        out[committee] = evaluate(ck, s, units, pf, costs * mask[None, :] if len(c.costs) else costs, course).npv[:, KOM]
-    expensive = np.zeros(len(s))
-    if c.expensive:
-        full = evaluate(c, s, units, pf, costs, course).npv[:, KOM]
-        expensive = full - evaluate(replace(c, expensive=()), s, units, pf, costs, course).npv[:, KOM]
-    return out, expensive
-
-
 def projection_draws(params: ParameterSet, *, draws: int, seed: int, committees: bool = False):
     """The projection Monte Carlo's inputs (one vector per assumption, see the module docstring) and its NPV draws
     (``draws × 4``: kommune, region, stat, total) — the same draws as :func:`som_models.projection.monte_carlo`.
-    With ``committees``, a third value: the kommune NPV per committee and draw (:func:`committee_npv_draws`)."""
+    With ``committees``, a third value: the NPV per udvalg account (``payer/udvalg``, the ledger's labels) and
+    draw, for every account with a flow in some draw — from the udvalg ledger's own attribution
+    (:func:`som_models.projection.ledger.account_flows`, the accounts add up to their payer in every draw)."""
     from som_models.projection.engine import compile_calculation, evaluate
+    from som_models.projection.ledger import account_flows, label
     from som_models.projection.montecarlo import CHUNK, _Inputs, _npv4
 
     spec = params.monte_carlo
@@ -170,19 +129,22 @@ def projection_draws(params: ParameterSet, *, draws: int, seed: int, committees:
     children = np.random.SeedSequence(seed).spawn(-(-draws // CHUNK))
     npv = np.empty((draws, len(KEYS)))
     inputs: dict[str, list[np.ndarray]] = {}
-    by_committee: dict[str, list[np.ndarray]] = {}
-    expensive: list[np.ndarray] = []
+    by_account: dict[str, list[np.ndarray]] = {}
+    stake: dict[str, bool] = {}
     T = c.units.shape[1]
     disc = c.factors[:T] if len(c.factors) >= T else np.ones(T)
     for k, child in enumerate(children):
         n = min(CHUNK, draws - k * CHUNK)
         s, units, pf, costs, course = inp.draw(np.random.default_rng(child), n, spec.consequence_correlation)
-        npv[k * CHUNK:k * CHUNK + n] = _npv4(evaluate(c, s, units, pf, costs, course))
         if committees:
-            part, ex = committee_attribution(c, s, units, pf, costs, course)
-            for name, v in part.items():
-                by_committee.setdefault(name, []).append(v)
-            expensive.append(ex)
+            ev, accts, Y = account_flows(c, s, units, pf, costs, course)
+            npv[k * CHUNK:k * CHUNK + n] = _npv4(ev)
+            for a, (payer, udvalg) in enumerate(accts):
+                key = label(payer, udvalg)
+                by_account.setdefault(key, []).append(Y[:, a, :] @ c.factors)
+                stake[key] = stake.get(key, False) or bool(np.any(Y[:, a, :] != 0))
+        else:
+            npv[k * CHUNK:k * CHUNK + n] = _npv4(evaluate(c, s, units, pf, costs, course))
         inputs.setdefault("success_rate", []).append(s)
         for i, item in enumerate(c.items):
             if np.any(c.se[i] > 0):
@@ -199,43 +161,7 @@ def projection_draws(params: ParameterSet, *, draws: int, seed: int, committees:
         out.pop("success_rate", None)
     if not committees:
         return out, npv
-    return out, npv, committee_npv_draws(params, {k: np.concatenate(v) for k, v in by_committee.items()},
-                                         np.concatenate(expensive) if expensive else np.zeros(draws), npv[:, 0])
-
-
-def committee_npv_draws(params: ParameterSet, attributed: Mapping[str, np.ndarray], expensive: np.ndarray,
-                        kommune: np.ndarray) -> dict[str, np.ndarray]:
-    """The kommune NPV per udvalg and draw, keyed as the projection result keys them
-    (:attr:`som_models.projection.frame.Projection.npv_by_committee`, taken generically: whatever committees the
-    projection reports).
-
-    Linear parts are exact (:func:`committee_attribution`). The expensive-case refusion of a draw is split over the
-    committees in the proportions the projection gives it at the point values (``r_k`` = the projection's committee
-    NPV minus the exact attribution at the point values), an approximation when the contributions of the items to
-    the summed saving change between draws. ``unassigned`` is the rest of the kommune NPV (tax, cost lines and items
-    without a committee), so the committees add up to the kommune NPV in every draw. Empty when the projection
-    reports no committees."""
-    from som_models.projection import project
-    from som_models.projection.engine import base_inputs, compile_calculation
-    from som_models.projection.frame import UNASSIGNED
-
-    point = dict(project(params).npv_by_committee)
-    if not point:
-        return {}
-    c = compile_calculation(params)
-    s0, u0, pf0, cost0 = base_inputs(c)
-    exact0, ex0 = committee_attribution(c, s0, u0, pf0, cost0, None)
-    residual = {k: v - float(exact0.get(k, np.zeros(1))[0]) for k, v in point.items() if k != UNASSIGNED}
-    out: dict[str, np.ndarray] = {}
-    for k in point:
-        if k == UNASSIGNED:
-            continue
-        v = np.asarray(attributed.get(k, np.zeros_like(kommune)), dtype=float)
-        if abs(float(ex0[0])) > 0:
-            v = v + residual[k] / float(ex0[0]) * expensive
-        out[k] = v
-    out[UNASSIGNED] = kommune - (np.sum(list(out.values()), axis=0) if out else 0.0)
-    return out
+    return out, npv, {k: np.concatenate(v) for k, v in by_account.items() if stake[k]}
 
 
 def value_of_information(params: ParameterSet, *, draws: int = 20_000, seed: int | None = None,
@@ -260,7 +186,8 @@ def value_of_information(params: ParameterSet, *, draws: int = 20_000, seed: int
             "udvalg": {"keys": list(committees), "evpi": {k: float(np.mean(np.maximum(y, 0)) - max(0.0, float(y.mean())))
                                                           for k, y in committees.items()},
                        "mean_npv": {k: float(y.mean()) for k, y in committees.items()},
-                       "decision": "per udvalg: would the udvalg's own NPV (its share of the kommune NPV) be ≥ 0"}}
+                       "decision": "per udvalg (payer/udvalg account of the udvalg ledger): would the udvalg's own "
+                                   "NPV be ≥ 0"}}
 
 
 def evppi_gaussian(mean: float, sd_explained: float) -> float:

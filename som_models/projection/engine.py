@@ -13,7 +13,8 @@ for cohorts ``c`` of ``N_c`` participants, ``K`` course years and ``t = 0 … ho
 
     V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p]                  consequences per successful person
                  ∓ refusion transfers (staircase, expensive cases; kommune −, stat +)
-                 + rate_p · Σ_i u[d,i,j] · taxable_i (+ tilbageløb to stat)
+                 + Σ_i u[d,i,j] · taxable_i · share[i,p]   (tax, AM-bidrag on earned income, tilbageløb:
+                                                              rules.tax_shares)
     W[d, p, k] = the same valuation of the course-year units v[d,i,k] (per participant)
     Y[d, p, t] = s[d] · Σ_j V[d,p,j] · E[j,t] + Σ_{k≤K} W[d,p,k] · F[k,t] + Σ_k C[d,p,k] · F[k,t] + G[p, t]
 
@@ -40,7 +41,7 @@ from som_models.projection.committees import UdvalgMap, resolve_udvalg
 from som_models.projection.optimism import apply_optimism_bias
 from som_models.projection.optimism import describe as describe_optimism
 from som_models.projection.prices import PriceIndex, load_price_index
-from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule
+from som_models.projection.rules import ExpensiveCaseRule, StaircaseRule, load_rule, tax_shares
 from som_models.results_base import ResultDisplay, frame_lines, render_summary, short_repr
 
 FM2021 = ((1, 0.035), (36, 0.025), (71, 0.015))
@@ -145,9 +146,8 @@ class Compiled:
     costs: tuple[CostSpec, ...]
     staircase: tuple[StaircaseSpec, ...]
     expensive: tuple[ExpensiveSpec, ...]
-    tax_rates: np.ndarray       # (P,)
+    tax_share: np.ndarray       # (I, P) kroner to each payer per krone of changed income (tax, AM-bidrag, tilbageløb)
     taxable: np.ndarray         # (I,)
-    tilbageloeb: float
     exposure: np.ndarray        # (J, T)
     cost_exposure: np.ndarray   # (K, T)
     course_units: np.ndarray    # (I, K) units per participant in course years 1 … K (0 = no course effect)
@@ -160,7 +160,7 @@ class Compiled:
 
     @property
     def has_tax(self) -> bool:
-        return bool(np.any(self.taxable)) and bool(np.any(self.tax_rates) or self.tilbageloeb)
+        return bool(np.any(self.taxable)) and bool(np.any(self.tax_share))
 
     def __repr__(self) -> str:
         return short_repr("Compiled", {"intervention": self.params.intervention, "items": len(self.items),
@@ -280,19 +280,21 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 raise ParameterError(f"{group.path}: an expensive-case group got a {type(rule).__name__} rule {rule.id!r}")
             thresholds, note = rule.thresholds(params.price_year, index, group.path)
             notes.append(note)
+            if "estimate" in note:
+                warnings.append(note)
             label = f"refusion:{rule.id}" if rule.id != "inline" else "refusion:expensive_cases"
             if any(e.label == label for e in expensive):
                 label = f"{label}#{len(expensive) + 1}"
             expensive.append(ExpensiveSpec(group, rule, idx, _per_year(group, J), thresholds, label))
-    tax_rates = np.zeros(len(PAYERS))
+    tax_share = np.zeros((n_items, len(PAYERS)))
     taxable = np.zeros(n_items)
-    tl = 0.0
     if params.tax is not None:
-        for p, payer in enumerate(PAYERS):
-            tax_rates[p] = params.tax.rates.get(payer, 0.0)
         for item, kr in params.tax.taxable.items():
-            taxable[items.index(item)] = kr
-        tl = params.tax.tilbageloeb
+            i = items.index(item)
+            taxable[i] = kr
+            shares = tax_shares(params.tax, item)
+            for p, payer in enumerate(PAYERS):
+                tax_share[i, p] = shares.to_payer(payer)
     exposure = np.zeros((J, T))
     kmax = max([K] + [c.course_year for c in costs])
     cost_exposure = np.zeros((kmax, T))
@@ -307,7 +309,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                 cost_exposure[k - 1, t] += n
     return Compiled(params, first, T, discount_factors(params.discounting, T), items, units, se,
                     tuple(len(c.units) for c in params.consequences), prices, price_range, udvalg, tuple(costs),
-                    tuple(staircase), tuple(expensive), tax_rates, taxable, tl, exposure, cost_exposure, course_units,
+                    tuple(staircase), tuple(expensive), tax_share, taxable, exposure, cost_exposure, course_units,
                     course_se, index, tuple(notes), tuple(dict.fromkeys(warnings)), fixed_lines=fixed_lines,
                     fixed=fixed)
 
@@ -393,9 +395,8 @@ def _valued(c: Compiled, units: np.ndarray, price_factor: np.ndarray, weeks_befo
         V[:, KOMMUNE, :] -= dr
         V[:, STAT, :] += dr
     if c.has_tax:
-        dinc = np.einsum("dij,i->dj", units, c.taxable)              # (D, J′) change in taxable income
-        V += c.tax_rates[None, :, None] * dinc[:, None, :]
-        V[:, STAT, :] += c.tilbageloeb * (1.0 - c.tax_rates.sum()) * dinc
+        # Σ_i u[d,i,j] · taxable_i · share[i,p]: income tax, AM-bidrag (earned income only) and tilbageløb
+        V += np.einsum("dij,i,ip->dpj", units, c.taxable, c.tax_share)
     return V
 
 

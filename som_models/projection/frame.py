@@ -21,8 +21,9 @@ For a cohort starting in year ``c`` with ``N`` participants, a success rate ``s`
   the transfer rows ``refusion:<item>`` (staircase: ``−N·s·sign(u)·price_kommune·S(W_j, |u|)`` to stat) and
   ``refusion:<rule>`` (expensive cases: ``N·s·(R(E_0) − R(E_0 − d_j))`` to stat, ``d_j`` the kommune gross
   saving per successful person of the group's items) — kommune minus, stat plus, total unchanged;
-* tax (optional): ``tax:<item>`` = ``N · s · rate_p · units_i[j] · taxable_i`` for each payer with a rate, and
-  ``tilbageloeb:<item>`` = ``N · s · tilbageløb · (1 − Σ_p rate_p) · units_i[j] · taxable_i`` to the state.
+* tax (optional): with ``y = N · s · units_i[j] · taxable_i`` the changed income, ``tax:<item>`` = ``tax_p · y`` for
+  each payer with a rate, ``am_bidrag:<item>`` = ``AM · y`` to the state (earned income only) and
+  ``tilbageloeb:<item>`` = ``tilbageløb · y`` to the state, with the shares of ``rules.tax_shares``.
 
 Discounting: year ``t`` after ``start_year`` has factor ``Π_{s=1..t} 1 / (1 + r(s))``; ``fm2021`` is the
 Danish Finance Ministry schedule since 2021: 3.5 % for years 1–35, 2.5 % for 36–70, 1.5 % after.
@@ -58,6 +59,7 @@ from som_models.projection.engine import (
     discount_factors,
 )
 from som_models.projection.ledger import Ledger, ledger
+from som_models.projection.rules import tax_shares
 from som_models.results_base import ResultDisplay, fmt, frame_lines, render_summary
 
 ROW_SCHEMA = {"year": pl.Int64, "payer": pl.Utf8, "item": pl.Utf8, "amount": pl.Float64, "discounted": pl.Float64}
@@ -154,6 +156,17 @@ def _payback(years: list[int], discounted: list[float]) -> int | None:
     return None
 
 
+def _add_tax(params: ParameterSet, item: str, t: int, income: float, add) -> None:
+    """The rows ``tax:<item>`` (per payer), ``am_bidrag:<item>`` and ``tilbageloeb:<item>`` (state) of a change in
+    income ``income`` in year index ``t`` (shares: :func:`som_models.projection.rules.tax_shares`)."""
+    assert params.tax is not None
+    shares = tax_shares(params.tax, item)
+    for payer, share in shares.tax.items():
+        add(t, payer, f"tax:{item}", share * income)
+    add(t, "stat", f"am_bidrag:{item}", shares.am * income)
+    add(t, "stat", f"tilbageloeb:{item}", shares.tilbageloeb * income)
+
+
 def _price_course(c, params: ParameterSet, i: int, course: tuple[float, ...], base: int, n: int, add) -> None:
     """Add the course-year amounts of consequence item ``i`` (units per participant ``course[k − 1]`` in year
     ``base + k − 1``) for ``n`` participants: the item's savings by payer, its refusion transfers (the rules'
@@ -170,12 +183,7 @@ def _price_course(c, params: ParameterSet, i: int, course: tuple[float, ...], ba
                 add(t, "kommune", f"refusion:{item}", -n * x)
                 add(t, "stat", f"refusion:{item}", n * x)
         if params.tax is not None and item in params.tax.taxable:
-            income = v * params.tax.taxable[item]
-            for payer, rate in params.tax.rates.items():
-                add(t, payer, f"tax:{item}", n * rate * income)
-            if params.tax.tilbageloeb:
-                rest = 1.0 - sum(params.tax.rates.values())
-                add(t, "stat", f"tilbageloeb:{item}", n * params.tax.tilbageloeb * rest * income)
+            _add_tax(params, item, t, n * v * params.tax.taxable[item], add)
 
 
 def _course_expensive(c, params: ParameterSet, base: int, n: int, add) -> None:
@@ -253,12 +261,7 @@ def project(params: ParameterSet, *, success_rate: float | None = None) -> Proje
         if params.tax is not None:
             for item, kr in params.tax.taxable.items():
                 for j, u in enumerate(params.consequence(item).units, start=1):
-                    income = u * kr
-                    for payer, rate in params.tax.rates.items():
-                        add(t_success + j, payer, f"tax:{item}", n * s * rate * income)
-                    if params.tax.tilbageloeb:
-                        rest = 1.0 - sum(params.tax.rates.values())
-                        add(t_success + j, "stat", f"tilbageloeb:{item}", n * s * params.tax.tilbageloeb * rest * income)
+                    _add_tax(params, item, t_success + j, n * s * u * kr, add)
 
     rows = [{"year": y, "payer": p, "item": i, "amount": a, "discounted": a * factors[y - first]}
             for (y, p, i), a in sorted(acc.items())]

@@ -45,7 +45,6 @@ from som_models.parameters.schema import PAYERS, ParameterSet
 from som_models.projection.committees import UNASSIGNED
 from som_models.projection.engine import (
     KOMMUNE,
-    STAT,
     Compiled,
     Evaluation,
     base_inputs,
@@ -115,17 +114,14 @@ def _valued(c: Compiled, idx: Mapping[tuple[str, str], int], units: np.ndarray, 
             part = np.where(d != 0, dr * g / safe, 0.0)
             book(c.items[i], "kommune", -part)
             book(c.items[i], "stat", part)
-    if c.has_tax:
-        rest = 1.0 - c.tax_rates.sum()
+    if c.has_tax:  # tax, AM-bidrag and tilbageløb of each payer follow the item (rules.tax_shares)
         for i, item in enumerate(c.items):
             if not c.taxable[i]:
                 continue
             income = units[:, i, :] * c.taxable[i]
             for p, payer in enumerate(PAYERS):
-                if c.tax_rates[p]:
-                    book(item, payer, c.tax_rates[p] * income)
-            if c.tilbageloeb:
-                book(item, PAYERS[STAT], c.tilbageloeb * rest * income)
+                if c.tax_share[i, p]:
+                    book(item, payer, c.tax_share[i, p] * income)
     return V
 
 

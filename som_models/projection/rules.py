@@ -25,7 +25,7 @@ Sources and verification status are in each rule file (``assets/refusion/README.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,12 @@ class StaircaseRule:
 
 @dataclass(frozen=True)
 class ExpensiveCaseRule:
-    """Marginal refusion tiers on a case's annual expense; thresholds stated at price levels ``levels[year]``."""
+    """Marginal refusion tiers on a case's annual expense; thresholds stated at price levels ``levels[year]``.
+
+    ``growth`` is the annual growth factor per tier implied by the statute's own stated levels (``None`` with a
+    single level and no ``indexation_from``): ``g_k = (T_k(y_b) / T_k(y_a))^(1 / (y_b − y_a))`` for the first and
+    last stated levels ``y_a < y_b``.
+    """
 
     id: str
     version: str
@@ -70,21 +75,34 @@ class ExpensiveCaseRule:
     levels: Mapping[int, tuple[float, ...]]
     source: str
     status: str
+    growth: tuple[float, ...] | None = None
+    growth_from: str = ""
 
-    def thresholds(self, price_year: int, index: PriceIndex | None, path: str = "refusion") -> tuple[tuple[float, ...], str]:
+    def thresholds(self, price_year: int, index: PriceIndex | None = None,
+                   path: str = "refusion") -> tuple[tuple[float, ...], str]:
         """Thresholds in ``price_year`` kroner and a note on how they were obtained.
 
-        A stated level for ``price_year`` is used as is; otherwise the nearest stated level (the later one on a
-        tie) is converted with ``index`` — an estimate, as the official regulation of the amounts is not known.
+        A stated level for ``price_year`` is used as is. Otherwise the nearest stated level ``y`` (the later one on
+        a tie) is carried to ``price_year`` with the growth the stated levels themselves imply,
+        ``T_k(P) = T_k(y) · g_k^(P − y)`` — an estimate [E]. The net price index is *not* used: the statute
+        restates the amounts at a price level ("(2022-niveau)"), and from 2020 to 2022 they rose 3.1–3.6 %, while
+        the net price index rose 9.3 % (annual means 103.9 → 113.5), so they are not regulated with it (the
+        regulation index itself was not found in the sources read). ``index`` is accepted for callers that pass
+        one and is ignored.
         """
+        del index
         if price_year in self.levels:
             return self.levels[price_year], f"{self.id} v{self.version}: thresholds at {price_year} level as stated"
         base = min(self.levels, key=lambda y: (abs(y - price_year), -y))
-        if index is None:
-            raise ParameterError(f"{path}: {self.id} states no thresholds at {price_year} level and no price index is available")
-        f = index.factor(base, price_year, f"{path} (indexing the {base} thresholds to {price_year})")
-        return (tuple(t * f for t in self.levels[base]),
-                f"{self.id} v{self.version}: thresholds at {base} level × {index.name} {price_year}/{base} = {f:.4f} (estimate)")
+        if self.growth is None:
+            raise ParameterError(f"{path}: {self.id} states thresholds only at {', '.join(map(str, sorted(self.levels)))} "
+                                 f"level and no growth between levels; give the thresholds at {price_year} level inline")
+        n = price_year - base
+        out = tuple(t * g ** n for t, g in zip(self.levels[base], self.growth, strict=True))
+        rates = ", ".join(f"{100 * (g - 1):.2f} %" for g in self.growth)
+        return out, (f"{self.id} v{self.version}: thresholds at {base} level carried {n:+d} year(s) to {price_year} with "
+                     f"the yearly growth of the statute's stated levels{self.growth_from} ({rates} by tier) — an "
+                     "estimate; the official regulation index is not encoded")
 
     def refusion(self, expense, thresholds):
         """``R(E)`` for annual case expenses ``E`` (array) given thresholds in the same price year."""
@@ -139,7 +157,15 @@ def _expensive(rule_id: str, version: str, data: Mapping[str, Any], path: str, s
         if len(ts_t) != len(rates_t) or list(ts_t) != sorted(ts_t):
             raise ParameterError(f"{path}.rule.levels.{year}: need {len(rates_t)} increasing thresholds")
         parsed[int(year)] = ts_t
-    return ExpensiveCaseRule(rule_id, version, rates_t, parsed, source, status)
+    return ExpensiveCaseRule(rule_id, version, rates_t, parsed, source, status, level_growth(parsed))
+
+
+def level_growth(levels: Mapping[int, tuple[float, ...]]) -> tuple[float, ...] | None:
+    """Per-tier yearly growth between the first and last stated level (``None`` with one level)."""
+    if len(levels) < 2:
+        return None
+    a, b = min(levels), max(levels)
+    return tuple((tb / ta) ** (1 / (b - a)) for ta, tb in zip(levels[a], levels[b], strict=True))
 
 
 def load_rule(kind: str, rule: Any, version: str | None = None, *, path: str = "refusion",
@@ -164,4 +190,47 @@ def load_rule(kind: str, rule: Any, version: str | None = None, *, path: str = "
         raise ParameterError(f"{path}.rule: {rule!r} is a {doc.get('kind')} rule, not {kind}")
     v = _pick_version(doc, version, path)
     builder = _staircase if kind == "staircase" else _expensive
-    return builder(str(doc["id"]), str(v["version"]), v, path, str(v.get("source", "")), str(v.get("status", "")))
+    built = builder(str(doc["id"]), str(v["version"]), v, path, str(v.get("source", "")), str(v.get("status", "")))
+    other = v.get("indexation_from")
+    if isinstance(built, ExpensiveCaseRule) and built.growth is None and other:
+        if other == rule:
+            raise ParameterError(f"{path}.rule: {rule!r} takes its indexation from itself")
+        donor = load_rule(kind, other, path=path, assets_dir=assets_dir)
+        if isinstance(donor, ExpensiveCaseRule) and donor.growth is not None:
+            built = replace(built, growth=donor.growth, growth_from=f" of {donor.id} (same amounts)")
+    return built
+
+
+@dataclass(frozen=True)
+class TaxShares:
+    """Kroner to each payer per krone of changed income of one item: income tax ``tax[p]`` by payer, the
+    AM-bidrag ``am`` (state) and the tilbageløb ``tilbageloeb`` (state)."""
+
+    tax: Mapping[str, float]
+    am: float
+    tilbageloeb: float
+
+    def to_payer(self, payer: str) -> float:
+        """Everything ``payer`` receives per krone: its income tax, plus AM-bidrag and tilbageløb for the state."""
+        return self.tax.get(payer, 0.0) + ((self.am + self.tilbageloeb) if payer == "stat" else 0.0)
+
+
+def tax_shares(tax: Any, item: str) -> TaxShares:
+    """Per krone of changed income ``y`` of ``item`` (``tax``: a :class:`~som_models.parameters.schema.TaxSpec`).
+
+    Earned income (wages; ``income: earned``)::
+
+        AM = a · y,   tax_p = r_p · (1 − a) · y,   tilbageløb = b · (y − AM − Σ_p tax_p) = b · (1 − a)(1 − Σ r) · y
+
+    Transfer income (kontanthjælp, dagpenge …; ``income: transfer``) carries no AM-bidrag::
+
+        AM = 0,       tax_p = r_p · y,             tilbageløb = b · (1 − Σ r) · y
+
+    with ``a`` = ``am_bidrag`` (8 % in Danish law, [K] — see ``assets/prices/tax_rates.yaml``), ``r_p`` the income-tax
+    rates by payer and ``b`` the tilbageløb share. Allowances, the employment deduction and top tax are not
+    modelled (marginal rates on a change in income).
+    """
+    a = tax.am_bidrag if tax.income.get(item, "earned") == "earned" else 0.0
+    base = 1.0 - a
+    shares = {p: r * base for p, r in tax.rates.items()}
+    return TaxShares(shares, a, tax.tilbageloeb * base * (1.0 - sum(tax.rates.values())))
