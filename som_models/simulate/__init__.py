@@ -56,7 +56,8 @@ def simulate(scenario: str, persons: int, seed: int, *, first_year: int | None =
 
 
 __all__ = [
-    "CHILDREN_PLACED", "FORMATS", "OUTCOMES", "SCENARIOS", "SMALL", "YOUTH_BEHAVIOUR", "YOUTH_CRIME", "Effect", "HomelessnessWorld",
-    "Profile", "SimulatedDelivery", "WideCodes", "WorldSpec", "simulate", "simulate_children_placed",
-    "simulate_homelessness", "simulate_small", "simulate_world", "simulate_youth_behaviour", "simulate_youth_crime", "write_delivery",
+    "CHILDREN_PLACED", "FORMATS", "OUTCOMES", "SCENARIOS", "SMALL", "YOUTH_BEHAVIOUR", "YOUTH_CRIME", "Effect",
+    "HomelessnessWorld", "Profile", "SimulatedDelivery", "WideCodes", "WorldSpec", "simulate", "simulate_children_placed",
+    "simulate_homelessness", "simulate_small", "simulate_world", "simulate_youth_behaviour", "simulate_youth_crime",
+    "write_delivery",
 ]

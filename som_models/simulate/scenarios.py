@@ -120,9 +120,12 @@ YOUTH_BEHAVIOUR = WorldSpec(
     immigration=0.0,
     move=0.03,
     municipalities=KOMMUNER,
-    notes=("Responders (50 % of participants): offence intensity × (1 − 0.8·0.95^e), placement starts × 0.5 while under 18, psychiatric admissions × 0.5, "
-           "and — once adult (kontanthjælp from 18, wage income from 18) — kontanthjælp spell probability × 0.5 and the "
-           "probability of wage income × 1.4 (capped at 0.98), from the start year on.",),
+    notes=("Responders (50 % of participants): offence intensity × (1 − 0.8·0.95^e), placement starts × 0.5 while "
+           "under 18, psychiatric admissions × 0.5, and — once adult (kontanthjælp from 18, wage income from 18) — "
+           "kontanthjælp spell probability × 0.5 and the probability of wage income × 1.4 (capped at 0.98), from the "
+           "start year on. Participants are 13-17 in their start year (every birth year 1995-1998 is eligible in both "
+           "roll-out years, so treated and never-treated youths have the same ages: parallel trends hold for the "
+           "age-steep adult outcomes).",),
 )
 
 SMALL = WorldSpec(
