@@ -57,14 +57,16 @@ def _root_message(error) -> str:
     return line
 
 
-def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str = "demo") -> Path:
-    """Write a synthetic homelessness delivery to ``{workdir}/landing/{name}`` (replacing an old one whole)."""
+def generate_demo_delivery(workdir: Path, *, persons: int, seed: int, name: str = "demo",
+                           scenario: str = "homelessness") -> Path:
+    """Write a synthetic delivery of world ``scenario`` (default the homelessness demo) to
+    ``{workdir}/landing/{name}`` (replacing an old one whole)."""
     from pipeline.atomic import atomic_dir
     from som_models.simulate import simulate, write_delivery
 
     target = Path(workdir) / "landing" / name
     with atomic_dir(target) as staging:
-        write_delivery(simulate("homelessness", persons, seed), staging)
+        write_delivery(simulate(scenario, persons, seed), staging)
     return target
 
 

@@ -1,16 +1,47 @@
-"""`som demo` (the whole loop on a synthetic delivery) and `som ui` (the Dagster UI for a workdir)."""
+"""`som demo` (the whole loop on a synthetic delivery) and `som ui` (the Dagster UI for a workdir).
+
+Two demo scenarios (``--scenario``), each a synthetic world of ``som_models.simulate`` with its evaluation spec:
+
+* ``housing`` (default) — the ``homelessness`` world, ``assets/evaluations/housing_first_demo.yaml``;
+* ``youth`` — the ``youth_behaviour`` world, ``assets/evaluations/youth_behaviour_demo.yaml``: SØM's silo example,
+  an intervention for young people paid by børne- og ungeudvalget whose gains fall mainly to other payers and, in
+  adulthood, to beskæftigelsesudvalget (docs/demo-youth.md).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, debug_enabled, fail, fail_run
 from pipeline.cli_output import JsonOpt, emit_json, json_command
+
+
+@dataclass(frozen=True)
+class DemoScenario:
+    """A demo: the synthetic world (``som_models.simulate`` scenario), its evaluation spec and landing folder."""
+
+    world: str
+    spec: tuple[str, str]
+    landing: str
+    story: str
+
+
+#: the demos by ``--scenario`` name; ``housing`` is the default
+DEMOS: Mapping[str, DemoScenario] = {
+    "housing": DemoScenario("homelessness", ("evaluations", "housing_first_demo.yaml"), "demo",
+                            "Housing First-like intervention for adults in homelessness"),
+    "youth": DemoScenario("youth_behaviour", ("evaluations", "youth_behaviour_demo.yaml"), "demo-youth",
+                          "MST-like intervention for youths, paid by børne- og ungeudvalget; gains in adulthood"),
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -22,16 +53,23 @@ def demo(
     workdir: Path | None = WorkdirOpt,
     persons: int = typer.Option(8000, "--persons", "-n", help="Persons in the synthetic target group (≥ 200)."),
     seed: int = typer.Option(2, "--seed", "-s", help="Random seed of the synthetic world."),
+    scenario: str = typer.Option("housing", "--scenario",
+                                 help="Demo: housing (Housing First, the default) or youth (paid by børne- og unge, "
+                                      "gains to beskæftigelse in adulthood)."),
     json_out: Path | None = JsonOpt,
 ) -> None:
-    """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som
+    """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som --scenario youth
 
-    With --json the result is the `som evaluate --json` document plus the delivery, the report and the Dagster run.
+    With --json the result is the `som evaluate --json` document plus the delivery, the report, the Dagster run and
+    the kommune's NPV by udvalg (committee) of the evaluated and the proposed parameter version.
     """
+    if scenario not in DEMOS:
+        fail(f"--scenario must be one of {'|'.join(DEMOS)} (got {scenario!r})")
     if persons < 200:
         fail(f"--persons must be at least 200 (got {persons})")
     if seed < 0:
         fail(f"--seed must be non-negative (got {seed})")
+    demo_ = DEMOS[scenario]
     from pipeline.workdir import WorkdirError, prepare_workdir
 
     try:
@@ -44,24 +82,70 @@ def demo(
     from pipeline.evaluation import load_spec
     from pipeline.progress import stages
     from pipeline.runner import DEBUG_LOG_LEVEL, QUIET_LOG_LEVEL, generate_demo_delivery, run_evaluation
-    from pipeline.workdir import DEFAULT_SPEC
+    from som_reference import asset
 
+    spec = asset(*demo_.spec)
     with stages(["Generating a synthetic register delivery", "Materialising the Dagster asset graph (in-process)"]) as step:
         step("Generating a synthetic register delivery")
-        folder = generate_demo_delivery(home, persons=persons, seed=seed)
+        folder = generate_demo_delivery(home, persons=persons, seed=seed, name=demo_.landing, scenario=demo_.world)
         step("Materialising the Dagster asset graph (in-process)")
-        outcome = run_evaluation(home, delivery=folder,
+        outcome = run_evaluation(home, delivery=folder, evaluation_spec=str(spec),
                                  log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL)
+    console.print(f"Demo {scenario}: {demo_.story}", soft_wrap=True, highlight=False)
     console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
     if not outcome.success:
         fail_run(outcome.failures, "the evaluation run did not complete")
-    doc = run_result(home, load_spec(DEFAULT_SPEC), outcome.evaluation_run_id, source={"delivery": str(folder)})
-    doc.update(report=outcome.report, dagster_run_id=outcome.run_id)
+    doc = run_result(home, load_spec(spec), outcome.evaluation_run_id, source={"delivery": str(folder)})
+    udvalg = committee_npv(outcome.projections)
+    doc.update(report=outcome.report, dagster_run_id=outcome.run_id, scenario=scenario, udvalg=udvalg)
     print_result(doc)
+    if any(udvalg.values()):
+        p = doc["proposal"]
+        console.print(udvalg_table(udvalg, tested=doc["tested_version"], proposed=p["version"] if p else None))
+        console.print(who_pays_who_gains(udvalg["after"] or udvalg["before"]), soft_wrap=True, highlight=False)
     console.print(f"Parameter store: {display_url(outcome.database)}", soft_wrap=True, highlight=False)
     console.print(f"Report: {outcome.report}", soft_wrap=True, highlight=False)
     console.print(f"Finished in {time.perf_counter() - started:.1f} s.")
     emit_json(json_out, doc)
+
+
+def committee_npv(projections: Mapping[str, Any]) -> dict[str, dict[str, float] | None]:
+    """The kommune's NPV by udvalg (committee) of the ``projections`` asset's two projections (``before`` = the
+    evaluated parameter version, ``after`` = the proposal): ``npv_by_committee`` of each, None when the projection
+    splits no kommune amount by committee (som_models/projection/frame.py)."""
+    out: dict[str, dict[str, float] | None] = {}
+    for key in ("before", "after"):
+        by = (projections.get(key) or {}).get("npv_by_committee")
+        out[key] = {str(k): float(v) for k, v in by.items()} if by else None
+    return out
+
+
+def udvalg_table(udvalg: Mapping[str, Mapping[str, float] | None], *, tested: int, proposed: int | None) -> Table:
+    """Kommune NPV by udvalg, one column per projection (evaluated version, proposal); negative = the udvalg pays."""
+    table = Table(title="Who pays, who gains — kommune NPV by udvalg (committee), kr, discounted")
+    table.add_column("udvalg")
+    columns = [("before", f"v{tested} (evaluated)"), ("after", f"v{proposed} (proposed)" if proposed else "proposal")]
+    columns = [(k, label) for k, label in columns if udvalg.get(k)]
+    for _, label in columns:
+        table.add_column(label, justify="right")
+    names = sorted({n for k, _ in columns for n in (udvalg[k] or {})})
+    for name in names:
+        table.add_row(name, *(f"{(udvalg[k] or {}).get(name, 0.0):,.0f}" for k, _ in columns))
+    return table
+
+
+def who_pays_who_gains(npv: Mapping[str, float] | None) -> str:
+    """One sentence: the udvalg with a net cost (they invest) and those with a net gain, largest first."""
+    if not npv:
+        return "Who pays, who gains: the projection splits no kommune amount by udvalg."
+    named = {k: v for k, v in npv.items() if k != "unassigned"}
+    pays = sorted((k for k, v in named.items() if v < 0), key=lambda k: named[k])
+    gains = sorted((k for k, v in named.items() if v > 0), key=lambda k: -named[k])
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(f"{k} ({named[k]:+,.0f} kr)" for k in keys) or "none"
+
+    return f"Who pays, who gains (kommune, NPV by udvalg): pays — {listed(pays)}; gains — {listed(gains)}."
 
 
 def ui(workdir: Path | None = WorkdirOpt, port: int = typer.Option(3000, help="Port of the web UI.")) -> None:

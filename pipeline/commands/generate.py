@@ -9,7 +9,7 @@ import typer
 from pipeline.cli import console, fail
 from pipeline.cli_output import JsonOpt, emit_json, json_command
 
-SCENARIOS = ("homelessness", "youth_crime", "children_placed", "small")
+SCENARIOS = ("homelessness", "youth_crime", "youth_behaviour", "children_placed", "small")
 FORMATS = ("parquet", "csv", "csv-dk", "sas")
 
 

@@ -2,7 +2,8 @@
 
 ``simulate(scenario, persons, seed)`` returns a :class:`SimulatedDelivery`; ``write_delivery`` writes it.
 Scenarios: ``homelessness`` (Housing First-like, effects roughly as assumed), ``youth_crime`` (MST-like,
-crime rises), ``children_placed`` (placements fall) and ``small`` (a tiny randomised world for tests).
+crime rises), ``youth_behaviour`` (MST-like, paid by børne- og unge, gains to beskæftigelse in adulthood),
+``children_placed`` (placements fall) and ``small`` (a tiny randomised world for tests).
 """
 
 from dataclasses import replace
@@ -13,9 +14,11 @@ from som_models.simulate.homelessness import HomelessnessWorld, simulate_homeles
 from som_models.simulate.scenarios import (
     CHILDREN_PLACED,
     SMALL,
+    YOUTH_BEHAVIOUR,
     YOUTH_CRIME,
     simulate_children_placed,
     simulate_small,
+    simulate_youth_behaviour,
     simulate_youth_crime,
 )
 from som_models.simulate.world import OUTCOMES, Effect, Profile, WorldSpec, simulate_world
@@ -24,11 +27,12 @@ SCENARIOS = {
     "homelessness": simulate_homelessness,
     "youth_crime": simulate_youth_crime,
     "children_placed": simulate_children_placed,
+    "youth_behaviour": simulate_youth_behaviour,
     "small": simulate_small,
 }
 
 
-_WORLDS = {"youth_crime": YOUTH_CRIME, "children_placed": CHILDREN_PLACED, "small": SMALL}
+_WORLDS = {"youth_crime": YOUTH_CRIME, "youth_behaviour": YOUTH_BEHAVIOUR, "children_placed": CHILDREN_PLACED, "small": SMALL}
 
 
 def simulate(scenario: str, persons: int, seed: int, *, first_year: int | None = None, last_year: int | None = None,
@@ -52,7 +56,8 @@ def simulate(scenario: str, persons: int, seed: int, *, first_year: int | None =
 
 
 __all__ = [
-    "CHILDREN_PLACED", "FORMATS", "OUTCOMES", "SCENARIOS", "SMALL", "YOUTH_CRIME", "Effect", "HomelessnessWorld",
-    "Profile", "SimulatedDelivery", "WideCodes", "WorldSpec", "simulate", "simulate_children_placed",
-    "simulate_homelessness", "simulate_small", "simulate_world", "simulate_youth_crime", "write_delivery",
+    "CHILDREN_PLACED", "FORMATS", "OUTCOMES", "SCENARIOS", "SMALL", "YOUTH_BEHAVIOUR", "YOUTH_CRIME", "Effect",
+    "HomelessnessWorld", "Profile", "SimulatedDelivery", "WideCodes", "WorldSpec", "simulate", "simulate_children_placed",
+    "simulate_homelessness", "simulate_small", "simulate_world", "simulate_youth_behaviour", "simulate_youth_crime",
+    "write_delivery",
 ]
