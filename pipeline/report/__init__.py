@@ -171,11 +171,10 @@ def _profile_rows(data: ReportData, t) -> list[dict]:
     return rows
 
 
-def _volume_rows(verdicts: tuple[dict, ...], min_cell: int) -> dict:
+def _volume_rows(verdicts: tuple[dict, ...], min_cell: int, mark: str) -> dict:
     """The volume section: participants per cohort year (assumed vs realised, small cells suppressed) and what the
     course-length and cost checks rested on (:mod:`som_models.volume_verdicts`)."""
     by = {v["assumption"]: v for v in verdicts if (v.get("evidence") or {}).get("kind") == "volume"}
-    mark = SUPPRESSED.format(n=min_cell)
     cohorts = []
     part = by.get("participants")
     for r in ((part or {}).get("evidence") or {}).get("cohorts", []):
@@ -208,7 +207,7 @@ def _planned_at(assumption: dict, year: int) -> dict | None:
     return cands[-1] if cands else None
 
 
-def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict]) -> tuple[list[dict], int | None]:
+def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict], mark: str) -> tuple[list[dict], int | None]:
     """Planned vs realised standard error per assumption (the stored plan of the tested version, at the last planned
     vintage not after the delivery's last register year); small cells stay suppressed."""
     year = data.register_years.get(data.run.id)
@@ -221,7 +220,7 @@ def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict]) -> tup
         if v is None or r is None or a.get("kind") != "effect":
             continue
         se = (v.get("evidence") or {}).get("se")
-        small = v.get("realised_txt") == SUPPRESSED.format(n=data.min_cell)
+        small = v.get("realised_txt") == mark
         rows.append({"assumption": a["assumption"], "vintage": r["vintage"], "planned": _fmt(r["se"]),
                      "realised": "" if se is None or small else _fmt(se),
                      "ratio": "" if se is None or small or not r["se"] else f"{se / r['se']:.2f}",
@@ -276,7 +275,7 @@ def _assumed_participants(content: dict) -> int:
     return int(sum(c.get("participants", 0) for c in content.get("cohorts", [])))
 
 
-def _sample(data: ReportData, m: int) -> dict[str, Any]:
+def _sample(data: ReportData, m: int, mark: str) -> dict[str, Any]:
     """Register period, persons and the treated / comparison persons of the overall estimates (small ones withheld)."""
     window = (data.after.evidence_window if data.after is not None else None) or {}
     est = data.estimates
@@ -284,7 +283,6 @@ def _sample(data: ReportData, m: int) -> dict[str, Any]:
     overall = est.filter(pl.col("estimand") == "overall") if est.height else est
     n_t = max((x for x in overall.get_column("n_treated").to_list() if x is not None), default=None) if overall.height else None
     n_c = max((x for x in overall.get_column("n_control").to_list() if x is not None), default=None) if overall.height else None
-    mark = SUPPRESSED.format(n=m)
     persons = window.get("persons")
     return {"first": window.get("first_year") or (min(times) if times else None),
             "last": window.get("last_year") or (max(times) if times else None),
@@ -309,7 +307,7 @@ def _method(data: ReportData, doc: dict, t, lang: str) -> list[tuple[str, str]]:
                       treated=assignment.get("treated_clusters"), few=t("m_few") if assignment.get("few_clusters") else "")
     else:
         inference = t("m_person")
-    sample = _sample(data, data.min_cell)
+    sample = _sample(data, data.min_cell, t("suppressed", n=data.min_cell))
     years = [c["year"] for c in doc.get("cumulative", [])]
     content = (data.after or data.before).content
     tested = {v["assumption"] for v in data.verdicts}
@@ -368,7 +366,7 @@ def _summary(data: ReportData, docs: dict[str, dict], verdict_rows: list[dict], 
              udvalg: list[dict], diff: dict, t, lang: str) -> dict[str, Any]:
     """The one-page plain-language summary: assumed → shown → changed → who gains and who pays."""
     m = data.min_cell
-    mark = SUPPRESSED.format(n=m)
+    mark = t("suppressed", n=m)
     before = docs["before"]
     content = data.before.content
     participants = _assumed_participants(content)
@@ -379,7 +377,7 @@ def _summary(data: ReportData, docs: dict[str, dict], verdict_rows: list[dict], 
                 s=number(before["success_rate"], lang, 2), cost=_kr(abs(before.get("pv_costs") or 0.0), lang),
                 npv=_kr(before["npv"]["total"], lang), horizon=len(years), price_year=before.get("price_year") or "",
                 discount=before.get("discounting") or "")
-    sample = _sample(data, m)
+    sample = _sample(data, m, mark)
     counts = {"consistent": 0, "refuted": 0, "inconclusive": 0}
     for v in verdict_rows:
         counts["refuted" if v["label"].startswith("refuted") else v["label"] if v["label"] in counts else "inconclusive"] += 1
@@ -450,7 +448,7 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
         evidence = v.get("evidence") or {}
         small = is_small(evidence.get("n_treated"), m)
         verdict_rows.append({**v, "assumed_txt": _fmt(v["assumed"]), "label_txt": t("label_" + v["label"]),
-                             "realised_txt": SUPPRESSED.format(n=m) if small else _fmt(v["realised"]),
+                             "realised_txt": mark if small else _fmt(v["realised"]),
                              "ci_txt": "" if small or v["ci_low"] is None else f"{_fmt(v['ci_low'])} to {_fmt(v['ci_high'])}"})
         path_rows = [_with_interval(p, z) for p in evidence.get("path", []) if not p.get("suppressed")]
         path_rows = [p for p in path_rows if p is not None]
@@ -497,7 +495,7 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
     content = (data.after or data.before).content if (data.after or data.before) is not None else None
     alerts = [a.to_dict() for a in run_alerts(data.spec, data.verdicts, content, data.history, data.run.id)]
     plan = load_plan(workdir, data.intervention, getattr(data.before, "version", None))
-    plan_rows, plan_year = _plan_rows(data, plan, verdict_rows)
+    plan_rows, plan_year = _plan_rows(data, plan, verdict_rows, mark)
     payers = decision.payer_rows(docs)
     udvalg = _udvalg_tables(docs, lang)
     diff = decision.version_diff(data.before.content, data.after.content if data.after is not None else None, m)
@@ -509,9 +507,12 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
         alerts=alerts, plan=plan, plan_rows=plan_rows, plan_year=plan_year, plan_overview=_plan_overview(plan, plan_year),
         plan_history=_plan_history(data, workdir), plan_source=(plan or {}).get("variance_source", ""),
         title=data.title, data=data, run=data.run, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        verdicts=verdict_rows, charts=charts, held=held, **_volume_rows(tuple(verdict_rows), m),
-        estimates=est_table.to_dicts(), estimate_columns=[c for c in est_table.columns if c != "suppressed"],
-        **proj, profiles=_profile_rows(data, t), summary=summary, payers=payers, udvalg=udvalg, diff=diff,
+        verdicts=verdict_rows, charts=charts, held=held, **_volume_rows(tuple(verdict_rows), m, mark),
+        estimates=[{k: mark if v == SUPPRESSED.format(n=m) else v for k, v in r.items()} for r in est_table.to_dicts()],
+        estimate_columns=[c for c in est_table.columns if c != "suppressed"],
+        **proj, profiles=_profile_rows(data, t), summary=summary, payers=payers, udvalg=udvalg,
+        diff={**diff, "changes": [{**c, **{k: mark if c[k] == SUPPRESSED.format(n=m) else c[k] for k in ("from", "to")}}
+                                  for c in diff["changes"]]},
         version_names={k: t("v_" + k) for k in docs}, method=_method(data, last_doc, t, lang),
         glossary=glossary(lang), failed_checks=failed, passed_checks=[c for c in data.checks if c["passed"]],
         projection_warnings=warnings, checks=list(data.checks), checks_failed=len(failed), min_cell=m, mark=mark,

@@ -3,7 +3,8 @@
 Every chart states its units on both axes (kr, persons, nights or weeks per person …); labels come from the
 caller (the report's message catalogue, :mod:`pipeline.report.i18n`). Text stays text in the SVG
 (``svg.fonttype = none``), so it is searchable and scales with the page. Element ids are prefixed per chart so that
-several charts can be inlined in one HTML document without clashing clip paths.
+several charts can be inlined in one HTML document without clashing clip paths; namespace declarations and the RDF
+metadata block are dropped (the HTML parser knows SVG), so a report names no URL.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def _svg(fig, label: str) -> str:
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]
+    # inline SVG in HTML needs no namespace declarations or RDF metadata (and so names no URL at all)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
     prefix = f"c{next(_COUNTER)}-"
     ids = set(_ID.findall(text))
     text = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', text)
