@@ -33,7 +33,15 @@ from pipeline.atomic import write_text_atomic
 from pipeline.disclosure import SUPPRESSED, is_small, suppress_small_cells, suppress_verdict
 from pipeline.report import decision
 from pipeline.report.data import ReportData, gather, load_checks, save_checks
-from pipeline.report.i18n import DEFAULT_LANGUAGE, check_language, glossary, number, outcome_unit, translator
+from pipeline.report.i18n import (
+    DEFAULT_LANGUAGE,
+    check_language,
+    discounting_text,
+    glossary,
+    number,
+    outcome_unit,
+    translator,
+)
 from pipeline.report.plots import cumulative_chart, effect_path_chart, history_chart, monte_carlo_chart
 from som_models.projection.frame import UNASSIGNED
 
@@ -339,7 +347,7 @@ def _method(data: ReportData, doc: dict, t, lang: str) -> list[tuple[str, str]]:
         (t("m_tests"), str(data.verdicts[0].get("test") or "") if data.verdicts else ""),
         (t("m_margin"), f"±{float(spec.get('equivalence_margin', 0.5)):.0%}; α = {spec.get('alpha', 0.05)}"),
         (t("m_price_year"), str(doc.get("price_year") or "")),
-        (t("m_discount"), str(doc.get("discounting") or "")),
+        (t("m_discount"), discounting_text(str(doc.get("discounting") or ""), lang)),
         (t("m_horizon"), t("m_horizon_v", first=min(years), last=max(years), n=len(years)) if years else ""),
         (t("m_not_tested"), ", ".join(not_tested) or t("m_not_tested_none")),
         (t("m_limits"), " ".join(limits)),
@@ -376,7 +384,7 @@ def _summary(data: ReportData, docs: dict[str, dict], verdict_rows: list[dict], 
                 cohorts=", ".join(str(c.get("year")) for c in content.get("cohorts", [])),
                 s=number(before["success_rate"], lang, 2), cost=_kr(abs(before.get("pv_costs") or 0.0), lang),
                 npv=_kr(before["npv"]["total"], lang), horizon=len(years), price_year=before.get("price_year") or "",
-                discount=before.get("discounting") or "")
+                discount=discounting_text(before.get("discounting") or "", lang))
     sample = _sample(data, m, mark)
     counts = {"consistent": 0, "refuted": 0, "inconclusive": 0}
     for v in verdict_rows:

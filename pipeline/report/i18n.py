@@ -414,6 +414,18 @@ def outcome_unit(outcome: str | None, lang: str = DEFAULT_LANGUAGE) -> str | Non
     return None
 
 
+def discounting_text(text: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The calculation frame's discount schedule in words (:func:`som_models.projection.engine.describe_discounting`,
+    in English) in ``lang``: for Danish, "years" → "år", decimal commas, the Finance Ministry's name."""
+    if check_language(lang) == "en":
+        return text
+    import re
+
+    text = text.replace("— Finance Ministry schedule since 2021", "— Finansministeriets kalkulationsrente siden 2021")
+    text = text.replace("years ", "år ").replace("none (0 %)", "ingen (0 %)")
+    return re.sub(r"(\d)\.(\d)", r"\1,\2", text)
+
+
 def number(x: Any, lang: str = DEFAULT_LANGUAGE, digits: int = 0) -> str:
     """``x`` with thousands separators and ``digits`` decimals: ``1,234.5`` in English, ``1.234,5`` in Danish;
     empty for None/NaN, a string unchanged."""
