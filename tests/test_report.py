@@ -180,6 +180,22 @@ def test_udvalg_rows_hand_computed():
     assert decision.udvalg_rows({"cumulative": []}) == []
 
 
+def test_payer_rows_hand_computed():
+    rows_ = [{"year": 2020, "payer": "kommune", "item": "cost", "amount": -100.0, "discounted": -100.0},
+             {"year": 2021, "payer": "kommune", "item": "x", "amount": 52.0, "discounted": 50.0},
+             {"year": 2021, "payer": "stat", "item": "x", "amount": 84.0, "discounted": 80.0}]
+    doc = {"npv": {"kommune": -50.0, "region": 0.0, "stat": 80.0, "total": 30.0}, "payback_year": 2021,
+           "payback_by_payer": {"kommune": None, "region": None, "stat": None}, "rows": rows_,
+           "monte_carlo": {"prob_break_even": {"kommune": 0.2, "region": None, "stat": 1.0, "total": 0.7}}}
+    rows = {r["payer"]: r for r in decision.payer_rows({"before": {**doc, "npv": {**doc["npv"], "kommune": 9.0}},
+                                                        "after": doc})}
+    assert rows["kommune"]["npv_before"] == 9.0 and rows["kommune"]["npv_after"] == -50.0
+    assert (rows["kommune"]["role"], rows["kommune"]["invested"], rows["kommune"]["p_break_even"]) == ("pays", True, 0.2)
+    assert (rows["region"]["role"], rows["region"]["p_break_even"]) == ("none", "no_stake")
+    assert (rows["stat"]["role"], rows["stat"]["invested"]) == ("gains", False)
+    assert (rows["total"]["payback"], rows["total"]["invested"], rows["total"]["role"]) == (2021, True, "gains")
+
+
 def test_som_report_command_writes_report_json_and_xlsx_with_equal_totals(demo_run, tmp_path):
     import openpyxl
 

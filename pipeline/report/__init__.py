@@ -409,8 +409,8 @@ def _summary(data: ReportData, docs: dict[str, dict], verdict_rows: list[dict], 
     for r in payers:
         if r["payer"] == "total":
             continue
-        pay = "" if r["role"] == "none" else (t("payback_in", year=r["payback"]) if r["payback"] else
-                                              t("payback_never") if r["npv"] < 0 else "")
+        pay = "" if r["role"] == "none" or not r["invested"] else (
+            t("payback_in", year=r["payback"]) if r["payback"] else t("payback_never"))
         who.append(t("who_payer", payer=t("payer_" + r["payer"]), npv=_kr(r["npv"], lang),
                      role=t("role_" + r["role"]), payback=pay))
     named = [r for r in udvalg if r["udvalg"] != UNASSIGNED]

@@ -52,7 +52,8 @@ def payback_year(years: Sequence[int], discounted: Sequence[float]) -> int | Non
 
 def payer_rows(docs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per payer (and the total): NPV under each version in ``docs`` (``npv_<version>``), and for the last version
-    its payback year, P(NPV ≥ 0) (None: no Monte Carlo; "no stake" is ``no_stake``) and role."""
+    its payback year, whether it has a year of net outlay (``invested``), P(NPV ≥ 0) (None: no Monte Carlo;
+    "no stake" is ``no_stake``) and role (gains / pays / none: no flows)."""
     if not docs:
         return []
     last = list(docs.values())[-1]
@@ -63,6 +64,11 @@ def payer_rows(docs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
         row["npv"] = last["npv"][k]
         row["payback"] = last["payback_year"] if k == "total" else last.get("payback_by_payer", {}).get(k)
         flows = k == "total" or any(r["payer"] == k and r["amount"] for r in last["rows"])
+        yearly: dict[int, float] = defaultdict(float)
+        for r in last["rows"]:
+            if k in ("total", r["payer"]):
+                yearly[r["year"]] += r["discounted"]
+        row["invested"] = any(v < 0 for v in yearly.values())
         row["role"] = "none" if not flows else ("gains" if last["npv"][k] >= 0 else "pays")
         pbe = (mc.get("prob_break_even") or {}).get(k, "absent")
         row["p_break_even"] = None if pbe == "absent" else ("no_stake" if pbe is None else pbe)

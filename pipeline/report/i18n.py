@@ -115,6 +115,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col_npv_after": ("Nutidsværdi, forslag (kr)", "NPV, proposal (kr)"),
     "col_npv": ("Nutidsværdi (kr)", "NPV (kr)"),
     "col_nominal": ("Netto, ikke tilbagediskonteret (kr)", "Net, undiscounted (kr)"),
+    "col_udvalg_total": ("I alt (udvalgene)", "Total (the udvalg)"),
     "col_change": ("Ændring (kr)", "Change (kr)"),
     "col_payback": ("Tjent hjem (år)", "Payback year"),
     "col_role": ("Rolle", "Role"),

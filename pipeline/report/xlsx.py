@@ -3,7 +3,8 @@
 Built from the report's JSON document (:func:`pipeline.report.build_report`), so the workbook and the report
 cannot disagree. For each projected version (``evaluated``, and ``proposal`` when the run proposed one) the sheets
 of :func:`pipeline.xlsx_export.projection_workbook` — the same writer as ``som project --xlsx`` — are added with
-the version as prefix (``evaluated · Flows by year`` …); then the report's own tables:
+the version as prefix (``evaluated · Flows by year`` …), after a ``Report`` sheet naming the run; then the
+report's own tables:
 
 * ``Payers`` — NPV per payer under each version, payback year, P(NPV ≥ 0) and role;
 * ``Udvalg`` — per udvalg: payer, NPV, undiscounted net, payback, role (and any further per-udvalg key the
@@ -34,6 +35,11 @@ def report_workbook(doc: Mapping[str, Any]) -> Any:
     wb = Workbook()
     wb.remove(wb.active)
     min_cell = int(doc["min_cell"])
+    add_sheet(wb, "Report", ("field", "value"), [
+        ("intervention", doc["intervention"]), ("evaluation", doc["evaluation"]), ("run", doc["run_id"]),
+        ("data vintage", doc["data_vintage"]), ("minimum cell size", min_cell),
+        *((f"parameter version ({VERSION_LABELS.get(k, k)})", v) for k, v in doc.get("versions", {}).items()),
+        ("sign convention", "kroner at the price year; savings positive, costs negative")]).column_dimensions["B"].width = 60
     for key, proj in doc["projections"].items():
         label = VERSION_LABELS.get(key, key)
         cohorts = [(y, n if n is not None else 0) for y, n in doc.get("cohorts", {}).get(key, [])]
