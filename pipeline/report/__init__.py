@@ -366,6 +366,13 @@ def _sig(x: Any, lang: str, digits: int = 3) -> str:
     return number(round(x, decimals), lang, decimals)
 
 
+def _diff_value(value: Any, m: int, mark: str) -> Any:
+    """A version-diff value for the page: the translated small-cell mark, JSON for a mapping or list."""
+    if value == SUPPRESSED.format(n=m):
+        return mark
+    return jsonio.dumps(value, indent=None, fallback=str) if isinstance(value, dict | list) else value
+
+
 def _kr(x: Any, lang: str) -> str:
     return number(x, lang, 0)
 
@@ -457,7 +464,8 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
         small = is_small(evidence.get("n_treated"), m)
         verdict_rows.append({**v, "assumed_txt": _fmt(v["assumed"]), "label_txt": t("label_" + v["label"]),
                              "realised_txt": mark if small else _fmt(v["realised"]),
-                             "ci_txt": "" if small or v["ci_low"] is None else f"{_fmt(v['ci_low'])} to {_fmt(v['ci_high'])}"})
+                             "ci_txt": "" if small or v["ci_low"] is None
+                             else t("range", lo=_fmt(v["ci_low"]), hi=_fmt(v["ci_high"]))})
         path_rows = [_with_interval(p, z) for p in evidence.get("path", []) if not p.get("suppressed")]
         path_rows = [p for p in path_rows if p is not None]
         hidden = len(evidence.get("path", [])) - len(path_rows)
@@ -487,7 +495,8 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
                       "label_txt": t("label_" + h["label"]) if h.get("label") else "", "assumed": _fmt(h["assumed"]),
                       "realised": mark if is_small(h["n_treated"], m) else _fmt(h["realised"]),
                       "ci": "" if is_small(h["n_treated"],
-                                           m) or h["ci_low"] is None else f"{_fmt(h['ci_low'])} to {_fmt(h['ci_high'])}",
+                                           m) or h["ci_low"] is None else t("range", lo=_fmt(h["ci_low"]),
+                                                                             hi=_fmt(h["ci_high"])),
                       "tested": f"v{h['tested_version']}" if h.get("tested_version") else "",
                       "look": "" if h.get("look") is None else f"{h['look']} (t = {h['information_fraction']:.2f})",
                       "flag": h.get("flag"), "replaces": h.get("replaces") or []}
@@ -519,8 +528,7 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
         estimates=[{k: mark if v == SUPPRESSED.format(n=m) else v for k, v in r.items()} for r in est_table.to_dicts()],
         estimate_columns=[c for c in est_table.columns if c != "suppressed"],
         **proj, profiles=_profile_rows(data, t), summary=summary, payers=payers, udvalg=udvalg,
-        diff={**diff, "changes": [{**c, **{k: mark if c[k] == SUPPRESSED.format(n=m) else c[k] for k in ("from", "to")}}
-                                  for c in diff["changes"]]},
+        diff={**diff, "changes": [{**c, **{k: _diff_value(c[k], m, mark) for k in ("from", "to")}} for c in diff["changes"]]},
         version_names={k: t("v_" + k) for k in docs}, method=_method(data, last_doc, t, lang),
         glossary=glossary(lang), failed_checks=failed, passed_checks=[c for c in data.checks if c["passed"]],
         projection_warnings=warnings, checks=list(data.checks), checks_failed=len(failed), min_cell=m, mark=mark,

@@ -95,6 +95,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col_realised": ("Realiseret", "Realised"),
     "col_ci": ("95 %-konfidensinterval", "95 % CI"),
     "col_interval": ("Interval", "Interval"),
+    "range": ("{lo} til {hi}", "{lo} to {hi}"),
     "col_explanation": ("Forklaring", "Explanation"),
     "verdict_note": ("Test: {test}; ækvivalensmargin ±{margin} % af antagelsen; α = {alpha}. Forklaringerne er "
                      "beregningens egne (på engelsk).",
