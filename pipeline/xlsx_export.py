@@ -53,6 +53,12 @@ def _sheet(wb: Any, title: str, header: Sequence[str], rows: Iterable[Sequence[A
     return ws
 
 
+def add_sheet(wb: Any, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Any:
+    """A sheet ``title`` in ``wb`` with a bold, frozen header row and ``rows`` — the writer of every sheet here,
+    for other workbooks too (``som report --xlsx``, :mod:`pipeline.report.xlsx`)."""
+    return _sheet(wb, title, header, rows)
+
+
 def flows_by_year(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per year of the horizon: nominal and discounted net per payer and in total, and the cumulative discounted
     total — aggregated from ``doc["rows"]`` (years without rows are 0)."""

@@ -100,7 +100,7 @@ def test_proposed_version_stored_with_evidence_and_rerun_is_idempotent(run):
 def test_report_is_self_contained_and_has_no_person_numbers(run):
     _, folder, _, outcome, _ = run
     html = open(outcome.report, encoding="utf-8").read()
-    assert "refuted-overestimated" in html and "data:image/png;base64," in html
+    assert "refuted-overestimated" in html and "<svg" in html and "data:image" not in html  # inline SVG charts
     assert not re.search(r"<script|<link|https?://", html)
     pnrs = set(pl.read_parquet(folder / "bef201512.parquet").get_column("PNR"))
     assert not any(p in html for p in pnrs)

@@ -90,7 +90,7 @@ def test_unverified_years_are_marked_in_params_show_projection_monte_carlo_and_r
     assert {r.input for r in mc.tornado} >= {"consequence:kontanthjaelp_weeks unverified years 5–10 (total units)"}
     assert mc.to_dict()["unverified"]["kontanthjaelp_weeks"] == list(range(5, 11))
     html = Path(outcome.report).read_text(encoding="utf-8")
-    assert html.count("unverified (extrapolated)") == 12 and "they contribute" in html
+    assert html.count("ikke verificeret (ekstrapoleret)") == 12 and "de bidrager med" in html  # Danish by default
 
 
 def _strong_tail_spec(tmp_path: Path) -> Path:

@@ -64,7 +64,7 @@ def test_projection_after_the_update_uses_the_realised_cohorts(volume):
 def test_report_shows_the_volume_verdicts(volume):
     _, _, outcome, verdicts = volume
     html = open(outcome.report, encoding="utf-8").read()
-    assert "Participants per cohort year" in html
+    assert "Deltagere pr. kohorteår" in html  # the report is in Danish by default
     for name in ("participants", "course_years", "cost_per_participant"):
         assert f"<code>{name}</code>" in html
     assert verdicts["participants"]["sentence"].split(";")[0][:60] in html.replace("&#39;", "'")

@@ -34,6 +34,8 @@ class ReportData:
     after: Any | None
     checks: tuple[dict, ...]
     spec: dict = field(default_factory=dict)
+    #: evaluation run id → the last register year its estimates cover (for the planned-vs-realised precision)
+    register_years: dict = field(default_factory=dict)
 
 
 def checks_path(workdir: Path, run_id: str) -> Path:
@@ -92,9 +94,15 @@ def gather(store, *, intervention: str | None = None, evaluation: str | None = N
     spec = dict(run.spec or {})
     if checks is None:
         checks = load_checks(workdir, run.id) if workdir else []
+    register_years = {}
+    for rid in dict.fromkeys([run.id, *(p["run_id"] for p in history)]):
+        times = [r.get("time") for r in (rows if rid == run.id else store.estimates_for_run(rid))]
+        times = [t for t in times if t is not None]
+        if times:
+            register_years[rid] = int(max(times))
     return ReportData(
         intervention=intervention, evaluation=run.evaluation_id, title=str(spec.get("title") or run.evaluation_id),
         min_cell=int(spec.get("min_cell", 5)), run=run, verdicts=tuple(store.verdicts_for_run(run.id)),
         estimates=estimates, history=tuple(history), versions=versions, before=before, after=after,
-        checks=tuple(checks), spec=spec,
+        checks=tuple(checks), spec=spec, register_years=register_years,
     )
