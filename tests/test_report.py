@@ -151,31 +151,44 @@ def test_failures_and_alerts_first_passed_checks_collapsed(demo_data, tmp_path):
     assert "planted_failure" in quality[:quality.index("<details>")]
 
 
+def _ledger_doc(scale: float = 1.0) -> dict:
+    """A hand-made projection document with the udvalg ledger of two payers over three years (the format of
+    :meth:`som_models.projection.ledger.Ledger.to_dict`)."""
+    disc = {"kommune/boerne_og_ungeudvalget": [-100.0, 19.0, 0.0], "kommune/beskaeftigelsesudvalget": [0.0, 48.0, 55.0],
+            "region/somatik": [-10.0, 0.0, 11.0]}
+    nominal = {"kommune/boerne_og_ungeudvalget": [-100.0, 20.0, 0.0], "kommune/beskaeftigelsesudvalget": [0.0, 50.0, 60.0],
+               "region/somatik": [-10.0, 0.0, 12.0]}
+    years = (2020, 2021, 2022)
+    npv = {k: scale * sum(v) for k, v in disc.items()}
+    payback = {"kommune/boerne_og_ungeudvalget": None, "kommune/beskaeftigelsesudvalget": None, "region/somatik": 2022}
+    accounts = [{"payer": k.split("/")[0], "udvalg": k.split("/")[1], "label": k, "npv": npv[k],
+                 "payback_year": payback[k], "role": "invests" if npv[k] < 0 else "gains", "description": ""}
+                for k in disc]
+    return {"udvalg": {"accounts": accounts,
+                       "by_year": [{"year": y, **{k: scale * v[t] for k, v in nominal.items()}} for t, y in enumerate(years)],
+                       "by_year_discounted": [{"year": y, **{k: scale * v[t] for k, v in disc.items()}}
+                                              for t, y in enumerate(years)]},
+            "break_even": {"udvalg": {"region/somatik": {"success_rate": {"status": "ok", "value": 0.4},
+                                                         "cost_per_participant": {"status": "no_cost", "value": None}}}},
+            "monte_carlo": {"udvalg": {"kommune/beskaeftigelsesudvalget": {"prob_break_even": 1.0}},
+                            "udvalg_no_stake": ["stat/kriminalforsorg"]}}
+
+
 def test_udvalg_rows_hand_computed():
-    """Three committees of two payers over three years; a new per-udvalg key appears as a column untouched."""
-    doc = {"cumulative": [{"year": y} for y in (2020, 2021, 2022)],
-           "committees": [
-               {"year": 2020, "committee": "boerne_og_ungeudvalget", "amount": -100.0, "discounted": -100.0},
-               {"year": 2021, "committee": "boerne_og_ungeudvalget", "amount": 20.0, "discounted": 19.0},
-               {"year": 2021, "committee": "beskaeftigelsesudvalget", "amount": 50.0, "discounted": 48.0},
-               {"year": 2022, "committee": "beskaeftigelsesudvalget", "amount": 60.0, "discounted": 55.0},
-               {"year": 2020, "committee": "somatik", "payer": "region", "amount": -10.0, "discounted": -10.0},
-               {"year": 2022, "committee": "somatik", "payer": "region", "amount": 12.0, "discounted": 11.0}],
-           "npv_by_committee": {"boerne_og_ungeudvalget": -81.0}, "break_even_by_committee": {"somatik": 0.4},
-           "monte_carlo": {"prob_break_even": {"kommune": 0.3, "beskaeftigelsesudvalget": 1.0}}}
+    """Three udvalg accounts of two payers over three years, read from the ledger of the projection document."""
+    doc = _ledger_doc()
     rows = {r["udvalg"]: r for r in decision.udvalg_rows(doc)}
     assert rows["boerne_og_ungeudvalget"]["npv"] == -81.0 and rows["boerne_og_ungeudvalget"]["role"] == "invests"
     assert rows["boerne_og_ungeudvalget"]["payback"] is None and rows["boerne_og_ungeudvalget"]["nominal"] == -80.0
     assert rows["beskaeftigelsesudvalget"]["npv"] == 103.0 and not rows["beskaeftigelsesudvalget"]["invested"]
-    assert rows["beskaeftigelsesudvalget"]["p_break_even"] == 1.0
+    assert rows["beskaeftigelsesudvalget"]["p_break_even"] == 1.0 and "p_break_even" not in rows["somatik"]
     assert rows["somatik"]["payer"] == "region" and rows["somatik"]["payback"] == 2022 and rows["somatik"]["npv"] == 1.0
-    assert rows["somatik"]["break_even"] == 0.4
-    assert decision.udvalg_extra_columns(list(rows.values())) == ["break_even"]
+    assert rows["somatik"]["break_even_success_rate"] == "0.4" and rows["somatik"]["break_even_cost"] == "no_cost"
+    assert decision.udvalg_extra_columns(list(rows.values())) == ["break_even_cost", "break_even_success_rate"]
     names, by_year = decision.cross_subsidy(decision.udvalg_rows(doc))
-    assert "region: somatik" in names
+    assert "region: somatik" in names and "beskaeftigelsesudvalget" in names
     assert [r["total"] for r in by_year] == [-110.0, 67.0, 66.0]
-    later = {**doc, "committees": [{**r, "discounted": 2 * r["discounted"]} for r in doc["committees"]]}
-    compare = {r["udvalg"]: r for r in decision.udvalg_compare({"before": doc, "after": later})}
+    compare = {r["udvalg"]: r for r in decision.udvalg_compare({"before": doc, "after": _ledger_doc(2.0)})}
     assert compare["beskaeftigelsesudvalget"]["change"] == 103.0 and compare["somatik"]["npv_after"] == 2.0
     assert decision.udvalg_rows({"cumulative": []}) == []
 
@@ -215,10 +228,12 @@ def test_som_report_command_writes_report_json_and_xlsx_with_equal_totals(demo_r
     payers = {r[0]: r for r in list(wb["Payers"].iter_rows(values_only=True))[1:]}
     for r in doc["payers"]:
         assert payers[r["payer"]][1] == pytest.approx(r["npv_before"]) and payers[r["payer"]][2] == pytest.approx(r["npv_after"])
-    udvalg = {r[1]: r[2] for r in list(wb["Udvalg"].iter_rows(values_only=True))[1:]}
-    assert udvalg and udvalg == pytest.approx({r["udvalg"]: r["npv"] for r in doc["udvalg"]})
-    # the udvalg of the kommune add up to the kommune's NPV, in the workbook as in the JSON
-    assert sum(udvalg.values()) == pytest.approx(doc["projections"]["after"]["npv"]["kommune"], abs=0.01)
+    udvalg = {(r[0], r[1]): r[2] for r in list(wb["Udvalg"].iter_rows(values_only=True))[1:]}
+    assert udvalg and udvalg == pytest.approx({(r["payer"], r["udvalg"]): r["npv"] for r in doc["udvalg"]})
+    # each payer's udvalg add up to the payer's NPV, in the workbook as in the JSON
+    for payer in ("kommune", "region", "stat"):
+        assert sum(v for (p, _), v in udvalg.items() if p == payer) == pytest.approx(
+            doc["projections"]["after"]["npv"][payer], abs=0.01)
     by_year = list(wb["Udvalg by year"].iter_rows(values_only=True))
     assert sum(r[-1] for r in by_year[1:]) == pytest.approx(sum(udvalg.values()), abs=0.01)
     bad = CliRunner().invoke(app, ["report", "--workdir", str(workdir), "--lang", "fr"])

@@ -141,13 +141,9 @@ def project_command(
     except ParameterError as exc:
         fail(f"{source}: {exc}")
 
-    out = result.to_dict()
-    out["source"] = source
-    out["discounting"] = result.discounting
-    out["break_even"] = be.to_dict()
-    out.update(aids.to_dict())
-    if mc is not None:
-        out["monte_carlo"] = mc.to_dict()
+    from som_models.projection.document import projection_document
+
+    out = projection_document(result, be, mc, aids, source=source)
     _print(result, mc, source, rows, be)
     from pipeline.decision_output import print_decision_aids
 

@@ -109,14 +109,15 @@ def _projections(data: ReportData) -> tuple[dict[str, Any], dict[str, dict], dic
     (as ``som project --json`` with a seeded Monte Carlo of :data:`MC_DRAWS` draws) and the Monte Carlo results."""
     from som_models.parameters import parse_parameter_set
     from som_models.projection import break_even, monte_carlo, project
+    from som_models.projection.document import projection_document
 
     versions = {"before": data.before}
     if data.after is not None:
         versions["after"] = data.after
     params = {k: parse_parameter_set(v.content) for k, v in versions.items()}
     sims = {k: monte_carlo(p, draws=MC_DRAWS, seed=MC_SEED) for k, p in params.items()}
-    docs = {k: decision.projection_document(project(p), break_even(p), sims[k],
-                                            source=f"{data.intervention} version {versions[k].version}")
+    docs = {k: projection_document(project(p), break_even(p), sims[k],
+                                   source=f"{data.intervention} version {versions[k].version}")
             for k, p in params.items()}
     return params, docs, sims
 
@@ -215,23 +216,22 @@ def _planned_at(assumption: dict, year: int) -> dict | None:
     return cands[-1] if cands else None
 
 
-def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict], mark: str) -> tuple[list[dict], int | None]:
-    """Planned vs realised standard error per assumption (the stored plan of the tested version, at the last planned
-    vintage not after the delivery's last register year); small cells stay suppressed."""
+def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict]) -> tuple[list[dict], int | None]:
+    """Planned vs realised standard error per assumption (:func:`pipeline.plan.realised_vs_planned`: the stored plan
+    of the tested version at the last planned vintage not after the delivery's last register year); small cells
+    stay suppressed."""
+    from pipeline.plan import realised_vs_planned
+
     year = data.register_years.get(data.run.id)
     if not plan or year is None:
         return [], None
+    by_name = {a["assumption"]: a for a in plan.get("assumptions", [])}
     rows = []
-    for a in plan.get("assumptions", []):
-        v = next((x for x in verdicts if x["assumption"] == a["assumption"]), None)
-        r = _planned_at(a, year)
-        if v is None or r is None or a.get("kind") != "effect":
-            continue
-        se = (v.get("evidence") or {}).get("se")
-        small = v.get("realised_txt") == mark
-        rows.append({"assumption": a["assumption"], "vintage": r["vintage"], "planned": _fmt(r["se"]),
-                     "realised": "" if se is None or small else _fmt(se),
-                     "ratio": "" if se is None or small or not r["se"] else f"{se / r['se']:.2f}",
+    for r in realised_vs_planned(plan, verdicts, int(year), min_cell=data.min_cell):
+        a = by_name[r["assumption"]]
+        rows.append({"assumption": r["assumption"], "vintage": r["vintage"], "planned": _fmt(r["planned_se"]),
+                     "realised": "" if r["realised_se"] is None else _fmt(r["realised_se"]),
+                     "ratio": "" if r["ratio"] is None else f"{r['ratio']:.2f}",
                      "refute": a.get("refutable_from"), "confirm": a.get("confirmable_from")})
     return rows, year
 
@@ -423,7 +423,7 @@ def _summary(data: ReportData, docs: dict[str, dict], verdict_rows: list[dict], 
     named = [r for r in udvalg if r["udvalg"] != UNASSIGNED]
     if named:
         lo, hi = min(named, key=lambda r: r["npv"]), max(named, key=lambda r: r["npv"])
-        who_udvalg = t("who_udvalg", payer_udvalg=lo["udvalg"], npv=_kr(lo["npv"], lang), gain_udvalg=hi["udvalg"],
+        who_udvalg = t("who_udvalg", payer_udvalg=lo["name"], npv=_kr(lo["npv"], lang), gain_udvalg=hi["name"],
                        gain=_kr(hi["npv"], lang))
         rest = sum(r["npv"] for r in udvalg if r["udvalg"] == UNASSIGNED)
         if any(r["udvalg"] == UNASSIGNED for r in udvalg):
@@ -512,7 +512,7 @@ def build_report(data: ReportData, *, workdir: Path | None = None, lang: str = D
     content = (data.after or data.before).content if (data.after or data.before) is not None else None
     alerts = [a.to_dict() for a in run_alerts(data.spec, data.verdicts, content, data.history, data.run.id)]
     plan = load_plan(workdir, data.intervention, getattr(data.before, "version", None))
-    plan_rows, plan_year = _plan_rows(data, plan, verdict_rows, mark)
+    plan_rows, plan_year = _plan_rows(data, plan, verdict_rows)
     payers = decision.payer_rows(docs)
     udvalg = _udvalg_tables(docs, lang)
     diff = decision.version_diff(data.before.content, data.after.content if data.after is not None else None, m)

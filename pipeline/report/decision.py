@@ -1,17 +1,15 @@
 """The decision tables of the report: who pays and who gains per payer and per udvalg, the cross-subsidy by year,
 projected vs realised per udvalg, and the version diff — all from the projection document (the JSON ``som
-project --json`` writes: :func:`projection_document`) and the stored parameter documents.
+project --json`` writes: :func:`som_models.projection.document.projection_document`) and the stored parameter
+documents.
 
-The udvalg tables are generic: :func:`udvalg_rows` is the one function that turns a projection document into
-rows. It groups the document's ``committees`` rows (``year``, ``committee``, ``amount``, ``discounted`` and any
-further text keys such as ``payer``) by their text keys, so committees of any payer appear without code changes,
-and it adds every ``<metric>_by_committee`` / ``<metric>_by_udvalg`` mapping the document holds as a column
-(``npv_by_committee`` is checked against the rows instead) and, with a Monte Carlo, ``prob_break_even`` of each
-committee named there.
+The udvalg tables read the projection document's udvalg ledger (``udvalg``: every payer's accounts, their yearly
+net and NPV; :mod:`som_models.projection.ledger`): :func:`udvalg_rows` is the one function that turns it into
+rows, with the Monte Carlo's P(NPV ≥ 0) per account and the break-even per account beside them.
 
-Formulas: NPV of an udvalg = Σ_t discounted[t, udvalg]; payback year = the first year in which the cumulative
-discounted net is ≥ 0 after a negative flow (the rule :mod:`som_models.projection.frame` applies to payers);
-role = "invests" when the NPV is negative, else "gains".
+Formulas (the ledger's): NPV of an udvalg = Σ_t discounted[t, udvalg]; payback year = the first year in which
+the cumulative discounted net is ≥ 0 after a negative flow (the rule :mod:`som_models.projection.frame` applies
+to payers); role = "invests" when the NPV is negative, "gains" when positive.
 """
 
 from __future__ import annotations
@@ -24,30 +22,8 @@ from pipeline.disclosure import SUPPRESSED, is_small
 
 PAYERS = ("kommune", "region", "stat")
 KEYS = (*PAYERS, "total")
-_NUMERIC = {"year", "amount", "discounted"}
 #: parameter paths whose values are counts of persons (small ones are suppressed in the diff)
 _COUNT_LEAVES = ("participants", "persons", "n_treated", "n_control")
-
-
-def projection_document(result: Any, break_even: Any, mc: Any | None = None, *, source: str = "") -> dict[str, Any]:
-    """The JSON document ``som project --json`` writes, from a projection ``result``
-    (:func:`som_models.projection.project`), its ``break_even`` and optionally a Monte Carlo ``mc``: the
-    projection's ``to_dict()`` with ``source``, ``discounting``, ``break_even`` and ``monte_carlo``."""
-    out = result.to_dict()
-    out["source"] = source
-    out["discounting"] = result.discounting
-    out["break_even"] = break_even.to_dict()
-    if mc is not None:
-        out["monte_carlo"] = mc.to_dict()
-    return out
-
-
-def payback_year(years: Sequence[int], discounted: Sequence[float]) -> int | None:
-    """The payback year of a yearly discounted series, by the calculation frame's own rule (the first year the
-    cumulative discounted net is ≥ 0 after a negative flow; :func:`som_models.projection.frame._payback`)."""
-    from som_models.projection.frame import _payback
-
-    return _payback(list(years), list(discounted))
 
 
 def payer_rows(docs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -76,54 +52,58 @@ def payer_rows(docs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _group_key(row: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, str(v)) for k, v in row.items() if k not in _NUMERIC and isinstance(v, str)))
-
-
 def udvalg_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per udvalg (committee) of the projection document ``doc`` (module docstring): ``udvalg``, ``payer``
-    (the rows' ``payer``, else ``kommune``), ``npv``, ``nominal``, ``payback``, ``role``, ``by_year`` (year →
-    discounted) and the extra metrics; [] when the document splits nothing by udvalg."""
-    rows = doc.get("committees") or []
-    years = [c["year"] for c in doc.get("cumulative", [])] or sorted({r["year"] for r in rows})
-    groups: dict[tuple, dict[str, Any]] = {}
-    for r in rows:
-        key = _group_key(r)
-        g = groups.setdefault(key, {**dict(key), "by_year": defaultdict(float), "nominal": 0.0})
-        g["by_year"][r["year"]] += r["discounted"]
-        g["nominal"] += r["amount"]
-    metrics = {k: v for k, v in doc.items() if isinstance(v, Mapping) and k != "npv_by_committee"
-               and (k.endswith("_by_committee") or k.endswith("_by_udvalg"))}
-    pbe = ((doc.get("monte_carlo") or {}).get("prob_break_even") or {})
+    """One row per account of the projection document's udvalg ledger (``doc["udvalg"]``,
+    :meth:`som_models.projection.ledger.Ledger.to_dict`; every payer's udvalg): ``udvalg``, ``payer``, ``label``,
+    ``npv``, ``nominal`` (undiscounted sum), ``payback``, ``role`` (invests / gains / neutral), ``invested`` (a year
+    of net outlay), ``by_year`` (year → discounted), ``p_break_even`` (the Monte Carlo's P(NPV ≥ 0) of the account,
+    ``no_stake`` when it had no flow in any draw; absent without draws), ``break_even_success_rate`` and
+    ``break_even_cost`` (``doc["break_even"]["udvalg"]``, the short text of each). [] without a ledger."""
+    book = doc.get("udvalg") or {}
+    accounts = book.get("accounts") or []
+    by_year = book.get("by_year_discounted") or []
+    nominal = book.get("by_year") or []
+    mc = doc.get("monte_carlo") or {}
+    mc_udvalg, no_stake = mc.get("udvalg") or {}, set(mc.get("udvalg_no_stake") or ())
+    be = (doc.get("break_even") or {}).get("udvalg") or {}
     out = []
-    for g in groups.values():
-        name = g.pop("committee", None) or g.pop("udvalg", "?")
-        by_year = dict(g.pop("by_year"))
-        npv = sum(by_year.values())
-        row: dict[str, Any] = {"udvalg": name, "payer": g.pop("payer", "kommune"), **g, "npv": npv,
-                               "payback": payback_year(years, [by_year.get(y, 0.0) for y in years]),
-                               "role": "invests" if npv < 0 else "gains",
-                               "invested": any(v < 0 for v in by_year.values()), "by_year": by_year}
-        for metric, mapping in metrics.items():
-            value = mapping.get(name)
-            if value is not None and not isinstance(value, Mapping | list):
-                row[metric.rsplit("_by_", 1)[0]] = value
-        if name in pbe:
-            row["p_break_even"] = "no_stake" if pbe[name] is None else pbe[name]
+    for acct in accounts:
+        key = acct["label"]
+        years = {r["year"]: r.get(key, 0.0) for r in by_year}
+        name = acct["udvalg"] if acct["payer"] == "kommune" else f"{acct['payer']}: {acct['udvalg']}"
+        row: dict[str, Any] = {"udvalg": acct["udvalg"], "payer": acct["payer"], "label": key, "name": name,
+                               "npv": acct["npv"],
+                               "nominal": sum(r.get(key, 0.0) for r in nominal), "payback": acct["payback_year"],
+                               "role": acct["role"], "invested": any(v < 0 for v in years.values()),
+                               "by_year": years}
+        if key in mc_udvalg:
+            row["p_break_even"] = mc_udvalg[key]["prob_break_even"]
+        elif key in no_stake:
+            row["p_break_even"] = "no_stake"
+        if key in be:
+            row["break_even_success_rate"] = _break_even_text(be[key]["success_rate"])
+            row["break_even_cost"] = _break_even_text(be[key]["cost_per_participant"])
         out.append(row)
-    return sorted(out, key=lambda r: (r["payer"], r["npv"]))
+    return sorted(out, key=lambda r: (PAYERS.index(r["payer"]) if r["payer"] in PAYERS else 9, r["npv"]))
+
+
+def _break_even_text(entry: Mapping[str, Any]) -> str:
+    """A break-even entry (:meth:`som_models.projection.breakeven.BreakEven.to_dict`) as a short text: its value,
+    else its status."""
+    value = entry.get("value")
+    return f"{value:.4g}" if isinstance(value, int | float) else str(entry.get("status", ""))
 
 
 def udvalg_extra_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The columns of :func:`udvalg_rows` beyond the standard ones (new keys the projection document carries)."""
-    standard = {"udvalg", "payer", "npv", "nominal", "payback", "role", "invested", "by_year", "p_break_even"}
+    standard = {"udvalg", "payer", "label", "name", "npv", "nominal", "payback", "role", "invested", "by_year", "p_break_even"}
     return sorted({k for r in rows for k in r if k not in standard})
 
 
 def cross_subsidy(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """The year × udvalg table of discounted net amounts from :func:`udvalg_rows`: (udvalg names, one row per year
     with ``year``, each udvalg's amount and ``total``)."""
-    names = [r["udvalg"] if r["payer"] == "kommune" else f"{r['payer']}: {r['udvalg']}" for r in rows]
+    names = [r["name"] for r in rows]
     years = sorted({y for r in rows for y in r["by_year"]})
     table = []
     for y in years:

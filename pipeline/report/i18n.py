@@ -125,6 +125,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col_version": ("Version", "Version"),
     "role_invests": ("investerer", "invests"),
     "role_gains_u": ("vinder", "gains"),
+    "role_neutral": ("neutral", "neutral"),
     "no_stake": ("ingen andel", "no stake"),
     "no_outlay": ("ingen udgift", "no outlay"),
     "unassigned": ("ikke fordelt på udvalg", "not assigned to an udvalg"),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_atomic
+from pipeline.report.decision import udvalg_extra_columns
 from pipeline.xlsx_export import add_sheet, projection_workbook
 
 VERSION_LABELS = {"before": "evaluated", "after": "proposal"}
@@ -53,8 +54,7 @@ def report_workbook(doc: Mapping[str, Any]) -> Any:
               ([r["payer"], *(r[f"npv_{k}"] for k in versions), r["payback"], r["p_break_even"], r["role"]]
                for r in doc["payers"]))
     rows = doc["udvalg"]
-    extra = sorted({k for r in rows for k in r} - {"udvalg", "payer", "npv", "nominal", "payback", "role", "invested",
-                                                   "p_break_even"})
+    extra = udvalg_extra_columns(rows)
     add_sheet(wb, "Udvalg", ["payer", "udvalg", "NPV (kr)", "net undiscounted (kr)", "payback year", "role",
                              "P(NPV ≥ 0)", *extra],
               ([r["payer"], r["udvalg"], r["npv"], r["nominal"], r["payback"], r["role"], r.get("p_break_even"),
