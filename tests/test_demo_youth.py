@@ -122,22 +122,39 @@ def test_the_document_states_causal_kinds_and_tested_items():
 
 
 def test_som_demo_scenario_youth_shows_boerne_og_unge_paying_and_beskaeftigelse_gaining(tmp_path):
-    """The command through the installed entry point and the Dagster graph (the housing demo's path), small world."""
+    """The command through the installed entry point and the Dagster graph (the housing demo's path), small world:
+    børne- og unge pays and beskæftigelse gains in the terminal, the report and the spreadsheet."""
+    import openpyxl
+
     work = tmp_path / "work"
+    book = tmp_path / "youth.xlsx"
     result = subprocess.run([SOM, "demo", "--scenario", "youth", "--persons", "1500", "--workdir", str(work),
-                             "--json", "-"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+                             "--xlsx", str(book), "--json", "-"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads(result.stdout)
     assert doc["scenario"] == "youth" and doc["intervention"] == "youth_behaviour_demo"
     assert Path(doc["source"]["delivery"]).name == "demo-youth" and Path(doc["report"]).is_file()
     assert {v["assumption"] for v in doc["verdicts"]} >= {"success_rate", "effect_path:convictions",
                                                          "effect_path:kontanthjaelp_weeks", "effect_path:earnings_dkk"}
+    bu, besk = f"kommune/{BU}", f"kommune/{BESK}"
     for version in ("before", "after"):
         npv = doc["udvalg"][version]
-        assert npv[BU] < 0 < npv[BESK], (version, npv)
+        assert npv[bu] < 0 < npv[besk], (version, npv)
+    # the terminal: the sentence and the projected-vs-realised table per udvalg
     human = result.stderr
-    assert "Who pays, who gains" in human and BU in human and BESK in human
-    assert f"pays — {BU}" in human and f"gains — {BESK}" in human
+    pays, _, gains = human.partition("Who pays, who gains")[2].partition("gains —")
+    assert f"pays — {bu}" in pays and besk in gains.splitlines()[0]
+    assert doc["udvalg_comparison"]["accounts"] and bu in human and besk in human
+    # the report (Danish): both udvalg in the udvalg table, børne- og unge investing
+    html = Path(doc["report"]).read_text(encoding="utf-8")
+    table = html[html.index('id="udvalg"'):]
+    assert BU in table and BESK in table and "investerer" in table
+    # the spreadsheet: the report's Udvalg sheet, NPV per payer and udvalg
+    rows = list(openpyxl.load_workbook(book, read_only=True)["Udvalg"].iter_rows(values_only=True))
+    npv = {(r[0], r[1]): r[2] for r in rows[1:]}
+    assert npv[("kommune", BU)] < 0 < npv[("kommune", BESK)]
+    assert npv[("kommune", BU)] == pytest.approx(doc["udvalg"]["after"][bu], rel=1e-9)
 
 
 def test_unknown_scenario_is_refused():

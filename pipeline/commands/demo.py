@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from pipeline.cli import WorkdirOpt, console, debug_enabled, fail, fail_run
 from pipeline.cli_output import JsonOpt, emit_json, json_command
@@ -56,13 +55,23 @@ def demo(
     scenario: str = typer.Option("housing", "--scenario",
                                  help="Demo: housing (Housing First, the default) or youth (paid by børne- og unge, "
                                       "gains to beskæftigelse in adulthood)."),
+    xlsx: Path | None = typer.Option(None, "--xlsx", metavar="PATH",
+                                     help="Also write the report's workbook (per year, payer and udvalg; as "
+                                          "`som report --xlsx`)."),
+    keep_history: bool = typer.Option(False, "--keep-history",
+                                      help="Record the Dagster run in the workdir's history (for `som ui`); by "
+                                           "default the demo runs on an ephemeral Dagster instance, which is faster. "
+                                           "The parameter store and the report are written either way."),
     json_out: Path | None = JsonOpt,
 ) -> None:
     """Run the whole evaluation loop on a synthetic delivery. Example: som demo --workdir /tmp/som --scenario youth
 
-    With --json the result is the `som evaluate --json` document plus the delivery, the report, the Dagster run and
-    the kommune's NPV by udvalg (committee) of the evaluated and the proposed parameter version.
+    With --json the result is the `som evaluate --json` document (with projected vs realised per udvalg,
+    ``udvalg_comparison``) plus the delivery, the report, the Dagster run and the NPV per udvalg account
+    (``payer/udvalg``) of the evaluated and the proposed parameter version (``udvalg``).
     """
+    if xlsx is not None and xlsx.suffix.lower() != ".xlsx":
+        fail(f"--xlsx {xlsx}: the workbook file name must end in .xlsx")
     if scenario not in DEMOS:
         fail(f"--scenario must be one of {'|'.join(DEMOS)} (got {scenario!r})")
     if persons < 200:
@@ -89,63 +98,75 @@ def demo(
         step("Generating a synthetic register delivery")
         folder = generate_demo_delivery(home, persons=persons, seed=seed, name=demo_.landing, scenario=demo_.world)
         step("Materialising the Dagster asset graph (in-process)")
-        outcome = run_evaluation(home, delivery=folder, evaluation_spec=str(spec),
+        instance = None
+        if not keep_history:
+            import dagster as dg
+
+            instance = dg.DagsterInstance.ephemeral()
+        outcome = run_evaluation(home, delivery=folder, evaluation_spec=str(spec), instance=instance,
                                  log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL)
     console.print(f"Demo {scenario}: {demo_.story}", soft_wrap=True, highlight=False)
     console.print(f"Delivery: {folder} ({persons} persons, seed {seed}; planted truth in truth.json)", soft_wrap=True)
     if not outcome.success:
         fail_run(outcome.failures, "the evaluation run did not complete")
     doc = run_result(home, load_spec(spec), outcome.evaluation_run_id, source={"delivery": str(folder)})
-    udvalg = committee_npv(outcome.projections)
-    doc.update(report=outcome.report, dagster_run_id=outcome.run_id, scenario=scenario, udvalg=udvalg)
+    udvalg = account_npv(outcome.projections)
+    doc.update(report=outcome.report, dagster_run_id=outcome.run_id if keep_history else None, scenario=scenario,
+               udvalg=udvalg)
     print_result(doc)
     if any(udvalg.values()):
-        p = doc["proposal"]
-        console.print(udvalg_table(udvalg, tested=doc["tested_version"], proposed=p["version"] if p else None))
         console.print(who_pays_who_gains(udvalg["after"] or udvalg["before"]), soft_wrap=True, highlight=False)
     console.print(f"Parameter store: {display_url(outcome.database)}", soft_wrap=True, highlight=False)
     console.print(f"Report: {outcome.report}", soft_wrap=True, highlight=False)
+    if xlsx is not None:
+        doc["xlsx"] = str(_write_workbook(home, outcome.database, doc["intervention"], xlsx))
+        console.print(f"Workbook written: {xlsx}", soft_wrap=True, highlight=False)
+    if not keep_history:
+        console.print("The Dagster run was not kept in the workdir's history (--keep-history keeps it for `som ui`).",
+                      soft_wrap=True, highlight=False)
     console.print(f"Finished in {time.perf_counter() - started:.1f} s.")
     emit_json(json_out, doc)
 
 
-def committee_npv(projections: Mapping[str, Any]) -> dict[str, dict[str, float] | None]:
-    """The kommune's NPV by udvalg (committee) of the ``projections`` asset's two projections (``before`` = the
-    evaluated parameter version, ``after`` = the proposal): ``npv_by_committee`` of each, None when the projection
-    splits no kommune amount by committee (som_models/projection/frame.py)."""
+def account_npv(projections: Mapping[str, Any]) -> dict[str, dict[str, float] | None]:
+    """The NPV per udvalg account (``payer/udvalg``, every payer; the udvalg ledger,
+    som_models/projection/ledger.py) of the ``projections`` asset's two projections (``before`` = the evaluated
+    parameter version, ``after`` = the proposal); None for a projection without a ledger."""
     out: dict[str, dict[str, float] | None] = {}
     for key in ("before", "after"):
-        by = (projections.get(key) or {}).get("npv_by_committee")
-        out[key] = {str(k): float(v) for k, v in by.items()} if by else None
+        accounts = ((projections.get(key) or {}).get("udvalg") or {}).get("accounts")
+        out[key] = {str(a["label"]): float(a["npv"]) for a in accounts} if accounts else None
     return out
 
 
-def udvalg_table(udvalg: Mapping[str, Mapping[str, float] | None], *, tested: int, proposed: int | None) -> Table:
-    """Kommune NPV by udvalg, one column per projection (evaluated version, proposal); negative = the udvalg pays."""
-    table = Table(title="Who pays, who gains — kommune NPV by udvalg (committee), kr, discounted")
-    table.add_column("udvalg")
-    columns = [("before", f"v{tested} (evaluated)"), ("after", f"v{proposed} (proposed)" if proposed else "proposal")]
-    columns = [(k, label) for k, label in columns if udvalg.get(k)]
-    for _, label in columns:
-        table.add_column(label, justify="right")
-    names = sorted({n for k, _ in columns for n in (udvalg[k] or {})})
-    for name in names:
-        table.add_row(name, *(f"{(udvalg[k] or {}).get(name, 0.0):,.0f}" for k, _ in columns))
-    return table
-
-
 def who_pays_who_gains(npv: Mapping[str, float] | None) -> str:
-    """One sentence: the udvalg with a net cost (they invest) and those with a net gain, largest first."""
+    """One sentence: the udvalg accounts with a net cost (they invest) and those with a net gain, largest first
+    (the payers' ``unassigned`` remainders left out)."""
     if not npv:
-        return "Who pays, who gains: the projection splits no kommune amount by udvalg."
-    named = {k: v for k, v in npv.items() if k != "unassigned"}
+        return "Who pays, who gains: the projection has no udvalg ledger."
+    named = {k: v for k, v in npv.items() if not k.endswith("/unassigned")}
     pays = sorted((k for k, v in named.items() if v < 0), key=lambda k: named[k])
     gains = sorted((k for k, v in named.items() if v > 0), key=lambda k: -named[k])
 
     def listed(keys: list[str]) -> str:
         return ", ".join(f"{k} ({named[k]:+,.0f} kr)" for k in keys) or "none"
 
-    return f"Who pays, who gains (kommune, NPV by udvalg): pays — {listed(pays)}; gains — {listed(gains)}."
+    return f"Who pays, who gains (NPV by udvalg, payer/udvalg): pays — {listed(pays)}; gains — {listed(gains)}."
+
+
+def _write_workbook(home: Path, database: str, intervention: str, target: Path) -> Path:
+    """The report's workbook of the demo's evaluation (the `som report --xlsx` path: gather, build, write)."""
+    from pipeline.report import build_report, gather
+    from pipeline.report.xlsx import write_report_xlsx
+    from pipeline.store import ParameterStore
+
+    with ParameterStore(database) as store:
+        data = gather(store, intervention=intervention, workdir=home)
+    try:
+        return write_report_xlsx(target, build_report(data, workdir=home).document)
+    except OSError as exc:
+        fail(f"--xlsx {target}: cannot be written ({exc.strerror or exc})")
+        raise
 
 
 def ui(workdir: Path | None = WorkdirOpt, port: int = typer.Option(3000, help="Port of the web UI.")) -> None:
