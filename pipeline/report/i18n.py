@@ -126,6 +126,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "role_invests": ("investerer", "invests"),
     "role_gains_u": ("vinder", "gains"),
     "role_neutral": ("neutral", "neutral"),
+    "show_explanation": ("vis begrundelsen (på engelsk)", "show the reasoning"),
     "no_stake": ("ingen andel", "no stake"),
     "no_outlay": ("ingen udgift", "no outlay"),
     "unassigned": ("ikke fordelt på udvalg", "not assigned to an udvalg"),
