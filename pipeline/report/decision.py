@@ -81,22 +81,23 @@ def udvalg_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         elif key in no_stake:
             row["p_break_even"] = "no_stake"
         if key in be:
-            row["break_even_success_rate"] = _break_even_text(be[key]["success_rate"])
-            row["break_even_cost"] = _break_even_text(be[key]["cost_per_participant"])
+            row["break_even_success_rate"] = _break_even_value(be[key]["success_rate"])
+            row["break_even_cost"] = _break_even_value(be[key]["cost_per_participant"])
         out.append(row)
     return sorted(out, key=lambda r: (PAYERS.index(r["payer"]) if r["payer"] in PAYERS else 9, r["npv"]))
 
 
-def _break_even_text(entry: Mapping[str, Any]) -> str:
-    """A break-even entry (:meth:`som_models.projection.breakeven.BreakEven.to_dict`) as a short text: its value,
-    else its status."""
+def _break_even_value(entry: Mapping[str, Any]) -> float | str:
+    """A break-even entry (:meth:`som_models.projection.breakeven.BreakEven.to_dict`): its value when it breaks
+    even, else its status (``no_effect``, ``no_cost``, ``falls_with_success`` …)."""
     value = entry.get("value")
-    return f"{value:.4g}" if isinstance(value, int | float) else str(entry.get("status", ""))
+    return float(value) if isinstance(value, int | float) else str(entry.get("status", ""))
 
 
 def udvalg_extra_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The columns of :func:`udvalg_rows` beyond the standard ones (new keys the projection document carries)."""
-    standard = {"udvalg", "payer", "label", "name", "npv", "nominal", "payback", "role", "invested", "by_year", "p_break_even"}
+    standard = {"udvalg", "payer", "label", "name", "npv", "nominal", "payback", "role", "invested", "by_year", "p_break_even",
+                "break_even_success_rate", "break_even_cost"}
     return sorted({k for r in rows for k in r if k not in standard})
 
 

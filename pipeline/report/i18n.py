@@ -134,10 +134,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "Amounts not assigned to an udvalg (e.g. intervention costs without one): {npv} kr."),
     "none_within": ("ikke inden for horisonten", "not within the horizon"),
     "h_udvalg": ("Udvalg: nutidsværdi, tilbagebetaling og rolle", "Udvalg: net present value, payback and role"),
-    "udvalg_note": ("Kommunens beløb fordelt på udvalg efter beregningsdokumentets fordeling (ellers standard-"
-                    "fordelingen i assets/udvalg). Positive beløb er besparelser, negative er udgifter.",
-                    "The kommune's amounts split by udvalg as the calculation document assigns them (else the default "
-                    "mapping in assets/udvalg). Positive amounts are savings, negative amounts costs."),
+    "udvalg_note": ("Hver betalers beløb fordelt på udvalg og sektorer efter beregningsdokumentets fordeling (ellers "
+                    "standardfordelingen i assets/udvalg); refusion og skat følger posten. Positive beløb er "
+                    "besparelser, negative er udgifter. Break-even: den succesrate og den pris pr. deltager, hvor "
+                    "udvalgets nutidsværdi er 0.",
+                    "Each payer's amounts split by udvalg and sector as the calculation document assigns them (else "
+                    "the default mapping in assets/udvalg); refusion and tax follow the item. Positive amounts are "
+                    "savings, negative amounts costs. Break-even: the success rate and the price per participant at "
+                    "which the udvalg's net present value is 0."),
+    "col_be_success": ("Break-even succesrate", "Break-even success rate"),
+    "col_be_cost": ("Break-even pris pr. deltager (kr)", "Break-even cost per participant (kr)"),
+    "be_break_even": ("break-even", "break-even"),
+    "be_no_effect": ("påvirkes ikke af succesraten", "not moved by the success rate"),
+    "be_falls_with_success": ("falder med succesraten", "falls as the success rate rises"),
+    "be_no_cost": ("ingen udgift til indsatsen", "no intervention cost"),
+    "be_not_even_at_zero_cost": ("ikke engang ved pris 0", "not even at zero cost"),
+    "be_no_stake": ("ingen strømme", "no flows"),
     "h_cross": ("Krydssubsidiering: hvem investerer og hvem vinder, år for år",
                 "Cross-subsidy: who invests and who gains, by year"),
     "cross_note": ("Tilbagediskonteret netto pr. udvalg og år (kr, {which}); negative tal: udvalget investerer det år.",
