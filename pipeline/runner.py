@@ -29,7 +29,19 @@ class RunOutcome:
 
 
 class EvaluationRefused(ValueError):
-    """The evaluation cannot start: a bad spec, delivery or handed-over panel (the message says which)."""
+    """The evaluation cannot start: a bad spec, delivery or handed-over panel (the message says which).
+
+    ``exit_code`` is the CLI's: 2 (bad input — the spec, or a spec that asks for what the data cannot give);
+    :class:`DeliveryRefused` has 3."""
+
+    exit_code = 2
+
+
+class DeliveryRefused(EvaluationRefused):
+    """The register delivery itself is refused before the run (its manifest or files): exit code 3, as for a
+    delivery refused by the ``registers`` asset during the run."""
+
+    exit_code = 3
 
 
 #: the Dagster console log level of in-process runs: a failed step is logged at ERROR with its stack trace, so
@@ -175,8 +187,20 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
                 Path(panel), Path(treatments) if treatments is not None else None,
                 vintage=vintage or default_vintage(Path(panel)), columns=columns, root=home / "handover",
                 check=lambda frame: ev.prepare_outcomes(frame, loaded.spec, loaded.seed))
-        read_manifest(Path(delivery))
     except (DeliveryError, ParameterError) as exc:
+        raise EvaluationRefused(str(exc)) from None
+    try:
+        manifest = read_manifest(Path(delivery))
+    except DeliveryError as exc:
+        if panel is not None:
+            raise EvaluationRefused(str(exc)) from None
+        raise DeliveryRefused(f"delivery refused: {exc}") from None
+    try:
+        ev.check_delivery_registers(loaded, manifest)  # a register left out yields no column: say so now
+        costs = ev.cost_file(loaded, Path(delivery) if panel is None else None)
+        if costs is not None and loaded.data_path("costs") is not None:
+            ev.read_costs(costs)  # the spec's own cost file; a delivery's is checked with the delivery
+    except ParameterError as exc:
         raise EvaluationRefused(str(exc)) from None
     _check_unique_id(loaded.path, loaded.spec.evaluation)
     if loaded.spec.parameter_version is not None:
