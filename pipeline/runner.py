@@ -179,29 +179,22 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
                                     "section in the spec")
     if delivery is not None and vintage is not None:
         raise EvaluationRefused("a vintage label (--vintage) applies to panels; a delivery's vintage comes from its manifest")
+    if panel is None:  # a register delivery: refused, or the spec needs what it lacks → nothing is written
+        _check_delivery(loaded, Path(delivery))
     home = prepare_workdir(Path(workdir) if workdir is not None else None)
-    try:
-        if panel is not None:
+    if panel is not None:
+        try:
             columns = loaded.spec.data.columns if loaded.spec.data is not None else {}
             delivery = write_panel_delivery(
                 Path(panel), Path(treatments) if treatments is not None else None,
                 vintage=vintage or default_vintage(Path(panel)), columns=columns, root=home / "handover",
                 check=lambda frame: ev.prepare_outcomes(frame, loaded.spec, loaded.seed))
-    except (DeliveryError, ParameterError) as exc:
-        raise EvaluationRefused(str(exc)) from None
-    try:
-        manifest = read_manifest(Path(delivery))
-    except DeliveryError as exc:
-        if panel is not None:
+            read_manifest(Path(delivery))
+            spec_costs = loaded.data_path("costs")
+            if spec_costs is not None:
+                ev.read_costs(spec_costs)
+        except (DeliveryError, ParameterError) as exc:
             raise EvaluationRefused(str(exc)) from None
-        raise DeliveryRefused(f"delivery refused: {exc}") from None
-    try:
-        ev.check_delivery_registers(loaded, manifest)  # a register left out yields no column: say so now
-        costs = ev.cost_file(loaded, Path(delivery) if panel is None else None)
-        if costs is not None and loaded.data_path("costs") is not None:
-            ev.read_costs(costs)  # the spec's own cost file; a delivery's is checked with the delivery
-    except ParameterError as exc:
-        raise EvaluationRefused(str(exc)) from None
     _check_unique_id(loaded.path, loaded.spec.evaluation)
     if loaded.spec.parameter_version is not None:
         # The version under test must exist before anything runs (the assumptions asset makes the same call).
@@ -214,6 +207,28 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
             raise EvaluationRefused(str(exc)) from None
     return run_evaluation(home, delivery=Path(delivery).resolve(), evaluation_spec=str(loaded.path), instance=instance,
                           log_level=log_level)
+
+
+def _check_delivery(loaded, delivery: Path) -> None:
+    """Before anything runs or is written: the delivery's manifest and files (:class:`DeliveryRefused`), the
+    registers the spec needs (a register neither delivered nor listed yields no column,
+    :func:`pipeline.evaluation.check_delivery_registers`) and a cost file the spec names in ``data.costs``
+    (a delivery's own cost file is checked with the delivery, by the ``registers`` asset)."""
+    from pipeline import evaluation as ev
+    from pipeline.registers import DeliveryError, read_manifest
+    from som_models.parameters import ParameterError
+
+    try:
+        manifest = read_manifest(delivery)
+    except DeliveryError as exc:
+        raise DeliveryRefused(f"delivery refused: {exc}") from None
+    try:
+        ev.check_delivery_registers(loaded, manifest)
+        spec_costs = loaded.data_path("costs")
+        if spec_costs is not None:
+            ev.read_costs(spec_costs)
+    except ParameterError as exc:
+        raise EvaluationRefused(str(exc)) from None
 
 
 def _check_unique_id(spec_path: Path, evaluation: str) -> None:

@@ -739,3 +739,48 @@ def test_column_map_config_file_is_read(tmp_path):
     cmap = load_column_map(path)
     assert cmap.date_encoding("kraf", "AFG_ADTO") == "yyyymmdd" and cmap.date_encoding("lpr", "D_UDDTO") == "sas_days"
     assert cmap.date_encoding("bef", "FOED_DAG") == "auto"
+
+
+# --------------------------------------------------------------------------- som evaluate over the refused corpus
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "assets" / "evaluations" / "housing_first_demo.yaml"
+#: every refused case that needs no column-mapping config (``som evaluate`` reads deliveries with the defaults)
+REFUSED = sorted(n for n, c in CASES.items() if isinstance(c.expect, str) and c.expect != "same" and c.columns is None)
+
+
+@pytest.fixture(scope="module")
+def evaluate_workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("evaluate-workdir")
+
+
+def test_the_evaluate_corpus_is_most_of_the_refusals():
+    refused = [n for n, c in CASES.items() if isinstance(c.expect, str) and c.expect != "same"]
+    assert len(REFUSED) >= 60 and len(REFUSED) >= len(refused) - 15
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_path, evaluate_workdir, monkeypatch, name):
+    """``som evaluate`` on each refused delivery of the corpus: exit 3, one ``error:`` line on stderr naming the
+    problem as ingestion does (file, column, rule or check), no stack trace, no PNR, not the hostile value."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    case = CASES[name]
+    d = tmp_path / "delivery"
+    shutil.copytree(base[case.fmt], d, symlinks=True)
+    for f in d.iterdir():
+        if f.name in ("krin.parquet",):
+            shutil.copy(f, d / f"{f.name}.orig")
+    case.mutate(d)
+    monkeypatch.setenv("SOM_PSEUDONYM_KEY", KEY.hex())
+    res = CliRunner().invoke(app, ["evaluate", str(DEMO_SPEC), "--workdir", str(evaluate_workdir), "--delivery", str(d)])
+    assert res.exit_code == 3, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert re.search(case.expect, lines[0]), lines[0]
+    everything = res.stdout + res.stderr
+    for noise in ("Traceback", "Stack Trace", "dagster - ERROR", "DeliveryError", "RefusedDelivery"):
+        assert noise not in everything
+    assert not any(p in everything for p in base["pnrs"]), "a PNR in the output"
+    assert not any(s in everything for s in case.secret), "the hostile value in the output"
