@@ -753,13 +753,33 @@ def evaluate_workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("evaluate-workdir")
 
 
+@pytest.fixture(scope="module")
+def ephemeral_runs():
+    """``som evaluate`` as the user runs it, but its Dagster runs on an ephemeral instance (no run history is
+    needed here; the workdir's SQLite event log spends most of a run waiting on disk syncs)."""
+    import functools
+
+    import dagster as dg
+
+    from pipeline import runner
+
+    original = runner.evaluate
+    with dg.DagsterInstance.ephemeral() as instance:
+        runner.evaluate = functools.partial(original, instance=instance)
+        try:
+            yield
+        finally:
+            runner.evaluate = original
+
+
 def test_the_evaluate_corpus_is_most_of_the_refusals():
     refused = [n for n, c in CASES.items() if isinstance(c.expect, str) and c.expect != "same"]
     assert len(REFUSED) >= 60 and len(REFUSED) >= len(refused) - 15
 
 
 @pytest.mark.parametrize("name", REFUSED)
-def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_path, evaluate_workdir, monkeypatch, name):
+def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_path, evaluate_workdir, ephemeral_runs,
+                                                                    monkeypatch, name):
     """``som evaluate`` on each refused delivery of the corpus: exit 3, one ``error:`` line on stderr naming the
     problem as ingestion does (file, column, rule or check), no stack trace, no PNR, not the hostile value."""
     from typer.testing import CliRunner
