@@ -851,20 +851,25 @@ def projections(before: ParameterSet, after: ParameterSet) -> dict[str, Projecti
     return {"before": project(before), "after": project(after)}
 
 
-def needed_columns(spec: EvaluationSpec, params: ParameterSet) -> dict[str, str]:
+def needed_columns(spec: EvaluationSpec, params: ParameterSet) -> dict[str, list[str]]:
     """Panel column → what needs it: the success measure's outcome and each consequence item (under the spec's
-    ``outcomes:`` mapping), the durations' columns and the design's columns — the columns
-    :func:`prepare_outcomes` demands."""
-    out: dict[str, str] = {}
-    success = params.success_measure.outcome
-    out.setdefault(spec.outcomes.get(success, success), f"the success measure's outcome {success}")
-    for c in params.consequences:
-        out.setdefault(spec.outcomes.get(c.item, c.item), f"the consequence item {c.item}")
+    ``outcomes:`` mapping, the column named in brackets), the durations' columns and the design's columns — the
+    columns :func:`prepare_outcomes` demands."""
+    out: dict[str, list[str]] = {}
+
+    def need(col: str, why: str) -> None:
+        if why not in out.setdefault(col, []):
+            out[col].append(why)
+
+    for what, item in (("the success measure's outcome", params.success_measure.outcome),
+                       *(("the consequence item", c.item) for c in params.consequences)):
+        col = spec.outcomes.get(item, item)
+        need(col, f"{what} {item}" + (f" ({col})" if col != item else ""))
     for d in spec.durations:
         for col in (d.column, *d.covariates):
-            out.setdefault(col, f"the duration {d.name}")
+            need(col, f"the duration {d.name} ({col})")
     for col in spec.estimation.columns():
-        out.setdefault(col, "the design (covariates, matching or cluster)")
+        need(col, f"the design ({col})")
     return out
 
 
@@ -880,10 +885,10 @@ def check_delivery_registers(loaded: LoadedSpec, manifest) -> None:
     have = delivered_registers(manifest.files, manifest.registers)
     source = outcome_registers()
     lacking: dict[str, list[str]] = {}
-    for col, why in needed_columns(loaded.spec, loaded.seed).items():
+    for col, whys in needed_columns(loaded.spec, loaded.seed).items():
         reg = source.get(col)
         if reg is not None and reg not in have:
-            lacking.setdefault(reg, []).append(f"{why} ({col})" if col not in why else why)
+            lacking.setdefault(reg, []).extend(whys)
     if lacking:
         parts = [f"register {reg} ({REGISTERS[reg].title}) is needed by {', '.join(whys)}"
                  for reg, whys in sorted(lacking.items())]
