@@ -7,7 +7,7 @@ from the R package ``sas7bdat``): the 32-byte magic number at offset 0; byte 32 
 byte 37 the byte order (1 little-endian); at ``196 + a1`` the header length, ``200 + a1`` the page size and
 ``204 + a1`` the page count. A whole file is exactly ``header + pages × page size`` bytes; a file cut short
 (or grown) is refused (rule ``sas-file-size``), also when the pages still present happen to parse — ReadStat
-reads a compressed file cut at 90 % without complaint, silently missing the rows of its last page.
+reads a compressed file cut at 90 % without complaint.
 """
 
 from __future__ import annotations
