@@ -218,7 +218,8 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
 
 
 def _check_delivery(loaded, delivery: Path) -> None:
-    """Before anything runs or is written: the delivery's manifest and files (:class:`DeliveryRefused`), the
+    """Before anything runs or is written: the delivery's manifest and files (:class:`DeliveryRefused`; a folder
+    without ``manifest.json`` is a wrong path, :class:`EvaluationRefused`), the
     registers the spec needs (a register neither delivered nor listed yields no column,
     :func:`pipeline.evaluation.check_delivery_registers`) and a cost file the spec names in ``data.costs``
     (a delivery's own cost file is checked with the delivery, by the ``registers`` asset)."""
@@ -229,6 +230,8 @@ def _check_delivery(loaded, delivery: Path) -> None:
     try:
         manifest = read_manifest(delivery)
     except DeliveryError as exc:
+        if not (delivery / "manifest.json").is_file():  # no delivery there: a wrong path (bad input, exit 2)
+            raise EvaluationRefused(str(exc)) from None
         raise DeliveryRefused(f"delivery refused: {exc}") from None
     try:
         ev.check_delivery_registers(loaded, manifest)
