@@ -615,12 +615,6 @@ def verdicts(params: ParameterSet, estimates: pl.DataFrame, pretrends: pl.DataFr
                  extra=extra, looks=looks)
 
 
-#: the stem of a delivery's cost file (``costs.parquet``, ``costs.csv``, …): one row per participant
-COST_FILE_STEM = "costs"
-#: its columns: the participant's intervention cost in kroner (positive = cost), optional price year
-COST_AMOUNT, COST_PRICE_YEAR = "BELOEB", "PRISAAR"
-
-
 def cost_file(loaded: LoadedSpec, delivery_folder: str | Path | None) -> Path | None:
     """The cost file of an evaluation: the spec's ``data.costs`` (relative to the spec), else the delivery's file
     ``costs.*`` listed in its manifest, else None."""
@@ -630,9 +624,10 @@ def cost_file(loaded: LoadedSpec, delivery_folder: str | Path | None) -> Path | 
     if delivery_folder is None:
         return None
     from pipeline.registers import read_manifest
+    from pipeline.registers.costs import delivery_cost_files
 
     manifest = read_manifest(Path(delivery_folder))
-    found = [f for f in manifest.files if Path(f).stem.lower() == COST_FILE_STEM]
+    found = delivery_cost_files(manifest)
     if len(found) > 1:
         raise ParameterError(f"delivery {manifest.folder}: more than one cost file ({', '.join(found)})")
     return manifest.folder / found[0] if found else None
@@ -640,26 +635,17 @@ def cost_file(loaded: LoadedSpec, delivery_folder: str | Path | None) -> Path | 
 
 def read_costs(path: Path) -> pl.DataFrame:
     """A cost file as ``amount`` (kroner per participant, positive = cost) and ``price_year`` (null = the parameter
-    set's price year). Columns ``BELOEB`` and optional ``PRISAAR`` (any case; Parquet, CSV incl. the Danish dialect,
-    SAS); any other column — a person number included — is not read. Errors name the file, column and rows."""
-    from pipeline.registers.files import DeliveryError, as_float, as_int, read_table
+    set's price year): :func:`pipeline.registers.costs.read_cost_file` (columns ``BELOEB`` and optional ``PRISAAR``;
+    finite, not negative, within the plausible range); errors name the file, column, rule and rows."""
+    from pipeline.registers.costs import read_cost_file
+    from pipeline.registers.files import DeliveryError
 
+    if not Path(path).is_file():
+        raise ParameterError(f"cost file {path}: not found")
     try:
-        table = read_table(path, [COST_AMOUNT, COST_PRICE_YEAR])
-        df = table.frame
-        if COST_AMOUNT not in df.columns:
-            raise DeliveryError(f"{path.name}: column {COST_AMOUNT} (cost per participant, kroner) not found")
-        amount = as_float(df.get_column(COST_AMOUNT), path.name, COST_AMOUNT, table.decimal_comma)
-        bad = amount.is_null() | ~amount.is_finite() | (amount < 0)
-        if bad.any():
-            rows = [i + 1 for i in bad.arg_true().head(5).to_list()]
-            raise DeliveryError(f"{path.name}: column {COST_AMOUNT}: {int(bad.sum())} value(s) empty, negative or not "
-                                f"finite (data rows {', '.join(map(str, rows))})")
-        year = (as_int(df.get_column(COST_PRICE_YEAR), path.name, COST_PRICE_YEAR, table.decimal_comma)
-                if COST_PRICE_YEAR in df.columns else pl.Series([None] * df.height, dtype=pl.Int64))
+        return read_cost_file(path)
     except DeliveryError as exc:
         raise ParameterError(f"cost file {path}: {exc}") from None
-    return pl.DataFrame({"amount": amount, "price_year": year})
 
 
 def intervention_participants(treatments: pl.DataFrame, spec: EvaluationSpec) -> pl.DataFrame:
@@ -885,6 +871,50 @@ def udvalg_comparison(before: Mapping[str, Any], after: Mapping[str, Any] | None
         return projections_document(parse_parameter_set(before), parse_parameter_set(after))["udvalg_comparison"]
     except (ParameterError, ValueError, KeyError, TypeError):
         return None
+def needed_columns(spec: EvaluationSpec, params: ParameterSet) -> dict[str, list[str]]:
+    """Panel column → what needs it: the success measure's outcome and each consequence item (under the spec's
+    ``outcomes:`` mapping, the column named in brackets), the durations' columns and the design's columns — the
+    columns :func:`prepare_outcomes` demands."""
+    out: dict[str, list[str]] = {}
+
+    def need(col: str, why: str) -> None:
+        if why not in out.setdefault(col, []):
+            out[col].append(why)
+
+    for what, item in (("the success measure's outcome", params.success_measure.outcome),
+                       *(("the consequence item", c.item) for c in params.consequences)):
+        col = spec.outcomes.get(item, item)
+        need(col, f"{what} {item}" + (f" ({col})" if col != item else ""))
+    for d in spec.durations:
+        for col in (d.column, *d.covariates):
+            need(col, f"the duration {d.name} ({col})")
+    for col in spec.estimation.columns():
+        need(col, f"the design ({col})")
+    return out
+
+
+def check_delivery_registers(loaded: LoadedSpec, manifest) -> None:
+    """Refuse (:class:`ParameterError`, one line) an evaluation that needs a panel column of a register the register
+    delivery ``manifest`` neither delivers nor lists — such a register yields no column (docs/registers.md) — naming
+    each such register, the items that need it and the delivery. Panel deliveries are checked against their
+    columns when staged (:func:`prepare_outcomes`)."""
+    from pipeline.registers.config import REGISTERS, delivered_registers, outcome_registers
+
+    if getattr(manifest, "kind", "registers") != "registers":
+        return
+    have = delivered_registers(manifest.files, manifest.registers)
+    source = outcome_registers()
+    lacking: dict[str, list[str]] = {}
+    for col, whys in needed_columns(loaded.spec, loaded.seed).items():
+        reg = source.get(col)
+        if reg is not None and reg not in have:
+            lacking.setdefault(reg, []).extend(whys)
+    if lacking:
+        parts = [f"register {reg} ({REGISTERS[reg].title}) is needed by {', '.join(whys)}"
+                 for reg, whys in sorted(lacking.items())]
+        raise ParameterError(f"{loaded.path.name}: {'; '.join(parts)}, but delivery {manifest.folder.name} (vintage "
+                             f"{manifest.vintage}) neither delivers nor lists it; deliver the register or evaluate "
+                             "without those items")
 
 
 def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet) -> pl.DataFrame:
@@ -893,7 +923,12 @@ def prepare_outcomes(panel: pl.DataFrame, spec: EvaluationSpec, params: Paramete
     needed = [params.success_measure.outcome, *(c.item for c in params.consequences)]
     for col in dict.fromkeys(needed):
         if col not in panel.columns:
-            raise ParameterError(f"panel: outcome column {col!r} not found (map it with the spec's outcomes:); "
+            from pipeline.registers.config import outcome_registers
+
+            reg = outcome_registers().get(col)
+            source = (f"; from registers it comes from {reg} (a register neither delivered nor listed yields no column)"
+                      if reg is not None else "")
+            raise ParameterError(f"panel: outcome column {col!r} not found (map it with the spec's outcomes:){source}; "
                                  f"has {', '.join(panel.columns)}")
         try:
             panel = panel.with_columns(pl.col(col).cast(pl.Float64, strict=True))

@@ -29,7 +29,19 @@ class RunOutcome:
 
 
 class EvaluationRefused(ValueError):
-    """The evaluation cannot start: a bad spec, delivery or handed-over panel (the message says which)."""
+    """The evaluation cannot start: a bad spec, delivery or handed-over panel (the message says which).
+
+    ``exit_code`` is the CLI's: 2 (bad input — the spec, or a spec that asks for what the data cannot give);
+    :class:`DeliveryRefused` has 3."""
+
+    exit_code = 2
+
+
+class DeliveryRefused(EvaluationRefused):
+    """The register delivery itself is refused before the run (its manifest or files): exit code 3, as for a
+    delivery refused by the ``registers`` asset during the run."""
+
+    exit_code = 3
 
 
 #: the Dagster console log level of in-process runs: a failed step is logged at ERROR with its stack trace, so
@@ -121,10 +133,18 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     failures = []
+    failed_steps = set()
     for event in result.all_events:
         if event.is_step_failure:
             failures.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
+            failed_steps.add(event.step_key)
+    # A check that failed in a step that failed repeats the step's own refusal line (a blocking suite rule of
+    # the registers step): the step's line, naming file, column, rule and rows, is the one reported.
+    check_step = {(e.event_specific_data.asset_key, e.event_specific_data.check_name): e.step_key
+                  for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     for check in result.get_asset_check_evaluations():
+        if check_step.get((check.asset_key, check.check_name)) in failed_steps:
+            continue
         if not check.passed:
             sev = getattr(check.severity, "value", check.severity)
             failures.append(f"check {check.asset_key.to_user_string()}:{check.check_name} failed ({sev})")
@@ -184,17 +204,22 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
                                     "section in the spec")
     if delivery is not None and vintage is not None:
         raise EvaluationRefused("a vintage label (--vintage) applies to panels; a delivery's vintage comes from its manifest")
+    if panel is None:  # a register delivery: refused, or the spec needs what it lacks → nothing is written
+        _check_delivery(loaded, Path(delivery))
     home = prepare_workdir(Path(workdir) if workdir is not None else None)
-    try:
-        if panel is not None:
+    if panel is not None:
+        try:
             columns = loaded.spec.data.columns if loaded.spec.data is not None else {}
             delivery = write_panel_delivery(
                 Path(panel), Path(treatments) if treatments is not None else None,
                 vintage=vintage or default_vintage(Path(panel)), columns=columns, root=home / "handover",
                 check=lambda frame: ev.prepare_outcomes(frame, loaded.spec, loaded.seed))
-        read_manifest(Path(delivery))
-    except (DeliveryError, ParameterError) as exc:
-        raise EvaluationRefused(str(exc)) from None
+            read_manifest(Path(delivery))
+            spec_costs = loaded.data_path("costs")
+            if spec_costs is not None:
+                ev.read_costs(spec_costs)
+        except (DeliveryError, ParameterError) as exc:
+            raise EvaluationRefused(str(exc)) from None
     _check_unique_id(loaded.path, loaded.spec.evaluation)
     if loaded.spec.parameter_version is not None:
         # The version under test must exist before anything runs (the assumptions asset makes the same call).
@@ -207,6 +232,31 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
             raise EvaluationRefused(str(exc)) from None
     return run_evaluation(home, delivery=Path(delivery).resolve(), evaluation_spec=str(loaded.path), instance=instance,
                           log_level=log_level)
+
+
+def _check_delivery(loaded, delivery: Path) -> None:
+    """Before anything runs or is written: the delivery's manifest and files (:class:`DeliveryRefused`; a folder
+    without ``manifest.json`` is a wrong path, :class:`EvaluationRefused`), the
+    registers the spec needs (a register neither delivered nor listed yields no column,
+    :func:`pipeline.evaluation.check_delivery_registers`) and a cost file the spec names in ``data.costs``
+    (a delivery's own cost file is checked with the delivery, by the ``registers`` asset)."""
+    from pipeline import evaluation as ev
+    from pipeline.registers import DeliveryError, read_manifest
+    from som_models.parameters import ParameterError
+
+    try:
+        manifest = read_manifest(delivery)
+    except DeliveryError as exc:
+        if not (delivery / "manifest.json").is_file():  # no delivery there: a wrong path (bad input, exit 2)
+            raise EvaluationRefused(str(exc)) from None
+        raise DeliveryRefused(f"delivery refused: {exc}") from None
+    try:
+        ev.check_delivery_registers(loaded, manifest)
+        spec_costs = loaded.data_path("costs")
+        if spec_costs is not None:
+            ev.read_costs(spec_costs)
+    except ParameterError as exc:
+        raise EvaluationRefused(str(exc)) from None
 
 
 def _check_unique_id(spec_path: Path, evaluation: str) -> None:

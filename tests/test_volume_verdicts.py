@@ -185,5 +185,6 @@ def test_cost_file_reader_names_file_column_and_rows(tmp_path):
     assert df.columns == ["amount", "price_year"] and df["amount"].to_list() == [95000.5, 105000.0]
     bad = tmp_path / "bad.csv"
     bad.write_text("BELOEB\n100\n-5\n\n", encoding="utf-8")
-    with pytest.raises(ParameterError, match=r"bad.csv.*BELOEB.*data rows 2"):
+    with pytest.raises(ParameterError,
+                       match=r"bad\.csv: column BELOEB: rule cost-sign: 1 value\(s\) are negative .*\(rows \[1\]\)"):
         ev.read_costs(bad)

@@ -56,7 +56,7 @@ def evaluate_command(
             outcome = evaluate(spec, workdir=workdir, delivery=delivery, panel=panel, treatments=treatments,
                                vintage=vintage, log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL)
     except (EvaluationRefused, WorkdirError) as exc:
-        fail(str(exc))
+        fail(str(exc), getattr(exc, "exit_code", 2))
     if not outcome.success:
         fail_run(outcome.failures, "the evaluation run stopped, nothing was proposed")
     from pipeline import evaluation as ev

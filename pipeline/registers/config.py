@@ -210,6 +210,29 @@ def _date_encodings(value: Any, reg: str, source: str) -> dict[str, str]:
     return out
 
 
+# --------------------------------------------------------------------------- which register yields which column
+
+def outcome_registers(folder: Path | None = None) -> dict[str, str]:
+    """Panel outcome column → the register that yields it (``<benefit>_weeks`` for every group of
+    ``dream_codes.csv``, and ``self_support_weeks``, from DREAM). Covariates come from BEF, which every register
+    delivery has."""
+    out: dict[str, str] = {}
+    for name, reg in REGISTERS.items():
+        out.update({col: name for col in reg.outcomes if "<" not in col})
+    out.update({f"{g}_weeks": "dream" for g in dream_groups(folder or ASSETS).groups})
+    return out
+
+
+def delivered_registers(files: tuple[str, ...] | list[str], listed: tuple[str, ...] | None,
+                        cmap: ColumnMap | None = None) -> set[str]:
+    """The registers a delivery has: those with a file in ``files`` (by file-name pattern, any year) and those
+    the manifest's ``registers`` list names (a listed register without its file refuses the delivery at ingest).
+    A register that is neither yields no panel column."""
+    cmap = cmap or ColumnMap()
+    found = {name for name in REGISTERS if any(cmap.regex(name).fullmatch(f) for f in files)}
+    return found | {r for r in (listed or ()) if r in REGISTERS}
+
+
 # --------------------------------------------------------------------------- code lists
 
 @dataclass(frozen=True)

@@ -429,6 +429,10 @@ def _xport_declared_rows(path: Path, limit: int = 1 << 22) -> int | None:
 def _read_sas(path: Path, columns: list[str] | None) -> Table:
     import pyreadstat
 
+    if path.suffix.lower() == ".sas7bdat":
+        from pipeline.registers.integrity import check_sas7bdat
+
+        check_sas7bdat(path)  # a file cut short is refused before ReadStat reads what is left
     if path.suffix.lower() == ".xpt" and path.stat().st_size % 80:
         raise DeliveryError(f"{path.name}: rule sas-transport-records: the file is not a whole number of 80-byte "
                             "records (truncated or corrupt SAS transport file)")

@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.quality.engine import collect_reports, gx_max_rows, validate
 from pipeline.quality.gx_runner import SUITE_DIR, ValidationReport, load_suite
 from pipeline.registers.config import REGISTERS, ColumnMap
+from pipeline.registers.costs import check_delivery_costs
 from pipeline.registers.files import DeliveryError, Manifest, delivery_hash, read_manifest
 from pipeline.registers.panel import PanelBuild, build_panel
 from pipeline.registers.validate import describe
@@ -118,6 +119,7 @@ def build_checked(manifest: Manifest | Path, key: bytes, columns: ColumnMap | No
     with collect_reports() as reports:
         try:
             data_hash = delivery_hash(manifest, verify=True)
+            check_delivery_costs(manifest)  # the cost file's rules (pipeline.registers.costs)
             hashed = time.perf_counter()
             built = build_panel(manifest, key, columns, max_gx_rows=max_gx_rows)
             built_at = time.perf_counter()

@@ -54,7 +54,7 @@ from pipeline.registers.files import (
     read_table,
 )
 from pipeline.registers.pseudonym import pseudonymise
-from pipeline.registers.validate import describe, gx_max_rows, register_suite, validate
+from pipeline.registers.validate import check_dream_week_columns, describe, gx_max_rows, register_suite, validate
 from som_models.simulate.calendar import iso_weeks_in_year, parse_week_column
 
 ASSETS = cfg.ASSETS
@@ -511,6 +511,7 @@ def _dream_columns(ctx: _Ctx, file: str) -> tuple[str, list[str], list[tuple[int
         names = list(parquet_names(path))
     else:
         names = read_table(path).frame.columns if path.suffix.lower() != ".csv" else _csv_header(path)
+    check_dream_week_columns(names, file)  # y_YYWW names an ISO week (pipeline.registers.validate)
     pnr_col = ctx.cmap.delivered("dream", "PNR")
     if pnr_col not in names:
         raise DeliveryError(f"{file}: required column PNR{' (mapped to ' + pnr_col + ')' if pnr_col != 'PNR' else ''} missing")

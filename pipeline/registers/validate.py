@@ -25,9 +25,10 @@ from pipeline.quality.engine import DEFAULT_GX_MAX_ROWS, collect_reports, engine
 from pipeline.quality.gx_runner import SuiteSpec, ValidationReport, describe_outcome, load_suite
 from pipeline.quality.polars_engine import evaluate_polars
 from pipeline.registers.config import SUITES
+from pipeline.registers.files import DeliveryError
 
-__all__ = ["DEFAULT_GX_MAX_ROWS", "bind", "collect_reports", "describe", "engine_for", "evaluate_polars", "for_gx",
-           "gx_max_rows", "register_suite", "validate"]
+__all__ = ["DEFAULT_GX_MAX_ROWS", "bind", "check_dream_week_columns", "collect_reports", "describe", "engine_for",
+           "evaluate_polars", "for_gx", "gx_max_rows", "register_suite", "validate"]
 _for_gx = for_gx  # the name earlier callers and tests use
 
 _PLACEHOLDER = re.compile(r"^\$\{(\w+)\}$")
@@ -87,3 +88,36 @@ def describe(report: ValidationReport, files: list[tuple[str, int]], *, blocking
             line += f"; first rows: {', '.join(where)}"
         lines.append(line)
     return lines
+
+
+# --------------------------------------------------------------------------- DREAM week columns
+
+_WEEK_SHAPE = re.compile(r"^y_(\d{2})(\d{2})$", re.IGNORECASE)
+
+
+def check_dream_week_columns(names: list[str], file: str, pivot: int = 50) -> None:
+    """Every DREAM column shaped like a week column, ``y_YYWW``, names an ISO week (rule ``dream-week-columns``).
+
+    ``YY`` is the ISO year (``YY`` < ``pivot`` → 20YY, else 19YY, as :func:`~som_models.simulate.calendar.
+    parse_week_column` reads it) and ``WW`` 01–52, or 53 only in an ISO year that has 53 weeks (the year's
+    28 December lies in its last week). A week 00, 54–99, or 53 of a 52-week year means the extract numbers its
+    weeks another way — its codes would land in the wrong weeks — so the delivery is refused, naming the columns
+    (names, never values). Week columns of years outside the period are checked too but never read.
+    """
+    from som_models.simulate.calendar import iso_weeks_in_year
+
+    bad = []
+    for n in names:
+        m = _WEEK_SHAPE.match(str(n).strip())
+        if not m:
+            continue
+        yy, ww = int(m.group(1)), int(m.group(2))
+        year = 2000 + yy if yy < pivot else 1900 + yy
+        if not 1 <= ww <= iso_weeks_in_year(year):
+            bad.append((str(n).strip().upper(), year))
+    if bad:
+        shown = ", ".join(f"{c} ({y} has {iso_weeks_in_year(y)} ISO weeks)" for c, y in bad[:5])
+        more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise DeliveryError(f"{file}: column {bad[0][0]}: rule dream-week-columns: {len(bad)} column(s) named like a "
+                            f"week are no ISO week: {shown}{more}; DREAM week columns are y_YYWW with WW 01–52, or 53 "
+                            "in an ISO year that has 53 weeks")

@@ -192,6 +192,53 @@ def _days_since(epoch: dt.date) -> Callable[[pl.Series], pl.Series]:
     return lambda s: (s - pl.lit(epoch)).dt.total_days()
 
 
+
+def _add_file(name: str, write: Callable[[Path, Path], None]) -> Callable[[Path], None]:
+    """A new file ``name`` written by ``write(delivery, path)`` and listed in the manifest."""
+    def mutate(d: Path) -> None:
+        write(d, d / name)
+        doc = _manifest(d)
+        doc["files"] = [*doc["files"], name]
+        _save(d, doc)
+        _rehash(d)
+    return mutate
+
+
+def _costs(fn: Callable[[pl.DataFrame], pl.DataFrame] = lambda df: df, *, name: str = "costs.parquet"
+           ) -> Callable[[Path], None]:
+    """A cost file (one row per person of the intervention register: PNR, BELOEB, PRISAAR) changed by ``fn``;
+    Parquet, or for ``.csv`` the Danish dialect (``;``, decimal comma) as text."""
+    def write(d: Path, path: Path) -> None:
+        src = d / "indsats.parquet"
+        pnr = (pl.read_parquet(src) if src.exists() else pl.read_csv(d / "indsats.csv", separator=";",
+                                                                       infer_schema=False, encoding="latin-1")
+                                                           .rename(str.upper))["PNR"]
+        df = fn(pl.DataFrame({"PNR": pnr, "BELOEB": [95_000.0 + 10 * i for i in range(pnr.len())],
+                              "PRISAAR": [2022] * pnr.len()}))
+        if path.suffix == ".csv":
+            def dk(v: object) -> str:  # Danish: 95.000,50
+                if isinstance(v, float) and v == v and abs(v) != float("inf"):
+                    return f"{v:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+                return "" if v is None else str(v)
+            cells = [[dk(v) for v in row] for row in df.rows()]
+            path.write_text("\n".join([";".join(df.columns), *(";".join(r) for r in cells)]) + "\n", encoding="latin-1")
+        else:
+            df.write_parquet(path)
+    return _add_file(name, write)
+
+
+def _dream_cell(file: str, row: int, column: str, value: str | None) -> Callable[[Path], None]:
+    """One DREAM week cell (Parquet: dictionary-encoded text) set to ``value``."""
+    return _parquet(file, lambda df: df.with_columns(
+        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value, pl.Utf8)).otherwise(pl.col(column).cast(pl.Utf8))
+        .cast(pl.Categorical).alias(column)))
+
+
+def _dream_column(file: str, name: str, like: str) -> Callable[[Path], None]:
+    """An extra DREAM column ``name``, a copy of week column ``like``."""
+    return _parquet(file, lambda df: df.with_columns(pl.col(like).alias(name)))
+
+
 # --------------------------------------------------------------------------- the cases
 
 @dataclass(frozen=True)
@@ -328,6 +375,70 @@ CASES: dict[str, Case] = {
         _both(_manifest_edit(extracted="2023-01-02"),
               _parquet(f"lpr_adm{LAST}.parquet", lambda df: _set(df, 0, D_INDDTO=CROSS["start"], D_UDDTO=CROSS["end"]))),
         rf"lpr_adm{LAST}\.parquet: check between__D_UDDTO .*1 of \d+ rows fail"),
+    # ---- a delivery's cost file (pipeline.registers.costs): finite, not negative, plausible, one file
+    "cost file, clean": Case(_costs(), "same"),
+    "cost file, clean Danish CSV with thousands separators": Case(
+        _costs(lambda df: df, name="costs.csv"), "same", fmt="csv"),
+    "cost file, a negative amount": Case(
+        _costs(lambda df: _set(df, 3, BELOEB=-95_000.0)),
+        r"costs\.parquet: column BELOEB: rule cost-sign: 1 value\(s\) are negative .*\(rows \[3\]\)", secret=("-95000",)),
+    "cost file, NaN amount": Case(
+        _costs(lambda df: _set(df, 2, BELOEB=float("nan"))),
+        r"costs\.parquet: column BELOEB: rule finite: 1 value\(s\) are not finite .*\(rows \[2\]\)"),
+    "cost file, infinite amount": Case(
+        _costs(lambda df: _set(df, 0, BELOEB=float("-inf"))),
+        r"costs\.parquet: column BELOEB: rule finite: 1 value\(s\) .*\(rows \[0\]\)"),
+    "cost file, 'inf' as text in a Danish CSV": Case(
+        _costs(lambda df: _set(df, 1, BELOEB=float("inf")), name="costs.csv"),
+        r"costs\.csv: column BELOEB: rule number-format: 1 value\(s\) are not numbers .*\(rows \[1\]\)", fmt="csv"),
+    "cost file, an amount in øre (implausible)": Case(
+        _costs(lambda df: _set(df, 4, BELOEB=9_500_000_000.0)),
+        r"costs\.parquet: column BELOEB: rule cost-range: 1 value\(s\) exceed 50,000,000 kroner .*\(rows \[4\]\)",
+        secret=("9500000000",)),
+    "cost file, an empty amount": Case(
+        _costs(lambda df: _set(df, 1, BELOEB=None)),
+        r"costs\.parquet: column BELOEB: rule cost-missing: 1 value\(s\) are empty \(rows \[1\]\)"),
+    "cost file, a two-digit price year": Case(
+        _costs(lambda df: _set(df, 2, PRISAAR=22)),
+        r"costs\.parquet: column PRISAAR: rule price-year: 1 value\(s\) are not years 1950–2100 \(rows \[2\]\)"),
+    "cost file without BELOEB": Case(
+        _costs(lambda df: df.rename({"BELOEB": "KR"})), r"costs\.parquet: column BELOEB: rule cost-column"),
+    "two cost files": Case(_both(_costs(), _costs(name="COSTS.csv")),
+                           r"costs\.parquet, COSTS\.csv: rule cost-file: more than one cost file"),
+    # ---- DREAM week columns are ISO weeks; DREAM codes are in a group of dream_codes.csv
+    "DREAM week 53 of a 52-week ISO year": Case(
+        _dream_column("dream.parquet", "y_1953", "y_1952"),
+        r"dream\.parquet: column Y_1953: rule dream-week-columns: 1 column\(s\) .*2019 has 52 ISO weeks"),
+    "DREAM week 00": Case(_dream_column("dream.parquet", "Y_2000", "y_2001"),
+                          r"dream\.parquet: column Y_2000: rule dream-week-columns"),
+    "DREAM week 53 of a 52-week year in the CSV header": Case(
+        _text("dream.csv", lambda t: "\n".join(ln + (";y_2153" if i == 0 else ";") if ln else ln
+                                              for i, ln in enumerate(t.split("\n")))),
+        r"dream\.csv: column Y_2153: rule dream-week-columns: .*2021 has 52 ISO weeks", fmt="csv"),
+    "DREAM weeks of years before the period (53-week 2015 included)": Case(
+        _both(_dream_column("dream.parquet", "y_1501", "y_1901"), _dream_column("dream.parquet", "y_1553", "y_1901")),
+        "same"),
+    "DREAM code outside every group": Case(
+        _dream_cell("dream.parquet", 0, "y_2010", "300"),
+        r"dream\.parquet: check .*CODES_OUTSIDE_GROUPS.*first rows: row 0.*week columns with codes outside every group: "
+        r"y_2010", secret=("300",)),
+    "DREAM code with a letter": Case(
+        _dream_cell("dream.parquet", 5, "y_2130", "7O1"),
+        r"dream\.parquet: check .*CODES_OUTSIDE_GROUPS.*first rows: row 5.*y_2130", secret=("7O1",)),
+    "DREAM code 0": Case(_dream_cell("dream.parquet", 2, "y_2201", "0"),
+                         r"dream\.parquet: check .*CODES_OUTSIDE_GROUPS.*first rows: row 2.*y_2201"),
+    "DREAM code above 999": Case(_dream_cell("dream.parquet", 3, "y_1905", "1701"),
+                                 r"dream\.parquet: check .*CODES_OUTSIDE_GROUPS.*first rows: row 3.*y_1905"),
+    "DREAM code outside every group before the period": Case(_dream_cell("dream.parquet", 0, "y_1810", "300"), "same"),
+    "DREAM codes: another code of the same group (739 for 701)": Case(
+        _parquet("dream.parquet", lambda df: df.with_columns(
+            pl.col(c).cast(pl.Utf8).replace("701", "739").cast(pl.Categorical) for c in df.columns if c != "PNR")), "same"),
+    "DREAM codes zero-padded (0701)": Case(
+        _parquet("dream.parquet", lambda df: df.with_columns(
+            pl.col(c).cast(pl.Utf8).str.zfill(4).cast(pl.Categorical) for c in df.columns if c != "PNR")), "same"),
+    "DREAM code with a decimal comma in the CSV": Case(
+        _text("dream.csv", lambda t: t.replace(";701;", ";701,5;", 1)),
+        r"dream\.csv: check .*CODES_OUTSIDE_GROUPS.*first rows: row \d+", fmt="csv"),
     # ---- a register neither delivered nor listed yields no column (and is no refusal)
     "shelter neither delivered nor listed": Case(_unlist("shelter.parquet", "shelter"), _without("shelter_nights")),
     "DREAM neither delivered nor listed": Case(_unlist("dream.parquet", "dream"), _without("*_weeks")),
@@ -628,3 +739,68 @@ def test_column_map_config_file_is_read(tmp_path):
     cmap = load_column_map(path)
     assert cmap.date_encoding("kraf", "AFG_ADTO") == "yyyymmdd" and cmap.date_encoding("lpr", "D_UDDTO") == "sas_days"
     assert cmap.date_encoding("bef", "FOED_DAG") == "auto"
+
+
+# --------------------------------------------------------------------------- som evaluate over the refused corpus
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "assets" / "evaluations" / "housing_first_demo.yaml"
+#: every refused case that needs no column-mapping config (``som evaluate`` reads deliveries with the defaults)
+REFUSED = sorted(n for n, c in CASES.items() if isinstance(c.expect, str) and c.expect != "same" and c.columns is None)
+
+
+@pytest.fixture(scope="module")
+def evaluate_workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("evaluate-workdir")
+
+
+@pytest.fixture(scope="module")
+def ephemeral_runs():
+    """``som evaluate`` as the user runs it, but its Dagster runs on an ephemeral instance (no run history is
+    needed here; the workdir's SQLite event log spends most of a run waiting on disk syncs)."""
+    import functools
+
+    import dagster as dg
+
+    from pipeline import runner
+
+    original = runner.evaluate
+    with dg.DagsterInstance.ephemeral() as instance:
+        runner.evaluate = functools.partial(original, instance=instance)
+        try:
+            yield
+        finally:
+            runner.evaluate = original
+
+
+def test_the_evaluate_corpus_is_most_of_the_refusals():
+    refused = [n for n, c in CASES.items() if isinstance(c.expect, str) and c.expect != "same"]
+    assert len(REFUSED) >= 60 and len(REFUSED) >= len(refused) - 15
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_path, evaluate_workdir, ephemeral_runs,
+                                                                    monkeypatch, name):
+    """``som evaluate`` on each refused delivery of the corpus: exit 3, one ``error:`` line on stderr naming the
+    problem as ingestion does (file, column, rule or check), no stack trace, no PNR, not the hostile value."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    case = CASES[name]
+    d = tmp_path / "delivery"
+    shutil.copytree(base[case.fmt], d, symlinks=True)
+    for f in d.iterdir():
+        if f.name in ("krin.parquet",):
+            shutil.copy(f, d / f"{f.name}.orig")
+    case.mutate(d)
+    monkeypatch.setenv("SOM_PSEUDONYM_KEY", KEY.hex())
+    res = CliRunner().invoke(app, ["evaluate", str(DEMO_SPEC), "--workdir", str(evaluate_workdir), "--delivery", str(d)])
+    assert res.exit_code == 3, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert re.search(case.expect, lines[0]), lines[0]
+    everything = res.stdout + res.stderr
+    for noise in ("Traceback", "Stack Trace", "dagster - ERROR", "DeliveryError", "RefusedDelivery"):
+        assert noise not in everything
+    assert not any(p in everything for p in base["pnrs"]), "a PNR in the output"
+    assert not any(s in everything for s in case.secret), "the hostile value in the output"
