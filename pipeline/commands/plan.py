@@ -153,7 +153,7 @@ def _print(plan, path: Path) -> None:
                             key=lambda a: -voi["by_assumption"][a]["udvalg"][k]["evppi"])
             return ", ".join(f"{a} {fmt(voi['by_assumption'][a]['udvalg'][k]['evppi'])}" for a in ranked[:3])
 
-        console.print("EVPPI per udvalg (payer/udvalg of the udvalg ledger, deciding on its own NPV; kr, largest three): " + "; ".join(
+        console.print("EVPPI per udvalg (ledger account, deciding on its own NPV; kr, largest three): " + "; ".join(
             f"{k}: {top(k)}" for k in udvalg), highlight=False, soft_wrap=True)
     console.print(f"EVPI (all inputs, total): {fmt(voi.get('evpi', {}).get('total'))} kr; {voi.get('draws')} draws, seed "
                   f"{voi.get('seed')}. Plan stored at {path}.", highlight=False, soft_wrap=True)
