@@ -110,6 +110,9 @@ def delivery(context: dg.AssetExecutionContext, som: SomSettings, config: Delive
     if config.data_hash and data_hash != config.data_hash:
         raise DeliveryChanged(f"delivery {manifest.folder.name} has other content than requested (data sha256 "
                               f"{data_hash[:12]}, requested {config.data_hash[:12]}); the sensor requests a new run")
+    # a register the spec needs but the delivery neither delivers nor lists: refused here, before ingestion, for
+    # runs the sensor, the schedule or a backfill start as for `som evaluate` (which checks it before the run)
+    ev.check_delivery_registers(_spec(context, som), manifest)
     info = {
         "folder": str(manifest.folder),
         "fingerprint": chosen.fingerprint,

@@ -191,3 +191,23 @@ def test_a_file_that_is_no_sas7bdat_is_refused(tmp_path):
     path.write_bytes(b"PNR,PGF\n0101011234,150\n")
     with pytest.raises(DeliveryError, match=r"bua\.sas7bdat: rule sas-file-header: not a SAS data file"):
         read_table(path)
+
+
+def test_a_run_started_in_dagster_refuses_at_the_delivery_asset(clean, tmp_path, monkeypatch):
+    """Runs the sensor, the schedule or a backfill start do not pass through `som evaluate`: the ``delivery`` asset
+    makes the same check, so the run stops before ingestion with the same one-line reason."""
+    import re
+
+    import dagster as dg
+
+    from pipeline.runner import run_evaluation
+    from pipeline.workdir import prepare_workdir
+
+    monkeypatch.setenv("SOM_PSEUDONYM_KEY", "ab" * 32)
+    monkeypatch.delenv("SOM_DATABASE_URL", raising=False)
+    d = _without(clean, tmp_path / "nodream", "dream")
+    home = prepare_workdir(tmp_path / "w")
+    outcome = run_evaluation(home, delivery=d, evaluation_spec=str(DEMO_SPEC), instance=dg.DagsterInstance.ephemeral())
+    assert not outcome.success and len(outcome.failures) == 1
+    assert outcome.failures[0].startswith("delivery: ") and re.search(WANT, outcome.failures[0]), outcome.failures
+    assert not (home / "storage" / "registers").exists() and not (home / "storage" / "panel").exists()
