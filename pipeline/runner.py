@@ -138,13 +138,18 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
         if event.is_step_failure:
             failures.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
             failed_steps.add(event.step_key)
-    # A check that failed in a step that failed repeats the step's own refusal line (a blocking suite rule of
-    # the registers step): the step's line, naming file, column, rule and rows, is the one reported.
+    # A check that failed in an asset's step that failed repeats the step's own refusal line (a blocking suite
+    # rule of the registers step): the step's line, naming file, column, rule and rows, is the one reported.
     check_step = {(e.event_specific_data.asset_key, e.event_specific_data.check_name): e.step_key
                   for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     for check in result.get_asset_check_evaluations():
-        if check_step.get((check.asset_key, check.check_name)) in failed_steps:
-            continue
+        step = check_step.get((check.asset_key, check.check_name))
+        if step in failed_steps:
+            if not step.endswith(check.check_name):
+                continue
+            # a blocking check in a step of its own: the step's failure only repeats the check's name; the check's
+            # lines below say what failed and why
+            failures = [f for f in failures if not f.startswith(f"{step}: ")]
         if not check.passed:
             sev = getattr(check.severity, "value", check.severity)
             failures.append(f"check {check.asset_key.to_user_string()}:{check.check_name} failed ({sev})")
