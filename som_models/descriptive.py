@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from som_models.comparison import Comparison
 from som_models.estimators.consequences import ConsequenceEstimates, consequence_estimates
 from som_models.estimators.results import z_value
+from som_models.lazy_scipy import stats
 from som_models.parameters.schema import DESCRIPTIVE, Consequence, ParameterSet
 
 #: The estimand of :func:`som_consequences` rows: the descriptive success-vs-non-success contrast.

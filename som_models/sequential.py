@@ -104,9 +104,9 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
 from som_models.hashing import content_hash
+from som_models.lazy_scipy import optimize, stats
 
 #: the monitoring rules: Lan–DeMets linear spending (the default), Pocock- or O'Brien–Fleming-type spending, or
 #: none (every look at the fixed level α)

@@ -105,12 +105,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from som_models.assumptions import EVENT, AssumptionMap
 from som_models.comparison import Comparison as _Comparison
 from som_models.descriptive import descriptive_comparison
 from som_models.estimators.results import cluster_df, critical_value, two_sided_p, upper_p, wald_p_value
+from som_models.lazy_scipy import stats
 from som_models.parameters.schema import DESCRIPTIVE, ParameterSet
 from som_models.sequential import DEFAULT_RULE, LookHistory, LookPlan, hypothesis_key, plan_look
 from som_models.sequential import RULES as SEQUENTIAL_RULES

@@ -61,8 +61,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
+from som_models.lazy_scipy import stats
 from som_models.parameters.schema import ParameterSet
 from som_models.verdicts import Verdict, check_decision_levels, holm, holm_divisors
 

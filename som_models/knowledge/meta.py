@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
+
+from som_models.lazy_scipy import stats
 
 METHODS = ("REML", "DL", "FE")
 

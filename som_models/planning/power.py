@@ -66,8 +66,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import optimize, stats
 
+from som_models.lazy_scipy import optimize, stats
 from som_models.planning.variance import VarianceComponents
 from som_models.results_base import ResultDisplay, fmt, render_summary, text_table
 from som_models.sequential import DEFAULT_RULE, REFERENCE_POWER, boundaries

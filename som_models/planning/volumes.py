@@ -34,7 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from som_models.lazy_scipy import stats
 
 COURSE_RESOLUTION = 0.5  # the course length's band is at least ± half a year (as in the verdicts)
 DEFAULT_CV = 0.5
