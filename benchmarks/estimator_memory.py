@@ -99,6 +99,40 @@ def run_case(panel: Path, treatments: Path, covariates: bool) -> dict:
     return {"wall": wall, "peak_mib": usage.ru_maxrss / 1024}
 
 
+STEP = r"""
+import json, sys
+from pathlib import Path
+import pipeline.cli  # the command module is loaded through the CLI, as `som estimate` does
+from pipeline.commands.estimate import needed_columns, read_columns, with_treatment_start
+from som_models.estimators.dispatch import EstimationSettings, estimate
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+panel, treatments, covs = Path(sys.argv[1]), Path(sys.argv[2]), [c for c in sys.argv[3].split(",") if c]
+settings = EstimationSettings(covariates=tuple(covs), method="dr" if covs else None)
+data = read_columns(panel, needed_columns(id_col="person_id", time_col="year", outcomes=["y"], group=None,
+                                          treatment=None, settings=settings))
+data = with_treatment_start(data, treatments, id_col="person_id", group="start_year")
+loaded = status("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+estimate(data, outcomes=["y"], id_col="person_id", time_col="year", group_col="start_year", settings=settings)
+print(json.dumps({"data_mib": loaded, "step_mib": status("VmHWM") - loaded}))
+"""
+
+
+def run_step(panel: Path, treatments: Path, covariates: bool) -> dict:
+    """The estimation step alone: the same reading functions and dispatcher as the command, in a child that
+    resets its peak after the data are loaded; the frame's RSS and the estimation's peak above it (MiB)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", STEP, str(panel), str(treatments), ",".join(COVS) if covariates else ""],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"estimation step failed on {panel.name}: {proc.stderr.strip().splitlines()[-1]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000x12,300000x12,1000000x12,1000000x20",
@@ -106,6 +140,8 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
     ap.add_argument("--cache", default="/tmp/som_mem_bench")
     ap.add_argument("--incomplete", type=float, default=0.34, help="share of persons not observed in every year")
+    ap.add_argument("--no-step", dest="step", action="store_false",
+                    help="skip the second child per case that measures the estimation step alone")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     cases = [c for c in args.cases.split(",") if c]
@@ -116,7 +152,8 @@ def main() -> None:
     base_files = make_files(2000, 12, cache, args.incomplete)
     baseline = run_case(base_files["balanced"], base_files["treatments"], False)["peak_mib"]
     print(f"baseline (2,000 persons, imports and interpreter): {baseline:.0f} MiB peak")
-    print(f"{'persons':>9} {'years':>5} {'case':<11} {'complete':>8} {'wall s':>7} {'peak MiB':>9} {'MiB/1k':>7}")
+    print(f"{'persons':>9} {'years':>5} {'case':<11} {'complete':>8} {'wall s':>7} {'peak MiB':>9} {'MiB/1k':>7}"
+          f" {'data MiB':>9} {'step MiB':>9} {'step/1k':>8}")
     out = {"baseline_mib": baseline, "runs": []}
     for size in args.sizes.split(","):
         n, years = (int(v) for v in size.lower().split("x"))
@@ -126,10 +163,15 @@ def main() -> None:
             unbal = case in ("unbalanced", "dr5_unbal")
             r = run_case(files["unbalanced" if unbal else "balanced"], files["treatments"], case.startswith("dr5"))
             r["per_1k"] = (r["peak_mib"] - baseline) / n * 1000
+            if args.step:
+                r.update(run_step(files["unbalanced" if unbal else "balanced"], files["treatments"],
+                                  case.startswith("dr5")))
+                r["step_per_1k"] = r["step_mib"] / n * 1000
             got[case] = r
             share = _complete_share(files["unbalanced"], years) if unbal else 1.0
+            step = (f" {r['data_mib']:>9.0f} {r['step_mib']:>9.0f} {r['step_per_1k']:>8.3f}" if args.step else "")
             print(f"{n:>9} {years:>5} {case:<11} {share:>8.0%} {r['wall']:>7.1f} {r['peak_mib']:>9.0f} "
-                  f"{r['per_1k']:>7.3f}", flush=True)
+                  f"{r['per_1k']:>7.3f}{step}", flush=True)
         bal = got.get("balanced")
         if bal:
             for case, target in (("unbalanced", 1.5), ("dr5", 2.0), ("dr5_unbal", 2.0)):
@@ -137,8 +179,11 @@ def main() -> None:
                     r = got[case]
                     peak = r["peak_mib"] / bal["peak_mib"]
                     inc = r["per_1k"] / bal["per_1k"] if bal["per_1k"] > 0 else float("nan")
-                    print(f"{'':>9} {'':>5} {case + ' / balanced':<24} peak {peak:.2f}x, above baseline {inc:.2f}x "
-                          f"(target <= {target}x)")
+                    step = ""
+                    if args.step and bal["step_mib"] > 0:
+                        step = f", estimation step {r['step_mib'] / bal['step_mib']:.2f}x"
+                    print(f"{'':>9} {'':>5} {case + ' / balanced':<24} peak {peak:.2f}x, above baseline {inc:.2f}x"
+                          f"{step} (target <= {target}x)")
         out["runs"].append({"persons": n, "years": years, **{c: got[c] for c in got}})
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=2))
