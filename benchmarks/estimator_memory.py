@@ -113,7 +113,7 @@ def status(key):
 panel, treatments, covs = Path(sys.argv[1]), Path(sys.argv[2]), [c for c in sys.argv[3].split(",") if c]
 settings = EstimationSettings(covariates=tuple(covs), method="dr" if covs else None)
 data = read_columns(panel, needed_columns(id_col="person_id", time_col="year", outcomes=["y"], group=None,
-                                          treatment=None, settings=settings))
+                                          treatment=None, settings=settings), narrow_floats=True)
 data = with_treatment_start(data, treatments, id_col="person_id", group="start_year")
 loaded = status("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS

@@ -249,7 +249,7 @@ class DeferredColumns(Mapping):
 # ---------------------------------------------------------------------------------------------------------------
 
 #: bytes of one chunk of evaluated influence functions (rows × columns float64)
-_CHUNK_BYTES = 32 * 2**20
+_CHUNK_BYTES = 8 * 2**20
 
 
 class StreamedInfluence:
