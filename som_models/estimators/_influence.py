@@ -219,8 +219,8 @@ class DeferredColumn:
 
 
 class DeferredColumns(Mapping):
-    """``label -> units vector`` for the columns of a :class:`BlockInfluence` or :class:`StreamedInfluence`; all columns are materialised together
-    on the first lookup (keys, length and iteration do not materialise anything)."""
+    """``label -> units vector`` for the columns of a :class:`BlockInfluence` or :class:`StreamedInfluence`; all
+    columns are materialised together on the first lookup (keys, length and iteration do not materialise anything)."""
 
     def __init__(self, labels: list, influence: BlockInfluence | StreamedInfluence, columns: list[int]):
         self._index = {lab: k for k, lab in enumerate(labels)}

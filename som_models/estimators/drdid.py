@@ -35,10 +35,10 @@ References: Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust difference-i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
-
 from scipy.special import expit
 
 from som_models.estimators._numerics import NotEstimable, inv_spd, ipt, logit
@@ -220,7 +220,7 @@ def fit_2x2(dy: np.ndarray, nu: Nuisance) -> InfluenceFormula:
     if mw0 <= 0:
         raise NotEstimable("no comparison units left after propensity-score trimming")
     trimmed = int(np.sum((d == 0) & ~trim))
-    common = dict(n_treated=n1, n_control=n0, converged=nu.converged, trimmed=trimmed, ps_beta=beta)
+    common: dict[str, Any] = dict(n_treated=n1, n_control=n0, converged=nu.converged, trimmed=trimmed, ps_beta=beta)
     if method == "ipw":
         eta_t = np.mean(w1 * dy) / mw1
         eta_c = np.mean(w0 * dy) / mw0
