@@ -42,13 +42,19 @@ CASES = ("balanced", "unbalanced", "dr5", "dr5_unbal")
 
 
 def make_files(n: int, years: int, cache: Path, incomplete: float) -> dict[str, Path]:
-    """Balanced and unbalanced panels of the same ``n`` persons and their treatments file (written once)."""
+    """Balanced and unbalanced panels of the same ``n`` persons and their treatments file (written once, by a child
+    process: a child forked from a parent holding the generated data would count the parent's pages in its peak)."""
     stem = cache / f"p{n}x{years}_i{int(round(incomplete * 100))}"
     paths = {"balanced": stem.with_name(stem.name + "_balanced.parquet"),
              "unbalanced": stem.with_name(stem.name + "_unbalanced.parquet"),
              "treatments": stem.with_name(stem.name + "_treatments.parquet")}
-    if all(p.exists() for p in paths.values()):
-        return paths
+    if not all(p.exists() for p in paths.values()):
+        subprocess.run([sys.executable, __file__, "--generate", f"{n}x{years}", "--cache", str(cache),
+                        "--incomplete", str(incomplete)], check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return paths
+
+
+def _generate(n: int, years: int, paths: dict[str, Path], cache: Path, incomplete: float) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
     import polars as pl
@@ -77,7 +83,6 @@ def make_files(n: int, years: int, cache: Path, incomplete: float) -> dict[str, 
     (panel.join(span, on="person_id", how="left", maintain_order="left")
      .filter((pl.col("year") >= pl.col("_enter")) & (pl.col("year") <= pl.col("_leave")))
      .drop("_enter", "_leave").write_parquet(paths["unbalanced"]))
-    return paths
 
 
 def run_case(panel: Path, treatments: Path, covariates: bool) -> dict:
@@ -142,6 +147,7 @@ def main() -> None:
     ap.add_argument("--incomplete", type=float, default=0.34, help="share of persons not observed in every year")
     ap.add_argument("--no-step", dest="step", action="store_false",
                     help="skip the second child per case that measures the estimation step alone")
+    ap.add_argument("--generate", default=None, help=argparse.SUPPRESS)  # internal: write one size's files
     ap.add_argument("--json", dest="json_out", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     cases = [c for c in args.cases.split(",") if c]
@@ -149,6 +155,13 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cache = Path(args.cache)
+    if args.generate:
+        n, years = (int(v) for v in args.generate.lower().split("x"))
+        stem = cache / f"p{n}x{years}_i{int(round(args.incomplete * 100))}"
+        _generate(n, years, {k: stem.with_name(f"{stem.name}_{k}.parquet") for k in ("balanced", "unbalanced",
+                                                                                     "treatments")},
+                  cache, args.incomplete)
+        return
     base_files = make_files(2000, 12, cache, args.incomplete)
     baseline = run_case(base_files["balanced"], base_files["treatments"], False)["peak_mib"]
     print(f"baseline (2,000 persons, imports and interpreter): {baseline:.0f} MiB peak")
@@ -190,10 +203,11 @@ def main() -> None:
 
 
 def _complete_share(path: Path, years: int) -> float:
-    import polars as pl
-
-    counts = pl.scan_parquet(path).group_by("person_id").len().collect()
-    return float((counts.get_column("len") == years).mean())
+    """Share of persons observed in every year (in a child: the parent stays small, see :func:`make_files`)."""
+    code = ("import sys, polars as pl; c = pl.scan_parquet(sys.argv[1]).group_by('person_id').len().collect(); "
+            "print(float((c.get_column('len') == int(sys.argv[2])).mean()))")
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(years)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
 
 
 if __name__ == "__main__":
