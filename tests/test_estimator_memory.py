@@ -170,3 +170,21 @@ def test_compact_types_keep_every_value():
     for c in frame.columns:
         assert out.get_column(c).cast(frame.schema[c]).to_list() == frame.get_column(c).to_list()
     assert compact(frame).schema["count"] == pl.Float64  # floats only when asked (the staggered design)
+
+
+@pytest.mark.parametrize("cluster", [None, "muni"])
+def test_bootstrap_streams_the_rows_and_equals_the_dense_bootstrap(cluster):
+    """The multiplier bootstrap of the cells reads the influence rows chunk by chunk (no dense matrix is kept on
+    the result) and gives the draws of the bootstrap on the dense matrix."""
+    from som_models.estimators.bootstrap import bootstrap_cells, multiplier_bootstrap
+
+    data = _unbalanced()
+    res = att_gt(data, outcome="y", id_col="person_id", time_col="year", group_col="first_treat",
+                 covariates=("x1", "x2"), method="dr", cluster_col=cluster)
+    streamed = bootstrap_cells(res, draws=199, seed=4)
+    assert "_influence_materialised" not in res.__dict__
+    dense = multiplier_bootstrap(np.array(res.influence), np.array([c.estimate for c in res.cells]), n=res.n_units,
+                                 draws=199, seed=4, cluster=res.clusters)
+    np.testing.assert_allclose(streamed.se, dense.se, rtol=1e-12)
+    np.testing.assert_allclose(streamed.distribution, dense.distribution, rtol=1e-12, atol=1e-14)
+    assert streamed.crit == pytest.approx(dense.crit, rel=1e-12)

@@ -184,6 +184,23 @@ class BlockInfluence:
         return np.maximum(out, 0.0)
 
     # ------------------------------------------------------------------------------------------ dense form
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest."""
+        k = self.coef.shape[2]
+        out = np.zeros((r1 - r0, k))
+        y = self.source.y
+        for b, (s, e) in enumerate(self.spans):
+            lo, hi = max(s, r0), min(e, r1)
+            a = self.coef[b]
+            if hi <= lo or not a.any():
+                continue
+            part = (y[lo:hi, 1:] - y[lo:hi, :-1] - self.shift[b]) @ a[1:]
+            part += a[0]
+            if self.weights is not None:
+                part *= self.weights[lo:hi, None]
+            out[lo - r0:hi - r0] = part
+        return out
+
     def materialise(self, columns: list[int] | None = None) -> np.ndarray:
         """The dense units × columns matrix (Fortran order, read-only); zeros outside the blocks."""
         coef = self.coef if columns is None else self.coef[:, :, columns]
@@ -353,6 +370,19 @@ class StreamedInfluence:
         return csum @ self.wmat + qsum @ self.kappa
 
     # ------------------------------------------------------------------------------------------ dense form
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest."""
+        p = self.source.evaluate(r0, r1)
+        if self.wmat.shape[0] == self.wmat.shape[1] and not self.kappa.any() \
+                and np.array_equal(self.wmat, np.eye(self.wmat.shape[0])):
+            return p
+        out = p @ self.wmat
+        for b, (s, e) in enumerate(self.spans):
+            lo, hi = max(s, r0), min(e, r1)
+            if hi > lo and self.kappa[b].any():
+                out[lo - r0:hi - r0] += (1.0 if self.weights is None else self.weights[lo:hi, None]) * self.kappa[b]
+        return out
+
     def materialise(self, columns: list[int] | None = None) -> np.ndarray:
         """The dense units × columns matrix (Fortran order, read-only), built chunk by chunk of units."""
         identity = self.wmat.shape[0] == self.wmat.shape[1] and not self.kappa.any() \
