@@ -40,7 +40,10 @@ The unconditional estimator on a balanced panel goes further: one streaming pass
 the Gram matrix of the units' period-to-period changes; every cell's estimate, every variance, the
 aggregations and the pre-trend test follow from those small matrices, and the units × cells influence matrix
 (``DidResult.influence``) and the aggregations' per-unit influence functions are only built when first read
-(:mod:`som_models.estimators._influence`).
+(:mod:`som_models.estimators._influence`). Unbalanced panels and the covariate methods fit each cell first and keep
+only its constants (``drdid.InfluenceFormula``); a second pass evaluates all cells' influence functions for one
+chunk of persons at a time and accumulates ``Ψ'Ψ``, the per-group and per-cluster sums (``StreamedInfluence``), so
+memory is O(units + cells²), not O(units × cells).
 
 References: Callaway, B. and Sant'Anna, P. H. C. (2021), "Difference-in-Differences with multiple time
 periods", *Journal of Econometrics* 225(2), 200–230; Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust
