@@ -96,8 +96,9 @@ def run_case(panel: Path, treatments: Path, covariates: bool) -> dict:
     code = "import sys; from pipeline.cli import main; sys.argv = ['som', *sys.argv[1:]]; main()"
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
     t0 = time.perf_counter()
+    # cwd=ROOT: ``python -c`` puts the working directory first on sys.path, before PYTHONPATH
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env)
+                            env=env, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -134,7 +135,7 @@ def run_step(panel: Path, treatments: Path, covariates: bool) -> dict:
     resets its peak after the data are loaded; the frame's RSS and the estimation's peak above it (MiB)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", STEP, str(panel), str(treatments), ",".join(COVS) if covariates else ""],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"estimation step failed on {panel.name}: {proc.stderr.strip().splitlines()[-1]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
