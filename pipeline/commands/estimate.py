@@ -63,42 +63,45 @@ def read_columns(path: Path, columns: list[str], *, narrow_floats: bool = False)
     except ValueError as exc:
         fail(str(exc).splitlines()[0])
     try:
-        data = lf.select(wanted).collect()
+        lf = lf.select(wanted)
+        return lf.with_columns(compact_casts(lf, floats=narrow_floats)).collect(engine="streaming")
     except Exception as exc:
         fail(f"could not read {path}: {str(exc).splitlines()[0]}")
-    return compact(data, floats=narrow_floats)
+
+
+def compact_casts(lf, *, floats: bool = False) -> list:
+    """Casts to compact types that hold every value exactly, found in one streaming pass over ``lf``: Int64 (and
+    wider unsigned) columns to Int32 when every value fits; with ``floats``, Float64 columns to Float32 when every
+    value converts exactly (counts, ages, birth years, 0/1 indicators; not with NaN). The values are unchanged, so
+    are the estimates of an estimator that computes in float64 (the staggered design's panel builder casts every
+    column to float64; the other designs compute on the frame, so the command narrows floats for the staggered
+    design only). Casting inside the query keeps the wide columns from ever being held."""
+    import polars as pl
+
+    schema = lf.collect_schema()
+    ints = [c for c, t in schema.items() if t in (pl.Int64, pl.UInt64, pl.UInt32)]
+    flts = [c for c, t in schema.items() if floats and t == pl.Float64]
+    if not ints and not flts:
+        return []
+    stats = lf.select(
+        *(pl.col(c).min().cast(pl.Float64).alias(f"lo{k}") for k, c in enumerate(ints)),
+        *(pl.col(c).max().cast(pl.Float64).alias(f"hi{k}") for k, c in enumerate(ints)),
+        *(((pl.col(c).cast(pl.Float32).cast(pl.Float64) == pl.col(c)).all() & ~pl.col(c).is_nan().any())
+          .alias(f"ex{k}") for k, c in enumerate(flts)),
+    ).collect(engine="streaming").row(0, named=True)
+    casts = []
+    for k, c in enumerate(ints):
+        lo, hi = stats[f"lo{k}"], stats[f"hi{k}"]
+        if lo is not None and hi is not None and -(2**31) <= lo and hi <= 2**31 - 1:
+            casts.append(pl.col(c).cast(pl.Int32))
+    casts += [pl.col(c).cast(pl.Float32) for k, c in enumerate(flts) if stats[f"ex{k}"]]
+    return casts
 
 
 def compact(data, *, floats: bool = False):
-    """Integer columns as Int32 when every value fits; with ``floats``, Float64 columns as Float32 when every value
-    converts exactly (counts, ages, birth years, 0/1 indicators). The values are unchanged, so are the estimates
-    of an estimator that computes in float64 (the staggered design's panel builder casts every column to float64;
-    the other designs compute on the frame, so the command narrows floats for the staggered design only)."""
-    import polars as pl
-
-    lo, hi = -(2**31), 2**31 - 1
-    casts = []
-    for name, dtype in data.schema.items():
-        col = data.get_column(name)
-        if dtype in (pl.Int64, pl.UInt64, pl.UInt32) and data.height:
-            mn, mx = col.min(), col.max()
-            if mn is not None and mx is not None and lo <= mn and mx <= hi:  # type: ignore[operator]
-                casts.append(pl.col(name).cast(pl.Int32))
-        elif floats and dtype == pl.Float64 and data.height and _exact_in_float32(col):
-            casts.append(pl.col(name).cast(pl.Float32))
+    """A frame in the compact types of :func:`compact_casts`."""
+    casts = compact_casts(data.lazy(), floats=floats)
     return data.with_columns(casts) if casts else data
-
-
-def _exact_in_float32(col, window: int = 1 << 20) -> bool:
-    """Every value of a Float64 column converts to Float32 and back unchanged (window by window, stopping at the
-    first that does not; NaN counts as not exact)."""
-    import polars as pl
-
-    for r0 in range(0, col.len(), window):
-        part = col.slice(r0, window)
-        if part.is_nan().any() or not bool((part.cast(pl.Float32).cast(pl.Float64) == part).all()):
-            return False
-    return True
 
 
 def _fmt(v, digits: int = 4) -> str:
