@@ -202,6 +202,7 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
     data, treatments = _estimation_inputs(panel, treatments, spec, params)
     block = spec.estimation
     cluster = cluster_level(spec, assigned_by)
+    data = data.select(effects_columns(data, spec, params, cluster))
     if block.design == "rct":
         data = randomised_sample(data, treatments)
         settings = block.settings(alpha=spec.verdict.alpha, min_e=params.course_years, arm_col=ARM_COLUMN,
@@ -221,6 +222,15 @@ def realised_effects(panel: pl.DataFrame, treatments: pl.DataFrame, spec: Evalua
     if all(e == d for e, d in years.items()):
         return result
     return relabel_event_times(result, years)
+
+
+def effects_columns(data: pl.DataFrame, spec: EvaluationSpec, params: ParameterSet, cluster: str | None) -> list[str]:
+    """The panel columns the realised-effects estimation reads: person, year, the outcomes, the design's columns
+    (covariates, matching, weights, cluster) — so that the joins and the estimators copy nothing else."""
+    block = spec.estimation
+    wanted = ["person_id", "year", *outcomes_for(params), *block.columns(), block.options.get("weight_col"), cluster,
+              spec.assigned_by, "start_year", ARM_COLUMN]
+    return [c for c in dict.fromkeys(wanted) if c is not None and c in data.columns]
 
 
 def _estimation_inputs(panel: pl.DataFrame, treatments: pl.DataFrame, spec: EvaluationSpec,

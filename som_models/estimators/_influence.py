@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import numpy as np
+from scipy import sparse
 
 #: rows per chunk when streaming over the outcome matrix (a chunk of changes stays in the CPU cache)
 _CHUNK = 16384
@@ -183,6 +184,23 @@ class BlockInfluence:
         return np.maximum(out, 0.0)
 
     # ------------------------------------------------------------------------------------------ dense form
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest."""
+        k = self.coef.shape[2]
+        out = np.zeros((r1 - r0, k))
+        y = self.source.y
+        for b, (s, e) in enumerate(self.spans):
+            lo, hi = max(s, r0), min(e, r1)
+            a = self.coef[b]
+            if hi <= lo or not a.any():
+                continue
+            part = (y[lo:hi, 1:] - y[lo:hi, :-1] - self.shift[b]) @ a[1:]
+            part += a[0]
+            if self.weights is not None:
+                part *= self.weights[lo:hi, None]
+            out[lo - r0:hi - r0] = part
+        return out
+
     def materialise(self, columns: list[int] | None = None) -> np.ndarray:
         """The dense units × columns matrix (Fortran order, read-only); zeros outside the blocks."""
         coef = self.coef if columns is None else self.coef[:, :, columns]
@@ -207,9 +225,9 @@ class BlockInfluence:
 
 
 class DeferredColumn:
-    """One column of a :class:`BlockInfluence`, materialised on request (a units vector)."""
+    """One column of a :class:`BlockInfluence` or :class:`StreamedInfluence`, materialised on request (a units vector)."""
 
-    def __init__(self, influence: BlockInfluence, column: int):
+    def __init__(self, influence: BlockInfluence | StreamedInfluence, column: int):
         self.influence = influence
         self.column = column
 
@@ -218,10 +236,10 @@ class DeferredColumn:
 
 
 class DeferredColumns(Mapping):
-    """``label -> units vector`` for the columns of a :class:`BlockInfluence`; all columns are materialised together
-    on the first lookup (keys, length and iteration do not materialise anything)."""
+    """``label -> units vector`` for the columns of a :class:`BlockInfluence` or :class:`StreamedInfluence`; all
+    columns are materialised together on the first lookup (keys, length and iteration do not materialise anything)."""
 
-    def __init__(self, labels: list, influence: BlockInfluence, columns: list[int]):
+    def __init__(self, labels: list, influence: BlockInfluence | StreamedInfluence, columns: list[int]):
         self._index = {lab: k for k, lab in enumerate(labels)}
         self._influence = influence
         self._columns = columns
@@ -241,3 +259,149 @@ class DeferredColumns(Mapping):
 
     def __repr__(self) -> str:
         return f"DeferredColumns({list(self._index)}, units={self._influence.n})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Influence functions evaluated in chunks of units (unbalanced panels, covariate methods)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: bytes of one chunk of evaluated influence functions (rows × columns float64)
+_CHUNK_BYTES = 8 * 2**20
+
+
+class StreamedInfluence:
+    """Influence functions (units × columns) evaluated chunk by chunk of units, never held whole.
+
+    ``source.evaluate(r0, r1)`` returns the base influence functions ``Ψ[r0:r1]`` (rows × K, dense) of the
+    units in rows ``r0 … r1 − 1``; ``source.n`` is the number of units. The columns of this object are
+    ``ψ̃_i = W' ψ_i + w_i κ_{b(i)}`` (``W``: K × L, ``κ``: blocks × L, ``b(i)`` the unit's block of ``spans``,
+    ``w_i`` its weight, 1 without weights) — the form of the aggregations and of the influence of estimating
+    the group shares. One pass over the units at construction accumulates the moments everything else follows
+    from::
+
+        C = Ψ'Ψ (K × K),   B_b = Σ_{i∈b} w_i ψ_i (blocks × K),   D_b = Σ_{i∈b} w_i² (blocks),
+        S_c = Σ_{i∈c} ψ_i (clusters × K),   Q_cb = Σ_{i∈c∩b} w_i (clusters × blocks)
+
+    so that ``Ψ̃'Ψ̃ = W'CW + W'B'κ + κ'BW + κ' diag(D) κ`` and the cluster sums are ``S̃ = S W + Q κ``: variances,
+    the pre-trend test, the aggregations and the cluster-robust versions of all of them in O(K²) memory and no
+    further pass. The dense matrix (or some of its columns) is built only on request (:meth:`materialise`; the
+    bootstrap, combining outcomes, ``DidResult.influence``), again chunk by chunk.
+    """
+
+    def __init__(self, source, spans: list[tuple[int, int]], groups: list[int], weights: np.ndarray | None,
+                 moments: dict[str, np.ndarray | None], wmat: np.ndarray | None = None,
+                 kappa: np.ndarray | None = None):
+        self.source = source
+        self.spans = spans
+        self.groups = groups
+        self.weights = weights
+        self.moments = moments
+        k = moments["cross"].shape[0]  # type: ignore[union-attr]
+        self.wmat = np.eye(k) if wmat is None else wmat
+        self.kappa = np.zeros((len(spans), self.wmat.shape[1])) if kappa is None else kappa
+
+    @classmethod
+    def accumulate(cls, source, spans: list[tuple[int, int]], groups: list[int], weights: np.ndarray | None,
+                   clusters: np.ndarray | None = None) -> StreamedInfluence:
+        """Evaluate the source chunk by chunk and keep only the moments (see the class docstring)."""
+        n, k = source.n, source.k
+        nb = len(spans)
+        cross = np.zeros((k, k))
+        bsum = np.zeros((nb, k))
+        block = np.zeros(n, dtype=np.int64)
+        for b, (s, e) in enumerate(spans):
+            block[s:e] = b
+        w = np.ones(n) if weights is None else weights
+        dsum = np.bincount(block, weights=w * w, minlength=nb).astype(float)
+        csum = qsum = None
+        if clusters is not None:
+            n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+            csum = np.zeros((n_clusters, k))
+            qsum = np.bincount(clusters * nb + block, weights=w, minlength=n_clusters * nb).reshape(n_clusters, nb)
+        step = max(1024, _CHUNK_BYTES // (8 * max(k, 1)))
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            p = source.evaluate(r0, r1)
+            cross += p.T @ p
+            for b, (s, e) in enumerate(spans):
+                lo, hi = max(s, r0), min(e, r1)
+                if hi > lo:
+                    bsum[b] += w[lo:hi] @ p[lo - r0:hi - r0]
+            if csum is not None and clusters is not None:
+                codes = clusters[r0:r1]
+                member = sparse.csr_matrix((np.ones(r1 - r0), (codes, np.arange(r1 - r0))),
+                                           shape=(csum.shape[0], r1 - r0))
+                csum += np.asarray(member @ p)
+        cross = (cross + cross.T) / 2
+        return cls(source, list(spans), list(groups), weights,
+                   {"cross": cross, "bsum": bsum, "dsum": dsum, "csum": csum, "qsum": qsum})
+
+    # ------------------------------------------------------------------------------------------ algebra
+    @property
+    def n(self) -> int:
+        return int(self.source.n)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, int(self.wmat.shape[1])
+
+    def combine(self, w: np.ndarray, const: np.ndarray) -> StreamedInfluence:
+        """Columns ``Ψ̃ W + w_i κ[block]``: ``W`` is columns × L, ``const`` is blocks × L."""
+        return StreamedInfluence(self.source, self.spans, self.groups, self.weights, self.moments,
+                                 self.wmat @ w, self.kappa @ w + const)
+
+    def cross(self) -> np.ndarray:
+        """``Ψ̃'Ψ̃`` (columns × columns)."""
+        m, wm, kap = self.moments, self.wmat, self.kappa
+        cw = m["cross"] @ wm  # type: ignore[operator]
+        bk = (m["bsum"] @ wm).T @ kap  # type: ignore[operator]
+        out = wm.T @ cw + bk + bk.T + kap.T @ (m["dsum"][:, None] * kap)  # type: ignore[index]
+        return (out + out.T) / 2
+
+    def sumsq(self) -> np.ndarray:
+        """``Σ_i ψ̃_il²`` of every column (never negative)."""
+        return np.maximum(np.diag(self.cross()).copy(), 0.0)
+
+    def cluster_sums(self) -> np.ndarray:
+        """``S̃ = Σ_{i∈c} ψ̃_i`` per cluster (clusters × columns)."""
+        csum, qsum = self.moments["csum"], self.moments["qsum"]
+        if csum is None or qsum is None:
+            raise ValueError("no cluster sums: the influence functions were accumulated without clusters")
+        return csum @ self.wmat + qsum @ self.kappa
+
+    # ------------------------------------------------------------------------------------------ dense form
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest."""
+        p = self.source.evaluate(r0, r1)
+        if self.wmat.shape[0] == self.wmat.shape[1] and not self.kappa.any() \
+                and np.array_equal(self.wmat, np.eye(self.wmat.shape[0])):
+            return p
+        out = p @ self.wmat
+        for b, (s, e) in enumerate(self.spans):
+            lo, hi = max(s, r0), min(e, r1)
+            if hi > lo and self.kappa[b].any():
+                out[lo - r0:hi - r0] += (1.0 if self.weights is None else self.weights[lo:hi, None]) * self.kappa[b]
+        return out
+
+    def materialise(self, columns: list[int] | None = None) -> np.ndarray:
+        """The dense units × columns matrix (Fortran order, read-only), built chunk by chunk of units."""
+        identity = self.wmat.shape[0] == self.wmat.shape[1] and not self.kappa.any() \
+            and np.array_equal(self.wmat, np.eye(self.wmat.shape[0]))
+        wm = self.wmat if columns is None else self.wmat[:, columns]
+        kap = self.kappa if columns is None else self.kappa[:, columns]
+        n, k = self.n, wm.shape[1]
+        out = np.zeros((n, k), order="F")
+        if k:
+            step = max(1024, _CHUNK_BYTES // (8 * max(self.source.k, 1)))
+            for r0 in range(0, n, step):
+                r1 = min(n, r0 + step)
+                p = self.source.evaluate(r0, r1)
+                out[r0:r1] = p if identity and columns is None else (p[:, columns] if identity else p @ wm)
+                if not identity:
+                    for b, (s, e) in enumerate(self.spans):
+                        lo, hi = max(s, r0), min(e, r1)
+                        if hi > lo and kap[b].any():
+                            wb = 1.0 if self.weights is None else self.weights[lo:hi, None]
+                            out[lo:hi] += wb * kap[b]
+        out.setflags(write=False)
+        return out

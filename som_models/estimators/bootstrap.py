@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from som_models.estimators.results import AggregateEffect, DidResult
+from som_models.estimators.results import AggregateEffect, DidResult, stored
 
 _SQRT5 = np.sqrt(5.0)
 _CHUNK_BYTES = 64 * 2**20
@@ -86,23 +86,28 @@ def multiplier_bootstrap(
         raise ValueError(f"the bootstrap needs at least 2 draws (got {draws})")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
-    psi = influence if influence.ndim == 2 else influence[:, None]
-    n = psi.shape[0] if n is None else n
+    psi = influence if not isinstance(influence, np.ndarray) or influence.ndim == 2 else influence[:, None]
+    units, columns = psi.shape
+    # a structured influence (estimators' moments form) gives its rows chunk by chunk: the dense matrix is never held
+    rows = psi.rows if hasattr(psi, "rows") else (lambda a, b: psi[a:b])
+    n = units if n is None else n
     estimates = np.atleast_1d(np.asarray(estimates, dtype=float))
+    chunk = max(1, int(_CHUNK_BYTES // (8 * draws)))
     if cluster is not None:
-        if cluster.shape[0] != psi.shape[0]:
+        if cluster.shape[0] != units:
             raise ValueError("cluster must have one entry per unit (row of the influence matrix)")
         _, inverse = np.unique(cluster, return_inverse=True)
         n_clusters = int(inverse.max()) + 1
-        summed = np.zeros((n_clusters, psi.shape[1]))
-        np.add.at(summed, inverse, psi)
-        psi = summed
+        summed = np.zeros((n_clusters, columns))
+        step = max(chunk, 1 << 14)
+        for start in range(0, units, step):  # in row order: the same additions as one pass over all rows
+            np.add.at(summed, inverse[start:start + step], rows(start, min(units, start + step)))
+        psi, units, rows = summed, n_clusters, (lambda a, b: summed[a:b])
     rng = np.random.default_rng(seed)
-    m = psi.shape[0]
-    chunk = max(1, int(_CHUNK_BYTES // (8 * draws)))
-    total = np.zeros((draws, psi.shape[1]))
+    m = units
+    total = np.zeros((draws, columns))
     for start in range(0, m, chunk):
-        block = np.ascontiguousarray(psi[start:start + chunk])
+        block = np.ascontiguousarray(rows(start, min(m, start + chunk)))
         total += _multipliers(rng, (draws, block.shape[0]), weights) @ block
     total /= n
     q75, q25 = np.quantile(total, [0.75, 0.25], axis=0, method="inverted_cdf")
@@ -124,7 +129,8 @@ def bootstrap_cells(result: DidResult, **kwargs) -> BootstrapInference:
     multiplier per cluster of ``result.clusters`` (``att_gt(cluster_col=…)``) unless ``cluster`` is given."""
     est = np.array([c.estimate for c in result.cells])
     kwargs.setdefault("cluster", result.clusters)  # one multiplier per cluster when the result is clustered
-    return multiplier_bootstrap(result.influence, est, n=result.n_units,
+    infl = stored(result, "influence")  # structured (moments) form: rows are evaluated chunk by chunk
+    return multiplier_bootstrap(infl if hasattr(infl, "rows") else result.influence, est, n=result.n_units,
                                 labels=tuple((c.group, c.time) for c in result.cells), **kwargs)
 
 

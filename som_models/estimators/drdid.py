@@ -35,9 +35,11 @@ References: Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust difference-i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 
 from som_models.estimators._numerics import NotEstimable, inv_spd, ipt, logit
 
@@ -77,9 +79,9 @@ class Nuisance:
     w: np.ndarray
     method: str
     ps: np.ndarray | None = None
-    ps_score: np.ndarray | None = None  # w (d − p): the logit score is ps_score · x
     ps_hess: np.ndarray | None = None  # (X' diag(w p (1 − p)) X / n)⁻¹
     beta: np.ndarray | None = None  # logit coefficients (warm start for the next fit)
+    ps_beta: np.ndarray | None = None  # coefficients of the propensity index: logit, or IPT for dr-imp
     or_weights: np.ndarray | None = None  # weights of the comparison-group regression
     or_gram_inv: np.ndarray | None = None  # (X' diag(or_weights) X / n)⁻¹
     converged: bool = True
@@ -98,8 +100,9 @@ def fit_nuisance(x: np.ndarray, d: np.ndarray, w: np.ndarray | None, method: str
     if method in ("ipw", "dr", "dr-imp", "ipw-ht"):
         beta, ps, converged = logit(x, d, w, start=start)
         nu.beta = beta
+        nu.ps_beta = beta
         if method == "dr-imp":
-            _, ps, conv2 = ipt(x, d, w, start=beta)
+            nu.ps_beta, ps, conv2 = ipt(x, d, w, start=beta)
             converged = converged and conv2
         ps = np.minimum(ps, PS_CAP)
         nu.ps, nu.converged = ps, converged
@@ -107,7 +110,6 @@ def fit_nuisance(x: np.ndarray, d: np.ndarray, w: np.ndarray | None, method: str
         if method in ("ipw", "dr", "ipw-ht"):
             info = x.T @ (x * (ps * (1 - ps) * w)[:, None])
             nu.ps_hess = inv_spd(info, "propensity score") * n
-            nu.ps_score = w * (d - ps)
     if method in ("reg", "dr"):
         nu.or_weights = w * (1 - d)
     elif method == "dr-imp":
@@ -126,8 +128,75 @@ def _fitted(value: np.ndarray | None, name: str, method: str) -> np.ndarray:
     return value
 
 
-def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
-    """ATT and influence function of one 2×2 comparison, given the outcome changes and the fitted nuisance."""
+@dataclass(frozen=True, eq=False)
+class InfluenceFormula:
+    """A fitted 2×2: the ATT and the cell-level constants of its influence function, so that ``ψ_i`` can be
+    evaluated for any subset of the units from the unit's own ``(x_i, d_i, w_i, ΔY_i)`` (:meth:`psi`) — e.g. in
+    chunks of persons, without holding the sample's influence vector.
+
+    ``w`` is the case weight normalised over the fitted sample (``w / mean(w)``, 1 without weights); the
+    propensity score is ``p_i = min(expit(x_i'β), 1 − 10⁻⁶)`` with ``β`` = ``ps_beta`` (logit, or IPT for
+    ``dr-imp``), ``m_i = x_i'γ`` with ``γ`` = ``coef`` (comparison-group regression). With ``w₁ = w D``,
+    ``w₀ = w p (1 − D)/(1 − p) · 1{D = 1 or p < 0.995}``, ``r = ΔY − m``, ``o = w (1 − D)`` (the OLS weights) and
+    ``l_v = x'v`` (the linear representations times constant vectors ``v``)::
+
+        reg     ψ = [w₁(ΔY − η_t) − w₁(m − η_c) − o r l_{v_or1}] / mean(w₁)
+        ipw     ψ = w₁(ΔY − η_t)/mean(w₁) − [w₀(ΔY − η_c) + w(D − p) l_{v_ps}] / mean(w₀)
+        ipw-ht  ψ = [(w₁ − w₀)ΔY − w(D − p) l_{v_ps} − w₁ ATT] / mean(w₁)
+        dr      ψ = [w₁(r − η_t) − o r l_{v_or1}]/mean(w₁) − [w₀(r − η_c) + w(D − p) l_{v_ps} − o r l_{v_or0}]/mean(w₀)
+        dr-imp  ψ = w₁(r − η_t)/mean(w₁) − w₀(r − η_c)/mean(w₀)
+
+    (Sant'Anna & Zhao 2020, §3 and appendix; the same expressions as R ``DRDID``'s panel estimators.)
+    """
+
+    method: str
+    att: float
+    eta_t: float
+    eta_c: float
+    mw1: float
+    mw0: float
+    n_treated: int
+    n_control: int
+    converged: bool = True
+    trimmed: int = 0
+    ps_beta: np.ndarray | None = None
+    coef: np.ndarray | None = None
+    v_ps: np.ndarray | None = None
+    v_or1: np.ndarray | None = None
+    v_or0: np.ndarray | None = None
+
+    def _ps(self, x: np.ndarray) -> np.ndarray:
+        return np.minimum(expit(x @ _fitted(self.ps_beta, "ps_beta", self.method)), PS_CAP)
+
+    def psi(self, x: np.ndarray, d: np.ndarray, w: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """``ψ_i`` of the given units (rows of ``x``, ``d``, ``w``, ``dy``); see the class docstring."""
+        method = self.method
+        w1 = w * d
+        if method in ("reg", "dr", "dr-imp"):
+            m = x @ _fitted(self.coef, "coef", method)
+        if method == "reg":
+            o_r = w * (1 - d) * (dy - m)
+            return (w1 * (dy - self.eta_t)) / self.mw1 - (w1 * (m - self.eta_c) + o_r * (x @ self.v_or1)) / self.mw1
+        ps = self._ps(x)
+        trim = np.where(d == 1, True, ps < TRIM_LEVEL)
+        w0 = w * ps * (1 - d) / (1 - ps) * trim
+        if method == "ipw":
+            return (w1 * (dy - self.eta_t) / self.mw1
+                    - (w0 * (dy - self.eta_c) + w * (d - ps) * (x @ self.v_ps)) / self.mw0)
+        if method == "ipw-ht":
+            return ((w1 - w0) * dy - w * (d - ps) * (x @ self.v_ps) - w1 * self.att) / self.mw1
+        r = dy - m
+        if method == "dr-imp":
+            return w1 * (r - self.eta_t) / self.mw1 - w0 * (r - self.eta_c) / self.mw0
+        o_r = w * (1 - d) * r
+        inf_treat = (w1 * (r - self.eta_t) - o_r * (x @ self.v_or1)) / self.mw1
+        inf_cont = (w0 * (r - self.eta_c) + w * (d - ps) * (x @ self.v_ps) - o_r * (x @ self.v_or0)) / self.mw0
+        return inf_treat - inf_cont
+
+
+def fit_2x2(dy: np.ndarray, nu: Nuisance) -> InfluenceFormula:
+    """ATT of one 2×2 comparison and the constants of its influence function, given the outcome changes and the
+    fitted nuisance (:func:`fit_nuisance`); the estimators' formulas are in the module docstring."""
     x, d, w, method = nu.x, nu.d, nu.w, nu.method
     n = d.shape[0]
     n1, n0 = int(d.sum()), int(n - d.sum())
@@ -141,66 +210,54 @@ def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
         mw1 = w1.mean()
         eta_t = np.mean(w1 * dy) / mw1
         eta_c = np.mean(w1 * m) / mw1
-        ols_rep_m1 = _ols_lin_rep_times(x, or_weights * (dy - m), or_gram_inv, x.T @ w1 / n)
-        psi = (w1 * (dy - eta_t)) / mw1 - (w1 * (m - eta_c) + ols_rep_m1) / mw1
-        return TwoByTwo(float(eta_t - eta_c), psi, n1, n0, method)
+        return InfluenceFormula(method, float(eta_t - eta_c), float(eta_t), float(eta_c), float(mw1), float("nan"),
+                                n1, n0, coef=coef, v_or1=or_gram_inv @ (x.T @ w1 / n))
     ps, trim = _fitted(nu.ps, "ps", method), _fitted(nu.trim, "trim", method)
+    beta = _fitted(nu.ps_beta, "ps_beta", method)
     w1 = w * d
     w0 = w * ps * (1 - d) / (1 - ps) * trim
     mw1, mw0 = w1.mean(), w0.mean()
     if mw0 <= 0:
         raise NotEstimable("no comparison units left after propensity-score trimming")
     trimmed = int(np.sum((d == 0) & ~trim))
+    common: dict[str, Any] = dict(n_treated=n1, n_control=n0, converged=nu.converged, trimmed=trimmed, ps_beta=beta)
     if method == "ipw":
         eta_t = np.mean(w1 * dy) / mw1
         eta_c = np.mean(w0 * dy) / mw0
         m2 = x.T @ (w0 * (dy - eta_c)) / n
-        psi = w1 * (dy - eta_t) / mw1 - (w0 * (dy - eta_c) + _ps_lin_rep_times(x, nu, m2)) / mw0
-        return TwoByTwo(float(eta_t - eta_c), psi, n1, n0, method, nu.converged, trimmed)
+        return InfluenceFormula(method, float(eta_t - eta_c), float(eta_t), float(eta_c), float(mw1), float(mw0),
+                                v_ps=_ps_hess(nu) @ m2, **common)
     if method == "ipw-ht":
-        return _ipw_ht(dy, x, nu, w1, w0, n1, n0, trimmed)
+        # Horvitz–Thompson IPW (Abadie 2005): ATT = mean((w₁ − w₀) ΔY) / mean(w₁); the comparison term's derivative
+        # with respect to the logit coefficients is M = mean(w₀ ΔY x) (R DRDID::ipw_did_panel)
+        att = float(np.mean((w1 - w0) * dy) / mw1)
+        m_ht = x.T @ (w0 * dy) / n
+        return InfluenceFormula(method, att, float("nan"), float("nan"), float(mw1), float(mw0),
+                                v_ps=_ps_hess(nu) @ m_ht, **common)
     r = dy - m
     eta_t = np.mean(w1 * r) / mw1
     eta_c = np.mean(w0 * r) / mw0
     if method == "dr-imp":
-        psi = w1 * (r - eta_t) / mw1 - w0 * (r - eta_c) / mw0
-        return TwoByTwo(float(eta_t - eta_c), psi, n1, n0, method, nu.converged, trimmed)
+        return InfluenceFormula(method, float(eta_t - eta_c), float(eta_t), float(eta_c), float(mw1), float(mw0),
+                                coef=coef, **common)
     # traditional locally efficient DR with the estimation effects of the logit and the OLS
-    ols_resid_w = or_weights * r
     m1 = x.T @ w1 / n
     m3 = x.T @ w0 / n
     m2 = x.T @ (w0 * (r - eta_c)) / n
-    inf_treat = (w1 * (r - eta_t) - _ols_lin_rep_times(x, ols_resid_w, or_gram_inv, m1)) / mw1
-    inf_cont = (w0 * (r - eta_c) + _ps_lin_rep_times(x, nu, m2) - _ols_lin_rep_times(x, ols_resid_w, or_gram_inv, m3)) / mw0
-    return TwoByTwo(float(eta_t - eta_c), inf_treat - inf_cont, n1, n0, method, nu.converged, trimmed)
+    return InfluenceFormula(method, float(eta_t - eta_c), float(eta_t), float(eta_c), float(mw1), float(mw0),
+                            coef=coef, v_ps=_ps_hess(nu) @ m2, v_or1=or_gram_inv @ m1, v_or0=or_gram_inv @ m3,
+                            **common)
 
 
-def _ipw_ht(dy: np.ndarray, x: np.ndarray, nu: Nuisance, w1: np.ndarray, w0: np.ndarray, n1: int, n0: int,
-            trimmed: int) -> TwoByTwo:
-    """Unnormalised (Horvitz–Thompson) IPW DiD (Abadie 2005) and its influence function.
-
-    ``ATT = mean((w₁ − w₀) ΔY) / mean(w₁)``; with ``l_i`` the logit's linear representation,
-    ``ψ = [(w₁ − w₀) ΔY − l' M − w₁ ATT] / mean(w₁)``, ``M = mean(w₀ ΔY x)`` (the derivative of the
-    comparison term with respect to the logit coefficients). As R ``DRDID::ipw_did_panel``.
-    """
-    n = dy.shape[0]
-    mw1 = w1.mean()
-    att = float(np.mean((w1 - w0) * dy) / mw1)
-    m = x.T @ (w0 * dy) / n
-    psi = ((w1 - w0) * dy - _ps_lin_rep_times(x, nu, m) - w1 * att) / mw1
-    return TwoByTwo(att, psi, n1, n0, "ipw-ht", nu.converged, trimmed)
+def att_2x2(dy: np.ndarray, nu: Nuisance) -> TwoByTwo:
+    """ATT and influence function of one 2×2 comparison, given the outcome changes and the fitted nuisance."""
+    f = fit_2x2(dy, nu)
+    return TwoByTwo(f.att, f.psi(nu.x, nu.d, nu.w, dy), f.n_treated, f.n_control, f.method, f.converged, f.trimmed)
 
 
-def _ps_lin_rep_times(x: np.ndarray, nu: Nuisance, v: np.ndarray) -> np.ndarray:
-    """``[w(D − p) x' (X'WX/n)⁻¹] v`` — the logit's asymptotic linear representation times ``v``."""
-    ps_score = _fitted(nu.ps_score, "ps_score", nu.method)
-    ps_hess = _fitted(nu.ps_hess, "ps_hess", nu.method)
-    return ps_score * (x @ (ps_hess @ v))
-
-
-def _ols_lin_rep_times(x: np.ndarray, resid_w: np.ndarray, gram_inv: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``[w(1−D)(ΔY − m) x' (X'WX/n)⁻¹] v`` without forming the n × k matrix."""
-    return resid_w * (x @ (gram_inv @ v))
+def _ps_hess(nu: Nuisance) -> np.ndarray:
+    """``(X' diag(w p (1 − p)) X / n)⁻¹`` of the logit (the logit's linear representation is ``w(D − p) x' H``)."""
+    return _fitted(nu.ps_hess, "ps_hess", nu.method)
 
 
 def unconditional_2x2(dy: np.ndarray, d: np.ndarray, w: np.ndarray | None = None) -> TwoByTwo:

@@ -145,6 +145,96 @@ class _RowSource:
         return out
 
 
+class _SortedRows:
+    """The row layout of a long frame sorted by (id, period) — one row per unit and period, no missing id, period,
+    group or outcome, integer id/period/group columns — that is not rectangular (units enter and leave: births,
+    deaths, emigration). Found by :meth:`scan` window by window of rows, so that the panel is built without the
+    full-length index arrays (unit code and period index of every row) of the general layout: ``starts`` (first
+    row of each unit), each unit's group and the observed periods are O(units + periods)."""
+
+    #: rows per window
+    WINDOW = 1 << 18
+
+    def __init__(self, height: int, starts: np.ndarray, g_unit: np.ndarray, periods: np.ndarray, t_min: int,
+                 time: pl.Series):
+        self.height, self.starts, self.g_unit, self.periods, self.t_min, self.time = (height, starts, g_unit,
+                                                                                     periods, t_min, time)
+        self.lut = np.full(int(periods[-1]) - t_min + 1, -1, dtype=np.int32)
+        self.lut[periods - t_min] = np.arange(len(periods), dtype=np.int32)
+
+    @classmethod
+    def scan(cls, data: pl.DataFrame, *, outcome: str, id_col: str, time_col: str, group_col: str):
+        """The layout, or None when the frame is not of this kind (then the general layout is used)."""
+        cols = [data.get_column(c) for c in (id_col, time_col, group_col, outcome)]
+        ids, ts, gs, ys = cols
+        m = data.height
+        if m == 0 or not (ids.dtype.is_integer() and ts.dtype.is_integer() and gs.dtype.is_integer()):
+            return None
+        if any(c.null_count() for c in cols) or (ys.dtype.is_float() and ys.is_nan().any()):
+            return None
+        t_min, t_max = int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+        if t_max - t_min >= 100_000:
+            return None
+        present = np.zeros(t_max - t_min + 1, dtype=bool)
+        starts, g_first = [], []
+        prev_id = prev_t = prev_g = None
+        for r0 in range(0, m, cls.WINDOW):
+            i = ids.slice(r0, cls.WINDOW).to_numpy()
+            t = ts.slice(r0, cls.WINDOW).to_numpy()
+            g = gs.slice(r0, cls.WINDOW).to_numpy()
+            new = np.empty(i.shape[0], dtype=bool)
+            np.not_equal(i[1:], i[:-1], out=new[1:])
+            new[0] = prev_id is None or i[0] != prev_id
+            if (prev_id is not None and i[0] < prev_id) or np.any(i[1:] < i[:-1]):
+                return None  # not sorted by id
+            same = ~new
+            step_t = np.empty(i.shape[0], dtype=bool)
+            step_t[1:] = t[1:] > t[:-1]
+            step_t[0] = prev_t is None or t[0] > prev_t
+            if np.any(same & ~step_t):
+                return None  # not sorted by period within a unit, or a (unit, period) twice
+            g_same = np.empty(i.shape[0], dtype=bool)
+            g_same[1:] = g[1:] == g[:-1]
+            g_same[0] = prev_g is None or g[0] == prev_g
+            if np.any(same & ~g_same):
+                return None  # the general layout names the units whose group varies
+            at = np.flatnonzero(new)
+            starts.append(at + r0)
+            g_first.append(g[at].astype(np.int64))
+            present[t - t_min] = True
+            prev_id, prev_t, prev_g = i[-1], t[-1], g[-1]
+        periods = np.flatnonzero(present).astype(np.int64) + t_min
+        return cls(m, np.concatenate(starts), np.concatenate(g_first), periods, t_min, ts)
+
+    def _windows(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(first row, last row + 1, unit of each row, period index of each row)`` window by window."""
+        for r0 in range(0, self.height, self.WINDOW):
+            t = self.time.slice(r0, self.WINDOW).to_numpy()
+            r1 = r0 + t.shape[0]
+            unit = np.searchsorted(self.starts, np.arange(r0, r1), "right") - 1
+            yield r0, r1, unit, self.lut[t - self.t_min]
+
+    def scatter(self, series: pl.Series, unit_pos: np.ndarray, n: int) -> np.ndarray:
+        """The column as a units × periods matrix (Fortran order; NaN where a unit has no row), units in the
+        panel's order (``unit_pos``: each unit's panel row, −1 = dropped)."""
+        out = np.full((n, len(self.periods)), np.nan, order="F")
+        for r0, r1, unit, pidx in self._windows():
+            v = series.slice(r0, r1 - r0).cast(pl.Float64).to_numpy()
+            row = unit_pos[unit]
+            keep = row >= 0
+            out[row[keep], pidx[keep]] = v[keep]
+        return out
+
+    def unit_values(self, series: pl.Series) -> np.ndarray | None:
+        """Each unit's value (float64, units in frame order) if the column is constant within units, else None."""
+        first = series.gather(self.starts).cast(pl.Float64).to_numpy()
+        for r0, r1, unit, _ in self._windows():
+            v = series.slice(r0, r1 - r0).cast(pl.Float64).to_numpy()
+            if not np.array_equal(v, first[unit]):
+                return None
+        return first
+
+
 def build_panel(
     data: pl.DataFrame,
     *,
@@ -179,6 +269,13 @@ def build_panel(
         # checked chunk by chunk on the frame's own buffers, no full-length copies; ``y`` is built on demand
         periods, g_unit, unit_first_ids = fast
         starts = codes = pidx = row_sel = y_rows = None  # unit u is rows k·u … k·u + k − 1
+        layout = None
+    elif (layout := _SortedRows.scan(data, outcome=outcome, id_col=id_col, time_col=time_col,
+                                     group_col=group_col)) is not None:
+        # sorted by (id, period), no missing values, but not one row per unit and period (births, deaths,
+        # emigration): units, periods and groups found window by window, no full-length index arrays
+        periods, g_unit, starts = layout.periods, layout.g_unit, layout.starts
+        codes = pidx = row_sel = y_rows = None
     else:
         t_dtype = data.schema[time_col]
         t_series = data.get_column(time_col)
@@ -248,9 +345,15 @@ def build_panel(
         raise ValueError("no units left after dropping those treated in the first period")
     n_t = len(periods)
     n_all = g_unit.shape[0]  # units before dropping those treated in the first period
-    complete = codes is None or n_all * n_t == codes.shape[0]
+    complete = layout is None and (codes is None or n_all * n_t == codes.shape[0])
     y: np.ndarray | _RowSource
-    if complete:
+    unit_pos = None
+    if layout is not None:
+        unit_pos = np.full(n_all, -1, dtype=np.int64)
+        unit_pos[order] = np.arange(n)
+        y = layout.scatter(data.get_column(outcome), unit_pos, n)
+        row_code = pidx_k = keep_rows = None
+    elif complete:
         if y_rows is None:
             pos = np.full(n_all + 1, -1, dtype=np.int64)
             pos[order] = np.arange(n)
@@ -281,9 +384,18 @@ def build_panel(
 
     def to_units(v: np.ndarray, name: str, kind: str) -> np.ndarray:
         """Per-unit vector if constant within units, else a units × periods matrix."""
+        if layout is not None and unit_pos is not None:
+            series = data.get_column(name)
+            unit = layout.unit_values(series)
+            if unit is not None:
+                return unit[order]
+            if kind == "weight":
+                raise ValueError(f"weight column {name!r} must be constant within each unit")
+            return layout.scatter(series, unit_pos, n)
         first = (v[::n_t] if starts is None else v[starts])[order]
-        if complete:
-            same = np.array_equal(v.reshape(n_all, n_t)[order], np.repeat(first[:, None], n_t, axis=1))
+        if complete:  # constant within units: every row equals its unit's first row (no units × periods copies)
+            wide = v.reshape(n_all, n_t)
+            same = all(np.array_equal(wide[:, k], wide[:, 0]) for k in range(1, n_t))
         else:
             vk = v if keep_rows is None else v[keep_rows]
             same = np.array_equal(vk, first[row_code])
@@ -298,18 +410,31 @@ def build_panel(
             m[row_code, pidx_k] = v if keep_rows is None else v[keep_rows]
         return m
 
+    def checked(col: str) -> tuple[np.ndarray, int, float, float]:
+        """The column's rows (an empty array for the sorted-rows layout, which reads them window by window),
+        its number of missing values, minimum and maximum."""
+        if layout is not None:
+            fs = data.get_column(col).cast(pl.Float64)
+            nan = fs.null_count() + int(fs.is_nan().sum())
+            return np.empty(0), nan, float(fs.min()), float(fs.max())  # type: ignore[arg-type]
+        v = rows_of(col)
+        nan = int(np.isnan(v).sum())
+        return v, nan, float(np.nanmin(v)) if nan < v.size else float("nan"), \
+            float(np.nanmax(v)) if nan < v.size else float("nan")
+
     cov: dict[str, np.ndarray] = {}
     for c in covariates:
-        v = rows_of(c)
-        if np.isnan(v).any():
-            raise ValueError(f"covariate {c!r} has {int(np.isnan(v).sum())} missing values; impute or drop them first")
-        if np.max(v) == np.min(v):
+        v, nan, lo, hi = checked(c)
+        if nan:
+            raise ValueError(f"covariate {c!r} has {nan} missing values; impute or drop them first")
+        if hi == lo:
             raise ValueError(f"covariate {c!r} is constant; it cannot be used as a covariate")
         cov[c] = to_units(v, c, "covariate")
+        del v
     weights = None
     if weight_col:
-        v = rows_of(weight_col)
-        if np.isnan(v).any() or (v < 0).any():
+        v, nan, lo, hi = checked(weight_col)
+        if nan or lo < 0:
             raise ValueError(f"weight column {weight_col!r} must be non-negative and not missing")
         weights = to_units(v, weight_col, "weight")
     group = g_unit[order]

@@ -150,8 +150,9 @@ def notes_lines(notes: Mapping[str, object], limit: int = 8) -> list[str]:
 class DidResult(ResultDisplay):
     """All ATT(g, t) cells of one outcome with their unit-level influence functions (units × cells).
 
-    ``influence`` is the dense units × cells matrix; the unconditional estimator on a balanced panel keeps it in
-    structured form and builds the matrix on first access (then caches it).
+    ``influence`` is the dense units × cells matrix; ``att_gt`` keeps it in structured form (per-block moments for
+    the unconditional estimator on a balanced panel, moments accumulated in chunks of persons otherwise; see
+    :mod:`som_models.estimators._influence`) and builds the matrix on first access (then caches it).
     """
 
     outcome: str

@@ -40,7 +40,10 @@ The unconditional estimator on a balanced panel goes further: one streaming pass
 the Gram matrix of the units' period-to-period changes; every cell's estimate, every variance, the
 aggregations and the pre-trend test follow from those small matrices, and the units × cells influence matrix
 (``DidResult.influence``) and the aggregations' per-unit influence functions are only built when first read
-(:mod:`som_models.estimators._influence`).
+(:mod:`som_models.estimators._influence`). Unbalanced panels and the covariate methods fit each cell first and keep
+only its constants (``drdid.InfluenceFormula``); a second pass evaluates all cells' influence functions for one
+chunk of persons at a time and accumulates ``Ψ'Ψ``, the per-group and per-cluster sums (``StreamedInfluence``), so
+memory is O(units + cells²), not O(units × cells).
 
 References: Callaway, B. and Sant'Anna, P. H. C. (2021), "Difference-in-Differences with multiple time
 periods", *Journal of Econometrics* 225(2), 200–230; Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust
@@ -57,15 +60,18 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from som_models.estimators._influence import BlockInfluence, DeferredColumn, DeferredColumns
+from som_models.estimators._influence import BlockInfluence, DeferredColumn, DeferredColumns, StreamedInfluence
 from som_models.estimators._numerics import NotEstimable
-from som_models.estimators.drdid import METHODS, att_2x2, fit_nuisance
+from som_models.estimators.drdid import METHODS, InfluenceFormula, fit_2x2, fit_nuisance
 from som_models.estimators.panel import NEVER_KEY, Panel, build_panel, unit_clusters
 from som_models.estimators.results import AggregateEffect, AttCell, DidResult, PreTrendTest, stored, wald_p_value
 
 #: Default minimum number of treated units before a cell is flagged ``small_group`` (Statistics Denmark's
 #: output rules use 5 as the minimum cell size).
 MIN_GROUP_SIZE = 5
+
+#: influence functions kept in structured form (moments; the dense matrix on request)
+_STRUCTURED = (BlockInfluence, StreamedInfluence)
 
 
 def att_gt(
@@ -141,13 +147,12 @@ def att_gt(
                        base_period, method, covariates, cluster_col, clusters)
 
     y = panel.y
-    psi_matrix = np.zeros((n, len(plan)), order="F")
     cells: list[AttCell] = []
-    kept: list[int] = []
+    recipes: list[_CellRecipe] = []
     skipped: list[str] = []
     cache_key, cache_nu = None, None
     warm: dict = {}
-    for j, (g, t, b) in enumerate(plan):
+    for g, t, b in plan:
         ti, bi = period_index[t], period_index[b]
         treat = [panel.blocks[g]]
         if control == "never":
@@ -175,7 +180,8 @@ def att_gt(
         if n_g < min_group_size:
             flags.append("small_group")
         if method == "unconditional":
-            est = _unconditional_cell(psi_matrix[:, j], treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
+            est, consts = _unconditional_cell(treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
+            recipe = _CellRecipe(treat, ctrl, ti, bi, n, consts=consts)
         else:
             idx = _rows(treat, seen_t), _rows(ctrl, seen_c)
             rows = np.concatenate(idx)
@@ -194,28 +200,83 @@ def att_gt(
                 if cache_nu is None:
                     raise RuntimeError(f"internal error: cell ({g},{t}) has no fitted nuisance models")
                 dy = np.concatenate([dy_t if seen_t is None else dy_t[seen_t], dy_c if seen_c is None else dy_c[seen_c]])
-                two = att_2x2(dy, cache_nu)
+                two = fit_2x2(dy, cache_nu)
             except NotEstimable as exc:
                 skipped.append(f"({g},{t}): {exc}")
                 continue
-            psi_matrix[rows, j] = (n / rows.shape[0]) * two.influence
+            w_mean = None if w_unit is None else float(np.mean(w_unit[rows]))
+            recipe = _CellRecipe(treat, ctrl, ti, bi, n / rows.shape[0], formula=two, w_mean=w_mean)
             est = two.att
             if not two.converged:
                 flags.append("ps_not_converged")
             if two.trimmed:
                 flags.append(f"ps_trimmed:{two.trimmed}")
-        se = float(np.sqrt(psi_matrix[:, j] @ psi_matrix[:, j]) / n)
-        cells.append(AttCell(group=g, time=t, event_time=event_time[(g, t)], estimate=float(est), se=se,
+        cells.append(AttCell(group=g, time=t, event_time=event_time[(g, t)], estimate=float(est), se=0.0,
                              n_treated=n_g, n_control=n_c, flags=tuple(flags)))
-        kept.append(j)
-    if len(kept) < len(plan):
-        psi_matrix = np.asfortranarray(psi_matrix[:, kept])
-    psi_matrix.setflags(write=False)
-    if clusters is not None and cells:
-        se = np.sqrt(sum_of_squares(psi_matrix, clusters)) / n
-        cells = [replace(c, se=float(se[k])) for k, c in enumerate(cells)]
-    return _result(outcome, panel, cells, skipped, psi_matrix, treated_groups, w_unit, control, base_period, method,
+        recipes.append(recipe)
+    keys = sorted(panel.blocks, key=lambda k: panel.blocks[k][0])
+    source = _CellSource(panel, recipes, w_unit)
+    infl = StreamedInfluence.accumulate(source, [panel.blocks[k] for k in keys], keys, w_unit, clusters)
+    se = np.sqrt(sum_of_squares(infl, clusters)) / n
+    cells = [replace(c, se=float(se[k])) for k, c in enumerate(cells)]
+    return _result(outcome, panel, cells, skipped, infl, treated_groups, w_unit, control, base_period, method,
                    covariates, cluster_col, clusters)
+
+
+class _CellRecipe:
+    """What the influence function of one ATT(g, t) cell needs besides the panel: its treated and comparison row
+    slices, outcome periods, the factor ``n / n_cell`` and either the unconditional constants
+    ``(scale_t, μ_t, scale_c, μ_c)`` or the fitted 2×2 (:class:`~som_models.estimators.drdid.InfluenceFormula`)."""
+
+    def __init__(self, treat, ctrl, ti: int, bi: int, scale: float, *, consts: tuple | None = None,
+                 formula: InfluenceFormula | None = None, w_mean: float | None = None):
+        self.treat, self.ctrl, self.ti, self.bi, self.scale = treat, ctrl, ti, bi, scale
+        self.consts, self.formula, self.w_mean = consts, formula, w_mean
+
+
+class _CellSource:
+    """The cells' influence functions on rows ``r0 … r1 − 1`` of the panel (for :class:`StreamedInfluence`):
+    ``ψ_ij = 0`` for units outside cell j's sample or not observed in both of its periods, else the unconditional
+    ``± (n / Σw) w_i (ΔY_i − μ)`` or ``(n / n_cell) ψ_i`` of the cell's fitted 2×2 estimator."""
+
+    def __init__(self, panel: Panel, recipes: list[_CellRecipe], w_unit: np.ndarray | None):
+        self.panel, self.recipes, self.w_unit = panel, recipes, w_unit
+        self.n, self.k = panel.n, len(recipes)
+
+    def evaluate(self, r0: int, r1: int) -> np.ndarray:
+        y, w_unit = self.panel.y, self.w_unit
+        out = np.zeros((r1 - r0, self.k), order="F")
+        xs: dict[int, np.ndarray] = {}
+        for j, rc in enumerate(self.recipes):
+            col = out[:, j]
+            for treated, slices in ((True, rc.treat), (False, rc.ctrl)):
+                for s, e in slices:
+                    lo, hi = max(s, r0), min(e, r1)
+                    if hi <= lo:
+                        continue
+                    dy = y[lo:hi, rc.ti] - y[lo:hi, rc.bi]
+                    seen = None if self.panel.balanced else ~np.isnan(dy)
+                    if seen is not None and not seen.all():
+                        rows = np.flatnonzero(seen) + lo
+                        dy = dy[seen]
+                    else:
+                        seen, rows = None, np.arange(lo, hi)
+                    if rows.shape[0] == 0:
+                        continue
+                    w = None if w_unit is None else w_unit[rows]
+                    if rc.formula is None:
+                        scale_t, mu_t, scale_c, mu_c = rc.consts  # type: ignore[misc]
+                        sc, mu = (scale_t, mu_t) if treated else (scale_c, mu_c)
+                        part = sc * (dy - mu) if w is None else sc * w * (dy - mu)
+                    else:
+                        if rc.bi not in xs:
+                            xs[rc.bi] = self.panel.covariate_matrix(slice(r0, r1), rc.bi)
+                        x = xs[rc.bi][rows - r0]
+                        d = np.full(rows.shape[0], 1.0 if treated else 0.0)
+                        ww = np.ones(rows.shape[0]) if w is None else w / rc.w_mean
+                        part = rc.scale * rc.formula.psi(x, d, ww, dy)
+                    col[rows - r0] = part
+        return out
 
 
 def cell_plan(periods: np.ndarray, groups: list[int], base_period: str) -> list[tuple[int, int, int]]:
@@ -364,15 +425,9 @@ def _rows(slices: list[tuple[int, int]], seen: np.ndarray | None) -> np.ndarray:
     return idx if seen is None else idx[seen]
 
 
-def _scatter(col: np.ndarray, slices: list[tuple[int, int]], values: np.ndarray) -> None:
-    pos = 0
-    for s, e in slices:
-        col[s:e] = values[pos:pos + e - s]
-        pos += e - s
-
-
-def _unconditional_cell(col, treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit) -> float:
-    """Difference of (weighted) mean changes; writes ψ into ``col`` (zeros for units not observed)."""
+def _unconditional_cell(treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit) -> tuple[float, tuple]:
+    """Difference of (weighted) mean changes and the constants ``(n/Σw_t, μ_t, −n/Σw_c, μ_c)`` of its influence
+    function ``ψ_i = ± (n / Σw) w_i (ΔY_i − μ)`` (zero for units not observed in both periods)."""
     if seen_t is not None:
         dy_t = np.where(seen_t, dy_t, 0.0)
         dy_c = np.where(seen_c, dy_c, 0.0)
@@ -386,14 +441,11 @@ def _unconditional_cell(col, treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
             wt, wc = wt * seen_t, wc * seen_c
     if wt is None or wc is None:  # both None or both set (seen_t and seen_c likewise)
         mu_t, mu_c = dy_t.mean(), dy_c.mean()
-        _scatter(col, treat, (n / dy_t.shape[0]) * (dy_t - mu_t))
-        _scatter(col, ctrl, -(n / dy_c.shape[0]) * (dy_c - mu_c))
+        st, sc = dy_t.shape[0], dy_c.shape[0]
     else:
         st, sc = wt.sum(), wc.sum()
         mu_t, mu_c = (wt @ dy_t) / st, (wc @ dy_c) / sc
-        _scatter(col, treat, (n / st) * wt * (dy_t - mu_t))
-        _scatter(col, ctrl, -(n / sc) * wc * (dy_c - mu_c))
-    return float(mu_t - mu_c)
+    return float(mu_t - mu_c), (n / st, float(mu_t), -(n / sc), float(mu_c))
 
 
 # ----------------------------------------------------------------------------------------------- variances
@@ -401,7 +453,7 @@ def _unconditional_cell(col, treat, ctrl, dy_t, dy_c, seen_t, seen_c, n, w_unit)
 def cluster_sums(influence, clusters: np.ndarray) -> np.ndarray:
     """``S_c = Σ_{i∈c} ψ_i`` (clusters × columns) of a dense units × columns influence matrix or a
     :class:`BlockInfluence` carrying cluster sums; ``clusters`` holds each unit's code 0 … G − 1."""
-    if isinstance(influence, BlockInfluence):
+    if isinstance(influence, _STRUCTURED):
         return influence.cluster_sums()
     psi = influence if influence.ndim == 2 else influence[:, None]
     n_clusters = int(clusters.max()) + 1
@@ -418,7 +470,7 @@ def _small_sample(n_clusters: int) -> float:
 def sum_of_squares(influence, clusters: np.ndarray | None) -> np.ndarray:
     """``n² Var`` of every column: ``Σ_i ψ_ik²`` (clustered by unit) or ``G/(G − 1) Σ_c S_ck²`` (by cluster)."""
     if clusters is None:
-        if isinstance(influence, BlockInfluence):
+        if isinstance(influence, _STRUCTURED):
             return influence.sumsq()
         return np.einsum("ij,ij->j", influence, influence)
     s = cluster_sums(influence, clusters)
@@ -428,7 +480,7 @@ def sum_of_squares(influence, clusters: np.ndarray | None) -> np.ndarray:
 def cross_products(influence, clusters: np.ndarray | None) -> np.ndarray:
     """``n² Cov``: ``Ψ'Ψ`` (clustered by unit) or ``G/(G − 1) S'S`` (by cluster), columns × columns."""
     if clusters is None:
-        if isinstance(influence, BlockInfluence):
+        if isinstance(influence, _STRUCTURED):
             return influence.cross()  # Ψ'Ψ from the per-group moments
         return influence.T @ influence  # k × k from one pass over Ψ, no n × k_pre copy
     s = cluster_sums(influence, clusters)
@@ -489,7 +541,7 @@ def _combine(result: DidResult, wmat: np.ndarray, kap: np.ndarray):
     the columns — structured when the result's influence functions are, else a dense units × columns array)."""
     groups = sorted(result.group_shares)
     infl = stored(result, "influence")
-    if isinstance(infl, BlockInfluence):
+    if isinstance(infl, _STRUCTURED):
         lookup = {g: k for k, g in enumerate(groups)}
         comb = infl.combine(wmat, kap[[lookup.get(g, len(groups)) for g in infl.groups]])
         return sum_of_squares(comb, result.clusters), comb
@@ -584,7 +636,7 @@ def _finish(result: DidResult, kind: str, spec: list, vals: list[float], counts:
     k = len(labels)
     influence: Mapping[int, np.ndarray]
     overall_influence: np.ndarray | DeferredColumn
-    if isinstance(comb, BlockInfluence):
+    if isinstance(comb, _STRUCTURED):
         influence = DeferredColumns(labels, comb, list(range(k)))
         overall_influence = DeferredColumn(comb, k)
     else:
@@ -622,7 +674,7 @@ def pretrend_test(result: DidResult) -> PreTrendTest:
         return PreTrendTest(statistic=float("nan"), df=0, p_value=float("nan"))
     theta = np.array([result.cells[k].estimate for k in pre])
     infl = stored(result, "influence")
-    if not isinstance(infl, BlockInfluence):
+    if not isinstance(infl, _STRUCTURED):
         infl = result.influence
     gram = cross_products(infl, result.clusters)
     v = gram[np.ix_(pre, pre)] / result.n_units**2
