@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from som_models.estimators.results import AggregateEffect, DidResult, stored
+from som_models.lazy_scipy import stats
 
 _SQRT5 = np.sqrt(5.0)
 _CHUNK_BYTES = 64 * 2**20

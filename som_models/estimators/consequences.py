@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from som_models.estimators._numerics import NotEstimable, ols_hc
 from som_models.estimators.panel import check_columns
 from som_models.estimators.results import ESTIMATES_SCHEMA, ci_label, tidy_lines, z_value
+from som_models.lazy_scipy import stats
 from som_models.results_base import MAX_ROWS, ResultDisplay, fmt_p, render_summary
 
 #: The tidy estimates schema plus the p-value and SØM's 5 % significance flag.

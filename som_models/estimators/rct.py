@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from som_models.estimators._numerics import NotEstimable, inv_spd, ols_hc
 from som_models.estimators.panel import check_columns
 from som_models.estimators.results import ESTIMATES_SCHEMA, ci_label, notes_lines, tidy_lines, z_value
+from som_models.lazy_scipy import stats
 from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_ci, fmt_p, render_summary
 
 RCT_DETAIL_SCHEMA = {

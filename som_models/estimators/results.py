@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
+from som_models.lazy_scipy import stats
 from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_ci, fmt_p, frame_lines, render_summary
 
 #: Column order and types of the tidy estimates table.

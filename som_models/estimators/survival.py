@@ -59,10 +59,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from som_models.estimators._numerics import NotEstimable, inv_spd
 from som_models.estimators.results import ESTIMATES_SCHEMA, ci_label, notes_lines, tidy_lines, z_value
+from som_models.lazy_scipy import stats
 from som_models.results_base import MAX_ROWS, ResultDisplay, fmt, fmt_p, frame_lines, render_summary
 
 TIES = ("efron", "breslow")
