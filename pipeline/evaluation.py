@@ -8,7 +8,7 @@ graph (:func:`pipeline.runner.run_evaluation`), so the same checks run and the s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -881,6 +881,19 @@ def udvalg_comparison(before: Mapping[str, Any], after: Mapping[str, Any] | None
         return projections_document(parse_parameter_set(before), parse_parameter_set(after))["udvalg_comparison"]
     except (ParameterError, ValueError, KeyError, TypeError):
         return None
+def panel_columns_read(columns: Sequence[str], spec: EvaluationSpec, params: ParameterSet) -> list[str]:
+    """The columns of a register panel the evaluation reads (the ``effects`` asset scans only these): every
+    column except the register outcomes no part of the evaluation needs (:func:`needed_columns`: the success
+    measure's outcome, the consequence items under the spec's ``outcomes:`` mapping, the durations, the design).
+    Person, year, demographics, kommune and every other non-outcome column are kept, so the designs, the
+    randomisation inference, the descriptive contrast and the durations see what they saw on the whole panel."""
+    from pipeline.registers.config import outcome_registers
+
+    needed = needed_columns(spec, params)
+    unused = set(outcome_registers()) - set(needed)
+    return [c for c in columns if c not in unused]
+
+
 def needed_columns(spec: EvaluationSpec, params: ParameterSet) -> dict[str, list[str]]:
     """Panel column → what needs it: the success measure's outcome and each consequence item (under the spec's
     ``outcomes:`` mapping, the column named in brackets), the durations' columns and the design's columns — the

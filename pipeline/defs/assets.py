@@ -213,12 +213,14 @@ def assumptions(context: dg.AssetExecutionContext, som: SomSettings) -> dict:
                                         code_version=asset_code_version("effects")),
     },
 )
-def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, panel: pl.DataFrame,
+def effects(context: dg.AssetExecutionContext, som: SomSettings, delivery: dict, panel: pl.LazyFrame,
             treatments: pl.DataFrame, assumptions: dict):
     from pipeline.registers.handover import assignment_level
 
     loaded = _spec(context, som)
     params = parse_parameter_set(assumptions["content"])
+    # scanned, not loaded: the register outcomes the evaluation does not use are never read (ev.panel_columns_read)
+    panel = panel.select(ev.panel_columns_read(panel.collect_schema().names(), loaded.spec, params)).collect()
     # The design block of the spec selects the estimator; the delivery may say how the intervention was assigned.
     level = assignment_level(delivery["folder"])
     result = ev.realised_effects(panel, treatments, loaded.spec, params, assigned_by=level)
