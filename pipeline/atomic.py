@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,20 +44,40 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _special(target: Path) -> bool:
+    """``target`` exists and is neither a regular file nor a folder: a device or a pipe (``/dev/null``,
+    ``/dev/stdout``, a FIFO). Such a file is written into, never replaced — a rename would put a regular file in
+    its place (as root, replacing ``/dev/null`` for the whole machine)."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextmanager
 def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; when the block succeeds, move it onto ``target``.
 
     The parent folder is created. The temporary file is removed if the block raises (the target is untouched).
+    A device or pipe (``--json /dev/null``, a FIFO) is not replaced: the content is written into it, from a
+    temporary file in the system's temporary folder (:func:`_special`).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    special = _special(target)
+    if not special:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=None if special else target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        if special:
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
