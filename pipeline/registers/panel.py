@@ -321,13 +321,33 @@ class _Grid:
         return out
 
     def scatter(self, frame: pl.DataFrame, column: str) -> np.ndarray:
-        """Values of ``column`` (one row per pid-year) placed on the panel's rows; 0 where absent."""
-        out = np.zeros(self.n, dtype=np.float64)
+        """Values of ``column`` (one row per pid-year) placed on the panel's rows; 0 where absent.
+
+        Compact: whole non-negative values (day and event counts) are kept in the smallest unsigned integer
+        type that holds their maximum (``uint16`` for days); anything else stays ``float64``. The panel turns
+        every outcome into ``float64`` when it is assembled, so the values are the same either way.
+        """
+        values = frame.get_column(column).to_numpy() if frame.height else np.zeros(0)
+        dtype = _compact_type(values)
+        out = np.zeros(self.n, dtype=dtype)
         if frame.height:
             rows = self.rows(frame.get_column("pid").to_numpy(), frame.get_column("year").to_numpy())
             ok = rows >= 0
-            out[rows[ok]] = frame.get_column(column).to_numpy().astype(np.float64)[ok]
+            out[rows[ok]] = values[ok].astype(dtype)
         return out
+
+
+def _compact_type(values: np.ndarray) -> np.dtype:
+    """``uint8``/``uint16``/``uint32`` when every value is a whole number from 0 to that type's maximum, else ``float64``."""
+    if not len(values):
+        return np.dtype(np.uint8)
+    v = np.asarray(values)
+    if v.dtype.kind == "f" and not (np.isfinite(v).all() and (v == np.floor(v)).all()):
+        return np.dtype(np.float64)
+    lo, hi = v.min(), v.max()
+    if lo < 0 or hi > np.iinfo(np.uint32).max:
+        return np.dtype(np.float64)
+    return np.dtype(np.uint8 if hi <= 255 else np.uint16 if hi <= 65_535 else np.uint32)
 
 
 def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
@@ -404,7 +424,13 @@ def income(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 class _DreamSource:
     """DREAM columns on demand: Parquet is read one ISO year's block of week columns at a time (all rows);
-    other formats are read whole once (they are small in practice)."""
+    other formats are read whole once (they are small in practice).
+
+    Parquet week columns holding text are read as Arrow dictionary arrays (the footer is parsed once): per
+    column chunk, the few distinct texts of its dictionary are mapped to code groups through the text rules
+    of :func:`_group_matrix`, and the chunk's indices are turned into groups by one numpy gather — no
+    per-cell text is ever materialised. Columns of other types take the polars path of :func:`_group_matrix`.
+    """
 
     def __init__(self, ctx: _Ctx, file: str, pnr_col: str, week_cols: list[str]) -> None:
         self.path = ctx.manifest.folder / file
@@ -412,6 +438,7 @@ class _DreamSource:
         self.parquet = self.path.suffix.lower() == ".parquet"
         if self.parquet:
             self.actual = parquet_names(self.path)
+            self._arrow = None
         else:
             self.frame = read_table(self.path, [pnr_col, *week_cols]).frame
 
@@ -423,6 +450,60 @@ class _DreamSource:
         except Exception as exc:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
         return df.rename(dict(zip(df.columns, names, strict=False)))
+
+    def groups_of(self, names: list[str], lut: np.ndarray) -> np.ndarray:
+        """Code group per cell (as :func:`_group_matrix`) for the week columns ``names``, rows in file order."""
+        if not self.parquet:
+            return _group_matrix(self.frame.select(names), lut)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self._arrow is None:
+                schema = pq.read_schema(self.path)
+                text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                        or pa.types.is_dictionary(f.type)]
+                self._arrow = pq.ParquetFile(self.path, read_dictionary=text)
+            table = self._arrow.read(columns=[self.actual[n] for n in names], use_threads=True)
+        except Exception as exc:
+            raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
+        out = np.empty((table.num_rows, len(names)), dtype=np.uint8)
+        other: list[int] = []
+        cache: dict[tuple, np.ndarray] = {}
+        for j, column in enumerate(table.columns):
+            t = column.type
+            if not (pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+                other.append(j)
+                continue
+            row = 0
+            for chunk in column.chunks:
+                k = len(chunk.dictionary)
+                words = tuple(chunk.dictionary.to_pylist())
+                table_k = cache.get(words)
+                if table_k is None:
+                    # the dictionary's texts through the text rules, plus slot k for a null cell (blank)
+                    texts = pl.DataFrame({"c": pl.Series("c", [*words, None], dtype=pl.Utf8)})
+                    table_k = cache[words] = _group_matrix(texts, lut)[:, 0]
+                out[row:row + len(chunk), j] = table_k[_dictionary_indices(chunk.indices, k)]
+                row += len(chunk)
+        if other:
+            block = pl.from_arrow(table.select(other))
+            assert isinstance(block, pl.DataFrame)
+            out[:, other] = _group_matrix(block, lut)
+        return out
+
+
+def _dictionary_indices(idx, null_slot: int) -> np.ndarray:
+    """The integer indices of an Arrow dictionary chunk as numpy, ``null_slot`` where the cell is null (read from
+    the validity bitmap, without a compute kernel)."""
+    n = len(idx)
+    validity, data = idx.buffers()[0], idx.buffers()[1]
+    width = idx.type.bit_width // 8
+    raw = np.frombuffer(data, dtype=f"<i{width}", count=idx.offset + n)[idx.offset:]
+    if not idx.null_count or validity is None:
+        return raw
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=idx.offset + n, bitorder="little")[idx.offset:]
+    return np.where(bits.astype(bool), raw, null_slot)
 
 
 def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
@@ -566,13 +647,13 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     outside = np.zeros(n, dtype=np.int32)
     bad_cols: list[str] = []
     years = sorted({y for y, _ in yws})
-    arrays = {c: np.zeros(grid.n, dtype=np.float64) for c in out_cols}
+    arrays = {c: np.zeros(grid.n, dtype=np.uint16) for c in out_cols}  # ≤ 53 weeks per ISO year
     width = 16  # group slots per row in the count key (groups 0…k−1, 254/255 folded into slots 14/15)
     slot = np.arange(256, dtype=np.int32)
     slot[254], slot[255] = 14, 15
     for y in years:
         cols = [c for c, (yy, _) in zip(week_cols, yws, strict=False) if yy == y]
-        g = _group_matrix(src.frame_of(cols), lut)
+        g = src.groups_of(cols, lut)
         # Only rows with at least one non-blank cell in the year need counting.
         active = np.flatnonzero((g != 254).any(axis=1))
         if not len(active):
@@ -588,7 +669,7 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
         rows = grid.rows(pid_np[active], np.full(m, y))
         ok = (rows >= 0) & known[active]
         for k, c in enumerate(out_cols):
-            arrays[c][rows[ok]] = counts[ok, k]
+            arrays[c][rows[ok]] = counts[ok, k].astype(np.uint16)
     check = pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": outside})
     report = validate(check, register_suite("dream", ctx.params), max_gx_rows=ctx.gx_rows)
     lines = describe(report, [(file, check.height)])
@@ -659,10 +740,12 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     if "dream" in files:
         weeks = dream_weeks(ctx, files["dream"][0][0], persons, grid)
         week_cols = list(weeks)
-        iso = {y: float(iso_weeks_in_year(y)) for y in manifest.years}
-        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Float64)).to_series().to_numpy()
+        iso = {y: iso_weeks_in_year(y) for y in manifest.years}
+        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Int32)).to_series().to_numpy().copy()
         arrays.update(weeks)
-        arrays["self_support_weeks"] = total - np.sum([weeks[c] for c in week_cols], axis=0) if week_cols else total
+        for c in week_cols:
+            total -= weeks[c]  # int32: the ISO year's weeks minus the coded ones
+        arrays["self_support_weeks"] = total
         lap("dream")
     for name, fn in (("lpr", lambda f: hospital(ctx, f, persons)),
                      ("krin", lambda f: spell_register(ctx, "krin", f, persons, "IND_FGSLDTO", "IND_LOESDTO", "prison_days")),
@@ -683,8 +766,9 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
         "birth_year": base.get_column("birth_year").cast(pl.Int64),
         "age": (base.get_column("year") - base.get_column("birth_year")).cast(pl.Int64),
         "municipality": base.get_column("municipality").cast(pl.Int64),
-        **{c: arrays[c] for c in order},
     })
+    # Outcomes become float64 one at a time, each compact array released as soon as it is converted.
+    panel = panel.hstack([pl.Series(c, arrays.pop(c).astype(np.float64)) for c in order], in_place=True)
     tr = persons.attach(treat, how="left")
     treatments = (tr.with_columns(persons.person_id.gather(tr.get_column("pid")).alias("person_id"))
                   .select("person_id", "intervention", "start_year", "end_year", "arm", "course_days")
