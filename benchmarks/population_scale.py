@@ -8,11 +8,11 @@ wall time (after its imports) and peak resident memory (``ru_maxrss``); the rati
 the same run. At the end the peak memory per 1,000 persons is printed for every size, and the growth per
 1,000 persons between the sizes (the slope that extrapolates to 6 M).
 
-Generation in chunks: each chunk of ``--chunk`` persons is one simulated world (seed ``--seed + k``) written
-to its own folder; its person numbers are renumbered ``CCCNNNNNNN`` (chunk, running number — ten digits,
-unique over the chunks; LPR's RECNUM gets the chunk as a prefix), and the chunks' files are then concatenated row group by row group into the
-delivery (pyarrow, never a whole file in memory) with a fresh manifest (sha256 of every file). A chunk of
-250,000 persons needs ≈ 2 GB; generation time grows linearly (≈ 4 min per 1 M persons on 2 cores).
+Generation in chunks: each chunk of ``--chunk`` persons is one simulated world (seed ``--seed + k``)
+written to its own folder; its person numbers are renumbered ``CCCNNNNNNN`` (chunk, running number — ten
+digits, unique over the chunks; LPR's RECNUM gets the chunk as a prefix), and the chunks' files are then
+concatenated row group by row group into the delivery (pyarrow, never a whole file in memory) with a fresh
+manifest (sha256 of every file). A chunk of 250,000 persons needs ≈ 2 GB; generation time grows linearly.
 
     uv run --frozen python benchmarks/population_scale.py --persons 250000 500000 1000000
     uv run --frozen python benchmarks/population_scale.py --persons 1000000 3000000 6000000 --root /data/bench  # full

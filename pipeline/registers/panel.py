@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +69,37 @@ OTHER_OUTCOMES = {
 
 @dataclass(frozen=True, eq=False)
 class PanelBuild:
-    panel: pl.DataFrame
+    """A built delivery: the panel, the treatments, row counts, ignored files, outcome columns, stage seconds.
+
+    ``frame`` holds the panel's rows and columns, for a register delivery in compact types (integer
+    covariates shrunk to the smallest type, day/week/event counts as unsigned integers); ``schema`` gives the
+    canonical type of every column that is stored in a smaller one. :attr:`panel` is the canonical panel
+    (covariates ``Int64``, outcomes ``Float64``) — the same values, materialised on first use;
+    :meth:`write_panel` writes it without ever holding it whole (polars' streaming engine casts batch by batch).
+    """
+
+    frame: pl.DataFrame
     treatments: pl.DataFrame
     registers: dict[str, int]
     ignored: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = field(default=())
     seconds: dict[str, float] = field(default_factory=dict)
+    schema: dict[str, pl.DataType] = field(default_factory=dict)
+
+    def _canonical(self) -> pl.LazyFrame:
+        return self.frame.lazy().with_columns(pl.col(c).cast(t) for c, t in self.schema.items())
+
+    @cached_property
+    def panel(self) -> pl.DataFrame:
+        """The canonical panel (DESIGN §3.2 types)."""
+        return self._canonical().collect() if self.schema else self.frame
+
+    def write_panel(self, path: Path) -> None:
+        """``panel.parquet`` (the canonical panel), streamed from the compact frame."""
+        if not self.schema or "panel" in self.__dict__:
+            self.panel.write_parquet(path)
+        else:
+            self._canonical().sink_parquet(path)
 
 
 def load_code_groups(path: Path = ASSETS / "dream_codes.csv") -> pl.DataFrame:
@@ -759,21 +785,24 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     order = [*shelter, *week_cols, *(["self_support_weeks"] if week_cols else []),
              *[c for c in arrays if c not in shelter and c not in week_cols and c != "self_support_weeks"]]
     pid = base.get_column("pid")
+    # Compact: covariates in the smallest integer type holding them, outcomes as counted; the canonical
+    # types (Int64 covariates, Float64 outcomes) are restored by PanelBuild.panel / write_panel.
     panel = pl.DataFrame({
         "person_id": persons.person_id.gather(pid),
-        "year": base.get_column("year").cast(pl.Int64),
-        "sex": base.get_column("sex").cast(pl.Int64),
-        "birth_year": base.get_column("birth_year").cast(pl.Int64),
-        "age": (base.get_column("year") - base.get_column("birth_year")).cast(pl.Int64),
-        "municipality": base.get_column("municipality").cast(pl.Int64),
+        "year": base.get_column("year").cast(pl.Int64).shrink_dtype(),
+        "sex": base.get_column("sex").cast(pl.Int64).shrink_dtype(),
+        "birth_year": base.get_column("birth_year").cast(pl.Int64).shrink_dtype(),
+        "age": (base.get_column("year") - base.get_column("birth_year")).cast(pl.Int64).shrink_dtype(),
+        "municipality": base.get_column("municipality").cast(pl.Int64).shrink_dtype(),
     })
-    # Outcomes become float64 one at a time, each compact array released as soon as it is converted.
-    panel = panel.hstack([pl.Series(c, arrays.pop(c).astype(np.float64)) for c in order], in_place=True)
+    del base
+    panel = panel.hstack([pl.Series(c, arrays.pop(c)) for c in order], in_place=True)
+    schema: dict[str, pl.DataType] = {**{c: pl.Int64() for c in COVARIATES[1:]}, **{c: pl.Float64() for c in order}}
     tr = persons.attach(treat, how="left")
     treatments = (tr.with_columns(persons.person_id.gather(tr.get_column("pid")).alias("person_id"))
                   .select("person_id", "intervention", "start_year", "end_year", "arm", "course_days")
                   .sort("person_id", "start_year"))
     counts = {"bef": ctx.counts.get("bef", 0), **{k: v for k, v in ctx.counts.items() if k != "bef"},
-              "person_years": panel.height, "persons": int(base.get_column("pid").n_unique())}
+              "person_years": panel.height, "persons": int(pid.n_unique())}
     lap("assemble")
-    return PanelBuild(panel, treatments, counts, tuple(ignored), tuple(order), seconds)
+    return PanelBuild(panel, treatments, counts, tuple(ignored), tuple(order), seconds, schema)
