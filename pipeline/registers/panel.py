@@ -376,8 +376,10 @@ def _compact_type(values: np.ndarray) -> np.dtype:
     return np.dtype(np.uint8 if hi <= 255 else np.uint16 if hi <= 65_535 else np.uint32)
 
 
-def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
-    return persons.attach(df)
+def _with_pid(df: pl.DataFrame, persons: _Persons, *columns: str) -> pl.DataFrame:
+    """``df`` (validated) reduced to PNR and ``columns`` before PNR is replaced by ``pid`` — the join never
+    carries columns no outcome reads."""
+    return persons.attach(df.select("PNR", *columns))
 
 
 def population(ctx: _Ctx, files) -> pl.DataFrame:
@@ -396,8 +398,8 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
 def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     kinds = cfg.lpr_pattypes()
     derive = lambda f: f.with_columns(_group_expr("C_PATTYPE", kinds).alias("PATTYPE_KIND"))  # noqa: E731
-    lpr = _with_pid(load_register(ctx, "lpr", files, derive), ids)
-    lpr = lpr.with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
+    lpr = load_register(ctx, "lpr", files, derive).with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
+    lpr = _with_pid(lpr, ids, "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")
     inpatient = pl.col("PATTYPE_KIND") == "inpatient"
     psyk = pl.col("C_PSYK").fill_null(0) == 1
     spells = lambda cond: lpr.filter(cond).select("pid", pl.col("D_INDDTO").alias("start"), pl.col("D_UDDTO").alias("end"))  # noqa: E731
@@ -420,19 +422,19 @@ def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     derive = lambda f: f.with_columns(_group_expr("AFG_AFGTYP3", groups).alias("SANCTION_GROUP"),  # noqa: E731
                                       pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
                                       pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
-    kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids)
+    kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids, "SANCTION_GROUP", "AFG_ADTO")
     return [_events_per_year(kraf.filter(pl.col("SANCTION_GROUP") == "conviction"), "AFG_ADTO", ctx, "convictions")]
 
 
 def spell_register(ctx: _Ctx, name: str, files, ids, start: str, end: str, outcome: str) -> list[pl.DataFrame]:
-    df = _with_pid(load_register(ctx, name, files), ids)
+    df = _with_pid(load_register(ctx, name, files), ids, start, end)
     return [days_per_year(df.select("pid", pl.col(start).alias("start"), pl.col(end).alias("end")), ctx, outcome)]
 
 
 def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.bua_groups()
     derive = lambda f: f.with_columns(_group_expr("PGF", groups).alias("PGF_GROUP"))  # noqa: E731
-    bua = _with_pid(load_register(ctx, "bua", files, derive), ids)
+    bua = _with_pid(load_register(ctx, "bua", files, derive), ids, "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")
     out = []
     for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
         sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"),
@@ -442,7 +444,7 @@ def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 
 def income(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
-    ind = _with_pid(load_register(ctx, "ind", files), ids)
+    ind = _with_pid(load_register(ctx, "ind", files), ids, "YEAR", "LOENMV_13")
     return [ind.select("pid", pl.col("YEAR").alias("year"), pl.col("LOENMV_13").fill_null(0.0).alias("earnings_dkk"))]
 
 

@@ -1,0 +1,106 @@
+"""The ingestion's fast paths give exactly what the general paths give.
+
+* DREAM Parquet week columns read as Arrow dictionaries (:meth:`_DreamSource.groups_of`) map every cell to the
+  same code group as the polars text path (:func:`_group_matrix`) — codes, blanks, empty text, padded or
+  zero-led codes, non-codes, several row groups with different dictionaries, numeric columns;
+* Arrow dictionary indices are read with their nulls, also from a sliced array;
+* compact outcome arrays keep every value (:func:`_compact_type`);
+* the compact panel of a build is the canonical panel: ``PanelBuild.panel`` and the streamed
+  ``write_panel`` give the same frame as the canonical types applied by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from polars.testing import assert_frame_equal
+
+from pipeline.registers import config as cfg
+from pipeline.registers.files import Manifest
+from pipeline.registers.panel import (
+    PanelBuild,
+    _compact_type,
+    _Ctx,
+    _dictionary_indices,
+    _DreamSource,
+    _group_matrix,
+)
+
+
+def _lut() -> np.ndarray:
+    groups = cfg.dream_groups()
+    names = list(groups.groups)
+    lut = np.full(1001, 255, dtype=np.uint8)
+    for lo, hi, g in groups.ranges:
+        lut[max(lo, 1) + 1:min(hi, 999) + 2] = names.index(g)
+    return lut
+
+
+def _manifest(folder) -> Manifest:
+    return Manifest(folder=folder, vintage="2020-06", period_start=dt.date(2019, 1, 1), period_end=dt.date(2019, 12, 31),
+                    files=("dream.parquet",))
+
+
+def test_dictionary_indices_with_nulls_and_offset():
+    arr = pa.array(["a", None, "b", "a", None, "c", "b"]).dictionary_encode()
+    whole = _dictionary_indices(arr.indices, 9)
+    assert whole.tolist() == [0, 9, 1, 0, 9, 2, 1]
+    part = arr.slice(3, 3)
+    assert _dictionary_indices(part.indices, 9).tolist() == [0, 9, 2]
+    no_nulls = pa.array(["x", "y", "x"]).dictionary_encode().indices
+    assert _dictionary_indices(no_nulls, 5).tolist() == [0, 1, 0]
+
+
+def test_dream_dictionary_path_equals_text_path(tmp_path):
+    rng = np.random.default_rng(3)
+    words = ["701", "111", "881", "", " 12", "012", "abc", "0", "1000", "99", "651", None]
+    n = 5_000
+    cols = {f"Y_19{w:02d}": [words[i] for i in rng.integers(0, len(words), n)] for w in range(1, 6)}
+    cols["Y_1906"] = rng.integers(0, 900, n).tolist()  # a numeric week column takes the polars path
+    table = pa.table({"PNR": [f"{i:010d}" for i in range(n)],
+                      **{c: pa.array(v).dictionary_encode() if c != "Y_1906" else pa.array(v) for c, v in cols.items()}})
+    path = tmp_path / "dream.parquet"
+    with pq.ParquetWriter(path, table.schema) as writer:  # several row groups, each with its own dictionary
+        for lo in range(0, n, 1_300):
+            writer.write_table(table.slice(lo, 1_300))
+    ctx = _Ctx(_manifest(tmp_path), cfg.ColumnMap(), 0)
+    names = list(cols)
+    src = _DreamSource(ctx, "dream.parquet", "PNR", names)
+    lut = _lut()
+    fast = src.groups_of(names, lut)
+    slow = _group_matrix(src.frame_of(names), lut)
+    text = _group_matrix(pl.read_parquet(path, columns=names).with_columns(pl.all().cast(pl.Utf8)), lut)
+    assert fast.shape == (n, len(names))
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(fast, text)
+    assert {254, 255} <= set(np.unique(fast).tolist())  # blanks and non-codes are both present
+
+
+def test_compact_type_keeps_values():
+    assert _compact_type(np.array([0.0, 3.0, 366.0])) == np.uint16
+    assert _compact_type(np.array([0.0, 53.0])) == np.uint8
+    assert _compact_type(np.array([0.0, 70_000.0])) == np.uint32
+    assert _compact_type(np.array([1.5, 2.0])) == np.float64
+    assert _compact_type(np.array([-1.0, 2.0])) == np.float64
+    assert _compact_type(np.array([np.nan, 2.0])) == np.float64
+    assert _compact_type(np.array([1e12])) == np.float64
+    v = np.array([0.0, 17.0, 366.0])
+    assert np.array_equal(v.astype(_compact_type(v)).astype(np.float64), v)
+
+
+def test_compact_panel_is_the_canonical_panel(tmp_path):
+    frame = pl.DataFrame({"person_id": ["b", "a", "c"], "year": pl.Series([2019, 2020, 2021], dtype=pl.Int16),
+                          "sex": pl.Series([1, 2, 1], dtype=pl.Int8), "shelter_nights": pl.Series([0, 366, 5], dtype=pl.UInt16),
+                          "earnings_dkk": [0.0, 1.5e5, 2.25]})
+    schema = {"year": pl.Int64(), "sex": pl.Int64(), "shelter_nights": pl.Float64(), "earnings_dkk": pl.Float64()}
+    built = PanelBuild(frame, pl.DataFrame(), {}, schema=schema)
+    expected = frame.with_columns(pl.col(c).cast(t) for c, t in schema.items())
+    built.write_panel(tmp_path / "panel.parquet")
+    assert_frame_equal(pl.read_parquet(tmp_path / "panel.parquet"), expected, check_exact=True)
+    assert_frame_equal(built.panel, expected, check_exact=True)
+    plain = PanelBuild(expected, pl.DataFrame(), {})  # a frame in canonical types (a handed-over panel) is the panel
+    assert plain.panel is expected
