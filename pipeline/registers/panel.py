@@ -333,7 +333,7 @@ class _Grid:
     def __init__(self, pid: np.ndarray, year: np.ndarray, n_persons: int, years: range) -> None:
         """``pid``/``year`` of the BEF rows in any order; ``order`` gives those rows sorted by (pid, year)."""
         self.y0, self.ny, self.n = years[0], len(years), len(pid)
-        self.lookup = np.full(n_persons * self.ny, -1, dtype=np.int64)
+        self.lookup = np.full(n_persons * self.ny, -1, dtype=np.int32 if len(pid) < 2**31 else np.int64)
         self.lookup[pid.astype(np.int64) * self.ny + (year.astype(np.int64) - self.y0)] = np.arange(len(pid))
         filled = self.lookup >= 0
         self.order = self.lookup[filled]
@@ -495,7 +495,7 @@ class _DreamSource:
             table = self._arrow.read(columns=[self.actual[n] for n in names], use_threads=True)
         except Exception as exc:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
-        out = np.empty((table.num_rows, len(names)), dtype=np.uint8)
+        out = np.empty((table.num_rows, len(names)), dtype=np.uint8, order="F")  # filled column by column
         other: list[int] = []
         cache: dict[tuple, np.ndarray] = {}
         for j, column in enumerate(table.columns):
@@ -753,6 +753,7 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     base = persons.attach(pop)
     grid = _Grid(base.get_column("pid").to_numpy(), base.get_column("year").to_numpy(), persons.n, manifest.years)
     base = base[grid.order]
+    del pop
     lap("indsats_and_pseudonyms")
     arrays: dict[str, np.ndarray] = {}
 
