@@ -1,6 +1,6 @@
 """The ingestion's fast paths give exactly what the general paths give.
 
-* DREAM Parquet week columns read as Arrow dictionaries (:meth:`_DreamSource.groups_of`) map every cell to the
+* DREAM Parquet week columns read as Arrow dictionaries (:meth:`_DreamSource.counts_of`) count every cell in the
   same code group as the polars text path (:func:`_group_matrix`) — codes, blanks, empty text, padded or
   zero-led codes, non-codes, several row groups with different dictionaries, numeric columns;
 * Arrow dictionary indices are read with their nulls, also from a sliced array;
@@ -25,7 +25,7 @@ from pipeline.registers.panel import (
     PanelBuild,
     _compact_type,
     _Ctx,
-    _dictionary_indices,
+    _dictionary_cells,
     _DreamSource,
     _group_matrix,
 )
@@ -45,14 +45,14 @@ def _manifest(folder) -> Manifest:
                     files=("dream.parquet",))
 
 
-def test_dictionary_indices_with_nulls_and_offset():
+def test_dictionary_cells_with_nulls_and_offset():
     arr = pa.array(["a", None, "b", "a", None, "c", "b"]).dictionary_encode()
-    whole = _dictionary_indices(arr.indices, 9)
-    assert whole.tolist() == [0, 9, 1, 0, 9, 2, 1]
-    part = arr.slice(3, 3)
-    assert _dictionary_indices(part.indices, 9).tolist() == [0, 9, 2]
-    no_nulls = pa.array(["x", "y", "x"]).dictionary_encode().indices
-    assert _dictionary_indices(no_nulls, 5).tolist() == [0, 1, 0]
+    rows, codes = _dictionary_cells(arr.indices)
+    assert rows is not None and rows.tolist() == [0, 2, 3, 5, 6] and codes.tolist() == [0, 1, 0, 2, 1]
+    rows, codes = _dictionary_cells(arr.slice(3, 3).indices)
+    assert rows is not None and rows.tolist() == [0, 2] and codes.tolist() == [0, 2]
+    rows, codes = _dictionary_cells(pa.array(["x", "y", "x"]).dictionary_encode().indices)
+    assert rows is None and codes.tolist() == [0, 1, 0]
 
 
 def test_dream_dictionary_path_equals_text_path(tmp_path):
@@ -71,13 +71,18 @@ def test_dream_dictionary_path_equals_text_path(tmp_path):
     names = list(cols)
     src = _DreamSource(ctx, "dream.parquet", "PNR", names)
     lut = _lut()
-    fast = src.groups_of(names, lut)
-    slow = _group_matrix(src.frame_of(names), lut)
-    text = _group_matrix(pl.read_parquet(path, columns=names).with_columns(pl.all().cast(pl.Utf8)), lut)
-    assert fast.shape == (n, len(names))
-    assert np.array_equal(fast, slow)
-    assert np.array_equal(fast, text)
-    assert {254, 255} <= set(np.unique(fast).tolist())  # blanks and non-codes are both present
+    width = 16
+    slot = np.arange(256)
+    slot[254], slot[255] = 14, 15
+    fast, bad = src.counts_of(names, lut, slot, width)
+    for g in (_group_matrix(src.frame_of(names), lut),
+              _group_matrix(pl.read_parquet(path, columns=names).with_columns(pl.all().cast(pl.Utf8)), lut)):
+        expected = np.stack([(slot[g] == k).sum(axis=1) for k in range(width)], axis=1)
+        assert fast.shape == (n, width)
+        assert np.array_equal(fast[:, [k for k in range(width) if k != 14]], expected[:, [k for k in range(width) if k != 14]])
+        assert bad == [bool((g[:, j] == 255).any()) for j in range(len(names))]
+    # slot 14 (blank) is never read: blank cells only decide nothing
+    assert fast[:, 15].any() and fast[:, :14].any()  # non-codes and codes are both present
 
 
 def test_compact_type_keeps_values():

@@ -479,10 +479,25 @@ class _DreamSource:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
         return df.rename(dict(zip(df.columns, names, strict=False)))
 
-    def groups_of(self, names: list[str], lut: np.ndarray) -> np.ndarray:
-        """Code group per cell (as :func:`_group_matrix`) for the week columns ``names``, rows in file order."""
+    def counts_of(self, names: list[str], lut: np.ndarray, slot: np.ndarray, width: int) -> tuple[np.ndarray, list[bool]]:
+        """Per row (file order) the number of cells of the week columns ``names`` in each group slot
+        (``slot[group]``; groups as :func:`_group_matrix` gives them) as a ``uint8`` (rows × ``width``) matrix
+        (a year has at most 53 week columns; ``uint16`` beyond 255 columns), and per column whether a cell is
+        not a code of any group (255).
+
+        Only cells that are not missing are touched: per column, ``counts[rows, slot[group]] += 1`` (each row
+        once per column, so the fancy-indexed addition is exact).
+        """
+        bad = [False] * len(names)
         if not self.parquet:
-            return _group_matrix(self.frame.select(names), lut)
+            g = _group_matrix(self.frame.select(names), lut)
+            counts = np.zeros((g.shape[0], width), dtype=np.uint8 if len(names) < 256 else np.uint16)
+            for j in range(g.shape[1]):
+                rows = np.flatnonzero(g[:, j] != 254)
+                grp = g[rows, j]
+                counts[rows, slot[grp]] += 1
+                bad[j] = bool((grp == 255).any())
+            return counts, bad
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -495,7 +510,8 @@ class _DreamSource:
             table = self._arrow.read(columns=[self.actual[n] for n in names], use_threads=True)
         except Exception as exc:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
-        out = np.empty((table.num_rows, len(names)), dtype=np.uint8, order="F")  # filled column by column
+        counts = np.zeros((table.num_rows, width), dtype=np.uint8 if len(names) < 256 else np.uint16)
+        flat = counts.reshape(-1)  # a view: cell (row, slot) is flat[row · width + slot]
         other: list[int] = []
         cache: dict[tuple, np.ndarray] = {}
         for j, column in enumerate(table.columns):
@@ -505,33 +521,42 @@ class _DreamSource:
                 continue
             row = 0
             for chunk in column.chunks:
-                k = len(chunk.dictionary)
                 words = tuple(chunk.dictionary.to_pylist())
                 table_k = cache.get(words)
-                if table_k is None:
-                    # the dictionary's texts through the text rules, plus slot k for a null cell (blank)
-                    texts = pl.DataFrame({"c": pl.Series("c", [*words, None], dtype=pl.Utf8)})
-                    table_k = cache[words] = _group_matrix(texts, lut)[:, 0]
-                out[row:row + len(chunk), j] = table_k[_dictionary_indices(chunk.indices, k)]
+                if table_k is None:  # the dictionary's texts through the text rules
+                    texts = pl.DataFrame({"c": pl.Series("c", list(words), dtype=pl.Utf8)})
+                    table_k = cache[words] = _group_matrix(texts, lut)[:, 0] if words else np.zeros(0, np.uint8)
+                rows, codes = _dictionary_cells(chunk.indices)
+                grp = table_k[codes]
+                at = (rows + row if rows is not None else np.arange(row, row + len(chunk))) * width
+                flat[at + slot[grp]] += 1
+                bad[j] = bad[j] or bool((grp == 255).any())
                 row += len(chunk)
         if other:
             block = pl.from_arrow(table.select(other))
             assert isinstance(block, pl.DataFrame)
-            out[:, other] = _group_matrix(block, lut)
-        return out
+            g = _group_matrix(block, lut)
+            for jj, j in enumerate(other):
+                rows = np.flatnonzero(g[:, jj] != 254)
+                grp = g[rows, jj]
+                counts[rows, slot[grp]] += 1
+                bad[j] = bool((grp == 255).any())
+        return counts, bad
 
 
-def _dictionary_indices(idx, null_slot: int) -> np.ndarray:
-    """The integer indices of an Arrow dictionary chunk as numpy, ``null_slot`` where the cell is null (read from
-    the validity bitmap, without a compute kernel)."""
+def _dictionary_cells(idx) -> tuple[np.ndarray | None, np.ndarray]:
+    """The cells of an Arrow dictionary chunk that are not null: their positions (``None`` when every cell is
+    present) and their dictionary indices, read from the buffers (validity bitmap and values) without a copy
+    of the chunk."""
     n = len(idx)
     validity, data = idx.buffers()[0], idx.buffers()[1]
     width = idx.type.bit_width // 8
     raw = np.frombuffer(data, dtype=f"<i{width}", count=idx.offset + n)[idx.offset:]
     if not idx.null_count or validity is None:
-        return raw
+        return None, raw
     bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=idx.offset + n, bitorder="little")[idx.offset:]
-    return np.where(bits.astype(bool), raw, null_slot)
+    rows = np.flatnonzero(bits.view(bool))
+    return rows, raw[rows]
 
 
 def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
@@ -679,21 +704,21 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     width = 16  # group slots per row in the count key (groups 0…k−1, 254/255 folded into slots 14/15)
     slot = np.arange(256, dtype=np.int32)
     slot[254], slot[255] = 14, 15
+    coded = np.ones(width, dtype=bool)
+    coded[14] = False  # slot 14: blank
     for y in years:
         cols = [c for c, (yy, _) in zip(week_cols, yws, strict=False) if yy == y]
-        g = src.groups_of(cols, lut)
-        # Only rows with at least one non-blank cell in the year need counting.
-        active = np.flatnonzero((g != 254).any(axis=1))
+        counts, bad_in = src.counts_of(cols, lut, slot, width)
+        # Only rows with at least one non-blank cell in the year are counted.
+        active = np.flatnonzero(counts[:, coded].any(axis=1))
         if not len(active):
             continue
-        g = g[active]
+        counts = counts[active]
         m = len(active)
-        key = (np.arange(m, dtype=np.int32 if m * width < 2**31 else np.int64)[:, None] * width + slot[g]).ravel()
-        counts = np.bincount(key, minlength=m * width).reshape(m, width)
         bad = counts[:, 15]
         if bad.any():
             outside[active] += bad.astype(np.int32)
-            bad_cols += [c.lower() for c, b in zip(cols, (g == 255).any(axis=0), strict=False) if b]
+            bad_cols += [c.lower() for c, b in zip(cols, bad_in, strict=False) if b]
         rows = grid.rows(pid_np[active], np.full(m, y))
         ok = (rows >= 0) & known[active]
         for k, c in enumerate(out_cols):
