@@ -233,17 +233,19 @@ def _check(ctx: _Ctx, name: str, frame: pl.DataFrame, files: list[tuple[str, int
 
 
 def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], derive=None) -> pl.DataFrame:
-    """Typed, validated rows of every file of a register (``YEAR`` added for yearly registers)."""
+    """Typed, validated rows of every file of a register (``YEAR`` added for yearly registers; ``derive``, a
+    row-by-row addition of columns, applied to each file's rows)."""
     frames, sizes = [], []
     for file, year in files:
         typed = _typed(ctx, name, _read(ctx, name, file))
         if year is not None:
             typed = typed.with_columns(pl.lit(year, pl.Int32).alias("YEAR"))
+        if derive is not None:  # row by row, so per file: the derived column is chunked like the others
+            typed = derive(typed)
         frames.append(typed)
         sizes.append((file, typed.height))
     frame = pl.concat(frames, how="vertical_relaxed", rechunk=False)
-    if derive is not None:
-        frame = derive(frame)
+    del frames
     _check(ctx, name, frame, sizes)
     ctx.counts[name] = frame.height
     return frame
@@ -254,6 +256,18 @@ def _group_expr(column: str, groups: cfg.CodeGroups) -> pl.Expr:
     for lo, hi, g in reversed(groups.ranges):
         expr = pl.when(pl.col(column).is_between(lo, hi)).then(pl.lit(g)).otherwise(expr)
     return expr
+
+
+def _group_column(frame: pl.DataFrame, column: str, groups: cfg.CodeGroups, name: str) -> pl.Series:
+    """:func:`_group_expr` of ``column`` as a Series, evaluated once per distinct value and joined back.
+
+    The same groups (first matching range wins; null and unmatched values → null), without the chain of
+    full-length text temporaries the expression builds on a large frame.
+    """
+    distinct = frame.select(pl.col(column).unique())
+    mapping = distinct.with_columns(_group_expr(column, groups).alias(name))
+    joined = frame.select(column).join(mapping, on=column, how="left", maintain_order="left")
+    return joined.get_column(name)
 
 
 # --------------------------------------------------------------------------- outcome computations
@@ -397,7 +411,7 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
 
 def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     kinds = cfg.lpr_pattypes()
-    derive = lambda f: f.with_columns(_group_expr("C_PATTYPE", kinds).alias("PATTYPE_KIND"))  # noqa: E731
+    derive = lambda f: f.with_columns(_group_column(f, "C_PATTYPE", kinds, "PATTYPE_KIND"))  # noqa: E731
     lpr = load_register(ctx, "lpr", files, derive).with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
     lpr = _with_pid(lpr, ids, "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")
     inpatient = pl.col("PATTYPE_KIND") == "inpatient"
@@ -419,7 +433,7 @@ def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.kraf_groups()
-    derive = lambda f: f.with_columns(_group_expr("AFG_AFGTYP3", groups).alias("SANCTION_GROUP"),  # noqa: E731
+    derive = lambda f: f.with_columns(_group_column(f, "AFG_AFGTYP3", groups, "SANCTION_GROUP"),  # noqa: E731
                                       pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
                                       pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
     kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids, "SANCTION_GROUP", "AFG_ADTO")
@@ -433,7 +447,7 @@ def spell_register(ctx: _Ctx, name: str, files, ids, start: str, end: str, outco
 
 def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.bua_groups()
-    derive = lambda f: f.with_columns(_group_expr("PGF", groups).alias("PGF_GROUP"))  # noqa: E731
+    derive = lambda f: f.with_columns(_group_column(f, "PGF", groups, "PGF_GROUP"))  # noqa: E731
     bua = _with_pid(load_register(ctx, "bua", files, derive), ids, "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")
     out = []
     for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
