@@ -22,10 +22,12 @@ manifest's ``registers`` list names them, and their outcome columns are left out
 delivery does not contain them (never silently zero). Every register is validated with its GX suite
 (``expectations/registers``) before any outcome is computed; a failure raises :class:`DeliveryError`.
 
-Scale: spells are merged with a grouped running maximum and split over the years they touch; DREAM is read
-in row batches and evaluated wide — per batch the codes become a small integer matrix mapped to code
-groups through a lookup table and counted per ISO year's block of week columns — never as a long
-person × week frame. Persons are joined on an integer index; PNRs are pseudonymised once at the end.
+Scale: spells are merged with a grouped running maximum and split over the years they touch; DREAM is read one
+ISO year's block of week columns at a time and evaluated wide — Parquet text codes through their Arrow
+dictionaries (each distinct text mapped to its group once, only the cells present counted), other formats as a
+small integer matrix mapped through a lookup table — never as a long person × week frame. Persons are joined on
+an integer index; PNRs are pseudonymised once at the end. Counts are held in compact integer types; the panel
+stays compact in :class:`PanelBuild` (``frame``) and takes its canonical types when written or asked for.
 """
 
 from __future__ import annotations
