@@ -109,3 +109,17 @@ def test_compact_panel_is_the_canonical_panel(tmp_path):
     assert_frame_equal(built.panel, expected, check_exact=True)
     plain = PanelBuild(expected, pl.DataFrame(), {})  # a frame in canonical types (a handed-over panel) is the panel
     assert plain.panel is expected
+
+
+def test_pnr_fast_path_accepts_exactly_ten_ascii_digits():
+    import pytest
+
+    from pipeline.registers.files import DeliveryError, as_pnr
+
+    good = ["0101901234", "3112999999", " 0101901234 ", "010190-1234", None]
+    assert as_pnr(pl.Series("PNR", good), "f", "PNR").to_list() == ["0101901234", "3112999999", "0101901234",
+                                                                     "0101901234", None]
+    for bad in ["+101901234", "-101901234", "010190123A", "１２３４５６７８９０", "01019 1234", "1_01901234", "1e10000000",
+                "010190123", "01019012345", "0x10190123", "010190-123", "0101901234\n1"]:
+        with pytest.raises(DeliveryError, match="pnr-format"):
+            as_pnr(pl.Series("PNR", ["0101901234", bad]), "f", "PNR")
