@@ -10,6 +10,8 @@ look-back year) with 5 % of persons in the target group, 100 000 and 1 000 000 p
     uv run --frozen python benchmarks/registers_bench.py --keep             # keep the folders under --root
 
 Target (issue 3): ingest 1 M persons in ≤ 60 s with ≤ 8 GB peak on 2 cores.
+Generation here is one piece (≈ 7 GB at 1 M persons); ``benchmarks/population_scale.py`` generates in person
+chunks and compares ingest with a plain polars read of the same files (issue 16).
 """
 
 from __future__ import annotations

@@ -497,6 +497,12 @@ def as_pnr(s: pl.Series, file: str, column: str) -> pl.Series:
         raise DeliveryError(f"{file}: column {column}: rule pnr-format: PNR has type {s.dtype}; it must be text "
                             "(numbers lose leading zeros)")
     t = _text(s)
+    # Fast path (exact): ten bytes each, no sign, and all parse as unsigned integers ⇔ ten ASCII digits each
+    # (the integer parser takes only ASCII digits after an optional '+'); otherwise the patterns decide.
+    present = t.len() - t.null_count()
+    if (present and (t.str.len_bytes() == 10).sum() == present and not t.str.starts_with("+").any()
+            and t.cast(pl.UInt64, strict=False).null_count() == t.null_count()):
+        return t
     dashed = t.str.contains(_PNR_DASHED.pattern).fill_null(False)
     if dashed.any():
         t = pl.select(pl.when(dashed).then(t.str.replace("-", "", literal=True)).otherwise(t)).to_series().alias(s.name)

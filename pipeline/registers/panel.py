@@ -22,10 +22,12 @@ manifest's ``registers`` list names them, and their outcome columns are left out
 delivery does not contain them (never silently zero). Every register is validated with its GX suite
 (``expectations/registers``) before any outcome is computed; a failure raises :class:`DeliveryError`.
 
-Scale: spells are merged with a grouped running maximum and split over the years they touch; DREAM is read
-in row batches and evaluated wide — per batch the codes become a small integer matrix mapped to code
-groups through a lookup table and counted per ISO year's block of week columns — never as a long
-person × week frame. Persons are joined on an integer index; PNRs are pseudonymised once at the end.
+Scale: spells are merged with a grouped running maximum and split over the years they touch; DREAM is read one
+ISO year's block of week columns at a time and evaluated wide — Parquet text codes through their Arrow
+dictionaries (each distinct text mapped to its group once, only the cells present counted), other formats as a
+small integer matrix mapped through a lookup table — never as a long person × week frame. Persons are joined on
+an integer index; PNRs are pseudonymised once at the end. Counts are held in compact integer types; the panel
+stays compact in :class:`PanelBuild` (``frame``) and takes its canonical types when written or asked for.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +71,37 @@ OTHER_OUTCOMES = {
 
 @dataclass(frozen=True, eq=False)
 class PanelBuild:
-    panel: pl.DataFrame
+    """A built delivery: the panel, the treatments, row counts, ignored files, outcome columns, stage seconds.
+
+    ``frame`` holds the panel's rows and columns, for a register delivery in compact types (integer
+    covariates shrunk to the smallest type, day/week/event counts as unsigned integers); ``schema`` gives the
+    canonical type of every column that is stored in a smaller one. :attr:`panel` is the canonical panel
+    (covariates ``Int64``, outcomes ``Float64``) — the same values, materialised on first use;
+    :meth:`write_panel` writes it without ever holding it whole (polars' streaming engine casts batch by batch).
+    """
+
+    frame: pl.DataFrame
     treatments: pl.DataFrame
     registers: dict[str, int]
     ignored: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = field(default=())
     seconds: dict[str, float] = field(default_factory=dict)
+    schema: dict[str, pl.DataType] = field(default_factory=dict)
+
+    def _canonical(self) -> pl.LazyFrame:
+        return self.frame.lazy().with_columns(pl.col(c).cast(t) for c, t in self.schema.items())
+
+    @cached_property
+    def panel(self) -> pl.DataFrame:
+        """The canonical panel (DESIGN §3.2 types)."""
+        return self._canonical().collect() if self.schema else self.frame
+
+    def write_panel(self, path: Path) -> None:
+        """``panel.parquet`` (the canonical panel), streamed from the compact frame."""
+        if not self.schema or "panel" in self.__dict__:
+            self.panel.write_parquet(path)
+        else:
+            self._canonical().sink_parquet(path)
 
 
 def load_code_groups(path: Path = ASSETS / "dream_codes.csv") -> pl.DataFrame:
@@ -207,17 +235,19 @@ def _check(ctx: _Ctx, name: str, frame: pl.DataFrame, files: list[tuple[str, int
 
 
 def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], derive=None) -> pl.DataFrame:
-    """Typed, validated rows of every file of a register (``YEAR`` added for yearly registers)."""
+    """Typed, validated rows of every file of a register (``YEAR`` added for yearly registers; ``derive``, a
+    row-by-row addition of columns, applied to each file's rows)."""
     frames, sizes = [], []
     for file, year in files:
         typed = _typed(ctx, name, _read(ctx, name, file))
         if year is not None:
             typed = typed.with_columns(pl.lit(year, pl.Int32).alias("YEAR"))
+        if derive is not None:  # row by row, so per file: the derived column is chunked like the others
+            typed = derive(typed)
         frames.append(typed)
         sizes.append((file, typed.height))
     frame = pl.concat(frames, how="vertical_relaxed", rechunk=False)
-    if derive is not None:
-        frame = derive(frame)
+    del frames
     _check(ctx, name, frame, sizes)
     ctx.counts[name] = frame.height
     return frame
@@ -228,6 +258,18 @@ def _group_expr(column: str, groups: cfg.CodeGroups) -> pl.Expr:
     for lo, hi, g in reversed(groups.ranges):
         expr = pl.when(pl.col(column).is_between(lo, hi)).then(pl.lit(g)).otherwise(expr)
     return expr
+
+
+def _group_column(frame: pl.DataFrame, column: str, groups: cfg.CodeGroups, name: str) -> pl.Series:
+    """:func:`_group_expr` of ``column`` as a Series, evaluated once per distinct value and joined back.
+
+    The same groups (first matching range wins; null and unmatched values → null), without the chain of
+    full-length text temporaries the expression builds on a large frame.
+    """
+    distinct = frame.select(pl.col(column).unique())
+    mapping = distinct.with_columns(_group_expr(column, groups).alias(name))
+    joined = frame.select(column).join(mapping, on=column, how="left", maintain_order="left")
+    return joined.get_column(name)
 
 
 # --------------------------------------------------------------------------- outcome computations
@@ -307,7 +349,7 @@ class _Grid:
     def __init__(self, pid: np.ndarray, year: np.ndarray, n_persons: int, years: range) -> None:
         """``pid``/``year`` of the BEF rows in any order; ``order`` gives those rows sorted by (pid, year)."""
         self.y0, self.ny, self.n = years[0], len(years), len(pid)
-        self.lookup = np.full(n_persons * self.ny, -1, dtype=np.int64)
+        self.lookup = np.full(n_persons * self.ny, -1, dtype=np.int32 if len(pid) < 2**31 else np.int64)
         self.lookup[pid.astype(np.int64) * self.ny + (year.astype(np.int64) - self.y0)] = np.arange(len(pid))
         filled = self.lookup >= 0
         self.order = self.lookup[filled]
@@ -321,17 +363,39 @@ class _Grid:
         return out
 
     def scatter(self, frame: pl.DataFrame, column: str) -> np.ndarray:
-        """Values of ``column`` (one row per pid-year) placed on the panel's rows; 0 where absent."""
-        out = np.zeros(self.n, dtype=np.float64)
+        """Values of ``column`` (one row per pid-year) placed on the panel's rows; 0 where absent.
+
+        Compact: whole non-negative values (day and event counts) are kept in the smallest unsigned integer
+        type that holds their maximum (``uint16`` for days); anything else stays ``float64``. The panel turns
+        every outcome into ``float64`` when it is assembled, so the values are the same either way.
+        """
+        values = frame.get_column(column).to_numpy() if frame.height else np.zeros(0)
+        dtype = _compact_type(values)
+        out = np.zeros(self.n, dtype=dtype)
         if frame.height:
             rows = self.rows(frame.get_column("pid").to_numpy(), frame.get_column("year").to_numpy())
             ok = rows >= 0
-            out[rows[ok]] = frame.get_column(column).to_numpy().astype(np.float64)[ok]
+            out[rows[ok]] = values[ok].astype(dtype)
         return out
 
 
-def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
-    return persons.attach(df)
+def _compact_type(values: np.ndarray) -> np.dtype:
+    """``uint8``/``uint16``/``uint32`` when every value is a whole number from 0 to that type's maximum, else ``float64``."""
+    if not len(values):
+        return np.dtype(np.uint8)
+    v = np.asarray(values)
+    if v.dtype.kind == "f" and not (np.isfinite(v).all() and (v == np.floor(v)).all()):
+        return np.dtype(np.float64)
+    lo, hi = v.min(), v.max()
+    if lo < 0 or hi > np.iinfo(np.uint32).max:
+        return np.dtype(np.float64)
+    return np.dtype(np.uint8 if hi <= 255 else np.uint16 if hi <= 65_535 else np.uint32)
+
+
+def _with_pid(df: pl.DataFrame, persons: _Persons, *columns: str) -> pl.DataFrame:
+    """``df`` (validated) reduced to PNR and ``columns`` before PNR is replaced by ``pid`` — the join never
+    carries columns no outcome reads."""
+    return persons.attach(df.select("PNR", *columns))
 
 
 def population(ctx: _Ctx, files) -> pl.DataFrame:
@@ -349,9 +413,9 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
 
 def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     kinds = cfg.lpr_pattypes()
-    derive = lambda f: f.with_columns(_group_expr("C_PATTYPE", kinds).alias("PATTYPE_KIND"))  # noqa: E731
-    lpr = _with_pid(load_register(ctx, "lpr", files, derive), ids)
-    lpr = lpr.with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
+    derive = lambda f: f.with_columns(_group_column(f, "C_PATTYPE", kinds, "PATTYPE_KIND"))  # noqa: E731
+    lpr = load_register(ctx, "lpr", files, derive).with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
+    lpr = _with_pid(lpr, ids, "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")
     inpatient = pl.col("PATTYPE_KIND") == "inpatient"
     psyk = pl.col("C_PSYK").fill_null(0) == 1
     spells = lambda cond: lpr.filter(cond).select("pid", pl.col("D_INDDTO").alias("start"), pl.col("D_UDDTO").alias("end"))  # noqa: E731
@@ -371,22 +435,22 @@ def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.kraf_groups()
-    derive = lambda f: f.with_columns(_group_expr("AFG_AFGTYP3", groups).alias("SANCTION_GROUP"),  # noqa: E731
+    derive = lambda f: f.with_columns(_group_column(f, "AFG_AFGTYP3", groups, "SANCTION_GROUP"),  # noqa: E731
                                       pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
                                       pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
-    kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids)
+    kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids, "SANCTION_GROUP", "AFG_ADTO")
     return [_events_per_year(kraf.filter(pl.col("SANCTION_GROUP") == "conviction"), "AFG_ADTO", ctx, "convictions")]
 
 
 def spell_register(ctx: _Ctx, name: str, files, ids, start: str, end: str, outcome: str) -> list[pl.DataFrame]:
-    df = _with_pid(load_register(ctx, name, files), ids)
+    df = _with_pid(load_register(ctx, name, files), ids, start, end)
     return [days_per_year(df.select("pid", pl.col(start).alias("start"), pl.col(end).alias("end")), ctx, outcome)]
 
 
 def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.bua_groups()
-    derive = lambda f: f.with_columns(_group_expr("PGF", groups).alias("PGF_GROUP"))  # noqa: E731
-    bua = _with_pid(load_register(ctx, "bua", files, derive), ids)
+    derive = lambda f: f.with_columns(_group_column(f, "PGF", groups, "PGF_GROUP"))  # noqa: E731
+    bua = _with_pid(load_register(ctx, "bua", files, derive), ids, "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")
     out = []
     for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
         sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"),
@@ -396,7 +460,7 @@ def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 
 def income(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
-    ind = _with_pid(load_register(ctx, "ind", files), ids)
+    ind = _with_pid(load_register(ctx, "ind", files), ids, "YEAR", "LOENMV_13")
     return [ind.select("pid", pl.col("YEAR").alias("year"), pl.col("LOENMV_13").fill_null(0.0).alias("earnings_dkk"))]
 
 
@@ -404,7 +468,13 @@ def income(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 class _DreamSource:
     """DREAM columns on demand: Parquet is read one ISO year's block of week columns at a time (all rows);
-    other formats are read whole once (they are small in practice)."""
+    other formats are read whole once (they are small in practice).
+
+    Parquet week columns holding text are read as Arrow dictionary arrays (the footer is parsed once): per
+    column chunk, the few distinct texts of its dictionary are mapped to code groups through the text rules
+    of :func:`_group_matrix`, and the chunk's indices are turned into groups by one numpy gather — no
+    per-cell text is ever materialised. Columns of other types take the polars path of :func:`_group_matrix`.
+    """
 
     def __init__(self, ctx: _Ctx, file: str, pnr_col: str, week_cols: list[str]) -> None:
         self.path = ctx.manifest.folder / file
@@ -412,6 +482,7 @@ class _DreamSource:
         self.parquet = self.path.suffix.lower() == ".parquet"
         if self.parquet:
             self.actual = parquet_names(self.path)
+            self._arrow = None
         else:
             self.frame = read_table(self.path, [pnr_col, *week_cols]).frame
 
@@ -423,6 +494,85 @@ class _DreamSource:
         except Exception as exc:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
         return df.rename(dict(zip(df.columns, names, strict=False)))
+
+    def counts_of(self, names: list[str], lut: np.ndarray, slot: np.ndarray, width: int) -> tuple[np.ndarray, list[bool]]:
+        """Per row (file order) the number of cells of the week columns ``names`` in each group slot
+        (``slot[group]``; groups as :func:`_group_matrix` gives them) as a ``uint8`` (rows × ``width``) matrix
+        (a year has at most 53 week columns; ``uint16`` beyond 255 columns), and per column whether a cell is
+        not a code of any group (255).
+
+        Only cells that are not missing are touched: per column, ``counts[rows, slot[group]] += 1`` (each row
+        once per column, so the fancy-indexed addition is exact).
+        """
+        bad = [False] * len(names)
+        if not self.parquet:
+            g = _group_matrix(self.frame.select(names), lut)
+            counts = np.zeros((g.shape[0], width), dtype=np.uint8 if len(names) < 256 else np.uint16)
+            for j in range(g.shape[1]):
+                rows = np.flatnonzero(g[:, j] != 254)
+                grp = g[rows, j]
+                counts[rows, slot[grp]] += 1
+                bad[j] = bool((grp == 255).any())
+            return counts, bad
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self._arrow is None:
+                schema = pq.read_schema(self.path)
+                text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                        or pa.types.is_dictionary(f.type)]
+                self._arrow = pq.ParquetFile(self.path, read_dictionary=text)
+            table = self._arrow.read(columns=[self.actual[n] for n in names], use_threads=True)
+        except Exception as exc:
+            raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
+        counts = np.zeros((table.num_rows, width), dtype=np.uint8 if len(names) < 256 else np.uint16)
+        flat = counts.reshape(-1)  # a view: cell (row, slot) is flat[row · width + slot]
+        other: list[int] = []
+        cache: dict[tuple, np.ndarray] = {}
+        for j, column in enumerate(table.columns):
+            t = column.type
+            if not (pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+                other.append(j)
+                continue
+            row = 0
+            for chunk in column.chunks:
+                words = tuple(chunk.dictionary.to_pylist())
+                table_k = cache.get(words)
+                if table_k is None:  # the dictionary's texts through the text rules
+                    texts = pl.DataFrame({"c": pl.Series("c", list(words), dtype=pl.Utf8)})
+                    table_k = cache[words] = _group_matrix(texts, lut)[:, 0] if words else np.zeros(0, np.uint8)
+                rows, codes = _dictionary_cells(chunk.indices)
+                grp = table_k[codes]
+                at = (rows + row if rows is not None else np.arange(row, row + len(chunk))) * width
+                flat[at + slot[grp]] += 1
+                bad[j] = bad[j] or bool((grp == 255).any())
+                row += len(chunk)
+        if other:
+            block = pl.from_arrow(table.select(other))
+            assert isinstance(block, pl.DataFrame)
+            g = _group_matrix(block, lut)
+            for jj, j in enumerate(other):
+                rows = np.flatnonzero(g[:, jj] != 254)
+                grp = g[rows, jj]
+                counts[rows, slot[grp]] += 1
+                bad[j] = bool((grp == 255).any())
+        return counts, bad
+
+
+def _dictionary_cells(idx) -> tuple[np.ndarray | None, np.ndarray]:
+    """The cells of an Arrow dictionary chunk that are not null: their positions (``None`` when every cell is
+    present) and their dictionary indices, read from the buffers (validity bitmap and values) without a copy
+    of the chunk."""
+    n = len(idx)
+    validity, data = idx.buffers()[0], idx.buffers()[1]
+    width = idx.type.bit_width // 8
+    raw = np.frombuffer(data, dtype=f"<i{width}", count=idx.offset + n)[idx.offset:]
+    if not idx.null_count or validity is None:
+        return None, raw
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=idx.offset + n, bitorder="little")[idx.offset:]
+    rows = np.flatnonzero(bits.view(bool))
+    return rows, raw[rows]
 
 
 def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
@@ -567,29 +717,29 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     outside = np.zeros(n, dtype=np.int32)
     bad_cols: list[str] = []
     years = sorted({y for y, _ in yws})
-    arrays = {c: np.zeros(grid.n, dtype=np.float64) for c in out_cols}
+    arrays = {c: np.zeros(grid.n, dtype=np.uint16) for c in out_cols}  # ≤ 53 weeks per ISO year
     width = 16  # group slots per row in the count key (groups 0…k−1, 254/255 folded into slots 14/15)
     slot = np.arange(256, dtype=np.int32)
     slot[254], slot[255] = 14, 15
+    coded = np.ones(width, dtype=bool)
+    coded[14] = False  # slot 14: blank
     for y in years:
         cols = [c for c, (yy, _) in zip(week_cols, yws, strict=False) if yy == y]
-        g = _group_matrix(src.frame_of(cols), lut)
-        # Only rows with at least one non-blank cell in the year need counting.
-        active = np.flatnonzero((g != 254).any(axis=1))
+        counts, bad_in = src.counts_of(cols, lut, slot, width)
+        # Only rows with at least one non-blank cell in the year are counted.
+        active = np.flatnonzero(counts[:, coded].any(axis=1))
         if not len(active):
             continue
-        g = g[active]
+        counts = counts[active]
         m = len(active)
-        key = (np.arange(m, dtype=np.int32 if m * width < 2**31 else np.int64)[:, None] * width + slot[g]).ravel()
-        counts = np.bincount(key, minlength=m * width).reshape(m, width)
         bad = counts[:, 15]
         if bad.any():
             outside[active] += bad.astype(np.int32)
-            bad_cols += [c.lower() for c, b in zip(cols, (g == 255).any(axis=0), strict=False) if b]
+            bad_cols += [c.lower() for c, b in zip(cols, bad_in, strict=False) if b]
         rows = grid.rows(pid_np[active], np.full(m, y))
         ok = (rows >= 0) & known[active]
         for k, c in enumerate(out_cols):
-            arrays[c][rows[ok]] = counts[ok, k]
+            arrays[c][rows[ok]] = counts[ok, k].astype(np.uint16)
     check = pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": outside})
     report = validate(check, register_suite("dream", ctx.params), max_gx_rows=ctx.gx_rows)
     lines = describe(report, [(file, check.height)])
@@ -645,6 +795,7 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     base = persons.attach(pop)
     grid = _Grid(base.get_column("pid").to_numpy(), base.get_column("year").to_numpy(), persons.n, manifest.years)
     base = base[grid.order]
+    del pop
     lap("indsats_and_pseudonyms")
     arrays: dict[str, np.ndarray] = {}
 
@@ -660,10 +811,12 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     if "dream" in files:
         weeks = dream_weeks(ctx, files["dream"][0][0], persons, grid)
         week_cols = list(weeks)
-        iso = {y: float(iso_weeks_in_year(y)) for y in manifest.years}
-        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Float64)).to_series().to_numpy()
+        iso = {y: iso_weeks_in_year(y) for y in manifest.years}
+        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Int32)).to_series().to_numpy().copy()
         arrays.update(weeks)
-        arrays["self_support_weeks"] = total - np.sum([weeks[c] for c in week_cols], axis=0) if week_cols else total
+        for c in week_cols:
+            total -= weeks[c]  # int32: the ISO year's weeks minus the coded ones
+        arrays["self_support_weeks"] = total
         lap("dream")
     for name, fn in (("lpr", lambda f: hospital(ctx, f, persons)),
                      ("krin", lambda f: spell_register(ctx, "krin", f, persons, "IND_FGSLDTO", "IND_LOESDTO", "prison_days")),
@@ -677,20 +830,24 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     order = [*shelter, *week_cols, *(["self_support_weeks"] if week_cols else []),
              *[c for c in arrays if c not in shelter and c not in week_cols and c != "self_support_weeks"]]
     pid = base.get_column("pid")
+    # Compact: covariates in the smallest integer type holding them, outcomes as counted; the canonical
+    # types (Int64 covariates, Float64 outcomes) are restored by PanelBuild.panel / write_panel.
     panel = pl.DataFrame({
         "person_id": persons.person_id.gather(pid),
-        "year": base.get_column("year").cast(pl.Int64),
-        "sex": base.get_column("sex").cast(pl.Int64),
-        "birth_year": base.get_column("birth_year").cast(pl.Int64),
-        "age": (base.get_column("year") - base.get_column("birth_year")).cast(pl.Int64),
-        "municipality": base.get_column("municipality").cast(pl.Int64),
-        **{c: arrays[c] for c in order},
+        "year": base.get_column("year").cast(pl.Int64).shrink_dtype(),
+        "sex": base.get_column("sex").cast(pl.Int64).shrink_dtype(),
+        "birth_year": base.get_column("birth_year").cast(pl.Int64).shrink_dtype(),
+        "age": (base.get_column("year") - base.get_column("birth_year")).cast(pl.Int64).shrink_dtype(),
+        "municipality": base.get_column("municipality").cast(pl.Int64).shrink_dtype(),
     })
+    del base
+    panel = panel.hstack([pl.Series(c, arrays.pop(c)) for c in order], in_place=True)
+    schema: dict[str, pl.DataType] = {**{c: pl.Int64() for c in COVARIATES[1:]}, **{c: pl.Float64() for c in order}}
     tr = persons.attach(treat, how="left")
     treatments = (tr.with_columns(persons.person_id.gather(tr.get_column("pid")).alias("person_id"))
                   .select("person_id", "intervention", "start_year", "end_year", "arm", "course_days")
                   .sort("person_id", "start_year"))
     counts = {"bef": ctx.counts.get("bef", 0), **{k: v for k, v in ctx.counts.items() if k != "bef"},
-              "person_years": panel.height, "persons": int(base.get_column("pid").n_unique())}
+              "person_years": panel.height, "persons": int(pid.n_unique())}
     lap("assemble")
-    return PanelBuild(panel, treatments, counts, tuple(ignored), tuple(order), seconds)
+    return PanelBuild(panel, treatments, counts, tuple(ignored), tuple(order), seconds, schema)
