@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.defs.checks import build_extra_checks, standardised_differences
 from som_models.plausibility import plausibility_problems
+from tests.static_io import StaticIOManager
 
 
 def test_plausibility_flags_sign_flips_tenfold_changes_and_bad_rates():
@@ -34,7 +35,7 @@ def test_pretrend_check_result():
     assert set(checks) == {"pretrends_hold", "baseline_balance", "proposal_plausible", "case_alerts"}
     result = dg.materialize(
         [dg.AssetSpec("pretrend_tests").with_io_manager_key("io_manager"), checks["pretrends_hold"]],
-        resources={"io_manager": _Static({"pretrend_tests": pl.DataFrame({"outcome": ["a", "b"], "statistic": [1.0, 30.0],
+        resources={"io_manager": StaticIOManager({"pretrend_tests": pl.DataFrame({"outcome": ["a", "b"], "statistic": [1.0, 30.0],
                                                                           "df": [3, 3], "p_value": [0.8, 0.0001]})})},
         selection=dg.AssetSelection.checks_for_assets("pretrend_tests"),
         raise_on_error=False,
@@ -43,12 +44,3 @@ def test_pretrend_check_result():
     assert not evaluation.passed and "b" in evaluation.description
 
 
-class _Static(dg.IOManager):
-    def __init__(self, values):
-        self.values = values
-
-    def handle_output(self, context, obj):  # pragma: no cover - nothing is materialised here
-        raise AssertionError("no outputs expected")
-
-    def load_input(self, context):
-        return self.values[context.asset_key.to_user_string()]

@@ -14,19 +14,11 @@ from pipeline.defs.checks import build_extra_checks
 from pipeline.defs.resources import SomSettings
 from pipeline.store import ParameterStore
 from som_reference import asset
+from tests.static_io import StaticIOManager
 
 ALERTS = {"npv_kommune_probability_below": 0.5, "verdict_turns": "refuted", "severity": "error"}
 
 
-class _Static(dg.IOManager):
-    def __init__(self, values):
-        self.values = values
-
-    def handle_output(self, context, obj):  # pragma: no cover - nothing is materialised here
-        raise AssertionError("no outputs expected")
-
-    def load_input(self, context):
-        return self.values[context.asset_key.to_user_string()]
 
 
 def _verdict(label: str) -> dict:
@@ -50,7 +42,7 @@ def _check(workdir, run_id: str):
     result = dg.materialize(
         [dg.AssetSpec("projections").with_io_manager_key("io_manager"),
          dg.AssetSpec("parameter_proposal").with_io_manager_key("io_manager"), checks["case_alerts"]],
-        resources={"io_manager": _Static({"projections": {}, "parameter_proposal": {"run_id": run_id}}),
+        resources={"io_manager": StaticIOManager({"projections": {}, "parameter_proposal": {"run_id": run_id}}),
                    "som": SomSettings(workdir=str(workdir))},
         selection=dg.AssetSelection.checks_for_assets("projections"),
         raise_on_error=False,

@@ -244,13 +244,7 @@ def compile_calculation(params: ParameterSet) -> Compiled:
     for kind, lines in (("costs", params.costs), ("avoided_costs", params.avoided_costs)):
         avoided = kind == "avoided_costs"
         for k, line in enumerate(lines):
-            f = 1.0
-            if line.price_year is not None and line.price_year != params.price_year:
-                where = f"{kind}[{k}].price_year"
-                pindex = _loaded(index, where)
-                f = pindex.factor(line.price_year, params.price_year, where)
-                notes.append(f"{kind}[{k}]: {line.price_year} → {params.price_year} prices × {f:.4f} ({pindex.name})")
-                warnings.extend(pindex.warnings_for(line.price_year, params.price_year))
+            f = _price_factor(index, line.price_year, params.price_year, f"{kind}[{k}]", notes, warnings)
             amount = line.amount * f
             rng: tuple[float, float] | None = None if line.range is None else (line.range[0] * f, line.range[1] * f)
             if avoided:
@@ -314,6 +308,20 @@ def compile_calculation(params: ParameterSet) -> Compiled:
                     fixed=fixed)
 
 
+def _price_factor(index: PriceIndex | None, quoted: int | None, price_year: int, line: str, notes: list[str],
+                  warnings: list[str]) -> float:
+    """The factor ``I(price_year)/I(quoted)`` converting a cost line quoted in another price year (1 when it is
+    quoted in the document's), with a note of the conversion and the index's warnings (years it extrapolates)."""
+    if quoted is None or quoted == price_year:
+        return 1.0
+    where = f"{line}.price_year"
+    pindex = _loaded(index, where)
+    f = pindex.factor(quoted, price_year, where)
+    notes.append(f"{line}: {quoted} → {price_year} prices × {f:.4f} ({pindex.name})")
+    warnings.extend(pindex.warnings_for(quoted, price_year))
+    return f
+
+
 def _fixed(params: ParameterSet, index: PriceIndex | None, items: tuple[str, ...], notes: list[str],
            warnings: list[str]) -> tuple[tuple[FixedSpec, ...], np.ndarray | None]:
     """The ``fixed_costs`` lines in price-year kroner and ``G[p, t]``, their sum per payer and year (None if none)."""
@@ -322,13 +330,7 @@ def _fixed(params: ParameterSet, index: PriceIndex | None, items: tuple[str, ...
     G = np.zeros((len(PAYERS), params.horizon_years))
     out = []
     for k, line in enumerate(params.fixed_costs):
-        f = 1.0
-        if line.price_year is not None and line.price_year != params.price_year:
-            where = f"fixed_costs[{k}].price_year"
-            pindex = _loaded(index, where)
-            f = pindex.factor(line.price_year, params.price_year, where)
-            notes.append(f"fixed_costs[{k}]: {line.price_year} → {params.price_year} prices × {f:.4f} ({pindex.name})")
-            warnings.extend(pindex.warnings_for(line.price_year, params.price_year))
+        f = _price_factor(index, line.price_year, params.price_year, f"fixed_costs[{k}]", notes, warnings)
         label = line.item or ("one_off_cost" if line.one_off else "fixed_cost")
         if label in items:
             raise ParameterError(f"fixed_costs[{k}].item: {label!r} is also a consequence item; use another label")
