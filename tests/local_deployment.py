@@ -123,13 +123,18 @@ def local_deployment(folder: Path, *, env: Mapping[str, str], postgres_url: str 
 
 def launch_asset_backfill(instance: dg.DagsterInstance, defs: dg.Definitions, partition_keys: Sequence[str],
                           *, title: str = "backfill") -> str:
-    """Submit a backfill of every asset over ``partition_keys`` (as the UI's "Materialize" does); its id."""
+    """Submit a backfill of the evaluation graph's assets over ``partition_keys`` (as "Materialize" on the
+    evaluation job's Partitions tab does: the plan and knowledge assets have partitions of their own); its id."""
     from dagster._core.execution.backfill import PartitionBackfill
 
+    from pipeline.definitions import ASSETS
+
     graph = defs.resolve_asset_graph()
+    evaluation = {key for a in ASSETS for key in a.keys}
+    evaluation_assets = [key for key in graph.get_all_asset_keys() if key in evaluation]
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=uuid.uuid4().hex[:8], asset_graph=graph, partition_names=list(partition_keys),
-        asset_selection=list(graph.get_all_asset_keys()), backfill_timestamp=time.time(), tags={},
+        asset_selection=evaluation_assets, backfill_timestamp=time.time(), tags={},
         dynamic_partitions_store=instance, all_partitions=False, title=title, description=None, run_config=None)
     instance.add_backfill(backfill)
     return backfill.backfill_id

@@ -374,12 +374,15 @@ def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: 
 
 
 class ConsequenceProfilesConfig(dg.Config):
-    """What ``consequence_profiles`` estimates (the options of ``som kb consequences``)."""
+    """What ``consequence_profiles`` estimates (the options of ``som kb consequences``). ``panel``,
+    ``target_group``, ``outcomes`` and ``success_outcome`` must be given; they have empty defaults so that no
+    run of Dagster's implicit asset job (a backfill of the evaluation assets, which shares that job) needs this
+    asset's config — the asset itself refuses to run without them."""
 
-    panel: str
-    target_group: str
-    outcomes: list[str]
-    success_outcome: str
+    panel: str = ""
+    target_group: str = ""
+    outcomes: list[str] = []
+    success_outcome: str = ""
     rule: str = "zero"
     delimitation_year: int | None = None
     delimitation_col: str | None = None
@@ -404,6 +407,10 @@ def consequence_profiles(context: dg.AssetExecutionContext, som: SomSettings, co
     from pipeline.kb_consequences import ProfileRequest, build_profiles, write_profiles
 
     check_min_cell_floor(config.min_cell, None)  # below the floor only through the CLI, with a recorded reason
+    missing = [k for k in ("panel", "target_group", "outcomes", "success_outcome") if not getattr(config, k)]
+    if missing:
+        raise dg.Failure(f"consequence_profiles: give {', '.join(missing)} in the run config (the options of "
+                         "`som kb consequences`)")
     if (config.delimitation_year is None) == (config.delimitation_col is None):
         raise dg.Failure("consequence_profiles: give delimitation_year or delimitation_col (one of them)")
     req = ProfileRequest(panel=Path(config.panel), target_group=config.target_group, outcomes=tuple(config.outcomes),
