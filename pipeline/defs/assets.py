@@ -165,11 +165,14 @@ def registers(context: dg.AssetExecutionContext, som: SomSettings, delivery: dic
     yield from ingest_check_results(checked.validations)
     built, min_cell = checked.build, _min_cell(context, som)
     validated = {r.suite for r in checked.validations}
-    years = built.panel.group_by("year").agg(pl.col("person_id").n_unique().alias("persons"),
+    # counted on the compact frame; the stored panel is the canonical one (DESIGN §3.2 types), streamed to Parquet
+    # by the IO manager from a LazyFrame that casts batch by batch (never the whole float64 copy in memory)
+    years = built.frame.group_by("year").agg(pl.col("person_id").n_unique().alias("persons"),
                                              pl.len().alias("person_years")).sort("year")
-    yield dg.Output(built.panel, output_name="panel", metadata={
-        **frame_metadata(built.panel),
-        "persons": suppressed_count(built.panel.get_column("person_id").n_unique(), min_cell),
+    yield dg.Output(built.panel_lazy(), output_name="panel", metadata={
+        "dagster/row_count": built.frame.height,
+        "dagster/column_schema": column_schema(pl.DataFrame(schema=built.panel_schema)),
+        "persons": suppressed_count(built.frame.get_column("person_id").n_unique(), min_cell),
         "persons_by_year": suppressed_table(years, counts=["persons", "person_years"], min_cell=min_cell),
         "registers_validated": ", ".join(sorted(v.removeprefix("register_") for v in validated if v.startswith("register_"))),
         "data_hash": checked.data_hash,

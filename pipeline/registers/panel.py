@@ -96,6 +96,18 @@ class PanelBuild:
         """The canonical panel (DESIGN §3.2 types)."""
         return self._canonical().collect() if self.schema else self.frame
 
+    def panel_lazy(self) -> pl.LazyFrame:
+        """The canonical panel as a LazyFrame over the compact frame: sinking it (``sink_parquet``) casts batch
+        by batch, so the float64 copy is never whole in memory (the panel itself if already materialised)."""
+        if not self.schema or "panel" in self.__dict__:
+            return self.panel.lazy()
+        return self._canonical()
+
+    @property
+    def panel_schema(self) -> pl.Schema:
+        """The canonical panel's column types, without building it."""
+        return pl.Schema({c: self.schema.get(c, t) for c, t in self.frame.schema.items()})
+
     def write_panel(self, path: Path) -> None:
         """``panel.parquet`` (the canonical panel), streamed from the compact frame."""
         if not self.schema or "panel" in self.__dict__:
