@@ -45,9 +45,13 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 def _special(target: Path) -> bool:
-    """``target`` exists and is neither a regular file nor a folder: a device or a pipe (``/dev/null``,
-    ``/dev/stdout``, a FIFO). Such a file is written into, never replaced — a rename would put a regular file in
-    its place (as root, replacing ``/dev/null`` for the whole machine)."""
+    """``target`` is under ``/dev`` or ``/proc``, or exists and is neither a regular file nor a folder: a device
+    or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO). Such a file is written into, never replaced — a rename
+    would put a regular file in its place (as root, replacing ``/dev/null`` for the whole machine)."""
+    if str(target.absolute()).startswith(("/dev/", "/proc/")):
+        # /dev/stdout, /dev/fd/N, /proc/self/fd/N: links to whatever a descriptor is (a pipe, or a regular file
+        # the shell redirected to) — never replaced, and no temporary file is made in /dev
+        return True
     try:
         mode = target.stat().st_mode
     except OSError:

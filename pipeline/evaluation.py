@@ -889,8 +889,10 @@ def panel_columns_read(columns: Sequence[str], spec: EvaluationSpec, params: Par
     randomisation inference, the descriptive contrast and the durations see what they saw on the whole panel."""
     from pipeline.registers.config import outcome_registers
 
-    needed = needed_columns(spec, params)
-    unused = set(outcome_registers()) - set(needed)
+    # the items' own columns too: a spec may map an item to another column (a handed-over panel's name) and
+    # still run on a register panel that has the item's column (map_outcomes accepts either)
+    needed = {*needed_columns(spec, params), params.success_measure.outcome, *(c.item for c in params.consequences)}
+    unused = set(outcome_registers()) - needed
     return [c for c in columns if c not in unused]
 
 

@@ -94,6 +94,20 @@ def keeps_history() -> bool:
     return os.environ.get(HISTORY_SETTING, "on").strip().lower() not in ("off", "0", "false", "no")
 
 
+def workdir_instance(workdir: Path):
+    """The workdir's Dagster instance (``{workdir}/dagster``; its run history, shown by ``som ui``)."""
+    import dagster as dg
+
+    from pipeline.workdir import setup_lock
+
+    home = dagster_home(Path(workdir))
+    os.environ["DAGSTER_HOME"] = str(home)
+    with setup_lock(Path(workdir)):  # the first open creates the instance's SQLite databases
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+    return instance
+
+
 def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None,
                    log_level: str = QUIET_LOG_LEVEL) -> RunOutcome:
     """Materialise every asset and check in-process for one evaluation × vintage partition of ``delivery``
@@ -116,16 +130,8 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
     evaluation = load_spec(spec_path).spec.evaluation
     vintage = read_manifest(Path(delivery)).vintage
     resources = build_resources(str(workdir), delivery=str(delivery), evaluations_dir=str(spec_path.parent))
-    if instance is None and not keeps_history():
-        instance = dg.DagsterInstance.ephemeral()
     if instance is None:
-        from pipeline.workdir import setup_lock
-
-        home = dagster_home(Path(workdir))
-        os.environ["DAGSTER_HOME"] = str(home)
-        with setup_lock(Path(workdir)):  # the first open creates the instance's SQLite databases
-            instance = dg.DagsterInstance.get()
-            instance.get_runs(limit=1)
+        instance = workdir_instance(workdir) if keeps_history() else dg.DagsterInstance.ephemeral()
     partition = register_partition(instance, evaluation, vintage)
     result = dg.materialize(
         [*ASSETS, *all_checks()], resources=resources, instance=instance, raise_on_error=False,

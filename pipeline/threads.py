@@ -6,7 +6,10 @@ estimators' products 5–30× slower than one thread, with the same results (iss
 BLAS with one thread unless the user says otherwise:
 
 * ``SOM_BLAS_THREADS=n`` (a positive integer) sets the BLAS threads of ``som`` and the Dagster code location;
-* a thread variable the user set (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` …) is kept;
+* without ``SOM_BLAS_THREADS``, a thread variable the user set (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``,
+  ``MKL_NUM_THREADS`` …) is the user's choice: the policy then sets none of them (OpenBLAS reads
+  ``OPENBLAS_NUM_THREADS`` before ``OMP_NUM_THREADS``, so filling one in would override the other); with
+  ``SOM_BLAS_THREADS``, the variables the user did not set get its value;
 * the variables are read by the BLAS library when numpy is first imported, so the policy is applied before
   that (:func:`apply_blas_policy` says when it came too late).
 
@@ -42,6 +45,10 @@ def apply_blas_policy(environ: MutableMapping[str, str] | None = None) -> bool:
     the policy applies to child processes only), True otherwise.
     """
     env = os.environ if environ is None else environ
+    if not env.get(SETTING, "").strip() and any(env.get(name, "").strip() for name in BLAS_VARIABLES):
+        # the user chose the threads through a library's own variable (e.g. OMP_NUM_THREADS alone): setting the
+        # others would override it (OpenBLAS reads OPENBLAS_NUM_THREADS before OMP_NUM_THREADS)
+        return "numpy" not in sys.modules
     threads = str(blas_threads(env))
     for name in BLAS_VARIABLES:
         if not env.get(name, "").strip():

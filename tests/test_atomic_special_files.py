@@ -58,3 +58,14 @@ def test_som_project_json_to_a_pipe(tmp_path):
     assert result.exit_code == 0, result.output
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert "total" in json.loads(got[0])["npv"]  # the whole JSON document came through the pipe
+
+
+def test_a_descriptor_link_is_written_into(tmp_path):
+    """/dev/fd/N (like /dev/stdout redirected to a file) resolves to a regular file: written into, the link kept."""
+    target = tmp_path / "redirected.txt"
+    with open(target, "w") as f:
+        link = Path(f"/dev/fd/{f.fileno()}")
+        assert _special(link)
+        write_text_atomic(link, "through the descriptor")
+    assert target.read_text() == "through the descriptor"
+    assert Path("/dev/fd").exists()

@@ -44,3 +44,18 @@ def test_effects_on_the_selected_columns_equal_those_on_the_whole_panel(demo_pan
     assert_frame_equal(full.table, part.table)
     assert_frame_equal(ev.descriptive_contrast(panel, treatments, loaded.spec, params),
                        ev.descriptive_contrast(selected, treatments, loaded.spec, params))
+
+
+def test_an_item_mapped_to_another_column_keeps_its_own_column(demo_panel):
+    """A spec written for a handed-over panel maps shelter_nights to its column name; on a register panel that
+    has shelter_nights itself, map_outcomes takes the item's column — so it is read."""
+    from dataclasses import replace
+
+    panel, treatments = demo_panel
+    loaded = ev.load_spec(SPEC)
+    spec = replace(loaded.spec, outcomes={**loaded.spec.outcomes, "shelter_nights": "herberg_naetter"})
+    kept = ev.panel_columns_read(panel.columns, spec, loaded.seed)
+    assert "shelter_nights" in kept
+    full = ev.realised_effects(panel, treatments, spec, loaded.seed)
+    part = ev.realised_effects(panel.select(kept), treatments, spec, loaded.seed)
+    assert_frame_equal(full.table, part.table)

@@ -22,7 +22,7 @@ for lib in libs:
     f = getattr(ctypes.CDLL(lib), "scipy_openblas_get_num_threads64_", None)
     if f is not None:
         count = f()
-print(os.environ["OPENBLAS_NUM_THREADS"], count)
+print(os.environ.get("OPENBLAS_NUM_THREADS", "unset"), count)
 """
 
 
@@ -46,6 +46,9 @@ def test_som_blas_threads_and_user_variables_are_respected():
     assert variable == "2" and threads in (2, -1)
     variable, threads = _probe("pipeline.cli", SOM_BLAS_THREADS="2", OPENBLAS_NUM_THREADS="3")
     assert variable == "3"
+    # OMP_NUM_THREADS alone is the user's choice: OPENBLAS_NUM_THREADS (read first by OpenBLAS) is left unset
+    variable, threads = _probe("pipeline.cli", OMP_NUM_THREADS="2")
+    assert variable == "unset" and threads in (2, -1)
 
 
 def test_policy_on_a_mapping():
@@ -53,4 +56,7 @@ def test_policy_on_a_mapping():
     apply_blas_policy(env)
     assert blas_threads(env) == 1
     assert env["OPENBLAS_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "4"
+    only_omp: dict[str, str] = {"OMP_NUM_THREADS": "3"}
+    apply_blas_policy(only_omp)
+    assert only_omp == {"OMP_NUM_THREADS": "3"}
     assert blas_threads({"SOM_BLAS_THREADS": "0"}) == 1 and blas_threads({"SOM_BLAS_THREADS": "3"}) == 3

@@ -90,7 +90,13 @@ def demo(
     from pipeline.commands.params import display_url
     from pipeline.evaluation import load_spec
     from pipeline.progress import stages
-    from pipeline.runner import DEBUG_LOG_LEVEL, QUIET_LOG_LEVEL, generate_demo_delivery, run_evaluation
+    from pipeline.runner import (
+        DEBUG_LOG_LEVEL,
+        QUIET_LOG_LEVEL,
+        generate_demo_delivery,
+        run_evaluation,
+        workdir_instance,
+    )
     from som_reference import asset
 
     spec = asset(*demo_.spec)
@@ -98,8 +104,9 @@ def demo(
         step("Generating a synthetic register delivery")
         folder = generate_demo_delivery(home, persons=persons, seed=seed, name=demo_.landing, scenario=demo_.world)
         step("Materialising the Dagster asset graph (in-process)")
-        instance = None
-        if not keep_history:
+        if keep_history:  # the workdir's instance even when SOM_RUN_HISTORY=off: the flag asks for it
+            instance = workdir_instance(home)
+        else:
             import dagster as dg
 
             instance = dg.DagsterInstance.ephemeral()
