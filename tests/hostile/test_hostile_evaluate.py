@@ -54,6 +54,16 @@ def _without(clean: Path, dest: Path, register: str, *, unlist: bool = True) -> 
     return dest
 
 
+def _demo_spec_copy(tmp_path: Path, name: str, **changes) -> Path:
+    """The demo spec with ``changes`` as ``{tmp_path}/evaluations/{name}``, the seed parameter files beside it."""
+    spec = {**yaml.safe_load(DEMO_SPEC.read_text(encoding="utf-8")), **changes}
+    (tmp_path / "evaluations").mkdir()
+    shutil.copytree(ROOT / "assets" / "parameters", tmp_path / "parameters")
+    path = tmp_path / "evaluations" / name
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
 WANT = (r"housing_first_demo\.yaml: register dream \(DREAM weekly benefit codes \(wide\)\) is needed by the consequence "
         r"item kontanthjaelp_weeks, but delivery nodream \(vintage 2023-06\) neither delivers nor lists it")
 
@@ -98,12 +108,7 @@ def test_a_listed_register_counts_as_delivered_and_refuses_at_ingest(clean, tmp_
 
 def test_a_mapped_outcome_names_its_register_and_every_item(clean, tmp_path):
     """The spec's outcomes: mapping decides the column, hence the register; two missing registers in one line."""
-    spec = yaml.safe_load(DEMO_SPEC.read_text(encoding="utf-8"))
-    spec["outcomes"] = {"shelter_nights": "prison_days"}
-    (tmp_path / "evaluations").mkdir()
-    shutil.copytree(ROOT / "assets" / "parameters", tmp_path / "parameters")
-    path = tmp_path / "evaluations" / "mapped.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    path = _demo_spec_copy(tmp_path, "mapped.yaml", outcomes={"shelter_nights": "prison_days"})
     d = _without(_without(clean, tmp_path / "a", "krin"), tmp_path / "b", "dream")
     with pytest.raises(Exception, match=r"register dream .* needed by the consequence item kontanthjaelp_weeks; register "
                                         r"krin \(prison spells \(KRIN\)\) is needed by the success measure's outcome "
@@ -135,12 +140,7 @@ def test_a_refused_manifest_exits_3_before_the_run(clean, tmp_path):
 
 
 def test_a_bad_cost_file_named_by_the_spec_is_refused_before_the_run(clean, tmp_path):
-    spec = yaml.safe_load(DEMO_SPEC.read_text(encoding="utf-8"))
-    spec["data"] = {"costs": "costs.csv"}
-    (tmp_path / "evaluations").mkdir()
-    shutil.copytree(ROOT / "assets" / "parameters", tmp_path / "parameters")
-    path = tmp_path / "evaluations" / "with_costs.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    path = _demo_spec_copy(tmp_path, "with_costs.yaml", data={"costs": "costs.csv"})
     (tmp_path / "evaluations" / "costs.csv").write_text("PNR;BELOEB\n0101011234;95.000,5\n0101015678;nan\n",
                                                          encoding="utf-8")
     res = runner.invoke(app, ["evaluate", str(path), "--workdir", str(tmp_path / "w"), "--delivery", str(clean)])
