@@ -918,11 +918,31 @@ def needed_columns(spec: EvaluationSpec, params: ParameterSet) -> dict[str, list
     return out
 
 
-def check_delivery_registers(loaded: LoadedSpec, manifest) -> None:
+def tested_parameters(store, loaded: LoadedSpec) -> ParameterSet:
+    """The parameter set the evaluation will test, looked up without writing anything: the spec's
+    ``parameter_version`` or else the latest approved version in ``store`` (as :func:`assumptions_version` picks
+    it), and the spec's seed file while the store does not know the intervention (``store`` ``None``: no store
+    yet). A requested version the store lacks falls back to the seed here; :func:`assumptions_version` refuses it."""
+    from pipeline.store import StoreError
+
+    if store is None:
+        return loaded.seed
+    try:
+        wanted = loaded.spec.parameter_version
+        record = (store.latest_approved(loaded.spec.intervention) if wanted is None
+                  else store.get_version(loaded.spec.intervention, wanted))
+    except StoreError:
+        return loaded.seed
+    return parse_parameter_set(record.content)
+
+
+def check_delivery_registers(loaded: LoadedSpec, manifest, params: ParameterSet | None = None) -> None:
     """Refuse (:class:`ParameterError`, one line) an evaluation that needs a panel column of a register the register
     delivery ``manifest`` neither delivers nor lists — such a register yields no column (docs/registers.md) — naming
-    each such register, the items that need it and the delivery. Panel deliveries are checked against their
-    columns when staged (:func:`prepare_outcomes`)."""
+    each such register, the items that need it and the delivery. ``params`` is the parameter set under test
+    (:func:`tested_parameters`; the spec's seed when not given): its success measure and consequence items are
+    what the evaluation needs. Panel deliveries are checked against their columns when staged
+    (:func:`prepare_outcomes`)."""
     from pipeline.registers.config import REGISTERS, delivered_registers, outcome_registers
 
     if getattr(manifest, "kind", "registers") != "registers":
@@ -930,7 +950,7 @@ def check_delivery_registers(loaded: LoadedSpec, manifest) -> None:
     have = delivered_registers(manifest.files, manifest.registers)
     source = outcome_registers()
     lacking: dict[str, list[str]] = {}
-    for col, whys in needed_columns(loaded.spec, loaded.seed).items():
+    for col, whys in needed_columns(loaded.spec, params if params is not None else loaded.seed).items():
         reg = source.get(col)
         if reg is not None and reg not in have:
             lacking.setdefault(reg, []).extend(whys)

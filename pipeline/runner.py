@@ -216,7 +216,7 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
     if delivery is not None and vintage is not None:
         raise EvaluationRefused("a vintage label (--vintage) applies to panels; a delivery's vintage comes from its manifest")
     if panel is None:  # a register delivery: refused, or the spec needs what it lacks → nothing is written
-        _check_delivery(loaded, Path(delivery))
+        _check_delivery(loaded, Path(delivery), workdir)
     home = prepare_workdir(Path(workdir) if workdir is not None else None)
     if panel is not None:
         try:
@@ -245,11 +245,12 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
                           log_level=log_level)
 
 
-def _check_delivery(loaded, delivery: Path) -> None:
+def _check_delivery(loaded, delivery: Path, workdir=None) -> None:
     """Before anything runs or is written: the delivery's manifest and files (:class:`DeliveryRefused`; a folder
     without ``manifest.json`` is a wrong path, :class:`EvaluationRefused`), the
-    registers the spec needs (a register neither delivered nor listed yields no column,
-    :func:`pipeline.evaluation.check_delivery_registers`) and a cost file the spec names in ``data.costs``
+    registers the parameter set under test needs (a register neither delivered nor listed yields no column,
+    :func:`pipeline.evaluation.check_delivery_registers`; the set is looked up read-only in the workdir's store,
+    :func:`_tested_parameters`) and a cost file the spec names in ``data.costs``
     (a delivery's own cost file is checked with the delivery, by the ``registers`` asset)."""
     from pipeline import evaluation as ev
     from pipeline.registers import DeliveryError, read_manifest
@@ -262,11 +263,29 @@ def _check_delivery(loaded, delivery: Path) -> None:
             raise EvaluationRefused(str(exc)) from None
         raise DeliveryRefused(f"delivery refused: {exc}") from None
     try:
-        ev.check_delivery_registers(loaded, manifest)
+        ev.check_delivery_registers(loaded, manifest, _tested_parameters(loaded, workdir))
         spec_costs = loaded.data_path("costs")
         if spec_costs is not None:
             ev.read_costs(spec_costs)
     except ParameterError as exc:
+        raise EvaluationRefused(str(exc)) from None
+
+
+def _tested_parameters(loaded, workdir):
+    """The parameter set under test (:func:`pipeline.evaluation.tested_parameters`), without creating anything: a
+    SQLite store that does not exist yet means the spec's seed; an existing store (or ``SOM_DATABASE_URL``) is
+    opened and read."""
+    from pipeline import evaluation as ev
+    from pipeline.store import ParameterStore, StoreError, database_url
+    from pipeline.workdir import resolve_workdir
+
+    url = database_url(resolve_workdir(workdir))
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return ev.tested_parameters(None, loaded)
+    try:
+        with ParameterStore(url) as store:
+            return ev.tested_parameters(store, loaded)
+    except StoreError as exc:
         raise EvaluationRefused(str(exc)) from None
 
 

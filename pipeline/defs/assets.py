@@ -112,7 +112,10 @@ def delivery(context: dg.AssetExecutionContext, som: SomSettings, config: Delive
                               f"{data_hash[:12]}, requested {config.data_hash[:12]}); the sensor requests a new run")
     # a register the spec needs but the delivery neither delivers nor lists: refused here, before ingestion, for
     # runs the sensor, the schedule or a backfill start as for `som evaluate` (which checks it before the run)
-    ev.check_delivery_registers(_spec(context, som), manifest)
+    # — against the parameter set under test (the spec's parameter_version or the latest approved version)
+    loaded = _spec(context, som)
+    with som.store() as store:
+        ev.check_delivery_registers(loaded, manifest, ev.tested_parameters(store, loaded))
     info = {
         "folder": str(manifest.folder),
         "fingerprint": chosen.fingerprint,

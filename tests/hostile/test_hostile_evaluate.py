@@ -211,3 +211,40 @@ def test_a_run_started_in_dagster_refuses_at_the_delivery_asset(clean, tmp_path,
     assert not outcome.success and len(outcome.failures) == 1
     assert outcome.failures[0].startswith("delivery: ") and re.search(WANT, outcome.failures[0]), outcome.failures
     assert not (home / "storage" / "registers").exists() and not (home / "storage" / "panel").exists()
+
+
+def _approve_without_dream_item(work: Path) -> None:
+    """Seed ``work``'s store with the demo's parameter file and approve a version 2 whose consequences no longer
+    include the DREAM item ``kontanthjaelp_weeks``."""
+    from pipeline.store import ParameterStore, database_url
+    from pipeline.workdir import prepare_workdir
+
+    loaded = ev.load_spec(DEMO_SPEC)
+    with ParameterStore(database_url(prepare_workdir(work))) as store:
+        ev.assumptions_version(store, loaded)
+        doc = loaded.seed.to_dict()
+        doc["consequences"] = {k: v for k, v in doc["consequences"].items() if k != "kontanthjaelp_weeks"}
+        doc["prices"] = {k: v for k, v in doc["prices"].items() if k != "kontanthjaelp_weeks"}
+        run = store.record_run(evaluation_id="manual_review", intervention=loaded.spec.intervention, data_vintage=None,
+                               data_hash=None, code_version=None, spec={}, tested_version=1)
+        v2 = store.propose_version(intervention=loaded.spec.intervention, parent_version=1, content=doc,
+                                   reason="drop the benefit item", run_id=run.id, data_vintage=None, data_hash=None,
+                                   code_version=None, evidence={}, estimates=[], verdicts=[])
+        store.decide(loaded.spec.intervention, v2.version, approve=True, actor="analyst", reason="test")
+
+
+def test_the_register_check_uses_the_parameter_version_under_test(clean, tmp_path):
+    """The registers an evaluation needs are those of the version it tests (latest approved, or the spec's
+    ``parameter_version``), not of the seed file: after version 2 drops the DREAM item, a delivery without DREAM
+    passes the check; the same spec pinned to version 1 (the seed's items) is refused naming the register."""
+    from pipeline.runner import _check_delivery
+
+    d = _without(clean, tmp_path / "nodream", "dream")
+    with pytest.raises(EvaluationRefused, match=WANT):  # no store yet: the seed's items
+        _check_delivery(ev.load_spec(DEMO_SPEC), d, tmp_path / "w")
+    assert not (tmp_path / "w").exists(), "the read-only lookup creates no store"
+    _approve_without_dream_item(tmp_path / "w")
+    _check_delivery(ev.load_spec(DEMO_SPEC), d, tmp_path / "w")  # version 2 needs no DREAM column
+    pinned = _demo_spec_copy(tmp_path, "housing_first_demo.yaml", parameter_version=1)
+    with pytest.raises(EvaluationRefused, match=WANT):
+        _check_delivery(ev.load_spec(pinned), d, tmp_path / "w")
