@@ -246,9 +246,12 @@ def _check(ctx: _Ctx, name: str, frame: pl.DataFrame, files: list[tuple[str, int
         raise DeliveryError(lines[0], lines)
 
 
-def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], derive=None) -> pl.DataFrame:
+def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], derive=None,
+                  keep: tuple[str, ...] | None = None) -> pl.DataFrame:
     """Typed, validated rows of every file of a register (``YEAR`` added for yearly registers; ``derive``, a
-    row-by-row addition of columns, applied to each file's rows)."""
+    row-by-row addition of columns, applied to each file's rows). ``keep``: the columns returned — the others are
+    validated and then released here, before the caller joins or computes (the register's whole typed frame is
+    never alive beside the caller's next copy)."""
     frames, sizes = [], []
     for file, year in files:
         typed = _typed(ctx, name, _read(ctx, name, file))
@@ -262,7 +265,7 @@ def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], der
     del frames
     _check(ctx, name, frame, sizes)
     ctx.counts[name] = frame.height
-    return frame
+    return frame if keep is None else frame.select(keep)
 
 
 def _group_expr(column: str, groups: cfg.CodeGroups) -> pl.Expr:
@@ -404,16 +407,16 @@ def _compact_type(values: np.ndarray) -> np.dtype:
     return np.dtype(np.uint8 if hi <= 255 else np.uint16 if hi <= 65_535 else np.uint32)
 
 
-def _with_pid(df: pl.DataFrame, persons: _Persons, *columns: str) -> pl.DataFrame:
-    """``df`` (validated) reduced to PNR and ``columns`` before PNR is replaced by ``pid`` — the join never
-    carries columns no outcome reads."""
-    return persons.attach(df.select("PNR", *columns))
+def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
+    """``df`` (validated, reduced by :func:`load_register`'s ``keep`` to PNR and the columns an outcome reads)
+    with PNR replaced by ``pid`` — the join never carries columns no outcome reads."""
+    return persons.attach(df)
 
 
 def population(ctx: _Ctx, files) -> pl.DataFrame:
     """BEF status files → PNR, year, sex, birth_year, municipality (validated)."""
     derive = lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))  # noqa: E731
-    bef = load_register(ctx, "bef", files, derive)
+    bef = load_register(ctx, "bef", files, derive, keep=("PNR", "YEAR", "KOEN", "FOED_DAG", "KOM"))
     sizes = bef.group_by("YEAR").len()
     empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
     if empty:
@@ -425,9 +428,9 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
 
 def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     kinds = cfg.lpr_pattypes()
-    derive = lambda f: f.with_columns(_group_column(f, "C_PATTYPE", kinds, "PATTYPE_KIND"))  # noqa: E731
-    lpr = load_register(ctx, "lpr", files, derive).with_columns(pl.col("PATTYPE_KIND").cast(pl.Enum(list(kinds.groups))))
-    lpr = _with_pid(lpr, ids, "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")
+    kind_type = pl.Enum(list(kinds.groups))
+    derive = lambda f: f.with_columns(_group_column(f, "C_PATTYPE", kinds, "PATTYPE_KIND").cast(kind_type))  # noqa: E731
+    lpr = _with_pid(load_register(ctx, "lpr", files, derive, keep=("PNR", "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")), ids)
     inpatient = pl.col("PATTYPE_KIND") == "inpatient"
     psyk = pl.col("C_PSYK").fill_null(0) == 1
     spells = lambda cond: lpr.filter(cond).select("pid", pl.col("D_INDDTO").alias("start"), pl.col("D_UDDTO").alias("end"))  # noqa: E731
@@ -450,19 +453,19 @@ def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     derive = lambda f: f.with_columns(_group_column(f, "AFG_AFGTYP3", groups, "SANCTION_GROUP"),  # noqa: E731
                                       pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
                                       pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
-    kraf = _with_pid(load_register(ctx, "kraf", files, derive), ids, "SANCTION_GROUP", "AFG_ADTO")
+    kraf = _with_pid(load_register(ctx, "kraf", files, derive, keep=("PNR", "SANCTION_GROUP", "AFG_ADTO")), ids)
     return [_events_per_year(kraf.filter(pl.col("SANCTION_GROUP") == "conviction"), "AFG_ADTO", ctx, "convictions")]
 
 
 def spell_register(ctx: _Ctx, name: str, files, ids, start: str, end: str, outcome: str) -> list[pl.DataFrame]:
-    df = _with_pid(load_register(ctx, name, files), ids, start, end)
+    df = _with_pid(load_register(ctx, name, files, keep=("PNR", start, end)), ids)
     return [days_per_year(df.select("pid", pl.col(start).alias("start"), pl.col(end).alias("end")), ctx, outcome)]
 
 
 def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     groups = cfg.bua_groups()
     derive = lambda f: f.with_columns(_group_column(f, "PGF", groups, "PGF_GROUP"))  # noqa: E731
-    bua = _with_pid(load_register(ctx, "bua", files, derive), ids, "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")
+    bua = _with_pid(load_register(ctx, "bua", files, derive, keep=("PNR", "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")), ids)
     out = []
     for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
         sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"),
@@ -472,7 +475,7 @@ def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 
 def income(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
-    ind = _with_pid(load_register(ctx, "ind", files), ids, "YEAR", "LOENMV_13")
+    ind = _with_pid(load_register(ctx, "ind", files, keep=("PNR", "YEAR", "LOENMV_13")), ids)
     return [ind.select("pid", pl.col("YEAR").alias("year"), pl.col("LOENMV_13").fill_null(0.0).alias("earnings_dkk"))]
 
 
@@ -770,7 +773,7 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
 def treatments_frame(ctx: _Ctx, files) -> pl.DataFrame:
     """The intervention register (validated) → PNR, intervention, start_year, end_year, arm, course_days (days from
     START_DATO to SLUT_DATO; null while the course is ongoing)."""
-    df = load_register(ctx, "indsats", files)
+    df = load_register(ctx, "indsats", files, keep=("PNR", "INDSATS", "START_DATO", "SLUT_DATO", "ARM"))
     return df.select(
         "PNR", pl.col("INDSATS").alias("intervention"), pl.col("START_DATO").dt.year().cast(pl.Int64).alias("start_year"),
         pl.col("SLUT_DATO").dt.year().cast(pl.Int64).alias("end_year"), pl.col("ARM").alias("arm"),
