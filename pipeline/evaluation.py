@@ -720,7 +720,8 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
                 descriptive=descriptive if descriptive is not None and descriptive.height else None,
                 prior=prior if use_root else None,
                 prior_label=f"root prior: version {root.version}" if use_root and root is not None else "",
-                realised_cohorts=realised_cohorts)
+                realised_cohorts=realised_cohorts,
+                update_success=spec.assumptions is None or "success_rate" in spec.assumptions)
     doc = dict(p.document)
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}

@@ -236,7 +236,8 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             items: tuple[str, ...] | None = None, min_persons: int = 1,
             consequence_estimates: pl.DataFrame | None = None,
             descriptive: pl.DataFrame | None = None, prior: ParameterSet | None = None,
-            prior_label: str = "", realised_cohorts: Mapping[int, int] | None = None) -> Proposal:
+            prior_label: str = "", realised_cohorts: Mapping[int, int] | None = None,
+            update_success: bool = True) -> Proposal:
     """A new parameter document updated with the realised estimates (the input is never modified).
 
     Causal profiles are updated from the causal ATT path (or causal ``consequence_estimates``), descriptive
@@ -247,7 +248,9 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     (default ``params``; module docstring), named ``prior_label`` in the sources and changes.
     ``realised_cohorts`` (participants per cohort year observed in the intervention register,
     :func:`som_models.volume_verdicts.observed_cohorts`) replaces the assumed cohorts of the years observed
-    (:func:`_realised_cohorts`); later cohorts stay as assumed.
+    (:func:`_realised_cohorts`); later cohorts stay as assumed. ``update_success`` False (an evaluation whose
+    ``assumptions:`` leave ``success_rate`` out): the success rate is kept, with the reason — the realised success
+    estimate still decides, as always, whether the causal consequence profiles are updated.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown update policy {policy!r}; use one of {POLICIES}")
@@ -289,7 +292,9 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
             + course_note)
     z = z_value(alpha)
     root_cons = {c.item: c for c in root.consequences}
-    if sm_ok:
+    if sm_ok and not update_success:
+        changes.append({"parameter": "success_rate", "kept": "the evaluation does not test it (assumptions:)"})
+    elif sm_ok:
         sr = root.success_rate
         value, se = combine(sr.value, sr.se, sm["estimate"], sm["se"], policy, prior_cv)
         value = min(max(value, 0.0), 1.0)
@@ -313,8 +318,8 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         for cons in wanted:
             changes.append({"parameter": f"consequences.{cons.item}", "kept": "realised success rate not significantly positive"})
         return Proposal(doc, tuple(changes),
-                        "success rate updated; consequences kept (realised success rate not significantly positive)"
-                        + course_note)
+                        ("success rate updated" if update_success else "success rate kept (not tested)")
+                        + "; consequences kept (realised success rate not significantly positive)" + course_note)
     updated = 0
     for cons in wanted:
         has_external = any(k[0] == cons.item for k in external)
@@ -395,6 +400,6 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
         doc["consequences"][cons.item] = entry
         changes.append(change)
         updated += 1
-    what = "the success rate and " if sm_ok else ""
+    what = "the success rate and " if sm_ok and update_success else ""
     return Proposal(doc, tuple(changes), f"{policy} update of {what}{updated} consequence profile(s) from {evidence_label}"
                     + course_note)
