@@ -123,8 +123,14 @@ def test_projection_draws_are_the_monte_carlo_draws():
     params = parse_parameter_set(yaml.safe_load(asset("parameters", "housing_first_demo.yaml").read_text()))
     inputs, npv = projection_draws(params, draws=5000, seed=4)
     assert np.array_equal(npv, monte_carlo(params, draws=5000, seed=4).npv_draws)
-    assert set(inputs) == {"success_rate", "consequence:shelter_nights", "consequence:kontanthjaelp_weeks",
-                           "course:shelter_nights", "course:kontanthjaelp_weeks"}
+    # item correlation (the default): the course-year profile shares the item's z, so it is one input with the
+    # effect profile; drawn independently, it is an input of its own
+    assert set(inputs) == {"success_rate", "consequence:shelter_nights", "consequence:kontanthjaelp_weeks"}
+    independent = parse_parameter_set({**yaml.safe_load(asset("parameters", "housing_first_demo.yaml").read_text()),
+                                       "monte_carlo": {"consequence_correlation": "independent"}})
+    assert set(projection_draws(independent, draws=2000, seed=4)[0]) == {
+        "success_rate", "consequence:shelter_nights", "consequence:kontanthjaelp_weeks",
+        "course:shelter_nights", "course:kontanthjaelp_weeks"}
     voi = value_of_information(params, draws=5000, seed=4)
     assert voi["ranking"][0] in inputs
     assert all(v["total"]["evppi"] <= voi["evpi"]["total"] + 3 * v["total"]["se"] for v in voi["by_assumption"].values())

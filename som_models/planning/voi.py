@@ -16,8 +16,13 @@ coefficients from their least-squares covariance give draws of the EVPPI, whose 
 
 The inputs ``φ`` come from the projection's own Monte Carlo (:func:`som_models.projection.monte_carlo`, same seed
 and chunking, so the NPV draws are identical): ``success_rate`` (the drawn success rate), ``consequence:<item>``
-(the item's common ``z`` under ``consequence_correlation: item``; under ``independent`` the item's discounted
-sum of units, an index of the whole vector), ``price:<item>`` (the relative price factor) and ``cost:<line>``.
+(the item's discounted sum of units: under ``consequence_correlation: item`` a linear function of the item's
+common ``z``; under ``independent`` an index of the whole vector), ``course:<item>`` (the item's course-year
+effects summed), ``price:<item>`` (the relative price factor) and ``cost:<line>``. Under ``item`` correlation the
+course-year profile is drawn with the item's own ``z`` (:class:`som_models.projection.montecarlo._Inputs`), so it is
+one uncertain input with the effect profile: it is reported once, as ``consequence:<item>`` (two entries would
+show the same EVPPI twice and suggest two things to learn); ``course:<item>`` appears on its own only when the
+draws are independent or the item's effect profile carries no uncertainty.
 
 :func:`nested_evppi` is the brute-force check: an outer sample of ``φ`` and, for each, an inner Monte Carlo of
 ``ψ`` giving ``E[Y | φ]`` (biased upwards by the inner noise, ``O(1/n_inner)``).
@@ -151,7 +156,8 @@ def projection_draws(params: ParameterSet, *, draws: int, seed: int, committees:
                 inputs.setdefault(f"consequence:{item}", []).append((units[:, i, :] * disc[None, :]).sum(axis=1))
             if inp.hi[i] > inp.lo[i]:
                 inputs.setdefault(f"price:{item}", []).append(pf[:, i])
-            if course is not None and np.any(c.course_se[i] > 0):
+            shared = spec.consequence_correlation == "item" and np.any(c.se[i] > 0)  # course drawn with the item's z
+            if course is not None and np.any(c.course_se[i] > 0) and not shared:
                 inputs.setdefault(f"course:{item}", []).append(course[:, i, :].sum(axis=1))
         for j, line in enumerate(c.costs):
             if inp.cost_hi[j] > inp.cost_lo[j]:
