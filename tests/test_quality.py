@@ -468,7 +468,9 @@ def test_io_manager_roundtrip_polars_dict_and_partitions(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_io_manager_replaces_stale_file_of_other_kind(tmp_path):
+def test_io_manager_replaces_stale_file_of_other_kind_and_never_pickles(tmp_path):
+    from pipeline.defs.io_managers import UnstorableValue
+
     io = PolarsParquetIOManager(base_dir=str(tmp_path))
 
     @dg.asset(name="thing")
@@ -477,23 +479,32 @@ def test_io_manager_replaces_stale_file_of_other_kind(tmp_path):
 
     @dg.asset(name="thing")
     def as_tuple_dict() -> dict:
-        return {"a": (1, 2)}  # a tuple does not survive JSON: pickled
+        return {"a": (1, 2)}  # a tuple does not survive JSON: refused, never pickled
 
     @dg.asset(name="thing")
     def as_frame() -> pl.DataFrame:
         return pl.DataFrame({"a": [1]})
 
+    @dg.asset
+    def reader(thing: dict) -> dict:
+        return thing
+
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([as_dict], resources={"io_manager": io}, instance=instance).success
     assert (tmp_path / "thing.json").exists()
-    result = dg.materialize([as_tuple_dict], resources={"io_manager": io}, instance=instance)
-    assert (tmp_path / "thing.pkl").exists() and not (tmp_path / "thing.json").exists()
-    (mat,) = result.get_asset_materialization_events()
-    assert mat.materialization.metadata["path"].value == str(tmp_path / "thing.pkl")
+    with pytest.raises(UnstorableValue, match=r"asset thing: a dict value cannot be stored"):
+        dg.materialize([as_tuple_dict], resources={"io_manager": io}, instance=instance)
+    assert not list(tmp_path.glob("thing.pkl")) and json.loads((tmp_path / "thing.json").read_text()) == {"a": 1}
     assert dg.materialize([as_frame], resources={"io_manager": io}, instance=instance).success
-    assert (tmp_path / "thing.parquet").exists() and not (tmp_path / "thing.pkl").exists()
+    assert (tmp_path / "thing.parquet").exists() and not (tmp_path / "thing.json").exists()
     pdf = pd.read_parquet(tmp_path / "thing.parquet")
     assert pdf["a"].tolist() == [1]
+    # a pickle an older version left is not loaded (unpickling runs code)
+    (tmp_path / "thing.parquet").unlink()
+    (tmp_path / "thing.pkl").write_bytes(b"\x80\x05N.")
+    with pytest.raises(UnstorableValue, match=r"thing\.pkl: a pickled value left by an older version is not loaded"):
+        dg.materialize([as_dict.to_source_asset(), reader], resources={"io_manager": io}, instance=instance,
+                       selection=[reader])
 
 
 def test_io_manager_on_fsspec_memory_filesystem():
