@@ -109,13 +109,14 @@ def workdir_instance(workdir: Path):
 
 
 def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", instance=None,
-                   log_level: str = QUIET_LOG_LEVEL) -> RunOutcome:
+                   log_level: str = QUIET_LOG_LEVEL, report_language: str = "") -> RunOutcome:
     """Materialise every asset and check in-process for one evaluation × vintage partition of ``delivery``
     (a register delivery or a staged panel delivery — the one evaluation path).
 
     ``evaluation_spec`` defaults to the demo spec; its folder becomes the evaluations folder. The delivery's
     vintage is registered as a dynamic partition. ``instance`` defaults to the workdir's Dagster instance (an
-    ephemeral one when ``SOM_RUN_HISTORY=off``, :func:`keeps_history`).
+    ephemeral one when ``SOM_RUN_HISTORY=off``, :func:`keeps_history`). ``report_language`` (``da``/``en``; empty:
+    ``SOM_REPORT_LANGUAGE`` or Danish) is the audit report's language.
     """
     import dagster as dg
 
@@ -129,7 +130,8 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
     spec_path = Path(evaluation_spec or DEFAULT_SPEC).resolve()
     evaluation = load_spec(spec_path).spec.evaluation
     vintage = read_manifest(Path(delivery)).vintage
-    resources = build_resources(str(workdir), delivery=str(delivery), evaluations_dir=str(spec_path.parent))
+    language = {"report_language": report_language} if report_language else {}
+    resources = build_resources(str(workdir), delivery=str(delivery), evaluations_dir=str(spec_path.parent), **language)
     if instance is None:
         instance = workdir_instance(workdir) if keeps_history() else dg.DagsterInstance.ephemeral()
     partition = register_partition(instance, evaluation, vintage)
@@ -184,7 +186,7 @@ def run_evaluation(workdir: Path, *, delivery: Path, evaluation_spec: str = "", 
 
 def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: str | Path | None = None,
              panel: str | Path | None = None, treatments: str | Path | None = None, vintage: str | None = None,
-             instance=None, log_level: str = QUIET_LOG_LEVEL) -> RunOutcome:
+             instance=None, log_level: str = QUIET_LOG_LEVEL, report_language: str = "") -> RunOutcome:
     """One evaluation end to end — the function behind ``som evaluate`` and the notebook API.
 
     The data are a register ``delivery`` folder or a handed-over ``panel`` file (+ ``treatments``), else the
@@ -203,6 +205,13 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
         loaded = ev.load_spec(spec)
     except ParameterError as exc:
         raise EvaluationRefused(str(exc)) from None
+    if report_language:
+        from pipeline.report.i18n import check_language
+
+        try:
+            check_language(report_language)
+        except ValueError as exc:
+            raise EvaluationRefused(str(exc)) from None
     if delivery is not None and (panel is not None or treatments is not None):
         raise EvaluationRefused("give either a delivery (--delivery) or a panel (--panel, + --treatments), not both")
     if treatments is not None and panel is None:
@@ -242,7 +251,7 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
         except StoreError as exc:
             raise EvaluationRefused(str(exc)) from None
     return run_evaluation(home, delivery=Path(delivery).resolve(), evaluation_spec=str(loaded.path), instance=instance,
-                          log_level=log_level)
+                          log_level=log_level, report_language=report_language)
 
 
 def _check_delivery(loaded, delivery: Path, workdir=None) -> None:

@@ -157,9 +157,13 @@ def handed_over_files(spec: Path) -> tuple[Path, Path, Path]:
 def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp_path):
     folder, _ = demo_delivery
     work = tmp_path / "w"
-    result = _invoke(["evaluate", str(DEMO_SPEC), "--delivery", str(folder), "--workdir", str(work), "--json", "-"])
+    result = _invoke(["evaluate", str(DEMO_SPEC), "--delivery", str(folder), "--workdir", str(work), "--json", "-",
+                      "--lang", "en"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
+    (report,) = (work / "reports").glob("*.html")  # the run's audit report, in the asked language
+    html = report.read_text(encoding="utf-8")
+    assert '<html lang="en">' in html and "What was assumed" in html
     assert {v["assumption"]: v["label"] for v in doc["verdicts"]} == {
         **FIRST_LOOK_DEMO, "participants": "refuted-underestimated", "course_years": "consistent",
         "cost_per_participant": "consistent"}
@@ -186,6 +190,7 @@ def test_delivery_runs_through_dagster_and_shows_in_the_audit(demo_delivery, tmp
     (["evaluate", "{spec}", "--delivery", "{dir}/nowhere"], "delivery folder not found"),
     (["evaluate", "{spec}", "--delivery", "{dir}", "--vintage", "x"], "(--vintage) applies to panels"),
     (["evaluate", "{spec}", "--panel", "{dir}/panel_2023.csv"], "start_aar"),
+    (["evaluate", "{spec}", "--panel", "{dir}/panel_2023.csv", "--lang", "xx"], "report language 'xx' is not available"),
 ])
 def test_bad_input_is_one_line_and_exit_2(spec, tmp_path, args, message):
     (spec.parent / "notes.txt").write_text("x")

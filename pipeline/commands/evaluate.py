@@ -39,6 +39,8 @@ def evaluate_command(
     treatments: Path | None = typer.Option(None, "--treatments", "-t",
                                               help="Treatments file (person id, first treatment year); with --panel."),
     vintage: str | None = typer.Option(None, "--vintage", help="Data vintage label of a panel (default: the file name)."),
+    lang: str = typer.Option("", "--lang", "-l", help="Language of the run's audit report: da or en (default: "
+                             "SOM_REPORT_LANGUAGE, else da)."),
     workdir: Path | None = WorkdirOpt,
     json_out: Path | None = JsonOpt,
 ) -> None:
@@ -54,7 +56,8 @@ def evaluate_command(
     try:
         with err.status("Materialising the Dagster asset graph (in-process)…"):
             outcome = evaluate(spec, workdir=workdir, delivery=delivery, panel=panel, treatments=treatments,
-                               vintage=vintage, log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL)
+                               vintage=vintage, log_level=DEBUG_LOG_LEVEL if debug_enabled() else QUIET_LOG_LEVEL,
+                               report_language=lang)
     except (EvaluationRefused, WorkdirError) as exc:
         fail(str(exc), getattr(exc, "exit_code", 2))
     if not outcome.success:

@@ -373,7 +373,7 @@ def audit_report(context: dg.AssetExecutionContext, som: SomSettings, delivery: 
     with som.store() as store:
         data = gather(store, run_id=parameter_proposal["run_id"], checks=checks)
     path = render_report(data, som.workdir_path() / "reports" / f"{evaluation}-{vintage}.html",
-                         workdir=som.workdir_path())
+                         workdir=som.workdir_path(), lang=som.report_language or "da")
     # ``report_path``: the IO manager's own ``path`` metadata names where it stored this value.
     context.add_output_metadata({"report_path": dg.MetadataValue.path(str(path)), "checks_reported": len(checks)})
     return str(path)

@@ -23,6 +23,7 @@ ENV = {
     "evaluations_dir": "SOM_EVALUATIONS_DIR",
     "landing": "SOM_LANDING",
     "delivery": "SOM_DELIVERY",
+    "report_language": "SOM_REPORT_LANGUAGE",
 }
 STORAGE_ENV = "SOM_STORAGE_URL"
 
@@ -44,7 +45,9 @@ class SomSettings(dg.ConfigurableResource):
     * ``database_url`` — ``SOM_DATABASE_URL`` or SQLite ``{workdir}/som.db``;
     * ``evaluations_dir`` — ``SOM_EVALUATIONS_DIR`` or ``assets/evaluations`` (one spec file per evaluation);
     * ``landing`` — ``SOM_LANDING`` or ``{workdir}/landing`` (one sub-folder per delivery);
-    * ``delivery`` — an explicit delivery folder that overrides the landing lookup (``SOM_DELIVERY``; empty: none).
+    * ``delivery`` — an explicit delivery folder that overrides the landing lookup (``SOM_DELIVERY``; empty: none);
+    * ``report_language`` — the audit report's language, ``da`` (default) or ``en`` (``SOM_REPORT_LANGUAGE``; the
+      same catalogue as ``som report --lang``).
     """
 
     workdir: str
@@ -52,6 +55,7 @@ class SomSettings(dg.ConfigurableResource):
     evaluations_dir: str = ""
     landing: str = ""
     delivery: str = ""
+    report_language: str = "da"
 
     def workdir_path(self) -> Path:
         return resolve_workdir(self.workdir)
@@ -90,6 +94,7 @@ def settings_from_env(workdir: str = "", **settings: str) -> SomSettings:
         "evaluations_dir": str(asset("evaluations")),
         "landing": str(base / "landing"),
         "delivery": "",
+        "report_language": "da",
     }
     values = {k: settings.get(k) or _from_env(ENV[k], v) for k, v in defaults.items()}
     unknown = set(settings) - set(defaults)
