@@ -88,7 +88,7 @@ def test_vectorised_engine_matches_the_line_by_line_projection_at_drawn_inputs(c
         d = with_course(d)
     params = parse_parameter_set(d)
     c = compile_calculation(params)
-    s, units, pf, costs, course_units = _Inputs(c, "triangular").draw(np.random.default_rng(11), 6, correlation)
+    s, units, pf, costs, course_units, _ = _Inputs(c, "triangular").draw(np.random.default_rng(11), 6, correlation)
     assert (course_units is None) == (not course)
     ev = evaluate(c, s, units, pf, costs, course_units)
     for k in range(6):

@@ -46,7 +46,8 @@ Optional sections (all backwards compatible — a document without them means wh
 
 * ``fixed_costs[k]``: costs that do not scale with participants — a one-off cost in calendar ``year`` or a fixed
   yearly cost in each of ``years: [first, last]`` (inclusive), kroner per year (≤ 0), with ``payer``, optional
-  ``item``, ``committee`` (the udvalg of the line, any payer), ``price_year``, ``cashable`` (default true), ``source``.
+  ``item``, ``committee`` (the udvalg of the line, any payer), ``price_year``, ``cashable`` (default true), ``source``
+  and ``range`` (``[low, high]`` kroner per year for the Monte Carlo, containing ``amount``, both ≤ 0).
 * ``prices.<item>.cashable``: whether the item's savings release cash (default true: every price line counts in
   the cash view, what every document meant before); the cash view (:mod:`som_models.projection.cashview`)
   counts only cashable amounts.
@@ -199,7 +200,9 @@ class PriceSpec:
 @dataclass(frozen=True)
 class FixedCost:
     """A cost that does not scale with participants: ``amount`` kroner (≤ 0) paid by ``payer`` in each calendar year
-    ``first_year … last_year`` (one-off: ``first_year == last_year``); ``price_year`` None = the document's."""
+    ``first_year … last_year`` (one-off: ``first_year == last_year``); ``price_year`` None = the document's;
+    ``range`` ``(low, high)`` kroner per year for the Monte Carlo (containing ``amount``, both ≤ 0; one draw per line
+    applies to all its years), None = no uncertainty."""
 
     payer: str
     amount: float
@@ -210,6 +213,7 @@ class FixedCost:
     price_year: int | None = None
     cashable: bool = True
     source: str = ""
+    range: tuple[float, float] | None = None
 
     @property
     def one_off(self) -> bool:
@@ -462,7 +466,7 @@ def _fixed_costs(obj: Any, start_year: int, horizon: int) -> tuple[FixedCost, ..
     for k, line in enumerate(obj):
         p = f"fixed_costs[{k}]"
         _keys(line, p, {"payer": True, "amount": True, "year": False, "years": False, "item": False, "committee": False,
-                        "price_year": False, "cashable": False, "source": False})
+                        "price_year": False, "cashable": False, "source": False, "range": False})
         payer = _payer(line["payer"], f"{p}.payer")
         amount = _num(line["amount"], f"{p}.amount")
         if amount > 0:
@@ -486,12 +490,21 @@ def _fixed_costs(obj: Any, start_year: int, horizon: int) -> tuple[FixedCost, ..
         committee = None
         if line.get("committee") is not None:
             committee = _str(line["committee"], f"{p}.committee")
+        rng = None
+        if line.get("range") is not None:
+            rng = _pair(line["range"], f"{p}.range")
+            if not rng[0] <= amount <= rng[1]:
+                raise ParameterError(f"{p}.range: [{rng[0]:g}, {rng[1]:g}] does not contain the amount {amount:g}")
+            if rng[1] > 0:
+                raise ParameterError(f"{p}.range: the high end {rng[1]:g} is positive, but a cost is negative (savings "
+                                     "positive, costs negative)")
         out.append(FixedCost(
             payer, amount, first, last,
             item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
             committee=committee,
             price_year=_int(line["price_year"], f"{p}.price_year") if line.get("price_year") is not None else None,
             cashable=_bool(line.get("cashable", True), f"{p}.cashable"), source=str(line.get("source", "")),
+            range=rng,
         ))
     return tuple(out)
 

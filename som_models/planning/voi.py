@@ -18,7 +18,8 @@ The inputs ``φ`` come from the projection's own Monte Carlo (:func:`som_models.
 and chunking, so the NPV draws are identical): ``success_rate`` (the drawn success rate), ``consequence:<item>``
 (the item's discounted sum of units: under ``consequence_correlation: item`` a linear function of the item's
 common ``z``; under ``independent`` an index of the whole vector), ``course:<item>`` (the item's course-year
-effects summed), ``price:<item>`` (the relative price factor) and ``cost:<line>``. Under ``item`` correlation the
+effects summed), ``price:<item>`` (the relative price factor), ``cost:<line>`` and ``fixed:<line>`` (a fixed-cost line's yearly
+amount, when it states a ``range``). Under ``item`` correlation the
 course-year profile is drawn with the item's own ``z`` (:class:`som_models.projection.montecarlo._Inputs`), so it is
 one uncertain input with the effect profile: it is reported once, as ``consequence:<item>`` (two entries would
 show the same EVPPI twice and suggest two things to learn); ``course:<item>`` appears on its own only when the
@@ -140,16 +141,16 @@ def projection_draws(params: ParameterSet, *, draws: int, seed: int, committees:
     disc = c.factors[:T] if len(c.factors) >= T else np.ones(T)
     for k, child in enumerate(children):
         n = min(CHUNK, draws - k * CHUNK)
-        s, units, pf, costs, course = inp.draw(np.random.default_rng(child), n, spec.consequence_correlation)
+        s, units, pf, costs, course, fixed = inp.draw(np.random.default_rng(child), n, spec.consequence_correlation)
         if committees:
-            ev, accts, Y = account_flows(c, s, units, pf, costs, course)
+            ev, accts, Y = account_flows(c, s, units, pf, costs, course, fixed)
             npv[k * CHUNK:k * CHUNK + n] = _npv4(ev)
             for a, (payer, udvalg) in enumerate(accts):
                 key = label(payer, udvalg)
                 by_account.setdefault(key, []).append(Y[:, a, :] @ c.factors)
                 stake[key] = stake.get(key, False) or bool(np.any(Y[:, a, :] != 0))
         else:
-            npv[k * CHUNK:k * CHUNK + n] = _npv4(evaluate(c, s, units, pf, costs, course))
+            npv[k * CHUNK:k * CHUNK + n] = _npv4(evaluate(c, s, units, pf, costs, course, fixed))
         inputs.setdefault("success_rate", []).append(s)
         for i, item in enumerate(c.items):
             if np.any(c.se[i] > 0):
@@ -162,6 +163,9 @@ def projection_draws(params: ParameterSet, *, draws: int, seed: int, committees:
         for j, line in enumerate(c.costs):
             if inp.cost_hi[j] > inp.cost_lo[j]:
                 inputs.setdefault(f"cost:{line.label}", []).append(costs[:, j])
+        for j, fx in enumerate(c.fixed_lines):
+            if fixed is not None and inp.fixed_hi[j] > inp.fixed_lo[j]:
+                inputs.setdefault(f"fixed:{fx.label}", []).append(fixed[:, j])
     out = {k: np.concatenate(v) for k, v in inputs.items()}
     if inp.s_se <= 0:
         out.pop("success_rate", None)

@@ -98,7 +98,8 @@ class CostSpec:
 
 @dataclass(frozen=True)
 class FixedSpec:
-    """A one-off or fixed yearly cost in price-year kroner per year, in years ``t_first … t_last`` after start."""
+    """A one-off or fixed yearly cost in price-year kroner per year, in years ``t_first … t_last`` after start;
+    ``low``/``high`` its Monte Carlo range in the same kroner (both ``amount`` when the line states none)."""
 
     payer: int
     amount: float
@@ -108,6 +109,8 @@ class FixedSpec:
     committee: str | None
     cashable: bool
     label: str
+    low: float = 0.0
+    high: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -335,9 +338,10 @@ def _fixed(params: ParameterSet, index: PriceIndex | None, items: tuple[str, ...
         if label in items:
             raise ParameterError(f"fixed_costs[{k}].item: {label!r} is also a consequence item; use another label")
         t0, t1 = line.first_year - params.start_year, line.last_year - params.start_year
+        low, high = line.range if line.range is not None else (line.amount, line.amount)
         spec = FixedSpec(PAYERS.index(line.payer), line.amount * f, t0, t1, label, line.committee, line.cashable,
                          f"fixed_costs[{k}] {label} ({line.first_year}"
-                         f"{'' if line.one_off else f'–{line.last_year}'}, {line.payer})")
+                         f"{'' if line.one_off else f'–{line.last_year}'}, {line.payer})", low * f, high * f)
         G[spec.payer, t0:t1 + 1] += spec.amount
         out.append(spec)
     return tuple(out), G
@@ -403,9 +407,11 @@ def _valued(c: Compiled, units: np.ndarray, price_factor: np.ndarray, weeks_befo
 
 
 def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: np.ndarray,
-             cost_amounts: np.ndarray, course_units: np.ndarray | None = None) -> Evaluation:
+             cost_amounts: np.ndarray, course_units: np.ndarray | None = None,
+             fixed_amounts: np.ndarray | None = None) -> Evaluation:
     """Evaluate ``D`` draws: ``success`` (D,), ``units`` (D, I, J), ``price_factor`` (D, I), ``cost_amounts`` (D, L),
-    ``course_units`` (D, I, K; default the point values of every draw)."""
+    ``course_units`` (D, I, K; default the point values of every draw), ``fixed_amounts`` (D, F: each fixed-cost
+    line's yearly amount per draw, in ``c.fixed_lines`` order; default ``c.fixed``, the point amounts)."""
     D = success.shape[0]
     P = len(PAYERS)
     # consequences per successful person: V[d, p, j] = Σ_i −u[d,i,j] · f[d,i] · price[i,p] (± refusion, tax)
@@ -425,9 +431,21 @@ def evaluate(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: 
         for k, line in enumerate(c.costs):
             C[:, line.payer, line.course_year - 1] += cost_amounts[:, k]
         yearly = yearly + C @ c.cost_exposure
-    if c.fixed is not None:
+    if fixed_amounts is not None and c.fixed_lines:
+        yearly = yearly + fixed_by_draw(c, fixed_amounts)           # one-off and fixed costs, drawn per line
+    elif c.fixed is not None:
         yearly = yearly + c.fixed[None, :, :]                        # one-off and fixed costs, same in every draw
     return Evaluation(yearly, yearly @ c.factors)
+
+
+def fixed_by_draw(c: Compiled, fixed_amounts: np.ndarray) -> np.ndarray:
+    """``G[d, p, t]``: the fixed-cost lines' amounts of each draw (``fixed_amounts`` (D, F)) in their payer and
+    years (each line's one draw applies to all its years)."""
+    assert c.fixed is not None
+    G = np.zeros((fixed_amounts.shape[0], *c.fixed.shape))
+    for k, fx in enumerate(c.fixed_lines):
+        G[:, fx.payer, fx.t_first:fx.t_last + 1] += fixed_amounts[:, k][:, None]
+    return G
 
 
 def base_inputs(c: Compiled) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -126,11 +126,12 @@ def _valued(c: Compiled, idx: Mapping[tuple[str, str], int], units: np.ndarray, 
 
 
 def account_flows(c: Compiled, success: np.ndarray, units: np.ndarray, price_factor: np.ndarray,
-                  cost_amounts: np.ndarray, course_units: np.ndarray | None = None
+                  cost_amounts: np.ndarray, course_units: np.ndarray | None = None,
+                  fixed_amounts: np.ndarray | None = None,
                   ) -> tuple[Evaluation, tuple[tuple[str, str], ...], np.ndarray]:
     """The engine's evaluation of ``D`` draws (:func:`.engine.evaluate`, same arguments), the accounts and the
     yearly net per account ``Y_a[d, a, t]`` (nominal), whose sum over a payer's accounts is ``Y[d, p, t]``."""
-    ev = evaluate(c, success, units, price_factor, cost_amounts, course_units)
+    ev = evaluate(c, success, units, price_factor, cost_amounts, course_units, fixed_amounts)
     accts = accounts(c)
     idx = _index(accts)
     D = success.shape[0]
@@ -149,9 +150,10 @@ def account_flows(c: Compiled, success: np.ndarray, units: np.ndarray, price_fac
             if line.committee:
                 C[:, idx[(PAYERS[line.payer], line.committee)], line.course_year - 1] += cost_amounts[:, k]
         Y = Y + C @ c.cost_exposure
-    for fixed in c.fixed_lines:                                     # one-off and fixed costs, same in every draw
+    for k, fixed in enumerate(c.fixed_lines):                      # one-off and fixed costs (drawn or point)
         if fixed.committee:
-            Y[:, idx[(PAYERS[fixed.payer], fixed.committee)], fixed.t_first:fixed.t_last + 1] += fixed.amount
+            amount = fixed.amount if fixed_amounts is None else fixed_amounts[:, k][:, None]
+            Y[:, idx[(PAYERS[fixed.payer], fixed.committee)], fixed.t_first:fixed.t_last + 1] += amount
     for p, payer in enumerate(PAYERS):
         own = [idx[a] for a in accts if a[0] == payer and a[1] != UNASSIGNED]
         attributed = Y[:, own, :].sum(axis=1) if own else np.zeros_like(ev.yearly[:, p, :])

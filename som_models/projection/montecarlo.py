@@ -190,6 +190,12 @@ class _Inputs:
         self.cost0 = np.array([line.amount for line in c.costs], dtype=float)
         self.cost_lo = np.array([line.range[0] if line.range else line.amount for line in c.costs], dtype=float)
         self.cost_hi = np.array([line.range[1] if line.range else line.amount for line in c.costs], dtype=float)
+        self.fixed0 = np.array([fx.amount for fx in c.fixed_lines], dtype=float)
+        self.fixed_lo = np.array([fx.low for fx in c.fixed_lines], dtype=float)
+        self.fixed_hi = np.array([fx.high for fx in c.fixed_lines], dtype=float)
+        #: whether any fixed-cost line has a range (only then are fixed amounts drawn — after every other input,
+        #: so documents without fixed-cost ranges keep exactly their earlier draws)
+        self.fixed_drawn = bool(np.any(self.fixed_hi > self.fixed_lo))
 
     def draw(self, rng: np.random.Generator, n: int, correlation: str):
         c = self.c
@@ -204,7 +210,11 @@ class _Inputs:
         if np.any(c.course_se):
             zc = z[:, :, :1] if correlation == "item" else rng.standard_normal((n, n_items, c.course_units.shape[1]))
             course = c.course_units[None, :, :] + c.course_se[None, :, :] * zc
-        return s, units, pf, costs, course
+        fixed = None
+        if self.fixed_drawn:
+            fixed = _from_uniform(rng.random((n, len(self.fixed0))), self.fixed_lo[None, :], self.fixed0[None, :],
+                                  self.fixed_hi[None, :], self.dist)
+        return s, units, pf, costs, course, fixed
 
     def quantile_value(self, kind: str, k: int, q: float):
         """The value of one input at quantile ``q`` (for the tornado)."""
@@ -214,6 +224,9 @@ class _Inputs:
             return NormalDist().inv_cdf(q)  # z shift applied to all years of the item
         if kind == "price":
             return float(_from_uniform(np.array(q), np.array(self.lo[k]), np.array(1.0), np.array(self.hi[k]), self.dist))
+        if kind == "fixed":
+            return float(_from_uniform(np.array(q), np.array(self.fixed_lo[k]), np.array(self.fixed0[k]),
+                                       np.array(self.fixed_hi[k]), self.dist))
         return float(_from_uniform(np.array(q), np.array(self.cost_lo[k]), np.array(self.cost0[k]), np.array(self.cost_hi[k]),
                                    self.dist))
 
@@ -254,6 +267,9 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     for j, line in enumerate(c.costs):
         if inp.cost_hi[j] > inp.cost_lo[j]:
             specs.append((f"cost:{line.label}", "cost", j))
+    for j, fx in enumerate(c.fixed_lines):
+        if inp.fixed_hi[j] > inp.fixed_lo[j]:
+            specs.append((f"fixed:{fx.label} (per year)", "fixed", j))
     if not specs:
         return ()
     n = 2 * len(specs)
@@ -262,6 +278,7 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
     PF = np.repeat(pf, n, axis=0)
     C = np.repeat(costs, n, axis=0)
     CU = np.repeat(c.course_units[None, :, :], n, axis=0)
+    FX = np.repeat(inp.fixed0[None, :], n, axis=0) if inp.fixed_drawn else None
     values = []
     for r, (_name, kind, k) in enumerate(specs):
         pair = []
@@ -282,11 +299,14 @@ def tornado(c: Compiled, dist: str, percentiles: tuple[float, float]) -> tuple[T
                 v = float(np.sum(CU[row, k, :]))  # the total course-year units per participant
             elif kind == "price":
                 PF[row, k] = v
+            elif kind == "fixed":
+                assert FX is not None
+                FX[row, k] = v
             else:
                 C[row, k] = v
             pair.append(v)
         values.append(pair)
-    npv = _npv4(evaluate(c, S, U, PF, C, CU))
+    npv = _npv4(evaluate(c, S, U, PF, C, CU, FX))
     rows = []
     for r, (name, _, _) in enumerate(specs):
         lo_row, hi_row = npv[2 * r], npv[2 * r + 1]

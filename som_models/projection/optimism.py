@@ -23,15 +23,19 @@ with the unadjusted NPV).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar
 
-from som_models.parameters.schema import Consequence, CostLine, CourseProfile, OptimismBias, ParameterSet
+from som_models.parameters.schema import Consequence, CostLine, CourseProfile, FixedCost, OptimismBias, ParameterSet
 
 
 def _scaled(values: tuple[float, ...] | None, f: float) -> tuple[float, ...] | None:
     return None if values is None else tuple(v * f for v in values)
 
 
-def _line(line: CostLine, f: float) -> CostLine:
+CostLineOrFixed = TypeVar("CostLineOrFixed", CostLine, FixedCost)
+
+
+def _line(line: CostLineOrFixed, f: float) -> CostLineOrFixed:
     rng = None if line.range is None else (line.range[0] * f, line.range[1] * f)
     return replace(line, amount=line.amount * f, range=rng)
 
@@ -59,7 +63,7 @@ def apply_optimism_bias(params: ParameterSet) -> ParameterSet:
         params,
         costs=tuple(_line(line, up) for line in params.costs),
         avoided_costs=tuple(_line(line, cut) for line in params.avoided_costs),
-        fixed_costs=tuple(replace(line, amount=line.amount * up) for line in params.fixed_costs),
+        fixed_costs=tuple(_line(line, up) for line in params.fixed_costs),
         consequences=tuple(_consequence(c, cut) for c in params.consequences),
         optimism_bias=replace(ob, applied=True),
     )
