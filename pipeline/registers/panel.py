@@ -519,16 +519,14 @@ class _DreamSource:
         Only cells that are not missing are touched: per column, ``counts[rows, slot[group]] += 1`` (each row
         once per column, so the fancy-indexed addition is exact).
         """
-        bad = [False] * len(names)
+        return self.counts_in(self.block(names), names, lut, slot, width)
+
+    def block(self, names: list[str]):
+        """The week columns ``names`` as read from the file (Parquet: an Arrow table, text dictionary-encoded; other
+        formats: their frame) — the I/O part of :meth:`counts_of`, which :func:`dream_weeks` runs one block ahead
+        in a second thread (reading releases the GIL) while the previous block is counted."""
         if not self.parquet:
-            g = _group_matrix(self.frame.select(names), lut)
-            counts = np.zeros((g.shape[0], width), dtype=np.uint8 if len(names) < 256 else np.uint16)
-            for j in range(g.shape[1]):
-                rows = np.flatnonzero(g[:, j] != 254)
-                grp = g[rows, j]
-                counts[rows, slot[grp]] += 1
-                bad[j] = bool((grp == 255).any())
-            return counts, bad
+            return self.frame.select(names)
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -538,9 +536,25 @@ class _DreamSource:
                 text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                         or pa.types.is_dictionary(f.type)]
                 self._arrow = pq.ParquetFile(self.path, read_dictionary=text)
-            table = self._arrow.read(columns=[self.actual[n] for n in names], use_threads=True)
+            return self._arrow.read(columns=[self.actual[n] for n in names], use_threads=True)
         except Exception as exc:
             raise DeliveryError(f"{self.file}: cannot be read ({type(exc).__name__}; truncated or malformed?)") from None
+
+    def counts_in(self, table, names: list[str], lut: np.ndarray, slot: np.ndarray,
+                  width: int) -> tuple[np.ndarray, list[bool]]:
+        """:meth:`counts_of` on a block already read (:meth:`block`)."""
+        bad = [False] * len(names)
+        if not self.parquet:
+            g = _group_matrix(table, lut)
+            counts = np.zeros((g.shape[0], width), dtype=np.uint8 if len(names) < 256 else np.uint16)
+            for j in range(g.shape[1]):
+                rows = np.flatnonzero(g[:, j] != 254)
+                grp = g[rows, j]
+                counts[rows, slot[grp]] += 1
+                bad[j] = bool((grp == 255).any())
+            return counts, bad
+        import pyarrow as pa
+
         counts = np.zeros((table.num_rows, width), dtype=np.uint8 if len(names) < 256 else np.uint16)
         flat = counts.reshape(-1)  # a view: cell (row, slot) is flat[row · width + slot]
         other: list[int] = []
@@ -738,23 +752,21 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     slot[254], slot[255] = 14, 15
     coded = np.ones(width, dtype=bool)
     coded[14] = False  # slot 14: blank
-    for y in years:
-        cols = [c for c, (yy, _) in zip(week_cols, yws, strict=False) if yy == y]
-        counts, bad_in = src.counts_of(cols, lut, slot, width)
-        # Only rows with at least one non-blank cell in the year are counted.
-        active = np.flatnonzero(counts[:, coded].any(axis=1))
-        if not len(active):
-            continue
-        counts = counts[active]
-        m = len(active)
-        bad = counts[:, 15]
-        if bad.any():
-            outside[active] += bad.astype(np.int32)
-            bad_cols += [c.lower() for c, b in zip(cols, bad_in, strict=False) if b]
-        rows = grid.rows(pid_np[active], np.full(m, y))
-        ok = (rows >= 0) & known[active]
-        for k, c in enumerate(out_cols):
-            arrays[c][rows[ok]] = counts[ok, k].astype(np.uint16)
+    blocks = [[c for c, (yy, _) in zip(week_cols, yws, strict=False) if yy == y] for y in years]
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The next ISO year's block is read in a second thread while this one is counted (one block ahead: at most two
+    # blocks in memory); a read error surfaces, as before, when its block is reached.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dream-read") as reader:
+        ahead = reader.submit(src.block, blocks[0]) if blocks else None
+        for k, y in enumerate(years):
+            cols = blocks[k]
+            assert ahead is not None
+            table = ahead.result()
+            ahead = reader.submit(src.block, blocks[k + 1]) if k + 1 < len(blocks) else None
+            counts, bad_in = src.counts_in(table, cols, lut, slot, width)
+            del table
+            _count_year(counts, bad_in, cols, y, arrays, out_cols, outside, bad_cols, grid, pid_np, known, coded)
     check = pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": outside})
     report = validate(check, register_suite("dream", ctx.params), max_gx_rows=ctx.gx_rows)
     lines = describe(report, [(file, check.height)])
@@ -766,6 +778,26 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
         raise DeliveryError(lines[0], lines)
     ctx.counts["dream"] = n
     return arrays
+
+
+def _count_year(counts: np.ndarray, bad_in: list[bool], cols: list[str], year: int, arrays: dict[str, np.ndarray],
+                out_cols: list[str], outside: np.ndarray, bad_cols: list[str], grid: _Grid, pid_np: np.ndarray,
+                known: np.ndarray, coded: np.ndarray) -> None:
+    """One ISO year's counts (rows × group slots, :meth:`_DreamSource.counts_in`) placed on the panel's rows of
+    ``year`` (``arrays``), codes outside every group added to ``outside`` and their columns to ``bad_cols``. Only
+    rows with at least one non-blank cell in the year are touched."""
+    active = np.flatnonzero(counts[:, coded].any(axis=1))
+    if not len(active):
+        return
+    counts = counts[active]
+    bad = counts[:, 15]
+    if bad.any():
+        outside[active] += bad.astype(np.int32)
+        bad_cols += [c.lower() for c, b in zip(cols, bad_in, strict=False) if b]
+    rows = grid.rows(pid_np[active], np.full(len(active), year))
+    ok = (rows >= 0) & known[active]
+    for k, c in enumerate(out_cols):
+        arrays[c][rows[ok]] = counts[ok, k].astype(np.uint16)
 
 
 # --------------------------------------------------------------------------- treatments and the panel
