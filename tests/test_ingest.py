@@ -82,3 +82,52 @@ def test_manifest_listing_a_missing_file_is_refused(tmp_path):
     (d / "dream.parquet").unlink()
     with pytest.raises(DeliveryError, match="dream.parquet"):
         read_manifest(d)
+
+
+def _with_checksums(d):
+    """The manifest of ``d`` with the sha256 of every listed file."""
+    import hashlib
+
+    doc = json.loads((d / "manifest.json").read_text())
+    doc["sha256"] = {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in doc["files"]}
+    (d / "manifest.json").write_text(json.dumps(doc))
+    return d
+
+
+@pytest.mark.parametrize("build_error", ["delivery", "crash", None])
+def test_a_checksum_mismatch_decides_although_checksums_run_beside_the_build(tmp_path, monkeypatch, build_error):
+    """The checksums run in a second thread while the registers are read; a file that does not match the manifest
+    still refuses the delivery with that reason and no check reports — also when the build failed on the changed
+    file meanwhile (a refusal of its own, or an unexpected error) or succeeded."""
+    from pipeline.registers import ingest as ingest_fn
+    from pipeline.registers import panel
+    from pipeline.registers.ingest import RefusedDelivery
+
+    d = _with_checksums(_delivery(tmp_path))
+    (d / "indsats.parquet").write_bytes((d / "indsats.parquet").read_bytes() + b"\0")  # changed after delivery
+    real = panel.build_panel
+
+    def build(*args, **kwargs):
+        if build_error == "delivery":
+            raise DeliveryError("indsats.parquet: cannot be read")
+        if build_error == "crash":
+            raise RuntimeError("reader crashed")
+        return real(*args, **kwargs)
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("pipeline.registers.ingest"), "build_panel", build)
+    with pytest.raises(RefusedDelivery, match=r"^indsats\.parquet: sha256 does not match the manifest") as info:
+        ingest_fn(d, tmp_path / "out", KEY)
+    assert info.value.validations == ()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_checksums_that_match_give_the_delivery_hash(tmp_path):
+    from pipeline.registers import delivery_hash
+    from pipeline.registers import ingest as ingest_fn
+
+    d = _with_checksums(_delivery(tmp_path))
+    result = ingest_fn(d, tmp_path / "out", KEY)
+    assert result.summary["data_hash"] == delivery_hash(read_manifest(d))
+    assert "costs_and_checksum_wait" in result.summary["stage_seconds"]

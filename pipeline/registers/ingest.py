@@ -119,20 +119,39 @@ def build_checked(manifest: Manifest | Path, key: bytes, columns: ColumnMap | No
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(Path(manifest))
-    with collect_reports() as reports:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The checksums are computed in a second thread while the registers are read (hashing and file reads release the
+    # GIL). They still decide first: a file that does not match the manifest refuses the delivery with that reason
+    # (and no check reports, as when they ran first), whatever the build made of the file meanwhile.
+    with collect_reports() as reports, ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
+        hashing = pool.submit(delivery_hash, manifest, verify=True)
         try:
-            data_hash = delivery_hash(manifest, verify=True)
             check_delivery_costs(manifest)  # the cost file's rules (pipeline.registers.costs)
-            hashed = time.perf_counter()
             built = build_panel(manifest, key, columns, max_gx_rows=max_gx_rows)
-            built_at = time.perf_counter()
+        except BaseException as exc:
+            _checksums(hashing)
+            if isinstance(exc, DeliveryError):
+                raise RefusedDelivery(exc, tuple(reports)) from exc
+            raise
+        data_hash = _checksums(hashing)
+        built_at = time.perf_counter()
+        try:
             large = built.registers.get("bef", 0) > gx_max_rows(max_gx_rows)
             check_outputs(built, max_gx_rows=0 if large else max_gx_rows, kind=manifest.kind)
         except DeliveryError as exc:
             raise RefusedDelivery(exc, tuple(reports)) from exc
-    seconds = {"manifest_and_checksums": round(hashed - started, 3), **built.seconds,
+    seconds = {**built.seconds, "costs_and_checksum_wait": round(built_at - started - sum(built.seconds.values()), 3),
                "panel_checks": round(time.perf_counter() - built_at, 3)}
     return CheckedBuild(built, data_hash, tuple(reports), seconds)
+
+
+def _checksums(hashing) -> str:
+    """The delivery hash from the checksum thread; a mismatch with the manifest refuses the delivery (reports: none)."""
+    try:
+        return hashing.result()
+    except DeliveryError as exc:
+        raise RefusedDelivery(exc, ()) from exc
 
 
 def ingest(delivery: Path, out_dir: Path, key: bytes, *, columns: ColumnMap | None = None,
