@@ -391,8 +391,10 @@ def _cluster_note(design: RolloutDesign, rows: Sequence[VintagePlan], df: int | 
                f"{ref}. ")
     if not ri:
         return txt
-    p_txt = ", ".join(f"{r.vintage}: {r.ri_min_p:.2g}" for r in ri)
-    txt += (f"At most {VERY_FEW_CLUSTERS} treated clusters ({', '.join(str(r.vintage) for r in ri)}): the verdicts "
+    values = {f"{r.ri_min_p:.2g}" for r in ri}
+    p_txt = values.pop() if len(values) == 1 else ", ".join(f"{r.vintage}: {r.ri_min_p:.2g}" for r in ri)
+    where = "" if len(ri) == len(rows) else f" at vintage(s) {', '.join(str(r.vintage) for r in ri)}"
+    txt += (f"At most {VERY_FEW_CLUSTERS} treated clusters{where}: the verdicts "
             "give no verdict without randomisation inference over the roll-out (which needs every cluster to adopt at "
             f"one time); the smallest p-value it can give is {p_txt}. ")
     for test in ("refute", "confirm"):
@@ -607,7 +609,8 @@ class EvaluationPlan(ResultDisplay):
             "settings": self.settings.__dict__, "design": self.design.to_dict(), "family_size": self.family_size,
             "variance_source": self.variance_source, "variances": {k: v.to_dict() for k, v in self.variances.items()},
             "assumptions": [{"assumption": a.assumption, "outcome": a.outcome, "kind": a.kind,
-                             "refutable_from": a.refutable_from, "confirmable_from": a.confirmable_from, "note": a.note,
+                             "refutable_from": a.refutable_from, "confirmable_from": a.confirmable_from,
+                             "undecidable": list(a.undecidable), "note": a.note,
                              "method": a.method, "simulation": dict(a.simulation),
                              "vintages": [r.__dict__ | {"consequence_years": list(r.consequence_years)}
                                           for r in a.rows]} for a in self.assumptions],
