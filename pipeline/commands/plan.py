@@ -15,7 +15,6 @@ confirmed; the assumptions ranked by their value of information (EVPPI per payer
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import typer
