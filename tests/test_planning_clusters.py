@@ -154,8 +154,9 @@ def _demo():
     return params, comps, items
 
 
-def _plan(treated: dict[int, int], control_clusters: int, settings: PlanSettings = PlanSettings(), tested=None):
+def _plan(treated: dict[int, int], control_clusters: int, settings: PlanSettings | None = None, tested=None):
     params, comps, items = _demo()
+    settings = settings or PlanSettings()
     cohorts = {int(g): int(n) for g, n in params.cohorts}
     design = RolloutDesign(cohorts, 6000, params.course_years, "municipality", treated, control_clusters)
     tested = tested or ["success_rate", f"effect_path:{items[0]}"]

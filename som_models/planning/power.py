@@ -26,8 +26,8 @@ i.e. each part's person-level variance times its design effect ``1 + (m − 1)ρ
 the cohort shares in the aggregation, attrition (deaths, emigration), and any change of the outcome variance
 caused by the treatment itself.
 
-**Tests planned for**, with ``se_V`` the standard error at vintage ``V``, ``δ = margin·|ā|`` (the equivalence
-margin) and ``c`` the critical value:
+**Tests planned for** (normal theory; with clusters see below), with ``se_V`` the standard error at vintage
+``V``, ``δ = margin·|ā|`` (the equivalence margin) and ``c`` the critical value:
 
 * refutation power against a miss of ``±δ`` (truth = ``ā ± δ``): ``P(|Z| ≥ c)``, ``Z ~ N(δ/se, 1)``, i.e.
   ``Φ(δ/se − c) + Φ(−δ/se − c)``;
@@ -41,10 +41,31 @@ at least what Bonferroni does). *Alpha spending*: one look per vintage from the 
 boundaries of :mod:`som_models.sequential` (``t = I/(I + I₀)``, ``I₀ = ((z_{1−α/2} + z_{0.8})/δ)²``, the spec's
 rule) at level ``α/m`` (refutation) and ``2α/m`` (TOST); the power at a vintage is the *marginal* power of that
 look's test (the verdict at that vintage), exact for the boundary given the information, approximate in that the
-planned information is the expected one. With ``sequential: none`` the fixed-sample critical value is used
-(``t(G − 1)`` when clustered, as the verdicts do). The verdicts switch to the wild cluster bootstrap with fewer
-than 20 treated clusters and withhold a verdict at ≤ 5; the plan marks such designs and plans them with the
-normal-theory test.
+planned information is the expected one. With ``sequential: none`` the fixed-sample critical value is used.
+
+**Assigned by cluster** (``design.clusters`` = G, all clusters: treated over the cohorts plus comparison — as
+``AssignmentInfo.clusters`` of the verdicts, filled from the estimator's cluster codes). The verdicts test against
+``t(G − 1)`` (:func:`som_models.estimators.results.cluster_df`); so does the plan, with ``df = G − 1``:
+
+* refutation power ``P(T ≥ c) + P(T ≤ −c)``, ``T ~`` noncentral ``t(df, δ/se)`` (exact when the estimate is normal
+  and ``df·ŝ²/se² ~ χ²(df)`` independently — the model behind the t reference);
+* TOST power exact under the same model, by quadrature over ``U = ŝ/se``:
+  ``∫_0^{λ/c_T} (2Φ(λ − c_T u) − 1) f_U(u) du``, ``λ = δ/se`` (:func:`tost_power`; the shortcut
+  ``2P(T' ≥ c_T) − 1`` is a lower bound, far off with few degrees of freedom);
+* MDD solving the noncentral-t power equation;
+* critical values: ``t_{df}⁻¹(1 − α/2m)`` without alpha spending; with it, the look's normal boundary ``c_k`` has
+  nominal level ``2Φ(−c_k)`` and the t critical value is ``t_{df}⁻¹(1 − Φ(−c_k))`` (:func:`t_critical`) — what the
+  verdicts' conversion of a t p-value to its normal equivalent implies.
+
+**Few clusters** (treated clusters counted per vintage, over the cohorts started by then). With fewer than
+:data:`~som_models.verdicts.FEW_CLUSTERS` (20) the verdicts use the wild cluster bootstrap; the plan approximates
+it by ``t(G − 1)`` and says so. With at most :data:`~som_models.verdicts.VERY_FEW_CLUSTERS` (5) they give no verdict
+without randomisation inference over the roll-out, whose smallest p-value is ``1/N`` for ``N`` distinct roll-outs
+(``1/(1 + draws)`` when sampled; :func:`randomisation_min_p`). Rule: a test is decidable at a vintage only when
+that bound is below the level the verdicts compare its p-value with (the look's nominal two-sided level for the
+refutation, the one-sided ``Φ(−c_T)`` for the equivalence test); otherwise its power there is 0 and its MDD
+infinite, and an assumption no planned vintage can decide is marked ``undecidable``. Where it is below, the t
+figures stand as the approximation of the randomisation test, with a note.
 
 **Volumes** (participants): a register count with no sampling error beyond Poisson variation of the intake; the
 plan states the vintage that holds the last cohort year and the Poisson power of the band test of
