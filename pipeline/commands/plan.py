@@ -14,6 +14,7 @@ confirmed; the assumptions ranked by their value of information (EVPPI per payer
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -29,7 +30,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _pct(x: float | None) -> str:
-    return "" if x is None else f"{x:.0%}"
+    if x is None:
+        return ""
+    return f"{x:.0%}" if math.isfinite(x) else "∞"
 
 
 def plan_command(
@@ -103,7 +106,7 @@ def plan_command(
 
 
 def _print(plan, path: Path) -> None:
-    from som_models.planning.power import cohort_source_text
+    from som_models.planning.power import cohort_source_text, decidable_text, reference_text
     from som_models.results_base import fmt
 
     console.print(Text.assemble(("Evaluation plan", "bold"), f" — {plan.intervention}"
@@ -111,7 +114,7 @@ def _print(plan, path: Path) -> None:
     console.print(f"Variances: {plan.variance_source}. Tests: α = {plan.settings.alpha:g}, Bonferroni over "
                   f"{plan.family_size} (a lower bound on Holm's power), {plan.settings.sequential} alpha spending with "
                   f"one look per vintage; miss planned for ±{plan.settings.margin:.0%} of the assumption; power "
-                  f"{plan.settings.power:.0%}.", highlight=False, soft_wrap=True)
+                  f"{plan.settings.power:.0%}; {reference_text(plan.design)}.", highlight=False, soft_wrap=True)
     console.print(f"Cohort sizes: {cohort_source_text(plan.design)}.", highlight=False, soft_wrap=True)
     voi = plan.value_of_information
     table = Table(title="Decidable by vintage, ranked by value of information", title_justify="left")
@@ -121,8 +124,10 @@ def _print(plan, path: Path) -> None:
                          min_width=31 if col == "assumption" else None)
     for d in plan.decidable():
         e = voi.get("by_assumption", {}).get(_key(d["assumption"]), {})
-        table.add_row(d["assumption"], str(d["refutable_from"] or "not by the plan's last vintage"),
-                      str(d["confirmable_from"] or "not by the plan's last vintage"),
+        table.add_row(d["assumption"],
+                      decidable_text(d["refutable_from"], "refute" in d["undecidable"], "not by the plan's last vintage"),
+                      decidable_text(d["confirmable_from"], "confirm" in d["undecidable"],
+                                     "not by the plan's last vintage"),
                       fmt(e.get("total", {}).get("evppi")) if e else "", fmt(e.get("kommune", {}).get("evppi")) if e else "",
                       fmt(d["follow_up_cost"]) if d["follow_up_cost"] is not None else "")
     console.print(table)

@@ -232,7 +232,8 @@ def _plan_rows(data: ReportData, plan: dict | None, verdicts: list[dict]) -> tup
         rows.append({"assumption": r["assumption"], "vintage": r["vintage"], "planned": _fmt(r["planned_se"]),
                      "realised": "" if r["realised_se"] is None else _fmt(r["realised_se"]),
                      "ratio": "" if r["ratio"] is None else f"{r['ratio']:.2f}",
-                     "refute": a.get("refutable_from"), "confirm": a.get("confirmable_from")})
+                     "refute": a.get("refutable_from"), "confirm": a.get("confirmable_from"),
+                     "undecidable": a.get("undecidable") or []})
     return rows, year
 
 
@@ -248,6 +249,7 @@ def _plan_overview(plan: dict | None, year: int | None) -> list[dict]:
         at = (_planned_at(a, year) if year is not None else None) or (rows[0] if rows else None)
         d = decidable.get(a["assumption"], {})
         out.append({"assumption": a["assumption"], "refute": a.get("refutable_from"), "confirm": a.get("confirmable_from"),
+                    "undecidable": a.get("undecidable") or [],
                     "vintage": at["vintage"] if at else "", "se": _fmt(at["se"]) if at else "",
                     "mdd": _fmt(at["mdd"]) if at else "", "evppi": d.get("evppi_total")})
     return out

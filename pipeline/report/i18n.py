@@ -231,6 +231,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col_evppi": ("Værdi af information (kr)", "Value of information (kr)"),
     "col_data_vintage": ("Dataårgang", "Data vintage"),
     "not_planned": ("ikke planlagt", "not planned"),
+    "not_decidable": ("kan ikke afgøres (≤ 5 behandlede klynger)", "not decidable (≤ 5 treated clusters)"),
     "h_plan_realised": ("Realiseret mod planlagt præcision", "Realised vs planned precision"),
     "plan_realised_note": ("Pr. dataårgang: den planlagte standardfejl ved det sidste registerår, leverancen dækker, mod "
                            "den realiserede.",

@@ -12,7 +12,9 @@ from som_models.planning.power import (
     contrast_variance,
     mdd,
     plan_evaluation,
+    randomisation_min_p,
     refutation_power,
+    t_critical,
     tost_power,
 )
 from som_models.planning.variance import VarianceComponents, default_components, estimate_components
@@ -28,5 +30,6 @@ __all__ = [
     "AssumptionPlan", "EvaluationPlan", "PlanSettings", "RolloutDesign", "VarianceComponents", "VintagePlan",
     "band_decisions", "contrast_variance", "default_components",
     "estimate_components", "evppi_gaussian", "evppi_regression", "mdd", "nested_evppi", "plan_evaluation",
-    "refutation_power", "simulate_band_power", "tost_power", "value_of_information",
+    "randomisation_min_p", "refutation_power", "simulate_band_power", "t_critical", "tost_power",
+    "value_of_information",
 ]

@@ -26,8 +26,8 @@ i.e. each part's person-level variance times its design effect ``1 + (m − 1)ρ
 the cohort shares in the aggregation, attrition (deaths, emigration), and any change of the outcome variance
 caused by the treatment itself.
 
-**Tests planned for**, with ``se_V`` the standard error at vintage ``V``, ``δ = margin·|ā|`` (the equivalence
-margin) and ``c`` the critical value:
+**Tests planned for** (normal theory; with clusters see below), with ``se_V`` the standard error at vintage
+``V``, ``δ = margin·|ā|`` (the equivalence margin) and ``c`` the critical value:
 
 * refutation power against a miss of ``±δ`` (truth = ``ā ± δ``): ``P(|Z| ≥ c)``, ``Z ~ N(δ/se, 1)``, i.e.
   ``Φ(δ/se − c) + Φ(−δ/se − c)``;
@@ -41,10 +41,31 @@ at least what Bonferroni does). *Alpha spending*: one look per vintage from the 
 boundaries of :mod:`som_models.sequential` (``t = I/(I + I₀)``, ``I₀ = ((z_{1−α/2} + z_{0.8})/δ)²``, the spec's
 rule) at level ``α/m`` (refutation) and ``2α/m`` (TOST); the power at a vintage is the *marginal* power of that
 look's test (the verdict at that vintage), exact for the boundary given the information, approximate in that the
-planned information is the expected one. With ``sequential: none`` the fixed-sample critical value is used
-(``t(G − 1)`` when clustered, as the verdicts do). The verdicts switch to the wild cluster bootstrap with fewer
-than 20 treated clusters and withhold a verdict at ≤ 5; the plan marks such designs and plans them with the
-normal-theory test.
+planned information is the expected one. With ``sequential: none`` the fixed-sample critical value is used.
+
+**Assigned by cluster** (``design.clusters`` = G, all clusters: treated over the cohorts plus comparison — as
+``AssignmentInfo.clusters`` of the verdicts, filled from the estimator's cluster codes). The verdicts test against
+``t(G − 1)`` (:func:`som_models.estimators.results.cluster_df`); so does the plan, with ``df = G − 1``:
+
+* refutation power ``P(T ≥ c) + P(T ≤ −c)``, ``T ~`` noncentral ``t(df, δ/se)`` (exact when the estimate is normal
+  and ``df·ŝ²/se² ~ χ²(df)`` independently — the model behind the t reference);
+* TOST power exact under the same model, by quadrature over ``U = ŝ/se``:
+  ``∫_0^{λ/c_T} (2Φ(λ − c_T u) − 1) f_U(u) du``, ``λ = δ/se`` (:func:`tost_power`; the shortcut
+  ``2P(T' ≥ c_T) − 1`` is a lower bound, far off with few degrees of freedom);
+* MDD solving the noncentral-t power equation;
+* critical values: ``t_{df}⁻¹(1 − α/2m)`` without alpha spending; with it, the look's normal boundary ``c_k`` has
+  nominal level ``2Φ(−c_k)`` and the t critical value is ``t_{df}⁻¹(1 − Φ(−c_k))`` (:func:`t_critical`) — what the
+  verdicts' conversion of a t p-value to its normal equivalent implies.
+
+**Few clusters** (treated clusters counted per vintage, over the cohorts started by then). With fewer than
+:data:`~som_models.verdicts.FEW_CLUSTERS` (20) the verdicts use the wild cluster bootstrap; the plan approximates
+it by ``t(G − 1)`` and says so. With at most :data:`~som_models.verdicts.VERY_FEW_CLUSTERS` (5) they give no verdict
+without randomisation inference over the roll-out, whose smallest p-value is ``1/N`` for ``N`` distinct roll-outs
+(``1/(1 + draws)`` when sampled; :func:`randomisation_min_p`). Rule: a test is decidable at a vintage only when
+that bound is below the level the verdicts compare its p-value with (the look's nominal two-sided level for the
+refutation, the one-sided ``Φ(−c_T)`` for the equivalence test); otherwise its power there is 0 and its MDD
+infinite, and an assumption no planned vintage can decide is marked ``undecidable``. Where it is below, the t
+figures stand as the approximation of the randomisation test, with a note.
 
 **Volumes** (participants): a register count with no sampling error beyond Poisson variation of the intake; the
 plan states the vintage that holds the last cohort year and the Poisson power of the band test of
@@ -67,10 +88,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from som_models.estimators.results import cluster_df
 from som_models.lazy_scipy import optimize, stats
 from som_models.planning.variance import VarianceComponents
 from som_models.results_base import ResultDisplay, fmt, render_summary, text_table
 from som_models.sequential import DEFAULT_RULE, REFERENCE_POWER, boundaries
+from som_models.verdicts import FEW_CLUSTERS, VERY_FEW_CLUSTERS
 
 POWER = 0.8
 
@@ -164,27 +187,110 @@ def contrast_variance(design: RolloutDesign, comp: VarianceComponents, vintage: 
     return max(var, 0.0), (var / var1 if var1 > 0 else 1.0)
 
 
-def refutation_power(shift: float, se: float, crit: float) -> float:
-    """``P(|Z| ≥ c)`` for ``Z ~ N(shift/se, 1)``."""
+def refutation_power(shift: float, se: float, crit: float, df: int | None = None) -> float:
+    """Power of the two-sided level test against a true deviation ``shift``: ``P(|T| ≥ c)``.
+
+    Normal theory (``df`` None): ``T ~ N(shift/se, 1)``, ``Φ(x − c) + Φ(−x − c)`` with ``x = |shift|/se``. With
+    ``df`` (clustered, :func:`som_models.estimators.results.cluster_df`): ``T = d̂/ŝ`` with ``d̂ ~ N(shift, se²)``
+    and ``df·ŝ²/se² ~ χ²(df)`` independent, i.e. the noncentral ``t(df, x)``: ``P(T ≥ c) + P(T ≤ −c)``, the lower
+    tail taken as ``P(T' ≥ c)`` for ``T' ~ t(df, −x)`` (scipy's ``nct.sf``, numerically stable where its ``cdf``
+    of a far tail is not)."""
     if not (se > 0) or not math.isfinite(crit):
         return 0.0
     x = abs(shift) / se
-    return float(stats.norm.cdf(x - crit) + stats.norm.cdf(-x - crit))
+    if df is None:
+        return float(stats.norm.cdf(x - crit) + stats.norm.cdf(-x - crit))
+    return float(stats.nct.sf(crit, df, x) + stats.nct.sf(crit, df, -x))
 
 
-def tost_power(delta: float, se: float, crit: float) -> float:
-    """Power of the equivalence test at truth = assumption: ``max(0, 2Φ(δ/se − c) − 1)``."""
+def tost_power(delta: float, se: float, crit: float, df: int | None = None) -> float:
+    """Power of the equivalence test (TOST with one-sided critical value ``c``) when the truth equals the
+    assumption.
+
+    Normal theory (``df`` None): both one-sided tests reject iff ``|d̂| ≤ δ − c·se``, so the power is
+    ``max(0, 2Φ(δ/se − c) − 1)`` exactly. With ``df``: the tests use ``ŝ`` (``df·ŝ²/se² ~ χ²(df)``, independent
+    of ``d̂``) and reject iff ``|d̂| ≤ δ − c·ŝ``; conditional on ``U = ŝ/se`` this is ``2Φ(λ − cU) − 1``
+    (``λ = δ/se``), so the power is computed exactly by integrating over the scaled chi distribution of ``U``::
+
+        P = ∫_0^{λ/c} (2Φ(λ − c u) − 1) f_U(u) du,    f_U(u) = √df · f_χ(u√df; df)
+
+    (Owen 1965's bivariate noncentral t, evaluated by quadrature). The common shortcut
+    ``2·P(T' ≥ c) − 1`` with ``T' ~ t(df, λ)`` is only a lower bound here: when ``cŝ > δ`` neither one-sided
+    test rejects, an event it counts twice."""
     if not (se > 0) or not math.isfinite(crit) or delta <= 0:
         return 0.0
-    return float(max(0.0, 2 * stats.norm.cdf(delta / se - crit) - 1))
+    lam = delta / se
+    if df is None:
+        return float(max(0.0, 2 * stats.norm.cdf(lam - crit) - 1))
+    if crit <= 0:
+        return 1.0
+    from scipy import integrate
+
+    root = math.sqrt(df)
+
+    def integrand(u: float) -> float:
+        return float((2 * stats.norm.cdf(lam - crit * u) - 1) * root * stats.chi.pdf(u * root, df))
+
+    upper = lam / crit
+    points = [1.0] if upper > 1.0 else None
+    value, _ = integrate.quad(integrand, 0.0, upper, points=points, limit=200, epsabs=1e-11, epsrel=1e-10)
+    return float(min(1.0, max(0.0, value)))
 
 
-def mdd(se: float, crit: float, power: float = POWER) -> float:
-    """The deviation detected with ``power`` by the two-sided test with critical value ``crit``."""
+def mdd(se: float, crit: float, power: float = POWER, df: int | None = None) -> float:
+    """The deviation detected with ``power`` by the two-sided test with critical value ``crit`` (normal, or
+    noncentral ``t(df)`` when ``df`` is given: :func:`refutation_power`)."""
     if not math.isfinite(crit) or not (se > 0):
         return math.inf
-    x = optimize.brentq(lambda x: refutation_power(x, 1.0, crit) - power, 0.0, crit + 10.0)
+
+    def gap(x: float) -> float:
+        return refutation_power(x, 1.0, crit, df) - power
+
+    if gap(0.0) >= 0:
+        return 0.0
+    hi = crit + 10.0
+    while gap(hi) < 0:
+        hi *= 2
+        if hi > 1e8:
+            return math.inf
+    x = optimize.brentq(gap, 0.0, hi, xtol=1e-12)
     return float(x * se)
+
+
+def t_critical(normal_crit: float, df: int | None) -> float:
+    """The critical value on ``T`` of a test whose normal-theory critical value is ``c``: the verdicts convert a
+    ``t(df)`` p-value to its normal equivalent and compare it with the boundary (:func:`som_models.verdicts`,
+    repeated p-values), so a look with normal boundary ``c_k`` (two-sided nominal level ``2Φ(−c_k)``) rejects when
+    ``|T| ≥ t_{df}⁻¹(1 − Φ(−c_k))``; ``c`` itself when ``df`` is None."""
+    if df is None or not math.isfinite(normal_crit):
+        return float(normal_crit)
+    return float(stats.t.isf(stats.norm.sf(normal_crit), df))
+
+
+def randomisation_min_p(design: RolloutDesign, vintage: int, *, max_exact: int = 20_000,
+                        draws: int = 9999) -> tuple[float, int] | None:
+    """The smallest p-value randomisation inference over the roll-out can give at ``vintage`` (None when not
+    clustered), with the number of distinct assignments.
+
+    :func:`som_models.estimators.bootstrap.rollout_randomisation_test` permutes the clusters' adoption times:
+    with the cohorts started by ``vintage`` (``k_g`` treated clusters each; clusters of later cohorts and the
+    comparison clusters count as never treated at that vintage) there are ``N = G! / (Π_g k_g! · (G − Σ k_g)!)``
+    distinct roll-outs (:func:`~som_models.estimators.bootstrap.assignment_count`). Exact (``N ≤ max_exact``):
+    ``p = #{π : |T(π)| ≥ |T_obs|} / N ≥ 1/N``; sampled: ``p = (1 + #{b : …}) / (1 + draws) ≥ 1/(1 + draws)``.
+    The same bound holds for the one-sided p-values of the equivalence test. It is a bound: ties and symmetric
+    roll-outs (e.g. swapping equally many treated and comparison clusters) can make the smallest attainable
+    p-value larger."""
+    from som_models.estimators.bootstrap import assignment_count
+
+    if design.cluster_level is None or design.clusters is None:
+        return None
+    started = [int(k) for g, k in sorted(design.treated_clusters.items()) if g <= vintage and k > 0]
+    never = design.clusters - sum(started)
+    adoption = np.repeat(np.arange(len(started) + 1), [*started, max(0, never)])
+    if np.unique(adoption).size < 2:
+        return 1.0, 1
+    n = assignment_count(adoption)
+    return (1.0 / n if n <= max_exact else 1.0 / (1 + draws)), n
 
 
 @dataclass(frozen=True)
@@ -205,6 +311,13 @@ class VintagePlan:
     mdd_relative: float | None
     power_refute: float
     power_confirm: float
+    #: degrees of freedom of the t reference (``G − 1`` when assigned by cluster, as the verdicts); None = normal
+    df: int | None = None
+    #: treated clusters at this vintage (cohorts started by then) and, with at most
+    #: :data:`~som_models.verdicts.VERY_FEW_CLUSTERS` of them, the smallest p-value randomisation inference can
+    #: give (:func:`randomisation_min_p`)
+    treated_clusters: int | None = None
+    ri_min_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +332,9 @@ class AssumptionPlan:
     #: "analytic" or "simulation" (then ``simulation`` holds the seed, draws and the source of the values)
     method: str = "analytic"
     simulation: Mapping[str, Any] = field(default_factory=dict)
+    #: the tests ("refute", "confirm") the verdicts cannot decide at any planned vintage: at most five treated
+    #: clusters and randomisation inference cannot reach the test's level (:func:`_few_cluster_rule`)
+    undecidable: tuple[str, ...] = ()
 
     def at(self, vintage: int) -> VintagePlan | None:
         return next((r for r in self.rows if r.vintage == vintage), None)
@@ -237,13 +353,81 @@ class PlanSettings:
     sim_draws: int = 2000
     sim_seed: int = 20261
     volume_cv: float = 0.5
+    #: randomisation inference of the verdicts with ≤ 5 treated clusters: exact up to this many roll-outs, else
+    #: this many random draws (``rollout_path_inference``'s ``max_exact`` and the evaluation's ``RI_DRAWS``)
+    ri_max_exact: int = 20_000
+    ri_draws: int = 9999
 
 
-def _crit(level: float, design: RolloutDesign, infos: list[float], reference: float, st: PlanSettings) -> float:
+def _normal_crit(level: float, infos: list[float], reference: float, st: PlanSettings) -> float:
+    """The normal-theory critical value of the look at ``infos[-1]``: the alpha-spending boundary, or
+    ``z_{1−level/2}`` with ``sequential: none``."""
     if st.sequential != "none":
         return float(boundaries(infos, reference, level, st.sequential)[-1])
-    df = None if design.clusters is None else max(1, design.clusters - 1)
-    return float(stats.norm.isf(level / 2) if df is None else stats.t.isf(level / 2, df))
+    return float(stats.norm.isf(level / 2))
+
+
+def _crit(level: float, df: int | None, infos: list[float], reference: float, st: PlanSettings) -> float:
+    """The critical value on the test statistic: normal, or ``t(df)`` (:func:`t_critical` of the boundary; with
+    ``sequential: none`` directly ``t_{df}⁻¹(1 − level/2)``)."""
+    if st.sequential == "none" and df is not None:
+        return float(stats.t.isf(level / 2, df))
+    return t_critical(_normal_crit(level, infos, reference, st), df)
+
+
+def _few_cluster_rule(design: RolloutDesign, vintage: int, nominal_refute: float, nominal_confirm: float,
+                      st: PlanSettings) -> tuple[int | None, float | None, bool, bool]:
+    """``(treated clusters, smallest RI p-value, refutation decidable, confirmation decidable)`` at ``vintage``.
+
+    With at most :data:`~som_models.verdicts.VERY_FEW_CLUSTERS` treated clusters the verdicts give no verdict
+    unless randomisation inference over the roll-out answers; a test is then decidable only when the smallest
+    p-value it can give (:func:`randomisation_min_p`) is below the level it is compared with — the look's nominal
+    two-sided level for the refutation (``2Φ(−c_k)``; ``α/m`` at a fixed-sample look) and the one-sided level
+    ``Φ(−c_T)`` for the equivalence test (the verdicts reject at ``p < level``)."""
+    if design.cluster_level is None:
+        return None, None, True, True
+    treated = sum(int(k) for g, k in design.treated_clusters.items() if g <= vintage)
+    if treated > VERY_FEW_CLUSTERS:
+        return treated, None, True, True
+    found = randomisation_min_p(design, vintage, max_exact=st.ri_max_exact, draws=st.ri_draws)
+    p_min = 1.0 if found is None else found[0]
+    return treated, p_min, p_min < nominal_refute, p_min < nominal_confirm
+
+
+def _cluster_note(design: RolloutDesign, rows: Sequence[VintagePlan], df: int | None,
+                  blocked: Mapping[str, Sequence[int]]) -> str:
+    """What the few-cluster rules of the verdicts mean for this plan (empty when not clustered or ≥ 20 treated
+    clusters); ``blocked`` the vintages at which randomisation inference cannot reach the level, per test."""
+    if df is None or not rows:
+        return ""
+    treated = sorted({r.treated_clusters for r in rows if r.treated_clusters is not None})
+    if not treated or treated[0] >= FEW_CLUSTERS:
+        return ""
+    k = f"{treated[0]}" if len(treated) == 1 else f"{treated[0]}–{treated[-1]}"
+    ref = f"t({df}) over {df + 1} clusters"
+    ri = [r for r in rows if r.ri_min_p is not None]
+    txt = ""
+    if treated[-1] > VERY_FEW_CLUSTERS:
+        txt = (f"{k} treated clusters: the verdicts use the wild cluster bootstrap-t; the plan approximates it by "
+               f"{ref}. ")
+    if not ri:
+        return txt
+    values = {f"{r.ri_min_p:.2g}" for r in ri}
+    p_txt = values.pop() if len(values) == 1 else ", ".join(f"{r.vintage}: {r.ri_min_p:.2g}" for r in ri)
+    where = "" if len(ri) == len(rows) else f" at vintage(s) {', '.join(str(r.vintage) for r in ri)}"
+    txt += (f"At most {VERY_FEW_CLUSTERS} treated clusters{where}: the verdicts "
+            "give no verdict without randomisation inference over the roll-out (which needs every cluster to adopt at "
+            f"one time); the smallest p-value it can give is {p_txt}. ")
+    for test in ("refute", "confirm"):
+        years = list(blocked.get(test, ()))
+        if not years:
+            continue
+        what = "refutation" if test == "refute" else "equivalence test"
+        when = "any planned vintage" if len(years) == len(rows) else "vintage(s) " + ", ".join(map(str, years))
+        txt += f"It is not below the {what}'s level at {when}: no verdict that way (power 0). "
+    if any(r.vintage not in blocked.get(t, ()) for r in ri for t in ("refute", "confirm")):
+        txt += f"Where it can reach the level, the plan approximates the randomisation test by {ref}. "
+    return txt
 
 
 def _effect_plan(name: str, outcome: str, design: RolloutDesign, comp: VarianceComponents, vintages: Sequence[int],
@@ -255,6 +439,9 @@ def _effect_plan(name: str, outcome: str, design: RolloutDesign, comp: VarianceC
     infos: list[float] = []
     reference = None
     level = st.alpha / family
+    tost_level = min(0.99, 2 * level)
+    df = cluster_df(design.clusters)
+    blocked: dict[str, list[int]] = {"refute": [], "confirm": []}
     for v in vintages:
         if success:
             times = [K] if first + K <= v else []
@@ -273,22 +460,32 @@ def _effect_plan(name: str, outcome: str, design: RolloutDesign, comp: VarianceC
             z = stats.norm.isf(st.alpha / 2) + stats.norm.ppf(REFERENCE_POWER)
             reference = (z / delta) ** 2 if delta > 0 else 1 / var
         infos.append(1 / var)
-        c = _crit(level, design, infos, reference, st)
-        ct = _crit(min(0.99, 2 * level), design, infos, reference, st)
-        d = mdd(se, c, st.power)
+        c = _crit(level, df, infos, reference, st)
+        ct = _crit(tost_level, df, infos, reference, st)
+        # the levels the verdicts compare a (randomisation) p-value with at this look
+        nominal = (level if st.sequential == "none" else
+                   2 * float(stats.norm.sf(_normal_crit(level, infos, reference, st))))
+        nominal_t = (tost_level / 2 if st.sequential == "none" else
+                     float(stats.norm.sf(_normal_crit(tost_level, infos, reference, st))))
+        treated, p_min, can_refute, can_confirm = _few_cluster_rule(design, v, nominal, nominal_t, st)
+        for test, can in (("refute", can_refute), ("confirm", can_confirm)):
+            if not can:
+                blocked[test].append(v)
+        d = mdd(se, c, st.power, df) if can_refute else math.inf
         rows.append(VintagePlan(v, tuple(e - K + 1 for e in times), assumed, se, deff, 1 / var, len(infos), c, ct,
                                 delta, d, d / abs(assumed) if assumed else None,
-                                refutation_power(delta, se, c), tost_power(delta, se, ct)))
+                                refutation_power(delta, se, c, df) if can_refute else 0.0,
+                                tost_power(delta, se, ct, df) if can_confirm else 0.0, df, treated, p_min))
     refute = next((r.vintage for r in rows if r.power_refute >= st.power), None)
     confirm = next((r.vintage for r in rows if r.power_confirm >= st.power), None)
+    undecidable = tuple(t for t in ("refute", "confirm") if rows and len(blocked[t]) == len(rows))
     note = ""
     if rows and rows[-1].vintage < vintages[-1]:
         note = (f"no information added after vintage {rows[-1].vintage} (all cohorts observed in the years tested); "
                 "later vintages repeat that look. ")
-    if design.treated_cluster_count is not None and design.treated_cluster_count < 20:
-        note += (f"{design.treated_cluster_count} treated clusters: the verdicts use the wild cluster bootstrap "
-                "(≤ 5: no verdict without randomisation inference); planned with the normal-theory test")
-    return AssumptionPlan(name, outcome, "effect", tuple(rows), refute, confirm, note)
+    note += _cluster_note(design, rows, df, blocked)
+    return AssumptionPlan(name, outcome, "effect", tuple(rows), refute, confirm, note.strip(),
+                          undecidable=undecidable)
 
 
 def _volume_plan(design: RolloutDesign, cohorts_assumed: Mapping[int, int], vintages: Sequence[int],
@@ -392,11 +589,11 @@ class EvaluationPlan(ResultDisplay):
                  "consequence_years": len(r.consequence_years), "assumed": r.assumed, "se": r.se,
                  "design_effect": r.design_effect, "look": r.look, "critical": r.critical, "margin_abs": r.margin_abs,
                  "mdd": r.mdd, "mdd_relative": r.mdd_relative, "power_refute": r.power_refute,
-                 "power_confirm": r.power_confirm} for a in self.assumptions for r in a.rows]
+                 "power_confirm": r.power_confirm, "df": r.df} for a in self.assumptions for r in a.rows]
         schema = {"assumption": pl.Utf8, "outcome": pl.Utf8, "vintage": pl.Int64, "consequence_years": pl.Int64,
                   "assumed": pl.Float64, "se": pl.Float64, "design_effect": pl.Float64, "look": pl.Int64,
                   "critical": pl.Float64, "margin_abs": pl.Float64, "mdd": pl.Float64, "mdd_relative": pl.Float64,
-                  "power_refute": pl.Float64, "power_confirm": pl.Float64}
+                  "power_refute": pl.Float64, "power_confirm": pl.Float64, "df": pl.Int64}
         return pl.DataFrame(rows, schema=schema)
 
     def decidable(self) -> list[dict[str, Any]]:
@@ -408,6 +605,7 @@ class EvaluationPlan(ResultDisplay):
             a = self.by_name(name)
             e = voi.get(_voi_key(name), {}).get("total", {})
             out.append({"assumption": name, "refutable_from": a.refutable_from, "confirmable_from": a.confirmable_from,
+                        "undecidable": list(a.undecidable),
                         "evppi_total": e.get("evppi"), "evppi_se": e.get("se"), "note": a.note,
                         "follow_up_cost": self.value_of_information.get("follow_up_cost", {}).get(name)})
         return out
@@ -417,10 +615,11 @@ class EvaluationPlan(ResultDisplay):
                 ("Variances", self.variance_source), ("Design", _design_text(self.design)),
                 ("Tests", f"α = {self.settings.alpha:g} Bonferroni over {self.family_size} (Holm lower bound); "
                           f"{self.settings.sequential} alpha spending, one look per vintage; margin ±"
-                          f"{self.settings.margin:.0%}; power {self.settings.power:.0%}")]
-        rows = [[d["assumption"], d["refutable_from"] or "not in plan horizon",
-                 d["confirmable_from"] or "not in plan horizon", fmt(d["evppi_total"]) if d["evppi_total"] is not None
-                 else ""] for d in self.decidable()]
+                          f"{self.settings.margin:.0%}; power {self.settings.power:.0%}; {reference_text(self.design)}")]
+        rows = [[d["assumption"], decidable_text(d["refutable_from"], "refute" in d["undecidable"],
+                                                  "not in plan horizon"),
+                 decidable_text(d["confirmable_from"], "confirm" in d["undecidable"], "not in plan horizon"),
+                 fmt(d["evppi_total"]) if d["evppi_total"] is not None else ""] for d in self.decidable()]
         body = ["Decidable by vintage (80 % power):",
                 *text_table(["assumption", "refute ±margin from", "confirm from", "EVPPI (total, kr)"], rows)]
         return render_summary(f"Evaluation plan — {self.intervention}", info, body, list(self.notes))
@@ -431,13 +630,29 @@ class EvaluationPlan(ResultDisplay):
             "settings": self.settings.__dict__, "design": self.design.to_dict(), "family_size": self.family_size,
             "variance_source": self.variance_source, "variances": {k: v.to_dict() for k, v in self.variances.items()},
             "assumptions": [{"assumption": a.assumption, "outcome": a.outcome, "kind": a.kind,
-                             "refutable_from": a.refutable_from, "confirmable_from": a.confirmable_from, "note": a.note,
+                             "refutable_from": a.refutable_from, "confirmable_from": a.confirmable_from,
+                             "undecidable": list(a.undecidable), "note": a.note,
                              "method": a.method, "simulation": dict(a.simulation),
                              "vintages": [r.__dict__ | {"consequence_years": list(r.consequence_years)}
                                           for r in a.rows]} for a in self.assumptions],
             "decidable": self.decidable(), "value_of_information": dict(self.value_of_information),
             "simulation": dict(self.simulation), "notes": list(self.notes),
         }
+
+
+def reference_text(d: RolloutDesign) -> str:
+    """The reference distribution of the planned tests, in words: normal, or ``t(G − 1)`` when clustered."""
+    df = cluster_df(d.clusters)
+    if df is None:
+        return "normal-theory tests"
+    return f"t({df}) tests over {d.clusters} {d.cluster_level} clusters (as the verdicts)"
+
+
+def decidable_text(vintage: int | None, undecidable: bool, otherwise: str) -> str:
+    """A decidable-from vintage in words: the vintage, "not decidable" (the few-cluster rule), or ``otherwise``."""
+    if vintage is not None:
+        return str(vintage)
+    return f"not decidable (≤ {VERY_FEW_CLUSTERS} treated clusters)" if undecidable else otherwise
 
 
 def cohort_source_text(d: RolloutDesign) -> str:
@@ -494,6 +709,10 @@ def plan_evaluation(params, design: RolloutDesign, variances: Mapping[str, Varia
     values = dict(volume_values or {})
     family = max(1, len(effects))
     notes = ["Holm is planned at its first step (Bonferroni α/m): the planned power is a lower bound.",
+             *([f"Assigned by {design.cluster_level}: the effect tests are planned as the verdicts make them, against "
+                f"t({cluster_df(design.clusters)}) over G = {design.clusters} clusters (noncentral t power, exact TOST "
+                "power over the chi-distributed standard error); with alpha spending the t critical value has the "
+                "boundary's nominal level."] if design.clusters is not None else []),
              "Left out of the variance: the estimation effect of the cohort shares, attrition, and any change in the "
              "outcome variance caused by the treatment."]
     skipped = [c.item for c in params.consequences if c.kind == DESCRIPTIVE]
