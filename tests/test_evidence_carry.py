@@ -29,11 +29,12 @@ import polars as pl
 import pytest
 
 from pipeline import evaluation as ev
-from som_models.calibration import combine
+from som_models.calibration import combine, propose
 from som_models.estimators.results import ESTIMATES_SCHEMA
 from som_models.evaluation_spec import parse_evaluation_spec
-from som_models.evidence import EvidenceWindow, LineageStep, choose_root
+from som_models.evidence import CarryStep, EvidenceWindow, LineageStep, carry_evidence, choose_root
 from som_models.parameters import parse_parameter_set
+from som_reference.strict_yaml import load_yaml
 
 SPEC = Path(__file__).resolve().parents[1] / "assets" / "evaluations" / "housing_first_demo.yaml"
 PW = "precision_weighted"
@@ -268,3 +269,64 @@ def test_root_choice_to_dict_keeps_its_old_keys():
     assert {"prior_version", "tested_version", "skipped_versions", "overlapping_evidence", "reason"} <= set(doc)
     assert (doc["carried_versions"], doc["carried_evidence"], doc["not_carried"]) == ([], [], [])
     assert "carried" not in doc["reason"]
+
+
+# ------------------------------------------------------------------------------------------ carry_evidence
+
+
+def _step(loaded, prior, estimates, *, version=3, rule=None, edit=None):
+    """A CarryStep as the store holds it: the version's content is ``prior`` updated with ``estimates`` (its own
+    update), with its change record; ``edit`` changes the content afterwards (by hand)."""
+    rule = rule or ev._update_rule(loaded.spec)
+    doc, _, changes = ev.proposal_document(prior, estimates, loaded.spec, run_label="B")
+    if edit:
+        edit(doc)
+    return CarryStep(version=version, evidence=_w("b", 2016, 2022, "b"), estimates=estimates,
+                     changes=tuple(doc["provenance"]["changes"]), content=doc, rule=rule)
+
+
+def test_carry_evidence_rederives_and_checks_the_record(loaded):
+    seed = loaded.seed
+    v2 = parse_parameter_set(propose(seed, _estimates((0.28, 0.06)), policy=PW).document)  # what B saw as prior
+    good = _step(loaded, v2, _estimates((0.20, 0.05)))
+    out = carry_evidence(seed, [good])
+    assert (out.prior.success_rate.value, out.prior.success_rate.se) == pytest.approx((0.22, 0.0447214), abs=1e-6)
+    assert out.carried[0]["version"] == 3 and "success_rate" in out.carried[0]["parameters"] and not out.not_carried
+    # consequences B did not update stay as the root has them
+    assert out.prior.to_dict()["consequences"] == seed.to_dict()["consequences"]
+
+    def by_hand(doc):
+        doc["success_rate"]["value"] = 0.5
+
+    edited = carry_evidence(seed, [_step(loaded, v2, _estimates((0.20, 0.05)), edit=by_hand)])
+    assert edited.prior.success_rate.value == 0.30 and edited.carried == ()
+    assert "not the one its change record gives" in edited.not_carried[0][1]
+    # stored estimates that do not reproduce the record (another realised value) are not carried either
+    other = CarryStep(version=3, evidence=good.evidence, estimates=_estimates((0.21, 0.05)), changes=good.changes,
+                      content=good.content, rule=good.rule)
+    assert "change record" in carry_evidence(seed, [other]).not_carried[0][1]
+    no_record = CarryStep(version=3, evidence=good.evidence, estimates=good.estimates, changes=({"parameter": "x"},),
+                          content=good.content, rule=good.rule)
+    assert "names no realised value" in carry_evidence(seed, [no_record]).not_carried[0][1]
+
+
+def test_a_descriptive_profile_is_carried_from_the_change_record(loaded):
+    """The descriptive contrast is not stored with a run's estimates: a carried version's descriptive values come
+    from its change record and enter the same rule. Kontanthjælp weeks (descriptive, seed −30 ± 6 in year 1) with
+    the recorded contrast −24 ± 3: weights 1/36 and 1/9, value (−30/36 − 24/9)/(1/36 + 1/9) = −25.2, SE
+    (1/36 + 1/9)^(−1/2) = 2.6832816. Earnings, without a contrast, stay as the root has them."""
+    seed = parse_parameter_set(load_yaml(Path(SPEC).parents[1] / "parameters" / "ips_employment_demo.yaml"))
+    contrast = pl.DataFrame([{"outcome": "kontanthjaelp_weeks", "estimand": "consequence", "group": None, "time": None,
+                              "event_time": j, "estimate": est, "se": 3.0, "ci_low": None, "ci_high": None,
+                              "n_treated": 100, "n_control": 100} for j, est in ((1, -24.0), (2, -20.0))],
+                            schema=ESTIMATES_SCHEMA)
+    estimates = _estimates((0.20, 0.05)).with_columns(pl.lit("self_supporting").alias("outcome"))
+    doc, _, _ = ev.proposal_document(seed, estimates, loaded.spec, run_label="B", descriptive=contrast)
+    step = CarryStep(version=3, evidence=_w("b", 2016, 2022, "b"), estimates=estimates,
+                     changes=tuple(doc["provenance"]["changes"]), content=doc, rule=ev._update_rule(loaded.spec))
+    out = carry_evidence(seed, [step])
+    assert not out.not_carried and "consequences.kontanthjaelp_weeks" in out.carried[0]["parameters"]
+    kh = {c.item: c for c in out.prior.consequences}["kontanthjaelp_weeks"]
+    assert (kh.units[0], kh.se[0]) == pytest.approx((-25.2, 2.6832816), abs=1e-5)
+    assert {c.item: c for c in out.prior.consequences}["earnings_dkk"].units == \
+        {c.item: c for c in seed.consequences}["earnings_dkk"].units
