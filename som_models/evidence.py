@@ -228,7 +228,7 @@ def _reason(base: str, carried: Sequence[LineageStep], not_carried: Sequence[tup
     text = f"{base}{_CARRY_MARK}{'; '.join(parts)}"
     if carried:
         text += (", re-derived from the stored estimates of the run that proposed it, in lineage order, with the "
-                 "update rule it used (evidence of other persons is kept, not dropped)")
+                 "update rule it used (evidence of other person-years is kept, not dropped)")
     if not_carried:
         text += f"; not carried (cannot be re-derived): {', '.join(f'version {v}' for v, _ in not_carried)}"
     return text
@@ -260,6 +260,7 @@ def choose_root(lineage: Sequence[LineageStep], evidence: EvidenceWindow) -> Roo
     combined: list[EvidenceWindow] = [evidence]
     carried: list[LineageStep] = []
     superseded: list[LineageStep] = []
+    first_root: int | None = None
     while True:
         # the root: the parent of the oldest version informed by evidence overlapping the new or a carried one
         hits = [i for i, s in enumerate(lineage) if s.evidence is not None
@@ -270,6 +271,7 @@ def choose_root(lineage: Sequence[LineageStep], evidence: EvidenceWindow) -> Roo
                              f"{evidence.describe()}" + (" or the evidence carried" if len(combined) > 1 else "")
                              + "; no root prior to update from")
         root = lineage[oldest + 1].version
+        first_root = root if first_root is None else first_root
         carried, superseded, kept = [], [], [evidence]
         for s in _steps_before(lineage, root):  # newest first
             if s.evidence is None or s.evidence.overlaps(evidence):
@@ -290,6 +292,12 @@ def choose_root(lineage: Sequence[LineageStep], evidence: EvidenceWindow) -> Roo
     base = (f"prior: root version {root}, the nearest ancestor of version {current} not informed by evidence "
             f"overlapping {evidence.describe()} ({informed}); updating a later version would count the same "
             "person-years twice")
+    if root != first_root:
+        moved = lineage[oldest]
+        base = (f"prior: root version {root}, the nearest ancestor of version {current} informed neither by evidence "
+                f"overlapping {evidence.describe()} ({informed}) nor by evidence that the evidence carried into the "
+                f"prior repeats (version {moved.version} by {moved.evidence.describe() if moved.evidence else '—'}); "
+                "updating a later version would count the same person-years twice")
     carried_steps = tuple(reversed(carried))
     return RootChoice(root, current, overlapping, same_data, _reason(base, carried_steps, without),
                       carried=carried_steps, superseded=tuple(superseded), not_carried=without)

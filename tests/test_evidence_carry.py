@@ -247,6 +247,7 @@ def test_choose_root_carries_moves_the_root_below_evidence_a_carried_one_overlap
     assert (choice.version, [s.version for s in choice.overlapping]) == (1, [3])
     assert ([s.version for s in choice.carried], [s.version for s in choice.superseded]) == ([4], [2])
     assert choice.to_dict()["carried_versions"] == [4] and choice.to_dict()["superseded_versions"] == [2]
+    assert "carried into the prior repeats (version 2 by evaluation b, vintage 2021" in choice.reason
 
 
 def test_choose_root_lists_versions_without_evidence_between_root_and_current():
