@@ -331,3 +331,23 @@ def test_a_descriptive_profile_is_carried_from_the_change_record(loaded):
     assert (kh.units[0], kh.se[0]) == pytest.approx((-25.2, 2.6832816), abs=1e-5)
     assert {c.item: c for c in out.prior.consequences}["earnings_dkk"].units == \
         {c.item: c for c in seed.consequences}["earnings_dkk"].units
+
+
+def test_a_version_without_an_evidence_window_is_not_carried(store, loaded):
+    """(b) A version stored before evidence accounting has no window (migration 0003 left NULL): whether its evidence
+    overlaps the new one cannot be told, so it is not carried, and the reason warns."""
+    from sqlalchemy import update
+
+    from pipeline.store.models import ParameterVersion
+
+    p2 = _evaluate(store, loaded, _estimates((0.28, 0.06)), "2021", A21)
+    _approve(store, loaded, p2["version"])
+    _evaluate(store, _other(loaded, "b_eval", reestimate_consequences=False), _estimates((0.20, 0.05)), "2022", B22)
+    _approve(store, loaded, 3)
+    with store._transaction(write=True) as session:
+        session.execute(update(ParameterVersion).where(ParameterVersion.version == 3).values(
+            evidence_evaluation=None, evidence_first_year=None, evidence_last_year=None, evidence_persons=None))
+    p4 = _evaluate(store, loaded, _estimates((0.25, 0.04)), "2023", A23)
+    assert p4["prior_version"] == 1
+    assert _success(p4) == pytest.approx(combine(0.30, 0.10, 0.25, 0.04, PW, 0.5), abs=1e-6)
+    assert p4["reason"].startswith("WARNING: the values of version(s) 3") and "no recorded evidence" in p4["reason"]
