@@ -27,7 +27,7 @@ from som_models.duration_assumptions import (
 )
 from som_models.estimators import RealisedEffects, aggregate, estimate_realised_effects, success_indicator
 from som_models.estimators.dispatch import estimate
-from som_models.estimators.results import DidResult
+from som_models.estimators.results import ESTIMATES_SCHEMA, DidResult
 from som_models.evaluation_spec import (
     COURSE_PATH,
     EFFECT_PATH,
@@ -36,7 +36,7 @@ from som_models.evaluation_spec import (
     EvaluationSpec,
     parse_evaluation_spec,
 )
-from som_models.evidence import EvidenceWindow, RootChoice
+from som_models.evidence import CarryError, CarryStep, EvidenceWindow, RootChoice, carry_evidence
 from som_models.parameters import ParameterError, ParameterSet, parse_parameter_set
 from som_models.plausibility import ImplausibleProposal, Problem, plausibility_problems
 from som_models.projection import Projection, project
@@ -701,6 +701,15 @@ def verdict_frame(items: tuple[Verdict, ...]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=VERDICT_SCHEMA)
 
 
+def _update_rule(spec: EvaluationSpec) -> dict[str, Any]:
+    """The keyword arguments of :func:`som_models.calibration.propose` an evaluation spec sets — its update rule
+    (policy, ``prior_cv``, α, the items re-estimated, ``min_persons``, whether the success rate is tested). The
+    proposal uses it, and so does the re-derivation of a carried version from its run's stored spec."""
+    return {"policy": spec.update_policy, "prior_cv": spec.prior_cv, "alpha": spec.verdict.alpha,
+            "items": spec.reestimate_consequences, "min_persons": spec.verdict.min_persons,
+            "update_success": spec.assumptions is None or "success_rate" in spec.assumptions}
+
+
 def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: EvaluationSpec, *, run_label: str,
                       consequence_estimates: pl.DataFrame | None = None,
                       descriptive: pl.DataFrame | None = None, prior: ParameterSet | None = None,
@@ -710,26 +719,38 @@ def proposal_document(params: ParameterSet, estimates: pl.DataFrame, spec: Evalu
     descriptive ones from the descriptive contrast; a profile keeps its kind; the cohorts already observed with
     their realised participants, ``realised_cohorts``).
 
-    ``prior`` (the parameters of ``root``, :mod:`som_models.evidence`) is the root prior the update combines with
-    when the evidence overlaps evidence that informs ``params``; the reason and ``provenance`` name it and why.
+    ``prior`` (the parameters of ``root``, :mod:`som_models.evidence`, with the evidence ``root.carried`` carried
+    into them) is the prior the update combines with when the evidence overlaps evidence that informs
+    ``params``; the reason and ``provenance.prior`` name it and why — ``provenance.prior.carried`` the versions
+    whose evidence was carried, ``provenance.prior.not_carried`` those whose values could not be re-derived
+    (both only when not empty; the reason then starts with a warning, :attr:`RootChoice.warning`).
     """
     use_root = root is not None and not root.is_current
-    p = propose(params, estimates, policy=spec.update_policy, prior_cv=spec.prior_cv, alpha=spec.verdict.alpha,
-                evidence_label=run_label, items=spec.reestimate_consequences, min_persons=spec.verdict.min_persons,
+    label = ""
+    if use_root and root is not None:
+        label = f"root prior: version {root.version}" + (
+            f" with the evidence of version{'s' if len(root.carried) > 1 else ''} "
+            f"{', '.join(str(s.version) for s in root.carried)} carried" if root.carried else "")
+    p = propose(params, estimates, **_update_rule(spec), evidence_label=run_label,
                 consequence_estimates=consequence_estimates,
                 descriptive=descriptive if descriptive is not None and descriptive.height else None,
-                prior=prior if use_root else None,
-                prior_label=f"root prior: version {root.version}" if use_root and root is not None else "",
-                realised_cohorts=realised_cohorts,
-                update_success=spec.assumptions is None or "success_rate" in spec.assumptions)
+                prior=prior if use_root else None, prior_label=label, realised_cohorts=realised_cohorts)
     doc = dict(p.document)
     doc["provenance"] = {"updated_by": spec.evaluation, "policy": spec.update_policy,
                          "changes": jsonio.to_jsonable(list(p.changes))}
     reason = p.reason
     if root is not None:
-        doc["provenance"]["prior"] = {"version": root.version, "reason": root.reason}
+        record: dict[str, Any] = {"version": root.version, "reason": root.reason}
+        described = root.to_dict()
+        if root.carried:
+            record["carried"] = described["carried_evidence"]
+        if root.not_carried:
+            record["not_carried"] = described["not_carried"]
+        doc["provenance"]["prior"] = record
         if use_root:
             reason = f"{reason}; {root.reason}"
+        if root.warning:
+            reason = f"{root.warning}. {reason}"
     parse_parameter_set(doc)  # the proposal must itself be a valid parameter set
     extra = durations_reason(spec)
     return doc, f"{reason.rstrip('.')}. {extra}" if extra else reason, p.changes
@@ -750,8 +771,9 @@ def durations_reason(spec: EvaluationSpec) -> str:
 def _update_prior(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], *, data_vintage: str, data_hash: str,
                   window: Mapping[str, Any] | None):
     """The update's prior (:mod:`som_models.evidence`): the root choice for this evidence and, when the root is not
-    the version under test, its parameters. Raises :class:`pipeline.store.StoreError` when the evidence overlaps
-    and the spec says ``overlap: refuse``. Reads the store only."""
+    the version under test, its parameters with the evidence between the root and the version under test carried
+    into them (:func:`_carried_prior`). Raises :class:`pipeline.store.StoreError` when the evidence overlaps and
+    the spec says ``overlap: refuse``. Reads the store only."""
     from pipeline.store import StoreError
 
     spec = loaded.spec
@@ -764,8 +786,58 @@ def _update_prior(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], *, 
                          f"version {assumptions['version']} ({root.reason}); the spec says overlap: refuse, so no "
                          "version is proposed. Use overlap: root to update the root prior, or evaluate the root "
                          f"version (parameter_version: {root.version}).")
-    prior = None if root.is_current else parse_parameter_set(store.get_version(params.intervention, root.version).content)
-    return root, prior
+    if root.is_current:
+        return root, None
+    return _carried_prior(store, params.intervention, root)
+
+
+def _carried_prior(store, intervention: str, root: RootChoice) -> tuple[RootChoice, ParameterSet]:
+    """The root's parameters successively updated with the evidence of ``root.carried``, oldest first
+    (:func:`som_models.evidence.carry_evidence`), each re-derived from the store alone — the stored estimates and
+    spec of the run that proposed the version, and its change record — and the root choice saying what was
+    carried and what could not be re-derived (its values are then not carried; the proposal's reason warns)."""
+    prior = parse_parameter_set(store.get_version(intervention, root.version).content)
+    if not root.carried and not root.not_carried:
+        return root, prior
+    steps: list[CarryStep] = []
+    failed: list[tuple[int, str]] = []
+    for step in root.carried:
+        try:
+            steps.append(_carry_step(store, intervention, step.version, step.evidence))
+        except CarryError as exc:
+            failed.append((step.version, str(exc)))
+    carried = carry_evidence(prior, steps)
+    return (root.with_carry([c["version"] for c in carried.carried], [*failed, *carried.not_carried]),
+            carried.prior)
+
+
+def _carry_step(store, intervention: str, version: int, evidence: EvidenceWindow | None) -> CarryStep:
+    """What the store holds of version ``version``'s evidence (:class:`som_models.evidence.CarryStep`); raises
+    :class:`som_models.evidence.CarryError` when it cannot be re-derived (no run, no change record, a spec that
+    no longer parses, a policy other than its record's)."""
+    from pipeline.store import StoreError
+
+    record = store.get_version(intervention, version)
+    if evidence is None or record.evaluation_run_id is None:
+        raise CarryError("not proposed by an evaluation run (seeded or written by hand)")
+    try:
+        run = store.get_run(record.evaluation_run_id)
+    except StoreError as exc:
+        raise CarryError(str(exc)) from None
+    provenance = record.content.get("provenance")
+    if not isinstance(provenance, Mapping) or not isinstance(provenance.get("changes"), list):
+        raise CarryError("its content has no change record (provenance.changes)")
+    try:
+        spec = parse_evaluation_spec(run.spec)
+    except (ParameterError, ValueError, KeyError, TypeError) as exc:
+        raise CarryError(f"the spec of its run {run.id[:12]} cannot be read ({exc})") from None
+    if provenance.get("updated_by") != run.evaluation_id or provenance.get("policy") != spec.update_policy:
+        raise CarryError(f"its record (updated by {provenance.get('updated_by')!r}, policy "
+                         f"{provenance.get('policy')!r}) is not its run's (evaluation {run.evaluation_id!r}, policy "
+                         f"{spec.update_policy!r})")
+    estimates = pl.DataFrame(store.estimates_for_run(run.id), schema=ESTIMATES_SCHEMA)
+    return CarryStep(version=version, evidence=evidence, estimates=estimates,
+                     changes=tuple(provenance["changes"]), content=record.content, rule=_update_rule(spec))
 
 
 def proposal_candidate(loaded: LoadedSpec, assumptions: Mapping[str, Any], estimates: pl.DataFrame, *,

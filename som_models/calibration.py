@@ -52,7 +52,9 @@ item the evaluation does not re-estimate. The change record is ``consequences.<i
 person-years. An update of a version that was itself fitted to overlapping person-years therefore takes its
 prior from the *root prior* ``prior`` — the nearest ancestor not informed by overlapping evidence, chosen by
 :func:`som_models.evidence.choose_root` — and combines it with the latest cumulative evidence: the posterior is
-that of one analysis of the latest vintage with the root prior, and no person-year is counted twice. The
+that of one analysis of the latest vintage with the root prior, and no person-year is counted twice. Evidence
+of other evaluations that entered the lineage after the root is carried into ``prior`` first
+(:func:`som_models.evidence.carry_evidence`, which re-derives it with this function). The
 document is still built on ``params`` (the version under test, which the verdicts test): values the update
 does not touch keep their current value; a value the root prior lacks (a profile added or converted later) is
 kept, not updated. Without ``prior`` the update's prior is ``params`` itself (the first evidence, or evidence

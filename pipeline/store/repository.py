@@ -510,7 +510,8 @@ class ParameterStore:
             return out
 
     def evidence_root(self, intervention: str, version: int, evidence: EvidenceWindow) -> RootChoice:
-        """The root prior for updating ``version`` with ``evidence`` (:func:`som_models.evidence.choose_root`)."""
+        """The root prior for updating ``version`` with ``evidence`` and the versions whose evidence is carried into
+        it (:func:`som_models.evidence.choose_root`; the caller re-derives them, :func:`som_models.evidence.carry_evidence`)."""
         with self._transaction() as session:
             steps = [LineageStep(r.version, _row_window(r))
                      for r in self._lineage_rows(session, intervention, version)]
