@@ -319,11 +319,17 @@ def matched_att_gt(
     parts: list[tuple[Any, np.ndarray, float]] = []
     treated_pos: list[np.ndarray] = []
     cohorts: list[int] = []
+    keep = list(dict.fromkeys([id_col, time_col, outcome, *covariates]))
     for g in sorted(match.weights.get_column("group").unique().to_list()):
         mw = match.weights.filter(pl.col("group") == g).select(pl.col("unit").alias(id_col), pl.col("role"),
                                                                pl.col("weight").alias("_mw"))
-        sub = data.join(mw, on=id_col, how="inner").with_columns(
-            pl.when(pl.col("role") == "treated").then(pl.lit(g)).otherwise(pl.lit(0)).alias("_g"))
+        # the cohort's rows gathered by position, then joined: a filter or join on the whole frame would first
+        # copy all of its columns into one buffer each (+ the frame's size in memory)
+        # (only the columns the cohort's estimate reads: each cohort's frame lives as long as the result)
+        rows_in = data.get_column(id_col).is_in(mw.get_column(id_col).implode()).arg_true()
+        sub = (data.select(keep).gather(rows_in).join(mw, on=id_col, how="inner", maintain_order="left")
+               .with_columns(pl.when(pl.col("role") == "treated").then(pl.lit(g)).otherwise(pl.lit(0)).alias("_g"))
+               .drop("role"))
         cohort = build_panel(sub, outcome=outcome, id_col=id_col, time_col=time_col, group_col="_g",
                              covariates=covariates, weight_col="_mw")
         res = att_gt(sub, outcome=outcome, id_col=id_col, time_col=time_col, group_col="_g", control="never",
