@@ -78,6 +78,8 @@ def test_no_dense_matrix_without_bootstrap(monkeypatch, shape, settings):
         source = stored(res, "influence").source
         panel = source if settings.covariates == () else source.panel
         assert isinstance(stored(panel, "y"), _RowSource) and "_y_materialised" not in panel.__dict__
+        if "x3" in settings.covariates:  # time-varying: gathered from the frame's buffers, never pivoted
+            assert isinstance(panel.covariates["x3"], _RowSource)
 
 
 @pytest.mark.parametrize("covariates", [(), ("x1", "x2")])
@@ -156,8 +158,8 @@ def test_matched_moments_equal_the_dense_stacking(covariates):
 
 def test_frame_backed_outcome_rows_equal_the_outcome_matrix():
     """``Panel.outcome_rows`` / ``outcome_change`` read from the frame's buffers give exactly ``y``'s values, and
-    the rectangular layout's covariates (float32 and time-varying, checked chunk by chunk) equal the general
-    layout's (a shuffled frame)."""
+    the rectangular layout's covariates (float32 and time-varying, checked chunk by chunk; the time-varying one
+    gathered from the buffers) equal the general layout's (a shuffled frame)."""
     data = _frames()["balanced"].with_columns(pl.col("y").cast(pl.Float32).alias("y32"))
     kw = dict(outcome="y", id_col="person_id", time_col="year", group_col="first_treat", covariates=("x1", "x2", "x3"))
     fast = build_panel(data, **kw)
@@ -170,6 +172,11 @@ def test_frame_backed_outcome_rows_equal_the_outcome_matrix():
     np.testing.assert_array_equal(change, np.concatenate([general.y[0:40, 4] - general.y[0:40, 1],
                                                           general.y[100:180, 4] - general.y[100:180, 1]]))
     assert fast.covariates["x3"].ndim == 2 and fast.covariates["x1"].ndim == 1
+    assert isinstance(fast.covariates["x3"], _RowSource)  # read from the buffers where used
+    pick = np.array([3, 1, 7, 200])
+    np.testing.assert_array_equal(fast.covariates["x3"][pick, 2], general.covariates["x3"][pick, 2])
+    np.testing.assert_array_equal(fast.covariates["x3"][10:90, 5], general.covariates["x3"][10:90, 5])
+    np.testing.assert_array_equal(fast.covariate_matrix(pick, 4), general.covariate_matrix(pick, 4))
     for c in ("x1", "x2", "x3"):
         assert fast.covariates[c].dtype == np.float64
         np.testing.assert_array_equal(fast.covariates[c], general.covariates[c])

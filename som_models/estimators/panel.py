@@ -122,15 +122,37 @@ Panel.y = _Deferrable("y")  # type: ignore[assignment]
 
 
 class _RowSource:
-    """The outcome rows of a sorted rectangular long frame (unit ``u`` = rows ``k·u … k·u + k − 1``), kept in the
-    frame's own buffers; ``pos[u]`` is the unit's row in the panel (−1: dropped). ``materialise()`` builds the
-    units × periods matrix (Fortran order)."""
+    """A column of a sorted rectangular long frame (unit ``u`` = rows ``k·u … k·u + k − 1``) seen as the units ×
+    periods matrix, kept in the frame's own buffers; ``pos[u]`` is the unit's row in the panel (−1: dropped).
+    ``materialise()`` (or ``np.asarray``) builds the matrix (Fortran order, float64); ``source[rows, t]`` (rows an
+    index array or a slice, ``t`` a period index) gathers one period's values without building it — how the
+    covariate methods read a time-varying covariate (``Panel.covariate_matrix``)."""
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
 
     def __init__(self, series: pl.Series, pos: np.ndarray, n: int, k: int):
         self.series = series
         self.pos = pos
         self.n = n
         self.k = k
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, self.k
+
+    def __getitem__(self, key: tuple[np.ndarray | slice, int]) -> np.ndarray:
+        rows, t = key
+        if isinstance(rows, slice):
+            r0, r1, step = rows.indices(self.n)
+            if step == 1:
+                return self.column(r0, r1, int(t))
+            rows = np.arange(r0, r1, step)
+        return self._gather(self._unit_of()[np.asarray(rows)] * self.k + int(t))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.materialise()
+        return out if dtype is None else out.astype(dtype)
 
     def pieces(self, chunk: int = 16384) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(panel rows, values)`` of at most ``chunk`` units: each buffer's whole units, then the units split
@@ -444,7 +466,8 @@ def build_panel(
                 raise ValueError(f"weight column {name!r} must be constant within each unit")
             pos = np.full(n_all + 1, -1, dtype=np.int64)
             pos[order] = np.arange(n)
-            return _RowSource(series, pos, n, n_t).materialise()
+            # time-varying: read from the frame's buffers where used (no second units × periods copy)
+            return cast(np.ndarray, _RowSource(series, pos, n, n_t))
         if layout is not None and unit_pos is not None:
             series = data.get_column(name)
             unit = layout.unit_values(series)
