@@ -323,8 +323,8 @@ def matched_att_gt(
     for g in sorted(match.weights.get_column("group").unique().to_list()):
         mw = match.weights.filter(pl.col("group") == g).select(pl.col("unit").alias(id_col), pl.col("role"),
                                                                pl.col("weight").alias("_mw"))
-        # the cohort's rows gathered by position, then joined: a filter or join on the whole frame would first
-        # copy all of its columns into one buffer each (+ the frame's size in memory)
+        # the cohort's rows gathered by position, then joined: a filter or join on the whole frame as read (many
+        # buffers per column) raised the peak by about the frame's size
         # (only the columns the cohort's estimate reads: each cohort's frame lives as long as the result)
         rows_in = data.get_column(id_col).is_in(mw.get_column(id_col).implode()).arg_true()
         sub = (data.select(keep).gather(rows_in).join(mw, on=id_col, how="inner", maintain_order="left")
