@@ -15,14 +15,16 @@ figures per 1,000 persons are ``(peak − baseline) / persons × 1,000``. Cases:
 * ``balanced``    — unconditional ATT(g, t), never-treated comparison, all aggregations, pre-trend test;
 * ``unbalanced``  — the same on the unbalanced panel;
 * ``dr5``         — doubly robust with the five covariates on the balanced panel;
-* ``dr5_unbal``   — doubly robust with the five covariates on the unbalanced panel.
+* ``dr5_unbal``   — doubly robust with the five covariates on the unbalanced panel;
+* ``matched``     — the matched design (``--design matched``: nearest neighbour on the logit propensity score of
+  ``x1 … x4`` and the outcome before treatment, then ATT(g, t) per cohort) on the balanced panel.
 
 Printed per size: peak MiB, MiB per 1,000 persons above the baseline, wall seconds, and the ratios
-unbalanced / balanced (target ≤ 1.5) and DR-5 / balanced (target ≤ 2), on the peaks and on the increments above
-the baseline.
+unbalanced / balanced (target ≤ 1.5), DR-5 / balanced (target ≤ 2) and matched / balanced (no target), on the
+peaks and on the increments above the baseline.
 
 Usage: ``uv run --frozen python benchmarks/estimator_memory.py [--sizes 100000x12,300000x12,1000000x12,1000000x20]
-[--cases balanced,unbalanced,dr5,dr5_unbal] [--cache /tmp/som_mem_bench] [--repeat 1] [--no-step]``.
+[--cases balanced,unbalanced,dr5,dr5_unbal,matched] [--cache /tmp/som_mem_bench] [--repeat 1] [--no-step]``.
 Peaks of the same case vary by up to ≈ 30 % between runs on a loaded machine (polars' decoding threads), hence
 ``--repeat``.
 """
@@ -40,7 +42,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COVS = ["x1", "x2", "x3", "x4", "x5"]
 EXTRA = [f"other_{k}" for k in range(6)]
-CASES = ("balanced", "unbalanced", "dr5", "dr5_unbal")
+CASES = ("balanced", "unbalanced", "dr5", "dr5_unbal", "matched")
+MATCH_ON = COVS[:4]
+
+
+def case_options(case: str) -> list[str]:
+    """The `som estimate` options of a case besides the files and columns."""
+    if case.startswith("dr5"):
+        return ["--covariates", ",".join(COVS), "--method", "dr"]
+    if case == "matched":
+        return ["--design", "matched", "--match-on", ",".join(MATCH_ON)]
+    return []
 
 
 def make_files(n: int, years: int, cache: Path, incomplete: float) -> dict[str, Path]:
@@ -87,12 +99,10 @@ def _generate(n: int, years: int, paths: dict[str, Path], cache: Path, incomplet
      .drop("_enter", "_leave").write_parquet(paths["unbalanced"]))
 
 
-def run_case(panel: Path, treatments: Path, covariates: bool) -> dict:
+def run_case(panel: Path, treatments: Path, case: str) -> dict:
     """Run ``som estimate`` in a child process; its wall time and peak RSS (MiB)."""
     args = ["estimate", str(panel), "--treatments", str(treatments), "--id", "person_id", "--time", "year",
-            "--outcome", "y", "--group", "start_year", "--json", os.devnull]
-    if covariates:
-        args += ["--covariates", ",".join(COVS), "--method", "dr"]
+            "--outcome", "y", "--group", "start_year", "--json", os.devnull, *case_options(case)]
     code = "import sys; from pipeline.cli import main; sys.argv = ['som', *sys.argv[1:]]; main()"
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
     t0 = time.perf_counter()
@@ -119,9 +129,11 @@ def status(key):
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
 panel, treatments, covs = Path(sys.argv[1]), Path(sys.argv[2]), [c for c in sys.argv[3].split(",") if c]
-settings = EstimationSettings(covariates=tuple(covs), method="dr" if covs else None)
+match_on = tuple(c for c in sys.argv[4].split(",") if c)
+settings = (EstimationSettings(design="matched", match_on=match_on) if match_on else
+            EstimationSettings(covariates=tuple(covs), method="dr" if covs else None))
 data = read_columns(panel, needed_columns(id_col="person_id", time_col="year", outcomes=["y"], group=None,
-                                          treatment=None, settings=settings), narrow_floats=True)
+                                          treatment=None, settings=settings), narrow_floats=not match_on)
 data = with_treatment_start(data, treatments, id_col="person_id", group="start_year")
 loaded, load_peak = status("VmRSS"), status("VmHWM")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
@@ -130,11 +142,13 @@ print(json.dumps({"data_mib": loaded, "load_peak_mib": load_peak, "step_mib": st
 """
 
 
-def run_step(panel: Path, treatments: Path, covariates: bool) -> dict:
+def run_step(panel: Path, treatments: Path, case: str) -> dict:
     """The estimation step alone: the same reading functions and dispatcher as the command, in a child that
     resets its peak after the data are loaded; the frame's RSS and the estimation's peak above it (MiB)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", STEP, str(panel), str(treatments), ",".join(COVS) if covariates else ""],
+    proc = subprocess.run([sys.executable, "-c", STEP, str(panel), str(treatments),
+                           ",".join(COVS) if case.startswith("dr5") else "",
+                           ",".join(MATCH_ON) if case == "matched" else ""],
                           capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"estimation step failed on {panel.name}: {proc.stderr.strip().splitlines()[-1]}")
@@ -167,7 +181,7 @@ def main() -> None:
                   cache, args.incomplete)
         return
     base_files = make_files(2000, 12, cache, args.incomplete)
-    baseline = run_case(base_files["balanced"], base_files["treatments"], False)["peak_mib"]
+    baseline = run_case(base_files["balanced"], base_files["treatments"], "balanced")["peak_mib"]
     print(f"baseline (2,000 persons, imports and interpreter): {baseline:.0f} MiB peak")
     print(f"{'persons':>9} {'years':>5} {'case':<11} {'complete':>8} {'wall s':>7} {'peak MiB':>9} {'MiB/1k':>7}"
           f" {'data MiB':>9} {'step MiB':>9} {'step/1k':>8}")
@@ -178,13 +192,12 @@ def main() -> None:
         got: dict[str, dict] = {}
         for case in cases:
             unbal = case in ("unbalanced", "dr5_unbal")
-            runs = [run_case(files["unbalanced" if unbal else "balanced"], files["treatments"], case.startswith("dr5"))
+            runs = [run_case(files["unbalanced" if unbal else "balanced"], files["treatments"], case)
                     for _ in range(args.repeat)]
             r = min(runs, key=lambda x: x["peak_mib"])  # peaks vary with polars' thread timing; the lowest is the need
             r["per_1k"] = (r["peak_mib"] - baseline) / n * 1000
             if args.step:
-                r.update(run_step(files["unbalanced" if unbal else "balanced"], files["treatments"],
-                                  case.startswith("dr5")))
+                r.update(run_step(files["unbalanced" if unbal else "balanced"], files["treatments"], case))
                 r["step_per_1k"] = r["step_mib"] / n * 1000
             got[case] = r
             share = _complete_share(files["unbalanced"], years) if unbal else 1.0
@@ -193,7 +206,7 @@ def main() -> None:
                   f"{r['per_1k']:>7.3f}{step}", flush=True)
         bal = got.get("balanced")
         if bal:
-            for case, target in (("unbalanced", 1.5), ("dr5", 2.0), ("dr5_unbal", 2.0)):
+            for case, target in (("unbalanced", 1.5), ("dr5", 2.0), ("dr5_unbal", 2.0), ("matched", None)):
                 if case in got:
                     r = got[case]
                     peak = r["peak_mib"] / bal["peak_mib"]
@@ -202,7 +215,7 @@ def main() -> None:
                     if args.step and bal["step_mib"] > 0:
                         step = f", estimation step {r['step_mib'] / bal['step_mib']:.2f}x"
                     print(f"{'':>9} {'':>5} {case + ' / balanced':<24} peak {peak:.2f}x, above baseline {inc:.2f}x"
-                          f"{step} (target <= {target}x)")
+                          f"{step} ({'no target' if target is None else f'target <= {target}x'})")
         out["runs"].append({"persons": n, "years": years, **{c: got[c] for c in got}})
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=2))

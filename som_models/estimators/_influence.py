@@ -184,8 +184,11 @@ class BlockInfluence:
         return np.maximum(out, 0.0)
 
     # ------------------------------------------------------------------------------------------ dense form
-    def rows(self, r0: int, r1: int) -> np.ndarray:
-        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest."""
+    def rows(self, r0: int, r1: int, columns: list[int] | None = None) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest; with ``columns``,
+        those columns with the arithmetic of :meth:`materialise` (the same values as its rows)."""
+        if columns is not None:
+            return self._materialised_rows(r0, r1, self.coef[:, :, columns])
         k = self.coef.shape[2]
         out = np.zeros((r1 - r0, k))
         y = self.source.y
@@ -199,6 +202,25 @@ class BlockInfluence:
             if self.weights is not None:
                 part *= self.weights[lo:hi, None]
             out[lo - r0:hi - r0] = part
+        return out
+
+    def _materialised_rows(self, r0: int, r1: int, coef: np.ndarray) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the columns with coefficients ``coef``, computed as :meth:`materialise` does."""
+        out = np.zeros((r1 - r0, coef.shape[2]))
+        y = self.source.y
+        buf = np.empty((min(_CHUNK, max(r1 - r0, 1)), y.shape[1] - 1))
+        for b, (s, e) in enumerate(self.spans):
+            a = coef[b]
+            lo, hi = max(s, r0), min(e, r1)
+            if hi <= lo or not a.any():
+                continue
+            for c0 in range(lo, hi, _CHUNK):
+                c1 = min(hi, c0 + _CHUNK)
+                part = _changes(y, c0, c1, self.shift[b], buf) @ a[1:]
+                part += a[0]
+                if self.weights is not None:
+                    part *= self.weights[c0:c1, None]
+                out[c0 - r0:c1 - r0] = part
         return out
 
     def materialise(self, columns: list[int] | None = None) -> np.ndarray:
@@ -234,6 +256,27 @@ class DeferredColumn:
     def materialise(self) -> np.ndarray:
         return self.influence.materialise([self.column])[:, 0]
 
+    def rows_view(self) -> ColumnRows:
+        """The column as a units × 1 matrix read chunk by chunk (for the bootstrap)."""
+        return ColumnRows(self.influence, [self.column])
+
+
+class ColumnRows:
+    """Some columns of a structured influence (``rows(r0, r1, columns)``) as a units × columns matrix that is read
+    chunk by chunk of rows (``shape``, ``rows``): what :func:`~som_models.estimators.bootstrap.multiplier_bootstrap`
+    streams, so the bootstrap of an aggregation never holds its dense columns."""
+
+    def __init__(self, influence: BlockInfluence | StreamedInfluence, columns: list[int]):
+        self.influence = influence
+        self.columns = list(columns)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.influence.n, len(self.columns)
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        return self.influence.rows(r0, r1, self.columns)
+
 
 class DeferredColumns(Mapping):
     """``label -> units vector`` for the columns of a :class:`BlockInfluence` or :class:`StreamedInfluence`; all
@@ -256,6 +299,10 @@ class DeferredColumns(Mapping):
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def rows_view(self, labels: list) -> ColumnRows:
+        """The columns of ``labels`` (in that order) as a units × labels matrix read chunk by chunk (the bootstrap)."""
+        return ColumnRows(self._influence, [self._columns[self._index[lab]] for lab in labels])
 
     def __repr__(self) -> str:
         return f"DeferredColumns({list(self._index)}, units={self._influence.n})"
@@ -370,9 +417,22 @@ class StreamedInfluence:
         return csum @ self.wmat + qsum @ self.kappa
 
     # ------------------------------------------------------------------------------------------ dense form
-    def rows(self, r0: int, r1: int) -> np.ndarray:
-        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest."""
+    def rows(self, r0: int, r1: int, columns: list[int] | None = None) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the dense matrix (rows × columns), without building the rest; with ``columns``,
+        those columns with the arithmetic of :meth:`materialise` (the same values as its rows)."""
         p = self.source.evaluate(r0, r1)
+        if columns is not None:
+            identity = self.wmat.shape[0] == self.wmat.shape[1] and not self.kappa.any() \
+                and np.array_equal(self.wmat, np.eye(self.wmat.shape[0]))
+            if identity:
+                return p[:, columns]
+            kap = self.kappa[:, columns]
+            part = p @ self.wmat[:, columns]
+            for b, (s, e) in enumerate(self.spans):
+                lo, hi = max(s, r0), min(e, r1)
+                if hi > lo and kap[b].any():
+                    part[lo - r0:hi - r0] += (1.0 if self.weights is None else self.weights[lo:hi, None]) * kap[b]
+            return part
         if self.wmat.shape[0] == self.wmat.shape[1] and not self.kappa.any() \
                 and np.array_equal(self.wmat, np.eye(self.wmat.shape[0])):
             return p
@@ -405,3 +465,71 @@ class StreamedInfluence:
                             out[lo:hi] += wb * kap[b]
         out.setflags(write=False)
         return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Influence functions of several results side by side on the union of their units (the matched design)
+# ---------------------------------------------------------------------------------------------------------------
+
+class StackedSource:
+    """The columns of several results' influence functions side by side on the union of their units, for
+    :class:`StreamedInfluence` (``evaluate(r0, r1)``, ``n``, ``k``).
+
+    ``parts`` holds, per result, ``(influence, rows, scale)``: its influence functions (structured, with
+    ``rows(a, b)``, or a dense array), the union row of each of its units in the order the union is evaluated
+    (``rows`` must increase, so the units of a chunk of union rows are one contiguous run of the result's rows)
+    and the factor its columns are multiplied by. ``ψ_ij = scale · ψ^part_{i, j − offset}`` for the union units
+    in the part, 0 for the others.
+    """
+
+    def __init__(self, parts: list[tuple[object, np.ndarray, float]], n: int):
+        offsets, k = [], 0
+        for infl, rows, _ in parts:
+            if rows.shape[0] > 1 and not np.all(rows[1:] > rows[:-1]):
+                raise ValueError("internal error: a stacked part's union rows must increase")
+            offsets.append(k)
+            k += int(infl.shape[1])  # type: ignore[attr-defined]
+        self.parts, self.offsets, self.n, self.k = parts, offsets, n, k
+
+    def evaluate(self, r0: int, r1: int) -> np.ndarray:
+        out = np.zeros((r1 - r0, self.k), order="F")
+        for (infl, rows, scale), off in zip(self.parts, self.offsets, strict=True):
+            lo, hi = (int(v) for v in np.searchsorted(rows, [r0, r1]))
+            if hi <= lo:
+                continue
+            block = infl.rows(lo, hi) if hasattr(infl, "rows") else np.asarray(infl)[lo:hi]
+            out[rows[lo:hi] - r0, off:off + block.shape[1]] = scale * block
+        return out
+
+
+class PermutedInfluence(StreamedInfluence):
+    """A :class:`StreamedInfluence` evaluated in an internal order of the units (``perm[j]``: the unit — public row —
+    held in internal row ``j``; e.g. the matched design's union sorted so that every group is a contiguous block).
+    Cross products, sums of squares and group sums do not depend on the order; the dense matrix (and its rows)
+    come in the public order, built on request (the bootstrap) and then kept."""
+
+    perm: np.ndarray
+    _dense: np.ndarray | None = None
+
+    @classmethod
+    def wrap(cls, inner: StreamedInfluence, perm: np.ndarray) -> PermutedInfluence:
+        out = cls(inner.source, inner.spans, inner.groups, inner.weights, inner.moments, inner.wmat, inner.kappa)
+        out.perm = perm
+        return out
+
+    def combine(self, w: np.ndarray, const: np.ndarray) -> PermutedInfluence:
+        return PermutedInfluence.wrap(StreamedInfluence.combine(self, w, const), self.perm)
+
+    def materialise(self, columns: list[int] | None = None) -> np.ndarray:
+        """The dense units × columns matrix in the public order of the units (Fortran order, read-only)."""
+        inner = StreamedInfluence.materialise(self, columns)
+        out = np.empty(inner.shape, order="F")
+        out[self.perm] = inner
+        out.setflags(write=False)
+        return out
+
+    def rows(self, r0: int, r1: int, columns: list[int] | None = None) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` in the public order (from the dense matrix, built once on the first call)."""
+        if self._dense is None:
+            self._dense = self.materialise()
+        return self._dense[r0:r1] if columns is None else self._dense[r0:r1][:, columns]

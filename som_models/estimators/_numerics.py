@@ -52,7 +52,8 @@ def logit(x: np.ndarray, d: np.ndarray, w: np.ndarray | None = None, *, max_iter
 
     Newton–Raphson on ``ℓ(β) = Σ w [d x'β − log(1 + e^{x'β})]`` with step halving; the score is
     ``X'W(d − p)``, the information ``X' diag(w p (1−p)) X``. Returns ``(β, p, converged)``; non-convergence
-    (e.g. perfect separation) is reported, not raised.
+    (e.g. perfect separation) is reported, not raised. Memory: ``x``, one temporary of its size (the information
+    matrix) and two vectors of its length, reused across iterations.
     """
     n, k = x.shape
     w = np.ones(n) if w is None else w
@@ -65,17 +66,28 @@ def logit(x: np.ndarray, d: np.ndarray, w: np.ndarray | None = None, *, max_iter
         beta = start.copy()
     elif np.allclose(x[:, 0], x[0, 0]) and x[0, 0] != 0:
         beta[0] = np.log(p_bar / (1 - p_bar)) / x[0, 0]
+    eta, tmp = np.empty(n), np.empty(n)
 
     def loglik(b: np.ndarray) -> float:
-        eta = x @ b
-        return float(np.sum(w * (d * eta - np.logaddexp(0.0, eta))))
+        # Σ w (d η − log(1 + e^η)), evaluated in place (the same operations as the expression)
+        np.matmul(x, b, out=eta)
+        np.logaddexp(0.0, eta, out=tmp)
+        np.multiply(d, eta, out=eta)
+        np.subtract(eta, tmp, out=eta)
+        np.multiply(w, eta, out=eta)
+        return float(np.sum(eta))
 
     ll = loglik(beta)
     converged = False
     for _ in range(max_iter):
-        p = expit(x @ beta)
-        grad = x.T @ (w * (d - p))
-        info = x.T @ (x * (w * p * (1 - p))[:, None])
+        p = expit(np.matmul(x, beta, out=eta), out=eta)
+        np.subtract(d, p, out=tmp)
+        np.multiply(w, tmp, out=tmp)
+        grad = x.T @ tmp                            # X' w (d − p)
+        np.multiply(w, p, out=tmp)
+        np.subtract(1, p, out=eta)
+        np.multiply(tmp, eta, out=tmp)              # w p (1 − p)
+        info = x.T @ (x * tmp[:, None])
         step = _solve_spd(info, grad, "propensity score")
         t = 1.0
         while True:
@@ -88,7 +100,7 @@ def logit(x: np.ndarray, d: np.ndarray, w: np.ndarray | None = None, *, max_iter
         if np.max(np.abs(t * step)) < tol * (1 + np.max(np.abs(beta))) or abs(ll - ll_old) < tol * (abs(ll) + tol):
             converged = True
             break
-    return beta, expit(x @ beta), converged
+    return beta, expit(np.matmul(x, beta, out=eta), out=eta), converged
 
 
 def ipt(x: np.ndarray, d: np.ndarray, w: np.ndarray | None = None, *, start: np.ndarray | None = None,
@@ -104,18 +116,31 @@ def ipt(x: np.ndarray, d: np.ndarray, w: np.ndarray | None = None, *, start: np.
     w = np.ones(n) if w is None else w
     gamma = np.zeros(k) if start is None else start.copy()
     c = 1.0 - d
+    eta, tmp = np.empty(n), np.empty(n)
 
     def loss(g: np.ndarray) -> float:
-        eta = x @ g
-        return float(-np.mean(w * (d * eta - c * np.exp(np.minimum(eta, 700)))))
+        # −mean(w (d η − c e^{min(η, 700)})), in place
+        np.matmul(x, g, out=eta)
+        np.minimum(eta, 700, out=tmp)
+        np.exp(tmp, out=tmp)
+        np.multiply(c, tmp, out=tmp)
+        np.multiply(d, eta, out=eta)
+        np.subtract(eta, tmp, out=eta)
+        np.multiply(w, eta, out=eta)
+        return float(-np.mean(eta))
 
     cur = loss(gamma)
     converged = False
     for _ in range(max_iter):
-        eta = x @ gamma
-        e = np.exp(np.minimum(eta, 700))
-        grad = -(x.T @ (w * (d - c * e))) / n
-        hess = (x * (w * c * e)[:, None]).T @ x / n
+        np.matmul(x, gamma, out=eta)
+        e = np.exp(np.minimum(eta, 700, out=eta), out=eta)
+        np.multiply(c, e, out=tmp)
+        np.subtract(d, tmp, out=tmp)
+        np.multiply(w, tmp, out=tmp)
+        grad = -(x.T @ tmp) / n                     # −X' w (d − c e) / n
+        np.multiply(w, c, out=tmp)
+        np.multiply(tmp, e, out=tmp)                # w c e
+        hess = (x * tmp[:, None]).T @ x / n
         step = -_solve_spd(hess, grad, "propensity score (inverse probability tilting)")
         t = 1.0
         while True:
@@ -128,7 +153,7 @@ def ipt(x: np.ndarray, d: np.ndarray, w: np.ndarray | None = None, *, start: np.
         if np.max(np.abs(t * step)) < tol * (1 + np.max(np.abs(gamma))) or abs(old - cur) < tol * (abs(cur) + tol):
             converged = True
             break
-    return gamma, expit(x @ gamma), converged
+    return gamma, expit(np.matmul(x, gamma, out=eta), out=eta), converged
 
 
 def ols_hc(x: np.ndarray, y: np.ndarray, kind: str = "HC2") -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from som_models.estimators._influence import BlockInfluence, ColumnRows, DeferredColumn, DeferredColumns, StreamedInfluence
 from som_models.estimators.results import AggregateEffect, DidResult, stored
 from som_models.lazy_scipy import stats
 
@@ -70,7 +71,7 @@ def _multipliers(rng: np.random.Generator, shape: tuple[int, int], kind: str) ->
 
 
 def multiplier_bootstrap(
-    influence: np.ndarray,
+    influence: np.ndarray | ColumnRows | BlockInfluence | StreamedInfluence,
     estimates: np.ndarray,
     *,
     n: int | None = None,
@@ -81,7 +82,8 @@ def multiplier_bootstrap(
     cluster: np.ndarray | None = None,
     labels: tuple | None = None,
 ) -> BootstrapInference:
-    """Bootstrap SEs and the uniform critical value for the columns of ``influence`` (see module docstring)."""
+    """Bootstrap SEs and the uniform critical value for the columns of ``influence`` (see module docstring): a dense
+    units × columns array (or one column), or a structured form read chunk by chunk of rows (``shape``, ``rows``)."""
     if draws < 2:
         raise ValueError(f"the bootstrap needs at least 2 draws (got {draws})")
     if not 0 < alpha < 1:
@@ -144,15 +146,18 @@ def bootstrap_aggregate(
     the cells."""
     levels = list(agg.estimates)
     if levels:
-        psi = np.column_stack([agg.influence[lvl] for lvl in levels])
+        # structured levels (the estimators' moments form) are read chunk by chunk of units: no dense columns
+        psi = (agg.influence.rows_view(levels) if isinstance(agg.influence, DeferredColumns)
+               else np.column_stack([agg.influence[lvl] for lvl in levels]))
         by_level = multiplier_bootstrap(psi, np.array([agg.estimates[lvl] for lvl in levels]), n=n_units,
                                         labels=tuple(levels), **kwargs)
     else:
         by_level = None
-    if agg.overall_influence is None:
+    deferred = stored(agg, "overall_influence")
+    if deferred is None:
         raise ValueError("this aggregation carries no influence function for its overall effect")
-    overall = multiplier_bootstrap(agg.overall_influence, np.array([agg.overall]), n=n_units, labels=("overall",),
-                                   **kwargs)
+    overall = multiplier_bootstrap(deferred.rows_view() if isinstance(deferred, DeferredColumn) else np.asarray(deferred),
+                                   np.array([agg.overall]), n=n_units, labels=("overall",), **kwargs)
     return by_level, overall
 
 

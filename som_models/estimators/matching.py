@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from som_models.estimators._influence import PermutedInfluence, StackedSource, StreamedInfluence
 from som_models.estimators._numerics import NotEstimable, logit
 from som_models.estimators.balance import smd
 from som_models.estimators.panel import build_panel, check_columns
-from som_models.estimators.results import DidResult, notes_lines
+from som_models.estimators.results import AttCell, DidResult, notes_lines, stored
 from som_models.estimators.staggered_did import att_gt
 from som_models.results_base import MAX_ROWS, ResultDisplay, frame_lines, render_summary
 
@@ -301,36 +302,85 @@ def matched_att_gt(
     covariates: list[str] | tuple[str, ...] = (),
     method: str | None = None,
 ) -> DidResult:
-    """ATT(g, t) of each cohort against its matched comparison units (weighted), stacked into one result."""
+    """ATT(g, t) of each cohort against its matched comparison units (weighted), stacked into one result.
+
+    The stacked influence functions live on the union of the cohorts' units (in the order of ``match.weights``):
+    cohort ``g``'s columns are ``(n_union / n_g) ψ^g`` on its units, 0 elsewhere. They are kept as moments
+    (:class:`~som_models.estimators._influence.StreamedInfluence` over the union sorted into group blocks, one
+    chunk of units at a time, each cohort's rows read from its own structured influence functions); the dense
+    units × cells matrix is built only on request (the bootstrap, ``DidResult.influence``)."""
     check_columns(data, [outcome, id_col, time_col, group_col])
     union_ids = match.weights.get_column("unit").unique(maintain_order=True)
     n_union = union_ids.len()
     pos_of = pl.DataFrame({id_col: union_ids, "_pos": np.arange(n_union)})
-    cells, columns, notes = [], [], {"design": f"matched comparison group ({match.method})", **dict(match.notes)}
+    cells: list[AttCell] = []
+    notes: dict[str, object] = {"design": f"matched comparison group ({match.method})", **dict(match.notes)}
     unit_groups = np.zeros(n_union, dtype=np.int64)
+    parts: list[tuple[Any, np.ndarray, float]] = []
+    treated_pos: list[np.ndarray] = []
+    cohorts: list[int] = []
+    keep = list(dict.fromkeys([id_col, time_col, outcome, *covariates]))
     for g in sorted(match.weights.get_column("group").unique().to_list()):
         mw = match.weights.filter(pl.col("group") == g).select(pl.col("unit").alias(id_col), pl.col("role"),
                                                                pl.col("weight").alias("_mw"))
-        sub = data.join(mw, on=id_col, how="inner").with_columns(
-            pl.when(pl.col("role") == "treated").then(pl.lit(g)).otherwise(pl.lit(0)).alias("_g"))
+        # the cohort's rows gathered by position, then joined: a filter or join on the whole frame as read (many
+        # buffers per column) raised the peak by about the frame's size
+        # (only the columns the cohort's estimate reads: each cohort's frame lives as long as the result)
+        rows_in = data.get_column(id_col).is_in(mw.get_column(id_col).implode()).arg_true()
+        sub = (data.select(keep).gather(rows_in).join(mw, on=id_col, how="inner", maintain_order="left")
+               .with_columns(pl.when(pl.col("role") == "treated").then(pl.lit(g)).otherwise(pl.lit(0)).alias("_g"))
+               .drop("role"))
+        cohort = build_panel(sub, outcome=outcome, id_col=id_col, time_col=time_col, group_col="_g",
+                             covariates=covariates, weight_col="_mw")
         res = att_gt(sub, outcome=outcome, id_col=id_col, time_col=time_col, group_col="_g", control="never",
-                     base_period=base_period, covariates=covariates, method=method, weight_col="_mw")
-        panel_ids = build_panel(sub, outcome=outcome, id_col=id_col, time_col=time_col, group_col="_g").unit_ids
-        rows = pl.DataFrame({id_col: panel_ids}).join(pos_of, on=id_col, how="left").get_column("_pos").to_numpy()
-        scale = n_union / res.n_units
-        for k, c in enumerate(res.cells):
-            col = np.zeros(n_union)
-            col[rows] = scale * res.influence[:, k]
-            columns.append(col)
-            cells.append(c)
-        treated_rows = rows[res.unit_groups == g]
-        unit_groups[treated_rows] = g
+                     base_period=base_period, covariates=covariates, method=method, weight_col="_mw", panel=cohort)
+        rows = pl.DataFrame({id_col: cohort.unit_ids}).join(pos_of, on=id_col, how="left").get_column("_pos").to_numpy()
+        cells.extend(res.cells)
+        parts.append((stored(res, "influence"), rows, n_union / res.n_units))
+        treated_pos.append(rows[res.unit_groups == g])
+        cohorts.append(int(g))
+        unit_groups[treated_pos[-1]] = g
         if res.notes.get("skipped_cells"):
             notes[f"cohort {g}: skipped cells"] = res.notes["skipped_cells"]
-    psi = np.column_stack(columns) if columns else np.zeros((n_union, 0))
-    psi = np.asfortranarray(psi)
-    psi.setflags(write=False)
     shares = {g: float(np.mean(unit_groups == g)) for g in sorted(set(unit_groups.tolist()) - {0})}
-    return DidResult(outcome=outcome, cells=tuple(cells), influence=psi, unit_groups=unit_groups, group_shares=shares,
-                     n_units=n_union, control="matched", base_period=base_period,
-                     method=method or ("dr" if covariates else "unconditional"), covariates=tuple(covariates), notes=notes)
+    return DidResult(outcome=outcome, cells=tuple(cells), influence=_stacked(parts, treated_pos, cohorts, union_ids),
+                     unit_groups=unit_groups, group_shares=shares, n_units=n_union, control="matched",
+                     base_period=base_period, method=method or ("dr" if covariates else "unconditional"),
+                     covariates=tuple(covariates), notes=notes)
+
+
+def _stacked(parts: list[tuple[Any, np.ndarray, float]], treated_pos: list[np.ndarray], cohorts: list[int],
+             union_ids: pl.Series):
+    """The cohorts' influence functions side by side on the union (see :func:`matched_att_gt`).
+
+    The union is evaluated in an internal order — each cohort's treated units (in the cohort's order), then every
+    other unit by id — in which every cohort's rows increase (its panel holds its treated units, then its
+    comparison units by id), so a chunk of union rows is one run of each cohort's rows; the group blocks are
+    contiguous for the group-share terms of the aggregations. Should a cohort's rows not increase in that order,
+    the dense matrix is built instead (one units × cells array, filled cohort by cohort)."""
+    n = union_ids.len()
+    taken = np.zeros(n, dtype=bool)
+    for t in treated_pos:
+        taken[t] = True
+    others = np.flatnonzero(~taken)
+    others = others[union_ids.gather(others).arg_sort().to_numpy()]
+    perm = np.concatenate([*treated_pos, others]).astype(np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[perm] = np.arange(n)
+    internal = [(infl, inverse[rows], scale) for infl, rows, scale in parts]
+    if perm.shape[0] == n and all(r.shape[0] < 2 or bool(np.all(r[1:] > r[:-1])) for _, r, _ in internal):
+        bounds = np.cumsum([0, *(t.shape[0] for t in treated_pos), others.shape[0]])
+        groups = [*cohorts, 0]
+        spans = [(int(bounds[k]), int(bounds[k + 1])) for k in range(len(groups))]
+        inner = StreamedInfluence.accumulate(StackedSource(internal, n), spans, groups, None)
+        return PermutedInfluence.wrap(inner, perm)
+    k = sum(int(infl.shape[1]) for infl, _, _ in parts)
+    psi = np.zeros((n, k), order="F")
+    off = 0
+    for infl, rows, scale in parts:
+        dense = infl.materialise() if hasattr(infl, "materialise") else np.asarray(infl)
+        psi[rows, off:off + dense.shape[1]] = scale * dense
+        off += dense.shape[1]
+    psi.setflags(write=False)
+    return psi
+

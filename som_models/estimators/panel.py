@@ -78,12 +78,40 @@ class Panel:
                 rows = slice(r0, min(e, r0 + chunk))
                 yield rows, np.ascontiguousarray(y[rows])
 
+    def _row_source(self) -> _RowSource | None:
+        """The frame's outcome buffers while ``y`` has not been built (a sorted rectangular frame), else None."""
+        src = stored(self, "y")
+        if isinstance(src, _RowSource) and stored(self, "_y_materialised") is None:
+            return src
+        return None
+
+    def outcome_rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0 … r1 − 1`` of the units × periods outcome matrix (float64), read from the frame's buffers while
+        ``y`` has not been built (so a covariate method never holds a second copy of the outcome), else a view of
+        ``y``. The values are those of ``y`` exactly."""
+        src = self._row_source()
+        return self.y[r0:r1] if src is None else src.block(r0, r1)
+
+    def outcome_change(self, slices: list[tuple[int, int]], ti: int, bi: int) -> np.ndarray:
+        """``y[:, ti] − y[:, bi]`` over the row slices, concatenated (from the frame's buffers while ``y`` has not
+        been built, see :meth:`outcome_rows`)."""
+        src = self._row_source()
+        if src is None:
+            y = self.y
+            parts = [y[s:e, ti] - y[s:e, bi] for s, e in slices]
+        else:
+            parts = [src.column(s, e, ti) - src.column(s, e, bi) for s, e in slices]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     def covariate_matrix(self, rows: np.ndarray | slice, period_index: int) -> np.ndarray:
-        """Intercept plus every covariate at ``period_index`` for the given rows."""
-        cols = [np.ones(self.group[rows].shape[0])]
-        for v in self.covariates.values():
-            cols.append(v[rows] if v.ndim == 1 else v[rows, period_index])
-        return np.column_stack(cols)
+        """Intercept plus every covariate at ``period_index`` for the given rows (rows × (1 + covariates), C order,
+        float64), filled column by column: no per-column copies besides the matrix itself."""
+        m = self.group[rows].shape[0]
+        out = np.empty((m, 1 + len(self.covariates)))
+        out[:, 0] = 1.0
+        for j, v in enumerate(self.covariates.values(), start=1):
+            out[:, j] = v[rows] if v.ndim == 1 else v[rows, period_index]
+        return out
 
     @property
     def time_invariant_covariates(self) -> bool:
@@ -94,15 +122,37 @@ Panel.y = _Deferrable("y")  # type: ignore[assignment]
 
 
 class _RowSource:
-    """The outcome rows of a sorted rectangular long frame (unit ``u`` = rows ``k·u … k·u + k − 1``), kept in the
-    frame's own buffers; ``pos[u]`` is the unit's row in the panel (−1: dropped). ``materialise()`` builds the
-    units × periods matrix (Fortran order)."""
+    """A column of a sorted rectangular long frame (unit ``u`` = rows ``k·u … k·u + k − 1``) seen as the units ×
+    periods matrix, kept in the frame's own buffers; ``pos[u]`` is the unit's row in the panel (−1: dropped).
+    ``materialise()`` (or ``np.asarray``) builds the matrix (Fortran order, float64); ``source[rows, t]`` (rows an
+    index array or a slice, ``t`` a period index) gathers one period's values without building it — how the
+    covariate methods read a time-varying covariate (``Panel.covariate_matrix``)."""
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
 
     def __init__(self, series: pl.Series, pos: np.ndarray, n: int, k: int):
         self.series = series
         self.pos = pos
         self.n = n
         self.k = k
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n, self.k
+
+    def __getitem__(self, key: tuple[np.ndarray | slice, int]) -> np.ndarray:
+        rows, t = key
+        if isinstance(rows, slice):
+            r0, r1, step = rows.indices(self.n)
+            if step == 1:
+                return self.column(r0, r1, int(t))
+            rows = np.arange(r0, r1, step)
+        return self._gather(self._unit_of()[np.asarray(rows)] * self.k + int(t))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.materialise()
+        return out if dtype is None else out.astype(dtype)
 
     def pieces(self, chunk: int = 16384) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(panel rows, values)`` of at most ``chunk`` units: each buffer's whole units, then the units split
@@ -136,6 +186,29 @@ class _RowSource:
                 carry[:tail] = v[size - tail:]
         if split_rows:
             yield np.array(split_rows, dtype=np.int64), np.array(split_vals)
+
+    def _unit_of(self) -> np.ndarray:
+        """Frame unit of each panel row (the inverse of ``pos``), built on first use."""
+        got = getattr(self, "_units", None)
+        if got is None:
+            kept = np.flatnonzero(self.pos[:-1] >= 0)
+            got = np.empty(self.n, dtype=np.int64)
+            got[self.pos[kept]] = kept
+            self._units = got
+        return got
+
+    def _gather(self, index: np.ndarray) -> np.ndarray:
+        v = self.series.gather(index)
+        return (v if v.dtype == pl.Float64 else v.cast(pl.Float64)).to_numpy()
+
+    def column(self, r0: int, r1: int, t: int) -> np.ndarray:
+        """Panel rows ``r0 … r1 − 1`` of period ``t`` (float64), gathered from the frame's buffers."""
+        return self._gather(self._unit_of()[r0:r1] * self.k + t)
+
+    def block(self, r0: int, r1: int) -> np.ndarray:
+        """Panel rows ``r0 … r1 − 1``, all periods (rows × periods, C order, float64), gathered from the buffers."""
+        index = (self._unit_of()[r0:r1, None] * self.k + np.arange(self.k)).ravel()
+        return self._gather(index).reshape(r1 - r0, self.k)
 
     def materialise(self) -> np.ndarray:
         """The units × periods outcome matrix (Fortran order)."""
@@ -384,6 +457,17 @@ def build_panel(
 
     def to_units(v: np.ndarray, name: str, kind: str) -> np.ndarray:
         """Per-unit vector if constant within units, else a units × periods matrix."""
+        if fast is not None:  # chunk by chunk on the frame's own buffers: no full-length float64 copy
+            series = data.get_column(name)
+            unit = _unit_values(series, n_t, n_all, increasing=False)
+            if unit is not None:
+                return unit[order].astype(np.float64, copy=False)
+            if kind == "weight":
+                raise ValueError(f"weight column {name!r} must be constant within each unit")
+            pos = np.full(n_all + 1, -1, dtype=np.int64)
+            pos[order] = np.arange(n)
+            # time-varying: read from the frame's buffers where used (no second units × periods copy)
+            return cast(np.ndarray, _RowSource(series, pos, n, n_t))
         if layout is not None and unit_pos is not None:
             series = data.get_column(name)
             unit = layout.unit_values(series)
@@ -411,11 +495,13 @@ def build_panel(
         return m
 
     def checked(col: str) -> tuple[np.ndarray, int, float, float]:
-        """The column's rows (an empty array for the sorted-rows layout, which reads them window by window),
-        its number of missing values, minimum and maximum."""
-        if layout is not None:
-            fs = data.get_column(col).cast(pl.Float64)
-            nan = fs.null_count() + int(fs.is_nan().sum())
+        """The column's rows (an empty array for the rectangular and sorted-rows layouts, which read them chunk by
+        chunk), its number of missing values, minimum and maximum (NaN when values are missing)."""
+        if layout is not None or fast is not None:  # polars' own aggregates in the column's type: no copy
+            fs = data.get_column(col)
+            nan = fs.null_count() + (int(fs.is_nan().sum()) if fs.dtype.is_float() else 0)
+            if nan:  # refused by the callers; the range is not needed
+                return np.empty(0), nan, float("nan"), float("nan")
             return np.empty(0), nan, float(fs.min()), float(fs.max())  # type: ignore[arg-type]
         v = rows_of(col)
         nan = int(np.isnan(v).sum())

@@ -146,7 +146,6 @@ def att_gt(
         return _result(outcome, panel, block_cells, block_skipped, block_psi, treated_groups, w_unit, control,
                        base_period, method, covariates, cluster_col, clusters)
 
-    y = panel.y
     cells: list[AttCell] = []
     recipes: list[_CellRecipe] = []
     skipped: list[str] = []
@@ -165,8 +164,8 @@ def att_gt(
         if not ctrl:
             skipped.append(f"({g},{t}): no comparison units not yet treated by {max(t, b)}")
             continue
-        dy_t = _gather_dy(y, treat, ti, bi)
-        dy_c = _gather_dy(y, ctrl, ti, bi)
+        dy_t = panel.outcome_change(treat, ti, bi)  # from the frame's buffers on a sorted rectangular frame
+        dy_c = panel.outcome_change(ctrl, ti, bi)
         if panel.balanced:
             seen_t = seen_c = None
             n_g, n_c = dy_t.shape[0], dy_c.shape[0]
@@ -244,7 +243,8 @@ class _CellSource:
         self.n, self.k = panel.n, len(recipes)
 
     def evaluate(self, r0: int, r1: int) -> np.ndarray:
-        y, w_unit = self.panel.y, self.w_unit
+        w_unit = self.w_unit
+        y = self.panel.outcome_rows(r0, r1)  # rows r0 … r1 − 1 (no units × periods copy on a rectangular frame)
         out = np.zeros((r1 - r0, self.k), order="F")
         xs: dict[int, np.ndarray] = {}
         for j, rc in enumerate(self.recipes):
@@ -254,7 +254,7 @@ class _CellSource:
                     lo, hi = max(s, r0), min(e, r1)
                     if hi <= lo:
                         continue
-                    dy = y[lo:hi, rc.ti] - y[lo:hi, rc.bi]
+                    dy = y[lo - r0:hi - r0, rc.ti] - y[lo - r0:hi - r0, rc.bi]
                     seen = None if self.panel.balanced else ~np.isnan(dy)
                     if seen is not None and not seen.all():
                         rows = np.flatnonzero(seen) + lo
@@ -415,9 +415,7 @@ def _unconditional_structured(panel: Panel, plan, control, sorted_key, period_in
     return [replace(c, se=float(se[k])) for k, c in enumerate(cells)], skipped, infl
 
 
-def _gather_dy(y: np.ndarray, slices: list[tuple[int, int]], ti: int, bi: int) -> np.ndarray:
-    parts = [y[s:e, ti] - y[s:e, bi] for s, e in slices]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
 
 
 def _rows(slices: list[tuple[int, int]], seen: np.ndarray | None) -> np.ndarray:
