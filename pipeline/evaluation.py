@@ -414,8 +414,10 @@ def randomised_sample(data: pl.DataFrame, treatments: pl.DataFrame) -> pl.DataFr
 
 
 def _event_scores(effects: RealisedEffects) -> dict[str, tuple[list[int], np.ndarray, np.ndarray | None, int]]:
-    """Per outcome: event times (in the estimates table's labels), the units' influence functions ``Ψ`` (n × k) of
-    the dynamic aggregation, the clusters' sums ``S`` (G × k; None when not clustered) and ``n``."""
+    """Per outcome: event times (in the estimates table's labels), the cross-products ``Ψ'Ψ`` (k × k) of the units'
+    influence functions ``Ψ`` (n × k) of the dynamic aggregation, the clusters' sums ``S`` (G × k; None when not
+    clustered) and ``n`` — from the influence functions chunk by chunk of units when the estimator defers them
+    (:meth:`~som_models.estimators._influence.DeferredColumns.rows_view`), so ``Ψ`` is never held whole."""
     out = {}
     years: Mapping[int, int] = effects.metadata.get("event_time_years") or {}  # type: ignore[assignment]
     for outcome, result in (getattr(effects, "results", None) or {}).items():
@@ -428,15 +430,34 @@ def _event_scores(effects: RealisedEffects) -> dict[str, tuple[list[int], np.nda
         if not dyn.influence:
             continue
         times = sorted(dyn.influence)
-        psi = np.column_stack([np.asarray(dyn.influence[e], dtype=float) for e in times])
         clusters = getattr(result, "clusters", None)
-        sums = None
-        if clusters is not None and np.asarray(clusters).size == psi.shape[0]:
-            codes = np.asarray(clusters, dtype=np.int64)
-            sums = np.zeros((int(codes.max()) + 1, psi.shape[1]))
-            np.add.at(sums, codes, psi)
-        out[outcome] = ([years.get(e, e) for e in times], psi, sums, int(result.n_units))
+        cross, sums = _score_moments(dyn.influence, times, clusters)
+        out[outcome] = ([years.get(e, e) for e in times], cross, sums, int(result.n_units))
     return out
+
+
+#: units per chunk when the influence functions are read chunk by chunk (:func:`_score_moments`)
+_SCORE_CHUNK = 1 << 16
+
+
+def _score_moments(influence: Mapping[int, np.ndarray], times: list[int], clusters) -> tuple[np.ndarray, np.ndarray | None]:
+    """``Ψ'Ψ`` and, when ``clusters`` (a code per unit) is given, ``S_c = Σ_{i∈c} ψ_i`` of the columns ``times`` of
+    ``influence`` — accumulated over chunks of units when it can be read so, else from its dense columns."""
+    view = influence.rows_view(times) if hasattr(influence, "rows_view") else None
+    n = view.shape[0] if view is not None else len(np.asarray(influence[times[0]]))
+    codes = None
+    if clusters is not None and np.asarray(clusters).size == n:
+        codes = np.asarray(clusters, dtype=np.int64)
+    cross = np.zeros((len(times), len(times)))
+    sums = np.zeros((int(codes.max()) + 1, len(times))) if codes is not None else None
+    for r0 in range(0, n, _SCORE_CHUNK):
+        r1 = min(n, r0 + _SCORE_CHUNK)
+        block = (view.rows(r0, r1) if view is not None
+                 else np.column_stack([np.asarray(influence[e], dtype=float)[r0:r1] for e in times]))
+        cross += block.T @ block
+        if sums is not None and codes is not None:
+            np.add.at(sums, codes[r0:r1], block)
+    return cross, sums
 
 
 def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
@@ -448,12 +469,12 @@ def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
     the dispatcher's cluster-robust variance, so the diagonal reproduces the reported standard errors.
     """
     out: dict[str, PathCovariance] = {}
-    for outcome, (times, psi, sums, n) in _event_scores(effects).items():
+    for outcome, (times, cross, sums, n) in _event_scores(effects).items():
         if sums is not None:
             g = sums.shape[0]
             gram = (g / (g - 1) if g > 1 else float("nan")) * (sums.T @ sums)
         else:
-            gram = psi.T @ psi
+            gram = cross
         out[outcome] = PathCovariance.from_array(times, gram / float(n) ** 2)
     return out
 

@@ -182,3 +182,32 @@ def test_frame_backed_outcome_rows_equal_the_outcome_matrix():
         np.testing.assert_array_equal(fast.covariates[c], general.covariates[c])
     f32 = build_panel(data, **{**kw, "outcome": "y32"})
     np.testing.assert_array_equal(f32.outcome_rows(0, f32.n), f32.y)
+
+
+@pytest.mark.parametrize("cluster", [None, "muni"])
+def test_the_evaluations_event_covariance_reads_the_influence_in_chunks(monkeypatch, cluster):
+    """``pipeline.evaluation.event_covariances`` and the clusters' scores of the verdicts' wild bootstrap take
+    ``Ψ'Ψ`` and ``S_c`` chunk by chunk of units (never the dense units × event-times matrix) and equal the dense
+    computation: ``V = Ψ'Ψ / n²``, clustered ``G/(G − 1) · S'S / n²``."""
+    from pipeline import evaluation as ev
+
+    monkeypatch.setattr(ev, "_SCORE_CHUNK", 97)  # several chunks, one ragged
+    data = _frames()["unbalanced"]
+    out = estimate(data, **KW, settings=EstimationSettings(covariates=("x1", "x2"), method="dr", cluster=cluster))
+    dyn = aggregate(out.results["y"], "dynamic")
+    times = sorted(dyn.influence)
+    psi = np.column_stack([dyn.influence[e] for e in times])  # dense, for the comparison only
+    n = out.results["y"].n_units
+    if cluster is None:
+        want = psi.T @ psi / n ** 2
+    else:
+        codes = np.asarray(out.results["y"].clusters, dtype=np.int64)
+        sums = np.zeros((codes.max() + 1, len(times)))
+        np.add.at(sums, codes, psi)
+        g = sums.shape[0]
+        want = g / (g - 1) * sums.T @ sums / n ** 2
+    fresh = estimate(data, **KW, settings=EstimationSettings(covariates=("x1", "x2"), method="dr", cluster=cluster))
+    calls = _forbid_dense(monkeypatch)
+    cov = ev.event_covariances(fresh)["y"]
+    assert calls == []
+    assert np.allclose(np.asarray(cov.matrix), want, rtol=1e-12, atol=0)
