@@ -219,7 +219,7 @@ def _typed(ctx: _Ctx, name: str, table: Table) -> pl.DataFrame:
         elif col.kind == "float":
             out[col.name] = as_float(s, file, delivered, table.decimal_comma)
         else:
-            d = as_date(s, file, delivered, ctx.cmap.date_encoding(name, col.name))
+            d = as_date(s, file, delivered, ctx.cmap.date_encoding(name, col.name), decimal_comma=table.decimal_comma)
             if col.kind == "end":  # open ends (empty, 9999-12-31, 31DEC9999) become missing
                 d = pl.select(pl.when(d >= OPEN_END).then(None).otherwise(d)).to_series().alias(col.name)
             out[col.name] = d.alias(col.name)
@@ -599,7 +599,7 @@ def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
     def numeric(c: str, t: pl.DataType) -> pl.Expr:
         x = pl.col(c)
         if t.is_float():
-            return pl.when(x == x.floor()).then(x).otherwise(-1.0).cast(pl.Int16, strict=False).alias(c)
+            return pl.when(x.is_null()).then(None).when(x == x.floor()).then(x).otherwise(-1.0).cast(pl.Int16, strict=False).alias(c)
         if t in (pl.Utf8, pl.Null) or t.is_integer():
             return x.cast(pl.Int16, strict=False).alias(c)
         return pl.when(x.is_null()).then(None).otherwise(-1).cast(pl.Int16).alias(c)
@@ -612,6 +612,11 @@ def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
     if redo:
         fixed = []
         for c in redo:
+            if df.schema[c].is_float():  # whole floats are codes (701.0), a fraction is none
+                x = df.get_column(c)
+                fixed.append(pl.select(pl.when(x.is_null()).then(None).when((x == x.floor()) & x.is_between(1, 999))
+                                       .then(x).otherwise(-1)).to_series().cast(pl.Int16).alias(c))
+                continue
             t = df.get_column(c).cast(pl.Utf8).str.strip_chars()
             v = t.cast(pl.Int32, strict=False)
             blank = t.is_null() | (t == "")
@@ -695,15 +700,15 @@ def _dream_columns(ctx: _Ctx, file: str) -> tuple[str, list[str], list[tuple[int
 
 
 def _csv_header(path: Path) -> list[str]:
-    from pipeline.registers.files import decode_text
+    from pipeline.registers.files import csv_separator, decode_text
 
     with open(path, "rb") as fh:
         head = fh.read(1 << 20)
     text = decode_text(head, path.name)
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first = text.split("\n", 1)[0].split("\r", 1)[0]  # LF, CRLF or CR-only line ends
     if not first.strip():
         raise DeliveryError(f"{path.name}: the file is empty (no header line)")
-    sep = ";" if first.count(";") > first.count(",") else ","
+    sep = csv_separator(first, path.name)
     return list(_check_names([c.strip().strip('"') for c in first.split(sep)], path.name))
 
 
