@@ -111,20 +111,13 @@ def check_vintage(vintage: str) -> str:
     return vintage
 
 
-def check_vintage_month(vintage: str, period_end: dt.date) -> None:
-    """A vintage that begins ``YYYY-MM`` names the month of extraction: ``MM`` must be a month (01–12), and the
-    month must not end before ``period_end`` — an extract cannot hold data for days after it was drawn."""
+def check_vintage_month(vintage: str) -> None:
+    """A vintage that begins ``YYYY-MM`` names the month of extraction: ``MM`` must be a month (01–12) — ``2023-13``
+    is a typo, not a label, and would silently let dates run up to today (:func:`extraction_date`)."""
     m = _VINTAGE_MONTH.match(vintage)
-    if not m:
-        return
-    y, mo = int(m.group(1)), int(m.group(2))
-    if not 1 <= mo <= 12:
-        raise DeliveryError(f"vintage {vintage}: month {mo} is no month (a vintage YYYY-MM names the month of "
-                            "extraction)")
-    last = dt.date(y, mo, calendar.monthrange(y, mo)[1])
-    if last < period_end:
-        raise DeliveryError(f"vintage {vintage} names an extraction month that ends before period_end {period_end} "
-                            "(an extract holds no days after it was drawn; correct the vintage or the period)")
+    if m and not 1 <= int(m.group(2)) <= 12:
+        raise DeliveryError(f"vintage {vintage}: month {int(m.group(2))} is no month (a vintage YYYY-MM names the "
+                            "month of extraction)")
 
 
 class _DuplicateKey(ValueError):
@@ -212,7 +205,7 @@ def read_manifest(folder: Path) -> Manifest:
         raise DeliveryError(f"{path}: 'vintage' must be text such as \"2022-06\"")
     try:
         check_vintage(doc["vintage"])
-        check_vintage_month(doc["vintage"], end)
+        check_vintage_month(doc["vintage"])
     except DeliveryError as exc:
         raise DeliveryError(f"{path}: {exc}") from None
     extracted = None
@@ -248,12 +241,14 @@ def read_manifest(folder: Path) -> Manifest:
         raise DeliveryError(f"{path}: 'registers' must be a list of register names")
     if registers is not None and kind == "registers":
         from pipeline.registers.config import REGISTERS
+        from pipeline.registers.costs import COST_FILE_STEM
 
-        unknown = [r for r in registers if r.lower() not in REGISTERS]
+        unknown = [r for r in registers if r.lower() not in REGISTERS and r.lower() != COST_FILE_STEM]
         if unknown:
             shown = ", ".join(ascii(u)[:40] for u in unknown[:5])
             raise DeliveryError(f"{path}: 'registers' names unknown register(s) {shown}; the list names the registers of "
-                                f"the contract the delivery holds ({', '.join(REGISTERS)}); other files need no entry")
+                                f"the contract the delivery holds ({', '.join(REGISTERS)}, and {COST_FILE_STEM} for its cost "
+                                "file); other files need no entry")
     sha = doc.get("sha256") or {}
     if not isinstance(sha, dict):
         raise DeliveryError(f"{path}: 'sha256' must map file names to hex digests")

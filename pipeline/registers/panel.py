@@ -599,7 +599,8 @@ def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
     def numeric(c: str, t: pl.DataType) -> pl.Expr:
         x = pl.col(c)
         if t.is_float():
-            return pl.when(x.is_null()).then(None).when(x == x.floor()).then(x).otherwise(-1.0).cast(pl.Int16, strict=False).alias(c)
+            whole = pl.when(x.is_null()).then(None).when(x == x.floor()).then(x).otherwise(-1.0)
+            return whole.cast(pl.Int16, strict=False).alias(c)
         if t in (pl.Utf8, pl.Null) or t.is_integer():
             return x.cast(pl.Int16, strict=False).alias(c)
         return pl.when(x.is_null()).then(None).otherwise(-1).cast(pl.Int16).alias(c)
