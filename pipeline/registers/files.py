@@ -318,8 +318,8 @@ def _check_names(names: list[str], file: str) -> dict[str, str]:
     for n in names:
         u = str(n).strip().upper()
         if u in upper:
-            raise DeliveryError(f"{file}: column {u}: rule column-names: two columns have this name when case is "
-                                "ignored (names are matched case-insensitively); deliver one")
+            raise DeliveryError(f"{file}: column {u or '(without a name)'}: rule column-names: two columns have this "
+                                "name when case is ignored (names are matched case-insensitively); deliver one")
         upper[u] = n
     return upper
 
