@@ -21,7 +21,8 @@ import pytest
 from pipeline.registers import ConfigError, DeliveryError, ingest, pseudonymise
 from pipeline.registers.config import parse_column_map
 from pipeline.registers.files import as_date, read_manifest
-from tests.hostile.test_hostile_registers import (  # noqa: F401  (base is a fixture)
+from tests.hostile.test_hostile_registers import (  # noqa: F401  (base, evaluate_workdir, ephemeral_runs: fixtures)
+    DEMO_SPEC,
     KEY,
     Case,
     _income_is,
@@ -35,6 +36,8 @@ from tests.hostile.test_hostile_registers import (  # noqa: F401  (base is a fix
     _snapshot,
     _text,
     base,
+    ephemeral_runs,
+    evaluate_workdir,
 )
 
 D = dt.date
@@ -363,3 +366,39 @@ def test_a_manifest_with_a_bom_reads_like_one_without(base, tmp_path):  # noqa: 
     plain = read_manifest(d)
     (d / "manifest.json").write_bytes(b"\xef\xbb\xbf" + (d / "manifest.json").read_bytes())
     assert read_manifest(d) == plain
+
+
+# --------------------------------------------------------------------------- som evaluate over the refused cases
+
+#: every refused case that needs no column-mapping config (``som evaluate`` reads deliveries with the defaults)
+REFUSED = sorted(n for n, c in CASES.items() if isinstance(c.expect, str) and c.expect != "same" and c.columns is None)
+
+
+def test_the_evaluate_corpus_covers_the_refusals():
+    assert len(REFUSED) >= 15
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_path, evaluate_workdir,  # noqa: F811
+                                                                    ephemeral_runs, monkeypatch, name):  # noqa: F811
+    """``som evaluate`` on each refused delivery: exit 3, one ``error:`` line naming file, column, rule or check
+    as ingestion does, no stack trace, no PNR, not the hostile value."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    case = CASES[name]
+    d = tmp_path / "delivery"
+    shutil.copytree(base[case.fmt], d, symlinks=True)
+    case.mutate(d)
+    monkeypatch.setenv("SOM_PSEUDONYM_KEY", KEY.hex())
+    res = CliRunner().invoke(app, ["evaluate", str(DEMO_SPEC), "--workdir", str(evaluate_workdir), "--delivery", str(d)])
+    assert res.exit_code == 3, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert re.search(case.expect, lines[0]), lines[0]
+    everything = res.stdout + res.stderr
+    for noise in ("Traceback", "Stack Trace", "dagster - ERROR", "DeliveryError", "RefusedDelivery"):
+        assert noise not in everything
+    assert not any(p in everything for p in base["pnrs"]), "a PNR in the output"
+    assert not any(s in everything for s in case.secret), "the hostile value in the output"
