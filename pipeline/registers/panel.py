@@ -57,7 +57,14 @@ from pipeline.registers.files import (
     read_table,
 )
 from pipeline.registers.pseudonym import pseudonymise
-from pipeline.registers.validate import check_dream_week_columns, describe, gx_max_rows, register_suite, validate
+from pipeline.registers.validate import (
+    check_dream_week_columns,
+    check_person_constant,
+    describe,
+    gx_max_rows,
+    register_suite,
+    validate,
+)
 from som_models.simulate.calendar import iso_weeks_in_year, parse_week_column
 
 ASSETS = cfg.ASSETS
@@ -417,6 +424,7 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
     """BEF status files → PNR, year, sex, birth_year, municipality (validated)."""
     derive = lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))  # noqa: E731
     bef = load_register(ctx, "bef", files, derive, keep=("PNR", "YEAR", "KOEN", "FOED_DAG", "KOM"))
+    check_person_constant(bef, ("KOEN", "FOED_DAG"), files)  # a PNR fixes sex and birth date
     sizes = bef.group_by("YEAR").len()
     empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
     if empty:

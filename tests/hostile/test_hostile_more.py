@@ -248,6 +248,16 @@ CASES: dict[str, Case] = {
                                   "same"),
     "birth after the status date": Case(_parquet("bef201912.parquet", lambda df: _set(df, 3, FOED_DAG=D(2020, 3, 1))),
                                         r"bef201912\.parquet: check ge__STATUS_DATE__FOED_DAG .*row 3"),
+    "birth date differing between BEF years": Case(
+        _parquet("bef202012.parquet", lambda df: _set(df, 3, FOED_DAG=D(1950, 3, 1))),
+        r"bef202012\.parquet: column FOED_DAG: rule person-constant: 1 person\(s\) .*first rows: bef202012\.parquet row 3\)"),
+    "sex differing between BEF years": Case(
+        _parquet("bef202212.parquet", lambda df: df.with_columns(
+            pl.when(pl.int_range(pl.len()) == 5).then(3 - pl.col("KOEN")).otherwise(pl.col("KOEN")).alias("KOEN"))),
+        r"bef202212\.parquet: column KOEN: rule person-constant: 1 person\(s\) .*first rows: bef202212\.parquet row 5\)"),
+    "birth date and sex differing in the earliest BEF year": Case(
+        _parquet("bef201912.parquet", lambda df: _set(df, 0, FOED_DAG=D(1950, 3, 1), KOEN=3 - df["KOEN"][0])),
+        r"bef20\d\d12\.parquet: column KOEN: rule person-constant: 1 person\(s\)"),
     # ---- IND: negative wage income is valid
     "negative wage income (Danish CSV)": Case(
         _ind2021_amount("-5.000,50"), lambda panel, clean, ctx: _income_is(panel, clean, ctx, -5000.5), fmt="csv"),
