@@ -141,7 +141,7 @@ CASES = {
     "duplicate LPR record number": (
         lambda d: _edit(d, "lpr_adm2020.parquet", lambda df: _row(df, 1, RECNUM=df["RECNUM"][0])),
         r"check unique__RECNUM .*2 of \d+ rows fail.*lpr_adm2020\.parquet row 0, lpr_adm2020\.parquet row 1"),
-    "negative amount": (lambda d: _edit(d, "ind2021.parquet", lambda df: _row(df, 3, LOENMV_13=-1500.0)),
+    "amount below the plausible range": (lambda d: _edit(d, "ind2021.parquet", lambda df: _row(df, 3, LOENMV_13=-1.5e9)),
                         r"ind2021\.parquet: check between__LOENMV_13 .*1 of \d+ rows fail"),
     "arm not T or C": (lambda d: _edit(d, "indsats.parquet", lambda df: _row(df, 0, ARM="X")),
                        r"indsats\.parquet: check in_set__ARM"),
@@ -194,7 +194,7 @@ def test_malformed_delivery_is_refused(base, tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["duplicate person-years in BEF", "end before start", "DREAM code outside every group",
-                                  "negative amount", "PNR not 10 characters",
+                                  "amount below the plausible range", "PNR not 10 characters",
                                   "date in the future (after the vintage 2023-06)"])
 def test_malformed_delivery_is_refused_by_great_expectations_too(base, tmp_path, case):
     mutate, pattern = CASES[case]
@@ -251,7 +251,7 @@ def test_cli_refusal_exit_code_3_and_earlier_panel_intact(base, tmp_path, monkey
     shutil.copytree(base["out"], out)
     before = (out / "panel.parquet").read_bytes()
     CASES["end before start"][0](d)
-    CASES["negative amount"][0](d)
+    CASES["amount below the plausible range"][0](d)
     res = runner.invoke(app, ["ingest", str(d), "--out", str(out), "--gx-rows", "0"])
     assert res.exit_code == 3, res.output
     assert "delivery refused: shelter.parquet" in res.output and "Traceback" not in res.output

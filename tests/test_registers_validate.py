@@ -26,7 +26,7 @@ def _frames():
         }).with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE")),
         "dream": pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": [0, 0, 3, 0, 1, 0]}),
         "ind": pl.DataFrame({"PNR": pnr, "YEAR": [2019, 2019, 2019, 2019, 2020, 2020],
-                             "LOENMV_13": [1.5, -3.0, None, 0.0, 10.0, 2.0]}),
+                             "LOENMV_13": [1.5, -3e9, None, 0.0, 10.0, 2.0]}),
         "lpr": pl.DataFrame({
             "PNR": pnr, "RECNUM": ["1", "2", "2", None, "5", "6"],
             "D_INDDTO": [D(2019, 1, 1), D(2021, 2, 1), D(2019, 5, 5), D(2019, 1, 1), None, D(2020, 1, 1)],

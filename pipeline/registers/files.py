@@ -56,6 +56,8 @@ _PNR_DASHED = re.compile(r"^[0-9]{6}-[0-9]{4}$")
 #: thousands separators in groups of three (``;`` CSV). Anything else is refused, never truncated.
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _NUMBER_DK = re.compile(r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$")
+#: a number without exponent, ``.`` decimal mark (number-encoded dates as text outside a Danish CSV)
+_NUMBER_PLAIN = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 #: integer date encodings a register configuration may declare (``dates:`` in the column-mapping config)
 DATE_ENCODINGS = ("auto", "sas_days", "unix_days", "yyyymmdd", "iso", "sas_text", "dmy")
 
@@ -109,6 +111,31 @@ def check_vintage(vintage: str) -> str:
     return vintage
 
 
+def check_vintage_month(vintage: str) -> None:
+    """A vintage that begins ``YYYY-MM`` names the month of extraction: ``MM`` must be a month (01–12) — ``2023-13``
+    is a typo, not a label, and would silently let dates run up to today (:func:`extraction_date`)."""
+    m = _VINTAGE_MONTH.match(vintage)
+    if m and not 1 <= int(m.group(2)) <= 12:
+        raise DeliveryError(f"vintage {vintage}: month {int(m.group(2))} is no month (a vintage YYYY-MM names the "
+                            "month of extraction)")
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json`` object hook: a key that appears twice in one object is an error (never the last one silently)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def extraction_date(vintage: str, period_end: dt.date, today: dt.date | None = None) -> dt.date:
     """The last valid date of a delivery: the end of the vintage month for a ``YYYY-MM…`` vintage (DST names
     research extracts by the month they were drawn), capped at ``today`` (no date lies in the future); for a
@@ -151,12 +178,15 @@ def read_manifest(folder: Path) -> Manifest:
     why = _inside(folder, "manifest.json", path)
     if why:
         raise DeliveryError(f"{path}: manifest.json is {why}; it must be a regular file inside the delivery folder")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+    try:  # a UTF-8 byte-order mark (as Windows editors write it) is allowed
+        doc = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise DeliveryError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError:
         raise DeliveryError(f"{path}: not UTF-8 text") from None
+    except _DuplicateKey as exc:
+        raise DeliveryError(f"{path}: key {ascii(exc.key)[:80]} appears more than once in one object (which one "
+                            "holds is not guessed)") from None
     if not isinstance(doc, dict):
         raise DeliveryError(f"{path}: must be a JSON object")
     for key in ("vintage", "period_start", "period_end", "files"):
@@ -175,6 +205,7 @@ def read_manifest(folder: Path) -> Manifest:
         raise DeliveryError(f"{path}: 'vintage' must be text such as \"2022-06\"")
     try:
         check_vintage(doc["vintage"])
+        check_vintage_month(doc["vintage"])
     except DeliveryError as exc:
         raise DeliveryError(f"{path}: {exc}") from None
     extracted = None
@@ -208,6 +239,16 @@ def read_manifest(folder: Path) -> Manifest:
     registers = doc.get("registers")
     if registers is not None and (not isinstance(registers, list) or not all(isinstance(r, str) for r in registers)):
         raise DeliveryError(f"{path}: 'registers' must be a list of register names")
+    if registers is not None and kind == "registers":
+        from pipeline.registers.config import REGISTERS
+        from pipeline.registers.costs import COST_FILE_STEM
+
+        unknown = [r for r in registers if r.lower() not in REGISTERS and r.lower() != COST_FILE_STEM]
+        if unknown:
+            shown = ", ".join(ascii(u)[:40] for u in unknown[:5])
+            raise DeliveryError(f"{path}: 'registers' names unknown register(s) {shown}; the list names the registers of "
+                                f"the contract the delivery holds ({', '.join(REGISTERS)}, and {COST_FILE_STEM} for its cost "
+                                "file); other files need no entry")
     sha = doc.get("sha256") or {}
     if not isinstance(sha, dict):
         raise DeliveryError(f"{path}: 'sha256' must map file names to hex digests")
@@ -257,15 +298,28 @@ class Table:
     decimal_comma: bool = False
 
 
+#: a column name that is a value: a person number (10 digits, or dashed) or a date (ISO, SAS text, DD-MM-YYYY,
+#: DD.MM.YYYY) — a file without its header line; such names are never repeated in a message
+_VALUE_NAME = re.compile(r"^\s*([0-9]{6}-?[0-9]{4}|[0-9]{4}-[0-9]{2}-[0-9]{2}.*|[0-9]{1,2}[A-Za-z]{3}[0-9]{4}"
+                         r"|[0-9]{1,2}[-./][0-9]{1,2}[-./][0-9]{4})\s*$")
+#: a CSV header field that is a value: the above, or a number (``12``, ``-3,5``, ``1.234``)
+_VALUE_FIELD = re.compile(_VALUE_NAME.pattern + r"|^\s*[+-]?[0-9][0-9.,]*\s*$")
+
+
 def _check_names(names: list[str], file: str) -> dict[str, str]:
     """Upper-cased column name → the file's name (rule ``column-names``): names are matched case-insensitively,
-    so two names that differ only in case (or surrounding blanks) are an error, never a silent choice."""
+    so two names that differ only in case (or surrounding blanks) are an error, never a silent choice. A name
+    that is a person number or a date means the file has lost its header (refused without repeating it)."""
+    values = sum(bool(_VALUE_NAME.match(str(n))) for n in names)
+    if values:
+        raise DeliveryError(f"{file}: rule column-names: {values} column name(s) are values (a person number or a "
+                            "date), not names; is the header line missing?")
     upper: dict[str, str] = {}
     for n in names:
         u = str(n).strip().upper()
         if u in upper:
-            raise DeliveryError(f"{file}: column {u}: rule column-names: two columns have this name when case is "
-                                "ignored (names are matched case-insensitively); deliver one")
+            raise DeliveryError(f"{file}: column {u or '(without a name)'}: rule column-names: two columns have this "
+                                "name when case is ignored (names are matched case-insensitively); deliver one")
         upper[u] = n
     return upper
 
@@ -327,10 +381,12 @@ def _read_csv(path: Path, columns: list[str] | None) -> Table:
     text = decode_text(path.read_bytes(), file)
     if not text.strip():
         raise DeliveryError(f"{file}: the file is empty (no header line)")
+    if "\n" not in text and "\r" in text:  # classic Mac line ends (CR only): the same lines, exactly
+        text = text.replace("\r", "\n")
     first = text.split("\n", 1)[0]
-    sep = ";" if first.count(";") > first.count(",") else ","
-    _check_names(check_row_widths(text, sep, file), file)
-    text = text.rstrip("\r\n") + "\n"  # blank lines at the end are no rows (blank lines inside were refused)
+    sep = csv_separator(first, file)
+    check_header(check_row_widths(text, sep, file), file)
+    text = text.rstrip() + "\n"  # blank lines at the end are no rows (blank lines inside were refused)
     try:
         df = pl.read_csv(text.encode("utf-8"), separator=sep, infer_schema=False, truncate_ragged_lines=False)
     except Exception as exc:
@@ -340,6 +396,29 @@ def _read_csv(path: Path, columns: list[str] | None) -> Table:
     if columns is not None:
         df = df.select([c for c in columns if c in df.columns])
     return Table(file, df, decimal_comma=(sep == ";"))
+
+
+def csv_separator(first: str, file: str) -> str:
+    """The separator of a CSV file from its header line: ``;`` (the Danish dialect, decimal comma) or ``,``.
+
+    A header separated by tabs (or with more tabs than either) is refused (rule ``csv-separator``): which decimal
+    mark a tab-separated file uses is not stated, and it is not guessed."""
+    semi, comma, tab = first.count(";"), first.count(","), first.count("\t")
+    if tab and tab >= max(semi, comma):
+        raise DeliveryError(f"{file}: rule csv-separator: the header line is separated by tabs; deliver ';' (Danish: "
+                            "decimal comma) or ',' (decimal point) as separator")
+    return ";" if semi > comma else ","
+
+
+def check_header(header: list[str], file: str) -> dict[str, str]:
+    """The CSV header's names (:func:`_check_names`), refused as a whole when a field of the first line is a value
+    — a person number, a number or a date (rule ``csv-header``): the file has no header line, and its first data
+    row would be taken for column names. The message never repeats the line."""
+    values = sum(bool(_VALUE_FIELD.match(str(n))) for n in header)
+    if values:
+        raise DeliveryError(f"{file}: rule csv-header: the first line holds values ({values} field(s) are a person "
+                            "number, a number or a date), not column names; every CSV file needs a header line")
+    return _check_names(header, file)
 
 
 def check_row_widths(text: str, sep: str, file: str) -> list[str]:
@@ -394,7 +473,7 @@ def _row_widths_unquoted(text: str, sep: str, file: str) -> list[str]:
     """:func:`check_row_widths` for a text without quote characters (same rules and messages, in polars)."""
     lines = pl.Series(text.replace("\r\n", "\n").split("\n"))
     n = len(lines)
-    while n > 1 and lines[n - 1] == "":  # blank lines at the end of the file are no rows
+    while n > 1 and not lines[n - 1].strip():  # blank lines at the end of the file (a lone CR too) are no rows
         n -= 1
     header = lines[0].split(sep) if n else []
     data = lines.slice(1, n - 1)
@@ -587,14 +666,18 @@ def _number_dates(f: pl.Series, file: str, column: str, encoding: str) -> pl.Ser
     return pl.select(pl.lit(epoch) + pl.duration(days=f.cast(pl.Int64))).to_series().cast(pl.Date)
 
 
-def as_date(s: pl.Series, file: str, column: str, encoding: str = "auto") -> pl.Series:
+def as_date(s: pl.Series, file: str, column: str, encoding: str = "auto", *, decimal_comma: bool = False) -> pl.Series:
     """A date column (rule ``date-encoding``; ``encoding`` from the register configuration, :data:`DATE_ENCODINGS`).
 
-    * date and datetime values (Parquet, SAS columns with a date format) are dates under every encoding;
+    * date and datetime values (Parquet, SAS columns with a date format) are dates under every encoding; a
+      timestamp with a time zone is an instant, read as its calendar date in Denmark (Europe/Copenhagen): Danish
+      midnight stored as UTC (23:00 the day before) is the Danish day, never the day before;
     * ``auto`` (the default): text as ISO ``2019-12-31`` (a time part is dropped), SAS ``31DEC2019`` or
       ``31-12-2019``; **numbers are refused** — their meaning must be declared;
     * ``sas_days`` / ``unix_days``: numbers (or whole-number text, as in a CSV) are days since 1960-01-01 /
-      1970-01-01; ``yyyymmdd``: numbers are ``20191231``; text in the three forms above is still read;
+      1970-01-01; ``yyyymmdd``: numbers are ``20191231``; text in the three forms above is still read; number
+      text follows the file's number rules (:func:`as_float`): in a Danish CSV (``decimal_comma``) ``21.915`` is
+      21915 and ``21915.0`` is refused, in a ``,`` CSV ``21915.0`` is 21915 — never a guess;
     * ``iso`` / ``sas_text`` / ``dmy``: text in that one form only; numbers refused.
     """
     if encoding not in DATE_ENCODINGS:
@@ -603,6 +686,8 @@ def as_date(s: pl.Series, file: str, column: str, encoding: str = "auto") -> pl.
     if s.dtype == pl.Date:
         return s
     if isinstance(s.dtype, pl.Datetime):
+        if s.dtype.time_zone is not None:
+            s = s.dt.convert_time_zone("Europe/Copenhagen")
         return s.dt.date()
     if s.dtype.is_numeric() and s.dtype != pl.Boolean:
         f = s.cast(pl.Float64)
@@ -615,13 +700,20 @@ def as_date(s: pl.Series, file: str, column: str, encoding: str = "auto") -> pl.
     if s.dtype not in (pl.Utf8, pl.Null):
         raise DeliveryError(f"{file}: column {column}: rule date-encoding: has type {s.dtype}, expected dates")
     t = _text(s)
-    digits = t.str.contains(r"^[+-]?[0-9]+(\.0*)?$").fill_null(False)  # a number written as text (CSV)
+    # a number written as text (CSV), by the file's number rules (Danish: '.' groups thousands, ',' decimals)
+    number = (_NUMBER_DK if decimal_comma else _NUMBER_PLAIN).pattern
+    digits = t.str.contains(number).fill_null(False)
     out = pl.Series(s.name, [None] * s.len(), dtype=pl.Date)
+    if encoding in _NUMBER_ENCODINGS:
+        odd = t.str.contains(r"^[+-]?[0-9][0-9.,]*$").fill_null(False) & ~digits
+        if odd.any():
+            how = " (Danish format: ',' decimal mark, '.' thousands in groups of three)" if decimal_comma else ""
+            raise _bad(file, column, odd, f"are not numbers{how}", "number-format")
     if digits.any():
         if encoding not in _NUMBER_ENCODINGS:
             raise _bad(file, column, digits, "are numbers, but the register configuration declares no number encoding "
                        "for this date column (dates: sas_days, unix_days or yyyymmdd)", "date-encoding")
-        nums = pl.select(pl.when(digits).then(t).otherwise(None)).to_series().cast(pl.Float64, strict=False)
+        nums = as_float(pl.select(pl.when(digits).then(t).otherwise(None)).to_series(), file, column, decimal_comma)
         out = _number_dates(nums, file, column, encoding)
     text = pl.select(pl.when(digits).then(None).otherwise(t)).to_series().str.replace(
         r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "")

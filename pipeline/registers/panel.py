@@ -57,7 +57,14 @@ from pipeline.registers.files import (
     read_table,
 )
 from pipeline.registers.pseudonym import pseudonymise
-from pipeline.registers.validate import check_dream_week_columns, describe, gx_max_rows, register_suite, validate
+from pipeline.registers.validate import (
+    check_dream_week_columns,
+    check_person_constant,
+    describe,
+    gx_max_rows,
+    register_suite,
+    validate,
+)
 from som_models.simulate.calendar import iso_weeks_in_year, parse_week_column
 
 ASSETS = cfg.ASSETS
@@ -219,7 +226,7 @@ def _typed(ctx: _Ctx, name: str, table: Table) -> pl.DataFrame:
         elif col.kind == "float":
             out[col.name] = as_float(s, file, delivered, table.decimal_comma)
         else:
-            d = as_date(s, file, delivered, ctx.cmap.date_encoding(name, col.name))
+            d = as_date(s, file, delivered, ctx.cmap.date_encoding(name, col.name), decimal_comma=table.decimal_comma)
             if col.kind == "end":  # open ends (empty, 9999-12-31, 31DEC9999) become missing
                 d = pl.select(pl.when(d >= OPEN_END).then(None).otherwise(d)).to_series().alias(col.name)
             out[col.name] = d.alias(col.name)
@@ -417,6 +424,7 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
     """BEF status files → PNR, year, sex, birth_year, municipality (validated)."""
     derive = lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))  # noqa: E731
     bef = load_register(ctx, "bef", files, derive, keep=("PNR", "YEAR", "KOEN", "FOED_DAG", "KOM"))
+    check_person_constant(bef, ("KOEN", "FOED_DAG"), files)  # a PNR fixes sex and birth date
     sizes = bef.group_by("YEAR").len()
     empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
     if empty:
@@ -613,7 +621,8 @@ def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
     def numeric(c: str, t: pl.DataType) -> pl.Expr:
         x = pl.col(c)
         if t.is_float():
-            return pl.when(x == x.floor()).then(x).otherwise(-1.0).cast(pl.Int16, strict=False).alias(c)
+            whole = pl.when(x.is_null()).then(None).when(x == x.floor()).then(x).otherwise(-1.0)
+            return whole.cast(pl.Int16, strict=False).alias(c)
         if t in (pl.Utf8, pl.Null) or t.is_integer():
             return x.cast(pl.Int16, strict=False).alias(c)
         return pl.when(x.is_null()).then(None).otherwise(-1).cast(pl.Int16).alias(c)
@@ -626,6 +635,11 @@ def _codes_matrix(df: pl.DataFrame) -> np.ndarray:
     if redo:
         fixed = []
         for c in redo:
+            if df.schema[c].is_float():  # whole floats are codes (701.0), a fraction is none
+                x = df.get_column(c)
+                fixed.append(pl.select(pl.when(x.is_null()).then(None).when((x == x.floor()) & x.is_between(1, 999))
+                                       .then(x).otherwise(-1)).to_series().cast(pl.Int16).alias(c))
+                continue
             t = df.get_column(c).cast(pl.Utf8).str.strip_chars()
             v = t.cast(pl.Int32, strict=False)
             blank = t.is_null() | (t == "")
@@ -709,15 +723,15 @@ def _dream_columns(ctx: _Ctx, file: str) -> tuple[str, list[str], list[tuple[int
 
 
 def _csv_header(path: Path) -> list[str]:
-    from pipeline.registers.files import decode_text
+    from pipeline.registers.files import csv_separator, decode_text
 
     with open(path, "rb") as fh:
         head = fh.read(1 << 20)
     text = decode_text(head, path.name)
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first = text.split("\n", 1)[0].split("\r", 1)[0]  # LF, CRLF or CR-only line ends
     if not first.strip():
         raise DeliveryError(f"{path.name}: the file is empty (no header line)")
-    sep = ";" if first.count(";") > first.count(",") else ","
+    sep = csv_separator(first, path.name)
     return list(_check_names([c.strip().strip('"') for c in first.split(sep)], path.name))
 
 

@@ -21,16 +21,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from pipeline.quality.engine import DEFAULT_GX_MAX_ROWS, collect_reports, engine_for, for_gx, gx_max_rows, validate
 from pipeline.quality.gx_runner import SuiteSpec, ValidationReport, describe_outcome, load_suite
 from pipeline.quality.polars_engine import evaluate_polars
 from pipeline.registers.config import SUITES
 from pipeline.registers.files import DeliveryError
 
-__all__ = ["DEFAULT_GX_MAX_ROWS", "bind", "check_dream_week_columns", "collect_reports", "describe", "engine_for",
-           "evaluate_polars", "for_gx", "gx_max_rows", "register_suite", "validate"]
+__all__ = ["DEFAULT_GX_MAX_ROWS", "bind", "check_dream_week_columns", "check_person_constant", "collect_reports",
+           "describe", "engine_for", "evaluate_polars", "for_gx", "gx_max_rows", "register_suite", "validate"]
 _for_gx = for_gx  # the name earlier callers and tests use
 
+_SAMPLE = 5
 _PLACEHOLDER = re.compile(r"^\$\{(\w+)\}$")
 
 
@@ -121,3 +124,41 @@ def check_dream_week_columns(names: list[str], file: str, pivot: int = 50) -> No
         raise DeliveryError(f"{file}: column {bad[0][0]}: rule dream-week-columns: {len(bad)} column(s) named like a "
                             f"week are no ISO week: {shown}{more}; DREAM week columns are y_YYWW with WW 01–52, or 53 "
                             "in an ISO year that has 53 weeks")
+
+
+# --------------------------------------------------------------------------- BEF: what a person number fixes
+
+def check_person_constant(frame: pl.DataFrame, columns: tuple[str, ...], files: list[tuple[str, int | None]],
+                          *, rule: str = "person-constant") -> None:
+    """Columns that cannot change between a person's yearly status files are the same in every year (rule
+    ``person-constant``; BEF's ``KOEN`` and ``FOED_DAG``).
+
+    A CPR number encodes the birth date and the sex (a legal change of sex gives a new number), so one PNR with
+    two birth dates or two sexes in different years' files is an extraction or linkage error; taking any one
+    of them would be a guess (and ``birth_year``/``age`` would jump between a person's rows). ``frame`` holds
+    ``PNR``, ``YEAR`` and ``columns`` in the order of ``files`` (file, year), each file's rows contiguous.
+    Refusal: file, column, rule, the number of persons and the first rows (0-based, within their file) whose
+    value differs from the person's value in the earliest year — never a value.
+
+    Cost: one group-by on integer keys with a min and a max per column; rows are located only on failure.
+    """
+    key = pl.col("PNR").cast(pl.Int64, strict=False)
+    spans = frame.group_by(key.alias("_k")).agg(
+        *[(pl.col(c).min() != pl.col(c).max()).alias(c) for c in columns])
+    bad = [c for c in columns if spans.get_column(c).any()]
+    if not bad:
+        return
+    lines = []
+    row_in_file = pl.int_range(pl.len()).over("YEAR")
+    for c in bad:
+        first = pl.col(c).sort_by("YEAR").first().over("_k")
+        odd = (frame.with_columns(key.alias("_k"))
+               .with_columns(row_in_file.alias("_row"), (pl.col(c) != first).fill_null(False).alias("_odd"))
+               .filter(pl.col("_odd")).sort("YEAR", "_row"))
+        persons = spans.get_column(c).sum()
+        by_year = {y: f for f, y in files}
+        where = [f"{by_year.get(y, '?')} row {r}" for y, r in odd.select("YEAR", "_row").head(_SAMPLE).iter_rows()]
+        file = by_year.get(odd.get_column("YEAR")[0], files[0][0]) if odd.height else files[0][0]
+        lines.append(f"{file}: column {c}: rule {rule}: {persons} person(s) have another {c} than in their earliest "
+                     f"year's file (a person number fixes it; first rows: {', '.join(where)})")
+    raise DeliveryError(lines[0], lines)
