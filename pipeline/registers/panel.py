@@ -421,17 +421,30 @@ def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
 
 
 def population(ctx: _Ctx, files) -> pl.DataFrame:
-    """BEF status files → PNR, year, sex, birth_year, municipality (validated)."""
+    """BEF status files → PNR, year, sex, birth_year, municipality and ``_birth`` (the birth date, for
+    :func:`person_constant`), validated, in file order."""
     derive = lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))  # noqa: E731
     bef = load_register(ctx, "bef", files, derive, keep=("PNR", "YEAR", "KOEN", "FOED_DAG", "KOM"))
-    check_person_constant(bef, ("KOEN", "FOED_DAG"), files)  # a PNR fixes sex and birth date
     sizes = bef.group_by("YEAR").len()
     empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
     if empty:
         raise DeliveryError(f"{empty[0]}: BEF file without persons (0 rows); every year of the period needs its population")
     return bef.select("PNR", pl.col("YEAR").alias("year"), pl.col("KOEN").alias("sex"),
                       pl.col("FOED_DAG").dt.year().cast(pl.Int32).alias("birth_year"),
-                      pl.col("KOM").cast(pl.Int32).alias("municipality"))
+                      pl.col("KOM").cast(pl.Int32).alias("municipality"), pl.col("FOED_DAG").alias("_birth"))
+
+
+def person_constant(base: pl.DataFrame, pop: pl.DataFrame, files) -> None:
+    """A PNR fixes sex and birth date (rule ``person-constant``, :func:`pipeline.registers.validate.check_person_constant`).
+
+    Detected on ``base`` — the population sorted by (``pid``, ``year``) — as a change between a person's consecutive
+    rows (one pass, no grouping); only then is the file-ordered population ``pop`` searched for the refusal's
+    files and rows."""
+    same = pl.col("pid") == pl.col("pid").shift(1)
+    changed = base.select((same & (pl.col(c) != pl.col(c).shift(1))).any().alias(c) for c in ("sex", "_birth")).row(0)
+    if any(changed):
+        check_person_constant(pop.select("PNR", pl.col("year").alias("YEAR"), pl.col("sex").alias("KOEN"),
+                                         pl.col("_birth").alias("FOED_DAG")), ("KOEN", "FOED_DAG"), files)
 
 
 def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
@@ -856,6 +869,8 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     base = persons.attach(pop)
     grid = _Grid(base.get_column("pid").to_numpy(), base.get_column("year").to_numpy(), persons.n, manifest.years)
     base = base[grid.order]
+    person_constant(base, pop, files["bef"])
+    base = base.drop("_birth")
     del pop
     lap("indsats_and_pseudonyms")
     arrays: dict[str, np.ndarray] = {}
