@@ -794,6 +794,10 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
             counts, bad_in = src.counts_in(table, cols, lut, slot, width)
             del table
             _count_year(counts, bad_in, cols, y, arrays, out_cols, outside, bad_cols, grid, pid_np, known, coded)
+    if src.parquet:  # Arrow's allocator keeps freed blocks for reuse; nothing later reads through Arrow
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
     check = pl.DataFrame({"PNR": pnr, "CODES_OUTSIDE_GROUPS": outside})
     report = validate(check, register_suite("dream", ctx.params), max_gx_rows=ctx.gx_rows)
     lines = describe(report, [(file, check.height)])
