@@ -42,3 +42,14 @@ def test_descriptive_update_without_a_realised_success_rate_is_carried():
     assert out.not_carried == ()
     kh = {c.item: c for c in out.prior.consequences}["kontanthjaelp_weeks"]
     assert kh.units[0] == pytest.approx(doc["consequences"]["kontanthjaelp_weeks"]["units"][0], rel=1e-5)
+
+
+def test_an_unknown_report_language_in_the_environment_is_refused_before_the_run(tmp_path, monkeypatch):
+    """``SOM_REPORT_LANGUAGE`` is checked like ``--lang``: before anything runs or is written. Unchecked, a run went
+    through every asset — the proposal stored — and failed only at the audit report."""
+    from pipeline.runner import EvaluationRefused, evaluate
+
+    monkeypatch.setenv("SOM_REPORT_LANGUAGE", "xx")
+    with pytest.raises(EvaluationRefused, match="report language 'xx'"):
+        evaluate(SPEC, workdir=tmp_path, delivery=tmp_path / "no-such-delivery")
+    assert not (tmp_path / "som.db").exists()
