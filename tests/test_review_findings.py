@@ -53,3 +53,60 @@ def test_an_unknown_report_language_in_the_environment_is_refused_before_the_run
     with pytest.raises(EvaluationRefused, match="report language 'xx'"):
         evaluate(SPEC, workdir=tmp_path, delivery=tmp_path / "no-such-delivery")
     assert not (tmp_path / "som.db").exists()
+
+
+def test_a_superseded_vintage_is_carried_when_the_newer_one_cannot_be_rederived(tmp_path):
+    """B is evaluated on two cumulative vintages between A's: v3 = B-2021 (by a run, re-derivable), v4 = B-2022
+    stored by hand (not re-derivable). A-2023 on v4: the root is v1, B-2022 is proposed for carrying and B-2021 is
+    superseded by it. B-2022 then cannot be re-derived, so it is not carried — and B-2021, whose person-years only
+    B-2022 held, was dropped too: the prior was the seed alone (0.256897 ± 0.0371391 with A-2023), and the warning
+    named version 4 only. Now the root is chosen again without version 4, and B-2021 is carried in its place
+    (0.22 ± 0.07), as the prior had it before B-2022 was stored; the warning still names version 4."""
+    from pipeline.store import ParameterStore
+    from som_models.calibration import combine
+    from tests.test_evidence_carry import A21, A23, B22, _approve, _estimates, _evaluate, _other, _success
+
+    base = ev.load_spec(SPEC)
+    doc = base.seed.to_dict()
+    doc["success_rate"] = {**doc["success_rate"], "value": 0.30, "se": 0.10}
+    loaded = ev.LoadedSpec(base.path, base.spec, parse_parameter_set(doc), base.seed_path)
+    hf = loaded.spec.intervention
+    with ParameterStore(f"sqlite:///{tmp_path / 'som.db'}") as store:
+        p2 = _evaluate(store, loaded, _estimates((0.28, 0.06)), "2021", A21)
+        _approve(store, loaded, p2["version"])
+        other = _other(loaded, "b_eval", reestimate_consequences=False)
+        p3 = _evaluate(store, other, _estimates((0.22, 0.07)), "b2021", {**B22, "last_year": 2021})
+        _approve(store, loaded, p3["version"])
+        content = store.get_version(hf, 3).content
+        edited = {**content, "success_rate": {**content["success_rate"], "value": 0.21}}
+        run = store.record_run(evaluation_id="b_eval", intervention=hf, data_vintage="b2022", data_hash="b" * 64,
+                               code_version="t", spec=dict(other.spec.document), tested_version=3)
+        v4 = store.propose_version(intervention=hf, parent_version=3, content=edited, reason="by hand", run_id=run.id,
+                                   data_vintage="b2022", data_hash="b" * 64, code_version="t", evidence={},
+                                   estimates=[], verdicts=[], window=B22, prior_version=2)
+        _approve(store, loaded, v4.version)
+        p5 = _evaluate(store, loaded, _estimates((0.25, 0.04)), "2023", A23)
+        assert p5["prior_version"] == 1 and p5["reason"].startswith("WARNING")
+        expected = combine(*combine(0.30, 0.10, 0.22, 0.07, "precision_weighted", 0.5), 0.25, 0.04,
+                           "precision_weighted", 0.5)
+        assert _success(p5) == pytest.approx(expected, abs=1e-6)
+        record = store.get_version(hf, p5["version"]).evidence["prior"]
+        assert record["carried_versions"] == [3] and [n["version"] for n in record["not_carried"]] == [4]
+        assert "not carried (cannot be re-derived): version 4" in p5["reason"]
+
+
+def test_choose_root_without_an_excluded_version():
+    """The root choice again without a version that cannot be re-derived (``exclude``): it is not carried and no
+    longer supersedes the older vintage of its evaluation — v4 = B-2023, v3 = A-2021, v2 = B-2021, v1 seed, new
+    A-2023: with v4 carried the root is v1 (B-2021 superseded); without it the root is v2, which holds B-2021."""
+    from som_models.evidence import LineageStep, choose_root
+
+    def w(evaluation, first, last, h):
+        return EvidenceWindow(evaluation, str(last), h, first, last, 100)
+
+    lineage = [LineageStep(4, w("b", 2016, 2023, "b23")), LineageStep(3, w("a", 2015, 2021, "a21")),
+               LineageStep(2, w("b", 2016, 2021, "b21")), LineageStep(1)]
+    new = w("a", 2015, 2023, "a23")
+    assert choose_root(lineage, new).version == 1
+    without = choose_root(lineage, new, exclude={4})
+    assert (without.version, without.carried, without.superseded) == (2, (), ())
