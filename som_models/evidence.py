@@ -45,7 +45,9 @@ the version was not proposed by an evaluation run (a seed, a version written by 
 evidence accounting without a window), the version's values **cannot be re-derived**: it is listed in
 ``RootChoice.not_carried`` with the reason, its values are not carried (the update falls back to the root
 prior for what it changed), and the proposal's reason starts with a warning naming it, so the analyst sees it
-before approving. This is a choice: refusing would leave no way to update such a lineage at all.
+before approving. This is a choice: refusing would leave no way to update such a lineage at all. The root is then
+chosen again with that version excluded (``choose_root(..., exclude=...)``), so an earlier vintage of its
+evaluation that it superseded is carried in its place (or stays in the root) rather than dropped with it.
 """
 
 from __future__ import annotations
