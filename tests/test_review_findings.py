@@ -110,3 +110,26 @@ def test_choose_root_without_an_excluded_version():
     assert choose_root(lineage, new).version == 1
     without = choose_root(lineage, new, exclude={4})
     assert (without.version, without.carried, without.superseded) == (2, (), ())
+
+
+def test_the_delivery_asset_refuses_an_unknown_report_language_first(tmp_path, monkeypatch):
+    """Runs the sensor, the schedule or a backfill start (no `som evaluate` check before them) refuse an unknown
+    report language in their first asset, not in the audit report after the proposal is stored."""
+    import dagster as dg
+
+    from pipeline.defs.partitions import VINTAGES
+    from pipeline.definitions import assets, build_resources
+    from tests.test_delivery_corrections import EVALUATION, _drop
+
+    monkeypatch.delenv("SOM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SOM_DELIVERY", raising=False)
+    monkeypatch.setenv("SOM_PSEUDONYM_KEY", "cd" * 32)
+    landing = tmp_path / "landing"
+    _drop(landing, "one", 11, mtime=1.7e9)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(VINTAGES.name, ["2023-06"])
+    instance.add_dynamic_partitions("evaluation", [EVALUATION])
+    resources = build_resources(str(tmp_path / "som"), landing=str(landing), report_language="xx")
+    with pytest.raises(Exception, match="report language 'xx' is not available"):
+        dg.materialize([assets.delivery], resources=resources, instance=instance,
+                       partition_key=f"{EVALUATION}|2023-06")
