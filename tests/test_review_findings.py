@@ -117,8 +117,8 @@ def test_the_delivery_asset_refuses_an_unknown_report_language_first(tmp_path, m
     report language in their first asset, not in the audit report after the proposal is stored."""
     import dagster as dg
 
-    from pipeline.defs.partitions import VINTAGES
     from pipeline.definitions import assets, build_resources
+    from pipeline.defs.partitions import VINTAGES
     from tests.test_delivery_corrections import EVALUATION, _drop
 
     monkeypatch.delenv("SOM_DATABASE_URL", raising=False)
