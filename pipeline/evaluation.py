@@ -809,27 +809,43 @@ def _update_prior(store, loaded: LoadedSpec, assumptions: Mapping[str, Any], *, 
                          f"version (parameter_version: {root.version}).")
     if root.is_current:
         return root, None
-    return _carried_prior(store, params.intervention, root)
+    # a carried version that cannot be re-derived is excluded and the root chosen again: older evidence of its
+    # evaluation that it superseded is then carried in its place (or stays in the root) instead of being dropped
+    failed: dict[int, str] = {}
+    while True:
+        chosen, prior, new = _carried_prior(store, params.intervention, root, failed)
+        if not new:
+            return chosen, prior
+        failed.update(new)
+        root = store.evidence_root(params.intervention, assumptions["version"], evidence, exclude=tuple(sorted(failed)))
 
 
-def _carried_prior(store, intervention: str, root: RootChoice) -> tuple[RootChoice, ParameterSet]:
+def _carried_prior(store, intervention: str, root: RootChoice,
+                   failed: Mapping[int, str]) -> tuple[RootChoice, ParameterSet, dict[int, str]]:
     """The root's parameters successively updated with the evidence of ``root.carried``, oldest first
     (:func:`som_models.evidence.carry_evidence`), each re-derived from the store alone — the stored estimates and
-    spec of the run that proposed the version, and its change record — and the root choice saying what was
-    carried and what could not be re-derived (its values are then not carried; the proposal's reason warns)."""
+    spec of the run that proposed the version, and its change record — the root choice saying what was carried
+    and what could not be re-derived (``failed``, from earlier choices, and those found now; their values are not
+    carried and the proposal's reason warns), and the versions found now that could not be re-derived."""
     prior = parse_parameter_set(store.get_version(intervention, root.version).content)
-    if not root.carried and not root.not_carried:
-        return root, prior
+    if not root.carried and not root.not_carried and not failed:
+        return root, prior, {}
     steps: list[CarryStep] = []
-    failed: list[tuple[int, str]] = []
+    new: dict[int, str] = {}
     for step in root.carried:
         try:
             steps.append(_carry_step(store, intervention, step.version, step.evidence))
         except CarryError as exc:
-            failed.append((step.version, str(exc)))
+            new[step.version] = str(exc)
     carried = carry_evidence(prior, steps)
-    return (root.with_carry([c["version"] for c in carried.carried], [*failed, *carried.not_carried]),
-            carried.prior)
+    new.update({v: why for v, why in carried.not_carried})
+    if new:
+        return root, prior, new
+    # a version that could not be re-derived and now lies between the root and the version under test (a lineage's
+    # version numbers increase towards it) is not carried; one the new root lies above is in the root's values
+    listed = {s.version for s in root.carried} | {v for v, _ in root.not_carried}
+    lost = [(v, why) for v, why in failed.items() if v > root.version and v not in listed]
+    return (root.with_carry([c["version"] for c in carried.carried], lost), carried.prior, {})
 
 
 def _carry_step(store, intervention: str, version: int, evidence: EvidenceWindow | None) -> CarryStep:

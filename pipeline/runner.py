@@ -205,11 +205,14 @@ def evaluate(spec: str | Path, *, workdir: str | Path | None = None, delivery: s
         loaded = ev.load_spec(spec)
     except ParameterError as exc:
         raise EvaluationRefused(str(exc)) from None
-    if report_language:
+    # the language asked for, or the one SOM_REPORT_LANGUAGE gives the run (checked alike: unchecked, a run would
+    # store its proposal and fail only at the audit report)
+    language = report_language or os.environ.get("SOM_REPORT_LANGUAGE", "").strip()
+    if language:
         from pipeline.report.i18n import check_language
 
         try:
-            check_language(report_language)
+            check_language(language)
         except ValueError as exc:
             raise EvaluationRefused(str(exc)) from None
     if delivery is not None and (panel is not None or treatments is not None):

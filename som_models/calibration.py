@@ -288,7 +288,10 @@ def propose(params: ParameterSet, estimates: pl.DataFrame, *, policy: str = "pre
     found = events.get((key.outcome, key.event_time))
     sm: dict[str, Any] = found or {}
     sm_ok = not (found is None or not sm["se"] or sm["se"] <= 0 or sm["estimate"] is None or math.isnan(sm["estimate"]))
-    if not sm_ok and not any(contrasts.values()):
+    # a descriptive profile is updated regardless of the success rate, from the contrast table or from descriptive
+    # consequence_estimates (how som_models.evidence.carry_evidence re-derives a carried version's contrast)
+    descriptive_external = any(r["kind"] == DESCRIPTIVE for r in external.values())
+    if not sm_ok and not any(contrasts.values()) and not descriptive_external:
         return Proposal(doc, tuple(changes), "no realised success rate: " + (
             "realised cohorts recorded, effect parameters unchanged" if cohort_change else "parameters unchanged")
             + course_note)

@@ -45,13 +45,15 @@ the version was not proposed by an evaluation run (a seed, a version written by 
 evidence accounting without a window), the version's values **cannot be re-derived**: it is listed in
 ``RootChoice.not_carried`` with the reason, its values are not carried (the update falls back to the root
 prior for what it changed), and the proposal's reason starts with a warning naming it, so the analyst sees it
-before approving. This is a choice: refusing would leave no way to update such a lineage at all.
+before approving. This is a choice: refusing would leave no way to update such a lineage at all. The root is then
+chosen again with that version excluded (``choose_root(..., exclude=...)``), so an earlier vintage of its
+evaluation that it superseded is carried in its place (or stays in the root) rather than dropped with it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -239,12 +241,15 @@ def _steps_before(lineage: Sequence[LineageStep], root: int) -> list[LineageStep
     return list(lineage[:[s.version for s in lineage].index(root)])
 
 
-def choose_root(lineage: Sequence[LineageStep], evidence: EvidenceWindow) -> RootChoice:
+def choose_root(lineage: Sequence[LineageStep], evidence: EvidenceWindow, *,
+                exclude: Collection[int] = ()) -> RootChoice:
     """The root prior for updating ``lineage[0]`` (the version under test) with ``evidence``, and the evidence
     between the root and the version under test to carry into the prior (module docstring).
 
-    ``lineage`` runs from the version under test to the seed (each step's parent follows it). Raises
-    ``ValueError`` when even the oldest version given is informed by overlapping evidence.
+    ``lineage`` runs from the version under test to the seed (each step's parent follows it). ``exclude``: versions
+    whose evidence cannot be re-derived (:func:`carry_evidence` failed on them): they are neither carried nor
+    supersede older evidence of their evaluation, which is then carried in their place (or stays in the root).
+    Raises ``ValueError`` when even the oldest version given is informed by overlapping evidence.
     """
     if not lineage:
         raise ValueError("choose_root needs the lineage of the version under test")
@@ -274,7 +279,7 @@ def choose_root(lineage: Sequence[LineageStep], evidence: EvidenceWindow) -> Roo
         first_root = root if first_root is None else first_root
         carried, superseded, kept = [], [], [evidence]
         for s in _steps_before(lineage, root):  # newest first
-            if s.evidence is None or s.evidence.overlaps(evidence):
+            if s.evidence is None or s.evidence.overlaps(evidence) or s.version in exclude:
                 continue
             if any(s.evidence.overlaps(e) for e in kept[1:]):
                 superseded.append(s)

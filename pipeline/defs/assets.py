@@ -100,6 +100,10 @@ def delivery(context: dg.AssetExecutionContext, som: SomSettings, config: Delive
     """
     import os
 
+    from pipeline.report.i18n import check_language
+
+    # the audit report's language (SOM_REPORT_LANGUAGE): checked first, not after the proposal is stored
+    check_language(som.report_language or "da")
     _, vintage = partition_parts(context)
     chosen = choose_delivery(config, vintage, landing=som.landing_path(),
                              explicit=som.delivery or os.environ.get("SOM_DELIVERY", ""))

@@ -509,14 +509,16 @@ class ParameterStore:
                     out.append({"version": row.version, **window.to_dict()})
             return out
 
-    def evidence_root(self, intervention: str, version: int, evidence: EvidenceWindow) -> RootChoice:
+    def evidence_root(self, intervention: str, version: int, evidence: EvidenceWindow, *,
+                      exclude: tuple[int, ...] = ()) -> RootChoice:
         """The root prior for updating ``version`` with ``evidence`` and the versions whose evidence is carried into
-        it (:func:`som_models.evidence.choose_root`; the caller re-derives them, :func:`som_models.evidence.carry_evidence`)."""
+        it (:func:`som_models.evidence.choose_root`, ``exclude`` the versions that cannot be re-derived; the caller
+        re-derives them, :func:`som_models.evidence.carry_evidence`)."""
         with self._transaction() as session:
             steps = [LineageStep(r.version, _row_window(r))
                      for r in self._lineage_rows(session, intervention, version)]
         try:
-            return choose_root(steps, evidence)
+            return choose_root(steps, evidence, exclude=exclude)
         except ValueError as exc:
             raise StoreError(f"parameter set {intervention!r}: {exc}") from None
 
