@@ -468,8 +468,13 @@ def event_covariances(effects: RealisedEffects) -> dict[str, PathCovariance]:
     ``clusters``): ``V = G/(G − 1) · Σ_c S_c S_cᵀ / n²`` with ``S_c`` the sum of ``Ψ``'s rows in cluster ``c`` —
     the dispatcher's cluster-robust variance, so the diagonal reproduces the reported standard errors.
     """
+    return _covariances(_event_scores(effects))
+
+
+def _covariances(scores: Mapping[str, tuple[list[int], np.ndarray, np.ndarray | None, int]]) -> dict[str, PathCovariance]:
+    """:func:`event_covariances` from the outcomes' :func:`_event_scores` (computed once per evaluation)."""
     out: dict[str, PathCovariance] = {}
-    for outcome, (times, cross, sums, n) in _event_scores(effects).items():
+    for outcome, (times, cross, sums, n) in scores.items():
         if sums is not None:
             g = sums.shape[0]
             gram = (g / (g - 1) if g > 1 else float("nan")) * (sums.T @ sums)
@@ -492,8 +497,8 @@ def pretrend_frame(effects: RealisedEffects, rollout: Mapping[str, Mapping[str, 
     ``ri_detail``: the randomisation inference of :func:`rollout_inference` (``rollout``), null when not run.
     """
     rollout = rollout or {}
-    cov = event_covariances(effects)
-    scores = _event_scores(effects)
+    scores = _event_scores(effects)  # one pass over the influence functions
+    cov = _covariances(scores)
     meta = effects.metadata
     by_outcome: Mapping[str, Mapping[str, int]] = meta.get("clusters_by_outcome") or {}  # type: ignore[assignment]
     rows = []

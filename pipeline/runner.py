@@ -284,9 +284,9 @@ def _check_delivery(loaded, delivery: Path, workdir=None) -> None:
 
 
 def _tested_parameters(loaded, workdir):
-    """The parameter set under test (:func:`pipeline.evaluation.tested_parameters`), without creating anything: a
-    SQLite store that does not exist yet means the spec's seed; an existing store (or ``SOM_DATABASE_URL``) is
-    opened and read."""
+    """The parameter set under test (:func:`pipeline.evaluation.tested_parameters`), without writing anything: a
+    SQLite store that does not exist yet, or a store whose schema is not at the current migration (the run migrates
+    it), means the spec's seed; otherwise the store is read, never migrated."""
     from pipeline import evaluation as ev
     from pipeline.store import ParameterStore, StoreError, database_url
     from pipeline.workdir import resolve_workdir
@@ -295,8 +295,8 @@ def _tested_parameters(loaded, workdir):
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return ev.tested_parameters(None, loaded)
     try:
-        with ParameterStore(url) as store:
-            return ev.tested_parameters(store, loaded)
+        with ParameterStore(url, migrate=False) as store:
+            return ev.tested_parameters(store if store.is_current else None, loaded)
     except StoreError as exc:
         raise EvaluationRefused(str(exc)) from None
 

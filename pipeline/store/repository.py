@@ -348,12 +348,19 @@ def _alembic_config(url: str) -> Config:
 class ParameterStore:
     """Versioned parameter sets, evaluation runs and their evidence, with an audit log."""
 
-    def __init__(self, url: str) -> None:
-        """Connect to ``url`` and bring the schema to the latest migration."""
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        """Connect to ``url`` and bring the schema to the latest migration (``migrate`` False: leave the schema as
+        it is — for read-only lookups, which check :attr:`is_current` first)."""
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.upgrade()
+        if migrate:
+            self.upgrade()
+
+    @property
+    def is_current(self) -> bool:
+        """Whether the schema is at the migration scripts' head (an empty database is not)."""
+        return self._current_heads() == _script_heads()
 
     @classmethod
     def from_workdir(cls, workdir: Path | str) -> ParameterStore:

@@ -59,7 +59,9 @@ class CashView:
 
 
 def cash_compiled(c: Compiled) -> Compiled:
-    """``c`` with the non-cashable price items at price 0 and the non-cashable fixed costs left out."""
+    """``c`` with the non-cashable price items at price 0 and the non-cashable fixed costs left out (of ``fixed`` and
+    of ``fixed_lines``, so drawn fixed amounts — :func:`~som_models.projection.engine.evaluate`'s ``fixed_amounts``,
+    one per line of ``fixed_lines`` — cannot bring them back)."""
     specs = c.params.price_specs
     prices = c.prices.copy()
     for i, item in enumerate(c.items):
@@ -71,7 +73,8 @@ def cash_compiled(c: Compiled) -> Compiled:
         for fx in c.fixed_lines:
             if fx.cashable:
                 fixed[fx.payer, fx.t_first:fx.t_last + 1] += fx.amount
-    return replace(c, prices=prices, fixed=fixed)
+    lines = tuple(fx for fx in c.fixed_lines if fx.cashable)
+    return replace(c, prices=prices, fixed=fixed if lines else None, fixed_lines=lines)
 
 
 def _year(c: Compiled, t: int) -> int | None:

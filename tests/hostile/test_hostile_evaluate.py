@@ -248,3 +248,19 @@ def test_the_register_check_uses_the_parameter_version_under_test(clean, tmp_pat
     pinned = _demo_spec_copy(tmp_path, "housing_first_demo.yaml", parameter_version=1)
     with pytest.raises(EvaluationRefused, match=WANT):
         _check_delivery(ev.load_spec(pinned), d, tmp_path / "w")
+
+
+def test_the_read_only_lookup_never_migrates_a_store(clean, tmp_path):
+    """A store whose schema is not current (here: an empty SQLite database) is neither migrated nor read by the
+    register check before a run: the seed's items decide, and the database keeps no table."""
+    import sqlite3
+
+    from pipeline.runner import _check_delivery
+
+    d = _without(clean, tmp_path / "nodream", "dream")
+    (tmp_path / "w").mkdir()
+    sqlite3.connect(tmp_path / "w" / "som.db").close()
+    with pytest.raises(EvaluationRefused, match=WANT):
+        _check_delivery(ev.load_spec(DEMO_SPEC), d, tmp_path / "w")
+    with sqlite3.connect(tmp_path / "w" / "som.db") as con:
+        assert con.execute("SELECT name FROM sqlite_master").fetchall() == []
