@@ -429,9 +429,10 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
     empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
     if empty:
         raise DeliveryError(f"{empty[0]}: BEF file without persons (0 rows); every year of the period needs its population")
-    return bef.select("PNR", pl.col("YEAR").alias("year"), pl.col("KOEN").alias("sex"),
-                      pl.col("FOED_DAG").dt.year().cast(pl.Int32).alias("birth_year"),
-                      pl.col("KOM").cast(pl.Int32).alias("municipality"), pl.col("FOED_DAG").alias("_birth"))
+    # compact types for the rows held through the build (validated: KOEN in {1, 2}, KOM a municipality code)
+    return bef.select("PNR", pl.col("YEAR").alias("year"), pl.col("KOEN").cast(pl.Int8).alias("sex"),
+                      pl.col("FOED_DAG").dt.year().cast(pl.Int16).alias("birth_year"),
+                      pl.col("KOM").cast(pl.Int16).alias("municipality"), pl.col("FOED_DAG").alias("_birth"))
 
 
 def person_constant(base: pl.DataFrame, pop: pl.DataFrame, files) -> None:
@@ -773,7 +774,7 @@ def dream_weeks(ctx: _Ctx, file: str, persons: _Persons, grid: _Grid) -> dict[st
     outside = np.zeros(n, dtype=np.int32)
     bad_cols: list[str] = []
     years = sorted({y for y, _ in yws})
-    arrays = {c: np.zeros(grid.n, dtype=np.uint16) for c in out_cols}  # ≤ 53 weeks per ISO year
+    arrays = {c: np.zeros(grid.n, dtype=np.uint8) for c in out_cols}  # ≤ 53 weeks per ISO year
     width = 16  # group slots per row in the count key (groups 0…k−1, 254/255 folded into slots 14/15)
     slot = np.arange(256, dtype=np.int32)
     slot[254], slot[255] = 14, 15
@@ -828,7 +829,7 @@ def _count_year(counts: np.ndarray, bad_in: list[bool], cols: list[str], year: i
     rows = grid.rows(pid_np[active], np.full(len(active), year))
     ok = (rows >= 0) & known[active]
     for k, c in enumerate(out_cols):
-        arrays[c][rows[ok]] = counts[ok, k].astype(np.uint16)
+        arrays[c][rows[ok]] = counts[ok, k]  # ≤ 53 weeks: uint8
 
 
 # --------------------------------------------------------------------------- treatments and the panel
@@ -873,6 +874,7 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     base = persons.attach(pop)
     grid = _Grid(base.get_column("pid").to_numpy(), base.get_column("year").to_numpy(), persons.n, manifest.years)
     base = base[grid.order]
+    del grid.order  # only needed to sort the population once
     person_constant(base, pop, files["bef"])
     base = base.drop("_birth")
     del pop
@@ -892,10 +894,10 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
         weeks = dream_weeks(ctx, files["dream"][0][0], persons, grid)
         week_cols = list(weeks)
         iso = {y: iso_weeks_in_year(y) for y in manifest.years}
-        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Int32)).to_series().to_numpy().copy()
+        total = base.select(pl.col("year").replace_strict(iso, return_dtype=pl.Int16)).to_series().to_numpy().copy()
         arrays.update(weeks)
         for c in week_cols:
-            total -= weeks[c]  # int32: the ISO year's weeks minus the coded ones
+            total -= weeks[c]  # int16: the ISO year's weeks minus the coded ones (each week has one code at most)
         arrays["self_support_weeks"] = total
         lap("dream")
     for name, fn in (("lpr", lambda f: hospital(ctx, f, persons)),
