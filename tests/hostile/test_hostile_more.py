@@ -18,8 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.registers import ConfigError, DeliveryError, ingest, pseudonymise
-from pipeline.registers.config import parse_column_map
+from pipeline.registers import DeliveryError, pseudonymise
 from pipeline.registers.files import as_date, read_manifest
 from tests.hostile.test_hostile_registers import (  # noqa: F401  (base, evaluate_workdir, ephemeral_runs: fixtures)
     DEMO_SPEC,
@@ -38,6 +37,7 @@ from tests.hostile.test_hostile_registers import (  # noqa: F401  (base, evaluat
     base,
     ephemeral_runs,
     evaluate_workdir,
+    run_case,
 )
 
 D = dt.date
@@ -301,36 +301,7 @@ def test_more_corpus_size():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_more_hostile_delivery(base, tmp_path, name):  # noqa: F811
-    case = CASES[name]
-    d = tmp_path / "delivery"
-    shutil.copytree(base[case.fmt], d, symlinks=True)
-    out = tmp_path / "out"
-    shutil.copytree(base["root"] / f"out-{case.fmt}", out, symlinks=True)
-    before = _snapshot(out)
-    ctx = {}
-    try:
-        case.mutate(d)
-        columns = parse_column_map(case.columns) if case.columns else None
-        result = ingest(d, out, KEY, columns=columns, max_gx_rows=0)
-    except (DeliveryError, ConfigError) as exc:
-        text = "\n".join([str(exc), *getattr(exc, "lines", [str(exc)])])
-        assert isinstance(case.expect, str) and case.expect != "same", f"refused but should be accepted: {text}"
-        assert re.search(case.expect, text), text
-        assert not any(p in text for p in base["pnrs"]), "a PNR in the refusal"
-        assert not any(s in text for s in case.secret), "the hostile value in the refusal"
-        assert "Traceback" not in text
-        assert _snapshot(out) == before, "a refused delivery changed the output folder"
-        return
-    assert not isinstance(case.expect, str) or case.expect == "same", f"accepted but should be refused: {case.expect}"
-    clean, clean_tr = base[f"panel-{case.fmt}"], base[f"treatments-{case.fmt}"]
-    panel = pl.read_parquet(result.panel)
-    if (d / "person.txt").exists():
-        ctx["person"] = (d / "person.txt").read_text()
-    if case.expect == "same":
-        assert panel.equals(clean), "an untidy but valid delivery changed the panel"
-    else:
-        case.expect(panel, clean, ctx)
-    assert pl.read_parquet(result.treatments).equals(clean_tr)
+    run_case(CASES[name], base, tmp_path)
 
 
 # --------------------------------------------------------------------------- the field rules directly

@@ -656,16 +656,24 @@ def test_corpus_size():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_delivery(base, tmp_path, name):
-    case = CASES[name]
+    run_case(CASES[name], base, tmp_path, originals=("krin.parquet",))
+
+
+def run_case(case: Case, base: dict, tmp_path: Path, *, originals: tuple[str, ...] = ()) -> None:
+    """Ingest the clean delivery of ``case.fmt`` changed by ``case.mutate`` over an earlier good output and assert
+    the case's outcome (module docstring): refused — the message matches ``case.expect``, names no PNR and no
+    hostile value, has no traceback, and the output folder is byte for byte as before — or accepted with exactly
+    the clean panel (``"same"``) or the change ``case.expect`` checks, and the clean treatments. ``originals``:
+    files copied to ``<name>.orig`` first, for cases that move a file away."""
     d = tmp_path / "delivery"
     shutil.copytree(base[case.fmt], d, symlinks=True)
-    for f in d.iterdir():  # originals for cases that move a file away
-        if f.name in ("krin.parquet",):
+    for f in d.iterdir():
+        if f.name in originals:
             shutil.copy(f, d / f"{f.name}.orig")
     out = tmp_path / "out"
     shutil.copytree(base["root"] / f"out-{case.fmt}", out, symlinks=True)
     before = _snapshot(out)
-    ctx = {}
+    ctx: dict = {}
     try:
         case.mutate(d)
         columns = parse_column_map(case.columns) if case.columns else None
