@@ -36,6 +36,7 @@ from tests.hostile.test_hostile_registers import (  # noqa: F401  (base, evaluat
     _text,
     base,
     ephemeral_runs,
+    evaluate_refused,
     evaluate_workdir,
     run_case,
 )
@@ -364,22 +365,4 @@ def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_pa
                                                                     ephemeral_runs, monkeypatch, name):  # noqa: F811
     """``som evaluate`` on each refused delivery: exit 3, one ``error:`` line naming file, column, rule or check
     as ingestion does, no stack trace, no PNR, not the hostile value."""
-    from typer.testing import CliRunner
-
-    from pipeline.cli import app
-
-    case = CASES[name]
-    d = tmp_path / "delivery"
-    shutil.copytree(base[case.fmt], d, symlinks=True)
-    case.mutate(d)
-    monkeypatch.setenv("SOM_PSEUDONYM_KEY", KEY.hex())
-    res = CliRunner().invoke(app, ["evaluate", str(DEMO_SPEC), "--workdir", str(evaluate_workdir), "--delivery", str(d)])
-    assert res.exit_code == 3, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert re.search(case.expect, lines[0]), lines[0]
-    everything = res.stdout + res.stderr
-    for noise in ("Traceback", "Stack Trace", "dagster - ERROR", "DeliveryError", "RefusedDelivery"):
-        assert noise not in everything
-    assert not any(p in everything for p in base["pnrs"]), "a PNR in the output"
-    assert not any(s in everything for s in case.secret), "the hostile value in the output"
+    evaluate_refused(CASES[name], base, tmp_path, evaluate_workdir, monkeypatch)

@@ -790,19 +790,25 @@ def test_evaluate_on_a_refused_delivery_prints_one_line_and_exits_3(base, tmp_pa
                                                                     monkeypatch, name):
     """``som evaluate`` on each refused delivery of the corpus: exit 3, one ``error:`` line on stderr naming the
     problem as ingestion does (file, column, rule or check), no stack trace, no PNR, not the hostile value."""
+    evaluate_refused(CASES[name], base, tmp_path, evaluate_workdir, monkeypatch, originals=("krin.parquet",))
+
+
+def evaluate_refused(case: Case, base: dict, tmp_path: Path, workdir: Path, monkeypatch, *,
+                     originals: tuple[str, ...] = ()) -> None:
+    """``som evaluate`` on the refused delivery of ``case``: exit 3, one ``error:`` line matching ``case.expect``, no
+    stack trace or exception name, no PNR, not the hostile value (``originals`` as in :func:`run_case`)."""
     from typer.testing import CliRunner
 
     from pipeline.cli import app
 
-    case = CASES[name]
     d = tmp_path / "delivery"
     shutil.copytree(base[case.fmt], d, symlinks=True)
     for f in d.iterdir():
-        if f.name in ("krin.parquet",):
+        if f.name in originals:
             shutil.copy(f, d / f"{f.name}.orig")
     case.mutate(d)
     monkeypatch.setenv("SOM_PSEUDONYM_KEY", KEY.hex())
-    res = CliRunner().invoke(app, ["evaluate", str(DEMO_SPEC), "--workdir", str(evaluate_workdir), "--delivery", str(d)])
+    res = CliRunner().invoke(app, ["evaluate", str(DEMO_SPEC), "--workdir", str(workdir), "--delivery", str(d)])
     assert res.exit_code == 3, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
