@@ -135,9 +135,10 @@ CASES = {
     "sanction code outside every group": (lambda d: _edit(d, "kraf2019.parquet", lambda df: _row(df, 0, AFG_AFGTYP3=50)),
                                           r"kraf2019\.parquet: check not_null__SANCTION_GROUP .*1 of \d+ rows fail"),
     "PGF outside every group": (lambda d: _edit(d, "bua.parquet", lambda df: _row(df, 0, PGF=350)),
-                                r"bua\.parquet: check not_null__PGF_GROUP"),
+                                r"bua\.parquet: check not_null__PGF_GROUP .* — PGF codes outside the code list"),
     "patient type outside the code list": (lambda d: _edit(d, "lpr_adm2019.parquet", lambda df: _row(df, 0, C_PATTYPE=7)),
-                                           r"lpr_adm2019\.parquet: check not_null__PATTYPE_KIND"),
+                                           r"lpr_adm2019\.parquet: check not_null__PATTYPE_KIND .* — C_PATTYPE codes outside the "
+                                           r"code list \(C_PATTYPE is a patient type"),
     "duplicate LPR record number": (
         lambda d: _edit(d, "lpr_adm2020.parquet", lambda df: _row(df, 1, RECNUM=df["RECNUM"][0])),
         r"check unique__RECNUM .*2 of \d+ rows fail.*lpr_adm2020\.parquet row 0, lpr_adm2020\.parquet row 1"),

@@ -65,6 +65,11 @@ def register_suite(name: str, params: Mapping[str, Any], folder: Path = SUITES) 
 
 # --------------------------------------------------------------------------- messages with file and row
 
+#: columns the ingestion derives from a delivered code column before validation → that column (a failed check on
+#: the derived column is a code of the delivered column that is in no group of its code list)
+DERIVED_COLUMNS = {"PATTYPE_KIND": "C_PATTYPE", "SANCTION_GROUP": "AFG_AFGTYP3", "PGF_GROUP": "PGF"}
+
+
 def describe(report: ValidationReport, files: list[tuple[str, int]], *, blocking_only: bool = True) -> list[str]:
     """One line per failed expectation; sample rows are translated to ``file row r`` (0-based data rows).
 
@@ -81,6 +86,10 @@ def describe(report: ValidationReport, files: list[tuple[str, int]], *, blocking
         names = sorted({name for lo, hi, name in offsets if any(lo <= r < hi for r in o.sample_rows)}) or [f for f, _ in files]
         source = ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
         line = describe_outcome(dataclasses.replace(o, sample_rows=()), source)
+        derived = next((c for c in o.columns if c in DERIVED_COLUMNS), None)
+        if derived is not None:  # name the delivered column and its code list, not only the derived one
+            why = f" ({o.description})" if o.description else ""
+            line += f" — {DERIVED_COLUMNS[derived]} codes outside the code list{why}"
         if o.sample_rows:
             where = []
             for r in o.sample_rows:
