@@ -457,6 +457,22 @@ def _bool(obj: Any, path: str) -> bool:
     return obj
 
 
+def _cost_range(line: Mapping[str, Any], p: str, amount: float, *, avoided: bool = False) -> tuple[float, float] | None:
+    """A cost line's (or fixed cost's) Monte Carlo ``range``: ``[low, high]`` containing ``amount``; a cost's range
+    stays ≤ 0, an avoided cost's does not change sign. None when the line states none."""
+    if line.get("range") is None:
+        return None
+    rng = _pair(line["range"], f"{p}.range")
+    if not rng[0] <= amount <= rng[1]:
+        raise ParameterError(f"{p}.range: [{rng[0]:g}, {rng[1]:g}] does not contain the amount {amount:g}")
+    if not avoided and rng[1] > 0:
+        raise ParameterError(f"{p}.range: the high end {rng[1]:g} is positive, but a cost is negative (savings "
+                             "positive, costs negative)")
+    if avoided and rng[0] * rng[1] < 0:
+        raise ParameterError(f"{p}.range: an avoided cost range must not change sign")
+    return rng
+
+
 def _fixed_costs(obj: Any, start_year: int, horizon: int) -> tuple[FixedCost, ...]:
     """``fixed_costs``: one-off (``year``) or fixed yearly (``years: [first, last]``) costs, kroner per year ≤ 0."""
     if not isinstance(obj, list):
@@ -490,14 +506,7 @@ def _fixed_costs(obj: Any, start_year: int, horizon: int) -> tuple[FixedCost, ..
         committee = None
         if line.get("committee") is not None:
             committee = _str(line["committee"], f"{p}.committee")
-        rng = None
-        if line.get("range") is not None:
-            rng = _pair(line["range"], f"{p}.range")
-            if not rng[0] <= amount <= rng[1]:
-                raise ParameterError(f"{p}.range: [{rng[0]:g}, {rng[1]:g}] does not contain the amount {amount:g}")
-            if rng[1] > 0:
-                raise ParameterError(f"{p}.range: the high end {rng[1]:g} is positive, but a cost is negative (savings "
-                                     "positive, costs negative)")
+        rng = _cost_range(line, p, amount)
         out.append(FixedCost(
             payer, amount, first, last,
             item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
@@ -559,16 +568,7 @@ def _lines(obj: Any, path: str, *, avoided: bool = False) -> tuple[CostLine, ...
         committee = None
         if line.get("committee") is not None:
             committee = _str(line["committee"], f"{p}.committee")
-        rng = None
-        if line.get("range") is not None:
-            rng = _pair(line["range"], f"{p}.range")
-            if not rng[0] <= amount <= rng[1]:
-                raise ParameterError(f"{p}.range: [{rng[0]:g}, {rng[1]:g}] does not contain the amount {amount:g}")
-            if not avoided and rng[1] > 0:
-                raise ParameterError(f"{p}.range: the high end {rng[1]:g} is positive, but a cost is negative (savings "
-                                     "positive, costs negative)")
-            if avoided and rng[0] * rng[1] < 0:
-                raise ParameterError(f"{p}.range: an avoided cost range must not change sign")
+        rng = _cost_range(line, p, amount, avoided=avoided)
         out.append(CostLine(
             _int(line["course_year"], f"{p}.course_year", minimum=1), payer, amount,
             item=_str(line["item"], f"{p}.item") if line.get("item") is not None else None,
