@@ -131,3 +131,42 @@ def test_checksums_that_match_give_the_delivery_hash(tmp_path):
     result = ingest_fn(d, tmp_path / "out", KEY)
     assert result.summary["data_hash"] == delivery_hash(read_manifest(d))
     assert "costs_and_checksum_wait" in result.summary["stage_seconds"]
+
+
+def test_an_interrupt_stops_the_checksums_after_the_current_file(tmp_path, monkeypatch):
+    """Ctrl-C during the build: the checksum thread is told to stop (its ``stop`` event is set; ``delivery_hash``
+    then ends before its next file), and the interrupt is raised as it came, not turned into a refusal."""
+    import importlib
+    import threading
+
+    from pipeline.registers import delivery_hash
+    from pipeline.registers.files import HashingStopped
+
+    mod = importlib.import_module("pipeline.registers.ingest")
+    d = _with_checksums(_delivery(tmp_path))
+    seen: dict = {}
+    running = threading.Event()
+
+    def hashing(manifest, *, verify, stop):  # stands in for the thread's work until it is told to stop
+        seen["stop"] = stop
+        running.set()
+        seen["stopped"] = stop.wait(5)
+        return "x"
+
+    def build(*args, **kwargs):
+        running.wait(5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mod, "delivery_hash", hashing)
+    monkeypatch.setattr(mod, "build_panel", build)
+    with pytest.raises(KeyboardInterrupt):
+        mod.ingest(d, tmp_path / "out", KEY)
+    assert seen["stopped"] is True
+    # and a set stop event ends the hashing before the next file
+    opened = []
+    monkeypatch.setattr("pipeline.registers.files.update_from_file", lambda path, *h: opened.append(path))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(HashingStopped):
+        delivery_hash(read_manifest(d), verify=True, stop=stop)
+    assert opened == []

@@ -269,15 +269,23 @@ def read_manifest(folder: Path) -> Manifest:
                     None if interventions is None else tuple(interventions), kind, dict(handover))
 
 
-def delivery_hash(manifest: Manifest, *, verify: bool = False) -> str:
+class HashingStopped(Exception):
+    """:func:`delivery_hash` ended early on request (its ``stop`` event)."""
+
+
+def delivery_hash(manifest: Manifest, *, verify: bool = False, stop=None) -> str:
     """sha256 over the manifest and every listed file (name and bytes), in sorted order.
 
     With ``verify``, each file's own sha256 is compared with the manifest's ``sha256`` entry (when given): a
-    mismatch (file changed or truncated after delivery) raises :class:`DeliveryError`.
+    mismatch (file changed or truncated after delivery) raises :class:`DeliveryError`. ``stop`` (a
+    ``threading.Event``), when set, ends the hashing before the next file (:class:`HashingStopped`): an interrupted
+    ingest does not wait for the rest of a large delivery.
     """
     h = hashlib.sha256()
     h.update((manifest.folder / "manifest.json").read_bytes())
     for name in sorted(manifest.files):
+        if stop is not None and stop.is_set():
+            raise HashingStopped(f"hashing of {manifest.folder.name} stopped")
         h.update(name.encode("utf-8"))
         own = hashlib.sha256()
         update_from_file(manifest.folder / name, h, own)

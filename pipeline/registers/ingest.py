@@ -119,17 +119,22 @@ def build_checked(manifest: Manifest | Path, key: bytes, columns: ColumnMap | No
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(Path(manifest))
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     # The checksums are computed in a second thread while the registers are read (hashing and file reads release the
     # GIL). They still decide first: a file that does not match the manifest refuses the delivery with that reason
     # (and no check reports, as when they ran first), whatever the build made of the file meanwhile.
     with collect_reports() as reports, ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksums") as pool:
-        hashing = pool.submit(delivery_hash, manifest, verify=True)
+        stop = threading.Event()
+        hashing = pool.submit(delivery_hash, manifest, verify=True, stop=stop)
         try:
             check_delivery_costs(manifest)  # the cost file's rules (pipeline.registers.costs)
             built = build_panel(manifest, key, columns, max_gx_rows=max_gx_rows)
         except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C, SystemExit: stop hashing after the current file
+                stop.set()
+                raise
             _checksums(hashing)
             if isinstance(exc, DeliveryError):
                 raise RefusedDelivery(exc, tuple(reports)) from exc
