@@ -351,3 +351,13 @@ def test_a_version_without_an_evidence_window_is_not_carried(store, loaded):
     assert p4["prior_version"] == 1
     assert _success(p4) == pytest.approx(combine(0.30, 0.10, 0.25, 0.04, PW, 0.5), abs=1e-6)
     assert p4["reason"].startswith("WARNING: the values of version(s) 3") and "no recorded evidence" in p4["reason"]
+
+
+def test_params_show_names_what_the_prior_carried():
+    from pipeline.commands.params import _carried_text
+
+    content = {"provenance": {"prior": {"version": 1, "carried": [{"version": 3, "evaluation": "b"}],
+                                        "not_carried": [{"version": 4, "reason": "written by hand"}]}}}
+    assert _carried_text(content) == (", with the evidence of version(s) 3 carried; version(s) 4 not carried (their "
+                                      "values cannot be re-derived; see the reason)")
+    assert _carried_text({"provenance": {"prior": {"version": 1}}}) == "" == _carried_text({})

@@ -215,6 +215,17 @@ def projection_summary(content: dict) -> dict | None:
     return {"npv": dict(p.npv), "payback_year": p.payback_year, "roi": p.roi, "success_rate": p.success_rate}
 
 
+def _carried_text(content: dict) -> str:
+    """What the update's prior carried (``provenance.prior.carried`` / ``not_carried``, :mod:`som_models.evidence`)."""
+    record = (content.get("provenance") or {}).get("prior") or {}
+    carried = [str(c.get("version")) for c in record.get("carried") or [] if isinstance(c, dict)]
+    missed = [str(c.get("version")) for c in record.get("not_carried") or [] if isinstance(c, dict)]
+    text = f", with the evidence of version(s) {', '.join(carried)} carried" if carried else ""
+    if missed:
+        text += f"; version(s) {', '.join(missed)} not carried (their values cannot be re-derived; see the reason)"
+    return text
+
+
 def _kinds_line(content: dict) -> str:
     """Which kind (causal / descriptive) each consequence profile of a stored document is, in one line."""
     from som_models.parameters import ParameterError, parse_parameter_set
@@ -303,6 +314,7 @@ def show_command(
         prior = (f"root prior, version {record.prior_version} (the evidence overlaps evidence that informs the versions "
                  f"after it; see the reason)" if record.prior_version is not None else
                  f"the parent, version {record.parent_version}")
+        prior += _carried_text(doc["content"])
         console.print(f"  update prior: {prior}", highlight=False, soft_wrap=True)
     for w in doc["informed_by"]:
         console.print(f"  informed by (version {w['version']}): {describe_window(w)}", highlight=False, soft_wrap=True)
