@@ -81,3 +81,22 @@ def test_extraction_date_rules():
     assert extraction_date("2026-12", D(2025, 12, 31), today) == today  # never in the future
     assert extraction_date("v1", D(2021, 12, 31), today) == today  # no month named: up to today
     assert extraction_date("2021-06", D(2021, 12, 31), today) == D(2021, 12, 31)  # never before the period end
+
+
+def test_a_vintage_drawn_before_the_period_end_is_refused(tmp_path):
+    # drawn in June 2021 for a period to 31 December 2021: the second half would read as zero days
+    d = _delivery(tmp_path, vintage="2021-06")
+    with pytest.raises(DeliveryError) as exc:
+        read_manifest(d)
+    msg = str(exc.value)
+    assert "manifest.json: vintage 2021-06 names an extraction in 2021-06, before period_end 2021-12-31" in msg
+    assert "'extracted'" in msg
+
+
+def test_the_vintage_of_the_period_end_month_and_an_explicit_extraction_are_accepted(tmp_path):
+    assert read_manifest(_delivery(tmp_path, vintage="2021-12")).extraction == D(2021, 12, 31)
+    (tmp_path / "x").mkdir()
+    d = _delivery(tmp_path / "x", vintage="2021-06")
+    doc = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**doc, "extracted": "2022-01-15"}))
+    assert read_manifest(d).extraction == D(2022, 1, 15)

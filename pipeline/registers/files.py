@@ -139,7 +139,8 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 def extraction_date(vintage: str, period_end: dt.date, today: dt.date | None = None) -> dt.date:
     """The last valid date of a delivery: the end of the vintage month for a ``YYYY-MM…`` vintage (DST names
     research extracts by the month they were drawn), capped at ``today`` (no date lies in the future); for a
-    vintage that names no month, ``today``. Never before ``period_end``."""
+    vintage that names no month, ``today``. Never before ``period_end`` (:func:`read_manifest` refuses a vintage
+    month that ends before the period does)."""
     today = today or dt.date.today()
     m = _VINTAGE_MONTH.match(vintage)
     end = today
@@ -218,6 +219,14 @@ def read_manifest(folder: Path) -> Manifest:
             raise DeliveryError(f"{path}: 'extracted' {extracted} must lie between period_end and today")
     if kind == "registers" and end > dt.date.today():
         raise DeliveryError(f"{path}: period_end {end} is in the future; a delivery covers a period that has ended")
+    month = _VINTAGE_MONTH.match(doc["vintage"])
+    if extracted is None and month:
+        y, mo = int(month.group(1)), int(month.group(2))
+        drawn = dt.date(y, mo, calendar.monthrange(y, mo)[1])
+        if drawn < end:  # the rest of the period would read as zero days, weeks and kroner
+            raise DeliveryError(f"{path}: vintage {doc['vintage']} names an extraction in {y}-{mo:02d}, before period_end "
+                                f"{end}; a delivery cannot hold a period that was not over when it was drawn (give "
+                                "'extracted' if the vintage does not name the month of extraction)")
     if not isinstance(doc["files"], list) or not all(isinstance(f, str) for f in doc["files"]) or not doc["files"]:
         raise DeliveryError(f"{path}: 'files' must be a non-empty list of file names")
     files = tuple(doc["files"])
