@@ -4,8 +4,10 @@ For each size: a synthetic delivery (the homelessness world, 20 years, Parquet) 
 chunks, ``ingest`` runs in a fresh subprocess, and a second subprocess reads every file of the same
 delivery with polars (each file whole; DREAM one block of ~53 week columns at a time, as the ingestion
 reads it — a whole DREAM file does not fit in memory at population scale). Each subprocess reports its own
-wall time (after its imports) and peak resident memory (``ru_maxrss``); the ratio ingest ÷ read comes from
-the same run. At the end the peak memory per 1,000 persons is printed for every size, and the growth per
+wall time (after its imports), CPU time (user + system, all threads) and peak resident memory
+(``ru_maxrss``); the ratio ingest ÷ read comes from the same run. The CPU time bounds what any scheduling
+could reach: with every core busy throughout, the ingest still needs its CPU seconds ÷ cores, printed as
+a ratio to the read as well. At the end the peak memory per 1,000 persons is printed for every size, and the growth per
 1,000 persons between the sizes (the slope that extrapolates to 6 M).
 
 Generation in chunks: each chunk of ``--chunk`` persons is one simulated world (seed ``--seed + k``)
@@ -35,6 +37,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "ab" * 32
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far, all its threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _peak_gib() -> float:
@@ -165,9 +173,10 @@ def _stage(args) -> None:
     if args.stage == "chunk":
         _chunk(json.loads(args.folder))
         return
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     info = {"generate": _generate, "read": _read, "ingest": _ingest}[args.stage](args)
     info["wall_s"] = round(time.perf_counter() - started, 2)
+    info["cpu_s"] = round(_cpu_s() - cpu, 2)  # user + system, every thread of the process (not the children)
     info["peak_gib"] = round(_peak_gib(), 3)
     print("RESULT " + json.dumps(info), flush=True)
 
@@ -226,9 +235,15 @@ def main() -> None:
             i = _run("ingest", n, folder, out, args)
             ratio = i["seconds"] / r["seconds"]
             stages = ", ".join(f"{k} {v:.1f}" for k, v in i["stage_seconds"].items())
-            print(f"{n:>10,} persons  read:   {r['seconds']:7.1f} s  peak {r['peak_gib']:6.2f} GiB", flush=True)
-            print(f"{n:>10,} persons  ingest: {i['seconds']:7.1f} s  peak {i['peak_gib']:6.2f} GiB  ratio ingest/read "
-                  f"{ratio:.2f}  ({i['person_years']:,} person-years; {stages})", flush=True)
+            cores = os.cpu_count() or 1
+            print(f"{n:>10,} persons  read:   {r['seconds']:7.1f} s  peak {r['peak_gib']:6.2f} GiB  CPU {r['cpu_s']:6.1f} s "
+                  f"({r['cpu_s'] / r['wall_s']:.2f} of {cores} cores busy)", flush=True)
+            print(f"{n:>10,} persons  ingest: {i['seconds']:7.1f} s  peak {i['peak_gib']:6.2f} GiB  CPU {i['cpu_s']:6.1f} s "
+                  f"({i['cpu_s'] / i['wall_s']:.2f} of {cores} cores busy)  ratio ingest/read {ratio:.2f}, CPU ratio "
+                  f"{i['cpu_s'] / r['cpu_s']:.2f}  ({i['person_years']:,} person-years; {stages})", flush=True)
+            # with every core busy the whole time, the ingest could not take less than its CPU ÷ cores
+            print(f"{'':>10}          ingest with all {cores} cores busy throughout: ≥ {i['cpu_s'] / cores:.1f} s = "
+                  f"{i['cpu_s'] / cores / r['seconds']:.2f}× the read", flush=True)
             rows.append((n, i["peak_gib"], i["seconds"], r["seconds"], ratio))
             if not args.keep:
                 shutil.rmtree(folder, ignore_errors=True)

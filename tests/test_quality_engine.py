@@ -86,3 +86,36 @@ def test_dagster_gx_checks_use_the_same_switch_and_record_the_engine(tmp_path, m
     reference = validate_frame(golden_effects(), load_suite("realised_effects"))
     assert {e.check_name: e.metadata.get("unexpected_count") and e.metadata["unexpected_count"].value for e in evaluations} == \
            {o.check_name: o.unexpected_count for o in reference.outcomes}
+
+
+def _unique_suite():
+    exps = (
+        ExpectationSpec("unique__a", "expect_column_values_to_be_unique", {"column": "a"}, True, "a unique"),
+        ExpectationSpec("compound", "expect_compound_columns_to_be_unique", {"column_list": ["a", "b"]}, True, "a, b unique"),
+    )
+    return dataclasses.replace(load_suite("panel"), name="unique", expectations=exps)
+
+
+def test_uniqueness_screen_skips_the_exact_count_when_no_hash_repeats(monkeypatch):
+    import pipeline.quality.polars_engine as pe
+
+    evaluated = []
+
+    def exact(exprs):  # the exact mask, recording when it is evaluated
+        return exprs[0].map_batches(lambda s: evaluated.append(1) or s.is_null() & False, return_dtype=pl.Boolean)
+
+    monkeypatch.setattr(pe, "_dup", exact)
+    report = evaluate_polars(pl.DataFrame({"a": [1, 2, 3, None], "b": ["x", "y", "x", "x"]}), _unique_suite())
+    assert [(o.success, o.unexpected_count) for o in report.outcomes] == [(True, 0), (True, 0)] and not evaluated
+    evaluate_polars(pl.DataFrame({"a": [1, 1], "b": ["x", "x"]}), _unique_suite())
+    assert evaluated  # a repeated hash: the exact count runs
+
+
+def test_a_hash_collision_flags_the_screen_but_counts_only_real_duplicates(monkeypatch):
+    import pipeline.quality.polars_engine as pe
+
+    monkeypatch.setattr(pe, "_hash", lambda exprs: exprs[0].hash(seed=7) * 0)  # every row collides
+    clean = evaluate_polars(pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}), _unique_suite())
+    assert [(o.success, o.unexpected_count) for o in clean.outcomes] == [(True, 0), (True, 0)]
+    dup = evaluate_polars(pl.DataFrame({"a": [1, 2, 2, 5], "b": ["x", "y", "y", "x"]}), _unique_suite())
+    assert [(o.success, o.unexpected_count, o.sample_rows) for o in dup.outcomes] == [(False, 2, (1, 2)), (False, 2, (1, 2))]
