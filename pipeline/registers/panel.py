@@ -272,7 +272,10 @@ def load_register(ctx: _Ctx, name: str, files: list[tuple[str, int | None]], der
     del frames
     _check(ctx, name, frame, sizes)
     ctx.counts[name] = frame.height
-    return frame if keep is None else frame.select(keep)
+    # a lazy projection keeps each column's chunks as read: an eager select first aligns them (the derived columns
+    # come in one chunk per file, the read ones in one per row group) — a copy of every kept column (2.8 s and
+    # ≈ 2.5 GB for LPR at 6 M persons)
+    return frame if keep is None else frame.lazy().select(keep).collect()
 
 
 def _group_expr(column: str, groups: cfg.CodeGroups) -> pl.Expr:
@@ -322,15 +325,30 @@ def days_per_year(spells: pl.DataFrame, ctx: _Ctx, name: str) -> pl.DataFrame:
          .explode("year")
          .with_columns((pl.min_horizontal(pl.col("end"), pl.date(pl.col("year") + 1, 1, 1))
                         - pl.max_horizontal(pl.col("start"), pl.date(pl.col("year"), 1, 1))).dt.total_days().alias(name))
-         .group_by("pid", "year").agg(pl.col(name).sum().cast(pl.Float64)))
+         .pipe(_per_person_year, ctx, pl.col(name).sum().cast(pl.Float64).alias(name)))
     return s.collect()
 
 
+def _per_person_year(lf: pl.LazyFrame, ctx: _Ctx, *aggs: pl.Expr, by: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """``lf.group_by("pid", "year", *by).agg(*aggs)`` for years inside the period, grouped on one 64-bit key
+    ``(pid · years + year − first year) · 2 + flag`` (``by``: at most one boolean column, the flag) and decoded
+    back into ``pid`` (UInt32), ``year`` (Int32) and the flag: the same groups and values, about a third of the
+    time of a three-column grouping (LPR visits at 6 M persons: 2.5 s instead of 8.6 s)."""
+    y0, ny = ctx.manifest.period_start.year, len(ctx.manifest.years)
+    if len(by) > 1:
+        raise ValueError("at most one flag column")
+    flag = pl.col(by[0]).cast(pl.UInt64) if by else pl.lit(0, pl.UInt64)
+    key = (pl.col("pid").cast(pl.UInt64) * ny + (pl.col("year") - y0).cast(pl.UInt64)) * 2 + flag
+    out = (lf.filter((pl.col("year") >= y0) & (pl.col("year") < y0 + ny))
+           .group_by(key.alias("_key")).agg(*aggs))
+    cell = pl.col("_key") // 2
+    return out.select((cell // ny).cast(pl.UInt32).alias("pid"), (cell % ny + y0).cast(pl.Int32).alias("year"),
+                      *([(pl.col("_key") % 2 == 1).alias(by[0])] if by else []), pl.all().exclude("_key"))
+
+
 def _events_per_year(df: pl.DataFrame, date_col: str, ctx: _Ctx, name: str) -> pl.DataFrame:
-    years = list(ctx.manifest.years)
-    return (df.select("pid", pl.col(date_col).dt.year().cast(pl.Int32).alias("year"))
-            .filter(pl.col("year").is_in(years))
-            .group_by("pid", "year").agg(pl.len().cast(pl.Float64).alias(name)))
+    return (df.lazy().select("pid", pl.col(date_col).dt.year().cast(pl.Int32).alias("year"))
+            .pipe(_per_person_year, ctx, pl.len().cast(pl.Float64).alias(name)).collect())
 
 
 class _Persons:
@@ -430,9 +448,9 @@ def population(ctx: _Ctx, files) -> pl.DataFrame:
     if empty:
         raise DeliveryError(f"{empty[0]}: BEF file without persons (0 rows); every year of the period needs its population")
     # compact types for the rows held through the build (validated: KOEN in {1, 2}, KOM a municipality code)
-    return bef.select("PNR", pl.col("YEAR").alias("year"), pl.col("KOEN").cast(pl.Int8).alias("sex"),
-                      pl.col("FOED_DAG").dt.year().cast(pl.Int16).alias("birth_year"),
-                      pl.col("KOM").cast(pl.Int16).alias("municipality"), pl.col("FOED_DAG").alias("_birth"))
+    return bef.lazy().select("PNR", pl.col("YEAR").alias("year"), pl.col("KOEN").cast(pl.Int8).alias("sex"),
+                             pl.col("FOED_DAG").dt.year().cast(pl.Int16).alias("birth_year"),
+                             pl.col("KOM").cast(pl.Int16).alias("municipality"), pl.col("FOED_DAG").alias("_birth")).collect()
 
 
 def person_constant(base: pl.DataFrame, pop: pl.DataFrame, files) -> None:
@@ -456,12 +474,12 @@ def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
     inpatient = pl.col("PATTYPE_KIND") == "inpatient"
     psyk = pl.col("C_PSYK").fill_null(0) == 1
     spells = lambda cond: lpr.filter(cond).select("pid", pl.col("D_INDDTO").alias("start"), pl.col("D_UDDTO").alias("end"))  # noqa: E731
-    years = list(ctx.manifest.years)
-    visits = (lpr.filter(pl.col("PATTYPE_KIND").is_in(["outpatient", "emergency"]))
-              .select("pid", "PATTYPE_KIND", pl.col("D_INDDTO").dt.year().cast(pl.Int32).alias("year"))
-              .filter(pl.col("year").is_in(years))
-              .group_by("pid", "year", "PATTYPE_KIND").agg(pl.len().cast(pl.Float64).alias("n")))
-    per_kind = lambda kind, name: visits.filter(pl.col("PATTYPE_KIND") == kind).select("pid", "year", pl.col("n").alias(name))  # noqa: E731
+    visits = (lpr.lazy().filter(pl.col("PATTYPE_KIND").is_in(["outpatient", "emergency"]))
+              .select("pid", (pl.col("PATTYPE_KIND") == "emergency").alias("emergency"),
+                      pl.col("D_INDDTO").dt.year().cast(pl.Int32).alias("year"))
+              .pipe(_per_person_year, ctx, pl.len().cast(pl.Float64).alias("n"), by=("emergency",)).collect())
+    per_kind = lambda kind, name: (visits.filter(pl.col("emergency") == (kind == "emergency"))  # noqa: E731
+                                   .select("pid", "year", pl.col("n").alias(name)))
     return [
         days_per_year(spells(inpatient & ~psyk), ctx, "somatic_bed_days"),
         days_per_year(spells(inpatient & psyk), ctx, "psychiatric_bed_days"),
