@@ -19,3 +19,30 @@ def test_sorted_hash_candidates_flag_exactly_the_duplicated_rows():
             want = df.select(key.is_duplicated().alias("d")).get_column("d")
             assert got.to_list() == want.to_list(), (n, cols)
             assert n < 50 or want.any()  # the cases do contain duplicates
+
+
+def test_persons_are_numbered_in_pseudonym_text_order_by_either_sort(monkeypatch):
+    import pipeline.registers.panel as panel
+
+    rng = np.random.default_rng(11)
+    pnrs = pl.Series("PNR", [f"{x:010d}" for x in rng.integers(0, 10**10, 3_000)] * 2)  # each PNR twice
+    persons = panel._Persons(pnrs, b"k" * 32)
+    assert persons.person_id.to_list() == sorted(persons.person_id.to_list())  # hex pseudonyms: the 64-bit sort
+    assert persons.map.get_column("pid").to_list() == list(range(persons.n)) and persons.n == pnrs.n_unique()
+    # pseudonyms that are no 16-digit hex text fall back to sorting the text
+    monkeypatch.setattr(panel, "pseudonymise", lambda text, key: text.str.reverse() + "Z")
+    odd = panel._Persons(pnrs, b"k" * 32)
+    assert odd.person_id.to_list() == sorted(odd.person_id.to_list()) and odd.person_id.str.ends_with("Z").all()
+
+
+def test_attach_gives_the_eager_join_on_frames_of_many_chunks():
+    import pipeline.registers.panel as panel
+
+    pnrs = [f"{x:010d}" for x in range(1_000, 1_600)]
+    persons = panel._Persons(pl.Series("PNR", pnrs), b"k" * 32)
+    parts = [pl.DataFrame({"PNR": pnrs[i:i + 50], "v": list(range(i, i + 50))}) for i in range(0, 600, 50)]
+    df = pl.concat(parts, rechunk=False).with_columns(pl.lit(1).alias("w"))
+    want = (df.with_columns(pl.col("PNR").cast(pl.Int64).alias("_k")).drop("PNR").rechunk()
+            .join(persons.map, on="_k", how="left", maintain_order="left").drop("_k"))
+    assert persons.attach(df, how="left").equals(want)
+    assert persons.attach(df).sort("v").equals(want.sort("v"))

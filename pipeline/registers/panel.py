@@ -369,7 +369,13 @@ class _Persons:
             text = keys.cast(pl.Utf8).str.zfill(10)
         else:
             keys = text = pnrs.unique()
-        frame = pl.DataFrame({"_k": keys, "person_id": pseudonymise(text, key)}).sort("person_id").with_row_index("pid")
+        frame = pl.DataFrame({"_k": keys, "person_id": pseudonymise(text, key)})
+        # Pseudonyms are 16 lower-case hex digits: their text order is the order of their 64-bit values, which sort
+        # several times faster (6 M persons: 0.3 s instead of 2.8 s); any other text sorts as text.
+        value = frame.get_column("person_id").str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+        hex16 = bool(value.null_count() == 0 and (frame.get_column("person_id").str.len_bytes() == 16).all()
+                     and not frame.get_column("person_id").str.contains("[^0-9a-f]").any())
+        frame = (frame.sort(value) if hex16 else frame.sort("person_id")).with_row_index("pid")
         self.person_id = frame.get_column("person_id")
         self.map = frame.select("_k", "pid")
         self.n = frame.height
@@ -379,8 +385,11 @@ class _Persons:
 
     def attach(self, df: pl.DataFrame, how: str = "inner") -> pl.DataFrame:
         """``df`` with its PNR column replaced by ``pid`` (inner: rows of persons outside BEF/indsats dropped)."""
-        out = df.with_columns(self._key(pl.col("PNR")).alias("_k")).drop("PNR")
-        return out.join(self.map, on="_k", how=how, maintain_order="left" if how == "left" else "none").drop("_k")
+        # lazily: an eager with_columns first aligns the chunks of every column of ``df`` (a register's columns come
+        # in one chunk per row group, derived ones per file) — a copy of the population (4.8 s at 6 M persons)
+        return (df.lazy().with_columns(self._key(pl.col("PNR")).alias("_k")).drop("PNR")
+                .join(self.map.lazy(), on="_k", how=how, maintain_order="left" if how == "left" else "none")
+                .drop("_k").collect())
 
 
 class _Grid:
@@ -889,7 +898,7 @@ def build_panel(manifest: Manifest, key: bytes, columns: cfg.ColumnMap | None = 
     lap("bef")
     treat = treatments_frame(ctx, files["indsats"])
     persons = _Persons(pl.concat([pop.get_column("PNR"), treat.get_column("PNR")]), key)
-    base = persons.attach(pop)
+    base = persons.attach(pop).rechunk()  # one chunk per column: the gather into (pid, year) order below is random
     grid = _Grid(base.get_column("pid").to_numpy(), base.get_column("year").to_numpy(), persons.n, manifest.years)
     base = base[grid.order]
     del grid.order  # only needed to sort the population once
