@@ -96,3 +96,11 @@ def test_register_only_expectations_do_not_apply_to_a_handed_over_panel():
     # A handed-over panel that has a register column is held to that column's rule.
     adapted, skipped = handover_suite(suite, ["person_id", "year", "shelter_nights"])
     assert any(e.kwargs.get("column") == "shelter_nights" for e in adapted.expectations)
+
+
+def test_a_panel_labelled_within_its_last_year_is_accepted(tmp_path):
+    # a handed-over panel's period is its years (to 31 December of the last); its vintage is only a label
+    panel, treat = _files(tmp_path)
+    staged = write_panel_delivery(panel, treat, vintage="2020-06", columns=COLUMNS, root=tmp_path / "handover")
+    manifest = read_manifest(staged)
+    assert manifest.kind == "panel" and manifest.vintage == "2020-06" and str(manifest.period_end) == "2020-12-31"

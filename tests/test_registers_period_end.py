@@ -100,3 +100,8 @@ def test_the_vintage_of_the_period_end_month_and_an_explicit_extraction_are_acce
     doc = json.loads((d / "manifest.json").read_text())
     (d / "manifest.json").write_text(json.dumps({**doc, "extracted": "2022-01-15"}))
     assert read_manifest(d).extraction == D(2022, 1, 15)
+
+
+def test_vintage_year_0000_is_refused_as_a_delivery_error(tmp_path):
+    with pytest.raises(DeliveryError, match="vintage 0000-06: year 0000 is no year"):
+        read_manifest(_delivery(tmp_path, vintage="0000-06"))

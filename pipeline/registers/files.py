@@ -115,6 +115,8 @@ def check_vintage_month(vintage: str) -> None:
     """A vintage that begins ``YYYY-MM`` names the month of extraction: ``MM`` must be a month (01–12) — ``2023-13``
     is a typo, not a label, and would silently let dates run up to today (:func:`extraction_date`)."""
     m = _VINTAGE_MONTH.match(vintage)
+    if m and int(m.group(1)) == 0:
+        raise DeliveryError(f"vintage {vintage}: year 0000 is no year (a vintage YYYY-MM names the month of extraction)")
     if m and not 1 <= int(m.group(2)) <= 12:
         raise DeliveryError(f"vintage {vintage}: month {int(m.group(2))} is no month (a vintage YYYY-MM names the "
                             "month of extraction)")
@@ -220,7 +222,7 @@ def read_manifest(folder: Path) -> Manifest:
     if kind == "registers" and end > dt.date.today():
         raise DeliveryError(f"{path}: period_end {end} is in the future; a delivery covers a period that has ended")
     month = _VINTAGE_MONTH.match(doc["vintage"])
-    if extracted is None and month:
+    if kind == "registers" and extracted is None and month:  # (a handed-over panel's period is its years)
         y, mo = int(month.group(1)), int(month.group(2))
         drawn = dt.date(y, mo, calendar.monthrange(y, mo)[1])
         if drawn < end:  # the rest of the period would read as zero days, weeks and kroner

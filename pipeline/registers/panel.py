@@ -332,7 +332,7 @@ def days_per_year(spells: pl.DataFrame, ctx: _Ctx, name: str) -> pl.DataFrame:
 def _per_person_year(lf: pl.LazyFrame, ctx: _Ctx, *aggs: pl.Expr, by: tuple[str, ...] = ()) -> pl.LazyFrame:
     """``lf.group_by("pid", "year", *by).agg(*aggs)`` for years inside the period, grouped on one 64-bit key
     ``(pid · years + year − first year) · 2 + flag`` (``by``: at most one boolean column, the flag) and decoded
-    back into ``pid`` (UInt32), ``year`` (Int32) and the flag: the same groups and values, about a third of the
+    back into ``pid`` (its own type), ``year`` (Int32) and the flag: the same groups and values, about a third of the
     time of a three-column grouping (LPR visits at 6 M persons: 2.5 s instead of 8.6 s)."""
     y0, ny = ctx.manifest.period_start.year, len(ctx.manifest.years)
     if len(by) > 1:
@@ -342,7 +342,7 @@ def _per_person_year(lf: pl.LazyFrame, ctx: _Ctx, *aggs: pl.Expr, by: tuple[str,
     out = (lf.filter((pl.col("year") >= y0) & (pl.col("year") < y0 + ny))
            .group_by(key.alias("_key")).agg(*aggs))
     cell = pl.col("_key") // 2
-    return out.select((cell // ny).cast(pl.UInt32).alias("pid"), (cell % ny + y0).cast(pl.Int32).alias("year"),
+    return out.select((cell // ny).cast(lf.collect_schema()["pid"]).alias("pid"), (cell % ny + y0).cast(pl.Int32).alias("year"),
                       *([(pl.col("_key") % 2 == 1).alias(by[0])] if by else []), pl.all().exclude("_key"))
 
 
