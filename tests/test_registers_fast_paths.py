@@ -46,3 +46,30 @@ def test_attach_gives_the_eager_join_on_frames_of_many_chunks():
             .join(persons.map, on="_k", how="left", maintain_order="left").drop("_k"))
     assert persons.attach(df, how="left").equals(want)
     assert persons.attach(df).sort("v").equals(want.sort("v"))
+
+
+def test_grid_rows_and_scatter_follow_the_sorted_person_years():
+    import pipeline.registers.panel as panel
+
+    rng = np.random.default_rng(3)
+    years = range(2010, 2016)
+    cells = rng.choice(40 * len(years), 150, replace=False)  # 150 of the 240 person-years, in random order
+    pid, year = (cells // len(years)).astype(np.uint32), (cells % len(years) + years[0]).astype(np.int32)
+    grid = panel._Grid(pid, year, 40, years)
+    order = np.lexsort((year, pid))
+    assert grid.order.tolist() == order.tolist()
+    # rows: each present pair → its position in (pid, year) order; absent pairs and years outside → −1
+    ask_pid = np.array([pid[order[0]], pid[order[-1]], 0, 0, 39], dtype=np.uint32)
+    ask_year = np.array([year[order[0]], year[order[-1]], 2009, 2016, 2012], dtype=np.int32)
+    present = {(int(p), int(y)) for p, y in zip(pid, year, strict=True)}
+    want = [0, 149, -1, -1, sorted(present).index((39, 2012)) if (39, 2012) in present else -1]
+    assert grid.rows(ask_pid, ask_year).tolist() == want
+    inside = grid.rows(pid[order], year[order])  # every pair present: the fast path
+    assert inside.tolist() == list(range(150))
+    # scatter: values land on their rows, 0 elsewhere; pairs outside the panel are dropped
+    frame = pl.DataFrame({"pid": np.r_[pid[order[:3]], np.uint32(0)], "year": np.r_[year[order[:3]], np.int32(2030)],
+                          "v": [5.0, 6.0, 7.0, 9.0]})
+    got = grid.scatter(frame, "v")
+    assert got[:3].tolist() == [5, 6, 7] and not got[3:].any() and got.dtype == np.uint8
+    whole = grid.scatter(frame.head(3), "v")  # every pair present
+    assert whole[:3].tolist() == [5, 6, 7] and not whole[3:].any()

@@ -398,17 +398,33 @@ class _Grid:
     def __init__(self, pid: np.ndarray, year: np.ndarray, n_persons: int, years: range) -> None:
         """``pid``/``year`` of the BEF rows in any order; ``order`` gives those rows sorted by (pid, year)."""
         self.y0, self.ny, self.n = years[0], len(years), len(pid)
-        self.lookup = np.full(n_persons * self.ny, -1, dtype=np.int32 if len(pid) < 2**31 else np.int64)
-        self.lookup[pid.astype(np.int64) * self.ny + (year.astype(np.int64) - self.y0)] = np.arange(len(pid))
-        filled = self.lookup >= 0
+        itype = np.int32 if len(pid) < 2**31 else np.int64
+        self.lookup = np.full(n_persons * self.ny, -1, dtype=itype)
+        cell = pid.astype(np.int64)  # pid · years + year − first year, computed in place (no further temporaries)
+        cell *= self.ny
+        cell += year
+        cell -= self.y0
+        self.lookup[cell] = np.arange(len(pid), dtype=itype)
+        del cell
+        # positions, not a boolean mask: indexing with the filled cells' positions is several times faster
+        filled = np.flatnonzero(self.lookup >= 0)
         self.order = self.lookup[filled]
-        self.lookup[filled] = np.arange(len(pid))  # from now on: the row in (pid, year) order
+        self.lookup[filled] = np.arange(len(pid), dtype=itype)  # from now on: the row in (pid, year) order
 
     def rows(self, pid: np.ndarray, year: np.ndarray) -> np.ndarray:
-        pid, year = pid.astype(np.int64), year.astype(np.int64)
+        """The panel row of each (pid, year) pair; −1 where the person has no panel row that year (or the year
+        lies outside the period)."""
+        year = np.asarray(year)
         ok = (year >= self.y0) & (year < self.y0 + self.ny)
-        out = np.full(len(pid), -1, dtype=np.int64)
-        out[ok] = self.lookup[pid[ok] * self.ny + (year[ok] - self.y0)]
+        cell = pid.astype(np.int64)
+        cell *= self.ny
+        cell += year
+        cell -= self.y0
+        if ok.all():
+            return self.lookup[cell]
+        out = np.full(len(pid), -1, dtype=self.lookup.dtype)
+        at = np.flatnonzero(ok)
+        out[at] = self.lookup[cell[at]]
         return out
 
     def scatter(self, frame: pl.DataFrame, column: str) -> np.ndarray:
@@ -423,8 +439,11 @@ class _Grid:
         out = np.zeros(self.n, dtype=dtype)
         if frame.height:
             rows = self.rows(frame.get_column("pid").to_numpy(), frame.get_column("year").to_numpy())
-            ok = rows >= 0
-            out[rows[ok]] = values[ok].astype(dtype)
+            if rows.min() >= 0:  # every pair has its panel row (the usual case): no selection copies
+                out[rows] = values.astype(dtype, copy=False)
+            else:
+                ok = np.flatnonzero(rows >= 0)
+                out[rows[ok]] = values[ok].astype(dtype)
         return out
 
 
