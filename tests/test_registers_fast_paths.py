@@ -73,3 +73,16 @@ def test_grid_rows_and_scatter_follow_the_sorted_person_years():
     assert got[:3].tolist() == [5, 6, 7] and not got[3:].any() and got.dtype == np.uint8
     whole = grid.scatter(frame.head(3), "v")  # every pair present
     assert whole[:3].tolist() == [5, 6, 7] and not whole[3:].any()
+
+
+def test_any_coded_equals_the_masked_reduction():
+    from pipeline.registers.panel import _any_coded
+
+    rng = np.random.default_rng(8)
+    for _ in range(300):
+        n = int(rng.integers(0, 60))
+        counts = ((rng.random((n, 16)) < rng.random() * 0.2) * rng.integers(1, 54, (n, 16))).astype(np.uint8)
+        coded = rng.random(16) < 0.8
+        want = counts[:, coded].any(axis=1)
+        assert _any_coded(counts, coded).tolist() == want.tolist()  # the 8-byte path
+        assert _any_coded(counts.astype(np.uint16), coded).tolist() == want.tolist()  # the general path
