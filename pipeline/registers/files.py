@@ -138,17 +138,23 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+def vintage_month_end(vintage: str) -> dt.date | None:
+    """The last day of the month a ``YYYY-MM…`` vintage names (None when it names no valid month)."""
+    m = _VINTAGE_MONTH.match(vintage)
+    if not m or int(m.group(1)) == 0 or not 1 <= int(m.group(2)) <= 12:
+        return None
+    y, mo = int(m.group(1)), int(m.group(2))
+    return dt.date(y, mo, calendar.monthrange(y, mo)[1])
+
+
 def extraction_date(vintage: str, period_end: dt.date, today: dt.date | None = None) -> dt.date:
     """The last valid date of a delivery: the end of the vintage month for a ``YYYY-MM…`` vintage (DST names
     research extracts by the month they were drawn), capped at ``today`` (no date lies in the future); for a
     vintage that names no month, ``today``. Never before ``period_end`` (:func:`read_manifest` refuses a vintage
     month that ends before the period does)."""
     today = today or dt.date.today()
-    m = _VINTAGE_MONTH.match(vintage)
-    end = today
-    if m and 1 <= int(m.group(2)) <= 12:
-        y, mo = int(m.group(1)), int(m.group(2))
-        end = min(dt.date(y, mo, calendar.monthrange(y, mo)[1]), today)
+    month_end = vintage_month_end(vintage)
+    end = today if month_end is None else min(month_end, today)
     return max(end, period_end)
 
 
@@ -221,12 +227,10 @@ def read_manifest(folder: Path) -> Manifest:
             raise DeliveryError(f"{path}: 'extracted' {extracted} must lie between period_end and today")
     if kind == "registers" and end > dt.date.today():
         raise DeliveryError(f"{path}: period_end {end} is in the future; a delivery covers a period that has ended")
-    month = _VINTAGE_MONTH.match(doc["vintage"])
-    if kind == "registers" and extracted is None and month:  # (a handed-over panel's period is its years)
-        y, mo = int(month.group(1)), int(month.group(2))
-        drawn = dt.date(y, mo, calendar.monthrange(y, mo)[1])
+    drawn = vintage_month_end(doc["vintage"])
+    if kind == "registers" and extracted is None and drawn is not None:  # (a handed-over panel's period is its years)
         if drawn < end:  # the rest of the period would read as zero days, weeks and kroner
-            raise DeliveryError(f"{path}: vintage {doc['vintage']} names an extraction in {y}-{mo:02d}, before period_end "
+            raise DeliveryError(f"{path}: vintage {doc['vintage']} names an extraction in {drawn:%Y-%m}, before period_end "
                                 f"{end}; a delivery cannot hold a period that was not over when it was drawn (give "
                                 "'extracted' if the vintage does not name the month of extraction)")
     if not isinstance(doc["files"], list) or not all(isinstance(f, str) for f in doc["files"]) or not doc["files"]:
