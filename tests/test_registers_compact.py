@@ -119,6 +119,12 @@ def test_pnr_fast_path_accepts_exactly_ten_ascii_digits():
     good = ["0101901234", "3112999999", " 0101901234 ", "010190-1234", None]
     assert as_pnr(pl.Series("PNR", good), "f", "PNR").to_list() == ["0101901234", "3112999999", "0101901234",
                                                                      "0101901234", None]
+    # untouched when already clean; trimmed text (tabs, blanks) and categorical columns take the checked path
+    clean = pl.Series("PNR", ["0101901234", None, "3112999999"])
+    assert as_pnr(clean, "f", "PNR").equals(clean)
+    assert as_pnr(pl.Series("PNR", ["\t0101901234", "3112999999 "]), "f", "PNR").to_list() == ["0101901234", "3112999999"]
+    cat = as_pnr(pl.Series("PNR", ["0101901234", "3112999999"], dtype=pl.Categorical), "f", "PNR")
+    assert cat.dtype == pl.Utf8 and cat.to_list() == ["0101901234", "3112999999"]
     for bad in ["+101901234", "-101901234", "010190123A", "１２３４５６７８９０", "01019 1234", "1_01901234", "1e10000000",
                 "010190123", "01019012345", "0x10190123", "010190-123", "0101901234\n1"]:
         with pytest.raises(DeliveryError, match="pnr-format"):

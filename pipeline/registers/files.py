@@ -587,6 +587,13 @@ def as_text(s: pl.Series, file: str, column: str) -> pl.Series:
     raise DeliveryError(f"{file}: column {column}: has type {s.dtype}, expected text")
 
 
+def _ten_digits(t: pl.Series) -> bool:
+    """Whether every present value of the text column ``t`` is exactly ten ASCII digits (and one is present)."""
+    present = t.len() - t.null_count()
+    return bool(present and (t.str.len_bytes() == 10).sum() == present and not t.str.starts_with("+").any()
+                and t.cast(pl.UInt64, strict=False).null_count() == t.null_count())
+
+
 def as_pnr(s: pl.Series, file: str, column: str) -> pl.Series:
     """PNR as exactly 10 ASCII digits (rule ``pnr-format``).
 
@@ -598,12 +605,13 @@ def as_pnr(s: pl.Series, file: str, column: str) -> pl.Series:
     if s.dtype not in (pl.Utf8, pl.Categorical, pl.Null):
         raise DeliveryError(f"{file}: column {column}: rule pnr-format: PNR has type {s.dtype}; it must be text "
                             "(numbers lose leading zeros)")
+    # Fast path (exact), before any trimming: ten bytes each, no sign, and all parse as unsigned integers ⇔ ten
+    # ASCII digits each (the integer parser takes only ASCII digits after an optional '+') — then there is no
+    # blank or empty value to trim either; otherwise the patterns decide on the trimmed text.
+    if s.dtype == pl.Utf8 and _ten_digits(s):
+        return s
     t = _text(s)
-    # Fast path (exact): ten bytes each, no sign, and all parse as unsigned integers ⇔ ten ASCII digits each
-    # (the integer parser takes only ASCII digits after an optional '+'); otherwise the patterns decide.
-    present = t.len() - t.null_count()
-    if (present and (t.str.len_bytes() == 10).sum() == present and not t.str.starts_with("+").any()
-            and t.cast(pl.UInt64, strict=False).null_count() == t.null_count()):
+    if _ten_digits(t):
         return t
     dashed = t.str.contains(_PNR_DASHED.pattern).fill_null(False)
     if dashed.any():

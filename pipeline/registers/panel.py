@@ -466,11 +466,31 @@ def _with_pid(df: pl.DataFrame, persons: _Persons) -> pl.DataFrame:
     return persons.attach(df)
 
 
+def derived(name: str):
+    """The row-by-row derivation of the columns register ``name``'s suite also checks (None when it has none),
+    applied by :func:`load_register` to each file's typed rows before the register is validated: BEF's status date,
+    LPR's contact kind, KRAF's sanction group and year bounds, BUA's measure group (code groups read once)."""
+    if name == "bef":
+        return lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))
+    if name == "lpr":
+        kinds = cfg.lpr_pattypes()
+        kind_type = pl.Enum(list(kinds.groups))
+        return lambda f: f.with_columns(_group_column(f, "C_PATTYPE", kinds, "PATTYPE_KIND").cast(kind_type))
+    if name == "kraf":
+        sanctions = cfg.kraf_groups()
+        return lambda f: f.with_columns(_group_column(f, "AFG_AFGTYP3", sanctions, "SANCTION_GROUP"),
+                                        pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
+                                        pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
+    if name == "bua":
+        measures = cfg.bua_groups()
+        return lambda f: f.with_columns(_group_column(f, "PGF", measures, "PGF_GROUP"))
+    return None
+
+
 def population(ctx: _Ctx, files) -> pl.DataFrame:
     """BEF status files → PNR, year, sex, birth_year, municipality and ``_birth`` (the birth date, for
     :func:`person_constant`), validated, in file order."""
-    derive = lambda f: f.with_columns(pl.date(pl.col("YEAR"), 12, 31).alias("STATUS_DATE"))  # noqa: E731
-    bef = load_register(ctx, "bef", files, derive, keep=("PNR", "YEAR", "KOEN", "FOED_DAG", "KOM"))
+    bef = load_register(ctx, "bef", files, derived("bef"), keep=("PNR", "YEAR", "KOEN", "FOED_DAG", "KOM"))
     sizes = bef.group_by("YEAR").len()
     empty = [f for f, y in files if y not in set(sizes.get_column("YEAR").to_list())]
     if empty:
@@ -495,10 +515,8 @@ def person_constant(base: pl.DataFrame, pop: pl.DataFrame, files) -> None:
 
 
 def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
-    kinds = cfg.lpr_pattypes()
-    kind_type = pl.Enum(list(kinds.groups))
-    derive = lambda f: f.with_columns(_group_column(f, "C_PATTYPE", kinds, "PATTYPE_KIND").cast(kind_type))  # noqa: E731
-    lpr = _with_pid(load_register(ctx, "lpr", files, derive, keep=("PNR", "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")), ids)
+    keep = ("PNR", "D_INDDTO", "D_UDDTO", "C_PSYK", "PATTYPE_KIND")
+    lpr = _with_pid(load_register(ctx, "lpr", files, derived("lpr"), keep=keep), ids)
     inpatient = pl.col("PATTYPE_KIND") == "inpatient"
     psyk = pl.col("C_PSYK").fill_null(0) == 1
     spells = lambda cond: lpr.filter(cond).select("pid", pl.col("D_INDDTO").alias("start"), pl.col("D_UDDTO").alias("end"))  # noqa: E731
@@ -517,11 +535,7 @@ def hospital(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
 
 
 def crime(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
-    groups = cfg.kraf_groups()
-    derive = lambda f: f.with_columns(_group_column(f, "AFG_AFGTYP3", groups, "SANCTION_GROUP"),  # noqa: E731
-                                      pl.date(pl.col("YEAR"), 1, 1).alias("YEAR_START"),
-                                      pl.date(pl.col("YEAR"), 12, 31).alias("YEAR_END"))
-    kraf = _with_pid(load_register(ctx, "kraf", files, derive, keep=("PNR", "SANCTION_GROUP", "AFG_ADTO")), ids)
+    kraf = _with_pid(load_register(ctx, "kraf", files, derived("kraf"), keep=("PNR", "SANCTION_GROUP", "AFG_ADTO")), ids)
     return [_events_per_year(kraf.filter(pl.col("SANCTION_GROUP") == "conviction"), "AFG_ADTO", ctx, "convictions")]
 
 
@@ -531,9 +545,7 @@ def spell_register(ctx: _Ctx, name: str, files, ids, start: str, end: str, outco
 
 
 def child_measures(ctx: _Ctx, files, ids) -> list[pl.DataFrame]:
-    groups = cfg.bua_groups()
-    derive = lambda f: f.with_columns(_group_column(f, "PGF", groups, "PGF_GROUP"))  # noqa: E731
-    bua = _with_pid(load_register(ctx, "bua", files, derive, keep=("PNR", "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")), ids)
+    bua = _with_pid(load_register(ctx, "bua", files, derived("bua"), keep=("PNR", "PGF_GROUP", "SAG_VFRA", "SAG_VTIL")), ids)
     out = []
     for group, outcome in (("placement", "placement_days"), ("preventive", "preventive_days")):
         sp = bua.filter(pl.col("PGF_GROUP") == group).select("pid", pl.col("SAG_VFRA").alias("start"),
